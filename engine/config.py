@@ -1,0 +1,96 @@
+"""Settings from the environment (pydantic-settings), with the names the plan uses.
+
+A bad or missing setting becomes one ``ConfigError`` that names the setting.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from engine.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LAUNCHDECK_", extra="ignore", populate_by_name=True)
+
+    workspace: Path = Field(default=PROJECT_ROOT / "data" / "workspace")
+    engine_host: str = "127.0.0.1"
+    engine_port: int = Field(default=8470, ge=0, le=65535)
+    console_port: int = Field(default=8471, ge=0, le=65535)
+    edge_port: int = Field(default=8472, ge=0, le=65535)
+
+    # Pipeline runner
+    workers: int = Field(default=4, ge=1, le=64)
+    lock_timeout_seconds: float = Field(default=30.0, ge=0)
+    deployment_timeout_seconds: float = Field(default=1800.0, gt=0)
+    # Extra modules that register pipelines (plugins); comma-separated import paths.
+    extra_pipelines: str = ""
+
+    # Local PostgreSQL server that hosts `local-postgres` app databases.
+    postgres_admin_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+    # Platform credentials, named as in the plan (no prefix).
+    turso_org_id: str | None = Field(default=None, validation_alias=AliasChoices("TURSO_ORG_ID"))
+    turso_api_token: SecretStr | None = Field(default=None, validation_alias=AliasChoices("TURSO_API_TOKEN"))
+    neon_api_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices("NEON_API_KEY"))
+    cloudflare_account_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("CLOUDFLARE_ACCOUNT_ID")
+    )
+    cloudflare_api_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("CLOUDFLARE_API_TOKEN")
+    )
+    vercel_token: SecretStr | None = Field(default=None, validation_alias=AliasChoices("VERCEL_TOKEN"))
+    stripe_api_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices("STRIPE_API_KEY"))
+    stripe_webhook_secret: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("STRIPE_WEBHOOK_SECRET")
+    )
+    credentials_encryption_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("CREDENTIALS_ENCRYPTION_KEY")
+    )
+
+    # One base-URL override per cloud API, so the same code talks to the service or an emulator.
+    turso_api_url: str = "https://api.turso.tech"
+    neon_api_url: str = "https://console.neon.tech/api/v2"
+    cloudflare_api_url: str = "https://api.cloudflare.com/client/v4"
+    vercel_api_url: str = "https://api.vercel.com"
+    stripe_api_url: str = "https://api.stripe.com"
+
+    @property
+    def store_path(self) -> Path:
+        return self.workspace / "launchdeck.duckdb"
+
+    @property
+    def vault_key_path(self) -> Path:
+        return self.workspace / "vault.key"
+
+    @property
+    def operator_token_path(self) -> Path:
+        return self.workspace / "operator.token"
+
+    @property
+    def engine_info_path(self) -> Path:
+        """Written by a running engine: its URL and pid, so commands can find it."""
+        return self.workspace / "engine.json"
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = "_".join(str(part) for part in error["loc"]).upper()
+            env_name = name if name.startswith(("TURSO", "NEON", "CLOUDFLARE", "CREDENTIALS", "VERCEL", "STRIPE_A", "STRIPE_W")) else f"LAUNCHDECK_{name}"
+            problems.append(f"{env_name}: {error['msg']} (got {error.get('input')!r})")
+        raise ConfigError("bad setting " + "; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    return load_settings()
