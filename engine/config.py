@@ -86,7 +86,13 @@ def load_settings() -> Settings:
         problems = []
         for error in exc.errors():
             name = "_".join(str(part) for part in error["loc"]).upper()
-            env_name = name if name.startswith(("TURSO", "NEON", "CLOUDFLARE", "CREDENTIALS", "VERCEL", "STRIPE_A", "STRIPE_W")) else f"LAUNCHDECK_{name}"
+            env_name = (
+                name
+                if name.startswith(
+                    ("TURSO", "NEON", "CLOUDFLARE", "CREDENTIALS", "VERCEL", "STRIPE_A", "STRIPE_W")
+                )
+                else f"LAUNCHDECK_{name}"
+            )
             problems.append(f"{env_name}: {error['msg']} (got {error.get('input')!r})")
         raise ConfigError("bad setting " + "; ".join(problems)) from None
 

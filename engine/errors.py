@@ -104,3 +104,11 @@ class ProviderUnavailable(TransientError):
         super().__init__(f"{provider}: {message}", retry_after=retry_after)
         self.provider = provider
         self.status = status
+
+
+class ProviderNotFound(ProviderError):
+    """The provider says the named resource does not exist (HTTP 404)."""
+
+
+class ProviderConflict(ProviderError):
+    """The provider refused because of current state: a name taken, an operation in the way (HTTP 409)."""

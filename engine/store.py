@@ -56,7 +56,9 @@ class Store:
                 " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
                 " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
             )
-            done = {row[0] for row in self._connection.execute("SELECT version FROM schema_migrations").fetchall()}
+            done = {
+                row[0] for row in self._connection.execute("SELECT version FROM schema_migrations").fetchall()
+            }
             for version, name, sql in migration_files():
                 if version in done:
                     continue
@@ -83,13 +85,17 @@ class Store:
         with self._lock:
             self._connection.executemany(sql, rows)
 
-    def fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    def fetchall(
+        self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
         with self._lock:
             cursor = self._connection.execute(sql, params)
             columns = [d[0] for d in cursor.description or []]
             return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
-    def fetchone(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> dict[str, Any] | None:
+    def fetchone(
+        self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None
+    ) -> dict[str, Any] | None:
         rows = self.fetchall(sql, params)
         return rows[0] if rows else None
 

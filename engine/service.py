@@ -1,0 +1,182 @@
+"""The engine process: HTTP API (FastAPI on uvicorn), the APScheduler scheduler, the pipeline worker
+pool and (when present) the local edge host. It is the only process that opens the DuckDB store."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from apscheduler.schedulers.background import BackgroundScheduler
+from fastapi import APIRouter
+
+from engine import redact
+from engine.auth import ensure_first_operator_token
+from engine.config import Settings
+from engine.files import write_private
+from engine.runner import Runner
+from engine.store import Store
+from engine.vault import Vault
+
+log = logging.getLogger("launchdeck.engine")
+
+
+@dataclass
+class PeriodicJob:
+    name: str
+    function: Callable[[Engine], Any]
+    seconds: float
+
+
+# Modules that add periodic jobs, API routers and services register here (see ``extensions``).
+@dataclass
+class Extensions:
+    jobs: list[PeriodicJob] = field(default_factory=list)
+    routers: list[APIRouter] = field(default_factory=list)
+
+
+class Engine:
+    def __init__(self, settings: Settings) -> None:
+        from pipelines import registry
+
+        self.settings = settings
+        settings.workspace.mkdir(parents=True, exist_ok=True)
+        self.store = Store(settings.store_path)
+        env_key = settings.credentials_encryption_key
+        self.vault = Vault(
+            self.store,
+            key_file=settings.vault_key_path,
+            env_key=env_key.get_secret_value() if env_key else None,
+        )
+        self.runner = Runner(
+            self.store, registry(settings.extra_pipelines), workers=settings.workers, services=self
+        )
+        self.scheduler = BackgroundScheduler(timezone=UTC)
+        self.extensions = Extensions()
+        self.url: str | None = None
+        self._on_close: list[Callable[[], None]] = []
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.first_token = ensure_first_operator_token(self.store, str(settings.operator_token_path))
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def _start_background(self) -> None:
+        for job in self.extensions.jobs:
+            self.scheduler.add_job(
+                job.function,
+                "interval",
+                seconds=job.seconds,
+                args=[self],
+                id=job.name,
+                max_instances=1,
+                coalesce=True,
+            )
+        self.scheduler.start()
+        resumed = self.runner.resume_unfinished()
+        if resumed:
+            log.info("resumed %d unfinished deployment(s): %s", len(resumed), ", ".join(resumed))
+
+    def _server_for(self, port: int) -> uvicorn.Server:
+        from engine.api import create_app
+
+        config = uvicorn.Config(
+            create_app(self),
+            host=self.settings.engine_host,
+            port=port,
+            log_level="warning",
+            lifespan="off",
+        )
+        return uvicorn.Server(config)
+
+    def serve_forever(self) -> None:
+        """Run in the foreground until SIGTERM or Ctrl-C (uvicorn handles both), then shut down."""
+        port = self.settings.engine_port
+        self._server = self._server_for(port)
+        self.url = f"http://{self.settings.engine_host}:{port}"
+        self._start_background()
+        self._write_info()
+        try:
+            self._server.run()
+        finally:
+            self.close()
+
+    def start_in_thread(self, port: int = 0) -> str:
+        """Start on a free port inside this process (the embedded engine of a CLI command)."""
+        if port == 0:
+            with socket.socket() as sock:
+                sock.bind((self.settings.engine_host, 0))
+                port = sock.getsockname()[1]
+        self._server = self._server_for(port)
+        self.url = f"http://{self.settings.engine_host}:{port}"
+        self._start_background()
+        self._thread = threading.Thread(target=self._server.run, name="engine-http", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 15
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the embedded engine could not listen on port {port}")
+            time.sleep(0.02)
+        return self.url
+
+    def stop_thread(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.close()
+
+    def close(self, grace_seconds: float = 10.0) -> None:
+        """Stop taking work, give running steps a moment, and leave the journal for the next start."""
+        log.info("engine stopping")
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        self.runner.shutdown(wait=False)
+        deadline = time.monotonic() + grace_seconds
+        while self.runner.active_count() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for stop in reversed(self._on_close):
+            try:
+                stop()
+            except Exception:
+                log.exception("error while stopping")
+        info = self.settings.engine_info_path
+        if info.exists() and json.loads(info.read_text()).get("pid") == os.getpid():
+            info.unlink()
+        self.store.checkpoint()
+        self.store.close()
+
+    def on_close(self, stop: Callable[[], None]) -> None:
+        """Run ``stop`` when the engine shuts down (edge host, app servers, ...), newest first."""
+        self._on_close.append(stop)
+
+    def _write_info(self) -> None:
+        write_private(self.settings.engine_info_path, json.dumps({"url": self.url, "pid": os.getpid()}))
+
+
+def find_running_engine(settings: Settings) -> str | None:
+    """The URL of an engine serving this workspace, if one answers."""
+    info = settings.engine_info_path
+    if not info.exists():
+        return None
+    try:
+        url = str(json.loads(info.read_text())["url"])
+        response = httpx.get(f"{url}/healthz", timeout=2.0)
+    except (OSError, ValueError, KeyError, httpx.HTTPError):
+        return None
+    return url if response.status_code == 200 else None
+
+
+def configure_logging(workspace: Path, level: int = logging.INFO) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    redact.install()
