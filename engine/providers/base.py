@@ -1,0 +1,82 @@
+"""The roles a provider plays in a deployment pipeline, kept small on purpose.
+
+Every method is idempotent by name: ``provision("app-42")`` twice gives the same database, and a
+pipeline resumed after a crash adopts what the crashed run created instead of creating a second one.
+Cloud modules (turso, neon, cloudflare, vercel) and local ones implement the same protocols.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class DatabaseHandle:
+    """How an app reaches its database. ``url`` and ``token`` are secrets: put them in the vault."""
+
+    provider: str
+    name: str
+    id: str
+    url: str
+    token: str | None = None
+    details: Mapping[str, str] = field(default_factory=dict)
+
+    def __repr__(self) -> str:  # never print the URL (it may hold a password) or the token
+        return f"DatabaseHandle(provider={self.provider!r}, name={self.name!r}, id={self.id!r})"
+
+
+@dataclass(frozen=True)
+class Deployment:
+    provider: str
+    project: str
+    id: str
+    url: str
+    status: str = "success"
+
+
+@dataclass(frozen=True)
+class DomainStatus:
+    name: str
+    status: str  # provider's own word: "pending", "active", "verified", ...
+    verification: Mapping[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class DatabaseProvider(Protocol):
+    name: str
+
+    def provision(self, name: str) -> DatabaseHandle:
+        """Create the database, or adopt the existing one of that name, and return fresh credentials."""
+        ...
+
+    def find(self, name: str) -> DatabaseHandle | None:
+        """The database of that name, or None. Credentials in the handle may be empty."""
+        ...
+
+    def suspend(self, name: str) -> None: ...
+
+    def resume(self, name: str) -> None: ...
+
+    def destroy(self, name: str) -> None:
+        """Delete it; a database that is already gone is not an error."""
+        ...
+
+
+@runtime_checkable
+class HostingProvider(Protocol):
+    name: str
+
+    def deploy(self, project: str, files_dir: Path, env: Mapping[str, str]) -> Deployment:
+        """Create the project if needed, set ``env``, upload ``files_dir`` and wait until it is live."""
+        ...
+
+    def rollback(self, project: str, deployment_id: str) -> Deployment: ...
+
+    def destroy(self, project: str) -> None: ...
+
+    def set_env(self, project: str, env: Mapping[str, str]) -> None: ...
+
+    def add_domain(self, project: str, domain: str) -> DomainStatus: ...

@@ -1,0 +1,303 @@
+"""The one HTTP client base every cloud provider module uses.
+
+It owns, once for all providers: the httpx transport seam, retry with exponential backoff and full
+jitter that honours ``Retry-After``, mapping of failures into ``engine.errors`` at the boundary, a
+client-side rate limiter, and redaction of credentials in every log line and exception text.
+
+Retry is decided by safety, not hope: a request the server never processed (connect failure, 429, or
+a status the provider documents as "try again", such as 503 or Neon's 423) is retried for any method;
+a read timeout or another 5xx is retried only for idempotent requests, because a POST that timed out
+may have been applied. Provider modules make creation idempotent by name (find, then create, then
+adopt on 409) and pass ``idempotent=True`` where they do.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from engine import redact as redaction
+from engine.errors import (
+    ProviderConflict,
+    ProviderError,
+    ProviderNotFound,
+    ProviderUnavailable,
+)
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+Sleep = Callable[[float], None]
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    # A provider asking for longer than this is treated as unavailable now, not waited on forever.
+    max_retry_after: float = 300.0
+    # Statuses meaning "not processed, try again": retried for every method.
+    retry_any_method: frozenset[int] = frozenset({429, 503})
+    # Statuses that may hide a processed request: retried only when the request is idempotent.
+    retry_idempotent: frozenset[int] = frozenset({500, 502, 504, 520, 521, 522, 523, 524})
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        """Full jitter (AWS architecture blog) below an exponential cap; never less than Retry-After."""
+        backoff = random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
+        if retry_after is None:
+            return backoff
+        return retry_after + random.uniform(0, self.base_delay)
+
+    def is_transient(self, status: int) -> bool:
+        return status in self.retry_any_method or status in self.retry_idempotent or status >= 500
+
+
+class RateLimiter:
+    """At most ``limit`` requests in any sliding window of ``period`` seconds, shared by threads.
+
+    ``hold`` pauses everyone after the server said 429, so one throttled thread stops the others too.
+    """
+
+    def __init__(self, limit: int, period: float, *, clock: Clock = time.monotonic, sleep: Sleep = time.sleep):
+        if limit < 1 or period <= 0:
+            raise ValueError("rate limit needs limit >= 1 and period > 0")
+        self.limit, self.period = limit, period
+        self._clock, self._sleep = clock, sleep
+        self._sent: deque[float] = deque()
+        self._not_before = 0.0
+        self._lock = threading.Lock()
+
+    def acquire(self) -> float:
+        """Block until a request may be sent; returns the seconds waited."""
+        waited = 0.0
+        while True:
+            with self._lock:
+                now = self._clock()
+                while self._sent and self._sent[0] <= now - self.period:
+                    self._sent.popleft()
+                wait = self._not_before - now
+                if wait <= 0 and len(self._sent) < self.limit:
+                    self._sent.append(now)
+                    return waited
+                if wait <= 0:
+                    wait = self._sent[0] + self.period - now
+            wait = max(wait, 0.001)
+            self._sleep(wait)
+            waited += wait
+
+    def hold(self, seconds: float) -> None:
+        with self._lock:
+            self._not_before = max(self._not_before, self._clock() + seconds)
+
+
+_shared_limiters: dict[tuple[str, str], RateLimiter] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_limiter(provider: str, key: str, limit: int, period: float) -> RateLimiter:
+    """One limiter per provider account within this process: every client of the account shares it."""
+    with _shared_lock:
+        limiter = _shared_limiters.get((provider, key))
+        if limiter is None or (limiter.limit, limiter.period) != (limit, period):
+            limiter = _shared_limiters[(provider, key)] = RateLimiter(limit, period)
+        return limiter
+
+
+@dataclass
+class RequestStats:
+    """What a client sent: the benchmark reads these."""
+
+    requests: int = 0
+    bytes_sent: int = 0
+    retries: int = 0
+    by_path: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record(self, method: str, path: str, size: int) -> None:
+        with self._lock:
+            self.requests += 1
+            self.bytes_sent += size
+            key = f"{method} {path}"
+            self.by_path[key] = self.by_path.get(key, 0) + 1
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """``Retry-After`` is either delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def default_error_message(response: httpx.Response) -> str:
+    """The provider's own words: ``error``/``message`` fields, else the body text."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:500] or response.reason_phrase
+    if isinstance(body, dict):
+        error = body.get("error") if "error" in body else body.get("message")
+        if isinstance(error, dict):
+            error = error.get("message") or error.get("code")
+        if error:
+            return str(error)
+    return response.text.strip()[:500]
+
+
+class ProviderClient:
+    """A sync httpx client for one provider account; safe to share between worker threads."""
+
+    def __init__(
+        self,
+        provider: str,
+        base_url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        secrets: Iterable[str | None] = (),
+        retry: RetryPolicy | None = None,
+        limiter: RateLimiter | None = None,
+        transport: httpx.BaseTransport | None = None,
+        timeout: httpx.Timeout | float = httpx.Timeout(30.0, connect=10.0),
+        error_message: Callable[[httpx.Response], str] = default_error_message,
+        sleep: Sleep = time.sleep,
+    ) -> None:
+        self.provider = provider
+        self.retry = retry or RetryPolicy()
+        self.limiter = limiter
+        self.stats = RequestStats()
+        self._error_message = error_message
+        self._sleep = sleep
+        self.log = logging.getLogger(f"launchdeck.providers.{provider}")
+        for secret in secrets:
+            self.add_secret(secret)
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"), headers=dict(headers or {}), transport=transport, timeout=timeout
+        )
+
+    @property
+    def base_url(self) -> httpx.URL:
+        return self._http.base_url
+
+    def add_secret(self, secret: str | None) -> None:
+        """Register a value that must never appear in a log line or an exception message."""
+        if secret:
+            redaction.register(secret)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ProviderClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        idempotent: bool | None = None,
+        ok: Iterable[int] = (),
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """Send with retries; return a 2xx response (or one listed in ``ok``), else raise mapped errors.
+
+        ``url`` may be relative to the base URL or absolute (Turso's per-database host).
+        """
+        method = method.upper()
+        safe = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
+        accepted = set(ok)
+        last: ProviderUnavailable | None = None
+        for attempt in range(self.retry.attempts):
+            if attempt:
+                delay = self.retry.delay(attempt - 1, last.retry_after if last else None)
+                if last and last.retry_after is not None and last.retry_after > self.retry.max_retry_after:
+                    raise last
+                self.stats.retries += 1
+                self.log.info(self.clean(f"retrying {method} {url} in {delay:.2f}s after: {last}"))
+                self._sleep(delay)
+            try:
+                return self._send_once(method, url, safe, accepted, **kwargs)
+            except _Retry as retry:
+                last = retry.error
+        assert last is not None
+        raise last
+
+    def json(self, method: str, url: str, **kwargs: Any) -> Any:
+        response = self.request(method, url, **kwargs)
+        return response.json() if response.content else None
+
+    def clean(self, text: str) -> str:
+        return redaction.redact(text)
+
+    def _send_once(
+        self, method: str, url: str, safe: bool, accepted: set[int], **kwargs: Any
+    ) -> httpx.Response:
+        request = self._http.build_request(method, url, **kwargs)
+        body = request.read()
+        if self.limiter is not None:
+            self.limiter.acquire()
+        self.stats.record(method, request.url.path, len(body))
+        label = f"{method} {request.url.copy_with(query=None)}"
+        try:
+            response = self._http.send(request)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # Never reached the server: always safe to try again.
+            raise _Retry(self._unavailable(f"{label}: cannot connect ({type(exc).__name__})")) from exc
+        except httpx.TransportError as exc:
+            error = self._unavailable(f"{label}: {type(exc).__name__} {exc}")
+            if safe:
+                raise _Retry(error) from exc
+            raise error from exc
+        status = response.status_code
+        self.log.debug(self.clean(f"{label} -> {status}"))
+        if status < 300 or status in accepted:
+            return response
+        message = self.clean(f"{label} -> {status}: {self._error_message(response)}")
+        if status == 429 or self.retry.is_transient(status):
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            error = self._unavailable(message, status=status, retry_after=retry_after)
+            if status == 429 and self.limiter is not None and retry_after:
+                self.limiter.hold(retry_after)
+            if status in self.retry.retry_any_method or (safe and status in self.retry.retry_idempotent) or (
+                safe and status >= 500
+            ):
+                raise _Retry(error)
+            raise error
+        if status == 404:
+            raise ProviderNotFound(self.provider, message, status=status)
+        if status == 409:
+            raise ProviderConflict(self.provider, message, status=status)
+        raise ProviderError(self.provider, message, status=status)
+
+    def _unavailable(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> ProviderUnavailable:
+        return ProviderUnavailable(self.provider, self.clean(message), status=status, retry_after=retry_after)
+
+
+class _Retry(Exception):
+    def __init__(self, error: ProviderUnavailable) -> None:
+        super().__init__(str(error))
+        self.error = error

@@ -1,0 +1,31 @@
+"""Emulators served on free loopback ports, and clients pointed at them with a fast retry policy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine.providers.http import RetryPolicy
+from engine.providers.turso import Turso
+from tests.emulators.turso import TursoEmulator
+from tests.servers.asgi import serve
+
+# Same retry rules as production, shorter waits so fault tests stay fast.
+FAST_RETRY = RetryPolicy(attempts=5, base_delay=0.01, max_delay=0.05, max_retry_after=5.0)
+
+
+@pytest.fixture
+def turso_emulator(tmp_path: Path) -> Iterator[tuple[TursoEmulator, str]]:
+    emulator = TursoEmulator(tmp_path / "turso")
+    with serve(emulator.app) as url:
+        yield emulator, url
+
+
+@pytest.fixture
+def turso(turso_emulator: tuple[TursoEmulator, str]) -> Iterator[Turso]:
+    emulator, url = turso_emulator
+    client = Turso(emulator.org, emulator.api_token, base_url=url, retry=FAST_RETRY)
+    yield client
+    client.close()

@@ -1,0 +1,98 @@
+"""Validate recorded exchanges against a provider's OpenAPI document with openapi-core.
+
+Each emulator records every request and response on the wire; ``check`` validates the request
+(path, query, body) and the response (status and body) of every exchange whose path the spec covers,
+and returns the paths it could not check so a test can assert they are the documented gaps.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from openapi_core import OpenAPI
+from openapi_core.templating.paths.exceptions import PathNotFound
+from openapi_core.testing import MockRequest, MockResponse
+
+from tests.emulators.common import Exchange
+
+SPECS = Path("/work/shared/specs")
+
+
+@cache
+def spec(name: str) -> tuple[OpenAPI, str]:
+    document = json.loads((SPECS / name).read_text())
+    return OpenAPI.from_dict(document), document["servers"][0]["url"].rstrip("/")
+
+
+def _query(exchange: Exchange) -> dict[str, Any]:
+    from urllib.parse import parse_qsl
+
+    return dict(parse_qsl(exchange.query, keep_blank_values=True))
+
+
+def check(
+    spec_name: str, exchanges: list[Exchange], *, prefix: str = "", skip_status: tuple[int, ...] = ()
+) -> tuple[int, list[str]]:
+    """Validate; return (number checked, sorted paths not in the spec). Raises on the first violation.
+
+    ``prefix`` is the emulator's path for the spec's server URL (``/client/v4`` for Cloudflare).
+    """
+    openapi, server_url = spec(spec_name)
+    uncovered: set[str] = set()
+    checked = 0
+    for exchange in exchanges:
+        if exchange.status in skip_status:
+            continue
+        if not exchange.path.startswith(prefix):
+            continue
+        path = exchange.path.removeprefix(prefix)
+        content_type = exchange.request_headers.get("content-type", "application/json").split(";")[0]
+        if content_type.startswith("multipart/"):
+            content_type = exchange.request_headers["content-type"]
+        request = MockRequest(
+            server_url,
+            exchange.method.lower(),
+            path,
+            args=_query(exchange),
+            headers=exchange.request_headers,
+            data=exchange.request_body or None,
+            content_type=content_type if exchange.request_body else "application/json",
+        )
+        try:
+            openapi.validate_request(request)
+        except PathNotFound:
+            uncovered.add(f"{exchange.method} {path}")
+            continue
+        except Exception as exc:
+            raise AssertionError(
+                f"request {exchange.method} {exchange.path} violates {spec_name}: {_why(exc)}\n"
+                f"body: {exchange.request_body[:500]!r}"
+            ) from exc
+        response = MockResponse(
+            exchange.response_body,
+            status_code=exchange.status,
+            headers=exchange.response_headers,
+            content_type=exchange.response_headers.get("content-type", "application/json").split(";")[0],
+        )
+        try:
+            openapi.validate_response(request, response)
+        except Exception as exc:
+            raise AssertionError(
+                f"response {exchange.status} to {exchange.method} {exchange.path} violates {spec_name}: "
+                f"{_why(exc)}\nbody: {exchange.response_body[:500]!r}"
+            ) from exc
+        checked += 1
+    return checked, sorted(uncovered)
+
+
+def _why(exc: BaseException) -> str:
+    parts = [f"{type(exc).__name__}: {exc}"]
+    for inner in getattr(exc, "schema_errors", None) or []:
+        parts.append(f"  - {inner.message} at {list(inner.absolute_path)}")
+    cause = exc.__cause__
+    if cause is not None:
+        parts.append(_why(cause))
+    return "\n".join(parts)
