@@ -60,6 +60,15 @@ class Settings(BaseSettings):
     cloudflare_api_url: str = "https://api.cloudflare.com/client/v4"
     vercel_api_url: str = "https://api.vercel.com"
     stripe_api_url: str = "https://api.stripe.com"
+    # Mobile and desktop build/store services (engine/providers/eas.py, app_store_connect.py, ...).
+    expo_api_url: str = "https://api.expo.dev/graphql"
+    app_store_connect_api_url: str = "https://api.appstoreconnect.apple.com"
+    google_play_api_url: str = "https://androidpublisher.googleapis.com"
+    google_oauth_token_url: str = "https://oauth2.googleapis.com/token"
+    github_api_url: str = "https://api.github.com"
+    # Seconds between polls of a build, a submission or a CI run, and the longest wait for one.
+    build_poll_seconds: float = Field(default=15.0, gt=0)
+    build_wait_seconds: float = Field(default=3600.0, gt=0)
 
     @property
     def store_path(self) -> Path:
