@@ -1,0 +1,491 @@
+"""The local hosting provider ("edge host"): serves every app at ``http://<app>.localhost:<port>/``
+(and its verified custom domains) from immutable, content-addressed deployments, with atomic promote,
+instant rollback, suspend/resume, supervised app servers, scale to zero and traffic counters.
+
+Workspace layout (``<workspace>/edge``)::
+
+    blobs/ab/ab12...        static files by SHA-256, shared by every deployment
+    apps/<app>/deployments/<id>/manifest.json, server/   one staged deployment
+    apps/<app>/logs/<id>.log                              its server's output
+    routes.json             live deployment per app, suspended flags, custom domains
+    usage.json              request and byte counters, server start times
+
+Runs in the engine process: uvicorn on a background thread, plus a housekeeping thread that
+supervises servers and flushes counters.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import httpx
+import uvicorn
+
+from engine.edge.blobs import BlobStore
+from engine.edge.deployments import Manifest, ServerSpec, write_staged
+from engine.edge.names import check_app_name, check_deployment_id, host_name, parse_edge_host
+from engine.edge.proxy import EdgeApp
+from engine.edge.routes import RouteTable
+from engine.edge.supervisor import ServerProcess, State
+from engine.edge.usage import AppTraffic, ServerStart, UsageBook
+from engine.errors import ConfigError, Conflict, NotFound, TransientError
+
+log = logging.getLogger("launchdeck.edge")
+
+EnvSource = Callable[[str, str], Mapping[str, str]]
+RETIRED_IDLE_SECONDS = 2.0  # a server of a deployment that is no longer live stops once drained
+TICK_SECONDS = 0.1
+FLUSH_SECONDS = 2.0
+# The only variables of the engine's own environment an app server sees (never the engine's secrets).
+INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
+
+
+class HealthResult(NamedTuple):
+    status_code: int
+    body: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class DeploymentInfo:
+    deployment_id: str
+    created_at: str
+    files: int
+    bytes: int
+    has_server: bool
+    live: bool
+
+
+@dataclass(frozen=True)
+class AppStatus:
+    app: str
+    live_deployment_id: str | None
+    suspended: bool
+    url: str
+    server_state: str | None  # stopped | starting | running | crashed; None for a static-only app
+    server_pid: int | None
+    server_restarts: int
+    last_cold_start_seconds: float | None
+    traffic: AppTraffic
+    domains: list[str]
+
+
+class EdgeHost:
+    def __init__(
+        self,
+        workspace_dir: Path | str,
+        port: int = 0,
+        *,
+        hostname: str = "localhost",
+        bind: str = "127.0.0.1",
+        idle_seconds: float | None = 300.0,
+        startup_timeout: float = 60.0,
+        env_source: EnvSource | None = None,
+    ) -> None:
+        self.root = Path(workspace_dir) / "edge"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.requested_port = port
+        self.hostname = hostname.lower().strip(".")
+        self.bind = bind
+        self.idle_seconds = idle_seconds
+        self.startup_timeout = startup_timeout
+        self.env_source = env_source
+        self.blobs = BlobStore(self.root / "blobs")
+        self.routes = RouteTable(self.root / "routes.json")
+        self.usage = UsageBook(self.root / "usage.json")
+        self._manifests: dict[tuple[str, str], Manifest] = {}
+        self._servers: dict[tuple[str, str], ServerProcess] = {}
+        self._env: dict[tuple[str, str], dict[str, str]] = {}
+        self._lock = threading.RLock()  # manifests, servers, staging vs blob collection
+        self._staging: dict[str, int] = {}  # blobs written by stages that have no manifest yet
+        self._server: uvicorn.Server | None = None
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+        self.port = port
+
+    # -- process lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._server is not None:
+            return
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.bind, self.requested_port))
+        except OSError as exc:
+            sock.close()
+            raise ConfigError(
+                f"LAUNCHDECK_EDGE_PORT: cannot listen on {self.bind}:{self.requested_port} ({exc.strerror}); "
+                "choose a free port"
+            ) from None
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            EdgeApp(self), log_level="warning", lifespan="on", access_log=False,
+            timeout_keep_alive=5, timeout_graceful_shutdown=5,
+        )
+        self._server = uvicorn.Server(config)
+        self._stopping.clear()
+        serve = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, name="edge-http", daemon=True)
+        house = threading.Thread(target=self._housekeeping, name="edge-housekeeping", daemon=True)
+        self._threads = [serve, house]
+        serve.start()
+        house.start()
+        deadline = time.monotonic() + 15
+        while not self._server.started:
+            if not serve.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise ConfigError(f"the edge host did not start on port {self.port}")
+            time.sleep(0.01)
+        self._sock = sock
+
+    def stop(self) -> None:
+        """Stop serving, stop every app server (and its children), flush the counters."""
+        self._stopping.set()
+        if self._server is not None:
+            self._server.should_exit = True
+        for thread in self._threads:
+            thread.join(timeout=15)
+        self._threads = []
+        if self._server is not None:
+            self._sock.close()
+            self._server = None
+        with self._lock:
+            servers = list(self._servers.values())
+            self._servers.clear()
+        for server in servers:
+            server.stop("edge host stopped")
+        self.usage.flush(force=True)
+
+    def __enter__(self) -> EdgeHost:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _housekeeping(self) -> None:
+        last_flush = time.monotonic()
+        while not self._stopping.wait(TICK_SECONDS):
+            try:
+                apps = self.routes.refresh().apps
+                with self._lock:
+                    servers = list(self._servers.items())
+                for (app, deployment_id), server in servers:
+                    route = apps.get(app)
+                    live = route is not None and route.live == deployment_id
+                    idle = self.idle_seconds if live else min(self.idle_seconds or RETIRED_IDLE_SECONDS,
+                                                              RETIRED_IDLE_SECONDS)
+                    server.tick(idle)
+                if time.monotonic() - last_flush >= FLUSH_SECONDS:
+                    self.usage.flush()
+                    last_flush = time.monotonic()
+            except Exception:  # housekeeping must outlive any one bad app
+                log.exception("edge housekeeping failed")
+
+    # -- addresses --------------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def url(self, app: str) -> str:
+        return f"http://{app}.{self.hostname}:{self.port}/"
+
+    def preview_url(self, app: str, deployment_id: str) -> str:
+        """A staged deployment, live or not, by its own host name (for checks before promote)."""
+        return f"http://{deployment_id}.{app}.{self.hostname}:{self.port}/"
+
+    # -- deployments ------------------------------------------------------------------------------
+
+    def _app_dir(self, app: str) -> Path:
+        return self.root / "apps" / app
+
+    def _deployment_dir(self, app: str, deployment_id: str) -> Path:
+        return self._app_dir(app) / "deployments" / deployment_id
+
+    def stage(
+        self, app: str, deployment_id: str, static_dir: Path | str | None, server: ServerSpec | None = None
+    ) -> Manifest:
+        """Copy a deployment's static files (into the blob store) and server bundle; does not serve it
+        publicly until ``promote``. Staging an id again replaces that staged copy unless it is live."""
+        check_app_name(app)
+        check_deployment_id(deployment_id)
+        if static_dir is None and server is None:
+            raise ConfigError("a deployment needs static files, a server, or both")
+        directory = self._deployment_dir(app, deployment_id)
+        if self.live(app) == deployment_id:
+            raise Conflict(f"deployment {deployment_id} of {app} is live; stage a new deployment id instead")
+        if directory.exists():
+            self._drop_deployment(app, deployment_id)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        marked: list[str] = []
+
+        def put_blob(path: Path) -> tuple[str, int]:
+            # a blob and its staging mark appear together, so blob collection never sees one alone
+            with self._lock:
+                digest, size = self.blobs.put_file(path)
+                self._staging[digest] = self._staging.get(digest, 0) + 1
+                marked.append(digest)
+                return digest, size
+
+        manifest: Manifest | None = None
+        try:
+            manifest = write_staged(
+                directory, put_blob, app, deployment_id, Path(static_dir) if static_dir is not None else None, server
+            )
+        finally:
+            with self._lock:
+                for digest in marked:
+                    self._unmark_staging(digest)
+                if manifest is None:
+                    self._collect_blobs()
+                else:
+                    self._manifests[(app, deployment_id)] = manifest
+                    if server is not None:
+                        self._env[(app, deployment_id)] = dict(server.env)
+        return manifest
+
+    def _unmark_staging(self, digest: str) -> None:
+        count = self._staging.get(digest, 0) - 1
+        if count <= 0:
+            self._staging.pop(digest, None)
+        else:
+            self._staging[digest] = count
+
+    def manifest(self, app: str, deployment_id: str) -> Manifest:
+        key = (app, deployment_id)
+        with self._lock:
+            manifest = self._manifests.get(key)
+            if manifest is None:
+                check_app_name(app)
+                check_deployment_id(deployment_id)
+                try:
+                    manifest = Manifest.load(self._deployment_dir(app, deployment_id))
+                except NotFound:
+                    raise NotFound(f"{app} has no staged deployment {deployment_id}") from None
+                self._manifests[key] = manifest
+            return manifest
+
+    def deployments(self, app: str) -> list[DeploymentInfo]:
+        folder = self._app_dir(app) / "deployments"
+        live = self.live(app)
+        found = []
+        for directory in sorted(folder.iterdir()) if folder.is_dir() else []:
+            if directory.name.endswith(".partial"):
+                continue
+            manifest = self.manifest(app, directory.name)
+            found.append(DeploymentInfo(
+                manifest.deployment_id, manifest.created_at, len(manifest.files),
+                sum(f.size for f in manifest.files.values()), manifest.has_server, manifest.deployment_id == live,
+            ))
+        return sorted(found, key=lambda d: d.created_at)
+
+    def live(self, app: str) -> str | None:
+        route = self.routes.refresh().apps.get(app)
+        return None if route is None else route.live
+
+    def promote(self, app: str, deployment_id: str) -> None:
+        """Make a staged deployment live in one step. An app server is started and answering before
+        the switch; if it cannot start, nothing changes and the error says why."""
+        manifest = self.manifest(app, deployment_id)
+        if manifest.has_server:
+            server = self.server(app, manifest)
+            server.acquire(self.startup_timeout, kind="promote")
+            server.release()
+        self.routes.update_app(app, live=deployment_id)
+
+    def rollback(self, app: str, deployment_id: str) -> None:
+        """Re-point the app to an older staged deployment (a promote; the files are still here)."""
+        self.promote(app, deployment_id)
+
+    def discard(self, app: str, deployment_id: str) -> None:
+        """Delete a staged deployment that is not live (the undo of ``stage`` in a failed deploy)."""
+        if self.live(app) == deployment_id:
+            raise Conflict(f"deployment {deployment_id} of {app} is live; promote another one first")
+        self._drop_deployment(app, deployment_id)
+        with self._lock:
+            self._collect_blobs()
+
+    def _drop_deployment(self, app: str, deployment_id: str) -> None:
+        key = (app, deployment_id)
+        with self._lock:
+            server = self._servers.pop(key, None)
+            self._manifests.pop(key, None)
+            self._env.pop(key, None)
+        if server is not None:
+            server.stop("deployment discarded")
+        shutil.rmtree(self._deployment_dir(app, deployment_id), ignore_errors=True)
+        (self._app_dir(app) / "logs" / f"{deployment_id}.log").unlink(missing_ok=True)
+
+    def _collect_blobs(self) -> int:
+        """Delete blobs that no manifest on disk (and no stage in progress) refers to. Caller holds the lock."""
+        referenced = set(self._staging)
+        for manifest_file in (self.root / "apps").glob("*/deployments/*/manifest.json"):
+            referenced.update(f.digest for f in Manifest.load(manifest_file.parent).files.values())
+        return self.blobs.delete_unreferenced(referenced)
+
+    # -- lifecycle of an app ----------------------------------------------------------------------
+
+    def suspend(self, app: str) -> None:
+        self._require_app(app)
+        self.routes.update_app(app, suspended=True)
+        self._stop_servers(app, "app suspended")
+
+    def resume(self, app: str) -> None:
+        self._require_app(app)
+        self.routes.update_app(app, suspended=False)
+
+    def remove_app(self, app: str) -> AppTraffic:
+        """Stop the app's servers and delete its deployments, logs, routes, domains routes, counters and
+        the blobs no other app uses. Returns its final traffic counters (for a last metering)."""
+        check_app_name(app)
+        self.routes.drop_app(app)
+        self._stop_servers(app, "app removed")
+        with self._lock:
+            for key in [k for k in self._manifests if k[0] == app]:
+                self._manifests.pop(key)
+                self._env.pop(key, None)
+            shutil.rmtree(self._app_dir(app), ignore_errors=True)
+            self._collect_blobs()
+        traffic = self.usage.forget(app)
+        self.usage.flush(force=True)
+        return traffic
+
+    def _stop_servers(self, app: str, reason: str) -> None:
+        with self._lock:
+            keys = [k for k in self._servers if k[0] == app]
+            servers = [self._servers.pop(k) for k in keys]
+        for server in servers:
+            server.stop(reason)
+
+    def _require_app(self, app: str) -> None:
+        if app not in self.routes.refresh().apps:
+            raise NotFound(f"the edge host has no app named {app!r}; promote a deployment first")
+
+    # -- custom domains (called by engine.domains once DNS is verified) ---------------------------
+
+    def route_domain(self, domain: str, app: str) -> None:
+        self.routes.route_domain(domain, app)
+
+    def unroute_domain(self, domain: str) -> None:
+        self.routes.unroute_domain(domain)
+
+    # -- request path (used by EdgeApp) -----------------------------------------------------------
+
+    def resolve(self, host_header: str) -> tuple[str, Manifest | None, bool] | None:
+        """(app, deployment to serve or None, suspended) for a Host header, or None if no app is there."""
+        host = host_name(host_header)
+        table = self.routes.refresh()
+        target = parse_edge_host(host, self.hostname)
+        if target is None:
+            app = table.domains.get(host)
+            if app is None:
+                return None
+            deployment_id = None
+        else:
+            app, deployment_id = target.app, target.deployment_id
+        route = table.apps.get(app)
+        if route is None:
+            return None
+        wanted = deployment_id or route.live
+        if wanted is None:
+            return app, None, route.suspended
+        try:
+            return app, self.manifest(app, wanted), route.suspended
+        except NotFound:
+            return None if deployment_id else (app, None, route.suspended)
+
+    def server(self, app: str, manifest: Manifest) -> ServerProcess:
+        key = (app, manifest.deployment_id)
+        with self._lock:
+            server = self._servers.get(key)
+            if server is None:
+                assert manifest.command is not None
+                server = ServerProcess(
+                    app, manifest.deployment_id, manifest.command, manifest.server_dir,
+                    self._server_env(app, manifest), self._app_dir(app) / "logs" / f"{manifest.deployment_id}.log",
+                    on_start=self.usage.record_start, startup_timeout=self.startup_timeout,
+                )
+                self._servers[key] = server
+            return server
+
+    def _server_env(self, app: str, manifest: Manifest) -> dict[str, str]:
+        env = {name: os.environ[name] for name in INHERITED_ENV if name in os.environ}
+        env.update(NODE_ENV="production", HOME=str(manifest.server_dir))
+        app_env = self._env.get((app, manifest.deployment_id))
+        if app_env is None and manifest.env_names:
+            if self.env_source is None:
+                log.warning("%s/%s: no env_source to restore %d variables after a restart",
+                            app, manifest.deployment_id, len(manifest.env_names))
+            else:
+                app_env = dict(self.env_source(app, manifest.deployment_id))
+        env.update(app_env or {})
+        return env
+
+    # -- observation ------------------------------------------------------------------------------
+
+    def health(
+        self, app: str, path: str = "/api/health", *, deployment_id: str | None = None, timeout: float = 30.0
+    ) -> HealthResult:
+        """GET ``path`` through the public URL (or a deployment's preview URL), like a user would.
+        Python does not resolve ``*.localhost``, so this connects to loopback and sends the Host header."""
+        url = self.preview_url(app, deployment_id) if deployment_id else self.url(app)
+        host = httpx.URL(url).netloc.decode()
+        started = time.perf_counter()
+        try:
+            with httpx.Client(trust_env=False, timeout=timeout) as client:
+                response = client.get(f"{self.base_url}{path}", headers={"host": host})
+        except httpx.HTTPError as exc:
+            raise TransientError(f"health check of {app} at {url.rstrip('/')}{path} failed: {exc}") from None
+        return HealthResult(response.status_code, response.text, time.perf_counter() - started)
+
+    def usage_counters(self) -> dict[str, AppTraffic]:
+        return self.usage.traffic()
+
+    def server_starts(self, app: str) -> list[ServerStart]:
+        return self.usage.starts(app)
+
+    def last_cold_start(self, app: str) -> float | None:
+        cold = [s.seconds for s in self.usage.starts(app) if s.kind == "request"]
+        return cold[-1] if cold else None
+
+    def server_log(self, app: str, deployment_id: str | None = None, lines: int = 50) -> str:
+        deployment_id = deployment_id or self.live(app)
+        path = self._app_dir(app) / "logs" / f"{deployment_id}.log"
+        try:
+            return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+    def status(self, app: str) -> AppStatus:
+        table = self.routes.refresh()
+        route = table.apps.get(app)
+        if route is None:
+            raise NotFound(f"the edge host has no app named {app!r}")
+        server = None
+        if route.live is not None:
+            with self._lock:
+                server = self._servers.get((app, route.live))
+            manifest = self.manifest(app, route.live)
+        return AppStatus(
+            app=app,
+            live_deployment_id=route.live,
+            suspended=route.suspended,
+            url=self.url(app),
+            server_state=(server.state.value if server else State.STOPPED.value)
+            if route.live and manifest.has_server else None,
+            server_pid=server.pid if server else None,
+            server_restarts=server.restarts if server else 0,
+            last_cold_start_seconds=self.last_cold_start(app),
+            traffic=self.usage.traffic().get(app, AppTraffic()),
+            domains=sorted(d for d, a in table.domains.items() if a == app),
+        )
