@@ -24,6 +24,12 @@ class Settings(BaseSettings):
     engine_port: int = Field(default=8470, ge=0, le=65535)
     console_port: int = Field(default=8471, ge=0, le=65535)
     edge_port: int = Field(default=8472, ge=0, le=65535)
+    # Edge host: apps are served at <app>.<edge_hostname>; custom domains CNAME to that name.
+    edge_hostname: str = "localhost"
+    # An app server idle this long is stopped (scale to zero); 0 keeps servers running.
+    edge_idle_seconds: float = Field(default=300.0, ge=0)
+    # DNS resolvers for custom-domain checks, comma-separated ip or ip:port; empty: the system's.
+    dns_resolvers: str = ""
 
     # Pipeline runner
     workers: int = Field(default=4, ge=1, le=64)
