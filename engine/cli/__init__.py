@@ -1,0 +1,370 @@
+"""The ``launchdeck`` command."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from engine.client import EngineClient
+from engine.config import PROJECT_ROOT, Settings, load_settings
+from engine.errors import ConfigError, LaunchdeckError
+
+app = typer.Typer(
+    name="launchdeck",
+    help="Deploy AI-generated full-stack apps to production and know, to the cent, what each one costs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+vault_app = typer.Typer(help="Secrets: rotate the encryption key, set an app's secret.", no_args_is_help=True)
+tokens_app = typer.Typer(help="Engine API tokens for operators, finance and the app-builder platform.")
+app.add_typer(vault_app, name="vault")
+app.add_typer(tokens_app, name="tokens")
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def not_available_yet(capability: str) -> NoReturn:
+    fail(f"{capability} is not available yet", code=2)
+
+
+def current_settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        fail(str(exc))
+
+
+def read_token(settings: Settings) -> str | None:
+    token = os.environ.get("LAUNCHDECK_TOKEN")
+    if token:
+        return token.strip()
+    if settings.operator_token_path.exists():
+        return settings.operator_token_path.read_text().strip()
+    return None
+
+
+@contextmanager
+def engine_client() -> Iterator[EngineClient]:
+    """A client of the engine serving this workspace; when none runs, an embedded one in-process."""
+    from engine.service import Engine, find_running_engine
+
+    settings = current_settings()
+    url = find_running_engine(settings)
+    embedded: Engine | None = None
+    if url is None:
+        try:
+            embedded = Engine(settings)
+        except LaunchdeckError as exc:
+            fail(str(exc))
+        url = embedded.start_in_thread()
+    client = EngineClient(url, read_token(settings))
+    try:
+        yield client
+    except LaunchdeckError as exc:
+        fail(str(exc))
+    finally:
+        client.close()
+        if embedded is not None:
+            embedded.stop_thread()
+
+
+def echo_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, default=str))
+
+
+# -- processes ----------------------------------------------------------------------------------------
+
+
+@app.command()
+def engine(
+    port: Annotated[int | None, typer.Option(help="HTTP port of the engine API (default 8470)")] = None,
+) -> None:
+    """Run the engine: HTTP API, scheduler, pipeline workers and the local edge host. Stops on Ctrl-C/SIGTERM."""
+    from engine.service import Engine, configure_logging, find_running_engine
+
+    settings = current_settings()
+    if port is not None:
+        settings.engine_port = port
+    running = find_running_engine(settings)
+    if running:
+        fail(f"an engine already serves {settings.workspace} at {running}")
+    configure_logging(settings.workspace)
+    try:
+        service = Engine(settings)
+    except LaunchdeckError as exc:
+        fail(str(exc))
+    typer.echo(
+        f"engine on http://{settings.engine_host}:{settings.engine_port}  (workspace {settings.workspace})"
+    )
+    if service.first_token:
+        typer.echo(f"first operator token written to {settings.operator_token_path}")
+    service.serve_forever()
+
+
+@app.command()
+def console(
+    port: Annotated[int | None, typer.Option(help="HTTP port of the console (default 8471)")] = None,
+    engine_url: Annotated[
+        str | None, typer.Option(help="engine API URL (default: this workspace's engine)")
+    ] = None,
+) -> None:
+    """Run the Streamlit operator console; it talks to the engine only through its HTTP API."""
+    settings = current_settings()
+    url = engine_url or f"http://{settings.engine_host}:{settings.engine_port}"
+    raise typer.Exit(
+        subprocess.call(console_command(settings, port or settings.console_port), env=console_env(url))
+    )
+
+
+def console_command(settings: Settings, port: int) -> list[str]:
+    return [
+        sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "console" / "app.py"),
+        "--server.port", str(port), "--server.address", settings.engine_host,
+        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+
+
+def console_env(engine_url: str) -> dict[str, str]:
+    return {**os.environ, "LAUNCHDECK_ENGINE_URL": engine_url}
+
+
+@app.command()
+def up(
+    demo: Annotated[bool, typer.Option(help="seed a demo workspace (500 apps, 90 days of usage)")] = False,
+) -> None:
+    """Start the engine and the console together on the embedded defaults. Ctrl-C stops both."""
+    settings = current_settings()
+    if demo:
+        not_available_yet("the demo workspace (--demo)")
+    engine_url = f"http://{settings.engine_host}:{settings.engine_port}"
+    launchdeck = [sys.executable, "-m", "engine.cli"]
+    children = [subprocess.Popen([*launchdeck, "engine"])]
+    deadline = time.monotonic() + 60
+    from engine.service import find_running_engine
+
+    while find_running_engine(settings) is None:
+        if children[0].poll() is not None or time.monotonic() > deadline:
+            fail("the engine did not start; see its messages above")
+        time.sleep(0.2)
+    children.append(
+        subprocess.Popen(console_command(settings, settings.console_port), env=console_env(engine_url))
+    )
+    typer.echo(
+        f"\nLaunchdeck is up.\n  engine API: {engine_url}  (OpenAPI at {engine_url}/docs)\n"
+        f"  console:    http://{settings.engine_host}:{settings.console_port}\n"
+        f"  operator token: {settings.operator_token_path}\nPress Ctrl-C to stop.\n"
+    )
+
+    def stop(*_: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        raise typer.Exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    stop()
+
+
+# -- apps and deployments ---------------------------------------------------------------------------
+
+
+@app.command()
+def apps(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
+    """List every app with its live deployment, URL, database, tier and state."""
+    with engine_client() as client:
+        rows = client.apps()
+    if as_json:
+        echo_json(rows)
+        return
+    if not rows:
+        typer.echo("no apps yet: deploy one with `launchdeck deploy APP_DIR`")
+        return
+    typer.echo(f"{'APP':<24} {'STATE':<12} {'TIER':<10} {'DATABASE':<15} {'HOST':<10} URL")
+    for row in rows:
+        typer.echo(
+            f"{row['name']:<24} {row['status']:<12} {row['tier']:<10} {row['database_provider'] or '-':<15} "
+            f"{row['hosting_provider'] or '-':<10} {row['deployment_url'] or '-'}"
+        )
+
+
+def render_status(status: dict[str, Any]) -> str:
+    deployment = status["deployment"]
+    lines = [f"deployment {deployment['id']} of {status.get('app', '?')}: {deployment['status']}"]
+    marks = {"succeeded": "✓", "running": "◐", "failed": "✗", "pending": "○", "undone": "↺", "skipped": "-"}
+    for step in status["steps"]:
+        seconds = f"{step['seconds']:.1f}s" if step["seconds"] is not None else ""
+        progress = ""
+        if step["progress_total"]:
+            progress = f" {step['progress_done']}/{step['progress_total']} {step['progress_unit'] or ''}"
+        lines.append(f"  {marks.get(step['status'], '?')} {step['name']:<28} {seconds:>8}{progress}")
+        if step["detail"]:
+            lines.append(f"      └─ {step['detail']}")
+        if step["error"]:
+            lines.append(f"      └─ error: {step['error']}")
+    if deployment["status"] in ("pending", "running") and status.get("eta_seconds") is not None:
+        lines.append(f"  estimated time remaining: ~{status['eta_seconds']:.0f} s")
+    if deployment.get("error"):
+        lines.append(f"  {deployment['error']}")
+    if status["log"]:
+        lines.append("  log:")
+        lines.extend(f"    {entry['step'] or '-'}: {entry['line']}" for entry in status["log"][-10:])
+    return "\n".join(lines)
+
+
+@app.command()
+def status(
+    deployment_id: Annotated[str, typer.Argument(help="deployment id (printed by deploy)")],
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="refresh until the deployment ends")] = False,
+    cancel: Annotated[bool, typer.Option("--cancel", help="ask the deployment to stop and undo")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Show a deployment's steps, durations, progress, ETA and the tail of its log."""
+    with engine_client() as client:
+        if cancel:
+            accepted = client.cancel(deployment_id)
+            typer.echo("cancel requested" if accepted else "the deployment had already finished")
+        current = client.status(deployment_id)
+        while follow and current["deployment"]["status"] in ("pending", "running"):
+            typer.echo(render_status(current) + "\n")
+            time.sleep(1.0)
+            current = client.status(deployment_id)
+    if as_json:
+        echo_json(current)
+    else:
+        typer.echo(render_status(current))
+    if current["deployment"]["status"] in ("failed", "cancelled"):
+        raise typer.Exit(1)
+
+
+@app.command()
+def deploy() -> None:
+    """Deploy an app folder: database, environment, code transformation, build and host, verify."""
+    not_available_yet("web deployment (`launchdeck deploy`)")
+
+
+@app.command()
+def rollback() -> None:
+    """Point an app back at an earlier deployment, with the configuration it had."""
+    not_available_yet("rollback")
+
+
+@app.command()
+def suspend() -> None:
+    """Suspend an app: it answers 503 and its database refuses its credentials."""
+    not_available_yet("suspend")
+
+
+@app.command()
+def resume() -> None:
+    """Resume a suspended app; nothing is lost."""
+    not_available_yet("resume")
+
+
+@app.command()
+def destroy() -> None:
+    """Destroy an app: database, role, files, processes, domains and secrets."""
+    not_available_yet("destroy")
+
+
+@app.command()
+def db() -> None:
+    """Database path: transform a Prisma schema, print its DDL, import preview data."""
+    not_available_yet("the database path (`launchdeck db`)")
+
+
+@app.command()
+def usage() -> None:
+    """Collect and show metered usage per app and provider."""
+    not_available_yet("usage metering")
+
+
+@app.command()
+def costs() -> None:
+    """Cost per app, provider or tier for a month, in cents."""
+    not_available_yet("cost analytics")
+
+
+@app.command()
+def margins() -> None:
+    """Revenue, cost and margin per tier and app for a month."""
+    not_available_yet("margins")
+
+
+# -- vault and tokens -------------------------------------------------------------------------------
+
+
+@vault_app.command("rotate")
+def vault_rotate() -> None:
+    """Re-encrypt every secret under a new key; afterwards the old key is not needed."""
+    with engine_client() as client:
+        result = client.rotate_vault()
+    typer.echo(
+        f"re-encrypted {result['secrets']} secret(s): key {result['old_key_id']} -> {result['new_key_id']}"
+    )
+    if result["new_key_path"]:
+        typer.echo(
+            f"the key came from CREDENTIALS_ENCRYPTION_KEY: set it to the contents of {result['new_key_path']}, "
+            "then delete that file"
+        )
+
+
+@vault_app.command("set")
+def vault_set(
+    app_name: Annotated[str, typer.Argument(metavar="APP", help="app name")],
+    name: Annotated[str, typer.Argument(help="variable name, e.g. STRIPE_SECRET_KEY")],
+) -> None:
+    """Set an app's secret; the value is read from standard input so it stays out of shell history."""
+    value = (
+        sys.stdin.readline().rstrip("\n")
+        if not sys.stdin.isatty()
+        else typer.prompt("value", hide_input=True)
+    )
+    if not value:
+        fail("empty value: pipe the secret on standard input")
+    with engine_client() as client:
+        client.put_secret(app_name, name, value)
+    typer.echo(f"{name} set for {app_name}")
+
+
+@tokens_app.command("create")
+def tokens_create(
+    name: Annotated[str, typer.Argument(help="who the token is for")],
+    role: Annotated[str, typer.Option(help="operator, finance or platform")],
+    principal: Annotated[
+        str | None, typer.Option(help="platform tokens: the owner of the apps it may see")
+    ] = None,
+) -> None:
+    """Issue an engine API token. It is printed once; only its hash is kept."""
+    with engine_client() as client:
+        typer.echo(client.issue_token(name, role, principal))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""Fixtures shared by every test area."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+PG_ADMIN_URL = os.environ.get("LAUNCHDECK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> str:
+    try:
+        with psycopg.connect(PG_ADMIN_URL, connect_timeout=5) as connection:
+            connection.execute("SELECT 1")
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is not answering at {PG_ADMIN_URL}: {exc}")
+    return PG_ADMIN_URL
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh Launchdeck workspace, selected through the environment as a user would."""
+    path = tmp_path / "workspace"
+    monkeypatch.setenv("LAUNCHDECK_WORKSPACE", str(path))
+    for name in ("CREDENTIALS_ENCRYPTION_KEY", "LAUNCHDECK_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    yield path
