@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from engine.providers.http import RetryPolicy
+from engine.providers.neon import NEON_RETRY, Neon
 from engine.providers.turso import Turso
+from tests.emulators.neon import NeonEmulator
 from tests.emulators.turso import TursoEmulator
 from tests.servers.asgi import serve
 
 # Same retry rules as production, shorter waits so fault tests stay fast.
 FAST_RETRY = RetryPolicy(attempts=5, base_delay=0.01, max_delay=0.05, max_retry_after=5.0)
+FAST_NEON_RETRY = dataclasses.replace(NEON_RETRY, base_delay=0.01, max_delay=0.05, max_retry_after=5.0)
 
 
 @pytest.fixture
@@ -27,5 +31,23 @@ def turso_emulator(tmp_path: Path) -> Iterator[tuple[TursoEmulator, str]]:
 def turso(turso_emulator: tuple[TursoEmulator, str]) -> Iterator[Turso]:
     emulator, url = turso_emulator
     client = Turso(emulator.org, emulator.api_token, base_url=url, retry=FAST_RETRY)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def neon_emulator() -> Iterator[tuple[NeonEmulator, str]]:
+    emulator = NeonEmulator()
+    try:
+        with serve(emulator.app) as url:
+            yield emulator, url + "/api/v2"
+    finally:
+        emulator.drop_all()
+
+
+@pytest.fixture
+def neon(neon_emulator: tuple[NeonEmulator, str]) -> Iterator[Neon]:
+    emulator, url = neon_emulator
+    client = Neon(emulator.api_key, base_url=url, retry=FAST_NEON_RETRY, adopt_wait=0.5)
     yield client
     client.close()

@@ -11,6 +11,7 @@ import json
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from openapi_core import OpenAPI
 from openapi_core.templating.paths.exceptions import PathNotFound
@@ -41,6 +42,7 @@ def check(
     ``prefix`` is the emulator's path for the spec's server URL (``/client/v4`` for Cloudflare).
     """
     openapi, server_url = spec(spec_name)
+    server = urlsplit(server_url)
     uncovered: set[str] = set()
     checked = 0
     for exchange in exchanges:
@@ -48,12 +50,12 @@ def check(
             continue
         if not exchange.path.startswith(prefix):
             continue
-        path = exchange.path.removeprefix(prefix)
+        path = server.path + exchange.path.removeprefix(prefix)
         content_type = exchange.request_headers.get("content-type", "application/json").split(";")[0]
         if content_type.startswith("multipart/"):
             content_type = exchange.request_headers["content-type"]
         request = MockRequest(
-            server_url,
+            f"{server.scheme}://{server.netloc}",
             exchange.method.lower(),
             path,
             args=_query(exchange),
