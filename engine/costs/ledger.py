@@ -1,0 +1,127 @@
+"""The append-only usage ledger in DuckDB, ingested in bulk through Arrow.
+
+Every reading has an idempotency key (source, app, hour): a key already in the ledger adds nothing, so
+collecting an hour twice, or replaying a batch after a crash, is harmless. Readings for a closed month are
+refused (counted, not written): closing a month freezes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import polars as pl
+
+from engine.costs.usage import METRICS, Reading, hour_floor
+from engine.store import Store
+
+LEDGER_SCHEMA: dict[str, pl.DataType] = {
+    "idempotency_key": pl.String(),
+    "app_id": pl.String(),
+    "provider": pl.String(),
+    "source": pl.String(),
+    "hour_start": pl.Datetime("us"),
+    **{metric: pl.Int64() for metric in METRICS},
+}
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    added: int
+    duplicates: int
+    refused_closed: int
+
+    @property
+    def received(self) -> int:
+        return self.added + self.duplicates + self.refused_closed
+
+
+def readings_frame(readings: Iterable[Reading]) -> pl.DataFrame:
+    rows = [
+        {
+            "idempotency_key": r.idempotency_key,
+            "app_id": r.app_id,
+            "provider": r.provider,
+            "source": r.source,
+            "hour_start": hour_floor(r.hour_start),
+            **{metric: r.metrics.get(metric) for metric in METRICS},
+        }
+        for r in readings
+    ]
+    return pl.DataFrame(rows, schema=LEDGER_SCHEMA)
+
+
+def with_keys(frame: pl.DataFrame) -> pl.DataFrame:
+    """Add the idempotency key to a frame of readings that lacks one (bulk producers, the benchmark)."""
+    key = pl.concat_str(
+        [pl.col("source"), pl.col("app_id"), pl.col("hour_start").dt.strftime("%Y-%m-%dT%H:%M:%S")], separator="|"
+    )
+    return frame.with_columns(key.alias("idempotency_key"))
+
+
+def closed_months(store: Store) -> set[date]:
+    return {row["month"] for row in store.fetchall("SELECT month FROM closed_months")}
+
+
+def ingest_frame(store: Store, frame: pl.DataFrame) -> IngestResult:
+    """Append a frame of readings (columns of ``LEDGER_SCHEMA``) to the ledger; return what happened."""
+    if frame.is_empty():
+        return IngestResult(0, 0, 0)
+    frame = frame.select([pl.col(name).cast(dtype) for name, dtype in LEDGER_SCHEMA.items()])
+    received = frame.height
+    closed = closed_months(store)
+    refused = 0
+    if closed:
+        month = pl.col("hour_start").dt.truncate("1mo").dt.date()
+        open_rows = frame.filter(~month.is_in(sorted(closed)))
+        refused = received - open_rows.height
+        frame = open_rows
+    frame = frame.unique(subset="idempotency_key", keep="first", maintain_order=True)
+    if frame.is_empty():
+        return IngestResult(0, received - refused, refused)
+    bounds = frame.select(pl.col("hour_start").min().alias("lo"), pl.col("hour_start").max().alias("hi")).row(0)
+    batch = frame.to_arrow()
+    columns = ", ".join(LEDGER_SCHEMA)
+    with store.transaction() as connection:
+        connection.register("ledger_batch", batch)
+        try:
+            # The hour-range predicate lets DuckDB skip every row group outside the batch's hours.
+            inserted = connection.execute(
+                f"INSERT INTO usage_ledger ({columns}) SELECT {columns} FROM ledger_batch b"
+                " WHERE NOT EXISTS (SELECT 1 FROM usage_ledger l WHERE l.hour_start BETWEEN ? AND ?"
+                " AND l.idempotency_key = b.idempotency_key)",
+                list(bounds),
+            ).fetchone()
+        finally:
+            connection.unregister("ledger_batch")
+    added = int(inserted[0]) if inserted else 0
+    return IngestResult(added, received - refused - added, refused)
+
+
+def ingest(store: Store, readings: Iterable[Reading]) -> IngestResult:
+    return ingest_frame(store, readings_frame(readings))
+
+
+def usage_series(
+    store: Store,
+    *,
+    start: datetime,
+    end: datetime,
+    app_id: str | None = None,
+    grain: str = "day",
+) -> list[dict[str, object]]:
+    """Usage per app and hour/day/month between ``start`` and ``end`` (UTC). None: not measured."""
+    if grain not in ("hour", "day", "month"):
+        from engine.errors import InputError
+
+        raise InputError(f"grain {grain!r} is not one of: hour, day, month")
+    sums = ", ".join(f"sum({m}) AS {m}" for m in METRICS if m != "db_storage_bytes")
+    where = "hour_start >= ? AND hour_start < ?" + (" AND app_id = ?" if app_id else "")
+    params: list[object] = [hour_floor(start), hour_floor(end)] + ([app_id] if app_id else [])
+    return store.fetchall(
+        f"SELECT app_id, date_trunc('{grain}', hour_start) AS period, {sums},"
+        " max(db_storage_bytes) AS db_storage_bytes"
+        f" FROM usage_ledger WHERE {where} GROUP BY ALL ORDER BY period, app_id",
+        params,
+    )

@@ -1,0 +1,343 @@
+"""Cost a month: aggregate the ledger per app and provider, price it with the sheets in force, allocate.
+
+An open month is computed from the ledger on demand; a closed month is read back from the frozen tables
+written when it was closed (``close_month``), whatever happened to the sheets or the ledger since.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from engine.costs.model import AppUsage, CostLine, ProviderBill, cost_provider, railway_baseline_cents
+from engine.costs.sheets import Catalog, default_catalog, record_versions
+from engine.errors import Conflict, InputError
+from engine.store import Store
+
+MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+# Monthly aggregates the price sheets can meter, computed from the hourly ledger.
+MONTHLY_SQL = """
+SELECT app_id, provider,
+       sum(db_rows_read) AS db_rows_read,
+       sum(db_rows_written) AS db_rows_written,
+       max(db_storage_bytes) AS db_storage_bytes_peak,
+       CAST(round(avg(db_storage_bytes)) AS BIGINT) AS db_storage_bytes_avg,
+       count(*) FILTER (WHERE coalesce(db_rows_read, 0) + coalesce(db_rows_written, 0) > 0) AS db_active_hours,
+       sum(requests) AS requests,
+       sum(bandwidth_bytes) AS bandwidth_bytes,
+       sum(compute_ms) AS compute_ms
+FROM usage_ledger
+WHERE hour_start >= ? AND hour_start < ?
+GROUP BY app_id, provider
+"""
+MONTHLY_METRICS = (
+    "db_rows_read",
+    "db_rows_written",
+    "db_storage_bytes_peak",
+    "db_storage_bytes_avg",
+    "db_active_hours",
+    "requests",
+    "bandwidth_bytes",
+    "compute_ms",
+)
+PEAKS = {"db_storage_bytes_peak", "db_storage_bytes_avg"}
+
+
+def parse_month(text: str | date) -> date:
+    if isinstance(text, date):
+        return text.replace(day=1)
+    match = MONTH.match(text)
+    if not match:
+        raise InputError(f"month {text!r} is not YYYY-MM (for example 2026-11)")
+    return date(int(match.group(1)), int(match.group(2)), 1)
+
+
+def month_end(month: date) -> date:
+    return date(month.year + (month.month == 12), month.month % 12 + 1, 1)
+
+
+@dataclass
+class AppInfo:
+    app_id: str
+    name: str
+    user_id: str
+    tier: str
+    providers: set[str] = field(default_factory=set)
+
+
+@dataclass
+class MonthCosts:
+    month: date
+    method: str
+    closed: bool
+    bills: list[ProviderBill]
+    apps: dict[str, AppInfo]
+    usage: dict[str, dict[str, dict[str, int | None]]]  # app -> provider -> metric -> value
+    railway_cents: dict[str, int]
+
+    def lines(self) -> list[CostLine]:
+        return [line for bill in self.bills for line in bill.lines]
+
+    def app_cents(self) -> dict[str, int]:
+        totals: dict[str, int] = defaultdict(int)
+        for line in self.lines():
+            if line.app_id is not None:
+                totals[line.app_id] += line.cents
+        return dict(totals)
+
+    def idle_cents(self) -> int:
+        return sum(line.cents for line in self.lines() if line.app_id is None)
+
+    def total_cents(self) -> int:
+        return sum(bill.bill_cents for bill in self.bills)
+
+    def by(self, dimension: str) -> list[dict[str, Any]]:
+        """Rows for ``launchdeck costs --by app|provider|tier`` and the console's cost pages."""
+        if dimension == "provider":
+            return [
+                {
+                    "provider": b.provider,
+                    "plan": b.plan,
+                    "sheet_effective_from": b.effective_from,
+                    "bill_cents": b.bill_cents,
+                    "idle_cents": b.by_app().get(None, 0),
+                    "apps": len({line.app_id for line in b.lines if line.app_id}),
+                    "components": b.components,
+                }
+                for b in sorted(self.bills, key=lambda b: b.provider)
+            ]
+        if dimension == "app":
+            per_app: dict[str | None, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+            for line in self.lines():
+                per_app[line.app_id][line.provider] += line.cents
+            rows = []
+            for app_id in sorted(self.apps):
+                info = self.apps[app_id]
+                providers = dict(per_app.get(app_id, {}))
+                rows.append(
+                    {
+                        "app_id": app_id,
+                        "name": info.name,
+                        "user_id": info.user_id,
+                        "tier": info.tier,
+                        "cost_cents": sum(providers.values()),
+                        "by_provider": providers,
+                        "railway_baseline_cents": self.railway_cents.get(app_id, 0),
+                        "usage": self.usage.get(app_id, {}),
+                    }
+                )
+            if None in per_app:
+                idle = dict(per_app[None])
+                rows.append({"app_id": None, "name": "(idle)", "cost_cents": sum(idle.values()), "by_provider": idle})
+            return rows
+        if dimension == "tier":
+            per_tier: dict[str, dict[str, int]] = defaultdict(lambda: {"apps": 0, "cost_cents": 0, "railway_baseline_cents": 0})
+            app_cents = self.app_cents()
+            for app_id, info in self.apps.items():
+                row = per_tier[info.tier]
+                row["apps"] += 1
+                row["cost_cents"] += app_cents.get(app_id, 0)
+                row["railway_baseline_cents"] += self.railway_cents.get(app_id, 0)
+            rows = [{"tier": tier, **values} for tier, values in sorted(per_tier.items())]
+            rows.append({"tier": "(idle)", "apps": 0, "cost_cents": self.idle_cents(), "railway_baseline_cents": 0})
+            return rows
+        raise InputError(f"--by {dimension!r} is not one of: app, provider, tier")
+
+
+def app_providers(app: dict[str, Any], catalog: Catalog) -> set[str]:
+    """The price sheets an app's configuration puts it on."""
+    found: set[str] = set()
+    for provider in (app.get("database_provider"), app.get("hosting_provider")):
+        mapped = catalog.costed_as(provider)
+        if mapped in catalog.sheets:
+            found.add(mapped)
+    platform = app.get("platform") or "web"
+    if platform in ("ios", "android"):
+        found.add("eas")
+    if platform in ("ios", "macos"):
+        found.add("apple")
+    if platform == "android":
+        found.add("google")
+    return found
+
+
+def fleet(store: Store, month: date, catalog: Catalog) -> dict[str, AppInfo]:
+    """Apps that existed during the month, with the tier their owner is on."""
+    rows = store.fetchall(
+        "SELECT CAST(a.id AS TEXT) AS app_id, a.name, a.user_id, coalesce(s.tier, a.tier) AS tier,"
+        " a.database_provider, a.hosting_provider, a.platform"
+        " FROM deployed_apps a LEFT JOIN user_subscriptions s ON s.user_id = a.user_id"
+        " WHERE a.created_at < ? AND (a.status <> 'destroyed' OR a.updated_at >= ?)",
+        [month_end(month), month],
+    )
+    return {
+        row["app_id"]: AppInfo(row["app_id"], row["name"], row["user_id"], row["tier"], app_providers(row, catalog))
+        for row in rows
+    }
+
+
+def monthly_usage(store: Store, month: date, catalog: Catalog) -> dict[str, dict[str, dict[str, int | None]]]:
+    """app -> costed provider -> monthly metric -> value (None: not measured)."""
+    with store.connection() as connection:
+        cursor = connection.execute(MONTHLY_SQL, [month, month_end(month)])
+        rows = cursor.fetchall()
+    usage: dict[str, dict[str, dict[str, int | None]]] = defaultdict(dict)
+    for app_id, provider, *values in rows:
+        costed = catalog.costed_as(provider)
+        if costed is None:
+            continue
+        metrics = dict(zip(MONTHLY_METRICS, (None if v is None else int(v) for v in values), strict=True))
+        existing = usage[app_id].get(costed)
+        if existing is None:
+            usage[app_id][costed] = metrics
+            continue
+        for name, value in metrics.items():  # two sources for one provider: add counters, keep the larger gauge
+            if value is None:
+                continue
+            old = existing.get(name)
+            existing[name] = value if old is None else max(old, value) if name in PEAKS else old + value
+    return dict(usage)
+
+
+def is_closed(store: Store, month: date) -> bool:
+    return store.scalar("SELECT count(*) FROM closed_months WHERE month = ?", [month]) > 0
+
+
+def cost_month(
+    store: Store, month: str | date, *, method: str | None = None, catalog: Catalog | None = None
+) -> MonthCosts:
+    """The month's costs: frozen if the month is closed, else computed now from the ledger."""
+    month = parse_month(month)
+    catalog = catalog or default_catalog()
+    if is_closed(store, month):
+        return _frozen(store, month)
+    method = method or catalog.allocation
+    record_versions(store, catalog)
+    apps = fleet(store, month, catalog)
+    usage = monthly_usage(store, month, catalog)
+    members: dict[str, set[str]] = defaultdict(set)
+    for app_id, info in apps.items():
+        for provider in info.providers:
+            members[provider].add(app_id)
+    for app_id, per_provider in usage.items():
+        for provider in per_provider:
+            if provider in catalog.sheets:
+                members[provider].add(app_id)
+    bills = []
+    for provider in sorted(members):
+        sheet = catalog.sheet(provider)
+        if sheet.kind in ("baseline", "payments"):
+            continue
+        version, plan = catalog.plan_for(provider, month)
+        usages = [AppUsage(app_id, usage.get(app_id, {}).get(provider, {})) for app_id in sorted(members[provider])]
+        bills.append(cost_provider(provider, plan, usages, method=method, effective_from=str(version.effective_from)))
+    _, baseline_plan = catalog.plan_for("railway", month)
+    railway = {}
+    if baseline_plan.baseline is not None:
+        for app_id in apps:
+            per_provider = usage.get(app_id, {}).values()
+            bandwidth = sum(m.get("bandwidth_bytes") or 0 for m in per_provider)
+            storage = max((m.get("db_storage_bytes_peak") or 0 for m in per_provider), default=0)
+            railway[app_id] = railway_baseline_cents(baseline_plan.baseline, bandwidth, storage)
+    return MonthCosts(month, method, False, bills, apps, usage, railway)
+
+
+def _frozen(store: Store, month: date) -> MonthCosts:
+    closed = store.fetchone("SELECT method FROM closed_months WHERE month = ?", [month])
+    assert closed is not None
+    rows = store.fetchall(
+        "SELECT provider, plan, sheet_effective_from, app_id, component, cents FROM monthly_cost_lines"
+        " WHERE month = ? ORDER BY provider, app_id NULLS LAST, component",
+        [month],
+    )
+    by_provider: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_provider[row["provider"]].append(row)
+    bills = []
+    for provider, lines in by_provider.items():
+        components: dict[str, int] = defaultdict(int)
+        for line in lines:
+            components[line["component"]] += line["cents"]
+        bills.append(
+            ProviderBill(
+                provider=provider,
+                plan=lines[0]["plan"],
+                effective_from=str(lines[0]["sheet_effective_from"]),
+                method=closed["method"],
+                bill_cents=sum(components.values()),
+                components=dict(components),
+                lines=tuple(CostLine(provider, line["app_id"], line["component"], line["cents"]) for line in lines),
+                usage_totals={},
+            )
+        )
+    apps: dict[str, AppInfo] = {}
+    railway: dict[str, int] = {}
+    for row in store.fetchall(
+        "SELECT m.app_id, coalesce(a.name, m.app_id) AS name, m.user_id, m.tier, m.railway_baseline_cents"
+        " FROM monthly_margins m LEFT JOIN deployed_apps a ON CAST(a.id AS TEXT) = m.app_id WHERE m.month = ?",
+        [month],
+    ):
+        apps[row["app_id"]] = AppInfo(row["app_id"], row["name"], row["user_id"], row["tier"])
+        railway[row["app_id"]] = row["railway_baseline_cents"]
+    usage: dict[str, dict[str, dict[str, int | None]]] = defaultdict(dict)
+    for row in store.fetchall("SELECT app_id, provider, metrics FROM monthly_app_usage WHERE month = ?", [month]):
+        usage[row["app_id"]][row["provider"]] = json.loads(row["metrics"])
+    return MonthCosts(month, closed["method"], True, bills, apps, dict(usage), railway)
+
+
+def close_month(
+    store: Store, month: str | date, *, actor: str = "operator", method: str | None = None,
+    catalog: Catalog | None = None, now: datetime | None = None,
+) -> MonthCosts:
+    """Freeze a finished month: its costs and margins are written once and never recomputed."""
+    from engine.costs.margins import margins_for
+
+    month = parse_month(month)
+    today = (now or datetime.now()).date()
+    if month_end(month) > today:
+        raise InputError(f"{month:%Y-%m} has not ended yet; a month can be closed from {month_end(month)}")
+    if is_closed(store, month):
+        raise Conflict(f"{month:%Y-%m} is already closed")
+    costs = cost_month(store, month, method=method, catalog=catalog)
+    margins = margins_for(store, costs, catalog=catalog)
+    sheet_dates = {bill.provider: bill.effective_from for bill in costs.bills}
+    plans = {bill.provider: bill.plan for bill in costs.bills}
+    with store.transaction() as connection:
+        connection.executemany(
+            "INSERT INTO monthly_cost_lines VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                [month, line.provider, plans[line.provider], sheet_dates[line.provider], line.app_id, line.component, line.cents]
+                for line in costs.lines()
+            ],
+        )
+        usage_rows = [
+            [month, app_id, provider, json.dumps(metrics)]
+            for app_id, per_provider in costs.usage.items()
+            for provider, metrics in per_provider.items()
+        ]
+        if usage_rows:
+            connection.executemany("INSERT INTO monthly_app_usage VALUES (?, ?, ?, ?)", usage_rows)
+        margin_rows = [
+            [month, r["app_id"], r["user_id"], r["tier"], r["revenue_cents"], r["payment_fee_cents"], r["cost_cents"],
+             r["railway_baseline_cents"]]
+            for r in margins.apps
+        ]
+        if margin_rows:
+            connection.executemany("INSERT INTO monthly_margins VALUES (?, ?, ?, ?, ?, ?, ?, ?)", margin_rows)
+        if margins.revenue_source == "list_price":
+            # Freeze the list-price revenue too, so a later price change in tiers.toml leaves the month alone.
+            for user in margins.users:
+                connection.execute(
+                    "INSERT OR IGNORE INTO revenue (month, user_id, tier, amount_cents, source)"
+                    " VALUES (?, ?, ?, ?, 'list_price')",
+                    [month, user["user_id"], user["tier"], user["revenue_cents"]],
+                )
+        connection.execute(
+            "INSERT INTO closed_months (month, closed_by, method) VALUES (?, ?, ?)", [month, actor, costs.method]
+        )
+    return cost_month(store, month, catalog=catalog)
