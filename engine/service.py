@@ -23,6 +23,7 @@ from fastapi import APIRouter
 from engine import redact
 from engine.auth import ensure_first_operator_token
 from engine.config import Settings
+from engine.edge.host import EdgeHost
 from engine.files import write_private
 from engine.runner import Runner
 from engine.store import Store
@@ -62,6 +63,13 @@ class Engine:
             self.store, registry(settings.extra_pipelines), workers=settings.workers, services=self
         )
         self.scheduler = BackgroundScheduler(timezone=UTC)
+        self.edge = EdgeHost(
+            settings.workspace,
+            settings.edge_port,
+            hostname=settings.edge_hostname,
+            idle_seconds=settings.edge_idle_seconds or None,
+            env_source=self.deployment_env,
+        )
         self.extensions = Extensions()
         self.url: str | None = None
         self._on_close: list[Callable[[], None]] = []
@@ -83,6 +91,8 @@ class Engine:
                 coalesce=True,
             )
         self.scheduler.start()
+        self.edge.start()
+        self.on_close(self.edge.stop)
         resumed = self.runner.resume_unfinished()
         if resumed:
             log.info("resumed %d unfinished deployment(s): %s", len(resumed), ", ".join(resumed))
@@ -155,6 +165,14 @@ class Engine:
             info.unlink()
         self.store.checkpoint()
         self.store.close()
+
+    def deployment_env(self, app: str, deployment_id: str) -> dict[str, str]:
+        """The environment a deployment was made with (kept in the vault; rollback brings it back)."""
+        row = self.store.fetchone("SELECT id FROM deployed_apps WHERE name = ?", [app])
+        if row is None:
+            return {}
+        value = self.vault.get_optional(str(row["id"]), f"env@{deployment_id}")
+        return dict(json.loads(value)) if value else {}
 
     def on_close(self, stop: Callable[[], None]) -> None:
         """Run ``stop`` when the engine shuts down (edge host, app servers, ...), newest first."""

@@ -27,6 +27,7 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     """A fresh Launchdeck workspace, selected through the environment as a user would."""
     path = tmp_path / "workspace"
     monkeypatch.setenv("LAUNCHDECK_WORKSPACE", str(path))
+    monkeypatch.setenv("LAUNCHDECK_EDGE_PORT", "0")  # a free port: tests never share the edge host's
     for name in ("CREDENTIALS_ENCRYPTION_KEY", "LAUNCHDECK_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     yield path
