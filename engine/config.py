@@ -38,6 +38,13 @@ class Settings(BaseSettings):
     # Extra modules that register pipelines (plugins); comma-separated import paths.
     extra_pipelines: str = ""
 
+    # Deploy events and quota notices go here, signed with HMAC-SHA256 (header Launchdeck-Signature).
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    # Builds: wall-clock limit and memory cap of `npm ci` + the app's build.
+    build_timeout_seconds: float = Field(default=900.0, gt=0)
+    build_memory_mb: int = Field(default=4096, ge=256)
+
     # Local PostgreSQL server that hosts `local-postgres` app databases.
     postgres_admin_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
 

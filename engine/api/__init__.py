@@ -32,7 +32,7 @@ def error_body(kind: str, message: str) -> dict[str, dict[str, str]]:
 
 
 def create_app(engine: Engine) -> FastAPI:
-    from engine.api import core
+    from engine.api import analytics, core
 
     app = FastAPI(
         title="Launchdeck engine",
@@ -55,6 +55,8 @@ def create_app(engine: Engine) -> FastAPI:
         return JSONResponse(error_body("InputError", f"bad request: {problems}"), status_code=422)
 
     app.include_router(core.router)
+    app.include_router(deploy.router)
+    app.include_router(analytics.router)
     for router in engine.extensions.routers:
         app.include_router(router)
     return app
