@@ -308,13 +308,13 @@ def close_month(
     sheet_dates = {bill.provider: bill.effective_from for bill in costs.bills}
     plans = {bill.provider: bill.plan for bill in costs.bills}
     with store.transaction() as connection:
-        connection.executemany(
-            "INSERT INTO monthly_cost_lines VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [
-                [month, line.provider, plans[line.provider], sheet_dates[line.provider], line.app_id, line.component, line.cents]
-                for line in costs.lines()
-            ],
-        )
+        line_rows = [
+            [month, line.provider, plans[line.provider], sheet_dates[line.provider], line.app_id, line.component,
+             line.cents]
+            for line in costs.lines()
+        ]
+        if line_rows:
+            connection.executemany("INSERT INTO monthly_cost_lines VALUES (?, ?, ?, ?, ?, ?, ?)", line_rows)
         usage_rows = [
             [month, app_id, provider, json.dumps(metrics)]
             for app_id, per_provider in costs.usage.items()

@@ -1,0 +1,102 @@
+"""The ledger: idempotent ingest, late readings, closed months frozen, months costed with their sheets."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from engine.costs.ledger import ingest, usage_series
+from engine.costs.margins import export_month, margins_month
+from engine.costs.rollup import close_month, cost_month
+from engine.costs.usage import Reading
+from engine.errors import Conflict, InputError
+from engine.store import Store
+from tests.costs.conftest import add_app, subscribe
+
+HOUR = datetime(2026, 10, 5, 13)
+
+
+def edge_reading(app_id: str, hour: datetime, requests: int, bytes_out: int = 1000) -> Reading:
+    return Reading(app_id, "local", "edge", hour, {"requests": requests, "bandwidth_bytes": bytes_out})
+
+
+def test_collecting_the_same_hour_twice_adds_nothing(store: Store) -> None:
+    app = add_app(store, "shop")
+    first = ingest(store, [edge_reading(app, HOUR, 10)])
+    again = ingest(store, [edge_reading(app, HOUR, 99), edge_reading(app, HOUR, 7)])
+    assert (first.added, again.added, again.duplicates) == (1, 0, 2)
+    rows = store.fetchall("SELECT requests FROM usage_ledger")
+    assert rows == [{"requests": 10}]
+
+
+def test_late_readings_count_until_the_month_is_closed(store: Store) -> None:
+    app = add_app(store, "shop")
+    ingest(store, [edge_reading(app, HOUR, 10)])
+    late = ingest(store, [edge_reading(app, HOUR - timedelta(days=3), 5)])
+    assert late.added == 1
+    before = cost_month(store, "2026-10").by("app")[0]["usage"]["cloudflare"]["requests"]
+    assert before == 15
+    close_month(store, "2026-10", now=datetime(2026, 11, 2))
+    refused = ingest(store, [edge_reading(app, HOUR - timedelta(days=1), 1_000_000)])
+    assert (refused.added, refused.refused_closed) == (0, 1)
+    frozen = cost_month(store, "2026-10")
+    assert frozen.closed
+    assert frozen.by("app")[0]["usage"]["cloudflare"]["requests"] == 15
+
+
+def test_closing_twice_or_early_is_refused(store: Store) -> None:
+    with pytest.raises(InputError, match="has not ended"):
+        close_month(store, "2026-11", now=datetime(2026, 11, 20))
+    close_month(store, "2026-10", now=datetime(2026, 11, 2))
+    with pytest.raises(Conflict, match="already closed"):
+        close_month(store, "2026-10", now=datetime(2026, 11, 2))
+
+
+def test_a_month_is_costed_with_the_sheet_in_force_during_it(store: Store) -> None:
+    app = add_app(store, "pg-app", database_provider="local-postgres", hosting_provider=None,
+                  created_at=datetime(2025, 1, 1))
+    for month in (7, 9):  # Neon's usage-based plans took effect 2025-08-14
+        hours = [datetime(2025, month, 2) + timedelta(hours=h) for h in range(400)]
+        ingest(store, [Reading(app, "local-postgres", "postgres", h, {"db_rows_read": 5, "db_storage_bytes": 10**9})
+                       for h in hours])
+    july = cost_month(store, "2025-07").by("provider")[0]
+    september = cost_month(store, "2025-09").by("provider")[0]
+    assert (july["sheet_effective_from"], september["sheet_effective_from"]) == ("2025-01-01", "2025-08-14")
+    # 400 active hours x 0.25 CU: $10.60 at $0.106, $14.00 at $0.14; plus 1 GB-month storage at $0.35.
+    assert july["components"]["db_active_hours"] == 1060
+    assert september["components"]["db_active_hours"] == 1400
+    assert july["bill_cents"] == 1060 + 35
+
+
+def test_not_measured_is_none_not_zero(store: Store) -> None:
+    app = add_app(store, "lite")
+    ingest(store, [Reading(app, "local-libsql", "sqlite-file", HOUR,
+                           {"db_storage_bytes": 4096, "db_rows_read": None, "db_rows_written": None})])
+    usage = cost_month(store, "2026-10").by("app")[0]["usage"]["turso"]
+    assert usage["db_rows_read"] is None and usage["db_storage_bytes_peak"] == 4096
+    series = usage_series(store, start=HOUR, end=HOUR + timedelta(hours=1), grain="hour")
+    assert series[0]["db_rows_read"] is None
+
+
+def test_costs_margins_and_export_for_a_metered_month(store: Store, tmp_path) -> None:
+    subscribe(store, "ada", "pro")
+    a = add_app(store, "shop", user_id="ada")
+    b = add_app(store, "blog", user_id="ada")
+    c = add_app(store, "free-app", user_id="bob", tier="free")
+    for app, requests in ((a, 12_000_000), (b, 1_000_000), (c, 100)):
+        ingest(store, [edge_reading(app, HOUR, requests)])
+    costs = cost_month(store, "2026-10")
+    cloudflare = next(row for row in costs.by("provider") if row["provider"] == "cloudflare")
+    assert cloudflare["components"] == {"base_fee": 500, "requests": 90, "compute_ms": 0}  # 3M over at $0.30/M
+    per_app = {row["name"]: row for row in costs.by("app")}
+    assert sum(row["cost_cents"] for row in per_app.values()) == costs.total_cents()
+    assert per_app["shop"]["cost_cents"] > per_app["blog"]["cost_cents"] > per_app["free-app"]["cost_cents"]
+    assert per_app["shop"]["railway_baseline_cents"] == 1500
+    margins = margins_month(store, "2026-10")
+    tiers = {row["tier"]: row for row in margins.tiers}
+    assert tiers["pro"]["revenue_cents"] == 1500 and tiers["free"]["revenue_cents"] == 0
+    assert tiers["pro"]["payment_fee_cents"] == 84  # 2.9% + 30c + 0.7% of $15
+    assert margins.least_profitable(1)[0]["name"] == "free-app"
+    files = export_month(store, "2026-10", tmp_path)
+    assert {p.suffix for p in files} == {".parquet", ".csv"} and all(p.stat().st_size > 0 for p in files)
