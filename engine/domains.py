@@ -77,49 +77,55 @@ def normalize_domain(raw: str, *, edge_hostname: str = "localhost") -> str:
     if not name:
         raise InputError(f"the domain name is empty: {example}")
     if "://" in name or "/" in name or ":" in name or "@" in name:
-        raise InputError(f"{raw!r} is not a bare domain name: drop the scheme, port and path ({example})")
+        raise InputError(f"{_shown(raw)} is not a bare domain name: drop the scheme, port and path ({example})")
     if any(ch.isspace() for ch in name):
-        raise InputError(f"{raw!r} contains spaces: {example}")
+        raise InputError(f"{_shown(raw)} contains spaces: {example}")
     if name.startswith("*"):
-        raise InputError(f"{raw!r} is a wildcard: add each host name separately")
+        raise InputError(f"{_shown(raw)} is a wildcard: add each host name separately")
     name = name.rstrip(".")
     try:
         ipaddress.ip_address(name)
     except ValueError:
         pass
     else:
-        raise InputError(f"{raw!r} is an IP address: point a domain name at the app instead")
+        raise InputError(f"{_shown(raw)} is an IP address: point a domain name at the app instead")
     labels = name.split(".")
     if len(labels) < 2:
-        raise InputError(f"{raw!r} has a single label: {example}")
+        raise InputError(f"{_shown(raw)} has a single label: {example}")
     for label in labels:
         if not label:
-            raise InputError(f"{raw!r} has an empty label (two dots in a row or a leading dot)")
+            raise InputError(f"{_shown(raw)} has an empty label (two dots in a row or a leading dot)")
         if label.isascii():
             lower = label.lower()
             if not _LDH.match(lower):
                 raise InputError(
-                    f"label {label!r} of {raw!r} may contain only letters, digits and hyphens"
+                    f"label {label!r} of {_shown(raw)} may contain only letters, digits and hyphens"
                 )
             if len(lower) > 63:
-                raise InputError(f"label {label[:20]}... of {raw!r} has {len(lower)} characters; at most 63")
+                raise InputError(f"label {label[:20]}... of {_shown(raw)} has {len(lower)} characters; at most 63")
             if lower.startswith("-") or lower.endswith("-"):
-                raise InputError(f"label {label!r} of {raw!r} must not start or end with a hyphen")
+                raise InputError(f"label {label!r} of {_shown(raw)} must not start or end with a hyphen")
+    if name.isascii() and len(name) > 253:
+        raise InputError(f"{_shown(raw)} is {len(name)} characters long; a domain name has at most 253")
     try:
         ascii_name = idna.encode(name, uts46=True).decode("ascii")
     except idna.IDNAError as exc:
-        raise InputError(f"{raw!r} is not a valid internationalised domain name: {exc}") from None
+        raise InputError(f"{_shown(raw)} is not a valid internationalised domain name: {exc}") from None
     if len(ascii_name) > 253:
-        raise InputError(f"{raw!r} is {len(ascii_name)} characters long in DNS form; at most 253")
+        raise InputError(f"{_shown(raw)} is {len(ascii_name)} characters long in DNS form; at most 253")
     for label in ascii_name.split("."):
         if len(label) > 63:
-            raise InputError(f"label {label[:20]}... of {raw!r} is {len(label)} characters in DNS form; at most 63")
+            raise InputError(f"label {label[:20]}... of {_shown(raw)} is {len(label)} characters in DNS form; at most 63")
     if ascii_name.split(".")[-1].isdigit():
-        raise InputError(f"{raw!r} ends in an all-numeric label; top-level domains are not numbers")
+        raise InputError(f"{_shown(raw)} ends in an all-numeric label; top-level domains are not numbers")
     for reserved in ("localhost", edge_hostname):
         if ascii_name == reserved or ascii_name.endswith("." + reserved):
-            raise InputError(f"{raw!r} is under {reserved}, which Launchdeck serves itself; use your own domain")
+            raise InputError(f"{_shown(raw)} is under {reserved}, which Launchdeck serves itself; use your own domain")
     return ascii_name
+
+
+def _shown(raw: str) -> str:
+    return repr(raw if len(raw) <= 60 else raw[:57] + "...")
 
 
 def parse_resolvers(values: Sequence[str] | str | None) -> list[tuple[str, int]]:
