@@ -1,0 +1,249 @@
+"""Per-column conversion of preview SQLite values into what the production database must hold.
+
+Real Prisma SQLite files store one Prisma type in several forms (DateTime as epoch milliseconds, ISO-8601
+text with ``Z`` or an offset, or ``YYYY-MM-DD HH:MM:SS``; Boolean as 0/1; Decimal as REAL or TEXT), even
+mixed in one column. Each converter accepts every form that means one value and raises ``Unconvertible``
+for anything else: a value is reported, never guessed or dropped.
+
+``canonical`` gives each value one comparable form, so the source and the target can be checksummed the
+same way whatever their storage.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from engine.dbpath.schema import Column
+
+EPOCH = datetime(1970, 1, 1)
+INT32 = (-(2**31), 2**31 - 1)
+INT64 = (-(2**63), 2**63 - 1)
+SQLITE_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
+INTEGER_TEXT = re.compile(r"^[+-]?\d+$")
+
+
+class Unconvertible(ValueError):
+    """A source value that has no faithful form in the target; the message is the reason."""
+
+
+Converter = Callable[[Any], Any]
+
+
+# ---------------------------------------------------------------------------------------- scalars
+def to_string(value: Any) -> str:
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise Unconvertible("text contains a NUL character, which PostgreSQL text cannot hold")
+        return value
+    if isinstance(value, bytes):
+        raise Unconvertible("a String column holds binary data")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    raise Unconvertible(f"unexpected {type(value).__name__}")
+
+
+def _integer(value: Any, bounds: tuple[int, int], name: str) -> int:
+    if type(value) is int:
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and INTEGER_TEXT.match(value.strip()):
+        number = int(value.strip())
+    else:
+        raise Unconvertible(f"not an integer ({name})")
+    if not bounds[0] <= number <= bounds[1]:
+        raise Unconvertible(f"out of range for {name}")
+    return number
+
+
+def to_int(value: Any) -> int:
+    if type(value) is int and INT32[0] <= value <= INT32[1]:
+        return value
+    return _integer(value, INT32, "Int, 32-bit")
+
+
+def to_bigint(value: Any) -> int:
+    if type(value) is int:
+        return value  # SQLite integers are 64-bit already
+    return _integer(value, INT64, "BigInt, 64-bit")
+
+
+def to_float(value: Any) -> float:
+    if isinstance(value, float):
+        return value
+    if type(value) is int:
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise Unconvertible("not a number (Float)")
+
+
+def to_decimal(value: Any) -> Decimal:
+    try:
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise Unconvertible("not a finite number (Decimal)")
+            return Decimal(repr(value))  # the shortest text that reads back as this REAL, as Prisma prints it
+        if type(value) is int:
+            return Decimal(value)
+        if isinstance(value, str):
+            number = Decimal(value.strip())
+            if number.is_finite():
+                return number
+    except InvalidOperation:
+        pass
+    raise Unconvertible("not a decimal number (Decimal)")
+
+
+def to_bool(value: Any) -> bool:
+    if value == 1 and not isinstance(value, str):
+        return True
+    if value == 0 and not isinstance(value, str):
+        return False
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
+        return value.strip().lower() in ("true", "1")
+    raise Unconvertible("not a boolean (expected 0/1 or true/false)")
+
+
+def to_datetime(value: Any) -> datetime:
+    """A naive UTC datetime with millisecond precision, as Prisma's DateTime holds it."""
+    if type(value) is int or (isinstance(value, float) and value.is_integer()):
+        try:
+            return EPOCH + timedelta(milliseconds=int(value))
+        except OverflowError:
+            raise Unconvertible("epoch milliseconds out of range (DateTime)") from None
+    if isinstance(value, str):
+        text = value.strip()
+        if INTEGER_TEXT.match(text):
+            return to_datetime(int(text))
+        try:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise Unconvertible("not a date-time (epoch ms, ISO-8601 or YYYY-MM-DD HH:MM:SS)") from None
+        if parsed.tzinfo is not None:
+            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+        # SQLite's CURRENT_TIMESTAMP and Prisma both write UTC, so a bare timestamp is UTC.
+        return parsed.replace(microsecond=parsed.microsecond // 1000 * 1000)
+    raise Unconvertible("not a date-time (epoch ms, ISO-8601 or YYYY-MM-DD HH:MM:SS)")
+
+
+def to_json_text(value: Any) -> str:
+    if isinstance(value, bytes):
+        raise Unconvertible("a Json column holds binary data")
+    text = value if isinstance(value, str) else json.dumps(value)
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise Unconvertible(f"not valid JSON ({exc.msg} at character {exc.pos})") from None
+    if "\\u0000" in text:
+        raise Unconvertible("JSON contains \\u0000, which PostgreSQL jsonb cannot hold")
+    return text
+
+
+def to_bytes(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    raise Unconvertible("a Bytes column holds text or a number, not a BLOB")
+
+
+def to_enum(values: tuple[str, ...]) -> Converter:
+    allowed = frozenset(values)
+
+    def convert(value: Any) -> str:
+        if isinstance(value, str) and value in allowed:
+            return value
+        raise Unconvertible(f"not one of the enum's values {sorted(allowed)}")
+
+    return convert
+
+
+CONVERTERS: dict[str, Converter] = {
+    "String": to_string,
+    "Int": to_int,
+    "BigInt": to_bigint,
+    "Float": to_float,
+    "Decimal": to_decimal,
+    "Boolean": to_bool,
+    "DateTime": to_datetime,
+    "Json": to_json_text,
+    "Bytes": to_bytes,
+}
+
+
+def converter_for(column: Column) -> Converter:
+    """The converter for a column; NULL passes through where the field is optional."""
+    base = to_enum(column.enum_values) if column.enum_values is not None else CONVERTERS[column.type]
+    required = column.required
+
+    def convert(value: Any) -> Any:
+        if value is None:
+            if required:
+                raise Unconvertible("NULL in a required field")
+            return None
+        return base(value)
+
+    return convert
+
+
+# -------------------------------------------------------------------------------------- canonical
+def _canonical_json(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _canonical_json(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_canonical_json(v) for v in node]
+    if isinstance(node, bool) or node is None or isinstance(node, str):
+        return node
+    if isinstance(node, float):
+        node = Decimal(repr(node))
+    if isinstance(node, int | Decimal):
+        return "\x00num:" + _decimal_text(Decimal(node))
+    return node
+
+
+def _decimal_text(number: Decimal) -> str:
+    normal = number.normalize()
+    return format(normal if normal != 0 else Decimal(0), "f")
+
+
+def canonical_json(value: Any) -> str:
+    """One text per JSON value: keys sorted, numbers by value (jsonb reorders keys and rewrites 1e2)."""
+    parsed = json.loads(value, parse_float=Decimal, parse_int=Decimal) if isinstance(value, str) else value
+    return json.dumps(_canonical_json(parsed), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def canonical(column: Column, value: Any) -> Any:
+    """The comparable form of a converted (source) or stored (target) value."""
+    if value is None:
+        return None
+    kind = "Enum" if column.is_enum else column.type
+    if kind in ("String", "Enum"):
+        return str(value)
+    if kind in ("Int", "BigInt"):
+        return int(value)
+    if kind == "Float":
+        return float(value)
+    if kind == "Decimal":
+        return _decimal_text(to_decimal(value))
+    if kind == "Boolean":
+        return to_bool(value)
+    if kind == "DateTime":
+        moment = value if isinstance(value, datetime) else to_datetime(value)
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(UTC).replace(tzinfo=None)
+        return (moment - EPOCH) // timedelta(milliseconds=1)
+    if kind == "Json":
+        return canonical_json(value)
+    if kind == "Bytes":
+        return bytes(value)
+    raise KeyError(kind)
