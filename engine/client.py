@@ -122,3 +122,125 @@ class EngineClient:
     def audit(self, limit: int = 100) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self.request("GET", "/api/audit", params={"limit": limit})
         return result
+
+    # -- session ----------------------------------------------------------------------------------
+
+    def whoami(self) -> dict[str, Any]:
+        """The caller's role and principal; raises ``AuthError`` for a wrong, revoked or expired token."""
+        result: dict[str, Any] = self.request("GET", "/api/whoami")
+        return result
+
+    # -- web deployment and lifecycle -------------------------------------------------------------
+
+    def deploy_web(
+        self,
+        source_path: str,
+        *,
+        app: str,
+        db: str = "local-libsql",
+        host: str = "local",
+        domain: str | None = None,
+        env: dict[str, str] | None = None,
+        tier: str | None = None,
+        owner: str | None = None,
+        import_data: bool = True,
+        database_url: str | None = None,
+        preview: str | None = None,
+    ) -> dict[str, Any]:
+        """Start a web deployment (``POST /api/deploy/web``); returns ``{"deployment_id", "app", "status_url"}``."""
+        body = {
+            "app": app,
+            "source_path": source_path,
+            "db": db,
+            "host": host,
+            "domain": domain,
+            "env": env or {},
+            "tier": tier,
+            "owner": owner,
+            "import_data": import_data,
+            "database_url": database_url,
+            "preview": preview,
+        }
+        result: dict[str, Any] = self.request(
+            "POST", "/api/deploy/web", json={k: v for k, v in body.items() if v is not None}
+        )
+        return result
+
+    def suspend(self, app: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("POST", f"/api/apps/{app}/suspend")
+        return result
+
+    def resume(self, app: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("POST", f"/api/apps/{app}/resume")
+        return result
+
+    def rollback(self, app: str, to: str | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("POST", f"/api/apps/{app}/rollback", json={"to": to})
+        return result
+
+    def destroy(self, app: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("POST", f"/api/apps/{app}/destroy")
+        return result
+
+    def recent_deployments(self, limit: int = 50) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.request(
+            "GET", "/api/console/deployments", params={"limit": limit}
+        )
+        return result
+
+    # -- analytics (read-only: operator and finance) ----------------------------------------------
+
+    def workspace_summary(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("GET", "/api/analytics/workspace")
+        return result
+
+    def tiers(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("GET", "/api/analytics/tiers")
+        return result
+
+    def deploy_estimate(self, tier: str, *, storage_bytes: int | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {"tier": tier}
+        if storage_bytes is not None:
+            params["storage_bytes"] = storage_bytes
+        result: dict[str, Any] = self.request("GET", "/api/analytics/estimate", params=params)
+        return result
+
+    def costs(self, month: str | None = None, by: str = "app") -> dict[str, Any]:
+        params = {"by": by, **({"month": month} if month else {})}
+        result: dict[str, Any] = self.request("GET", "/api/analytics/costs", params=params)
+        return result
+
+    def margins(self, month: str | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = self.request(
+            "GET", "/api/analytics/margins", params={"month": month} if month else {}
+        )
+        return result
+
+    def margin_history(self, months: int = 3) -> dict[str, Any]:
+        result: dict[str, Any] = self.request(
+            "GET", "/api/analytics/margins/history", params={"months": months}
+        )
+        return result
+
+    def usage_series(
+        self, *, app: str | None = None, provider: str | None = None, days: int = 90
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {"days": days}
+        if app:
+            params["app"] = app
+        if provider:
+            params["provider"] = provider
+        result: dict[str, Any] = self.request("GET", "/api/analytics/usage", params=params)
+        return result
+
+    def price_sheets(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.request("GET", "/api/analytics/price-sheets")
+        return result
+
+    def simulate(self, **assumptions: Any) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("POST", "/api/analytics/simulate", json=assumptions)
+        return result
+
+    def simulate_architectures(self) -> list[str]:
+        result: list[str] = self.request("GET", "/api/analytics/simulate/architectures")
+        return result

@@ -32,7 +32,7 @@ def error_body(kind: str, message: str) -> dict[str, dict[str, str]]:
 
 
 def create_app(engine: Engine) -> FastAPI:
-    from engine.api import analytics, core
+    from engine.api import analytics, core, deploy
 
     app = FastAPI(
         title="Launchdeck engine",

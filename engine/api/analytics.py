@@ -1,0 +1,301 @@
+"""Read-only routes for the console's finance pages: usage series, price sheets, tiers, cost estimates,
+costs, margins and the pricing what-if. Every figure comes from the cost engine (``engine.costs``);
+this module only shapes it for JSON. Operators and finance may read; platform tokens may not."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine.api.deps import AnyRole, EngineDep, Reader
+from engine.costs.ledger import usage_series
+from engine.costs.margins import margins_for
+from engine.costs.model import AppUsage, cost_provider
+from engine.costs.rollup import MonthCosts, cost_month, parse_month
+from engine.costs.sheets import default_catalog, list_versions
+from engine.costs.simulate import ARCHITECTURES, Scenario, simulate
+from engine.costs.tiers import default_tiers
+from engine.costs.usage import METRICS
+from engine.errors import InputError
+
+if TYPE_CHECKING:
+    from engine.service import Engine
+
+router = APIRouter(tags=["analytics"])
+
+DEMO_PREFIX = "demo-"
+DATABASE_CHOICES = ("turso", "neon", "byo", "local-libsql", "local-postgres")
+HOSTING_CHOICES = ("cloudflare", "vercel", "local")
+
+
+@router.get("/api/whoami", tags=["engine"])
+def whoami(principal: AnyRole) -> dict[str, str]:
+    return {"role": principal.role, "principal": principal.name}
+
+
+@router.get("/api/console/deployments", tags=["deployments"])
+def recent_deployments(engine: EngineDep, principal: Reader, limit: int = 50) -> list[dict[str, Any]]:
+    """The latest deployments across the fleet, newest first (the Status page's picker)."""
+    return engine.store.fetchall(
+        "SELECT d.id, a.name AS app, d.pipeline, d.status, d.created_at, d.finished_at, d.url"
+        " FROM deployments d JOIN deployed_apps a ON a.id = d.app_id"
+        " ORDER BY d.created_at DESC LIMIT ?",
+        [min(max(limit, 1), 500)],
+    )
+
+
+@router.get("/api/analytics/workspace")
+def workspace(engine: EngineDep, principal: Reader) -> dict[str, Any]:
+    """Fleet counts and whether demo data is present (the console labels it on every page)."""
+    row = engine.store.fetchone(
+        "SELECT count(*) AS apps, count(*) FILTER (WHERE starts_with(name, ?)) AS demo_apps,"
+        " count(*) FILTER (WHERE status = 'active') AS active FROM deployed_apps",
+        [DEMO_PREFIX],
+    )
+    span = engine.store.fetchone("SELECT min(hour_start) AS first, max(hour_start) AS last FROM usage_ledger")
+    return {**(row or {}), "usage_from": span and span["first"], "usage_to": span and span["last"]}
+
+
+@router.get("/api/analytics/tiers")
+def tiers(principal: Reader) -> dict[str, Any]:
+    """The tiers with their prices, limits and monthly quotas, in order from free to enterprise."""
+    return {name: tier.model_dump() for name, tier in default_tiers().tiers.items()}
+
+
+# An open month is recomputed from the ledger on every call; the ledger only grows hourly, so the console's
+# pages share one computation for a short while instead of each paying for it.
+_COST_CACHE: dict[tuple[int, date, str | None], tuple[float, MonthCosts]] = {}
+COST_CACHE_SECONDS = 60.0
+
+
+def month_costs(engine: Engine, month: date, method: str | None = None) -> MonthCosts:
+    key = (id(engine), month, method)
+    hit = _COST_CACHE.get(key)
+    if hit and time.monotonic() - hit[0] < COST_CACHE_SECONDS:
+        return hit[1]
+    costs = cost_month(engine.store, month, method=method)
+    _COST_CACHE[key] = (time.monotonic(), costs)
+    return costs
+
+
+def latest_month(engine: Engine) -> date:
+    """The month of the newest usage reading (this month when the ledger is empty)."""
+    last = engine.store.scalar("SELECT max(hour_start) FROM usage_ledger")
+    return (last.date() if last else date.today()).replace(day=1)
+
+
+def month_or_latest(engine: Engine, month: str | None) -> date:
+    return parse_month(month) if month else latest_month(engine)
+
+
+def typical_usage(costs: MonthCosts, tier: str, provider: str) -> dict[str, int]:
+    """Median monthly usage of one provider by the apps of ``tier`` (every app when the tier has none)."""
+    samples = [
+        per_provider[provider]
+        for app_id, per_provider in costs.usage.items()
+        if provider in per_provider and app_id in costs.apps and costs.apps[app_id].tier == tier
+    ] or [per_provider[provider] for per_provider in costs.usage.values() if provider in per_provider]
+    metrics = {name for sample in samples for name in sample}
+    return {m: int(statistics.median([s.get(m) or 0 for s in samples])) for m in sorted(metrics)}
+
+
+@router.get("/api/analytics/estimate")
+def estimate(
+    engine: EngineDep,
+    principal: Reader,
+    tier: str = "starter",
+    storage_bytes: int | None = Query(default=None, ge=0),
+) -> dict[str, Any]:
+    """Estimated monthly cost of one more app on each database and hosting choice, from the price sheets
+    in force: the app's share of the provider's bill when it joins the apps already there, every one of
+    them using the median monthly usage of the apps of its tier in the latest month of the ledger."""
+    default_tiers().get(tier)
+    catalog = default_catalog()
+    costs = month_costs(engine, latest_month(engine))
+    sharing: dict[str, int] = {}
+    for info in costs.apps.values():
+        for provider in info.providers:
+            sharing[provider] = sharing.get(provider, 0) + 1
+    choices: dict[str, dict[str, Any]] = {}
+    for choice in (*DATABASE_CHOICES, *HOSTING_CHOICES):
+        costed_as = catalog.costed_as(choice)
+        if costed_as is None:
+            choices[choice] = {"costed_as": None, "plan": None, "plan_base_cents": 0, "app_cents": 0}
+            continue
+        version, plan = catalog.plan_for(costed_as, costs.month)
+        usage = typical_usage(costs, tier, costed_as)
+        if storage_bytes is not None and any(m.metric.startswith("db_storage") for m in plan.meters):
+            usage["db_storage_bytes_peak"] = max(usage.get("db_storage_bytes_peak", 0), storage_bytes)
+        peers = sharing.get(costed_as, 0)
+        usages = [AppUsage(f"app-{i:06d}", usage) for i in range(peers + 1)]
+        bill = cost_provider(costed_as, plan, usages, method=catalog.allocation)
+        choices[choice] = {
+            "costed_as": costed_as,
+            "plan": plan.name,
+            "sheet_effective_from": version.effective_from.isoformat(),
+            "plan_base_cents": bill.components.get("base_fee", 0),
+            "apps_sharing": peers + 1,
+            "app_cents": bill.by_app().get(usages[-1].app_id, 0),
+            "typical_usage": usage,
+            "source": version.source,
+        }
+    return {"month": costs.month.isoformat(), "tier": tier, "choices": choices}
+
+
+@router.get("/api/analytics/costs")
+def costs(
+    engine: EngineDep,
+    principal: Reader,
+    month: str | None = None,
+    by: Literal["app", "provider", "tier"] = "app",
+    method: str | None = None,
+) -> dict[str, Any]:
+    """The month's costs in cents (the latest month with usage when none is named), by app, provider or tier."""
+    result = month_costs(engine, month_or_latest(engine, month), method)
+    rows = result.by(by)
+    if by == "app":  # the per-app usage detail is the Usage page's business; keep this answer small
+        rows = [{k: v for k, v in row.items() if k != "usage"} for row in rows]
+    return {
+        "month": result.month.isoformat(),
+        "closed": result.closed,
+        "method": result.method,
+        "total_cents": result.total_cents(),
+        "idle_cents": result.idle_cents(),
+        "rows": rows,
+    }
+
+
+def margins_payload(engine: Engine, month: date, least: int = 20) -> dict[str, Any]:
+    result = margins_for(engine.store, month_costs(engine, month))
+    return {
+        "month": month.isoformat(),
+        "revenue_source": result.revenue_source,
+        "tiers": result.tiers,
+        "totals": result.totals(),
+        "idle_cents": result.idle_cents,
+        "railway_baseline_cents": sum(a["railway_baseline_cents"] for a in result.apps),
+        "least_profitable": result.least_profitable(least),
+    }
+
+
+@router.get("/api/analytics/margins")
+def margins(engine: EngineDep, principal: Reader, month: str | None = None, least: int = 20) -> dict[str, Any]:
+    """Revenue, cost and margin per tier for a month, the least profitable apps and the Railway baseline."""
+    return margins_payload(engine, month_or_latest(engine, month), min(max(least, 1), 200))
+
+
+@router.get("/api/analytics/margins/history")
+def margin_history(engine: EngineDep, principal: Reader, months: int = Query(default=3, ge=1, le=24)) -> dict[str, Any]:
+    """Per-tier margins for each of the last ``months`` months that have usage, oldest first."""
+    first = engine.store.scalar("SELECT min(hour_start) FROM usage_ledger")
+    newest = latest_month(engine)
+    found: list[date] = []
+    current = newest
+    while len(found) < months and (first is None or current >= first.date().replace(day=1)):
+        found.append(current)
+        current = (current - timedelta(days=1)).replace(day=1)
+        if first is None:
+            break
+    return {"months": [margins_payload(engine, m, least=1) for m in reversed(found)]}
+
+
+class SimulateRequest(BaseModel):
+    """The what-if of ``launchdeck pricing simulate``; every field defaults to ``engine.costs.simulate.Scenario``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    apps: int = Field(default=Scenario.apps, ge=1, le=1_000_000)
+    active_share: float = Field(default=Scenario.active_share, ge=0, le=1)
+    reads_per_active_app: int = Field(default=Scenario.reads_per_active_app, ge=0)
+    writes_per_active_app: int = Field(default=Scenario.writes_per_active_app, ge=0)
+    requests_per_active_app: int = Field(default=Scenario.requests_per_active_app, ge=0)
+    bytes_per_request: int = Field(default=Scenario.bytes_per_request, ge=0)
+    storage_bytes_per_app: int = Field(default=Scenario.storage_bytes_per_app, ge=0)
+    active_hours_per_active_app: int = Field(default=Scenario.active_hours_per_active_app, ge=0, le=744)
+    idle_requests_per_app: int = Field(default=Scenario.idle_requests_per_app, ge=0)
+    tier_mix: dict[str, float] | None = None
+    architecture: str = Scenario.architecture
+    plans: dict[str, str] = Field(default_factory=dict)
+
+
+@router.post("/api/analytics/simulate")
+def simulate_pricing(body: SimulateRequest, principal: Reader) -> dict[str, Any]:
+    """Cost a synthetic fleet on one architecture with the sheets in force, and its margin from a tier mix."""
+    fields = body.model_dump(exclude_none=True)
+    return simulate(Scenario(**fields))
+
+
+@router.get("/api/analytics/simulate/architectures")
+def architectures(principal: Reader) -> list[str]:
+    return list(ARCHITECTURES)
+
+
+@router.get("/api/analytics/usage")
+def usage(
+    engine: EngineDep,
+    principal: Reader,
+    app: str | None = None,
+    provider: str | None = None,
+    days: int = Query(default=90, ge=1, le=400),
+) -> dict[str, Any]:
+    """Daily usage: for one app (``app``: name or id), else summed per provider for the fleet."""
+    end_row = engine.store.fetchone("SELECT max(hour_start) AS last FROM usage_ledger")
+    end = (end_row["last"] if end_row and end_row["last"] else datetime.now(UTC).replace(tzinfo=None)) + timedelta(
+        hours=1
+    )
+    start = end - timedelta(days=days)
+    if app:
+        found = engine.store.fetchone(
+            "SELECT CAST(id AS TEXT) AS id, name, tier FROM deployed_apps WHERE name = ? OR CAST(id AS TEXT) = ?",
+            [app, app],
+        )
+        if found is None:
+            raise InputError(f"no app named {app!r}")
+        rows = usage_series(engine.store, start=start, end=end, app_id=found["id"], grain="day")
+        return {"app": found["name"], "tier": found["tier"], "grain": "day", "metrics": METRICS, "rows": rows}
+    sums = ", ".join(f"sum({m}) AS {m}" for m in METRICS if m != "db_storage_bytes")
+    where = "hour_start >= ? AND hour_start < ?" + (" AND provider = ?" if provider else "")
+    params: list[Any] = [start, end, *([provider] if provider else [])]
+    # Storage is a gauge: a day's fleet storage is the sum over apps of each app's peak that day.
+    rows = engine.store.fetchall(
+        f"SELECT provider, period, {', '.join(f'sum({m}) AS {m}' for m in METRICS)} FROM ("
+        f" SELECT provider, app_id, date_trunc('day', hour_start) AS period, {sums},"
+        f" max(db_storage_bytes) AS db_storage_bytes FROM usage_ledger WHERE {where} GROUP BY ALL"
+        ") GROUP BY ALL ORDER BY period, provider",
+        params,
+    )
+    return {"app": None, "tier": None, "grain": "day", "metrics": METRICS, "rows": rows}
+
+
+@router.get("/api/analytics/price-sheets")
+def price_sheets(engine: EngineDep, principal: Reader) -> list[dict[str, Any]]:
+    """Every price sheet version, with the one in force this month marked."""
+    catalog = default_catalog()
+    month = date.today().replace(day=1)
+    recorded = {(r["provider"], r["effective_from"]): r for r in list_versions(engine.store)}
+    result = []
+    for sheet in catalog.sheets.values():
+        in_force = sheet.version_for(month).effective_from if sheet.versions[0].effective_from <= month else None
+        for version in sheet.versions:
+            plan = version.plans.get(catalog.account.get(sheet.provider, sheet.default_plan))
+            result.append(
+                {
+                    "provider": sheet.provider,
+                    "display_name": sheet.display_name,
+                    "kind": sheet.kind,
+                    "effective_from": version.effective_from.isoformat(),
+                    "in_force": version.effective_from == in_force,
+                    "account_plan": plan.name if plan else None,
+                    "base_fee": str(plan.base_fee) if plan else None,
+                    "source": version.source,
+                    "differs_from_plan": version.differs_from_plan,
+                    "recorded": (sheet.provider, version.effective_from) in recorded,
+                    "content_hash": version.content_hash,
+                }
+            )
+    return result
