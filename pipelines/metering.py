@@ -1,0 +1,160 @@
+"""Metering jobs (run hourly by the engine's APScheduler): collect usage, ingest it, act on quotas.
+
+Plain functions taking a ``Store`` and ``Settings``. Contract with the database providers: for a
+``local-postgres`` app, ``deployed_apps.database_id`` is the database name on ``LAUNCHDECK_POSTGRES_ADMIN_URL``;
+for a ``local-libsql`` app it is the database file (a path or ``file:`` URL, relative to the workspace).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+
+from engine.config import Settings
+from engine.costs.ledger import IngestResult, ingest
+from engine.costs.rollup import cost_month
+from engine.costs.sources import EdgeTrafficSource, PostgresUsageSource, SqliteFileUsageSource
+from engine.costs.tiers import QuotaAction, over_quota, record_action
+from engine.costs.usage import Reading, StoreCounterState, UsageSource, previous_hour, registered_sources
+from engine.errors import LaunchdeckError, TransientError
+from engine.store import Store
+
+log = logging.getLogger(__name__)
+METERED_STATUSES = ("active", "suspended", "deploying")
+
+
+class EdgeCounters(Protocol):
+    def usage_counters(self) -> dict[str, Any]: ...
+
+
+def _apps(store: Store, provider: str) -> list[dict[str, Any]]:
+    marks = ", ".join("?" for _ in METERED_STATUSES)
+    return store.fetchall(
+        f"SELECT CAST(id AS TEXT) AS app_id, name, database_id FROM deployed_apps"
+        f" WHERE database_provider = ? AND database_id IS NOT NULL AND status IN ({marks})",
+        [provider, *METERED_STATUSES],
+    )
+
+
+def sqlite_path(database_id: str, workspace: Path) -> Path:
+    path = Path(database_id.removeprefix("file://").removeprefix("file:"))
+    return path if path.is_absolute() else workspace / path
+
+
+def local_sources(store: Store, settings: Settings, *, edge: EdgeCounters | None = None) -> list[UsageSource]:
+    """The usage sources of this machine, plus every registered (cloud) source."""
+    state = StoreCounterState(store)
+    sources: list[UsageSource] = [
+        PostgresUsageSource(
+            settings.postgres_admin_url,
+            lambda: {a["app_id"]: a["database_id"] for a in _apps(store, "local-postgres")},
+            state=state,
+        ),
+        SqliteFileUsageSource(
+            lambda: {a["app_id"]: sqlite_path(a["database_id"], settings.workspace) for a in _apps(store, "local-libsql")}
+        ),
+    ]
+    if edge is not None:
+        def app_id_for(name: str) -> str | None:
+            value = store.scalar("SELECT CAST(id AS TEXT) FROM deployed_apps WHERE name = ?", [name])
+            return None if value is None else str(value)
+
+        sources.append(EdgeTrafficSource(edge.usage_counters, app_id_for=app_id_for, state=state))
+    return sources + registered_sources(store, settings)
+
+
+@dataclass
+class CollectResult:
+    hour_start: datetime
+    ingested: IngestResult
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def collect_hour(
+    store: Store,
+    settings: Settings,
+    *,
+    hour_start: datetime | None = None,
+    sources: list[UsageSource] | None = None,
+    edge: EdgeCounters | None = None,
+) -> CollectResult:
+    """Collect one hour from every source and append it to the ledger. A failing source does not stop the others;
+    its error is reported and its hour can be collected again later (the ledger ignores what it already has)."""
+    hour = hour_start or previous_hour()
+    readings: list[Reading] = []
+    errors: dict[str, str] = {}
+    for source in sources if sources is not None else local_sources(store, settings, edge=edge):
+        try:
+            readings.extend(source.collect(hour))
+        except (TransientError, LaunchdeckError) as exc:
+            errors[source.name] = str(exc)
+            log.warning("usage source %s failed for %s: %s", source.name, hour, exc)
+    return CollectResult(hour, ingest(store, readings), errors)
+
+
+Notify = Callable[[QuotaAction], None]
+Suspend = Callable[[str, str], None]  # (app_id, reason)
+
+
+def http_notifier(url: str, *, timeout: float = 10.0) -> Notify:
+    """A notify callback that POSTs each over-quota action as JSON to ``url`` (the operator's webhook)."""
+
+    def notify(action: QuotaAction) -> None:
+        response = httpx.post(url, json={"event": "usage.over_quota", **action.__dict__}, timeout=timeout)
+        response.raise_for_status()
+
+    return notify
+
+
+def enforce_quotas(
+    store: Store,
+    *,
+    month: date | None = None,
+    notify: Notify | None = None,
+    suspend: Suspend | None = None,
+) -> list[QuotaAction]:
+    """Run over-quota checks for the month; call the callbacks; record each action once it succeeded.
+
+    Suspending is the lifecycle pipeline's: pass its entry point as ``suspend``. An action whose callback is
+    missing is returned but not recorded, so it is offered again next hour.
+    """
+    month = month or datetime.now(UTC).date().replace(day=1)
+    costs = cost_month(store, month)
+    actions = over_quota(store, month, costs.usage, costs.apps, costs.app_cents())
+    for action in actions:
+        callback_done = False
+        if action.action == "notify" and notify is not None:
+            notify(action)
+            callback_done = True
+        elif action.action == "suspend" and suspend is not None:
+            suspend(action.app_id, action.reason)
+            callback_done = True
+        if callback_done:
+            record_action(store, month, action)
+    return actions
+
+
+def run_hourly(
+    store: Store,
+    settings: Settings,
+    *,
+    edge: EdgeCounters | None = None,
+    notify: Notify | None = None,
+    suspend: Suspend | None = None,
+) -> dict[str, Any]:
+    """The APScheduler job: collect the last hour, then enforce quotas for the current month."""
+    collected = collect_hour(store, settings, edge=edge)
+    actions = enforce_quotas(store, notify=notify, suspend=suspend)
+    return {
+        "hour": collected.hour_start.isoformat(),
+        "added": collected.ingested.added,
+        "duplicates": collected.ingested.duplicates,
+        "errors": collected.errors,
+        "actions": [a.__dict__ for a in actions],
+    }
