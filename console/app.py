@@ -1,39 +1,87 @@
-"""Launchdeck operator console (Streamlit). A thin client: it reaches the engine only through
-``engine.client.EngineClient`` over HTTP, never the store."""
+"""Launchdeck operator console (Streamlit): the entry point. A thin client: it reaches the engine only
+through ``engine.client.EngineClient`` over HTTP, never the store.
+
+Sign-in takes an engine token; the pages shown depend on its role (operators: all; finance: usage,
+pricing and the cost model, read-only). Session state is initialised here, once, for every page."""
 
 from __future__ import annotations
 
-import os
-
 import streamlit as st
 
-from engine.client import EngineClient
+from console import ui
 from engine.errors import LaunchdeckError
 
 st.set_page_config(page_title="Launchdeck", page_icon="🚀", layout="wide")
 
+DEFAULTS: dict[str, object] = {
+    "token": "",
+    "role": None,
+    "principal": None,
+    "sign_in_error": None,
+    "deployment_id": None,  # the deployment the Status page follows
+    "wizard": None,  # the Deploy wizard's answers (console/wizard.py)
+}
+for name, value in DEFAULTS.items():
+    st.session_state.setdefault(name, value)
 
-@st.cache_resource
-def client_for(url: str, token: str) -> EngineClient:
-    return EngineClient(url, token)
+
+def sign_in(token: str) -> None:
+    token = token.strip()
+    if not token:
+        st.session_state.sign_in_error = "Paste an engine token first."
+        return
+    try:
+        who = ui.client_for(ui.engine_url(), token).whoami()
+    except LaunchdeckError as exc:
+        st.session_state.sign_in_error = ui.explain(exc)
+        return
+    if who["role"] not in ui.READERS:
+        st.session_state.sign_in_error = (
+            f"A {who['role']} token is for the app-builder platform's API, not the console: "
+            "use an operator or finance token."
+        )
+        return
+    st.session_state.update(token=token, role=who["role"], principal=who["principal"], sign_in_error=None)
 
 
-engine_url = os.environ.get("LAUNCHDECK_ENGINE_URL", "http://127.0.0.1:8470")
-token = st.session_state.get("token", "")
-with st.sidebar:
-    token = st.text_input("Engine token", value=token, type="password")
-    st.session_state["token"] = token
+def sign_in_page() -> None:
+    st.title("Launchdeck console")
+    st.write("Sign in with an engine token. `launchdeck up` writes the first operator token to the workspace "
+             "(`operator.token`); `launchdeck tokens create NAME --role finance` makes one for finance.")  # fmt: skip
+    with st.form("sign-in"):
+        token = st.text_input("Engine token", type="password", placeholder="ldk_…")
+        if st.form_submit_button("Sign in", type="primary"):
+            sign_in(token)
+            if st.session_state.role:
+                st.rerun()
+    if st.session_state.sign_in_error:
+        st.error(st.session_state.sign_in_error)
+    st.caption(f"Engine: {ui.engine_url()}")
 
-if not token:
-    st.title("Launchdeck")
-    st.info("Sign in with an engine token (`launchdeck up` prints where the first operator token is).")
-    st.stop()
 
-try:
-    apps = client_for(engine_url, token).apps()
-except LaunchdeckError as exc:
-    st.error(str(exc))
-    st.stop()
+def pages_for(role: str) -> list[st.Page]:
+    operator = [
+        st.Page("pages/deploy.py", title="Deploy", icon="🚀", url_path="deploy"),
+        st.Page("pages/status.py", title="Status", icon="📡", url_path="status"),
+        st.Page("pages/apps.py", title="Apps", icon="🗂️", url_path="apps"),
+    ]
+    finance = [
+        st.Page("pages/usage.py", title="Usage", icon="📈", url_path="usage"),
+        st.Page("pages/pricing.py", title="Pricing & margins", icon="💰", url_path="pricing"),
+        st.Page("pages/cost_model.py", title="Cost model", icon="🧮", url_path="cost-model"),
+    ]
+    return [*operator, *finance] if role == "operator" else finance
 
-st.title("Apps")
-st.dataframe(apps, use_container_width=True)
+
+if not st.session_state.role:
+    st.navigation([st.Page(sign_in_page, title="Sign in", icon="🔑")]).run()
+else:
+    with st.sidebar:
+        st.markdown(f"Signed in as **{st.session_state.principal}** ({st.session_state.role})")
+        if ui.read_only():
+            st.caption("Read-only: finance sees usage, costs and margins.")
+        if st.button("Sign out"):
+            ui.sign_out()
+            st.rerun()
+        st.caption(f"Engine: {ui.engine_url()}")
+    st.navigation(pages_for(str(st.session_state.role))).run()

@@ -210,10 +210,9 @@ class EngineClient:
         result: dict[str, Any] = self.request("GET", "/api/analytics/costs", params=params)
         return result
 
-    def margins(self, month: str | None = None) -> dict[str, Any]:
-        result: dict[str, Any] = self.request(
-            "GET", "/api/analytics/margins", params={"month": month} if month else {}
-        )
+    def margins(self, month: str | None = None, least: int = 20) -> dict[str, Any]:
+        params: dict[str, Any] = {"least": least, **({"month": month} if month else {})}
+        result: dict[str, Any] = self.request("GET", "/api/analytics/margins", params=params)
         return result
 
     def margin_history(self, months: int = 3) -> dict[str, Any]:

@@ -1,0 +1,141 @@
+"""Apps: the fleet, filterable by tier, provider, state and owner; live URL, health and this month's cost;
+rollback, suspend, resume and destroy (with a confirmation); each app's deployment history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+import streamlit as st
+
+from console import ui
+from engine.errors import LaunchdeckError
+
+ui.require_role(ui.OPERATOR_ONLY)
+st.title("Apps")
+ui.demo_banner()
+
+HEALTH = {"active": "🟢 serving", "suspended": "🟠 suspended (503)", "failed": "🔴 failed",
+          "deploying": "🔵 deploying", "provisioning": "🔵 provisioning", "destroyed": "⚫ destroyed"}  # fmt: skip
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def cost_by_app(url: str, token: str) -> dict[str, Any]:
+    return ui.client_for(url, token).costs(by="app")
+
+
+apps = ui.call(ui.cached_apps, *ui.key())
+if apps is None:
+    st.stop()
+if not apps:
+    st.info("No apps yet: deploy one from the Deploy page.")
+    st.stop()
+fleet = pl.DataFrame(apps, infer_schema_length=None)
+costs, cost_problem = None, None
+try:
+    costs = cost_by_app(*ui.key())
+except LaunchdeckError as exc:  # without costs the fleet still shows
+    cost_problem = ui.explain(exc)
+cents = {str(row["app_id"]): row["cost_cents"] for row in (costs or {}).get("rows", []) if row["app_id"]}
+fleet = fleet.with_columns(
+    pl.col("id").cast(pl.String).replace_strict(cents, default=None, return_dtype=pl.Int64).alias("cost_cents"),
+    pl.col("status").replace_strict(HEALTH, default="unknown").alias("health"),
+)
+
+filters = st.columns(5)
+tier = filters[0].multiselect("Tier", sorted(fleet["tier"].unique().to_list()))
+providers = sorted({p for p in fleet["database_provider"].to_list() + fleet["hosting_provider"].to_list() if p})
+provider = filters[1].multiselect("Provider", providers)
+state = filters[2].multiselect("State", sorted(fleet["status"].unique().to_list()))
+owner = filters[3].text_input("Owner contains")
+name = filters[4].text_input("Name contains")
+shown = fleet
+if tier:
+    shown = shown.filter(pl.col("tier").is_in(tier))
+if provider:
+    shown = shown.filter(pl.col("database_provider").is_in(provider) | pl.col("hosting_provider").is_in(provider))
+if state:
+    shown = shown.filter(pl.col("status").is_in(state))
+if owner:
+    shown = shown.filter(pl.col("user_id").str.contains(owner, literal=True))
+if name:
+    shown = shown.filter(pl.col("name").str.contains(name, literal=True))
+
+total = int(shown["cost_cents"].sum()) if costs else None
+cols = st.columns(4)
+cols[0].metric("Apps shown", f"{shown.height:,} of {fleet.height:,}")
+cols[1].metric("Serving", f"{shown.filter(pl.col('status') == 'active').height:,}")
+cols[2].metric("Cost this month", ui.money(total) if costs else "—")
+cols[3].metric("Average per app", ui.money(total / shown.height) if total is not None and shown.height else "—")
+if cost_problem:
+    st.caption(f"Monthly cost: {cost_problem}")
+table = shown.select(
+    "name", "user_id", "tier", "health", "deployment_url", "custom_domain", "database_provider",
+    "hosting_provider", (pl.col("cost_cents") / 100).alias("cost_usd"), "last_deployed_at",
+)  # fmt: skip
+st.dataframe(
+    table,
+    hide_index=True,
+    width="stretch",
+    column_config={
+        "name": "App", "user_id": "Owner", "tier": "Tier", "health": "Health",
+        "deployment_url": st.column_config.LinkColumn("Live URL"),
+        "custom_domain": "Custom domain", "database_provider": "Database", "hosting_provider": "Hosting",
+        "cost_usd": st.column_config.NumberColumn("Cost this month", format="$%.2f"),
+        "last_deployed_at": st.column_config.DatetimeColumn("Last deployed", format="YYYY-MM-DD HH:mm"),
+    },
+)  # fmt: skip
+
+st.subheader("Manage an app")
+names = shown["name"].to_list()
+if not names:
+    st.stop()
+chosen = st.selectbox("App", names, index=None, placeholder="Choose an app (type to search)")
+if chosen is None:
+    st.stop()
+detail = ui.call(ui.client().app, chosen)
+if detail is None:
+    st.stop()
+st.markdown(
+    f"**{detail['name']}** · {HEALTH.get(detail['status'], detail['status'])} · owner {detail['user_id']} · "
+    f"{detail['tier']} tier · {detail['database_provider'] or '-'} + {detail['hosting_provider'] or '-'}"
+    + (f" · [{detail['deployment_url']}]({detail['deployment_url']})" if detail["deployment_url"] else "")
+)
+history = detail.get("deployments", [])
+if history:
+    st.dataframe(pl.DataFrame(history, infer_schema_length=None), hide_index=True, width="stretch")
+else:
+    st.caption("No deployment history in the engine for this app.")
+if detail.get("secrets"):
+    st.caption("Secrets set: " + ", ".join(detail["secrets"]))
+
+
+def act(label: str, action: Any, *args: Any) -> None:
+    done = ui.call(action, *args)
+    if done is not None:
+        ui.refresh_fleet()
+        st.success(f"{label}: {chosen} — {done.get('status', 'done') if isinstance(done, dict) else 'done'}")
+
+
+suspend, resume, rollback, destroy = st.tabs(["Suspend", "Resume", "Rollback", "Destroy"])
+with suspend:
+    st.write("A suspended app answers 503 with a plain page, and its database refuses its credentials.")
+    confirm = st.checkbox(f"Yes, suspend {chosen}", key="confirm-suspend")
+    if st.button("Suspend", disabled=not confirm):
+        act("Suspended", ui.client().suspend, chosen)
+with resume:
+    st.write("Resuming brings the app back as it was; nothing is lost.")
+    if st.button("Resume"):
+        act("Resumed", ui.client().resume, chosen)
+with rollback:
+    kept = [str(d["id"]) for d in history if d["status"] == "succeeded"]
+    target = st.selectbox("Roll back to", kept, index=None, placeholder="the previous live deployment")
+    st.caption("The deployment's configuration snapshot comes back with it; database migrations are not reversed.")
+    confirm = st.checkbox(f"Yes, roll {chosen} back", key="confirm-rollback")
+    if st.button("Roll back", disabled=not confirm):
+        act("Rolled back", ui.client().rollback, chosen, target)
+with destroy:
+    st.warning("Destroying deletes the database, its role, files, processes, domains and secrets. It cannot be undone.")
+    typed = st.text_input(f"Type {chosen} to confirm", key="confirm-destroy")
+    if st.button("Destroy", type="primary", disabled=typed != chosen):
+        act("Destroyed", ui.client().destroy, chosen)

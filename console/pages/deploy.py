@@ -1,0 +1,192 @@
+"""Deploy: the plan's three steps (database; hosting, domain and variables; review), then Deploy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from console import ui, wizard
+from console.wizard import Answers
+
+ui.require_role(ui.OPERATOR_ONLY)
+st.title("Deploy an app")
+ui.demo_banner()
+
+if st.session_state.wizard is None:
+    st.session_state.wizard = {"step": 1, "answers": Answers()}
+state: dict[str, Any] = st.session_state.wizard
+answers: Answers = state["answers"]
+tiers: dict[str, Any] = ui.call(ui.cached_tiers, *ui.key()) or {}
+apps: list[dict[str, Any]] = ui.call(ui.cached_apps, *ui.key()) or []
+
+STEPS = ("Database", "Hosting & domain", "Review")
+st.progress(state["step"] / 3, text=f"Step {state['step']} of 3: {STEPS[state['step'] - 1]}")
+
+
+def go(step: int, problems: list[str] | None = None) -> None:
+    """Move to ``step`` unless the current step has problems; those are shown instead."""
+    state["problems"] = problems or []
+    if not state["problems"]:
+        state["step"] = step
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def estimate(url: str, token: str, tier: str) -> dict[str, Any]:
+    return ui.client_for(url, token).deploy_estimate(tier)
+
+
+def cost_label(choice: str, costs: dict[str, Any] | None) -> str:
+    if not costs:
+        return ""
+    entry = costs["choices"].get(choice)
+    if entry is None or entry["costed_as"] is None:
+        return "no cost to Launchdeck (the user's own)"
+    return (
+        f"≈ {ui.money(entry['app_cents'])}/mo for this app "
+        f"({entry['costed_as']} {entry['plan']}: {ui.money(entry['plan_base_cents'])}/mo base fee "
+        f"shared by {entry['apps_sharing']:,} apps)"
+    )
+
+
+def step_database(costs: dict[str, Any] | None) -> None:
+    left, right = st.columns(2)
+    answers.app_dir = left.text_input("App folder (on the engine's machine)", answers.app_dir)
+    answers.name = right.text_input("App name", answers.name, placeholder="my-app",
+                                    help="Lower-case letters, digits and hyphens; it becomes the host name.")  # fmt: skip
+    left, right = st.columns(2)
+    answers.owner = left.text_input("Owner (user id)", answers.owner)
+    tier_names = list(tiers) or [answers.tier]
+    answers.tier = right.selectbox("Owner's tier", tier_names, index=tier_names.index(answers.tier)
+                                   if answers.tier in tier_names else 0)  # fmt: skip
+    st.subheader("Database")
+    choices = list(wizard.DATABASES)
+    answers.database = st.radio(
+        "Choose how to deploy the app's database",
+        choices,
+        index=choices.index(answers.database),
+        format_func=lambda c: wizard.DATABASES[c][0],
+        captions=[f"{wizard.DATABASES[c][1]} {cost_label(c, costs)}" for c in choices],
+    )
+    if answers.database == "byo":
+        answers.database_url = st.text_input("Database URL", answers.database_url, type="password")
+    answers.import_data = st.checkbox(
+        "Import data from preview", answers.import_data,
+        help="Transfer the preview SQLite data (users, posts, …) to the production database; "
+        "row counts and checksums are verified after the copy.",
+    )  # fmt: skip
+    if st.button("Next: Hosting →", type="primary"):
+        go(2, wizard.check_database(answers) + wizard.check_tier(answers, tiers, apps))
+        st.rerun()
+
+
+def step_hosting() -> None:
+    st.subheader("Hosting")
+    hosts = list(wizard.HOSTS)
+    answers.host = st.radio("Hosting provider", hosts, index=hosts.index(answers.host),
+                            format_func=lambda h: wizard.HOSTS[h][0],
+                            captions=[wizard.HOSTS[h][1] for h in hosts])  # fmt: skip
+    st.subheader("Domain")
+    subdomain = {
+        "cloudflare": f"{answers.name}.pages.dev",
+        "vercel": f"{answers.name}.vercel.app",
+        "local": f"{answers.name}.localhost",
+    }[answers.host]
+    mode = st.radio("Domain", ["free", "custom"], index=1 if answers.custom_domain else 0,
+                    format_func=lambda m: f"Free subdomain: {subdomain}" if m == "free" else "Custom domain",
+                    horizontal=True)  # fmt: skip
+    answers.custom_domain = mode == "custom"
+    if answers.custom_domain:
+        answers.domain = st.text_input("Custom domain", answers.domain, placeholder="myapp.com")
+        if answers.domain:
+            problems = wizard.check_domain(answers.domain)
+            (st.error(problems[0]) if problems else st.success(f"{answers.domain} is a valid domain name"))
+    st.subheader("Environment variables")
+    st.caption("Stored encrypted in the engine's vault and injected at run time; never shown again once set.")
+    show = st.toggle("Show values", value=False)
+    for index, row in enumerate(answers.env):
+        name_col, value_col, remove_col = st.columns([2, 3, 1])
+        row["name"] = name_col.text_input("Name", row["name"], key=f"env-name-{index}", placeholder="STRIPE_SECRET_KEY",
+                                          label_visibility="collapsed")  # fmt: skip
+        row["value"] = value_col.text_input("Value", row["value"], key=f"env-value-{index}",
+                                            type="default" if show else "password", label_visibility="collapsed")  # fmt: skip
+        if remove_col.button("Remove", key=f"env-remove-{index}"):
+            answers.env.pop(index)
+            st.rerun()
+    if st.button("+ Add variable"):
+        answers.env.append({"name": "", "value": ""})
+        st.rerun()
+    back, forward = st.columns([1, 1])
+    if back.button("← Back"):
+        go(1)
+        st.rerun()
+    if forward.button("Next: Review →", type="primary"):
+        go(3, wizard.check_hosting(answers) + wizard.check_tier(answers, tiers, apps))
+        st.rerun()
+
+
+def step_review(costs: dict[str, Any] | None) -> None:
+    st.subheader("Review")
+    summary = {
+        "App": f"{answers.name} from {answers.app_dir}",
+        "Owner": f"{answers.owner} ({answers.tier} tier)",
+        "Database": wizard.DATABASES[answers.database][0]
+        + (", importing preview data" if answers.import_data else ", empty"),
+        "Hosting": wizard.HOSTS[answers.host][0],
+        "Domain": answers.domain if answers.custom_domain else "free subdomain",
+        "Environment": ", ".join(wizard.env_dict(answers.env)) or "none",
+    }
+    st.table([{"": k, "Value": v} for k, v in summary.items()])
+    if costs:
+        db_cents = costs["choices"][answers.database]["app_cents"]
+        host_cents = costs["choices"][answers.host]["app_cents"]
+        st.metric("Estimated monthly cost to Launchdeck", ui.money(db_cents + host_cents),
+                  help=f"Price sheets in force {costs['month']}; usage assumed: the median {answers.tier} app.")  # fmt: skip
+        st.caption(f"Database {ui.money(db_cents)} + hosting {ui.money(host_cents)} per month.")
+    tier = tiers.get(answers.tier, {})
+    if tier:
+        quotas = tier.get("quotas", {})
+        st.markdown(
+            f"**{answers.tier} tier limits**: {tier['max_deployed_apps']} deployed apps, "
+            f"{tier['max_custom_domains']} custom domains, databases: "
+            f"{', '.join(tier['allowed_database_providers'])}"
+            + (f"; monthly quotas: {', '.join(f'{k} {v:,}' for k, v in quotas.items())}" if quotas else "")
+            .replace("-1", "unlimited")
+        )
+    problems = wizard.check_database(answers) + wizard.check_hosting(answers) + wizard.check_tier(answers, tiers, apps)
+    for problem in problems:
+        st.error(problem)
+    back, forward = st.columns([1, 1])
+    if back.button("← Back"):
+        go(2)
+        st.rerun()
+    if forward.button("Deploy", type="primary", disabled=bool(problems)):
+        started = ui.call(
+            ui.client().deploy_web,
+            answers.app_dir,
+            app=answers.name,
+            db=answers.database,
+            host=answers.host,
+            domain=answers.domain if answers.custom_domain else None,
+            env=wizard.env_dict(answers.env),
+            tier=answers.tier,
+            owner=answers.owner,
+            import_data=answers.import_data,
+            database_url=answers.database_url or None,
+        )
+        if started:
+            st.session_state.deployment_id = str(started["deployment_id"])
+            st.session_state.wizard = None
+            ui.refresh_fleet()
+            st.switch_page("pages/status.py")
+
+
+costs = ui.call(estimate, *ui.key(), answers.tier)
+if state["step"] == 1:
+    step_database(costs)
+elif state["step"] == 2:
+    step_hosting()
+else:
+    step_review(costs)
+for problem in state.get("problems", []):
+    st.error(problem)
