@@ -122,6 +122,7 @@ class EasClient:
         )
         self._sleep, self._clock = sleep, clock
         self._transport = transport
+        self._endpoint = base_url  # the GraphQL endpoint itself; httpx would add a trailing slash to ""
 
     def close(self) -> None:
         self.http.close()
@@ -129,7 +130,7 @@ class EasClient:
     def graphql(self, document: str, variables: dict[str, Any], *, idempotent: bool = False) -> Any:
         try:
             body = self.http.json(
-                "POST", "", json={"query": document, "variables": variables}, idempotent=idempotent
+                "POST", self._endpoint, json={"query": document, "variables": variables}, idempotent=idempotent
             )
         except ProviderError as exc:
             if exc.status in (401, 403):

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import httpx
 import pytest
 
-from engine.providers.http import RetryPolicy
+from engine.providers.cloudflare import CloudflarePages
+from engine.providers.http import RateLimiter, RetryPolicy
 from engine.providers.neon import NEON_RETRY, Neon
 from engine.providers.turso import Turso
+from tests.emulators.cloudflare import CloudflareEmulator
 from tests.emulators.neon import NeonEmulator
 from tests.emulators.turso import TursoEmulator
 from tests.servers.asgi import serve
@@ -49,5 +53,36 @@ def neon_emulator() -> Iterator[tuple[NeonEmulator, str]]:
 def neon(neon_emulator: tuple[NeonEmulator, str]) -> Iterator[Neon]:
     emulator, url = neon_emulator
     client = Neon(emulator.api_key, base_url=url, retry=FAST_NEON_RETRY, adopt_wait=0.5)
+    yield client
+    client.close()
+
+
+def fetch(url: str) -> httpx.Response:
+    """GET an app URL; ``*.localhost`` names are sent to 127.0.0.1 with the Host header (see DESIGN)."""
+    parts = urlsplit(url)
+    target = f"http://127.0.0.1:{parts.port}{parts.path or '/'}"
+    return httpx.get(target, headers={"Host": parts.netloc}, timeout=10)
+
+
+def write_site(root: Path, files: Mapping[str, str | bytes]) -> Path:
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content.encode() if isinstance(content, str) else content)
+    return root
+
+
+@pytest.fixture
+def cloudflare_emulator() -> Iterator[tuple[CloudflareEmulator, str]]:
+    emulator = CloudflareEmulator()
+    with serve(emulator.app) as url:
+        yield emulator, url + "/client/v4"
+
+
+@pytest.fixture
+def cloudflare(cloudflare_emulator: tuple[CloudflareEmulator, str]) -> Iterator[CloudflarePages]:
+    emulator, url = cloudflare_emulator
+    client = CloudflarePages(emulator.account_id, emulator.api_token, base_url=url, retry=FAST_RETRY,
+                             limiter=RateLimiter(1200, 300), poll_interval=0.01, deploy_timeout=10)
     yield client
     client.close()

@@ -25,6 +25,28 @@ SPECS = Path("/work/shared/specs")
 @cache
 def spec(name: str) -> tuple[OpenAPI, str]:
     document = json.loads((SPECS / name).read_text())
+    # Cloudflare's extract spells one response key "4xx"; OpenAPI 3.0 only allows "4XX".
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            if isinstance(operation, dict) and "responses" in operation:
+                operation["responses"] = {
+                    (k.upper() if k.lower().endswith("xx") else k): v for k, v in operation["responses"].items()}
+                # Its operations list only the legacy key pair, though the document-level security
+                # (and wrangler, and Cloudflare's docs) accept an API token as a bearer token.
+                if "security" in operation and "security" in document:
+                    operation["security"] = operation["security"] + [
+                        r for r in document["security"] if r not in operation["security"]]
+    # Its path parameters reuse schemas marked readOnly (meant for bodies); a path is always "written".
+    schemas = document.get("components", {}).get("schemas", {})
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []) if isinstance(operation, dict) else []:
+                ref = parameter.get("schema", {}).get("$ref", "")
+                if ref.startswith("#/components/schemas/"):
+                    schemas[ref.rsplit("/", 1)[1]].pop("readOnly", None)
+    # Cloudflare's domain-name pattern admits no dot, so not even its own example "…-01.com".
+    if "pages_domain_name" in schemas:
+        schemas["pages_domain_name"]["pattern"] = "^[a-z0-9][a-z0-9.-]*$"
     return OpenAPI.from_dict(document), document["servers"][0]["url"].rstrip("/")
 
 
