@@ -1,0 +1,109 @@
+"""Edge host figures: proxy overhead per request against the same Node server reached directly (the
+baseline), static file serving, and the cold start after scale to zero.
+
+    .venv/bin/python bench/edge_proxy.py [--requests 2000] [--cold-starts 5]
+
+Prints medians and 95th percentiles of sequential keep-alive requests from one httpx client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from engine.edge import EdgeHost, ServerSpec  # noqa: E402
+from engine.edge.supervisor import free_port, port_open  # noqa: E402
+
+APP_SERVER_JS = Path(__file__).resolve().parent.parent / "tests" / "edge" / "app_server.js"
+
+
+def timings(client: httpx.Client, url: str, host: str | None, count: int) -> list[float]:
+    headers = {"host": host} if host else {}
+    for _ in range(min(50, count)):  # warm up connections and the JIT
+        client.get(url, headers=headers).raise_for_status()
+    seconds = []
+    for _ in range(count):
+        started = time.perf_counter()
+        client.get(url, headers=headers).raise_for_status()
+        seconds.append(time.perf_counter() - started)
+    return seconds
+
+
+def summary(name: str, seconds: list[float]) -> float:
+    median = statistics.median(seconds)
+    p95 = statistics.quantiles(seconds, n=20)[-1]
+    print(f"  {name:<44} median {median * 1000:7.3f} ms   p95 {p95 * 1000:7.3f} ms   ({len(seconds)} requests)")
+    return median
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--cold-starts", type=int, default=5)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="edge-bench-"))
+    server_dir = work / "server"
+    server_dir.mkdir()
+    shutil.copy(APP_SERVER_JS, server_dir / "server.js")
+    static_dir = work / "static"
+    static_dir.mkdir()
+    (static_dir / "page.html").write_text("x" * 2048)
+    port = free_port()
+    direct = subprocess.Popen(
+        ["node", "server.js"], cwd=server_dir, env={**os.environ, "PORT": str(port), "APP_VERSION": "bench"},
+        stdout=subprocess.DEVNULL,
+    )
+    edge = EdgeHost(work / "workspace", 0, idle_seconds=None)
+    try:
+        while not port_open(port):
+            time.sleep(0.01)
+        edge.start()
+        edge.stage("bench", "d1", static_dir, ServerSpec(["node", "server.js"], server_dir, {"APP_VERSION": "bench"}))
+        edge.promote("bench", "d1")
+        host = f"bench.localhost:{edge.port}"
+        print(f"node {subprocess.check_output(['node', '--version'], text=True).strip()}, "
+              f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
+        print("Proxy overhead (GET /dynamic, ~70-byte body):")
+        with httpx.Client(trust_env=False) as client:
+            baseline = summary("baseline: Node server directly", timings(client, f"http://127.0.0.1:{port}/dynamic", None, args.requests))
+            proxied = summary("through the edge host (proxied)", timings(client, f"{edge.base_url}/dynamic", host, args.requests))
+            print(f"  => proxy overhead per request: {(proxied - baseline) * 1000:.3f} ms (median vs median)")
+            print("Static file from the blob store (2 KiB):")
+            summary("edge host static file", timings(client, f"{edge.base_url}/page.html", host, args.requests))
+        edge.stop()
+
+        print(f"Cold start after scale to zero ({args.cold_starts} runs):")
+        edge = EdgeHost(work / "workspace", 0, idle_seconds=0.3, env_source=lambda app, dep: {"APP_VERSION": "bench"})
+        edge.start()
+        first_request = []
+        with httpx.Client(trust_env=False) as client:
+            for _ in range(args.cold_starts):
+                while edge.status("bench").server_state != "stopped":
+                    time.sleep(0.05)
+                started = time.perf_counter()
+                client.get(f"{edge.base_url}/dynamic", headers={"host": f"bench.localhost:{edge.port}"}).raise_for_status()
+                first_request.append(time.perf_counter() - started)
+        recorded = [s.seconds for s in edge.server_starts("bench") if s.kind == "request"][-args.cold_starts:]
+        summary("recorded cold start (spawn -> port open)", recorded)
+        summary("first request after scale to zero", first_request)
+        print(f"  (baseline: a warm proxied request, median {proxied * 1000:.3f} ms)")
+    finally:
+        edge.stop()
+        direct.terminate()
+        direct.wait(timeout=10)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
