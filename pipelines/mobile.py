@@ -74,6 +74,25 @@ def check_prerequisites(ctx: Any) -> str:
     return f"{platform} build" + (f", then {submit}" if submit else "")
 
 
+def verify_store_access(ctx: Any) -> str:
+    """Try the store credentials now, so a bad key fails in seconds, not after a paid build."""
+    settings, package = settings_of(ctx), ctx.params["bundle_id"]
+    if ctx.params["submit"] == "testflight":
+        asc = AppStoreConnectClient(_asc_key(ctx), base_url=settings.app_store_connect_api_url)
+        try:
+            ctx.state["asc_app_id"] = asc.find_app(package)
+        finally:
+            asc.close()
+        return f"App Store Connect app {ctx.state['asc_app_id']}"
+    play = GooglePlayClient(vault_of(ctx).get(_scope(ctx), creds.PLAY_SERVICE_ACCOUNT.name),
+                            base_url=settings.google_play_api_url, token_url=settings.google_oauth_token_url)
+    try:
+        play.delete_edit(package, play.insert_edit(package))  # proves access to this package
+    finally:
+        play.close()
+    return f"Google Play access to {package}"
+
+
 def generate_project(ctx: Any) -> str:
     dest = build_dir(ctx, f"mobile-{ctx.params['platform']}")
     capacitor.generate(shell_spec(ctx.params), dest, [ctx.params["platform"]])
@@ -230,6 +249,10 @@ def record_costs(ctx: Any) -> str:
 def steps(params: dict[str, Any]) -> list[Step]:
     pipeline = [
         Step("check-prerequisites", check_prerequisites, timeout=30),
+    ]
+    if params.get("submit"):
+        pipeline.append(Step("verify-store-access", verify_store_access, timeout=120))
+    pipeline += [
         Step("generate-project", generate_project, undo_generate_project, timeout=300),
         Step("upload-project", upload_project, timeout=600),
         Step("eas-build", eas_build, timeout=4 * 3600),
