@@ -64,7 +64,7 @@ class EasEmulator:
         self.submissions: dict[str, dict[str, Any]] = {}
         self.cancelled: list[str] = []
         self.graphql_errors: list[str] = []
-        self.on_ios_submission: Callable[[dict[str, Any]], None] | None = None
+        self.on_ios_submission: Callable[[dict[str, Any]], object] | None = None
         self.faults = Faults()
         self.recorder = Recorder()
         self._lock = threading.Lock()
