@@ -7,7 +7,9 @@ for metering (one request, the body bytes sent) by wrapping ``send``.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
@@ -53,6 +55,7 @@ class EdgeApp:
     def __init__(self, host: EdgeHost) -> None:
         self.host = host
         self.client: httpx.AsyncClient | None = None
+        self.small_files = SmallFileCache(host.blobs.path)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -111,10 +114,12 @@ class EdgeApp:
         )
         if etag in request.headers.get("if-none-match", ""):
             return Response(status_code=304, headers={"etag": etag, "cache-control": cache})
-        return FileResponse(
-            self.host.blobs.path(file.digest), media_type=file.content_type,
-            headers={"etag": etag, "cache-control": cache},
-        )
+        headers = {"etag": etag, "cache-control": cache}
+        body = self.small_files.get(file)
+        if body is not None:  # small files from memory: FileResponse costs several thread hops
+            return Response(body if request.method == "GET" else b"", media_type=file.content_type,
+                            headers={**headers, "content-length": str(file.size)})
+        return FileResponse(self.host.blobs.path(file.digest), media_type=file.content_type, headers=headers)
 
     # -- proxy ------------------------------------------------------------------------------------
 
@@ -187,6 +192,37 @@ class EdgeApp:
                     await self.client.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+class SmallFileCache:
+    """Bodies of small static files, least recently used dropped first. Blobs never change, so
+    entries never go stale."""
+
+    MAX_FILE = 128 * 1024
+    MAX_TOTAL = 64 * 1024 * 1024
+
+    def __init__(self, path_of: Callable[[str], Path]) -> None:
+        self._path_of = path_of
+        self._entries: OrderedDict[str, bytes] = OrderedDict()
+        self._total = 0
+
+    def get(self, file: StaticFile) -> bytes | None:
+        if file.size > self.MAX_FILE:
+            return None
+        body = self._entries.get(file.digest)
+        if body is not None:
+            self._entries.move_to_end(file.digest)
+            return body
+        try:
+            body = self._path_of(file.digest).read_bytes()
+        except FileNotFoundError:
+            return None
+        self._entries[file.digest] = body
+        self._total += len(body)
+        while self._total > self.MAX_TOTAL:
+            _, dropped = self._entries.popitem(last=False)
+            self._total -= len(dropped)
+        return body
 
 
 class _RequestContext:
