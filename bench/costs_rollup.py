@@ -1,0 +1,145 @@
+"""Benchmark: ledger ingest and the monthly cost and margin rollup.
+
+N apps x D days of hourly readings go into a DuckDB file through the same ``ingest_frame`` the metering job
+uses (one Arrow batch per day, with the idempotency check), then one month is costed and its margins computed.
+Prints ingest rows/s against the named baseline "row-by-row executemany" (measured in the same run on a
+sample), rollup seconds, and peak memory (max RSS of this process), beside the issue's targets.
+
+    .venv/bin/python bench/costs_rollup.py --apps 1000 --apps 10000 [--days 90]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from engine.costs.ledger import LEDGER_SCHEMA, ingest_frame, with_keys  # noqa: E402
+from engine.costs.margins import margins_for  # noqa: E402
+from engine.costs.rollup import cost_month  # noqa: E402
+from engine.store import Store  # noqa: E402
+
+START = datetime(2026, 8, 1)
+TARGET_ROWS_PER_S = 1_000_000
+TARGET_ROLLUP_S = 3.0
+TARGET_PEAK_MB = 2048
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def seed_apps(store: Store, apps: int) -> list[str]:
+    ids = [f"00000000-0000-4000-8000-{i:012d}" for i in range(apps)]
+    tiers = np.array(["free", "starter", "pro", "business"])[np.arange(apps) % 4]
+    frame = pl.DataFrame({
+        "id": ids, "name": [f"bench-{i}" for i in range(apps)], "user_id": [f"user-{i // 3}" for i in range(apps)],
+        "tier": tiers, "database_provider": np.where(tiers == "business", "local-postgres", "local-libsql"),
+        "hosting_provider": ["local"] * apps, "status": ["active"] * apps,
+    })
+    with store.connection() as connection:
+        connection.register("bench_apps", frame.to_arrow())
+        connection.execute(
+            "INSERT INTO deployed_apps (id, name, user_id, tier, database_provider, hosting_provider, status,"
+            " created_at) SELECT CAST(id AS UUID), name, user_id, tier, database_provider, hosting_provider, status,"
+            " TIMESTAMP '2026-01-01' FROM bench_apps"
+        )
+        connection.unregister("bench_apps")
+    return ids
+
+
+def day_frame(ids: list[str], providers: np.ndarray, day: int, rng: np.random.Generator) -> pl.DataFrame:
+    n = len(ids) * 24
+    hours = np.repeat(np.arange(24), len(ids))
+    start = START + timedelta(days=day)
+    active = rng.random(n) < 0.3
+    frame = pl.DataFrame({
+        "app_id": np.tile(ids, 24),
+        "provider": np.tile(providers, 24),
+        "source": "bench",
+        "hour_start": np.datetime64(start, "us") + hours.astype("timedelta64[h]"),
+        "db_rows_read": np.where(active, rng.integers(0, 5_000, n), 0),
+        "db_rows_written": np.where(active, rng.integers(0, 100, n), 0),
+        "db_storage_bytes": rng.integers(1_000_000, 50_000_000, n),
+        "requests": np.where(active, rng.integers(0, 400, n), 0),
+        "bandwidth_bytes": np.where(active, rng.integers(0, 10_000_000, n), 0),
+        "compute_ms": pl.Series([None] * n, dtype=pl.Int64),
+    })
+    return with_keys(frame).select(list(LEDGER_SCHEMA))
+
+
+def baseline_rows_per_s(store: Store, sample: pl.DataFrame) -> float:
+    """The named baseline: the same rows inserted one parameter set at a time (executemany)."""
+    with store.connection() as connection:
+        connection.execute("CREATE TEMP TABLE baseline_ledger AS SELECT * FROM usage_ledger LIMIT 0")
+    rows = [list(r) for r in sample.rows()]
+    columns = ", ".join(LEDGER_SCHEMA)
+    marks = ", ".join("?" for _ in LEDGER_SCHEMA)
+    started = time.perf_counter()
+    store.executemany(f"INSERT INTO baseline_ledger ({columns}) VALUES ({marks})", rows)
+    return len(rows) / (time.perf_counter() - started)
+
+
+def run(apps: int, days: int, workdir: Path) -> dict[str, float]:
+    store = Store(workdir / f"bench-{apps}.duckdb")
+    ids = seed_apps(store, apps)
+    providers = np.where(np.arange(apps) % 4 == 3, "local-postgres", "local-libsql")
+    rng = np.random.default_rng(7)
+    ingest_seconds = 0.0
+    rows = 0
+    for day in range(days):
+        frame = day_frame(ids, providers, day, rng)
+        started = time.perf_counter()
+        result = ingest_frame(store, frame)
+        ingest_seconds += time.perf_counter() - started
+        rows += result.added
+    again = ingest_frame(store, day_frame(ids, providers, 0, np.random.default_rng(7)))
+    assert again.added == 0, "re-ingesting a day must add nothing"
+    sample = max(1, 20_000 // 24)
+    baseline = baseline_rows_per_s(store, day_frame(ids[:sample], providers[:sample], 0, rng))
+    month = START.date().replace(day=1) if days < 31 else (START + timedelta(days=31)).date().replace(day=1)
+    started = time.perf_counter()
+    costs = cost_month(store, month)
+    margins = margins_for(store, costs)
+    rollup_seconds = time.perf_counter() - started
+    assert sum(line.cents for line in costs.lines()) == costs.total_cents()
+    store.close()
+    return {
+        "apps": apps, "rows": rows, "ingest_s": ingest_seconds, "rows_per_s": rows / ingest_seconds,
+        "baseline_rows_per_s": baseline, "rollup_s": rollup_seconds, "month_total_cents": costs.total_cents(),
+        "margin_cents": margins.totals()["margin_cents"], "peak_mb": peak_mb(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--apps", type=int, action="append", help="fleet size (repeatable)")
+    parser.add_argument("--days", type=int, default=90)
+    args = parser.parse_args()
+    sizes = args.apps or [1000, 10000]
+    print(f"targets: ingest >= {TARGET_ROWS_PER_S:,} rows/s, rollup (10,000 apps) <= {TARGET_ROLLUP_S} s, "
+          f"peak <= {TARGET_PEAK_MB} MB")
+    with tempfile.TemporaryDirectory(prefix="ld-bench-") as tmp:
+        for apps in sizes:
+            r = run(apps, args.days, Path(tmp))
+            print(
+                f"apps={apps:>6,} rows={int(r['rows']):>11,} ingest {r['ingest_s']:6.1f} s = {r['rows_per_s']:>11,.0f} rows/s"
+                f" (baseline row-by-row executemany: {r['baseline_rows_per_s']:>9,.0f} rows/s,"
+                f" x{r['rows_per_s'] / r['baseline_rows_per_s']:.0f})"
+                f" | rollup {r['rollup_s']:5.2f} s | peak {r['peak_mb']:,.0f} MB"
+                f" | month cost ${r['month_total_cents'] / 100:,.2f}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
