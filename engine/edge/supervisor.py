@@ -245,13 +245,13 @@ class ServerProcess:
 
     def _stop_locked(self, reason: str) -> None:
         popen, self.popen = self.popen, None
-        self.state = State.STOPPED
-        self.port = None
-        self.crashes = 0
-        if popen is not None:
+        if popen is not None:  # killed before the state says so: "stopped" means the process is gone
             _kill_group(popen, grace=STOP_GRACE)
             with self.log_path.open("ab") as log:
                 log.write(f"--- launchdeck: stopped ({reason})\n".encode())
+        self.state = State.STOPPED
+        self.port = None
+        self.crashes = 0
         self._cond.notify_all()
 
     def stop(self, reason: str = "stopped") -> None:

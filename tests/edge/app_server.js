@@ -1,11 +1,24 @@
 // A tiny app server for the edge host tests: answers with its version, pid and the Host it saw.
 const http = require("http");
 const version = process.env.APP_VERSION || "unset";
+const waiting = [];
 http
   .createServer((req, res) => {
     if (req.url === "/api/health") {
       res.writeHead(200, { "content-type": "application/json" });
       res.end(JSON.stringify({ ok: true, version }));
+      return;
+    }
+    if (req.url === "/stream") {
+      // first chunk now, the rest only once /release is requested: a buffering proxy would hang here
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.write("first;");
+      waiting.push(res);
+      return;
+    }
+    if (req.url === "/release") {
+      for (const r of waiting.splice(0)) r.end("last");
+      res.end("released");
       return;
     }
     if (req.url === "/secret-env") {

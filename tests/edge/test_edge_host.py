@@ -83,8 +83,20 @@ def test_server_part_is_proxied_with_its_environment(
     assert f"host api.localhost:{edge.port} POST /items?x=1 body=5000" in response.text
     assert response.headers.get_list("set-cookie") == ["a=1", "b=2"]
     assert fetch(client, edge, "api.localhost", "/secret-env").text == "none"
+    head = fetch(client, edge, "api.localhost", "/logo.txt", method="HEAD")
+    assert (head.status_code, head.content, head.headers["content-length"]) == (200, b"", "11")
     status, body, seconds = edge.health("api")
     assert status == 200 and '"version":"v1"' in body and seconds > 0
+
+
+def test_responses_stream_through_the_proxy(edge: EdgeHost, client: httpx.Client, tmp_path: Path) -> None:
+    edge.stage("api", "d1", None, node_server(tmp_path / "srv", "v1"))
+    edge.promote("api", "d1")
+    with client.stream("GET", f"{edge.base_url}/stream", headers={"host": "api.localhost"}) as response:
+        chunks = response.iter_raw()
+        assert next(chunks) == b"first;"  # arrives while the server still holds the response open
+        assert fetch(client, edge, "api.localhost", "/release").text == "released"
+        assert b"".join(chunks) == b"last"
 
 
 def test_promote_is_atomic(edge: EdgeHost, client: httpx.Client, tmp_path: Path) -> None:
