@@ -51,31 +51,32 @@ def cost_label(choice: str, costs: dict[str, Any] | None) -> str:
 
 def step_database(costs: dict[str, Any] | None) -> None:
     left, right = st.columns(2)
-    answers.app_dir = left.text_input("App folder (on the engine's machine)", answers.app_dir)
-    answers.name = right.text_input("App name", answers.name, placeholder="my-app",
+    answers.app_dir = left.text_input("App folder (on the engine's machine)", answers.app_dir, key="wiz-app-dir")
+    answers.name = right.text_input("App name", answers.name, placeholder="my-app", key="wiz-name",
                                     help="Lower-case letters, digits and hyphens; it becomes the host name.")  # fmt: skip
     left, right = st.columns(2)
-    answers.owner = left.text_input("Owner (user id)", answers.owner)
+    answers.owner = left.text_input("Owner (user id)", answers.owner, key="wiz-owner")
     tier_names = list(tiers) or [answers.tier]
-    answers.tier = right.selectbox("Owner's tier", tier_names, index=tier_names.index(answers.tier)
-                                   if answers.tier in tier_names else 0)  # fmt: skip
+    answers.tier = right.selectbox("Owner's tier", tier_names, key="wiz-tier",
+                                   index=tier_names.index(answers.tier) if answers.tier in tier_names else 0)  # fmt: skip
     st.subheader("Database")
     choices = list(wizard.DATABASES)
     answers.database = st.radio(
         "Choose how to deploy the app's database",
         choices,
         index=choices.index(answers.database),
+        key="wiz-database",
         format_func=lambda c: wizard.DATABASES[c][0],
         captions=[f"{wizard.DATABASES[c][1]} {cost_label(c, costs)}" for c in choices],
     )
     if answers.database == "byo":
-        answers.database_url = st.text_input("Database URL", answers.database_url, type="password")
+        answers.database_url = st.text_input("Database URL", answers.database_url, type="password", key="wiz-database-url")
     answers.import_data = st.checkbox(
-        "Import data from preview", answers.import_data,
+        "Import data from preview", answers.import_data, key="wiz-import",
         help="Transfer the preview SQLite data (users, posts, …) to the production database; "
         "row counts and checksums are verified after the copy.",
     )  # fmt: skip
-    if st.button("Next: Hosting →", type="primary"):
+    if st.button("Next: Hosting →", type="primary", key="wiz-next-1"):
         go(2, wizard.check_database(answers) + wizard.check_tier(answers, tiers, apps))
         st.rerun()
 
@@ -83,7 +84,7 @@ def step_database(costs: dict[str, Any] | None) -> None:
 def step_hosting() -> None:
     st.subheader("Hosting")
     hosts = list(wizard.HOSTS)
-    answers.host = st.radio("Hosting provider", hosts, index=hosts.index(answers.host),
+    answers.host = st.radio("Hosting provider", hosts, index=hosts.index(answers.host), key="wiz-host",
                             format_func=lambda h: wizard.HOSTS[h][0],
                             captions=[wizard.HOSTS[h][1] for h in hosts])  # fmt: skip
     st.subheader("Domain")
@@ -92,18 +93,18 @@ def step_hosting() -> None:
         "vercel": f"{answers.name}.vercel.app",
         "local": f"{answers.name}.localhost",
     }[answers.host]
-    mode = st.radio("Domain", ["free", "custom"], index=1 if answers.custom_domain else 0,
+    mode = st.radio("Domain", ["free", "custom"], index=1 if answers.custom_domain else 0, key="wiz-domain-mode",
                     format_func=lambda m: f"Free subdomain: {subdomain}" if m == "free" else "Custom domain",
                     horizontal=True)  # fmt: skip
     answers.custom_domain = mode == "custom"
     if answers.custom_domain:
-        answers.domain = st.text_input("Custom domain", answers.domain, placeholder="myapp.com")
+        answers.domain = st.text_input("Custom domain", answers.domain, placeholder="myapp.com", key="wiz-domain")
         if answers.domain:
             problems = wizard.check_domain(answers.domain)
             (st.error(problems[0]) if problems else st.success(f"{answers.domain} is a valid domain name"))
     st.subheader("Environment variables")
     st.caption("Stored encrypted in the engine's vault and injected at run time; never shown again once set.")
-    show = st.toggle("Show values", value=False)
+    show = st.toggle("Show values", value=False, key="wiz-show-values")
     for index, row in enumerate(answers.env):
         name_col, value_col, remove_col = st.columns([2, 3, 1])
         row["name"] = name_col.text_input("Name", row["name"], key=f"env-name-{index}", placeholder="STRIPE_SECRET_KEY",
@@ -113,14 +114,14 @@ def step_hosting() -> None:
         if remove_col.button("Remove", key=f"env-remove-{index}"):
             answers.env.pop(index)
             st.rerun()
-    if st.button("+ Add variable"):
+    if st.button("+ Add variable", key="wiz-add-env"):
         answers.env.append({"name": "", "value": ""})
         st.rerun()
     back, forward = st.columns([1, 1])
-    if back.button("← Back"):
+    if back.button("← Back", key="wiz-back-2"):
         go(1)
         st.rerun()
-    if forward.button("Next: Review →", type="primary"):
+    if forward.button("Next: Review →", type="primary", key="wiz-next-2"):
         go(3, wizard.check_hosting(answers) + wizard.check_tier(answers, tiers, apps))
         st.rerun()
 
@@ -157,10 +158,10 @@ def step_review(costs: dict[str, Any] | None) -> None:
     for problem in problems:
         st.error(problem)
     back, forward = st.columns([1, 1])
-    if back.button("← Back"):
+    if back.button("← Back", key="wiz-back-3"):
         go(2)
         st.rerun()
-    if forward.button("Deploy", type="primary", disabled=bool(problems)):
+    if forward.button("Deploy", type="primary", disabled=bool(problems), key="wiz-deploy"):
         started = ui.call(
             ui.client().deploy_web,
             answers.app_dir,
