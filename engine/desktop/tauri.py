@@ -181,7 +181,7 @@ def generate(spec: DesktopSpec, dest: Path, public_key: str) -> Path:
     if spec.server_url:
         init += ["--dev-url", spec.server_url]
     run_node(cli, init, cwd=dest, what="tauri init")
-    icon = spec.icon or icons.solid_png(dest / "app-icon.png", 1024, "#3b5bdb")
+    icon = spec.icon or icons.solid_png(dest / "app-icon.png", 512, "#3b5bdb")
     run_node(cli, ["icon", str(icon)], cwd=dest, what="tauri icon")
     src_tauri = dest / "src-tauri"
     conf_path = src_tauri / "tauri.conf.json"
