@@ -72,7 +72,7 @@ def test_static_export_and_one_target(tmp_path: Path) -> None:
 
 def test_invalid_configuration_is_refused_with_its_path() -> None:
     bad = {"identifier": "com.acme.demo", "bundle": {"targets": ["exe"]}}
-    with pytest.raises(InputError, match="tauri.conf.json is invalid: bundle/targets"):
+    with pytest.raises(InputError, match=r"tauri\.conf\.json is invalid: bundle/targets"):
         validate_config(bad)
     with pytest.raises(jsonschema.ValidationError):
         spec_validator().validate(bad)
