@@ -112,3 +112,12 @@ class ProviderNotFound(ProviderError):
 
 class ProviderConflict(ProviderError):
     """The provider refused because of current state: a name taken, an operation in the way (HTTP 409)."""
+
+
+class BuildFailed(TerminalError):
+    """An app's install or build failed (or timed out) in the sandbox; the message ends with the log tail."""
+
+    def __init__(self, message: str, *, log_path: str, log_tail: str) -> None:
+        super().__init__(message)
+        self.log_path = log_path
+        self.log_tail = log_tail

@@ -1,0 +1,196 @@
+"""The sandboxed install and build of a transformed working copy.
+
+    result = build(workdir, {"DATABASE_URL": "file:/srv/app.db"}, timeout=600, memory_mb=2048,
+                   log_path=Path("build.log"))
+    result.server_dir / "server.js"   # Next.js standalone server (or `next start` in workdir)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.errors import BuildFailed, InputError, TransientError
+from engine.webbuild.sandbox import INSIDE_CACHE, INSIDE_WORKDIR, SandboxKind, choose_sandbox, run_sandboxed
+
+LOG_TAIL_LINES = 40
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Set by the sandbox; an app's variables cannot replace them.
+_RESERVED = {"PATH", "HOME", "TMPDIR", "PRISMA_SCHEMA_ENGINE_BINARY", "npm_config_cache", "LAUNCHDECK_CGROUP_PROCS"}
+# npm errors that another try may not hit: the registry or the network had a bad moment.
+_NETWORK_ERRORS = re.compile(r"\b(ETIMEDOUT|ECONNRESET|EAI_AGAIN|ECONNREFUSED|ENOTFOUND|E5\d\d|E429)\b")
+
+
+@dataclass
+class BuildResult:
+    workdir: Path
+    sandbox: SandboxKind  # "bwrap" or "user" (the unprivileged-user fallback)
+    install_command: str  # "npm ci", or "npm install" when the transform changed package.json
+    lockfile_regenerated: bool
+    install_seconds: float
+    build_seconds: float
+    seconds: float
+    log_path: Path
+    server_dir: Path  # run the server from here
+    server_command: list[str]  # e.g. ["node", "server.js"]; give it PORT and HOSTNAME in the env
+    standalone: bool
+    static_dir: Path  # .next/static, served under /_next/static/
+    public_dir: Path | None  # the app's public/ files, served from /
+    peak_memory_mb: float | None = None
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+
+def lockfile_in_sync(workdir: Path) -> bool:
+    """True when package-lock.json was made from this package.json (so `npm ci` can use it)."""
+    lock_path, package_path = workdir / "package-lock.json", workdir / "package.json"
+    if not lock_path.is_file():
+        return False
+    try:
+        lock = json.loads(lock_path.read_text(encoding="utf-8"))
+        package = json.loads(package_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return False
+    root = (lock.get("packages") or {}).get("", {})
+    return all(
+        (root.get(section) or {}) == (package.get(section) or {})
+        for section in ("dependencies", "devDependencies", "optionalDependencies")
+    )
+
+
+def _sandbox_env(app_env: dict[str, str], *, memory_mb: int, kind: SandboxKind, workdir: Path,
+                 tmp: Path, npm_cache: Path) -> dict[str, str]:
+    for key, value in app_env.items():
+        if not _ENV_NAME.match(key) or "\0" in value:
+            raise InputError(f"environment variable {key!r} is not a valid name=value pair")
+        if key in _RESERVED:
+            raise InputError(f"environment variable {key} is set by the build sandbox and cannot be overridden")
+    inside_workdir = INSIDE_WORKDIR if kind == "bwrap" else str(workdir)
+    inside_tmp = "/tmp" if kind == "bwrap" else str(tmp)
+    heap_mb = max(256, min(memory_mb * 3 // 4, 4096))
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": f"{inside_tmp}/home",
+        "TMPDIR": inside_tmp,
+        "CI": "1",
+        "NEXT_TELEMETRY_DISABLED": "1",
+        "CHECKPOINT_DISABLE": "1",
+        "PRISMA_HIDE_UPDATE_MESSAGE": "1",
+        # Prisma 7's CLI looks for its native schema engine at every start and would download it;
+        # `generate` never runs it, so any existing file satisfies the check (see DESIGN.md).
+        "PRISMA_SCHEMA_ENGINE_BINARY": "/usr/bin/true",
+        "npm_config_cache": INSIDE_CACHE if kind == "bwrap" else str(npm_cache),
+        "npm_config_update_notifier": "false",
+        "npm_config_fund": "false",
+        "npm_config_audit": "false",
+        "npm_config_prefer_offline": "true",
+        "NODE_OPTIONS": f"--max-old-space-size={heap_mb}",
+        "LAUNCHDECK_WORKDIR": inside_workdir,
+    }
+    return {**app_env, **env}
+
+
+def _tail(log_path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    text = log_path.read_text(encoding="utf-8", errors="replace")
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def _publishable(workdir: Path) -> tuple[Path, list[str], bool]:
+    standalone = workdir / ".next" / "standalone"
+    if (standalone / "server.js").is_file():
+        # The standalone server serves static files only if they sit beside it.
+        if (workdir / ".next" / "static").is_dir():
+            shutil.copytree(workdir / ".next" / "static", standalone / ".next" / "static", dirs_exist_ok=True)
+        if (workdir / "public").is_dir():
+            shutil.copytree(workdir / "public", standalone / "public", dirs_exist_ok=True)
+        return standalone, ["node", "server.js"], True
+    return workdir, ["node", "node_modules/next/dist/bin/next", "start"], False
+
+
+def build(
+    workdir: Path | str,
+    env: dict[str, str],
+    *,
+    timeout: float,
+    memory_mb: int,
+    log_path: Path | str,
+    max_processes: int = 512,
+    npm_cache: Path | str | None = None,
+) -> BuildResult:
+    """Installs dependencies and builds the working copy in the sandbox.
+
+    ``env``: the app's own variables (DATABASE_URL or TURSO_*, NEXTAUTH_*, the user's), nothing else of
+    the engine's environment reaches the build. ``npm_cache``: a cache folder for this app (reused by its
+    redeploys; never shared between apps); by default a fresh one inside the build's temporary folder.
+    Raises BuildFailed (terminal) with the log tail, or TransientError when the npm registry failed.
+    """
+    workdir = Path(workdir).resolve()
+    log_path = Path(log_path)
+    if not (workdir / "package.json").is_file():
+        raise InputError(f"{workdir} is not a working copy: it has no package.json")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    kind = choose_sandbox()
+    in_sync = lockfile_in_sync(workdir)
+    install = ["npm", "ci", "--no-audit", "--no-fund"] if in_sync else ["npm", "install", "--no-audit", "--no-fund"]
+    steps: list[dict[str, Any]] = []
+    started = time.monotonic()
+    peak: float | None = None
+
+    with tempfile.TemporaryDirectory(prefix="launchdeck-build-") as scratch:
+        Path(scratch).chmod(0o711)  # the unprivileged-user sandbox passes through to its own folders
+        tmp = Path(scratch) / "tmp"
+        (tmp / "home").mkdir(parents=True)
+        cache = Path(npm_cache) if npm_cache else Path(scratch) / "npm-cache"
+        cache.mkdir(parents=True, exist_ok=True)
+        full_env = _sandbox_env(env, memory_mb=memory_mb, kind=kind, workdir=workdir, tmp=tmp, npm_cache=cache)
+        with log_path.open("ab") as log:
+            for name, argv in (("install", install), ("build", ["npm", "run", "build"])):
+                remaining = timeout - (time.monotonic() - started)
+                log.write(f"\n$ {' '.join(argv)}    [sandbox: {kind}]\n".encode())
+                log.flush()
+                outcome = run_sandboxed(argv, kind=kind, workdir=workdir, tmp=tmp, npm_cache=cache,
+                                        env=full_env, timeout=remaining, memory_mb=memory_mb,
+                                        max_processes=max_processes, log=log)
+                if outcome.peak_memory_mb is not None:
+                    peak = max(peak or 0.0, outcome.peak_memory_mb)
+                steps.append({"name": name, "command": " ".join(argv), "seconds": round(outcome.seconds, 2),
+                              "exit_code": outcome.returncode})
+                if outcome.returncode == 0 and not outcome.timed_out:
+                    continue
+                log.flush()
+                tail = _tail(log_path)
+                if outcome.timed_out:
+                    reason = f"timed out after {timeout:.0f} s (the whole build's limit) and was killed"
+                elif outcome.oom_killed:
+                    reason = f"ran out of memory (limit {memory_mb} MB) and was killed"
+                else:
+                    reason = f"failed with exit code {outcome.returncode}"
+                message = f"`{' '.join(argv)}` {reason}; log: {log_path}; last lines:\n{tail}"
+                if name == "install" and not outcome.timed_out and _NETWORK_ERRORS.search(tail):
+                    raise TransientError(f"npm registry unreachable or failing: {message}")
+                raise BuildFailed(message, log_path=str(log_path), log_tail=tail)
+
+    server_dir, command, standalone = _publishable(workdir)
+    public = workdir / "public"
+    return BuildResult(
+        workdir=workdir,
+        sandbox=kind,
+        install_command=" ".join(install[:2]),
+        lockfile_regenerated=not in_sync,
+        install_seconds=steps[0]["seconds"],
+        build_seconds=steps[1]["seconds"],
+        seconds=round(time.monotonic() - started, 2),
+        log_path=log_path,
+        server_dir=server_dir,
+        server_command=command,
+        standalone=standalone,
+        static_dir=workdir / ".next" / "static",
+        public_dir=public if public.is_dir() else None,
+        peak_memory_mb=peak,
+        steps=steps,
+    )

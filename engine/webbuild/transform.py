@@ -1,0 +1,221 @@
+"""The isolated, transformed working copy that gets built and deployed.
+
+The app's own folder is only read. The copy gets: the Prisma schema for the target (Prisma 7: provider
+only, URLs in prisma.config.ts), the client module rewritten to build its driver adapter from the
+environment, Prisma 5/6 moved to Prisma 7 (no engine binaries at build or run time), the adapter
+package, a production package.json and Next.js standalone output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.errors import Conflict, InputError
+from engine.webbuild import clientmodule
+from engine.webbuild.appinfo import client_modules, find_schema, prisma_versions, read_package_json
+from engine.webbuild.targets import Target, parse_target
+from engine.webbuild.validate import validate_schema
+
+# The Prisma 7 release apps are moved to (tested with both example apps).
+PRISMA_7_VERSION = "7.10.0"
+
+# Never copied: dependencies and outputs (rebuilt), version control, local env files and the preview
+# database (the data goes to the production database, not into the deployment).
+_EXCLUDED_NAMES = {"node_modules", ".next", ".git", ".vercel", ".turbo", "out"}
+_EXCLUDED_PATTERNS = ("*.sqlite", "*.sqlite3", "*.db", "*.db-journal", "*.db-wal", "*.db-shm", "*.tsbuildinfo")
+
+
+@dataclass
+class TransformResult:
+    workdir: Path
+    target: Target
+    prisma_before: str | None
+    prisma_after: str
+    lockfile_stale: bool  # package.json changed: the build must run `npm install`, not `npm ci`
+    standalone: bool  # next.config asks for `output: "standalone"`
+    changes: list[str] = field(default_factory=list)
+
+
+def _ignore(directory: str, names: list[str]) -> set[str]:
+    ignored = {name for name in names if name in _EXCLUDED_NAMES}
+    ignored |= set(shutil.ignore_patterns(*_EXCLUDED_PATTERNS)(directory, names))
+    ignored |= {n for n in names if n == ".env" or (n.startswith(".env.") and n != ".env.example")}
+    return ignored
+
+
+def copy_app(app_dir: Path, workdir: Path) -> None:
+    if workdir.exists() and any(workdir.iterdir()):
+        raise Conflict(f"working copy {workdir} already exists and is not empty")
+    workdir.parent.mkdir(parents=True, exist_ok=True)
+    # symlinks=True: a link pointing outside the app is copied as a link, never followed.
+    shutil.copytree(app_dir, workdir, ignore=_ignore, symlinks=True, dirs_exist_ok=True)
+
+
+def _schema_for(schema_text: str, target: Target) -> str:
+    try:
+        from engine.dbpath.transform import transform_schema
+    except ImportError:  # the database path not installed: the narrow local version
+        return _narrow_transform_schema(schema_text, target)
+    return transform_schema(schema_text, target.family)
+
+
+def _narrow_transform_schema(schema_text: str, target: Target) -> str:
+    """Provider for the target and no URLs in the datasource (Prisma 7); nothing else touched."""
+
+    def datasource(match: re.Match[str]) -> str:
+        body = re.sub(r'(\bprovider\s*=\s*)"[^"]*"', rf'\1"{target.prisma_provider}"', match.group(2))
+        body = re.sub(r"^\s*(url|directUrl|shadowDatabaseUrl)\s*=.*\n", "", body, flags=re.MULTILINE)
+        return match.group(1) + body + "}"
+
+    return re.sub(r"(datasource\s+\w+\s*\{)([^}]*)\}", datasource, schema_text)
+
+
+def _strip_generator_engine_settings(schema_text: str) -> str:
+    """Prisma 7 has no native engines: binary targets and engine types mean nothing any more."""
+
+    def generator(match: re.Match[str]) -> str:
+        body = re.sub(r"^\s*(binaryTargets|engineType)\s*=.*\n", "", match.group(2), flags=re.MULTILINE)
+        return match.group(1) + body + "}"
+
+    return re.sub(r"(generator\s+\w+\s*\{)([^}]*)\}", generator, schema_text)
+
+
+def _prisma_config(schema_relative: str) -> str:
+    # Only `prisma generate` runs in the build and needs no URL; migrations run from Launchdeck.
+    return (
+        "// Written by Launchdeck: the connection URL comes from the deployment's environment.\n"
+        'import { defineConfig } from "prisma/config";\n\n'
+        "export default defineConfig({\n"
+        f"  schema: {json.dumps(schema_relative)},\n"
+        "  datasource: {\n"
+        '    url: process.env.DATABASE_URL ?? process.env.TURSO_DATABASE_URL ?? "",\n'
+        "  },\n"
+        "});\n"
+    )
+
+
+def _set_dependency(package: dict[str, Any], name: str, version: str, *, dev: bool = False) -> None:
+    for section in ("dependencies", "devDependencies"):
+        if name in (package.get(section) or {}):
+            package[section][name] = version
+            return
+    section = package.setdefault("devDependencies" if dev else "dependencies", {})
+    section[name] = version
+    package["devDependencies" if dev else "dependencies"] = dict(sorted(section.items()))
+
+
+def _production_package(package: dict[str, Any], target: Target, prisma_version: str) -> dict[str, Any]:
+    package = json.loads(json.dumps(package))
+    package["private"] = True
+    _set_dependency(package, "@prisma/client", prisma_version)
+    _set_dependency(package, "prisma", prisma_version, dev=True)
+    _set_dependency(package, target.adapter_package, prisma_version)
+    scripts = package.setdefault("scripts", {})
+    # `prisma generate` runs once, in the build, not as an install hook.
+    if "prisma generate" in scripts.get("postinstall", ""):
+        del scripts["postinstall"]
+    build_script = scripts.get("build", "next build")
+    scripts["build"] = build_script if "prisma generate" in build_script else f"prisma generate && {build_script}"
+    scripts["start"] = "next start"
+    return package
+
+
+_NEXT_CONFIG_NAMES = ("next.config.ts", "next.config.mjs", "next.config.js", "next.config.cjs")
+_CONFIG_OBJECT = re.compile(
+    r"(const\s+\w+\s*(?::\s*NextConfig\s*)?=\s*\{|module\.exports\s*=\s*\{|export\s+default\s*\{)"
+)
+
+
+def _standalone_output(workdir: Path) -> tuple[bool, str]:
+    for name in _NEXT_CONFIG_NAMES:
+        path = workdir / name
+        if not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8")
+        existing = re.search(r"\boutput\s*:\s*[\"'](\w+)[\"']", text)
+        if existing:
+            return existing.group(1) == "standalone", f"{name} already sets output: {existing.group(1)!r}"
+        match = _CONFIG_OBJECT.search(text)
+        if not match:
+            return False, f"{name} has no plain config object: served with `next start`"
+        path.write_text(text[: match.end()] + ' output: "standalone",' + text[match.end() :], encoding="utf-8")
+        return True, f'{name}: output: "standalone" (a self-contained server)'
+    (workdir / "next.config.mjs").write_text('export default { output: "standalone" };\n', encoding="utf-8")
+    return True, 'next.config.mjs written with output: "standalone"'
+
+
+def transform(app_dir: Path | str, workdir: Path | str, target: str | Target) -> TransformResult:
+    """Copies ``app_dir`` to ``workdir`` (new or empty) and transforms the copy for ``target``.
+
+    Raises InputError when the app cannot be transformed (no Prisma schema, a client module that also
+    exports other things); preflight reports the same problems earlier with file and line.
+    """
+    app_dir, workdir, target = Path(app_dir).resolve(), Path(workdir).resolve(), parse_target(target)
+    if not app_dir.is_dir():
+        raise InputError(f"app folder {app_dir} does not exist")
+    if workdir == app_dir or workdir.is_relative_to(app_dir):
+        raise InputError("the working copy must be outside the app folder")
+    package = read_package_json(app_dir)
+    versions = prisma_versions(app_dir)
+    schema_path = find_schema(app_dir)
+    if schema_path is None:
+        raise InputError(f"{app_dir} has no Prisma schema (prisma/schema.prisma)")
+    modules = [clientmodule.analyse(path) for path in client_modules(app_dir)]
+    if not modules:
+        raise InputError(f"no file in {app_dir} constructs `new PrismaClient(...)`: nothing to connect")
+    for module in modules:
+        if not module.rewritable:
+            raise InputError(
+                f"{module.path.relative_to(app_dir)} exports {', '.join(module.unsupported)} besides the "
+                "Prisma client: move those to another file so the client module can be rewritten"
+            )
+
+    copy_app(app_dir, workdir)
+    changes = [f"copied {app_dir.name} to an isolated working copy (no node_modules, .env or preview database)"]
+
+    major = versions.major
+    prisma_after = versions.client if (major is not None and major >= 7 and versions.client) else PRISMA_7_VERSION
+    if major is None or major < 7:
+        changes.append(f"Prisma {versions.client or 'unknown'} -> {prisma_after} with driver adapters")
+
+    schema_relative = schema_path.relative_to(app_dir).as_posix()
+    copied_schema = workdir / schema_relative
+    original_schema = copied_schema.read_text(encoding="utf-8")
+    new_schema = _strip_generator_engine_settings(_schema_for(original_schema, target))
+    copied_schema.write_text(new_schema, encoding="utf-8")
+    validate_schema(copied_schema)
+    changes.append(f"{schema_relative}: provider {target.prisma_provider}, URLs moved to prisma.config.ts")
+
+    for stale in ("prisma.config.js", "prisma.config.mjs"):
+        (workdir / stale).unlink(missing_ok=True)
+    (workdir / "prisma.config.ts").write_text(_prisma_config(schema_relative), encoding="utf-8")
+
+    for module in modules:
+        relative = module.path.relative_to(app_dir)
+        copied = workdir / relative
+        copied.write_text(clientmodule.render(module, target), encoding="utf-8")
+        changes.append(f"{relative.as_posix()}: PrismaClient built with {target.adapter_package} from env")
+
+    new_package = _production_package(package, target, prisma_after)
+    lockfile_stale = new_package != package or not (app_dir / "package-lock.json").is_file()
+    (workdir / "package.json").write_text(json.dumps(new_package, indent=2) + "\n", encoding="utf-8")
+    changes.append(f"package.json: {target.adapter_package}@{prisma_after}, build runs prisma generate")
+
+    standalone, note = _standalone_output(workdir)
+    changes.append(note)
+    os.chmod(workdir, 0o755)
+    return TransformResult(
+        workdir=workdir,
+        target=target,
+        prisma_before=versions.client,
+        prisma_after=prisma_after,
+        lockfile_stale=lockfile_stale,
+        standalone=standalone,
+        changes=changes,
+    )
