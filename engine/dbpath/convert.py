@@ -247,3 +247,54 @@ def canonical(column: Column, value: Any) -> Any:
     if kind == "Bytes":
         return bytes(value)
     raise KeyError(kind)
+
+
+# ------------------------------------------------------------------------------ stored form per target
+PG_DECIMAL_SCALE = 30  # Prisma's Decimal is DECIMAL(65,30) on PostgreSQL
+PG_DECIMAL_INTEGER_DIGITS = 35
+
+
+def _pg_decimal(value: Decimal) -> Decimal:
+    exponent = value.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -PG_DECIMAL_SCALE:
+        raise Unconvertible(f"more than {PG_DECIMAL_SCALE} decimal places; DECIMAL(65,30) would round it")
+    if value != 0 and value.adjusted() >= PG_DECIMAL_INTEGER_DIGITS:
+        raise Unconvertible(
+            f"more than {PG_DECIMAL_INTEGER_DIGITS} digits before the point; DECIMAL(65,30) overflows"
+        )
+    return value
+
+
+def _sqlite_decimal(value: Decimal) -> int | float:
+    """SQLite's DECIMAL column keeps integers or doubles; refuse what a double would round."""
+    if value == value.to_integral_value() and INT64[0] <= value <= INT64[1]:
+        return int(value)
+    number = float(value)
+    if Decimal(repr(number)).normalize() != value.normalize():
+        raise Unconvertible("needs more precision than a libSQL/SQLite DECIMAL column keeps (a double)")
+    return number
+
+
+def _sqlite_datetime(value: datetime) -> str:
+    """ISO-8601 with milliseconds and Z, as Prisma's libSQL driver adapter writes DateTime."""
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def stored_form(column: Column, dialect: str) -> Converter | None:
+    """The last step from a converted value to what ``dialect`` stores; None when nothing changes."""
+    if column.is_enum:
+        return None
+    if dialect == "postgresql":
+        return _pg_decimal if column.type == "Decimal" else None
+    if column.type == "Decimal":
+        return _sqlite_decimal
+    if column.type == "DateTime":
+        return _sqlite_datetime
+    if column.type == "Boolean":
+        return int
+    return None
+
+
+def column_pipeline(column: Column, dialect: str) -> tuple[Converter, Converter | None]:
+    """(source value -> converted value, converted value -> stored value or None)."""
+    return converter_for(column), stored_form(column, dialect)

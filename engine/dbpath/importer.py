@@ -1,0 +1,369 @@
+"""Import a generated app's preview data into its production database, verified.
+
+One run: read the Prisma schema, check the source matches it, create the tables from Prisma's own DDL,
+stream every row through its column's converter into bare tables, add keys and indexes, verify row
+counts and per-column checksums on both sides, record the Prisma migration baseline, commit. A value
+that cannot be converted is reported with its table, row key and column and the run commits nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from engine.dbpath.convert import (
+    Converter,
+    Unconvertible,
+    canonical_json,
+    column_pipeline,
+    to_datetime,
+    to_decimal,
+)
+from engine.dbpath.ddl import ddl_for_schema, load_plan
+from engine.dbpath.schema import Column, PrismaSchema, Table, parse_schema
+from engine.dbpath.sources import check_matches, count_rows, open_source
+from engine.dbpath.sql import column_list, quote
+from engine.dbpath.targets import Target, open_target
+from engine.errors import Conflict, InputError, TransientError
+
+Progress = Callable[[int, int, str], None]
+BATCH_ROWS = 5_000
+MAX_REPORTED_REJECTIONS = 1_000
+MAX_ATTEMPTS = 3
+MIGRATION_NAME = "0_init"
+HASH_MASK = (1 << 64) - 1
+
+
+class TableReport(BaseModel):
+    source_rows: int = 0
+    imported_rows: int = 0
+    rejected_rows: int = 0
+
+
+class Rejection(BaseModel):
+    table: str
+    key: str
+    column: str
+    value: Any
+    reason: str
+
+
+class ImportReport(BaseModel):
+    """The ``--json`` answer of ``launchdeck db import``."""
+
+    tables: dict[str, TableReport] = Field(default_factory=dict)
+    rejected: list[Rejection] = Field(default_factory=list)
+    verified: bool = False
+    seconds: float = 0.0
+    error: str | None = None  # why nothing was committed, when something went wrong after the checks
+
+    @property
+    def ok(self) -> bool:
+        return self.verified and not self.rejected and self.error is None
+
+
+# ------------------------------------------------------------------------------------- checksums
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _none_safe(canon: Converter) -> Converter:
+    def apply(value: Any) -> Any:
+        return None if value is None else canon(value)
+
+    return apply
+
+
+def _source_canon(column: Column) -> Converter:
+    # Converted values already compare by value (Decimal, datetime, bool == int); Json needs one text.
+    return _none_safe(canonical_json) if column.type == "Json" and not column.is_enum else _identity
+
+
+def _target_canon(column: Column, dialect: str) -> Converter:
+    if column.is_enum:
+        return _identity
+    if column.type == "Json":
+        return _none_safe(canonical_json)
+    if dialect == "sqlite":
+        if column.type == "DateTime":
+            return _none_safe(to_datetime)
+        if column.type == "Decimal":
+            return _none_safe(to_decimal)
+        if column.type == "Bytes":
+            return _none_safe(bytes)
+    return _identity
+
+
+class Checksums:
+    """Row count and, per column, the sum of hash(row key, value): independent of row order."""
+
+    def __init__(self, table: Table, canons: list[Converter]) -> None:
+        self.rows = 0
+        self.sums = [0] * len(table.columns)
+        self.canons = canons
+        self.key_index = [i for i, c in enumerate(table.columns) if c.name in table.key_columns]
+
+    def add(self, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        columns = [
+            list(map(canon, values))
+            for canon, values in zip(self.canons, zip(*rows, strict=True), strict=True)
+        ]
+        keys = list(zip(*(columns[i] for i in self.key_index), strict=True))
+        for index, values in enumerate(columns):
+            self.sums[index] = (self.sums[index] + sum(map(hash, zip(keys, values, strict=True)))) & HASH_MASK
+        self.rows += len(rows)
+
+
+# ------------------------------------------------------------------------------------- conversion
+def _render(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return f"x'{value.hex()[:200]}'"
+    if isinstance(value, str) and len(value) > 500:
+        return value[:500] + "..."
+    return value
+
+
+class TableConverter:
+    def __init__(self, table: Table, dialect: str) -> None:
+        self.table = table
+        self.steps = [column_pipeline(c, dialect) for c in table.columns]
+        self.key_index = [i for i, c in enumerate(table.columns) if c.name in table.key_columns]
+
+    def key_of(self, row: Sequence[Any]) -> str:
+        return ", ".join(f"{self.table.columns[i].name}={row[i]!r}" for i in self.key_index)
+
+    def convert(
+        self, rows: list[tuple[Any, ...]], rejected: list[Rejection]
+    ) -> tuple[list[tuple[Any, ...]], list[Any], set[int]]:
+        """(rows in stored form, converted columns for checksums, indexes of rejected rows)."""
+        bad_rows: set[int] = set()
+        converted_columns: list[list[Any]] = []
+        stored_columns: list[list[Any]] = []
+        for index, (values, (convert, store)) in enumerate(
+            zip(zip(*rows, strict=True), self.steps, strict=True)
+        ):
+            try:
+                converted = list(map(convert, values))
+                stored = converted if store is None else [None if v is None else store(v) for v in converted]
+            except Unconvertible:
+                converted, stored = self._slow(index, values, convert, store, rows, rejected, bad_rows)
+            converted_columns.append(converted)
+            stored_columns.append(stored)
+        return list(zip(*stored_columns, strict=True)), list(zip(*converted_columns, strict=True)), bad_rows
+
+    def _slow(
+        self,
+        index: int,
+        values: Sequence[Any],
+        convert: Converter,
+        store: Converter | None,
+        rows: list[tuple[Any, ...]],
+        rejected: list[Rejection],
+        bad_rows: set[int],
+    ) -> tuple[list[Any], list[Any]]:
+        converted: list[Any] = []
+        stored: list[Any] = []
+        column = self.table.columns[index]
+        for row_number, value in enumerate(values):
+            try:
+                good = convert(value)
+                kept = store(good) if store is not None and good is not None else good
+            except Unconvertible as exc:
+                good = kept = None
+                bad_rows.add(row_number)
+                if len(rejected) < MAX_REPORTED_REJECTIONS:
+                    rejected.append(
+                        Rejection(
+                            table=self.table.name,
+                            key=self.key_of(rows[row_number]),
+                            column=column.name,
+                            value=_render(value),
+                            reason=str(exc),
+                        )
+                    )
+            converted.append(good)
+            stored.append(kept)
+        return converted, stored
+
+
+# ------------------------------------------------------------------------------------- the run
+def import_preview(
+    schema_path: Path | str,
+    source: Path | str,
+    target_url: str,
+    *,
+    replace: bool = False,
+    progress: Progress | None = None,
+    migrations_dir: Path | None = None,
+) -> ImportReport:
+    """Import ``source`` into ``target_url`` for the app whose schema is at ``schema_path``.
+
+    Bad input (schema, source, target) raises ``InputError``; a non-empty target without ``replace``
+    raises ``Conflict``. Rejected values or a failed verification come back in the report with
+    ``verified`` false, and the target is left as it was.
+    """
+    started = time.monotonic()
+    schema_file = Path(schema_path)
+    if not schema_file.is_file():
+        raise InputError(f"the Prisma schema {schema_file} does not exist")
+    schema_text = schema_file.read_text(encoding="utf-8")
+    schema = parse_schema(schema_text)
+    attempt = 0
+    while True:
+        attempt += 1
+        target = open_target(target_url)
+        try:
+            with open_source(source) as conn:
+                check_matches(schema, conn)
+                if not replace and not target.is_empty():
+                    raise Conflict(
+                        f"the target {target.description} already holds tables; pass --replace to overwrite them"
+                    )
+                ddl = ddl_for_schema(
+                    schema_text, target.dialect, url=target_url if target.dialect == "postgresql" else None
+                )
+                report = _run(schema, conn, target, ddl, replace=replace, progress=progress)
+            break
+        except TransientError as exc:
+            target.rollback()
+            if attempt >= MAX_ATTEMPTS:
+                raise
+            time.sleep(max(exc.retry_after or 0.0, 1.5 * attempt))
+        finally:
+            target.close()
+    if report.ok:
+        write_baseline(migrations_dir or schema_file.parent / "migrations", ddl, target.dialect)
+    report.seconds = round(time.monotonic() - started, 3)
+    return report
+
+
+def _run(
+    schema: PrismaSchema,
+    conn: sqlite3.Connection,
+    target: Target,
+    ddl: str,
+    *,
+    replace: bool,
+    progress: Progress | None,
+) -> ImportReport:
+    report = ImportReport()
+    plan = load_plan(ddl, target.dialect)
+    totals = {t.name: count_rows(conn, t.name) for t in schema.tables}
+    total = sum(totals.values())
+    done = 0
+    source_sums: dict[str, Checksums] = {}
+    run_id = str(uuid.uuid4())
+    committed = False
+    target.begin(replace=replace)
+    try:
+        target.execute(plan.before)
+        for table in schema.tables:
+            converter = TableConverter(table, target.dialect)
+            sums = Checksums(table, [_source_canon(c) for c in table.columns])
+            entry = report.tables[table.name] = TableReport(source_rows=totals[table.name])
+            cursor = conn.execute(
+                f"SELECT {column_list([c.name for c in table.columns])} FROM {quote(table.name)}"
+            )
+            while rows := cursor.fetchmany(BATCH_ROWS):
+                stored, converted, bad = converter.convert(rows, report.rejected)
+                if bad:
+                    entry.rejected_rows += len(bad)
+                elif not report.rejected:  # after a rejection keep scanning, to report them all
+                    target.load(table, stored)
+                    sums.add(converted)
+                    entry.imported_rows += len(stored)
+                done += len(rows)
+                if progress is not None:
+                    progress(done, total, table.name)
+            source_sums[table.name] = sums
+        if report.rejected:
+            for entry in report.tables.values():
+                entry.imported_rows = 0
+            report.error = f"{sum(e.rejected_rows for e in report.tables.values())} row(s) hold values that cannot be converted; nothing was imported"
+            target.rollback()
+            return report
+        target.execute(plan.after)
+        for table in schema.tables:
+            target.after_load(table)
+        dangling = target.foreign_key_violations()
+        if dangling:
+            shown = "; ".join(f"{t} rowid {r} points at a missing {p} row" for t, r, p in dangling[:10])
+            report.error = f"{len(dangling)} row(s) reference rows that do not exist: {shown}"
+            target.rollback()
+            return report
+        report.verified = _verify(schema, target, source_sums, report)
+        if not report.verified:
+            target.rollback()
+            return report
+        target.record_baseline(MIGRATION_NAME, hashlib.sha256(ddl.encode()).hexdigest(), run_id)
+        try:
+            target.commit()
+            committed = True
+        except TransientError:
+            confirm = getattr(target, "committed", None)
+            if confirm is not None and confirm(run_id):
+                committed = True
+            else:
+                raise
+        return report
+    except Exception:
+        if not committed:
+            target.rollback()
+        raise
+
+
+def _verify(
+    schema: PrismaSchema, target: Target, source_sums: dict[str, Checksums], report: ImportReport
+) -> bool:
+    problems: list[str] = []
+    for table in schema.tables:
+        expected = source_sums[table.name]
+        found = Checksums(table, [_target_canon(c, target.dialect) for c in table.columns])
+        for batch in target.read(table):
+            found.add(batch)
+        if found.rows != expected.rows:
+            problems.append(f"{table.name}: {expected.rows} rows in the source, {found.rows} in the target")
+        for column, want, got in zip(table.columns, expected.sums, found.sums, strict=True):
+            if want != got:
+                problems.append(f"{table.name}.{column.name}: checksums differ")
+    if problems:
+        report.error = "verification failed: " + "; ".join(problems)
+    return not problems
+
+
+def write_baseline(migrations_dir: Path, ddl: str, dialect: str) -> Path:
+    """``migrations/0_init/migration.sql`` and ``migration_lock.toml`` for the new provider.
+
+    Migrations written for another provider cannot run on this one, so an existing folder is moved
+    aside (never deleted) unless it already holds this very baseline.
+    """
+    init = migrations_dir / MIGRATION_NAME / "migration.sql"
+    lock = migrations_dir / "migration_lock.toml"
+    lock_text = (
+        "# Please do not edit this file manually\n"
+        "# It should be added in your version-control system (e.g., Git)\n"
+        f'provider = "{dialect}"\n'
+    )
+    if migrations_dir.exists():
+        same = init.is_file() and init.read_text() == ddl and lock.is_file() and lock.read_text() == lock_text
+        if same:
+            return init
+        stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+        shutil.move(
+            str(migrations_dir), str(migrations_dir.with_name(f"{migrations_dir.name}.before-import-{stamp}"))
+        )
+    init.parent.mkdir(parents=True)
+    init.write_text(ddl)
+    lock.write_text(lock_text)
+    return init

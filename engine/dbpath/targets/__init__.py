@@ -1,0 +1,50 @@
+"""Where an import writes: one small module per kind of target, behind ``open_target(url)``.
+
+- ``postgresql://...``: PostgreSQL (Neon, bring-your-own, local), binary COPY into bare tables.
+- ``file:PATH``: a libSQL/SQLite file, built beside the target and moved into place when verified.
+- ``libsql://...`` / ``https://...?authToken=...``: Turso over Hrana 3 HTTP, pipelined and batched.
+
+Every target loads inside one transaction (or a file not yet in place), so a failed import leaves the
+target as it was.
+"""
+
+from __future__ import annotations
+
+from engine.dbpath.targets.base import Target
+from engine.errors import InputError
+
+
+def open_target(url: str) -> Target:
+    if url.startswith(("postgresql://", "postgres://")):
+        from engine.dbpath.targets.postgres import PostgresTarget
+
+        return PostgresTarget(url)
+    if url.startswith("file:"):
+        from engine.dbpath.targets.sqlite_file import SqliteFileTarget
+
+        return SqliteFileTarget(url)
+    if url.startswith(("libsql://", "https://", "http://")):
+        from engine.dbpath.targets.hrana import HranaTarget
+
+        return HranaTarget(url)
+    raise InputError(
+        f"unknown target {redact_url(url)!r}: use postgresql://..., file:PATH, or libsql://...?authToken=..."
+    )
+
+
+def redact_url(url: str) -> str:
+    """The URL without password or token, for messages and logs."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        netloc = f"{userinfo.split(':', 1)[0]}:***@{host}" if ":" in userinfo else netloc
+    query = urlencode(
+        [(k, "***" if k.lower() in ("authtoken", "password") else v) for k, v in parse_qsl(parts.query)]
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+__all__ = ["Target", "open_target", "redact_url"]

@@ -1,0 +1,146 @@
+"""PostgreSQL target: binary COPY into bare tables inside one transaction, keys and indexes after.
+
+PostgreSQL DDL is transactional, so creating the tables, loading them, adding keys, verifying and
+recording the migration baseline is one transaction: any failure rolls all of it back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import set_json_dumps, set_json_loads
+
+from engine.dbpath.schema import Column, Table
+from engine.dbpath.targets.base import Dialect, Row
+from engine.errors import InputError, TransientError
+
+READ_BATCH = 20_000
+COPY_TYPES = {
+    "String": "text",
+    "Int": "int4",
+    "BigInt": "int8",
+    "Float": "float8",
+    "Decimal": "numeric",
+    "Boolean": "bool",
+    "DateTime": "timestamp",
+    "Json": "jsonb",
+    "Bytes": "bytea",
+}
+
+
+def copy_type(column: Column) -> str:
+    # An enum's binary form is its label's text, so it travels as text into the enum-typed column.
+    return "text" if column.is_enum else COPY_TYPES[column.type]
+
+
+def _json_text(obj: Any) -> str:
+    if not isinstance(obj, str):
+        raise TypeError("the importer passes JSON as validated text")
+    return obj
+
+
+def _raw_json(data: str | bytes) -> str:
+    """Verification compares JSON by value, so keep the stored text as it comes."""
+    return data if isinstance(data, str) else bytes(data).decode("utf-8")
+
+
+class PostgresTarget:
+    dialect: Dialect = "postgresql"
+
+    def __init__(self, url: str) -> None:
+        from engine.dbpath.targets import redact_url
+
+        self.url = url
+        self.description = redact_url(url)
+        try:
+            self.conn = psycopg.connect(url, connect_timeout=15, application_name="launchdeck-import")
+        except psycopg.OperationalError as exc:
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if "password authentication" in message or "does not exist" in message or "permission" in message:
+                raise InputError(f"cannot connect to {self.description}: {message}") from None
+            raise TransientError(f"cannot connect to {self.description}: {message}") from None
+        set_json_dumps(_json_text, self.conn)
+        set_json_loads(_raw_json, self.conn)
+
+    def is_empty(self) -> bool:
+        count = self.conn.execute(
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+            " AND n.nspname NOT LIKE 'pg\\_%'"
+        ).fetchone()
+        self.conn.rollback()
+        return bool(count is not None and count[0] == 0)
+
+    def begin(self, *, replace: bool) -> None:
+        self.conn.execute("SET LOCAL lock_timeout = '15s'")
+        if replace:
+            self.conn.execute("DROP SCHEMA IF EXISTS public CASCADE")
+            self.conn.execute("CREATE SCHEMA public")
+
+    def execute(self, statements: Sequence[str]) -> None:
+        for statement in statements:
+            self.conn.execute(statement.encode())
+
+    def load(self, table: Table, rows: Sequence[Row]) -> None:
+        query = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+            sql.Identifier(table.name), sql.SQL(", ").join(sql.Identifier(c.name) for c in table.columns)
+        )
+        with self.conn.cursor().copy(query) as copy:
+            copy.set_types([copy_type(c) for c in table.columns])
+            for row in rows:
+                copy.write_row(row)
+
+    def read(self, table: Table) -> Iterator[Sequence[Row]]:
+        query = sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT (FORMAT BINARY)").format(
+            sql.SQL(", ").join(sql.Identifier(c.name) for c in table.columns), sql.Identifier(table.name)
+        )
+        with self.conn.cursor().copy(query) as copy:
+            copy.set_types([copy_type(c) for c in table.columns])
+            batch: list[Row] = []
+            for row in copy.rows():
+                batch.append(row)
+                if len(batch) >= READ_BATCH:
+                    yield batch
+                    batch = []
+            if batch:
+                yield batch
+
+    def after_load(self, table: Table) -> None:
+        for column in table.columns:
+            if column.autoincrement:
+                self.conn.execute(
+                    sql.SQL(
+                        "SELECT setval(pg_get_serial_sequence(%s, %s), COALESCE(MAX({}), 0) + 1, false) FROM {}"
+                    ).format(sql.Identifier(column.name), sql.Identifier(table.name)),
+                    (sql.Identifier(table.name).as_string(self.conn), column.name),
+                )
+
+    def foreign_key_violations(self) -> list[tuple[str, int, str]]:
+        return []  # PostgreSQL checks every row when the foreign keys are added
+
+    def record_baseline(self, migration_name: str, checksum: str, run_id: str) -> None:
+        self.conn.execute(
+            'CREATE TABLE IF NOT EXISTS "_prisma_migrations" ('
+            ' "id" VARCHAR(36) PRIMARY KEY NOT NULL, "checksum" VARCHAR(64) NOT NULL,'
+            ' "finished_at" TIMESTAMPTZ, "migration_name" VARCHAR(255) NOT NULL, "logs" TEXT,'
+            ' "rolled_back_at" TIMESTAMPTZ, "started_at" TIMESTAMPTZ NOT NULL DEFAULT now(),'
+            ' "applied_steps_count" INTEGER NOT NULL DEFAULT 0)'
+        )
+        self.conn.execute(
+            'INSERT INTO "_prisma_migrations" (id, checksum, finished_at, migration_name, started_at,'
+            " applied_steps_count) VALUES (%s, %s, now(), %s, now(), 1)",
+            (run_id, checksum, migration_name),
+        )
+
+    def commit(self) -> None:
+        self.conn.commit()
+
+    def rollback(self) -> None:
+        if not self.conn.closed:
+            self.conn.rollback()
+
+    def close(self) -> None:
+        self.conn.close()
