@@ -13,17 +13,14 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from engine.edge import EdgeHost, ServerSpec  # noqa: E402
-from engine.edge.supervisor import free_port, port_open  # noqa: E402
+from engine.edge import EdgeHost, ServerSpec
+from engine.edge.supervisor import free_port, port_open
 
 APP_SERVER_JS = Path(__file__).resolve().parent.parent / "tests" / "edge" / "app_server.js"
 

@@ -20,6 +20,7 @@ import dns.exception
 import dns.nameserver
 import dns.resolver
 import idna
+from pydantic import BaseModel, Field
 
 from engine.errors import Conflict, InputError, NotFound
 from engine.store import Store
@@ -337,22 +338,29 @@ def check_pending(
 # -- HTTP API (mounted by the engine: ``engine.extensions.routers.append(domains.api_router())``) -----
 
 
+class ConfigureBody(BaseModel):
+    app: str = Field(min_length=1, description="the app's name")
+    domain: str = Field(min_length=1, description="e.g. shop.example.com")
+
+
+class CheckBody(ConfigureBody):
+    resolvers: list[str] | None = Field(
+        default=None, description="DNS resolvers, ip or ip:port; default: the engine's dns_resolvers setting"
+    )
+
+
 def api_router() -> Any:
     """``POST /api/domains/configure`` (add; returns the records), ``POST /api/domains/check``,
-    ``GET /api/domains``, ``DELETE /api/domains/{domain}``. Uses ``engine.edge`` (the EdgeHost) to route
-    a verified domain, else the edge routing file in the workspace."""
-    from fastapi import APIRouter
-    from pydantic import BaseModel, Field
+    ``GET /api/domains``, ``DELETE /api/domains/{domain}?app=``. Uses ``engine.edge`` (the EdgeHost) to
+    route a verified domain, else the edge routing file in the workspace."""
+    from fastapi import APIRouter, Depends
 
-    from engine.api.deps import AnyRole, Deployer, EngineDep
+    from engine.api.deps import get_engine, get_principal, require
     from engine.edge.routes import RouteTable
 
-    class ConfigureBody(BaseModel):
-        app: str = Field(min_length=1)
-        domain: str = Field(min_length=1)
-
-    class CheckBody(ConfigureBody):
-        resolvers: list[str] | None = None  # ip or ip:port; default: the engine's dns_resolvers setting
+    deployer = Depends(require("operator", "platform"))
+    any_role = Depends(get_principal)
+    engine_dep = Depends(get_engine)
 
     def router_of(engine: Any) -> DomainRouter:
         edge = getattr(engine, "edge", None)
@@ -363,11 +371,11 @@ def api_router() -> Any:
     router = APIRouter(prefix="/api/domains", tags=["domains"])
 
     @router.post("/configure")
-    def configure(body: ConfigureBody, engine: EngineDep, _: Deployer) -> dict[str, Any]:
+    def configure(body: ConfigureBody, engine: Any = engine_dep, _: Any = deployer) -> dict[str, Any]:
         return add(engine.store, body.app, body.domain, edge_hostname=engine.settings.edge_hostname).to_json()
 
     @router.post("/check")
-    def check_route(body: CheckBody, engine: EngineDep, _: Deployer) -> dict[str, Any]:
+    def check_route(body: CheckBody, engine: Any = engine_dep, _: Any = deployer) -> dict[str, Any]:
         resolvers = parse_resolvers(body.resolvers if body.resolvers is not None else engine.settings.dns_resolvers)
         return check(
             engine.store, body.app, body.domain, resolvers=resolvers, router=router_of(engine),
@@ -375,11 +383,11 @@ def api_router() -> Any:
         ).to_json()
 
     @router.get("")
-    def list_route(engine: EngineDep, _: AnyRole, app: str | None = None) -> list[dict[str, Any]]:
+    def list_route(app: str | None = None, engine: Any = engine_dep, _: Any = any_role) -> list[dict[str, Any]]:
         return [d.to_json() for d in list_domains(engine.store, app)]
 
     @router.delete("/{domain}", status_code=204)
-    def delete_route(domain: str, app: str, engine: EngineDep, _: Deployer) -> None:
+    def delete_route(domain: str, app: str, engine: Any = engine_dep, _: Any = deployer) -> None:
         remove(engine.store, app, domain, router=router_of(engine), edge_hostname=engine.settings.edge_hostname)
 
     return router
