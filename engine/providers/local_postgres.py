@@ -9,6 +9,7 @@ Suspending turns the role's LOGIN off and ends its sessions; resuming turns it b
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import secrets
@@ -80,10 +81,8 @@ class LocalPostgres:
                         sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(role, sql.Literal(password))
                     )
             if not self._database_exists(admin, ident):
-                try:
+                with contextlib.suppress(psycopg.errors.DuplicateDatabase):  # a concurrent run made it
                     admin.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(database, role))
-                except psycopg.errors.DuplicateDatabase:
-                    pass
             admin.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(database, role))
             admin.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(database))
         return DatabaseHandle(provider=self.name, name=name, id=ident, url=self.url_for(name, password))
