@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import resource
-import sys
 import tempfile
 import time
 from datetime import datetime, timedelta
@@ -21,12 +20,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from engine.costs.ledger import LEDGER_SCHEMA, ingest_frame, with_keys  # noqa: E402
-from engine.costs.margins import margins_for  # noqa: E402
-from engine.costs.rollup import cost_month  # noqa: E402
-from engine.store import Store  # noqa: E402
+from engine.costs.ledger import LEDGER_SCHEMA, ingest_frame, with_keys
+from engine.costs.margins import margins_for
+from engine.costs.rollup import cost_month
+from engine.store import Store
 
 START = datetime(2026, 8, 1)
 TARGET_ROWS_PER_S = 1_000_000
@@ -41,11 +38,17 @@ def peak_mb() -> float:
 def seed_apps(store: Store, apps: int) -> list[str]:
     ids = [f"00000000-0000-4000-8000-{i:012d}" for i in range(apps)]
     tiers = np.array(["free", "starter", "pro", "business"])[np.arange(apps) % 4]
-    frame = pl.DataFrame({
-        "id": ids, "name": [f"bench-{i}" for i in range(apps)], "user_id": [f"user-{i // 3}" for i in range(apps)],
-        "tier": tiers, "database_provider": np.where(tiers == "business", "local-postgres", "local-libsql"),
-        "hosting_provider": ["local"] * apps, "status": ["active"] * apps,
-    })
+    frame = pl.DataFrame(
+        {
+            "id": ids,
+            "name": [f"bench-{i}" for i in range(apps)],
+            "user_id": [f"user-{i // 3}" for i in range(apps)],
+            "tier": tiers,
+            "database_provider": np.where(tiers == "business", "local-postgres", "local-libsql"),
+            "hosting_provider": ["local"] * apps,
+            "status": ["active"] * apps,
+        }
+    )
     with store.connection() as connection:
         connection.register("bench_apps", frame.to_arrow())
         connection.execute(
@@ -62,18 +65,20 @@ def day_frame(ids: list[str], providers: np.ndarray, day: int, rng: np.random.Ge
     hours = np.repeat(np.arange(24), len(ids))
     start = START + timedelta(days=day)
     active = rng.random(n) < 0.3
-    frame = pl.DataFrame({
-        "app_id": np.tile(ids, 24),
-        "provider": np.tile(providers, 24),
-        "source": "bench",
-        "hour_start": np.datetime64(start, "us") + hours.astype("timedelta64[h]"),
-        "db_rows_read": np.where(active, rng.integers(0, 5_000, n), 0),
-        "db_rows_written": np.where(active, rng.integers(0, 100, n), 0),
-        "db_storage_bytes": rng.integers(1_000_000, 50_000_000, n),
-        "requests": np.where(active, rng.integers(0, 400, n), 0),
-        "bandwidth_bytes": np.where(active, rng.integers(0, 10_000_000, n), 0),
-        "compute_ms": pl.Series([None] * n, dtype=pl.Int64),
-    })
+    frame = pl.DataFrame(
+        {
+            "app_id": np.tile(ids, 24),
+            "provider": np.tile(providers, 24),
+            "source": "bench",
+            "hour_start": np.datetime64(start, "us") + hours.astype("timedelta64[h]"),
+            "db_rows_read": np.where(active, rng.integers(0, 5_000, n), 0),
+            "db_rows_written": np.where(active, rng.integers(0, 100, n), 0),
+            "db_storage_bytes": rng.integers(1_000_000, 50_000_000, n),
+            "requests": np.where(active, rng.integers(0, 400, n), 0),
+            "bandwidth_bytes": np.where(active, rng.integers(0, 10_000_000, n), 0),
+            "compute_ms": pl.Series([None] * n, dtype=pl.Int64),
+        }
+    )
     return with_keys(frame).select(list(LEDGER_SCHEMA))
 
 
@@ -114,20 +119,30 @@ def run(apps: int, days: int, workdir: Path) -> dict[str, float]:
     assert sum(line.cents for line in costs.lines()) == costs.total_cents()
     store.close()
     return {
-        "apps": apps, "rows": rows, "ingest_s": ingest_seconds, "rows_per_s": rows / ingest_seconds,
-        "baseline_rows_per_s": baseline, "rollup_s": rollup_seconds, "month_total_cents": costs.total_cents(),
-        "margin_cents": margins.totals()["margin_cents"], "peak_mb": peak_mb(),
+        "apps": apps,
+        "rows": rows,
+        "ingest_s": ingest_seconds,
+        "rows_per_s": rows / ingest_seconds,
+        "baseline_rows_per_s": baseline,
+        "rollup_s": rollup_seconds,
+        "month_total_cents": costs.total_cents(),
+        "margin_cents": margins.totals()["margin_cents"],
+        "peak_mb": peak_mb(),
     }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--apps", type=int, action="append", help="fleet size (repeatable)")
     parser.add_argument("--days", type=int, default=90)
     args = parser.parse_args()
     sizes = args.apps or [1000, 10000]
-    print(f"targets: ingest >= {TARGET_ROWS_PER_S:,} rows/s, rollup (10,000 apps) <= {TARGET_ROLLUP_S} s, "
-          f"peak <= {TARGET_PEAK_MB} MB")
+    print(
+        f"targets: ingest >= {TARGET_ROWS_PER_S:,} rows/s, rollup (10,000 apps) <= {TARGET_ROLLUP_S} s, "
+        f"peak <= {TARGET_PEAK_MB} MB"
+    )
     with tempfile.TemporaryDirectory(prefix="ld-bench-") as tmp:
         for apps in sizes:
             r = run(apps, args.days, Path(tmp))

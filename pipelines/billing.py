@@ -54,7 +54,9 @@ def report_overages(store: Store, settings: Settings, *, month: date | None = No
                     totals[name] = totals.get(name, 0) + value
         for metric, limit in tier.quotas.items():
             if totals.get(metric, 0) > limit:
-                sent += billing.report_overage(store, month, info.user_id, app_id, metric, totals[metric] - limit)
+                sent += billing.report_overage(
+                    store, month, info.user_id, app_id, metric, totals[metric] - limit
+                )
     return {"month": str(month), "sent": sent, "stripe": True}
 
 

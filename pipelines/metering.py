@@ -57,10 +57,14 @@ def local_sources(store: Store, settings: Settings, *, edge: EdgeCounters | None
             state=state,
         ),
         SqliteFileUsageSource(
-            lambda: {a["app_id"]: sqlite_path(a["database_id"], settings.workspace) for a in _apps(store, "local-libsql")}
+            lambda: {
+                a["app_id"]: sqlite_path(a["database_id"], settings.workspace)
+                for a in _apps(store, "local-libsql")
+            }
         ),
     ]
     if edge is not None:
+
         def app_id_for(name: str) -> str | None:
             value = store.scalar("SELECT CAST(id AS TEXT) FROM deployed_apps WHERE name = ?", [name])
             return None if value is None else str(value)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import stripe
 
@@ -35,17 +35,22 @@ def stripe_errors(action: str) -> Iterator[None]:
         headers = getattr(exc, "headers", None) or {}
         if headers.get("retry-after"):
             retry_after = float(headers["retry-after"])
-        raise ProviderUnavailable("stripe", f"{action}: {exc.user_message or exc}", status=exc.http_status,
-                                  retry_after=retry_after) from None
+        raise ProviderUnavailable(
+            "stripe", f"{action}: {exc.user_message or exc}", status=exc.http_status, retry_after=retry_after
+        ) from None
     except stripe.StripeError as exc:
         status = exc.http_status
         if status is not None and status >= 500:
-            raise ProviderUnavailable("stripe", f"{action}: {exc.user_message or exc}", status=status) from None
+            raise ProviderUnavailable(
+                "stripe", f"{action}: {exc.user_message or exc}", status=status
+            ) from None
         raise ProviderError("stripe", f"{action}: {exc.user_message or exc}", status=status) from None
 
 
 class StripeBilling:
-    def __init__(self, api_key: str, api_base: str, *, tiers: TierTable | None = None, max_retries: int = 0) -> None:
+    def __init__(
+        self, api_key: str, api_base: str, *, tiers: TierTable | None = None, max_retries: int = 0
+    ) -> None:
         self.client = stripe.StripeClient(
             api_key, base_addresses={"api": api_base.rstrip("/")}, max_network_retries=max_retries
         )
@@ -76,23 +81,36 @@ class StripeBilling:
                 found[tier.name] = row["price_id"]
                 continue
             lookup = f"{LOOKUP_PREFIX}{tier.name}-{tier.price_cents}"
-            existing = self._call("list prices", lambda lookup=lookup: self.client.v1.prices.list(
-                {"lookup_keys": [lookup], "limit": 1}))
+            with stripe_errors("list prices"):
+                existing = self.client.v1.prices.list({"lookup_keys": [lookup], "limit": 1})
             if existing.data:
                 price = existing.data[0]
             else:
-                product = self._call("create product", lambda tier=tier: self.client.v1.products.create(
-                    {"name": f"Launchdeck {tier.name}", "metadata": {"tier": tier.name}},
-                    {"idempotency_key": f"ld-product-{tier.name}"}))
-                price = self._call("create price", lambda tier=tier, product=product, lookup=lookup:
-                                   self.client.v1.prices.create(
-                    {"product": product.id, "unit_amount": tier.price_cents, "currency": "usd",
-                     "recurring": {"interval": "month"}, "lookup_key": lookup, "metadata": {"tier": tier.name}},
-                    {"idempotency_key": f"ld-price-{lookup}"}))
+                with stripe_errors("create product"):
+                    product = self.client.v1.products.create(
+                        {"name": f"Launchdeck {tier.name}", "metadata": {"tier": tier.name}},
+                        {"idempotency_key": f"ld-product-{tier.name}"},
+                    )
+                with stripe_errors("create price"):
+                    price = self.client.v1.prices.create(
+                        {
+                            "product": product.id,
+                            "unit_amount": tier.price_cents,
+                            "currency": "usd",
+                            "recurring": {"interval": "month"},
+                            "lookup_key": lookup,
+                            "metadata": {"tier": tier.name},
+                        },
+                        {"idempotency_key": f"ld-price-{lookup}"},
+                    )
             store.execute(
                 "INSERT OR REPLACE INTO stripe_tier_prices VALUES (?, ?, ?, ?)",
-                [tier.name, price.product if isinstance(price.product, str) else price.product.id, price.id,
-                 tier.price_cents],
+                [
+                    tier.name,
+                    price.product if isinstance(price.product, str) else price.product.id,
+                    price.id,
+                    tier.price_cents,
+                ],
             )
             found[tier.name] = price.id
         return found
@@ -103,17 +121,21 @@ class StripeBilling:
         row = store.fetchone("SELECT stripe_customer_id FROM user_subscriptions WHERE user_id = ?", [user_id])
         if row and row["stripe_customer_id"]:
             return str(row["stripe_customer_id"])
-        params: dict[str, Any] = {"metadata": {"launchdeck_user_id": user_id}}
-        if email:
-            params["email"] = email
-        customer = self._call("create customer", lambda: self.client.v1.customers.create(
-            params, {"idempotency_key": f"ld-customer-{user_id}"}))
+        with stripe_errors("create customer"):
+            customer = self.client.v1.customers.create(
+                {"metadata": {"launchdeck_user_id": user_id}, **({"email": email} if email else {})},
+                {"idempotency_key": f"ld-customer-{user_id}"},
+            )
         if row is None:
-            store.execute("INSERT INTO user_subscriptions (user_id, tier, stripe_customer_id) VALUES (?, 'free', ?)",
-                          [user_id, customer.id])
+            store.execute(
+                "INSERT INTO user_subscriptions (user_id, tier, stripe_customer_id) VALUES (?, 'free', ?)",
+                [user_id, customer.id],
+            )
         else:
-            store.execute("UPDATE user_subscriptions SET stripe_customer_id = ?, updated_at = now() WHERE user_id = ?",
-                          [customer.id, user_id])
+            store.execute(
+                "UPDATE user_subscriptions SET stripe_customer_id = ?, updated_at = now() WHERE user_id = ?",
+                [customer.id, user_id],
+            )
         return str(customer.id)
 
     def subscribe(self, store: Store, user_id: str, tier: str) -> str:
@@ -122,14 +144,25 @@ class StripeBilling:
         if price_id is None:
             from engine.errors import InputError
 
-            raise InputError(f"tier {tier!r} has no Stripe price (free or custom-priced tiers are not sold here)")
+            raise InputError(
+                f"tier {tier!r} has no Stripe price (free or custom-priced tiers are not sold here)"
+            )
         customer = self.ensure_customer(store, user_id)
-        subscription = self._call("create subscription", lambda: self.client.v1.subscriptions.create(
-            {"customer": customer, "items": [{"price": price_id}], "metadata": {"launchdeck_user_id": user_id,
-                                                                                "tier": tier}},
-            {"idempotency_key": f"ld-subscription-{user_id}-{tier}"}))
-        store.execute("UPDATE user_subscriptions SET stripe_subscription_id = ?, updated_at = now() WHERE user_id = ?",
-                      [subscription.id, user_id])
+        subscription = self._call(
+            "create subscription",
+            lambda: self.client.v1.subscriptions.create(
+                {
+                    "customer": customer,
+                    "items": [{"price": price_id}],
+                    "metadata": {"launchdeck_user_id": user_id, "tier": tier},
+                },
+                {"idempotency_key": f"ld-subscription-{user_id}-{tier}"},
+            ),
+        )
+        store.execute(
+            "UPDATE user_subscriptions SET stripe_subscription_id = ?, updated_at = now() WHERE user_id = ?",
+            [subscription.id, user_id],
+        )
         return str(subscription.id)
 
     # -- revenue ------------------------------------------------------------------------------------
@@ -139,10 +172,18 @@ class StripeBilling:
         start = int(datetime(month.year, month.month, 1, tzinfo=UTC).timestamp())
         end_day = month_end(month)
         end = int(datetime(end_day.year, end_day.month, 1, tzinfo=UTC).timestamp())
-        users = {r["stripe_customer_id"]: r for r in store.fetchall(
-            "SELECT user_id, tier, stripe_customer_id FROM user_subscriptions WHERE stripe_customer_id IS NOT NULL")}
-        invoices = self._call("list invoices", lambda: self.client.v1.invoices.list(
-            {"status": "paid", "created": {"gte": start, "lt": end}, "limit": 100}))
+        users = {
+            r["stripe_customer_id"]: r
+            for r in store.fetchall(
+                "SELECT user_id, tier, stripe_customer_id FROM user_subscriptions WHERE stripe_customer_id IS NOT NULL"
+            )
+        }
+        invoices = self._call(
+            "list invoices",
+            lambda: self.client.v1.invoices.list(
+                {"status": "paid", "created": {"gte": start, "lt": end}, "limit": 100}
+            ),
+        )
         totals: dict[str, tuple[str, int, str]] = {}
         for invoice in invoices.auto_paging_iter():
             user = users.get(invoice.customer if isinstance(invoice.customer, str) else None)
@@ -154,7 +195,9 @@ class StripeBilling:
             for user_id, (tier, amount, invoice_id) in totals.items():
                 connection.execute(
                     "INSERT OR REPLACE INTO revenue (month, user_id, tier, amount_cents, source, stripe_invoice_id)"
-                    " VALUES (?, ?, ?, ?, 'stripe', ?)", [month, user_id, tier, amount, invoice_id])
+                    " VALUES (?, ?, ?, ?, 'stripe', ?)",
+                    [month, user_id, tier, amount, invoice_id],
+                )
         return len(totals)
 
     # -- usage over quota as meter events ----------------------------------------------------------------
@@ -164,35 +207,58 @@ class StripeBilling:
         for meter in meters.data:
             if meter.event_name == OVERAGE_EVENT:
                 return str(meter.id)
-        meter = self._call("create meter", lambda: self.client.v1.billing.meters.create(
-            {"display_name": "Launchdeck usage over quota", "event_name": OVERAGE_EVENT,
-             "default_aggregation": {"formula": "sum"}},
-            {"idempotency_key": "ld-meter-overage"}))
+        meter = self._call(
+            "create meter",
+            lambda: self.client.v1.billing.meters.create(
+                {
+                    "display_name": "Launchdeck usage over quota",
+                    "event_name": OVERAGE_EVENT,
+                    "default_aggregation": {"formula": "sum"},
+                },
+                {"idempotency_key": "ld-meter-overage"},
+            ),
+        )
         return str(meter.id)
 
-    def report_overage(self, store: Store, month: date, user_id: str, app_id: str, metric: str, over: int) -> int:
+    def report_overage(
+        self, store: Store, month: date, user_id: str, app_id: str, metric: str, over: int
+    ) -> int:
         """Report an app's usage over quota so far this month; only the increase since the last report is sent.
 
         The identifier names the app, month, metric and running total, so a retry after a crash sends an event
         Stripe (and our table) already has, and nothing is billed twice. Returns the value sent.
         """
-        sent = int(store.scalar(
-            "SELECT coalesce(max(value), 0) FROM stripe_meter_events WHERE app_id = ? AND month = ? AND metric = ?",
-            [app_id, month, metric]) or 0)
+        sent = int(
+            store.scalar(
+                "SELECT coalesce(max(value), 0) FROM stripe_meter_events WHERE app_id = ? AND month = ? AND metric = ?",
+                [app_id, month, metric],
+            )
+            or 0
+        )
         increase = over - sent
         if increase <= 0:
             return 0
         customer = self.ensure_customer(store, user_id)
         identifier = f"ld-{app_id}-{month:%Y-%m}-{metric}-{over}"
         try:
-            self._call("send meter event", lambda: self.client.v1.billing.meter_events.create({
-                "event_name": OVERAGE_EVENT, "identifier": identifier,
-                "payload": {"stripe_customer_id": customer, "value": str(increase)}}))
+            self._call(
+                "send meter event",
+                lambda: self.client.v1.billing.meter_events.create(
+                    {
+                        "event_name": OVERAGE_EVENT,
+                        "identifier": identifier,
+                        "payload": {"stripe_customer_id": customer, "value": str(increase)},
+                    }
+                ),
+            )
         except ProviderError as exc:
             if exc.status != 400 or "already exists" not in exc.message:
                 raise
-        store.execute("INSERT OR IGNORE INTO stripe_meter_events (identifier, user_id, app_id, month, metric, value)"
-                      " VALUES (?, ?, ?, ?, ?, ?)", [identifier, user_id, app_id, month, metric, over])
+        store.execute(
+            "INSERT OR IGNORE INTO stripe_meter_events (identifier, user_id, app_id, month, metric, value)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [identifier, user_id, app_id, month, metric, over],
+        )
         return increase
 
 

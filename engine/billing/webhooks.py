@@ -48,7 +48,9 @@ def _tier_of(store: Store, subscription: Any, tiers: TierTable) -> str | None:
 
 def _user_of(store: Store, customer: str | None, metadata: dict[str, Any] | None) -> str | None:
     if customer:
-        row = store.fetchone("SELECT user_id FROM user_subscriptions WHERE stripe_customer_id = ?", [customer])
+        row = store.fetchone(
+            "SELECT user_id FROM user_subscriptions WHERE stripe_customer_id = ?", [customer]
+        )
         if row:
             return str(row["user_id"])
     user = (metadata or {}).get("launchdeck_user_id")
@@ -66,7 +68,9 @@ def apply_event(store: Store, event: Any, *, tiers: TierTable | None = None) -> 
     with store.transaction() as connection:
         if connection.execute("SELECT 1 FROM stripe_events WHERE event_id = ?", [event["id"]]).fetchone():
             return "duplicate"
-        connection.execute("INSERT INTO stripe_events (event_id, type) VALUES (?, ?)", [event["id"], event["type"]])
+        connection.execute(
+            "INSERT INTO stripe_events (event_id, type) VALUES (?, ?)", [event["id"], event["type"]]
+        )
         return _apply(store, event, tiers)
 
 
@@ -82,7 +86,11 @@ def _apply(store: Store, event: Any, tiers: TierTable) -> str:
         if tier_name is None:
             return "ignored"
         tier = tiers.get(tier_name)
-        status = "canceled" if deleted else ("past_due" if obj.get("status") in ("past_due", "unpaid") else "active")
+        status = (
+            "canceled"
+            if deleted
+            else ("past_due" if obj.get("status") in ("past_due", "unpaid") else "active")
+        )
         store.execute(
             "INSERT INTO user_subscriptions (user_id, tier, status, max_deployed_apps, max_custom_domains,"
             " stripe_customer_id, stripe_subscription_id, current_period_start, current_period_end)"
@@ -92,8 +100,17 @@ def _apply(store: Store, event: Any, tiers: TierTable) -> str:
             " stripe_subscription_id = excluded.stripe_subscription_id,"
             " current_period_start = excluded.current_period_start,"
             " current_period_end = excluded.current_period_end, updated_at = now()",
-            [user, tier.name, status, tier.max_deployed_apps, tier.max_custom_domains, obj.get("customer"),
-             obj.get("id"), _ts(obj.get("current_period_start")), _ts(obj.get("current_period_end"))],
+            [
+                user,
+                tier.name,
+                status,
+                tier.max_deployed_apps,
+                tier.max_custom_domains,
+                obj.get("customer"),
+                obj.get("id"),
+                _ts(obj.get("current_period_start")),
+                _ts(obj.get("current_period_end")),
+            ],
         )
         return "applied"
     if kind == "invoice.paid":
@@ -102,12 +119,14 @@ def _apply(store: Store, event: Any, tiers: TierTable) -> str:
             return "ignored"
         created = _ts(obj.get("created")) or datetime.now(UTC)
         month = date(created.year, created.month, 1)
-        tier = store.scalar("SELECT tier FROM user_subscriptions WHERE user_id = ?", [user]) or "free"
+        tier_name = str(
+            store.scalar("SELECT tier FROM user_subscriptions WHERE user_id = ?", [user]) or "free"
+        )
         store.execute(
             "INSERT INTO revenue (month, user_id, tier, amount_cents, source, stripe_invoice_id)"
             " VALUES (?, ?, ?, ?, 'stripe', ?) ON CONFLICT (month, user_id, source) DO UPDATE SET"
             " amount_cents = revenue.amount_cents + excluded.amount_cents, stripe_invoice_id = excluded.stripe_invoice_id",
-            [month, user, tier, int(obj.get("amount_paid") or 0), obj.get("id")],
+            [month, user, tier_name, int(obj.get("amount_paid") or 0), obj.get("id")],
         )
         return "applied"
     return "ignored"

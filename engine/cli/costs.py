@@ -39,8 +39,12 @@ def _default_store() -> Store:
 store_factory: Callable[[], Store] = _default_store
 
 usage_app = typer.Typer(help="Metered usage: collect an hour from every usage source.", no_args_is_help=True)
-costs_app = typer.Typer(help="Cost per app, provider or tier for a month, in cents.", invoke_without_command=True)
-margins_app = typer.Typer(help="Revenue minus cost per tier and app for a month.", invoke_without_command=True)
+costs_app = typer.Typer(
+    help="Cost per app, provider or tier for a month, in cents.", invoke_without_command=True
+)
+margins_app = typer.Typer(
+    help="Revenue minus cost per tier and app for a month.", invoke_without_command=True
+)
 pricing_app = typer.Typer(help="What-if pricing for a synthetic fleet.", no_args_is_help=True)
 
 
@@ -59,7 +63,9 @@ def _fail(exc: LaunchdeckError) -> None:
 
 @usage_app.command("collect")
 def usage_collect(
-    hour: Annotated[str | None, typer.Option(help="Hour to collect, ISO UTC (default: the last full hour)")] = None,
+    hour: Annotated[
+        str | None, typer.Option(help="Hour to collect, ISO UTC (default: the last full hour)")
+    ] = None,
 ) -> None:
     """Collect one hour of usage from every local and registered source into the ledger."""
     from pipelines.metering import collect_hour
@@ -75,8 +81,10 @@ def usage_collect(
     except LaunchdeckError as exc:
         _fail(exc)
         return
-    typer.echo(f"{result.hour_start:%Y-%m-%d %H:00} UTC: {result.ingested.added} readings added, "
-               f"{result.ingested.duplicates} already in the ledger, {result.ingested.refused_closed} for a closed month")
+    typer.echo(
+        f"{result.hour_start:%Y-%m-%d %H:00} UTC: {result.ingested.added} readings added, "
+        f"{result.ingested.duplicates} already in the ledger, {result.ingested.refused_closed} for a closed month"
+    )
     for source, error in result.errors.items():
         typer.echo(f"  {source}: {error}", err=True)
 
@@ -85,7 +93,9 @@ def usage_collect(
 def costs(
     month: Annotated[str, typer.Option(help="YYYY-MM")] = "",
     by: Annotated[str, typer.Option(help="app | provider | tier")] = "app",
-    method: Annotated[str | None, typer.Option(help="base-fee allocation: even | usage | metric:<name>")] = None,
+    method: Annotated[
+        str | None, typer.Option(help="base-fee allocation: even | usage | metric:<name>")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Costs for a month, in cents, with the Railway baseline beside each app."""
@@ -97,15 +107,28 @@ def costs(
         _fail(exc)
         return
     if as_json:
-        _echo_json({"month": f"{result.month:%Y-%m}", "closed": result.closed, "method": result.method,
-                    "total_cents": result.total_cents(), "rows": rows})
+        _echo_json(
+            {
+                "month": f"{result.month:%Y-%m}",
+                "closed": result.closed,
+                "method": result.method,
+                "total_cents": result.total_cents(),
+                "rows": rows,
+            }
+        )
         return
-    typer.echo(f"{result.month:%Y-%m} ({'closed' if result.closed else 'open'}, allocation {result.method}): "
-               f"{cents_to_dollars(result.total_cents())}")
+    typer.echo(
+        f"{result.month:%Y-%m} ({'closed' if result.closed else 'open'}, allocation {result.method}): "
+        f"{cents_to_dollars(result.total_cents())}"
+    )
     for row in rows:
         key = row.get("name") or row.get("provider") or row.get("tier")
         cents = row.get("cost_cents", row.get("bill_cents", 0))
-        extra = f"  (Railway: {cents_to_dollars(row['railway_baseline_cents'])})" if row.get("railway_baseline_cents") else ""
+        extra = (
+            f"  (Railway: {cents_to_dollars(row['railway_baseline_cents'])})"
+            if row.get("railway_baseline_cents")
+            else ""
+        )
         typer.echo(f"  {key:<32} {cents_to_dollars(cents):>12}{extra}")
 
 
@@ -125,18 +148,30 @@ def margins(
         _fail(exc)
         return
     if as_json:
-        _echo_json({"month": f"{result.month:%Y-%m}", "revenue_source": result.revenue_source,
-                    "totals": result.totals(), "tiers": result.tiers, "idle_cents": result.idle_cents,
-                    "least_profitable": result.least_profitable(least), "files": [str(f) for f in files]})
+        _echo_json(
+            {
+                "month": f"{result.month:%Y-%m}",
+                "revenue_source": result.revenue_source,
+                "totals": result.totals(),
+                "tiers": result.tiers,
+                "idle_cents": result.idle_cents,
+                "least_profitable": result.least_profitable(least),
+                "files": [str(f) for f in files],
+            }
+        )
         return
     typer.echo(f"{result.month:%Y-%m} (revenue from {result.revenue_source})")
     for tier in result.tiers:
         percent = "-" if tier["margin_percent"] is None else f"{tier['margin_percent']}%"
-        typer.echo(f"  {tier['tier']:<12} revenue {cents_to_dollars(tier['revenue_cents']):>10}  cost "
-                   f"{cents_to_dollars(tier['cost_cents']):>10}  margin {cents_to_dollars(tier['margin_cents']):>10} ({percent})")
+        typer.echo(
+            f"  {tier['tier']:<12} revenue {cents_to_dollars(tier['revenue_cents']):>10}  cost "
+            f"{cents_to_dollars(tier['cost_cents']):>10}  margin {cents_to_dollars(tier['margin_cents']):>10} ({percent})"
+        )
     typer.echo(f"  idle (no app) cost {cents_to_dollars(result.idle_cents)}")
     for app in result.least_profitable(least):
-        typer.echo(f"  least profitable: {app['name']} ({app['tier']}) {cents_to_dollars(app['margin_cents'])}")
+        typer.echo(
+            f"  least profitable: {app['name']} ({app['tier']}) {cents_to_dollars(app['margin_cents'])}"
+        )
     for path in files:
         typer.echo(f"  wrote {path}")
 
@@ -148,7 +183,9 @@ def pricing_simulate(
     reads: Annotated[int, typer.Option(help="rows read per active app per month")] = 1_000_000,
     writes: Annotated[int, typer.Option(help="rows written per active app per month")] = 20_000,
     requests: Annotated[int, typer.Option(help="requests per active app per month")] = 30_000,
-    tier_mix: Annotated[str, typer.Option(help="tier=share,... adding up to 1")] = "starter=0.7,pro=0.25,business=0.05",
+    tier_mix: Annotated[
+        str, typer.Option(help="tier=share,... adding up to 1")
+    ] = "starter=0.7,pro=0.25,business=0.05",
     architecture: Annotated[str, typer.Option(help=" | ".join(ARCHITECTURES))] = "turso+cloudflare",
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
@@ -159,19 +196,31 @@ def pricing_simulate(
         _fail(InputError(f"--tier-mix {tier_mix!r} is not tier=share,... (for example starter=0.7,pro=0.3)"))
         return
     try:
-        result = simulate(Scenario(apps=apps, active_share=active_share, reads_per_active_app=reads,
-                                   writes_per_active_app=writes, requests_per_active_app=requests,
-                                   tier_mix=mix, architecture=architecture))
+        result = simulate(
+            Scenario(
+                apps=apps,
+                active_share=active_share,
+                reads_per_active_app=reads,
+                writes_per_active_app=writes,
+                requests_per_active_app=requests,
+                tier_mix=mix,
+                architecture=architecture,
+            )
+        )
     except LaunchdeckError as exc:
         _fail(exc)
         return
     if as_json:
         _echo_json(result)
         return
-    typer.echo(f"{architecture}, {apps} apps, {active_share:.0%} active: {cents_to_dollars(result['total_cents'])}/month "
-               f"({cents_to_dollars(round(result['per_app_cents']['mean']))}/app)")
+    typer.echo(
+        f"{architecture}, {apps} apps, {active_share:.0%} active: {cents_to_dollars(result['total_cents'])}/month "
+        f"({cents_to_dollars(round(result['per_app_cents']['mean']))}/app)"
+    )
     for provider, cents in result["provider_bills_cents"].items():
         typer.echo(f"  {provider:<12} {cents_to_dollars(cents):>12}")
-    typer.echo(f"  revenue {cents_to_dollars(result['revenue_cents'])}, Stripe fees "
-               f"{cents_to_dollars(result['payment_fee_cents'])}, margin {cents_to_dollars(result['margin_cents'])} "
-               f"({result['margin_percent']}%)")
+    typer.echo(
+        f"  revenue {cents_to_dollars(result['revenue_cents'])}, Stripe fees "
+        f"{cents_to_dollars(result['payment_fee_cents'])}, margin {cents_to_dollars(result['margin_cents'])} "
+        f"({result['margin_percent']}%)"
+    )

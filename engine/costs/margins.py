@@ -39,17 +39,26 @@ class Margins:
         revenue = sum(u["revenue_cents"] for u in self.users)
         fees = sum(u["payment_fee_cents"] for u in self.users)
         cost = sum(a["cost_cents"] for a in self.apps) + self.idle_cents
-        return {"revenue_cents": revenue, "payment_fee_cents": fees, "cost_cents": cost, "margin_cents": revenue - fees - cost}
+        return {
+            "revenue_cents": revenue,
+            "payment_fee_cents": fees,
+            "cost_cents": cost,
+            "margin_cents": revenue - fees - cost,
+        }
 
 
 def revenue_by_user(
     store: Store, month: date, costs: MonthCosts, tiers: TierTable
 ) -> tuple[str, dict[str, tuple[str, int]]]:
     """(source, user -> (tier, cents)) for the month."""
-    recorded = store.fetchall("SELECT user_id, tier, amount_cents, source FROM revenue WHERE month = ?", [month])
+    recorded = store.fetchall(
+        "SELECT user_id, tier, amount_cents, source FROM revenue WHERE month = ?", [month]
+    )
     if recorded:
         source = "stripe" if any(r["source"] == "stripe" for r in recorded) else "list_price"
-        by_user = {r["user_id"]: (r["tier"], int(r["amount_cents"])) for r in recorded if r["source"] == source}
+        by_user = {
+            r["user_id"]: (r["tier"], int(r["amount_cents"])) for r in recorded if r["source"] == source
+        }
         for info in costs.apps.values():
             by_user.setdefault(info.user_id, (info.tier, 0))
         return source, by_user
@@ -74,11 +83,19 @@ def margins_for(
     for app_id in sorted(costs.apps):
         apps_of[costs.apps[app_id].user_id].append(app_id)
     app_cents = costs.app_cents()
-    users, apps = [], []
+    users: list[dict[str, Any]] = []
+    apps: list[dict[str, Any]] = []
     for user_id, (tier, revenue) in sorted(by_user.items()):
         fee = payment_fee_cents(stripe_plan, revenue)
-        users.append({"user_id": user_id, "tier": tier, "revenue_cents": revenue, "payment_fee_cents": fee,
-                      "apps": len(apps_of.get(user_id, []))})
+        users.append(
+            {
+                "user_id": user_id,
+                "tier": tier,
+                "revenue_cents": revenue,
+                "payment_fee_cents": fee,
+                "apps": len(apps_of.get(user_id, [])),
+            }
+        )
         owned = apps_of.get(user_id, [])
         if not owned:
             continue
@@ -88,17 +105,19 @@ def margins_for(
         for app_id in owned:
             cost = app_cents.get(app_id, 0)
             share, fee_share = revenue_parts[app_id], fee_parts[app_id]
-            apps.append({
-                "app_id": app_id,
-                "name": costs.apps[app_id].name,
-                "user_id": user_id,
-                "tier": tier,
-                "revenue_cents": share,
-                "payment_fee_cents": fee_share,
-                "cost_cents": cost,
-                "margin_cents": share - fee_share - cost,
-                "railway_baseline_cents": costs.railway_cents.get(app_id, 0),
-            })
+            apps.append(
+                {
+                    "app_id": app_id,
+                    "name": costs.apps[app_id].name,
+                    "user_id": user_id,
+                    "tier": tier,
+                    "revenue_cents": share,
+                    "payment_fee_cents": fee_share,
+                    "cost_cents": cost,
+                    "margin_cents": share - fee_share - cost,
+                    "railway_baseline_cents": costs.railway_cents.get(app_id, 0),
+                }
+            )
     per_tier: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for user in users:
         row = per_tier[user["tier"]]
@@ -111,19 +130,26 @@ def margins_for(
         row["cost_cents"] += app["cost_cents"]
         row["railway_baseline_cents"] += app["railway_baseline_cents"]
     tier_rows = []
-    for tier_name, values in sorted(per_tier.items(), key=lambda kv: list(tiers.tiers).index(kv[0]) if kv[0] in tiers.tiers else 99):
+    order = list(tiers.tiers)
+    for tier_name, values in sorted(
+        per_tier.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 99
+    ):
         margin = values["revenue_cents"] - values["payment_fee_cents"] - values["cost_cents"]
-        tier_rows.append({
-            "tier": tier_name,
-            "users": values["users"],
-            "apps": values["apps"],
-            "revenue_cents": values["revenue_cents"],
-            "payment_fee_cents": values["payment_fee_cents"],
-            "cost_cents": values["cost_cents"],
-            "margin_cents": margin,
-            "margin_percent": round(100 * margin / values["revenue_cents"], 1) if values["revenue_cents"] else None,
-            "railway_baseline_cents": values["railway_baseline_cents"],
-        })
+        tier_rows.append(
+            {
+                "tier": tier_name,
+                "users": values["users"],
+                "apps": values["apps"],
+                "revenue_cents": values["revenue_cents"],
+                "payment_fee_cents": values["payment_fee_cents"],
+                "cost_cents": values["cost_cents"],
+                "margin_cents": margin,
+                "margin_percent": round(100 * margin / values["revenue_cents"], 1)
+                if values["revenue_cents"]
+                else None,
+                "railway_baseline_cents": values["railway_baseline_cents"],
+            }
+        )
     return Margins(costs.month, source, users, apps, tier_rows, costs.idle_cents())
 
 
@@ -132,7 +158,9 @@ def margins_month(store: Store, month: str | date, *, method: str | None = None)
     return margins_for(store, costs)
 
 
-def export_month(store: Store, month: str | date, directory: Path, *, method: str | None = None) -> list[Path]:
+def export_month(
+    store: Store, month: str | date, directory: Path, *, method: str | None = None
+) -> list[Path]:
     """Write the month's cost lines, per-app margins and per-tier margins as Parquet and CSV for finance."""
     costs = cost_month(store, parse_month(month), method=method)
     margins = margins_for(store, costs)
@@ -140,7 +168,15 @@ def export_month(store: Store, month: str | date, directory: Path, *, method: st
     stem = f"{costs.month:%Y-%m}"
     tables = {
         "cost_lines": pl.DataFrame(
-            [{"provider": line.provider, "app_id": line.app_id, "component": line.component, "cents": line.cents} for line in costs.lines()],
+            [
+                {
+                    "provider": line.provider,
+                    "app_id": line.app_id,
+                    "component": line.component,
+                    "cents": line.cents,
+                }
+                for line in costs.lines()
+            ],
             schema={"provider": pl.String, "app_id": pl.String, "component": pl.String, "cents": pl.Int64},
         ),
         "app_margins": pl.DataFrame(margins.apps) if margins.apps else pl.DataFrame(),

@@ -141,9 +141,13 @@ def cost_provider(
     )
 
 
-def railway_baseline_cents(baseline: RailwayBaseline, bandwidth_bytes: int | None, storage_bytes: int | None) -> int:
+def railway_baseline_cents(
+    baseline: RailwayBaseline, bandwidth_bytes: int | None, storage_bytes: int | None
+) -> int:
     """What one app would cost as an always-on Railway service of the baseline size, in cents."""
-    dollars = baseline.vcpu_per_app * baseline.vcpu_month + baseline.memory_gb_per_app * baseline.memory_gb_month
+    dollars = (
+        baseline.vcpu_per_app * baseline.vcpu_month + baseline.memory_gb_per_app * baseline.memory_gb_month
+    )
     dollars += Decimal(bandwidth_bytes or 0) / GB * baseline.egress_per_gb
     dollars += Decimal(storage_bytes or 0) / GB * baseline.volume_gb_month
     return to_cents(dollars)

@@ -133,10 +133,14 @@ class MonthCosts:
                 )
             if None in per_app:
                 idle = dict(per_app[None])
-                rows.append({"app_id": None, "name": "(idle)", "cost_cents": sum(idle.values()), "by_provider": idle})
+                rows.append(
+                    {"app_id": None, "name": "(idle)", "cost_cents": sum(idle.values()), "by_provider": idle}
+                )
             return rows
         if dimension == "tier":
-            per_tier: dict[str, dict[str, int]] = defaultdict(lambda: {"apps": 0, "cost_cents": 0, "railway_baseline_cents": 0})
+            per_tier: dict[str, dict[str, int]] = defaultdict(
+                lambda: {"apps": 0, "cost_cents": 0, "railway_baseline_cents": 0}
+            )
             app_cents = self.app_cents()
             for app_id, info in self.apps.items():
                 row = per_tier[info.tier]
@@ -144,7 +148,9 @@ class MonthCosts:
                 row["cost_cents"] += app_cents.get(app_id, 0)
                 row["railway_baseline_cents"] += self.railway_cents.get(app_id, 0)
             rows = [{"tier": tier, **values} for tier, values in sorted(per_tier.items())]
-            rows.append({"tier": "(idle)", "apps": 0, "cost_cents": self.idle_cents(), "railway_baseline_cents": 0})
+            rows.append(
+                {"tier": "(idle)", "apps": 0, "cost_cents": self.idle_cents(), "railway_baseline_cents": 0}
+            )
             return rows
         raise InputError(f"--by {dimension!r} is not one of: app, provider, tier")
 
@@ -176,7 +182,9 @@ def fleet(store: Store, month: date, catalog: Catalog) -> dict[str, AppInfo]:
         [month_end(month), month],
     )
     return {
-        row["app_id"]: AppInfo(row["app_id"], row["name"], row["user_id"], row["tier"], app_providers(row, catalog))
+        row["app_id"]: AppInfo(
+            row["app_id"], row["name"], row["user_id"], row["tier"], app_providers(row, catalog)
+        )
         for row in rows
     }
 
@@ -196,7 +204,10 @@ def monthly_usage(store: Store, month: date, catalog: Catalog) -> dict[str, dict
         if existing is None:
             usage[app_id][costed] = metrics
             continue
-        for name, value in metrics.items():  # two sources for one provider: add counters, keep the larger gauge
+        for (
+            name,
+            value,
+        ) in metrics.items():  # two sources for one provider: add counters, keep the larger gauge
             if value is None:
                 continue
             old = existing.get(name)
@@ -205,7 +216,7 @@ def monthly_usage(store: Store, month: date, catalog: Catalog) -> dict[str, dict
 
 
 def is_closed(store: Store, month: date) -> bool:
-    return store.scalar("SELECT count(*) FROM closed_months WHERE month = ?", [month]) > 0
+    return int(store.scalar("SELECT count(*) FROM closed_months WHERE month = ?", [month])) > 0
 
 
 def cost_month(
@@ -234,15 +245,19 @@ def cost_month(
         if sheet.kind in ("baseline", "payments"):
             continue
         version, plan = catalog.plan_for(provider, month)
-        usages = [AppUsage(app_id, usage.get(app_id, {}).get(provider, {})) for app_id in sorted(members[provider])]
-        bills.append(cost_provider(provider, plan, usages, method=method, effective_from=str(version.effective_from)))
+        usages = [
+            AppUsage(app_id, usage.get(app_id, {}).get(provider, {})) for app_id in sorted(members[provider])
+        ]
+        bills.append(
+            cost_provider(provider, plan, usages, method=method, effective_from=str(version.effective_from))
+        )
     _, baseline_plan = catalog.plan_for("railway", month)
     railway = {}
     if baseline_plan.baseline is not None:
         for app_id in apps:
-            per_provider = usage.get(app_id, {}).values()
-            bandwidth = sum(m.get("bandwidth_bytes") or 0 for m in per_provider)
-            storage = max((m.get("db_storage_bytes_peak") or 0 for m in per_provider), default=0)
+            measured = list(usage.get(app_id, {}).values())
+            bandwidth = sum(m.get("bandwidth_bytes") or 0 for m in measured)
+            storage = max((m.get("db_storage_bytes_peak") or 0 for m in measured), default=0)
             railway[app_id] = railway_baseline_cents(baseline_plan.baseline, bandwidth, storage)
     return MonthCosts(month, method, False, bills, apps, usage, railway)
 
@@ -271,7 +286,9 @@ def _frozen(store: Store, month: date) -> MonthCosts:
                 method=closed["method"],
                 bill_cents=sum(components.values()),
                 components=dict(components),
-                lines=tuple(CostLine(provider, line["app_id"], line["component"], line["cents"]) for line in lines),
+                lines=tuple(
+                    CostLine(provider, line["app_id"], line["component"], line["cents"]) for line in lines
+                ),
                 usage_totals={},
             )
         )
@@ -285,14 +302,21 @@ def _frozen(store: Store, month: date) -> MonthCosts:
         apps[row["app_id"]] = AppInfo(row["app_id"], row["name"], row["user_id"], row["tier"])
         railway[row["app_id"]] = row["railway_baseline_cents"]
     usage: dict[str, dict[str, dict[str, int | None]]] = defaultdict(dict)
-    for row in store.fetchall("SELECT app_id, provider, metrics FROM monthly_app_usage WHERE month = ?", [month]):
+    for row in store.fetchall(
+        "SELECT app_id, provider, metrics FROM monthly_app_usage WHERE month = ?", [month]
+    ):
         usage[row["app_id"]][row["provider"]] = json.loads(row["metrics"])
     return MonthCosts(month, closed["method"], True, bills, apps, dict(usage), railway)
 
 
 def close_month(
-    store: Store, month: str | date, *, actor: str = "operator", method: str | None = None,
-    catalog: Catalog | None = None, now: datetime | None = None,
+    store: Store,
+    month: str | date,
+    *,
+    actor: str = "operator",
+    method: str | None = None,
+    catalog: Catalog | None = None,
+    now: datetime | None = None,
 ) -> MonthCosts:
     """Freeze a finished month: its costs and margins are written once and never recomputed."""
     from engine.costs.margins import margins_for
@@ -309,8 +333,15 @@ def close_month(
     plans = {bill.provider: bill.plan for bill in costs.bills}
     with store.transaction() as connection:
         line_rows = [
-            [month, line.provider, plans[line.provider], sheet_dates[line.provider], line.app_id, line.component,
-             line.cents]
+            [
+                month,
+                line.provider,
+                plans[line.provider],
+                sheet_dates[line.provider],
+                line.app_id,
+                line.component,
+                line.cents,
+            ]
             for line in costs.lines()
         ]
         if line_rows:
@@ -323,8 +354,16 @@ def close_month(
         if usage_rows:
             connection.executemany("INSERT INTO monthly_app_usage VALUES (?, ?, ?, ?)", usage_rows)
         margin_rows = [
-            [month, r["app_id"], r["user_id"], r["tier"], r["revenue_cents"], r["payment_fee_cents"], r["cost_cents"],
-             r["railway_baseline_cents"]]
+            [
+                month,
+                r["app_id"],
+                r["user_id"],
+                r["tier"],
+                r["revenue_cents"],
+                r["payment_fee_cents"],
+                r["cost_cents"],
+                r["railway_baseline_cents"],
+            ]
             for r in margins.apps
         ]
         if margin_rows:
@@ -338,6 +377,7 @@ def close_month(
                     [month, user["user_id"], user["tier"], user["revenue_cents"]],
                 )
         connection.execute(
-            "INSERT INTO closed_months (month, closed_by, method) VALUES (?, ?, ?)", [month, actor, costs.method]
+            "INSERT INTO closed_months (month, closed_by, method) VALUES (?, ?, ?)",
+            [month, actor, costs.method],
         )
     return cost_month(store, month, catalog=catalog)

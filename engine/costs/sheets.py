@@ -135,7 +135,9 @@ class Catalog:
         try:
             return self.sheets[provider]
         except KeyError:
-            raise NotFound(f"no price sheet for provider {provider!r}; sheets: {', '.join(sorted(self.sheets))}") from None
+            raise NotFound(
+                f"no price sheet for provider {provider!r}; sheets: {', '.join(sorted(self.sheets))}"
+            ) from None
 
     def costed_as(self, provider: str | None) -> str | None:
         """The sheet a provider is costed with (local stand-ins map to the cloud service); None: no cost."""
@@ -144,7 +146,9 @@ class Catalog:
         mapped = self.equivalents.get(provider, provider)
         return None if mapped == "none" else mapped
 
-    def plan_for(self, provider: str, month_start: date, plan: str | None = None) -> tuple[SheetVersion, Plan]:
+    def plan_for(
+        self, provider: str, month_start: date, plan: str | None = None
+    ) -> tuple[SheetVersion, Plan]:
         sheet = self.sheet(provider)
         version = sheet.version_for(month_start)
         return version, version.plan(plan or self.account.get(provider, sheet.default_plan))

@@ -39,7 +39,9 @@ class Scenario:
     storage_bytes_per_app: int = 20_000_000
     active_hours_per_active_app: int = 120
     idle_requests_per_app: int = 0
-    tier_mix: dict[str, float] = field(default_factory=lambda: {"starter": 0.7, "pro": 0.25, "business": 0.05})
+    tier_mix: dict[str, float] = field(
+        default_factory=lambda: {"starter": 0.7, "pro": 0.25, "business": 0.05}
+    )
     architecture: str = "turso+cloudflare"
     plans: dict[str, str] = field(default_factory=dict)  # provider -> plan, overriding providers.toml
     month: date = field(default_factory=lambda: date.today().replace(day=1))
@@ -64,19 +66,23 @@ def _fleet_usage(s: Scenario) -> list[dict[str, int]]:
     for index in range(s.apps):
         is_active = index < active
         requests = s.requests_per_active_app if is_active else s.idle_requests_per_app
-        usage.append({
-            "db_rows_read": s.reads_per_active_app if is_active else 0,
-            "db_rows_written": s.writes_per_active_app if is_active else 0,
-            "db_storage_bytes_peak": s.storage_bytes_per_app,
-            "db_storage_bytes_avg": s.storage_bytes_per_app,
-            "db_active_hours": s.active_hours_per_active_app if is_active else 0,
-            "requests": requests,
-            "bandwidth_bytes": requests * s.bytes_per_request,
-        })
+        usage.append(
+            {
+                "db_rows_read": s.reads_per_active_app if is_active else 0,
+                "db_rows_written": s.writes_per_active_app if is_active else 0,
+                "db_storage_bytes_peak": s.storage_bytes_per_app,
+                "db_storage_bytes_avg": s.storage_bytes_per_app,
+                "db_active_hours": s.active_hours_per_active_app if is_active else 0,
+                "requests": requests,
+                "bandwidth_bytes": requests * s.bytes_per_request,
+            }
+        )
     return usage
 
 
-def simulate(scenario: Scenario, *, catalog: Catalog | None = None, tiers: TierTable | None = None) -> dict[str, Any]:
+def simulate(
+    scenario: Scenario, *, catalog: Catalog | None = None, tiers: TierTable | None = None
+) -> dict[str, Any]:
     scenario.validate()
     catalog = catalog or default_catalog()
     tiers = tiers or default_tiers()
@@ -89,7 +95,9 @@ def simulate(scenario: Scenario, *, catalog: Catalog | None = None, tiers: TierT
         _, plan = catalog.plan_for("railway", scenario.month, scenario.plans.get("railway"))
         assert plan.baseline is not None
         for app_id, usage in zip(ids, fleet, strict=True):
-            per_app[app_id] = railway_baseline_cents(plan.baseline, usage["bandwidth_bytes"], usage["db_storage_bytes_peak"])
+            per_app[app_id] = railway_baseline_cents(
+                plan.baseline, usage["bandwidth_bytes"], usage["db_storage_bytes_peak"]
+            )
         bills["railway"] = sum(per_app.values())
     else:
         for provider in (database, hosting):
@@ -106,15 +114,19 @@ def simulate(scenario: Scenario, *, catalog: Catalog | None = None, tiers: TierT
                 for app_id in ids:
                     per_app[app_id] += shares.get(app_id, 0)
             else:
-                bill = cost_provider(provider, plan, [AppUsage(a, u) for a, u in zip(ids, fleet, strict=True)])
-                for app_id, cents in bill.by_app().items():
-                    if app_id is not None:
-                        per_app[app_id] += cents
+                bill = cost_provider(
+                    provider, plan, [AppUsage(a, u) for a, u in zip(ids, fleet, strict=True)]
+                )
+                for owner, cents in bill.by_app().items():
+                    if owner is not None:
+                        per_app[owner] += cents
             bills[provider] = bill.bill_cents
     total = sum(bills.values())
     _, stripe_plan = catalog.plan_for("stripe", scenario.month)
     revenue = fees = 0
-    counts = largest_remainder(scenario.apps, [(t, round(share * 1_000_000)) for t, share in scenario.tier_mix.items()])
+    counts = largest_remainder(
+        scenario.apps, [(t, round(share * 1_000_000)) for t, share in scenario.tier_mix.items()]
+    )
     for tier_name, count in counts.items():
         price = tiers.get(tier_name).price_cents
         revenue += price * count

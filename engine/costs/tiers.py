@@ -108,9 +108,11 @@ def check_deploy_allowed(
     others = "" if app_name is None else " AND name <> ?"
     params: list[Any] = [user_id, *LIVE_STATUSES] + ([app_name] if app_name else [])
     marks = ", ".join("?" for _ in LIVE_STATUSES)
-    apps = int(store.scalar(
-        f"SELECT count(*) FROM deployed_apps WHERE user_id = ? AND status IN ({marks}){others}", params
-    ))
+    apps = int(
+        store.scalar(
+            f"SELECT count(*) FROM deployed_apps WHERE user_id = ? AND status IN ({marks}){others}", params
+        )
+    )
     if not current.allows_count("max_deployed_apps", apps + 1):
         lifter = tiers.lifting(tier, lambda t: t.allows_count("max_deployed_apps", apps + 1))
         problems.append(
@@ -119,17 +121,23 @@ def check_deploy_allowed(
             + (f"; the {lifter.name} tier allows {_limit_text(lifter.max_deployed_apps)}" if lifter else "")
         )
     if custom_domain:
-        domains = int(store.scalar(
-            f"SELECT count(*) FROM deployed_apps WHERE user_id = ? AND custom_domain IS NOT NULL"
-            f" AND status IN ({marks}){others}",
-            params,
-        ))
+        domains = int(
+            store.scalar(
+                f"SELECT count(*) FROM deployed_apps WHERE user_id = ? AND custom_domain IS NOT NULL"
+                f" AND status IN ({marks}){others}",
+                params,
+            )
+        )
         if not current.allows_count("max_custom_domains", domains + 1):
             lifter = tiers.lifting(tier, lambda t: t.allows_count("max_custom_domains", domains + 1))
             problems.append(
                 f"the {tier} tier allows {_limit_text(current.max_custom_domains)} custom domain(s) "
                 f"(max_custom_domains) and {user_id} has {domains}"
-                + (f"; the {lifter.name} tier allows {_limit_text(lifter.max_custom_domains)}" if lifter else "")
+                + (
+                    f"; the {lifter.name} tier allows {_limit_text(lifter.max_custom_domains)}"
+                    if lifter
+                    else ""
+                )
             )
     if problems:
         raise TierLimitExceeded("deploy refused: " + "; ".join(problems))
@@ -162,7 +170,10 @@ def over_quota(
         (row["app_id"], row["action"])
         for row in store.fetchall("SELECT app_id, action FROM quota_actions WHERE month = ?", [month])
     }
-    caps = {row["user_id"]: int(row["cap_cents"]) for row in store.fetchall("SELECT user_id, cap_cents FROM spend_caps")}
+    caps = {
+        row["user_id"]: int(row["cap_cents"])
+        for row in store.fetchall("SELECT user_id, cap_cents FROM spend_caps")
+    }
     user_spend: dict[str, int] = {}
     for app_id, info in apps.items():
         user_spend[info.user_id] = user_spend.get(info.user_id, 0) + app_cost_cents.get(app_id, 0)
@@ -175,17 +186,31 @@ def over_quota(
         for metrics in usage.get(app_id, {}).values():
             for name, value in metrics.items():
                 if value is not None:
-                    totals[name] = max(totals.get(name, 0), value) if name.endswith("_peak") else totals.get(name, 0) + value
-        over = [f"{name} {totals[name]:,} > {limit:,}" for name, limit in tier.quotas.items() if totals.get(name, 0) > limit]
+                    totals[name] = (
+                        max(totals.get(name, 0), value)
+                        if name.endswith("_peak")
+                        else totals.get(name, 0) + value
+                    )
+        over = [
+            f"{name} {totals[name]:,} > {limit:,}"
+            for name, limit in tier.quotas.items()
+            if totals.get(name, 0) > limit
+        ]
         reasons = []
         if over:
             reasons.append(f"over the {tier.name} tier's monthly quota: " + ", ".join(over))
         cap = caps.get(info.user_id)
         if cap is not None and tier.price_cents > 0 and user_spend.get(info.user_id, 0) > cap:
-            reasons.append(f"{info.user_id}'s spend {user_spend[info.user_id]} cents is over the cap of {cap} cents")
+            reasons.append(
+                f"{info.user_id}'s spend {user_spend[info.user_id]} cents is over the cap of {cap} cents"
+            )
         if not reasons:
             continue
-        wanted = ["notify"] + (["suspend"] if tier.over_quota == "suspend" or (cap is not None and user_spend.get(info.user_id, 0) > cap) else [])
+        wanted = ["notify"] + (
+            ["suspend"]
+            if tier.over_quota == "suspend" or (cap is not None and user_spend.get(info.user_id, 0) > cap)
+            else []
+        )
         for action in wanted:
             if (app_id, action) not in done:
                 actions.append(QuotaAction(app_id, info.user_id, info.tier, action, "; ".join(reasons)))
@@ -205,4 +230,6 @@ def set_spend_cap(store: Store, user_id: str, cap_cents: int | None) -> None:
         return
     if cap_cents < 0:
         raise InputError("a spend cap must be zero or more cents")
-    store.execute("INSERT OR REPLACE INTO spend_caps (user_id, cap_cents) VALUES (?, ?)", [user_id, cap_cents])
+    store.execute(
+        "INSERT OR REPLACE INTO spend_caps (user_id, cap_cents) VALUES (?, ?)", [user_id, cap_cents]
+    )

@@ -48,7 +48,9 @@ class Reading:
     def __post_init__(self) -> None:
         unknown = set(self.metrics) - set(METRICS)
         if unknown:
-            raise InputError(f"reading from {self.source}: unknown metric(s) {sorted(unknown)}; known: {METRICS}")
+            raise InputError(
+                f"reading from {self.source}: unknown metric(s) {sorted(unknown)}; known: {METRICS}"
+            )
         for name, value in self.metrics.items():
             if value is not None and value < 0:
                 raise InputError(f"reading from {self.source}: {name} is negative ({value})")

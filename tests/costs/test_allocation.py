@@ -41,7 +41,9 @@ sheet_plans = [
     usages=st.lists(app_usage, max_size=40),
     method=methods,
 )
-def test_allocated_cents_add_up_to_the_bill_for_every_sheet(plan_index: int, usages: list[dict], method: str) -> None:
+def test_allocated_cents_add_up_to_the_bill_for_every_sheet(
+    plan_index: int, usages: list[dict[str, int | None]], method: str
+) -> None:
     provider, plan = sheet_plans[plan_index]
     apps = [AppUsage(f"app-{i:03d}", metrics) for i, metrics in enumerate(usages)]
     bill = cost_provider(provider, plan, apps, method=method)
@@ -84,14 +86,19 @@ def test_overage_is_shared_by_use_and_even_method_ignores_usage() -> None:
         base_fee=Decimal("5.00"),
         base_fee_source="test",
         primary_metric="requests",
-        meters=[Meter(metric="requests", included=1_000_000, price=Decimal("0.30"), per=1_000_000, source="t")],
+        meters=[
+            Meter(metric="requests", included=1_000_000, price=Decimal("0.30"), per=1_000_000, source="t")
+        ],
     )
     usages = [AppUsage("a", {"requests": 3_000_000}), AppUsage("b", {"requests": 1_000_000})]
     bill = cost_provider("cf", plan, usages, method="even")
     assert bill.components == {"base_fee": 500, "requests": 90}  # 3M over the quota at $0.30/M
     lines = {(line.app_id, line.component): line.cents for line in bill.lines}
     assert lines[("a", "base_fee")] == lines[("b", "base_fee")] == 250
-    assert (lines[("a", "requests")], lines[("b", "requests")]) == (68, 22)  # 67.5 and 22.5: largest remainder
+    assert (lines[("a", "requests")], lines[("b", "requests")]) == (
+        68,
+        22,
+    )  # 67.5 and 22.5: largest remainder
 
 
 def test_no_apps_on_a_plan_makes_the_whole_fee_idle() -> None:

@@ -63,5 +63,7 @@ def test_pricing_simulate(cli: typer.Typer) -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["provider_bills_cents"]["cloudflare"] == 500
-    railway = json.loads(runner.invoke(cli, ["pricing", "simulate", "--architecture", "railway", "--json"]).output)
+    railway = json.loads(
+        runner.invoke(cli, ["pricing", "simulate", "--architecture", "railway", "--json"]).output
+    )
     assert railway["total_cents"] >= 500 * 1500

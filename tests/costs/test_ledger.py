@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -54,12 +55,22 @@ def test_closing_twice_or_early_is_refused(store: Store) -> None:
 
 
 def test_a_month_is_costed_with_the_sheet_in_force_during_it(store: Store) -> None:
-    app = add_app(store, "pg-app", database_provider="local-postgres", hosting_provider=None,
-                  created_at=datetime(2025, 1, 1))
+    app = add_app(
+        store,
+        "pg-app",
+        database_provider="local-postgres",
+        hosting_provider=None,
+        created_at=datetime(2025, 1, 1),
+    )
     for month in (7, 9):  # Neon's usage-based plans took effect 2025-08-14
         hours = [datetime(2025, month, 2) + timedelta(hours=h) for h in range(400)]
-        ingest(store, [Reading(app, "local-postgres", "postgres", h, {"db_rows_read": 5, "db_storage_bytes": 10**9})
-                       for h in hours])
+        ingest(
+            store,
+            [
+                Reading(app, "local-postgres", "postgres", h, {"db_rows_read": 5, "db_storage_bytes": 10**9})
+                for h in hours
+            ],
+        )
     july = cost_month(store, "2025-07").by("provider")[0]
     september = cost_month(store, "2025-09").by("provider")[0]
     assert (july["sheet_effective_from"], september["sheet_effective_from"]) == ("2025-01-01", "2025-08-14")
@@ -71,15 +82,25 @@ def test_a_month_is_costed_with_the_sheet_in_force_during_it(store: Store) -> No
 
 def test_not_measured_is_none_not_zero(store: Store) -> None:
     app = add_app(store, "lite")
-    ingest(store, [Reading(app, "local-libsql", "sqlite-file", HOUR,
-                           {"db_storage_bytes": 4096, "db_rows_read": None, "db_rows_written": None})])
+    ingest(
+        store,
+        [
+            Reading(
+                app,
+                "local-libsql",
+                "sqlite-file",
+                HOUR,
+                {"db_storage_bytes": 4096, "db_rows_read": None, "db_rows_written": None},
+            )
+        ],
+    )
     usage = cost_month(store, "2026-10").by("app")[0]["usage"]["turso"]
     assert usage["db_rows_read"] is None and usage["db_storage_bytes_peak"] == 4096
     series = usage_series(store, start=HOUR, end=HOUR + timedelta(hours=1), grain="hour")
     assert series[0]["db_rows_read"] is None
 
 
-def test_costs_margins_and_export_for_a_metered_month(store: Store, tmp_path) -> None:
+def test_costs_margins_and_export_for_a_metered_month(store: Store, tmp_path: Path) -> None:
     subscribe(store, "ada", "pro")
     a = add_app(store, "shop", user_id="ada")
     b = add_app(store, "blog", user_id="ada")
@@ -88,7 +109,11 @@ def test_costs_margins_and_export_for_a_metered_month(store: Store, tmp_path) ->
         ingest(store, [edge_reading(app, HOUR, requests)])
     costs = cost_month(store, "2026-10")
     cloudflare = next(row for row in costs.by("provider") if row["provider"] == "cloudflare")
-    assert cloudflare["components"] == {"base_fee": 500, "requests": 90, "compute_ms": 0}  # 3M over at $0.30/M
+    assert cloudflare["components"] == {
+        "base_fee": 500,
+        "requests": 90,
+        "compute_ms": 0,
+    }  # 3M over at $0.30/M
     per_app = {row["name"]: row for row in costs.by("app")}
     assert sum(row["cost_cents"] for row in per_app.values()) == costs.total_cents()
     assert per_app["shop"]["cost_cents"] > per_app["blog"]["cost_cents"] > per_app["free-app"]["cost_cents"]

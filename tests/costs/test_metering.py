@@ -34,12 +34,16 @@ class FakeEdge:
 
 
 def test_metered_local_apps_are_costed_and_over_quota_free_apps_suspended(
-    store: Store, tmp_path: Path, app_database: str  # noqa: F811
+    store: Store,
+    tmp_path: Path,
+    app_database: str,  # noqa: F811
 ) -> None:
     settings = Settings(workspace=tmp_path, postgres_admin_url=ADMIN_URL)
     pg_app = add_app(store, "pg-app", user_id="biz", tier="business", database_provider="local-postgres")
     lite_app = add_app(store, "lite-app", user_id="free-user", tier="free", database_provider="local-libsql")
-    store.execute("UPDATE deployed_apps SET database_id = ? WHERE CAST(id AS TEXT) = ?", [app_database, pg_app])
+    store.execute(
+        "UPDATE deployed_apps SET database_id = ? WHERE CAST(id AS TEXT) = ?", [app_database, pg_app]
+    )
     store.execute("UPDATE deployed_apps SET database_id = 'lite.db' WHERE CAST(id AS TEXT) = ?", [lite_app])
     with sqlite3.connect(tmp_path / "lite.db") as conn:
         conn.execute("CREATE TABLE t (x)")
@@ -67,11 +71,15 @@ def test_metered_local_apps_are_costed_and_over_quota_free_apps_suspended(
 
     suspended: list[str] = []
     notified: list[str] = []
-    actions = enforce_quotas(store, month=costs.month, notify=lambda a: notified.append(a.app_id),
-                             suspend=lambda app_id, reason: suspended.append(app_id))
+    actions = enforce_quotas(
+        store,
+        month=costs.month,
+        notify=lambda a: notified.append(a.app_id),
+        suspend=lambda app_id, reason: suspended.append(app_id),
+    )
     assert suspended == [lite_app] and notified == [lite_app]
     assert "requests 200,000 > 100,000" in actions[0].reason
-    assert enforce_quotas(store, month=costs.month, notify=notified.append, suspend=lambda *_: None) == []
+    assert enforce_quotas(store, month=costs.month, notify=lambda a: None, suspend=lambda *_: None) == []
 
     assert sync_revenue(store, settings, month=costs.month)["source"] == "list_price"
     closed = close_previous_month(store, settings, now=datetime(2026, 11, 1, 0, 5))

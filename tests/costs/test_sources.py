@@ -41,19 +41,25 @@ def run_workload(database: str, statements: list[str]) -> None:
 
 
 def test_postgres_rows_read_and_written_are_hourly_deltas_of_real_statistics(app_database: str) -> None:
-    run_workload(app_database, [
-        "CREATE TABLE post (id int PRIMARY KEY, title text) WITH (autovacuum_enabled = false)",
-        "INSERT INTO post SELECT g, 'p' || g FROM generate_series(1, 100) g",
-    ])
+    run_workload(
+        app_database,
+        [
+            "CREATE TABLE post (id int PRIMARY KEY, title text) WITH (autovacuum_enabled = false)",
+            "INSERT INTO post SELECT g, 'p' || g FROM generate_series(1, 100) g",
+        ],
+    )
     source = PostgresUsageSource(ADMIN_URL, {"app-1": app_database})
     first = source.collect(HOUR)
     assert first[0].metrics["db_rows_read"] is None  # no earlier value: not measured, not zero
-    assert first[0].metrics["db_storage_bytes"] > 1_000_000  # pg_database_size of a real database
-    run_workload(app_database, [
-        "INSERT INTO post SELECT g, 'p' || g FROM generate_series(101, 150) g",
-        "UPDATE post SET title = 'x' WHERE id = 7",
-        "SELECT count(*) FROM post",
-    ])
+    assert (first[0].metrics["db_storage_bytes"] or 0) > 1_000_000  # pg_database_size of a real database
+    run_workload(
+        app_database,
+        [
+            "INSERT INTO post SELECT g, 'p' || g FROM generate_series(101, 150) g",
+            "UPDATE post SET title = 'x' WHERE id = 7",
+            "SELECT count(*) FROM post",
+        ],
+    )
     second = source.collect(HOUR + timedelta(hours=1))
     # 150 rows scanned by count(*), one row fetched by the primary-key update; 50 inserts + 1 update written.
     assert second[0].metrics["db_rows_read"] == 151
@@ -89,7 +95,10 @@ def test_edge_counters_become_hourly_deltas_and_survive_a_restart(store: Store) 
     counters["shop"] = FakeTraffic(150, 9_000)
     assert source.collect(HOUR + timedelta(hours=1)) == []  # re-collecting the hour moves nothing
     restarted = EdgeTrafficSource(lambda: counters, app_id_for=names.get, state=StoreCounterState(store))
-    assert restarted.collect(HOUR + timedelta(hours=2))[0].metrics == {"requests": 20, "bandwidth_bytes": 1_000}
+    assert restarted.collect(HOUR + timedelta(hours=2))[0].metrics == {
+        "requests": 20,
+        "bandwidth_bytes": 1_000,
+    }
     counters["shop"] = FakeTraffic(4, 400)  # the edge host restarted: its counters began again from zero
     assert restarted.collect(HOUR + timedelta(hours=3))[0].metrics == {"requests": 4, "bandwidth_bytes": 400}
     counters["unknown"] = FakeTraffic(1, 1)

@@ -45,11 +45,18 @@ def test_subscription_webhook_changes_the_tier_and_invoices_become_revenue(
     assert len(emu.objects["product"]) == 3
     subscription_id = billing.subscribe(store, "ada", "pro")
     assert billing.ensure_customer(store, "ada") == store.scalar(
-        "SELECT stripe_customer_id FROM user_subscriptions WHERE user_id = 'ada'")
-    assert store.scalar("SELECT tier FROM user_subscriptions WHERE user_id = 'ada'") == "free"  # until the webhook
-    body, signature = emu.signed_event(SECRET, "customer.subscription.created", emu.objects["subscription"][subscription_id])
+        "SELECT stripe_customer_id FROM user_subscriptions WHERE user_id = 'ada'"
+    )
+    assert (
+        store.scalar("SELECT tier FROM user_subscriptions WHERE user_id = 'ada'") == "free"
+    )  # until the webhook
+    body, signature = emu.signed_event(
+        SECRET, "customer.subscription.created", emu.objects["subscription"][subscription_id]
+    )
     assert handle_webhook(store, body, signature, SECRET) == "applied"
-    row = store.fetchone("SELECT tier, status, max_deployed_apps FROM user_subscriptions WHERE user_id = 'ada'")
+    row = store.fetchone(
+        "SELECT tier, status, max_deployed_apps FROM user_subscriptions WHERE user_id = 'ada'"
+    )
     assert row == {"tier": "pro", "status": "active", "max_deployed_apps": 10}
     month = date.today().replace(day=1)
     assert billing.sync_revenue(store, month) == 1
@@ -61,23 +68,32 @@ def test_subscription_webhook_changes_the_tier_and_invoices_become_revenue(
 
 def test_webhook_signature_tolerance_and_replay(store: Store, emulator: tuple[StripeEmulator, str]) -> None:
     emu, _ = emulator
-    subscription = {"id": "sub_x", "object": "subscription", "customer": "cus_x", "status": "canceled",
-                    "metadata": {"launchdeck_user_id": "bob"}, "items": {"data": []}}
+    subscription = {
+        "id": "sub_x",
+        "object": "subscription",
+        "customer": "cus_x",
+        "status": "canceled",
+        "metadata": {"launchdeck_user_id": "bob"},
+        "items": {"data": []},
+    }
     body, signature = emu.signed_event(SECRET, "customer.subscription.deleted", subscription)
     with pytest.raises(AuthError, match="Stripe-Signature rejected"):
         handle_webhook(store, body, signature, "whsec_wrong")
     tampered = body.replace(b"canceled", b"active!!")
     with pytest.raises(AuthError, match="Stripe-Signature rejected"):
         handle_webhook(store, tampered, signature, SECRET)
-    old_body, old_signature = emu.signed_event(SECRET, "customer.subscription.deleted", subscription,
-                                               timestamp=int(time.time()) - 600)
+    old_body, old_signature = emu.signed_event(
+        SECRET, "customer.subscription.deleted", subscription, timestamp=int(time.time()) - 600
+    )
     with pytest.raises(AuthError, match="tolerance"):
         handle_webhook(store, old_body, old_signature, SECRET)
     assert handle_webhook(store, old_body, old_signature, SECRET, tolerance=900) == "applied"
     assert handle_webhook(store, body, signature, SECRET) == "applied"
     assert handle_webhook(store, body, signature, SECRET) == "duplicate"  # replay inside the window
     assert store.fetchone("SELECT tier, status FROM user_subscriptions WHERE user_id = 'bob'") == {
-        "tier": "free", "status": "canceled"}
+        "tier": "free",
+        "status": "canceled",
+    }
     with pytest.raises(AuthError, match="missing"):
         handle_webhook(store, body, None, SECRET)
 
@@ -94,7 +110,9 @@ def test_meter_events_send_only_the_increase_with_idempotent_identifiers(
     assert billing.report_overage(store, month, "ada", "app-1", "requests", 800) == 300
     values = sorted(int(e["payload"]["value"]) for e in emu.meter_events.values())
     assert values == [300, 500]  # Stripe sums them: 800 over quota, never double-counted
-    store.execute("DELETE FROM stripe_meter_events")  # a crash lost our record: Stripe's identifier still holds
+    store.execute(
+        "DELETE FROM stripe_meter_events"
+    )  # a crash lost our record: Stripe's identifier still holds
     assert billing.report_overage(store, month, "ada", "app-1", "requests", 800) == 800
     assert len(emu.meter_events) == 2
 
@@ -122,10 +140,16 @@ def test_requests_use_only_parameters_the_stripe_spec_defines(
     billing.subscribe(store, "ada", "starter")
     billing.sync_revenue(store, date.today().replace(day=1))
     posts = [e for e in emu.recorder.exchanges if e.path.startswith("/v1/")]
-    assert {e.path for e in posts} >= {"/v1/customers", "/v1/products", "/v1/prices", "/v1/subscriptions", "/v1/invoices"}
+    assert {e.path for e in posts} >= {
+        "/v1/customers",
+        "/v1/products",
+        "/v1/prices",
+        "/v1/subscriptions",
+        "/v1/invoices",
+    }
     assert all(e.status == 200 for e in posts), [(e.path, e.response_body) for e in posts if e.status != 200]
     spec = emu.spec
     customer_schema = spec["components"]["schemas"]["customer"]
     created = json.loads(next(e.response_body for e in posts if e.path == "/v1/customers"))
     assert set(customer_schema["required"]) <= set(created)  # the emulator answers with the spec's shape
-    assert "name" in request_params(spec, "/v1/products", "POST")
+    assert "name" in (request_params(spec, "/v1/products", "POST") or set())

@@ -23,13 +23,21 @@ def test_app_count_limit_names_the_tier_that_lifts_it(store: Store) -> None:
     with pytest.raises(TierLimitExceeded) as refused:
         check_deploy_allowed(store, "ada", None, "turso", custom_domain=False)
     message = str(refused.value)
-    assert "max_deployed_apps" in message and "starter tier allows 3" in message and "the pro tier allows 10" in message
-    check_deploy_allowed(store, "ada", None, "turso", custom_domain=False, app_name="app-1")  # a redeploy is fine
+    assert (
+        "max_deployed_apps" in message
+        and "starter tier allows 3" in message
+        and "the pro tier allows 10" in message
+    )
+    check_deploy_allowed(
+        store, "ada", None, "turso", custom_domain=False, app_name="app-1"
+    )  # a redeploy is fine
     check_deploy_allowed(store, "ada", "pro", "turso", custom_domain=False)
 
 
 def test_database_provider_and_custom_domain_limits(store: Store) -> None:
-    with pytest.raises(TierLimitExceeded, match=r"does not include the 'neon' database.*the business tier includes it"):
+    with pytest.raises(
+        TierLimitExceeded, match=r"does not include the 'neon' database.*the business tier includes it"
+    ):
         check_deploy_allowed(store, "bob", "pro", "neon", custom_domain=False)
     with pytest.raises(TierLimitExceeded, match=r"max_custom_domains.*the pro tier allows 10"):
         check_deploy_allowed(store, "bob", "starter", "turso", custom_domain=True)
@@ -45,16 +53,21 @@ def test_over_quota_free_app_is_suspended_paid_app_notified_once(store: Store) -
     paid_app = add_app(store, "paid-app", user_id="paid", tier="starter")
     quiet_app = add_app(store, "quiet", user_id="paid", tier="starter")
     hour = datetime(2026, 10, 1, 0)
-    ingest(store, [
-        Reading(free_app, "local", "edge", hour, {"requests": 150_000}),
-        Reading(paid_app, "local", "edge", hour, {"requests": 2_000_000}),
-        Reading(quiet_app, "local", "edge", hour, {"requests": 10}),
-    ])
+    ingest(
+        store,
+        [
+            Reading(free_app, "local", "edge", hour, {"requests": 150_000}),
+            Reading(paid_app, "local", "edge", hour, {"requests": 2_000_000}),
+            Reading(quiet_app, "local", "edge", hour, {"requests": 10}),
+        ],
+    )
     month = parse_month("2026-10")
     costs = cost_month(store, month)
     actions = over_quota(store, month, costs.usage, costs.apps, costs.app_cents())
     assert {(a.app_id, a.action) for a in actions} == {
-        (free_app, "notify"), (free_app, "suspend"), (paid_app, "notify")
+        (free_app, "notify"),
+        (free_app, "suspend"),
+        (paid_app, "notify"),
     }
     assert "requests 150,000 > 100,000" in next(a.reason for a in actions if a.app_id == free_app)
     for action in actions:

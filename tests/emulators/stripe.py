@@ -30,8 +30,15 @@ from tests.emulators.common import Fault, Faults, Instrumented, Recorder
 SPEC_PATH = Path("/work/shared/specs/stripe/spec3.subset.json")
 # Billing meters are absent from the 2023 spec: parameters from stripe-python (SOURCES.md "Known gaps").
 METER_PARAMS = {
-    "/v1/billing/meters": {"display_name", "event_name", "default_aggregation", "customer_mapping",
-                           "value_settings", "event_time_window", "expand"},
+    "/v1/billing/meters": {
+        "display_name",
+        "event_name",
+        "default_aggregation",
+        "customer_mapping",
+        "value_settings",
+        "event_time_window",
+        "expand",
+    },
     "/v1/billing/meter_events": {"event_name", "payload", "identifier", "timestamp", "expand"},
 }
 
@@ -116,7 +123,9 @@ class StripeEmulator:
             Route("/v1/billing/meters", self.list_meters, methods=["GET"]),
             Route("/v1/billing/meter_events", self.create_meter_event, methods=["POST"]),
         ]
-        self.app = Instrumented(Starlette(routes=routes), self.faults, self.recorder, fault_answer=_stripe_fault_answer)
+        self.app = Instrumented(
+            Starlette(routes=routes), self.faults, self.recorder, fault_answer=_stripe_fault_answer
+        )
 
     # -- plumbing -----------------------------------------------------------------------------------
 
@@ -126,7 +135,8 @@ class StripeEmulator:
     async def _params(self, request: Request, template: str) -> tuple[dict[str, Any] | None, Response | None]:
         if request.headers.get("authorization") != f"Bearer {self.api_key}":
             return None, JSONResponse(
-                {"error": {"type": "invalid_request_error", "message": "Invalid API Key provided"}}, status_code=401
+                {"error": {"type": "invalid_request_error", "message": "Invalid API Key provided"}},
+                status_code=401,
             )
         body = (await request.body()).decode()
         pairs = parse_qsl(body, keep_blank_values=True) + parse_qsl(request.url.query, keep_blank_values=True)
@@ -135,15 +145,21 @@ class StripeEmulator:
         if allowed is not None:
             for name in params:
                 if name not in allowed:
-                    return None, _error(400, f"Received unknown parameter: {name}", code="parameter_unknown", param=name)
+                    return None, _error(
+                        400, f"Received unknown parameter: {name}", code="parameter_unknown", param=name
+                    )
         return params, None
 
     async def _idempotent_post(self, request: Request, template: str, make: Any) -> Response:
         key = request.headers.get("idempotency-key")
         if key and key in self._idempotent:
             status, body = self._idempotent[key]
-            return Response(body, status_code=status, media_type="application/json",
-                            headers={"idempotent-replayed": "true"})
+            return Response(
+                body,
+                status_code=status,
+                media_type="application/json",
+                headers={"idempotent-replayed": "true"},
+            )
         params, problem = await self._params(request, template)
         if problem is not None:
             return problem
@@ -171,14 +187,34 @@ class StripeEmulator:
 
     async def create_customer(self, request: Request) -> Response:
         def make(p: dict[str, Any]) -> dict[str, Any]:
-            customer = {"id": self._new_id("cus"), "object": "customer", "created": int(time.time()),
-                        "email": p.get("email"), "name": p.get("name"), "metadata": p.get("metadata", {}),
-                        "livemode": False, "balance": 0, "currency": None, "default_source": None,
-                        "delinquent": False, "description": p.get("description"), "discount": None,
-                        "invoice_prefix": "EMU", "invoice_settings": {"custom_fields": None,
-                        "default_payment_method": None, "footer": None, "rendering_options": None},
-                        "preferred_locales": [], "shipping": None, "tax_exempt": "none", "test_clock": None,
-                        "address": None, "phone": None}
+            customer = {
+                "id": self._new_id("cus"),
+                "object": "customer",
+                "created": int(time.time()),
+                "email": p.get("email"),
+                "name": p.get("name"),
+                "metadata": p.get("metadata", {}),
+                "livemode": False,
+                "balance": 0,
+                "currency": None,
+                "default_source": None,
+                "delinquent": False,
+                "description": p.get("description"),
+                "discount": None,
+                "invoice_prefix": "EMU",
+                "invoice_settings": {
+                    "custom_fields": None,
+                    "default_payment_method": None,
+                    "footer": None,
+                    "rendering_options": None,
+                },
+                "preferred_locales": [],
+                "shipping": None,
+                "tax_exempt": "none",
+                "test_clock": None,
+                "address": None,
+                "phone": None,
+            }
             self.objects["customer"][customer["id"]] = customer
             return customer
 
@@ -188,11 +224,24 @@ class StripeEmulator:
         def make(p: dict[str, Any]) -> Any:
             if not p.get("name"):
                 return _error(400, "Missing required param: name.", code="parameter_missing", param="name")
-            product = {"id": self._new_id("prod"), "object": "product", "name": p["name"], "active": True,
-                       "created": int(time.time()), "updated": int(time.time()), "metadata": p.get("metadata", {}),
-                       "livemode": False, "description": None, "images": [], "marketing_features": [],
-                       "package_dimensions": None, "shippable": None, "tax_code": None, "url": None,
-                       "default_price": None}
+            product = {
+                "id": self._new_id("prod"),
+                "object": "product",
+                "name": p["name"],
+                "active": True,
+                "created": int(time.time()),
+                "updated": int(time.time()),
+                "metadata": p.get("metadata", {}),
+                "livemode": False,
+                "description": None,
+                "images": [],
+                "marketing_features": [],
+                "package_dimensions": None,
+                "shippable": None,
+                "tax_code": None,
+                "url": None,
+                "default_price": None,
+            }
             self.objects["product"][product["id"]] = product
             return product
 
@@ -201,25 +250,49 @@ class StripeEmulator:
     async def create_price(self, request: Request) -> Response:
         def make(p: dict[str, Any]) -> Any:
             if p.get("product") not in self.objects["product"]:
-                return _error(400, f"No such product: '{p.get('product')}'", code="resource_missing", param="product")
+                return _error(
+                    400, f"No such product: '{p.get('product')}'", code="resource_missing", param="product"
+                )
             lookup = p.get("lookup_key")
             if lookup and any(x["lookup_key"] == lookup for x in self.objects["price"].values()):
                 if p.get("transfer_lookup_key") != "true":
-                    return _error(400, f"A price ({lookup}) already uses that lookup key.", param="lookup_key")
+                    return _error(
+                        400, f"A price ({lookup}) already uses that lookup key.", param="lookup_key"
+                    )
                 for existing in self.objects["price"].values():
                     if existing["lookup_key"] == lookup:
                         existing["lookup_key"] = None
             recurring = p.get("recurring")
-            price = {"id": self._new_id("price"), "object": "price", "product": p["product"], "active": True,
-                     "currency": p.get("currency", "usd"), "unit_amount": int(p.get("unit_amount", 0)),
-                     "lookup_key": lookup, "metadata": p.get("metadata", {}), "nickname": p.get("nickname"),
-                     "recurring": {"interval": recurring.get("interval", "month"), "interval_count": 1,
-                                   "usage_type": recurring.get("usage_type", "licensed"), "meter": None,
-                                   "aggregate_usage": None, "trial_period_days": None} if recurring else None,
-                     "type": "recurring" if recurring else "one_time", "billing_scheme": "per_unit",
-                     "created": int(time.time()), "livemode": False, "tax_behavior": "unspecified",
-                     "tiers_mode": None, "transform_quantity": None, "custom_unit_amount": None,
-                     "unit_amount_decimal": str(p.get("unit_amount", 0))}
+            price = {
+                "id": self._new_id("price"),
+                "object": "price",
+                "product": p["product"],
+                "active": True,
+                "currency": p.get("currency", "usd"),
+                "unit_amount": int(p.get("unit_amount", 0)),
+                "lookup_key": lookup,
+                "metadata": p.get("metadata", {}),
+                "nickname": p.get("nickname"),
+                "recurring": {
+                    "interval": recurring.get("interval", "month"),
+                    "interval_count": 1,
+                    "usage_type": recurring.get("usage_type", "licensed"),
+                    "meter": None,
+                    "aggregate_usage": None,
+                    "trial_period_days": None,
+                }
+                if recurring
+                else None,
+                "type": "recurring" if recurring else "one_time",
+                "billing_scheme": "per_unit",
+                "created": int(time.time()),
+                "livemode": False,
+                "tax_behavior": "unspecified",
+                "tiers_mode": None,
+                "transform_quantity": None,
+                "custom_unit_amount": None,
+                "unit_amount_decimal": str(p.get("unit_amount", 0)),
+            }
             self.objects["price"][price["id"]] = price
             return price
 
@@ -232,14 +305,18 @@ class StripeEmulator:
         assert params is not None
         wanted = params.get("lookup_keys")
         wanted_set = set(wanted if isinstance(wanted, list) else [wanted]) if wanted else None
-        items = [p for p in self.objects["price"].values() if wanted_set is None or p["lookup_key"] in wanted_set]
+        items = [
+            p for p in self.objects["price"].values() if wanted_set is None or p["lookup_key"] in wanted_set
+        ]
         return JSONResponse(self._list(items, "/v1/prices"))
 
     async def create_subscription(self, request: Request) -> Response:
         def make(p: dict[str, Any]) -> Any:
             customer = p.get("customer")
             if customer not in self.objects["customer"]:
-                return _error(400, f"No such customer: '{customer}'", code="resource_missing", param="customer")
+                return _error(
+                    400, f"No such customer: '{customer}'", code="resource_missing", param="customer"
+                )
             items = p.get("items") or []
             if not items or items[0].get("price") not in self.objects["price"]:
                 return _error(400, "No such price", code="resource_missing", param="items[0][price]")
@@ -247,19 +324,47 @@ class StripeEmulator:
             now = int(time.time())
             end = now + 30 * 86400
             subscription = {
-                "id": self._new_id("sub"), "object": "subscription", "customer": customer, "status": "active",
-                "created": now, "start_date": now, "current_period_start": now, "current_period_end": end,
-                "metadata": p.get("metadata", {}), "livemode": False, "cancel_at_period_end": False,
-                "items": self._list([{"id": self._new_id("si"), "object": "subscription_item", "price": price,
-                                      "quantity": 1, "current_period_start": now, "current_period_end": end}],
-                                    "/v1/subscription_items"),
+                "id": self._new_id("sub"),
+                "object": "subscription",
+                "customer": customer,
+                "status": "active",
+                "created": now,
+                "start_date": now,
+                "current_period_start": now,
+                "current_period_end": end,
+                "metadata": p.get("metadata", {}),
+                "livemode": False,
+                "cancel_at_period_end": False,
+                "items": self._list(
+                    [
+                        {
+                            "id": self._new_id("si"),
+                            "object": "subscription_item",
+                            "price": price,
+                            "quantity": 1,
+                            "current_period_start": now,
+                            "current_period_end": end,
+                        }
+                    ],
+                    "/v1/subscription_items",
+                ),
             }
             self.objects["subscription"][subscription["id"]] = subscription
-            invoice = {"id": self._new_id("in"), "object": "invoice", "customer": customer, "status": "paid",
-                       "subscription": subscription["id"], "amount_due": price["unit_amount"],
-                       "amount_paid": price["unit_amount"], "currency": price["currency"], "created": now,
-                       "period_start": now, "period_end": end, "livemode": False,
-                       "lines": self._list([{"price": price, "amount": price["unit_amount"]}], "/v1/invoices/lines")}
+            invoice = {
+                "id": self._new_id("in"),
+                "object": "invoice",
+                "customer": customer,
+                "status": "paid",
+                "subscription": subscription["id"],
+                "amount_due": price["unit_amount"],
+                "amount_paid": price["unit_amount"],
+                "currency": price["currency"],
+                "created": now,
+                "period_start": now,
+                "period_end": end,
+                "livemode": False,
+                "lines": self._list([{"price": price, "amount": price["unit_amount"]}], "/v1/invoices/lines"),
+            }
             self.objects["invoice"][invoice["id"]] = invoice
             return subscription
 
@@ -272,10 +377,12 @@ class StripeEmulator:
         assert params is not None
         created = params.get("created") or {}
         items = [
-            i for i in self.objects["invoice"].values()
+            i
+            for i in self.objects["invoice"].values()
             if (not params.get("customer") or i["customer"] == params["customer"])
             and (not params.get("status") or i["status"] == params["status"])
-            and i["created"] >= int(created.get("gte", 0)) and i["created"] < int(created.get("lt", 2**40))
+            and i["created"] >= int(created.get("gte", 0))
+            and i["created"] < int(created.get("lt", 2**40))
         ]
         return JSONResponse(self._list(items, "/v1/invoices"))
 
@@ -283,14 +390,24 @@ class StripeEmulator:
         def make(p: dict[str, Any]) -> Any:
             for required in ("display_name", "event_name", "default_aggregation"):
                 if required not in p:
-                    return _error(400, f"Missing required param: {required}.", code="parameter_missing", param=required)
-            meter = {"id": self._new_id("mtr"), "object": "billing.meter", "display_name": p["display_name"],
-                     "event_name": p["event_name"], "status": "active", "livemode": False,
-                     "default_aggregation": p["default_aggregation"], "created": int(time.time()),
-                     "customer_mapping": p.get("customer_mapping") or {"event_payload_key": "stripe_customer_id",
-                                                                       "type": "by_id"},
-                     "value_settings": p.get("value_settings") or {"event_payload_key": "value"},
-                     "event_time_window": p.get("event_time_window"), "updated": int(time.time())}
+                    return _error(
+                        400, f"Missing required param: {required}.", code="parameter_missing", param=required
+                    )
+            meter = {
+                "id": self._new_id("mtr"),
+                "object": "billing.meter",
+                "display_name": p["display_name"],
+                "event_name": p["event_name"],
+                "status": "active",
+                "livemode": False,
+                "default_aggregation": p["default_aggregation"],
+                "created": int(time.time()),
+                "customer_mapping": p.get("customer_mapping")
+                or {"event_payload_key": "stripe_customer_id", "type": "by_id"},
+                "value_settings": p.get("value_settings") or {"event_payload_key": "value"},
+                "event_time_window": p.get("event_time_window"),
+                "updated": int(time.time()),
+            }
             self.objects["billing.meter"][meter["id"]] = meter
             return meter
 
@@ -302,18 +419,31 @@ class StripeEmulator:
     async def create_meter_event(self, request: Request) -> Response:
         def make(p: dict[str, Any]) -> Any:
             payload = p.get("payload") or {}
-            if not any(m["event_name"] == p.get("event_name") for m in self.objects["billing.meter"].values()):
-                return _error(400, f"No active meter found for event_name {p.get('event_name')!r}.",
-                              param="event_name")
+            if not any(
+                m["event_name"] == p.get("event_name") for m in self.objects["billing.meter"].values()
+            ):
+                return _error(
+                    400, f"No active meter found for event_name {p.get('event_name')!r}.", param="event_name"
+                )
             if payload.get("stripe_customer_id") not in self.objects["customer"]:
                 return _error(400, "payload[stripe_customer_id] is not a customer", param="payload")
             identifier = p.get("identifier") or self._new_id("mev")
             if identifier in self.meter_events:
-                return _error(400, f"An event already exists with identifier {identifier}.",
-                              code="duplicate_meter_event", param="identifier")
-            event = {"object": "billing.meter_event", "event_name": p["event_name"], "identifier": identifier,
-                     "payload": payload, "timestamp": int(p.get("timestamp", time.time())),
-                     "created": int(time.time()), "livemode": False}
+                return _error(
+                    400,
+                    f"An event already exists with identifier {identifier}.",
+                    code="duplicate_meter_event",
+                    param="identifier",
+                )
+            event = {
+                "object": "billing.meter_event",
+                "event_name": p["event_name"],
+                "identifier": identifier,
+                "payload": payload,
+                "timestamp": int(p.get("timestamp", time.time())),
+                "created": int(time.time()),
+                "livemode": False,
+            }
             self.meter_events[identifier] = event
             return event
 
@@ -321,12 +451,26 @@ class StripeEmulator:
 
     # -- webhooks -----------------------------------------------------------------------------------
 
-    def signed_event(self, secret: str, event_type: str, obj: dict[str, Any], *,
-                     event_id: str | None = None, timestamp: int | None = None) -> tuple[bytes, str]:
-        event = {"id": event_id or self._new_id("evt"), "object": "event", "type": event_type,
-                 "api_version": "2026-06-24.dahlia", "created": int(time.time()), "livemode": False,
-                 "pending_webhooks": 1, "request": {"id": None, "idempotency_key": None},
-                 "data": {"object": obj}}
+    def signed_event(
+        self,
+        secret: str,
+        event_type: str,
+        obj: dict[str, Any],
+        *,
+        event_id: str | None = None,
+        timestamp: int | None = None,
+    ) -> tuple[bytes, str]:
+        event = {
+            "id": event_id or self._new_id("evt"),
+            "object": "event",
+            "type": event_type,
+            "api_version": "2026-06-24.dahlia",
+            "created": int(time.time()),
+            "livemode": False,
+            "pending_webhooks": 1,
+            "request": {"id": None, "idempotency_key": None},
+            "data": {"object": obj},
+        }
         body = json.dumps(event).encode()
         t = int(time.time()) if timestamp is None else timestamp
         signature = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()

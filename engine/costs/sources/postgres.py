@@ -45,10 +45,10 @@ class PostgresUsageSource:
         self.connect_timeout = connect_timeout
 
     def _url_for(self, database: str) -> str:
-        params = conninfo_to_dict(self.admin_url)
+        params = {k: str(v) for k, v in conninfo_to_dict(self.admin_url).items() if v is not None}
         params["dbname"] = database
         params.setdefault("connect_timeout", str(self.connect_timeout))
-        return make_conninfo(**params)
+        return make_conninfo("", **params)
 
     def _measure(self, database: str) -> tuple[int, int, int] | None:
         try:
@@ -80,7 +80,11 @@ class PostgresUsageSource:
                     provider=self.provider,
                     source=self.name,
                     hour_start=hour_start,
-                    metrics={"db_rows_read": read_delta, "db_rows_written": written_delta, "db_storage_bytes": size},
+                    metrics={
+                        "db_rows_read": read_delta,
+                        "db_rows_written": written_delta,
+                        "db_storage_bytes": size,
+                    },
                 )
             )
         return readings

@@ -24,7 +24,9 @@ def file_bytes(path: Path) -> int | None:
 class SqliteFileUsageSource:
     name = "sqlite-file"
 
-    def __init__(self, files: Mapping[str, Path] | Callable[[], Mapping[str, Path]], *, provider: str = "local-libsql"):
+    def __init__(
+        self, files: Mapping[str, Path] | Callable[[], Mapping[str, Path]], *, provider: str = "local-libsql"
+    ):
         self._files = files
         self.provider = provider
 
@@ -36,7 +38,11 @@ class SqliteFileUsageSource:
                 provider=self.provider,
                 source=self.name,
                 hour_start=hour_start,
-                metrics={"db_storage_bytes": file_bytes(Path(path)), "db_rows_read": None, "db_rows_written": None},
+                metrics={
+                    "db_storage_bytes": file_bytes(Path(path)),
+                    "db_rows_read": None,
+                    "db_rows_written": None,
+                },
             )
             for app_id, path in sorted(files.items())
         ]
