@@ -16,9 +16,18 @@ from engine.store import Store
 
 def test_every_meter_and_fee_names_its_source() -> None:
     catalog = load_catalog()
-    assert {"turso", "neon", "cloudflare", "vercel", "supabase", "railway", "stripe", "eas", "apple", "google"} <= set(
-        catalog.sheets
-    )
+    assert {
+        "turso",
+        "neon",
+        "cloudflare",
+        "vercel",
+        "supabase",
+        "railway",
+        "stripe",
+        "eas",
+        "apple",
+        "google",
+    } <= set(catalog.sheets)
     for sheet in catalog.sheets.values():
         for version in sheet.versions:
             assert version.source.startswith("https://")
@@ -27,7 +36,9 @@ def test_every_meter_and_fee_names_its_source() -> None:
                 assert all(meter.source.startswith("https://") for meter in plan.meters)
 
 
-def test_an_edited_past_version_is_refused_and_a_new_version_is_recorded(store: Store, tmp_path: Path) -> None:
+def test_an_edited_past_version_is_refused_and_a_new_version_is_recorded(
+    store: Store, tmp_path: Path
+) -> None:
     prices = tmp_path / "prices"
     shutil.copytree(PRICES_DIR, prices)
     assert len(record_versions(store, load_catalog(prices))) > 0
@@ -55,9 +66,13 @@ base_fee_source = "https://turso.tech/pricing"
     )
     catalog = load_catalog(prices)
     assert record_versions(store, catalog) == [{"provider": "turso", "effective_from": date(2027, 1, 1)}]
-    assert catalog.plan_for("turso", date(2026, 12, 1))[1].base_fee == Decimal("4.99")  # December keeps its sheet
+    assert catalog.plan_for("turso", date(2026, 12, 1))[1].base_fee == Decimal(
+        "4.99"
+    )  # December keeps its sheet
     assert catalog.plan_for("turso", date(2027, 1, 1))[1].base_fee == Decimal("5.99")
-    assert [v["effective_from"] for v in list_versions(store) if v["provider"] == "turso"][-1] == date(2027, 1, 1)
+    assert [v["effective_from"] for v in list_versions(store) if v["provider"] == "turso"][-1] == date(
+        2027, 1, 1
+    )
 
 
 def test_bad_sheets_say_what_to_fix(tmp_path: Path) -> None:
