@@ -75,6 +75,9 @@ class EdgeApp:
         async def counting_send(message: Message) -> None:
             if message["type"] == "http.response.body":
                 context.bytes_out += len(message.get("body", b""))
+                if not message.get("more_body", False):  # counted before the client can see the end
+                    context.counted = True
+                    self.host.usage.count(app, 1, context.bytes_out)
             await send(message)
 
         try:
@@ -86,7 +89,8 @@ class EdgeApp:
                 await context.upstream.aclose()
             if context.server is not None:
                 context.server.release()
-            self.host.usage.count(app, 1, context.bytes_out)
+            if not context.counted:  # the client went away or the response failed midway
+                self.host.usage.count(app, 1, context.bytes_out)
 
     async def _respond(
         self, request: Request, app: str, manifest: Manifest | None, suspended: bool, context: _RequestContext
@@ -226,10 +230,11 @@ class SmallFileCache:
 
 
 class _RequestContext:
-    __slots__ = ("bytes_out", "server", "upstream")
+    __slots__ = ("bytes_out", "counted", "server", "upstream")
 
     def __init__(self) -> None:
         self.bytes_out = 0
+        self.counted = False
         self.server: ServerProcess | None = None  # holds one count of its in-flight requests
         self.upstream: httpx.Response | None = None
 

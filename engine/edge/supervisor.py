@@ -137,8 +137,10 @@ class ServerProcess:
                     self.running_since = time.monotonic()
                     self.last_active = self.running_since
                     seconds = self.running_since - started
+                    # recorded before any waiter wakes, so whoever sees the server running sees this start
+                    self._on_start(self.app, ServerStart(self.deployment_id, kind, round(seconds, 4), time.time()))
                     self._cond.notify_all()
-                    break
+                    return
                 if code is not None:
                     self._failed_locked(f"server exited with code {code} before listening on its port")
                     return
@@ -146,7 +148,6 @@ class ServerProcess:
                     self._failed_locked(f"server did not listen on its port within {self.startup_timeout:g} s")
                     return
             time.sleep(0.01)
-        self._on_start(self.app, ServerStart(self.deployment_id, kind, round(seconds, 4), time.time()))
 
     def _failed_locked(self, reason: str) -> None:
         popen, self.popen = self.popen, None

@@ -311,12 +311,11 @@ class StreamTable:
     def __init__(self) -> None:
         self._key = secrets.token_bytes(32)
         self._streams: dict[str, tuple[str, Stream]] = {}
+        self._current: dict[str, str] = {}  # stream id -> the nonce of its one valid baton
         self._lock = threading.Lock()
 
-    def _sign(self, stream_id: str) -> str:
-        nonce = secrets.token_hex(8)
-        mac = hmac.new(self._key, f"{stream_id}.{nonce}".encode(), hashlib.sha256).hexdigest()[:32]
-        return f"{stream_id}.{nonce}.{mac}"
+    def _mac(self, stream_id: str, nonce: str) -> str:
+        return hmac.new(self._key, f"{stream_id}.{nonce}".encode(), hashlib.sha256).hexdigest()[:32]
 
     def open(self, key: str, path: pathlib.Path) -> tuple[str, Stream]:
         stream = Stream(path)
@@ -330,21 +329,28 @@ class StreamTable:
         if len(parts) != 3:
             raise HranaError("malformed baton", "STREAM_INVALID")
         stream_id, nonce, mac = parts
-        expected = hmac.new(self._key, f"{stream_id}.{nonce}".encode(), hashlib.sha256).hexdigest()[:32]
-        if not hmac.compare_digest(mac, expected):
+        if not hmac.compare_digest(mac, self._mac(stream_id, nonce)):
             raise HranaError("forged baton", "STREAM_INVALID")
-        with self._lock:
+        with self._lock:  # check and consume at once, so two requests cannot share one baton
             entry = self._streams.get(stream_id)
-        if entry is None or entry[0] != key:
-            raise HranaError("the stream is closed or expired", "STREAM_EXPIRED")
+            if entry is None or entry[0] != key:
+                raise HranaError("the stream is closed or expired", "STREAM_EXPIRED")
+            current = self._current.get(stream_id)
+            if current is None or not hmac.compare_digest(current, nonce):
+                raise HranaError("this baton was already used; send the latest one", "STREAM_INVALID")
+            del self._current[stream_id]
         return stream_id, entry[1]
 
     def next_baton(self, stream_id: str) -> str:
-        return self._sign(stream_id)
+        nonce = secrets.token_hex(8)
+        with self._lock:
+            self._current[stream_id] = nonce
+        return f"{stream_id}.{nonce}.{self._mac(stream_id, nonce)}"
 
     def close(self, stream_id: str) -> None:
         with self._lock:
             entry = self._streams.pop(stream_id, None)
+            self._current.pop(stream_id, None)
         if entry is not None:
             entry[1].close()
 
