@@ -166,6 +166,11 @@ class Instrumented:
                 exchange.response_headers = {k.decode(): v.decode() for k, v in message.get("headers", [])}
             elif message["type"] == "http.response.body":
                 out.append(message.get("body", b""))
+                if not message.get("more_body"):
+                    # Record before the last byte leaves, so a test that got its answer sees it here.
+                    exchange.response_body = b"".join(out)
+                    if scope["path"].startswith(self.record_prefix):
+                        self.recorder.add(exchange)
             await send(message)
 
         fault = self.faults.take(scope["method"], scope["path"])
@@ -186,9 +191,6 @@ class Instrumented:
             await capture({"type": "http.response.body", "body": payload})
         else:
             await self.app(scope, replay, capture)
-        exchange.response_body = b"".join(out)
-        if scope["path"].startswith(self.record_prefix):
-            self.recorder.add(exchange)
 
 
 class SlidingWindow:

@@ -241,6 +241,7 @@ class StripeEmulator:
                 "tax_code": None,
                 "url": None,
                 "default_price": None,
+                "features": [],
             }
             self.objects["product"][product["id"]] = product
             return product

@@ -14,9 +14,11 @@ from engine.providers.cloudflare import CloudflarePages
 from engine.providers.http import RateLimiter, RetryPolicy
 from engine.providers.neon import NEON_RETRY, Neon
 from engine.providers.turso import Turso
+from engine.providers.vercel import Vercel
 from tests.emulators.cloudflare import CloudflareEmulator
 from tests.emulators.neon import NeonEmulator
 from tests.emulators.turso import TursoEmulator
+from tests.emulators.vercel import VercelEmulator
 from tests.servers.asgi import serve
 
 # Same retry rules as production, shorter waits so fault tests stay fast.
@@ -84,5 +86,20 @@ def cloudflare(cloudflare_emulator: tuple[CloudflareEmulator, str]) -> Iterator[
     emulator, url = cloudflare_emulator
     client = CloudflarePages(emulator.account_id, emulator.api_token, base_url=url, retry=FAST_RETRY,
                              limiter=RateLimiter(1200, 300), poll_interval=0.01, deploy_timeout=10)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def vercel_emulator() -> Iterator[tuple[VercelEmulator, str]]:
+    emulator = VercelEmulator()
+    with serve(emulator.app) as url:
+        yield emulator, url
+
+
+@pytest.fixture
+def vercel(vercel_emulator: tuple[VercelEmulator, str]) -> Iterator[Vercel]:
+    emulator, url = vercel_emulator
+    client = Vercel(emulator.token, base_url=url, retry=FAST_RETRY, poll_interval=0.01, deploy_timeout=10)
     yield client
     client.close()

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from openapi_core import OpenAPI
+from openapi_core import Config, OpenAPI
 from openapi_core.templating.paths.exceptions import PathNotFound
 from openapi_core.testing import MockRequest, MockResponse
 
@@ -47,7 +47,16 @@ def spec(name: str) -> tuple[OpenAPI, str]:
     # Cloudflare's domain-name pattern admits no dot, so not even its own example "…-01.com".
     if "pages_domain_name" in schemas:
         schemas["pages_domain_name"]["pattern"] = "^[a-z0-9][a-z0-9.-]*$"
-    return OpenAPI.from_dict(document), document["servers"][0]["url"].rstrip("/")
+    # Vercel's GET deployment answer is oneOf [full, public-only] but the public shape is a subset of
+    # the full one, so every full answer matches both and oneOf can never pass: read it as anyOf.
+    deployment = document["paths"].get("/v13/deployments/{idOrUrl}", {}).get("get")
+    if deployment:
+        body = deployment["responses"]["200"]["content"]["application/json"]["schema"]
+        body["anyOf"] = body.pop("oneOf")
+    # openapi-spec-validator rejects one of the Vercel project schemas (the document as published does
+    # not validate); the paths and schemas used here are sound, so validate exchanges against it anyway.
+    config = Config(spec_validator_cls=None) if name.startswith("vercel/") else Config()
+    return OpenAPI.from_dict(document, config=config), document["servers"][0]["url"].rstrip("/")
 
 
 def _query(exchange: Exchange) -> dict[str, Any]:
