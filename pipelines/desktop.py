@@ -40,8 +40,10 @@ def desktop_spec(params: dict[str, Any]) -> tauri.DesktopSpec:
         identifier=str(params["identifier"]),
         name=str(params.get("name") or params["app"]),
         targets=parse_targets(params.get("targets") or "windows,macos,linux"),
-        updater_endpoint=str(params.get("updater_endpoint")
-                             or f"https://github.com/{repo}/releases/latest/download/latest.json"),
+        updater_endpoint=str(
+            params.get("updater_endpoint")
+            or f"https://github.com/{repo}/releases/latest/download/latest.json"
+        ),
         version=str(params.get("version") or "1.0.0"),
         server_url=params.get("server_url"),
         web_dir=Path(params["web_dir"]) if params.get("web_dir") else None,
@@ -53,8 +55,12 @@ def check_params(params: dict[str, Any]) -> None:
     desktop_spec(params).check()
 
 
+def _scopes(ctx: Any) -> list[str]:
+    return [creds.app_scope(ctx.app_id), creds.owner_scope(owner_of(ctx))]
+
+
 def _github(ctx: Any) -> GitHubActionsClient:
-    token = vault_of(ctx).get(creds.owner_scope(owner_of(ctx)), creds.GITHUB_TOKEN.name)
+    token = creds.get(vault_of(ctx), _scopes(ctx), creds.GITHUB_TOKEN)
     return GitHubActionsClient(token, base_url=settings_of(ctx).github_api_url)
 
 
@@ -63,8 +69,7 @@ def _github(ctx: Any) -> GitHubActionsClient:
 
 def check_prerequisites(ctx: Any) -> str:
     check_params(ctx.params)
-    creds.require(vault_of(ctx), creds.owner_scope(owner_of(ctx)), [creds.GITHUB_TOKEN],
-                  for_what="the desktop build")
+    creds.require(vault_of(ctx), _scopes(ctx), [creds.GITHUB_TOKEN], for_what="the desktop build")
     return ", ".join(parse_targets(ctx.params.get("targets") or "windows,macos,linux"))
 
 
@@ -100,18 +105,25 @@ def undo_generate_project(ctx: Any) -> None:
 
 def push(ctx: Any) -> str:
     repo = _repo(ctx.params)
-    vault, owner_scope = vault_of(ctx), creds.owner_scope(owner_of(ctx))
-    token = vault.get(owner_scope, creds.GITHUB_TOKEN.name)
+    vault = vault_of(ctx)
+    token = creds.get(vault, _scopes(ctx), creds.GITHUB_TOKEN)
     remote = str(ctx.params.get("git_remote") or f"https://github.com/{repo}.git")
     branch = str(ctx.params.get("branch") or DEFAULT_BRANCH)
-    sha = push_project(Path(ctx.state["project_dir"]), remote, branch, token=token,
-                       message=f"Launchdeck desktop build {ctx.deployment_id}")
+    sha = push_project(
+        Path(ctx.state["project_dir"]),
+        remote,
+        branch,
+        token=token,
+        message=f"Launchdeck desktop build {ctx.deployment_id}",
+    )
     ctx.state.update(head_sha=sha, branch=branch)
     app_scope = creds.app_scope(ctx.app_id)
     github = _github(ctx)
     try:
-        private_key, password = (vault.get(app_scope, creds.UPDATER_PRIVATE_KEY),
-                                 vault.get(app_scope, creds.UPDATER_PASSWORD))
+        private_key, password = (
+            vault.get(app_scope, creds.UPDATER_PRIVATE_KEY),
+            vault.get(app_scope, creds.UPDATER_PASSWORD),
+        )
         for name, value in zip(SIGNING_SECRETS, (private_key, password), strict=True):
             github.set_secret(repo, name, value)
     finally:
@@ -126,8 +138,13 @@ def ci_build(ctx: Any) -> str:
         if "run_id" not in ctx.state:
             tag = f"v{ctx.params.get('version') or '1.0.0'}"
             github.dispatch(repo, WORKFLOW_FILE, ctx.state["branch"], {"release_tag": tag})
-            run = github.find_run(repo, WORKFLOW_FILE, ctx.state["head_sha"], poll=settings.build_poll_seconds,
-                                  timeout=min(300.0, settings.build_wait_seconds))
+            run = github.find_run(
+                repo,
+                WORKFLOW_FILE,
+                ctx.state["head_sha"],
+                poll=settings.build_poll_seconds,
+                timeout=min(300.0, settings.build_wait_seconds),
+            )
             ctx.state["run_id"] = run["id"]
             ctx.log(f"CI run {run['id']}: {run.get('html_url')}")
 
@@ -136,8 +153,13 @@ def ci_build(ctx: Any) -> str:
             ctx.progress(0, None, "run", f"CI run {run['status'].replace('_', ' ')}")
 
         try:
-            run = github.wait_for_run(repo, ctx.state["run_id"], poll=settings.build_poll_seconds,
-                                      timeout=settings.build_wait_seconds, on_status=report)
+            run = github.wait_for_run(
+                repo,
+                ctx.state["run_id"],
+                poll=settings.build_poll_seconds,
+                timeout=settings.build_wait_seconds,
+                on_status=report,
+            )
         except (StepTimeout, Cancelled):
             github.cancel_run(repo, ctx.state["run_id"])
             ctx.log(f"CI run {ctx.state['run_id']} cancelled")
@@ -162,8 +184,11 @@ def record_artifacts(ctx: Any) -> str:
         artifact = found.get(artifact_name(target))
         if artifact is None:
             raise TerminalError(f"CI run {ctx.state['run_id']} produced no {artifact_name(target)} artifact")
-        artifacts[target] = {"name": artifact["name"], "bytes": artifact["size_in_bytes"],
-                             "url": artifact["archive_download_url"]}
+        artifacts[target] = {
+            "name": artifact["name"],
+            "bytes": artifact["size_in_bytes"],
+            "url": artifact["archive_download_url"],
+        }
     ctx.state["artifacts"] = artifacts
     return ", ".join(f"{t}: {a['bytes']} bytes" for t, a in artifacts.items())
 

@@ -30,18 +30,24 @@ from engine.providers.google_play import GooglePlayClient
 from engine.runner import Step
 
 
-def _scope(ctx: Any) -> str:
-    return creds.owner_scope(owner_of(ctx))
+def _scopes(ctx: Any) -> list[str]:
+    return [creds.app_scope(ctx.app_id), creds.owner_scope(owner_of(ctx))]
+
+
+def _secret(ctx: Any, credential: creds.Credential) -> str:
+    return creds.get(vault_of(ctx), _scopes(ctx), credential)
 
 
 def _eas(ctx: Any) -> EasClient:
-    return EasClient(vault_of(ctx).get(_scope(ctx), creds.EXPO_TOKEN.name), base_url=settings_of(ctx).expo_api_url)
+    return EasClient(_secret(ctx, creds.EXPO_TOKEN), base_url=settings_of(ctx).expo_api_url)
 
 
 def _asc_key(ctx: Any) -> AscApiKey:
-    vault, scope = vault_of(ctx), _scope(ctx)
-    return AscApiKey(vault.get(scope, creds.APPLE_KEY_ID.name), vault.get(scope, creds.APPLE_ISSUER_ID.name),
-                     vault.get(scope, creds.APPLE_PRIVATE_KEY.name))
+    return AscApiKey(
+        _secret(ctx, creds.APPLE_KEY_ID),
+        _secret(ctx, creds.APPLE_ISSUER_ID),
+        _secret(ctx, creds.APPLE_PRIVATE_KEY),
+    )
 
 
 def shell_spec(params: dict[str, Any]) -> capacitor.ShellSpec:
@@ -69,8 +75,12 @@ def check_params(params: dict[str, Any]) -> None:
 def check_prerequisites(ctx: Any) -> str:
     check_params(ctx.params)
     platform, submit = ctx.params["platform"], ctx.params.get("submit")
-    creds.require(vault_of(ctx), _scope(ctx), creds.mobile_requirements(platform, submit),
-                  for_what=f"the {platform} build")
+    creds.require(
+        vault_of(ctx),
+        _scopes(ctx),
+        creds.mobile_requirements(platform, submit),
+        for_what=f"the {platform} build",
+    )
     return f"{platform} build" + (f", then {submit}" if submit else "")
 
 
@@ -84,8 +94,11 @@ def verify_store_access(ctx: Any) -> str:
         finally:
             asc.close()
         return f"App Store Connect app {ctx.state['asc_app_id']}"
-    play = GooglePlayClient(vault_of(ctx).get(_scope(ctx), creds.PLAY_SERVICE_ACCOUNT.name),
-                            base_url=settings.google_play_api_url, token_url=settings.google_oauth_token_url)
+    play = GooglePlayClient(
+        _secret(ctx, creds.PLAY_SERVICE_ACCOUNT),
+        base_url=settings.google_play_api_url,
+        token_url=settings.google_oauth_token_url,
+    )
     try:
         play.delete_edit(package, play.insert_edit(package))  # proves access to this package
     finally:
@@ -128,12 +141,19 @@ def eas_build(ctx: Any) -> str:
     settings, platform = settings_of(ctx), ctx.params["platform"]
     eas = _eas(ctx)
     try:
-        build_number = ctx.state.setdefault("build_number", int(ctx.params.get("build_number") or time.time()))
+        build_number = ctx.state.setdefault(
+            "build_number", int(ctx.params.get("build_number") or time.time())
+        )
         if "build_id" not in ctx.state:  # a retried step re-attaches to its build instead of starting another
             created = eas.create_build(
-                platform, ctx.state["eas_app_id"], ctx.state["bucket_key"], profile=PROFILE,
-                version=str(ctx.params.get("version") or "1.0.0"), build_number=build_number,
-                android_archive_path=ANDROID_ARCHIVE, ios_scheme=IOS_SCHEME,
+                platform,
+                ctx.state["eas_app_id"],
+                ctx.state["bucket_key"],
+                profile=PROFILE,
+                version=str(ctx.params.get("version") or "1.0.0"),
+                build_number=build_number,
+                android_archive_path=ANDROID_ARCHIVE,
+                ios_scheme=IOS_SCHEME,
             )
             ctx.state["build_id"] = created["id"]
             ctx.log(f"EAS build {created['id']} requested")
@@ -143,8 +163,12 @@ def eas_build(ctx: Any) -> str:
             ctx.progress(0, None, "build", f"EAS build {build['status'].lower().replace('_', ' ')}")
 
         try:
-            build = eas.wait_for_build(ctx.state["build_id"], poll=settings.build_poll_seconds,
-                                       timeout=settings.build_wait_seconds, on_status=report)
+            build = eas.wait_for_build(
+                ctx.state["build_id"],
+                poll=settings.build_poll_seconds,
+                timeout=settings.build_wait_seconds,
+                on_status=report,
+            )
         except (StepTimeout, Cancelled):
             eas.cancel_build(ctx.state["build_id"])
             ctx.log(f"EAS build {ctx.state['build_id']} cancelled")
@@ -160,8 +184,13 @@ def eas_build(ctx: Any) -> str:
     ctx.state["cost_readings"] = costs.eas_build_readings(ctx.app_id, build)
     artifact = (build.get("artifacts") or {}).get("applicationArchiveUrl")
     minutes = build_minutes(build)
-    ctx.state["build"] = {"id": build["id"], "status": build["status"], "artifact_url": artifact,
-                          "minutes": minutes, "resource_class": build.get("resourceClass")}
+    ctx.state["build"] = {
+        "id": build["id"],
+        "status": build["status"],
+        "artifact_url": artifact,
+        "minutes": minutes,
+        "resource_class": build.get("resourceClass"),
+    }
     return f"EAS build {build['id']} finished in {minutes} min: {artifact}"
 
 
@@ -173,16 +202,24 @@ def submit_testflight(ctx: Any) -> str:
     try:
         asc_app = asc.find_app(bundle_id)  # checks the key before EAS is asked to upload with it
         if "submission_id" not in ctx.state:
-            submission = eas.submit_ios(ctx.state["eas_app_id"], ctx.state["build_id"], asc_app_id=asc_app, key=key)
+            submission = eas.submit_ios(
+                ctx.state["eas_app_id"], ctx.state["build_id"], asc_app_id=asc_app, key=key
+            )
             ctx.state["submission_id"] = submission["id"]
-        eas.wait_for_submission(ctx.state["submission_id"], poll=settings.build_poll_seconds,
-                                timeout=settings.build_wait_seconds)
+        eas.wait_for_submission(
+            ctx.state["submission_id"], poll=settings.build_poll_seconds, timeout=settings.build_wait_seconds
+        )
         ctx.progress(1, 3, "stages", "uploaded to App Store Connect; processing")
-        build = asc.wait_for_build(asc_app, build_number, poll=settings.build_poll_seconds,
-                                   timeout=settings.build_wait_seconds)
+        build = asc.wait_for_build(
+            asc_app, build_number, poll=settings.build_poll_seconds, timeout=settings.build_wait_seconds
+        )
         group = asc.beta_group(asc_app, str(ctx.params.get("beta_group") or "Launchdeck"))
         asc.add_build_to_group(group["id"], build["id"])
-        ctx.state["testflight"] = {"asc_app_id": asc_app, "asc_build_id": build["id"], "beta_group_id": group["id"]}
+        ctx.state["testflight"] = {
+            "asc_app_id": asc_app,
+            "asc_build_id": build["id"],
+            "beta_group_id": group["id"],
+        }
         ctx.progress(2, 3, "stages", f"build added to beta group {group['attributes']['name']}")
         if not group["attributes"].get("isInternalGroup", True):
             review = asc.submit_for_beta_review(build["id"])
@@ -214,10 +251,14 @@ def submit_play_internal(ctx: Any) -> str:
     except httpx.TransportError as exc:
         raise ProviderUnavailable("eas", f"cannot download the build artifact: {type(exc).__name__}") from exc
     if response.status_code != 200:
-        raise ProviderError("eas", f"build artifact download answered {response.status_code}",
-                            status=response.status_code)
-    play = GooglePlayClient(vault_of(ctx).get(_scope(ctx), creds.PLAY_SERVICE_ACCOUNT.name),
-                            base_url=settings.google_play_api_url, token_url=settings.google_oauth_token_url)
+        raise ProviderError(
+            "eas", f"build artifact download answered {response.status_code}", status=response.status_code
+        )
+    play = GooglePlayClient(
+        _secret(ctx, creds.PLAY_SERVICE_ACCOUNT),
+        base_url=settings.google_play_api_url,
+        token_url=settings.google_oauth_token_url,
+    )
     edit_id = None
     try:
         edit_id = play.insert_edit(package)

@@ -1,8 +1,9 @@
 """Store-account credentials the mobile and desktop pipelines read from the vault, and the check
 that names every missing one before a pipeline starts.
 
-They live in the vault scope ``user:<owner>`` (one Apple key, one Play service account, one Expo
-token per owner, shared by the owner's apps); desktop updater keys live in ``app:<app id>``.
+They are looked up in the app's own vault scope (its id, where ``launchdeck vault set`` and the CLI
+options put them) and then in ``user:<owner>`` (one Apple key, Play service account or Expo token
+shared by all of an owner's apps). Desktop updater keys live in the app's scope.
 """
 
 from __future__ import annotations
@@ -56,7 +57,24 @@ def owner_scope(owner: str) -> str:
 
 
 def app_scope(app_id: str) -> str:
-    return f"app:{app_id}"
+    """The app's own scope: the same one the engine API's ``PUT /api/apps/{app}/secrets`` writes."""
+    return app_id
+
+
+def lookup(vault: SecretReader, scopes: Iterable[str], name: str) -> str | None:
+    for scope in scopes:
+        value = vault.get_optional(scope, name)
+        if value:
+            return value
+    return None
+
+
+def get(vault: SecretReader, scopes: Iterable[str], credential: Credential) -> str:
+    scopes = list(scopes)
+    value = lookup(vault, scopes, credential.name)
+    if value is None:
+        raise InputError(f"missing {credential.what} (give it with {credential.option})")
+    return value
 
 
 def mobile_requirements(platform: str, submit: str | None) -> list[Credential]:
@@ -68,9 +86,19 @@ def mobile_requirements(platform: str, submit: str | None) -> list[Credential]:
     return needed
 
 
-def require(vault: SecretReader, scope: str, needed: Iterable[Credential], *, for_what: str) -> None:
+def missing(present: Iterable[str], needed: Iterable[Credential]) -> list[Credential]:
+    names = set(present)
+    return [c for c in needed if c.name not in names]
+
+
+def require(vault: SecretReader, scopes: Iterable[str], needed: Iterable[Credential], *, for_what: str) -> None:
     """One InputError naming every missing credential and how to supply it."""
-    missing = [c for c in needed if not vault.get_optional(scope, c.name)]
+    scopes = list(scopes)
+    absent = [c for c in needed if lookup(vault, scopes, c.name) is None]
+    report_missing(absent, for_what=for_what)
+
+
+def report_missing(missing: list[Credential], *, for_what: str) -> None:
     if missing:
         items = "; ".join(f"{c.what} (give it with {c.option})" for c in missing)
         raise InputError(f"cannot start {for_what}: missing {len(missing)} prerequisite(s): {items}")

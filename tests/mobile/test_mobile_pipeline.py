@@ -155,7 +155,7 @@ def test_failed_build_fails_the_run_and_undoes_generation(stack: Stack) -> None:
 def test_invalid_apple_key_is_reported_and_nothing_is_uploaded(stack: Stack) -> None:
     stack.give_credentials(play=False)
     stranger, _ = new_api_key()
-    stack.h.vault.put(creds.owner_scope("alice"), creds.APPLE_PRIVATE_KEY.name, stranger)
+    stack.h.vault.put(stack.h.app_id, creds.APPLE_PRIVATE_KEY.name, stranger)  # the app's own wins
     row = stack.h.run("mobile", params("ios", "testflight"))
     assert row["status"] == "failed"
     assert "App Store Connect refused API key" in row["error"] and "(401)" in row["error"]
