@@ -37,7 +37,7 @@ from engine.edge.proxy import EdgeApp
 from engine.edge.routes import RouteTable
 from engine.edge.supervisor import ServerProcess, State
 from engine.edge.usage import AppTraffic, ServerStart, UsageBook
-from engine.errors import ConfigError, Conflict, NotFound, TransientError
+from engine.errors import ConfigError, Conflict, InputError, NotFound, TransientError
 
 log = logging.getLogger("launchdeck.edge")
 
@@ -130,6 +130,7 @@ class EdgeHost:
                 "choose a free port"
             ) from None
         self.port = sock.getsockname()[1]
+        self._sock = sock
         config = uvicorn.Config(
             EdgeApp(self), log_level="warning", lifespan="on", access_log=False,
             timeout_keep_alive=5, timeout_graceful_shutdown=5,
@@ -147,7 +148,6 @@ class EdgeHost:
                 self.stop()
                 raise ConfigError(f"the edge host did not start on port {self.port}")
             time.sleep(0.01)
-        self._sock = sock
 
     def stop(self) -> None:
         """Stop serving, stop every app server (and its children), flush the counters."""
@@ -222,7 +222,7 @@ class EdgeHost:
         check_app_name(app)
         check_deployment_id(deployment_id)
         if static_dir is None and server is None:
-            raise ConfigError("a deployment needs static files, a server, or both")
+            raise InputError("a deployment needs static files, a server, or both")
         directory = self._deployment_dir(app, deployment_id)
         if self.live(app) == deployment_id:
             raise Conflict(f"deployment {deployment_id} of {app} is live; stage a new deployment id instead")
@@ -396,15 +396,18 @@ class EdgeHost:
         else:
             app, deployment_id = target.app, target.deployment_id
         route = table.apps.get(app)
+        suspended = route is not None and route.suspended
+        if deployment_id is not None:  # a preview: served once staged, before its first promote too
+            try:
+                return app, self.manifest(app, deployment_id), suspended
+            except NotFound:
+                return None
         if route is None:
             return None
-        wanted = deployment_id or route.live
-        if wanted is None:
-            return app, None, route.suspended
         try:
-            return app, self.manifest(app, wanted), route.suspended
-        except NotFound:
-            return None if deployment_id else (app, None, route.suspended)
+            return app, None if route.live is None else self.manifest(app, route.live), suspended
+        except NotFound:  # its files were deleted behind our back: say so rather than fail
+            return app, None, suspended
 
     def server(self, app: str, manifest: Manifest) -> ServerProcess:
         key = (app, manifest.deployment_id)

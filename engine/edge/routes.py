@@ -3,7 +3,7 @@ point at it. Persisted in the workspace, so a restarted engine serves what was l
 
 Readers take an immutable snapshot (one attribute read), so a request sees the table from before or
 after a promote, never half of one. Another process (the CLI checking a domain while no engine runs)
-may write the file; the edge host notices by its modification time.
+may write the file; the edge host notices because the file was replaced.
 """
 
 from __future__ import annotations
@@ -34,27 +34,29 @@ class RouteTable:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._mtime: int | None = None
+        self._version: tuple[int, int] | None = None
         self.snapshot = Snapshot()
         self._load()
 
     # -- persistence ------------------------------------------------------------------------------
 
-    def _file_mtime(self) -> int | None:
+    def _file_version(self) -> tuple[int, int] | None:
+        # every write renames a new file into place, so the inode changes even within one clock tick
         try:
-            return os.stat(self.path).st_mtime_ns
+            stat = os.stat(self.path)
         except FileNotFoundError:
             return None
+        return stat.st_ino, stat.st_mtime_ns
 
     def _load(self) -> None:
         data: dict[str, Any] = read_json(self.path, {"apps": {}, "domains": {}})
         apps = {name: AppRoute(**route) for name, route in data.get("apps", {}).items()}
         self.snapshot = Snapshot(MappingProxyType(apps), MappingProxyType(dict(data.get("domains", {}))))
-        self._mtime = self._file_mtime()
+        self._version = self._file_version()
 
     def refresh(self) -> Snapshot:
         """The current table, re-read if another process changed the file."""
-        if self._file_mtime() != self._mtime:
+        if self._file_version() != self._version:
             with self._lock:
                 self._load()
         return self.snapshot
@@ -66,7 +68,7 @@ class RouteTable:
         }
         write_json(self.path, data)
         self.snapshot = Snapshot(MappingProxyType(apps), MappingProxyType(domains))
-        self._mtime = self._file_mtime()
+        self._version = self._file_version()
 
     # -- changes ----------------------------------------------------------------------------------
 

@@ -148,6 +148,14 @@ def test_rollback_and_restart_keep_serving(make_edge: Callable[..., EdgeHost], c
     assert fetch(client, restarted, "app.localhost").text.startswith("server v1-env")
 
 
+def test_a_first_deployment_can_be_checked_before_it_goes_live(edge: EdgeHost, client: httpx.Client, tmp_path: Path) -> None:
+    edge.stage("app", "d1", None, node_server(tmp_path / "srv", "v1"))
+    assert fetch(client, edge, "app.localhost").status_code == 404
+    status, body, _ = edge.health("app", deployment_id="d1")
+    assert status == 200 and '"version":"v1"' in body
+    assert edge.live("app") is None
+
+
 def test_failed_server_start_keeps_the_live_deployment(edge: EdgeHost, client: httpx.Client, tmp_path: Path) -> None:
     edge.stage("app", "good", None, node_server(tmp_path / "good", "good"))
     edge.promote("app", "good")
