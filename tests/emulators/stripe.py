@@ -59,6 +59,41 @@ def request_params(spec: dict[str, Any], path_template: str, method: str) -> set
     return names
 
 
+def spec_template(spec: dict[str, Any], path: str) -> str | None:
+    """The spec's path template matching a concrete path (``/v1/customers/cus_1`` -> ``/v1/customers/{customer}``)."""
+    for template in spec["paths"]:
+        pattern = "^" + re.sub(r"\\{[^/]+\\}", "[^/]+", re.escape(template)) + "$"
+        if re.match(pattern, path):
+            return str(template)
+    return None
+
+
+def _resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+    return schema
+
+
+def response_problems(spec: dict[str, Any], path: str, method: str, body: Any) -> list[str]:
+    """Required properties the spec's 200 schema names that ``body`` lacks (and, for lists, each item lacks)."""
+    template = spec_template(spec, path)
+    if template is None:
+        return []
+    operation = spec["paths"][template].get(method.lower())
+    if operation is None:
+        return [f"{method} {template} is not in the spec"]
+    schema = _resolve(spec, operation["responses"]["200"]["content"]["application/json"]["schema"])
+    problems = [f"{template}: missing {name}" for name in schema.get("required", []) if name not in body]
+    items = schema.get("properties", {}).get("data", {}).get("items")
+    if items is not None and isinstance(body.get("data"), list):
+        item_schema = _resolve(spec, items)
+        for item in body["data"]:
+            problems += [
+                f"{template} item: missing {n}" for n in item_schema.get("required", []) if n not in item
+            ]
+    return problems
+
+
 def parse_form(pairs: list[tuple[str, str]]) -> dict[str, Any]:
     """``a[b][0]=x`` -> {"a": {"b": {"0": "x"}}}; numeric-keyed dicts become lists."""
     root: dict[str, Any] = {}
@@ -336,6 +371,10 @@ class StripeEmulator:
                 "metadata": p.get("metadata", {}),
                 "livemode": False,
                 "cancel_at_period_end": False,
+                "automatic_tax": {"enabled": False},
+                "billing_cycle_anchor": now,
+                "collection_method": "charge_automatically",
+                "currency": price["currency"],
                 "items": self._list(
                     [
                         {
@@ -364,6 +403,32 @@ class StripeEmulator:
                 "period_start": now,
                 "period_end": end,
                 "livemode": False,
+                "amount_remaining": 0,
+                "amount_shipping": 0,
+                "attempt_count": 1,
+                "attempted": True,
+                "paid": True,
+                "paid_out_of_band": False,
+                "automatic_tax": {"enabled": False, "status": None},
+                "collection_method": "charge_automatically",
+                "default_tax_rates": [],
+                "payment_settings": {
+                    "default_mandate": None,
+                    "payment_method_options": None,
+                    "payment_method_types": None,
+                },
+                "post_payment_credit_notes_amount": 0,
+                "pre_payment_credit_notes_amount": 0,
+                "starting_balance": 0,
+                "status_transitions": {
+                    "finalized_at": now,
+                    "marked_uncollectible_at": None,
+                    "paid_at": now,
+                    "voided_at": None,
+                },
+                "subtotal": price["unit_amount"],
+                "total": price["unit_amount"],
+                "total_tax_amounts": [],
                 "lines": self._list([{"price": price, "amount": price["unit_amount"]}], "/v1/invoices/lines"),
             }
             self.objects["invoice"][invoice["id"]] = invoice
