@@ -381,3 +381,60 @@ def close_month(
             [month, actor, costs.method],
         )
     return cost_month(store, month, catalog=catalog)
+
+
+DAILY_SQL = """
+SELECT app_id, provider, CAST(date_trunc('day', hour_start) AS DATE) AS day,
+       sum(db_rows_read) AS db_rows_read,
+       sum(db_rows_written) AS db_rows_written,
+       CAST(round(avg(db_storage_bytes)) AS BIGINT) AS db_storage_bytes_peak,
+       CAST(round(avg(db_storage_bytes)) AS BIGINT) AS db_storage_bytes_avg,
+       count(*) FILTER (WHERE coalesce(db_rows_read, 0) + coalesce(db_rows_written, 0) > 0) AS db_active_hours,
+       sum(requests) AS requests,
+       sum(bandwidth_bytes) AS bandwidth_bytes,
+       sum(compute_ms) AS compute_ms
+FROM usage_ledger
+WHERE hour_start >= ? AND hour_start < ? {app_filter}
+GROUP BY ALL
+"""
+
+
+def daily_costs(
+    store: Store, month: str | date, *, app_id: str | None = None, method: str | None = None
+) -> list[dict[str, Any]]:
+    """Each app's monthly cost lines spread over the days of the month, in integer cents.
+
+    A usage line is spread by that metric's daily usage, a fixed fee evenly over the month's days; each spread
+    is largest-remainder rounded, so an app's days add up exactly to its month.
+    """
+    from engine.costs.money import largest_remainder
+
+    costs = cost_month(store, month, method=method)
+    catalog = default_catalog()
+    first, end = costs.month, month_end(costs.month)
+    days = [date.fromordinal(d) for d in range(first.toordinal(), end.toordinal())]
+    filter_sql = "AND app_id = ?" if app_id else ""
+    params: list[Any] = [first, end] + ([app_id] if app_id else [])
+    with store.connection() as connection:
+        rows = connection.execute(DAILY_SQL.format(app_filter=filter_sql), params).fetchall()
+    weights: dict[tuple[str, str, str], dict[date, int]] = defaultdict(dict)
+    for app, provider, day, *values in rows:
+        costed = catalog.costed_as(provider)
+        if costed is None:
+            continue
+        for name, value in zip(MONTHLY_METRICS, values, strict=True):
+            if value:
+                key = (app, costed, name)
+                weights[key][day] = weights[key].get(day, 0) + int(value)
+    totals: dict[tuple[str, date], int] = defaultdict(int)
+    for line in costs.lines():
+        if line.app_id is None or (app_id is not None and line.app_id != app_id):
+            continue
+        by_day = weights.get((line.app_id, line.provider, line.component))
+        spread = [(d, by_day.get(d, 0)) for d in days] if by_day else [(d, 1) for d in days]
+        for day, cents in largest_remainder(line.cents, spread).items():
+            totals[(line.app_id, day)] += cents
+    return [
+        {"app_id": app, "day": day, "cost_cents": cents}
+        for (app, day), cents in sorted(totals.items(), key=lambda kv: (kv[0][1], kv[0][0]))
+    ]

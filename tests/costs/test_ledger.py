@@ -125,3 +125,19 @@ def test_costs_margins_and_export_for_a_metered_month(store: Store, tmp_path: Pa
     assert margins.least_profitable(1)[0]["name"] == "free-app"
     files = export_month(store, "2026-10", tmp_path)
     assert {p.suffix for p in files} == {".parquet", ".csv"} and all(p.stat().st_size > 0 for p in files)
+
+
+def test_daily_costs_add_up_to_the_month(store: Store) -> None:
+    from engine.costs.rollup import daily_costs
+
+    busy = add_app(store, "busy")
+    quiet = add_app(store, "quiet")
+    ingest(store, [edge_reading(busy, datetime(2026, 10, 3, h), 1_000_000) for h in range(12)])
+    ingest(store, [edge_reading(quiet, datetime(2026, 10, 20, 1), 10)])
+    month = cost_month(store, "2026-10")
+    days = daily_costs(store, "2026-10")
+    for app in (busy, quiet):
+        assert sum(d["cost_cents"] for d in days if d["app_id"] == app) == month.app_cents().get(app, 0)
+    busy_days = {d["day"].day: d["cost_cents"] for d in days if d["app_id"] == busy}
+    assert busy_days[3] == max(busy_days.values())  # the overage lands on the day the traffic happened
+    assert daily_costs(store, "2026-10", app_id=quiet) == [d for d in days if d["app_id"] == quiet]
