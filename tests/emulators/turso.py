@@ -51,6 +51,12 @@ class TursoEmulator:
         self._lock = threading.Lock()
         self.app = Instrumented(self._starlette(), self.faults, self.recorder)
 
+    def close(self) -> None:
+        """Release the SQLite files the Hrana server holds open."""
+        app = getattr(self, "_hrana_app", None)
+        if app is not None:
+            app.state.streams.close_all()
+
     # -- helpers ---------------------------------------------------------------------------------
     def path_of(self, name: str) -> Path:
         return self.root / f"{name}.db"
@@ -228,11 +234,11 @@ class TursoEmulator:
 
     async def _hrana(self, request: Request, host_name: str, rest: str) -> Response:
         try:
-            from tests.servers import hrana  # type: ignore[attr-defined,unused-ignore]
+            from tests.servers import hrana
         except ImportError:
             return self._error(501, "the Hrana test server (tests/servers/hrana.py) is not available")
         if not hasattr(self, "_hrana_app"):
-            self._hrana_app = hrana.create_app(self.resolve)
+            self._hrana_app = hrana.create_app(self.resolve)  # tokens are checked in database_host
         scope = dict(request.scope)
         scope["path"] = "/" + rest
         scope["raw_path"] = scope["path"].encode()

@@ -29,8 +29,11 @@ FAST_NEON_RETRY = dataclasses.replace(NEON_RETRY, base_delay=0.01, max_delay=0.0
 @pytest.fixture
 def turso_emulator(tmp_path: Path) -> Iterator[tuple[TursoEmulator, str]]:
     emulator = TursoEmulator(tmp_path / "turso")
-    with serve(emulator.app) as url:
-        yield emulator, url
+    try:
+        with serve(emulator.app) as url:
+            yield emulator, url
+    finally:
+        emulator.close()
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import httpx
 import pytest
 
 from engine.errors import ProviderError, ProviderUnavailable
@@ -135,3 +136,27 @@ def test_every_exchange_follows_the_turso_spec(
     checked, uncovered = check("turso/openapi.json", emulator.recorder.exchanges)
     assert checked >= 9
     assert uncovered == []
+
+
+def _pipeline(url: str, token: str, *sql: str) -> httpx.Response:
+    requests = [{"type": "execute", "stmt": {"sql": s}} for s in sql] + [{"type": "close"}]
+    return httpx.post(f"{url}/v3/pipeline", json={"baton": None, "requests": requests},
+                      headers={"Authorization": f"Bearer {token}"}, timeout=10)
+
+
+def test_the_handle_url_and_token_reach_the_database_over_hrana(
+    turso: Turso, turso_emulator: tuple[TursoEmulator, str]
+) -> None:
+    emulator, _ = turso_emulator
+    handle = turso.provision("app-9")
+    assert handle.token is not None
+    answer = _pipeline(handle.url, handle.token, "CREATE TABLE t (x INTEGER)", "INSERT INTO t VALUES (41), (1)",
+                       "SELECT sum(x) FROM t")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["results"][2]["response"]["result"]["rows"] == [[{"type": "integer", "value": "42"}]]
+    with sqlite3.connect(emulator.path_of("app-9")) as conn:
+        assert conn.execute("SELECT count(*) FROM t").fetchone() == (2,)
+    conn.close()
+    assert _pipeline(handle.url, "not-a-token", "SELECT 1").status_code == 401
+    turso.suspend("app-9")
+    assert _pipeline(handle.url, handle.token, "SELECT 1").status_code == 403
