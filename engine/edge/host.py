@@ -35,6 +35,7 @@ from engine.edge.deployments import Manifest, ServerSpec, write_staged
 from engine.edge.names import check_app_name, check_deployment_id, host_name, parse_edge_host
 from engine.edge.proxy import EdgeApp
 from engine.edge.routes import RouteTable
+from engine.edge.sandbox import bwrap_prefix, resolve_mode
 from engine.edge.supervisor import ServerProcess, State
 from engine.edge.usage import AppTraffic, ServerStart, UsageBook
 from engine.errors import ConfigError, Conflict, InputError, NotFound, TransientError
@@ -90,6 +91,7 @@ class EdgeHost:
         idle_seconds: float | None = 300.0,
         startup_timeout: float = 60.0,
         env_source: EnvSource | None = None,
+        sandbox: str = "auto",
     ) -> None:
         self.root = Path(workspace_dir) / "edge"
         self.root.mkdir(parents=True, exist_ok=True)
@@ -99,6 +101,7 @@ class EdgeHost:
         self.idle_seconds = idle_seconds
         self.startup_timeout = startup_timeout
         self.env_source = env_source
+        self.sandbox = resolve_mode(sandbox)  # "bwrap" or "none"
         self.blobs = BlobStore(self.root / "blobs")
         self.routes = RouteTable(self.root / "routes.json")
         self.usage = UsageBook(self.root / "usage.json")
@@ -415,8 +418,11 @@ class EdgeHost:
             server = self._servers.get(key)
             if server is None:
                 assert manifest.command is not None
+                command = manifest.command
+                if self.sandbox == "bwrap":
+                    command = bwrap_prefix(manifest.server_dir, hidden=[self.root.parent]) + command
                 server = ServerProcess(
-                    app, manifest.deployment_id, manifest.command, manifest.server_dir,
+                    app, manifest.deployment_id, command, manifest.server_dir,
                     self._server_env(app, manifest), self._app_dir(app) / "logs" / f"{manifest.deployment_id}.log",
                     on_start=self.usage.record_start, startup_timeout=self.startup_timeout,
                 )

@@ -21,6 +21,10 @@ http
       res.end("released");
       return;
     }
+    if (req.url === "/probe") {
+      res.end(require("fs").existsSync(process.env.PROBE_FILE || "/nonexistent") ? "visible" : "hidden");
+      return;
+    }
     if (req.url === "/secret-env") {
       res.end(process.env.CREDENTIALS_ENCRYPTION_KEY || "none");
       return;

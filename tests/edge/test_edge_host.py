@@ -99,6 +99,18 @@ def test_responses_stream_through_the_proxy(edge: EdgeHost, client: httpx.Client
         assert b"".join(chunks) == b"last"
 
 
+@pytest.mark.parametrize(("sandbox", "seen"), [("bwrap", "hidden"), ("none", "visible")])
+def test_the_sandbox_hides_the_workspace_from_app_servers(
+    make_edge: Callable[..., EdgeHost], client: httpx.Client, tmp_path: Path, sandbox: str, seen: str
+) -> None:
+    edge = make_edge(idle_seconds=None, sandbox=sandbox)
+    vault_key = tmp_path / "workspace" / "vault.key"
+    vault_key.write_text("the engine's key")
+    edge.stage("app", "d1", None, node_server(tmp_path / "srv", "v1", PROBE_FILE=str(vault_key)))
+    edge.promote("app", "d1")
+    assert fetch(client, edge, "app.localhost", "/probe").text == seen
+
+
 def test_promote_is_atomic(edge: EdgeHost, client: httpx.Client, tmp_path: Path) -> None:
     for version in ("v1", "v2"):
         edge.stage("app", version, static_site(tmp_path / f"static-{version}", {"index.html": f"page {version}"}),
