@@ -1,7 +1,7 @@
 """The desktop pipeline: a Tauri 2 project built for Windows, macOS and Linux by CI runners.
 
 Params: ``targets`` (list or "windows,macos,linux"), ``identifier``, ``name``, ``version``,
-``server_url`` or ``web_dir``, ``icon``, ``repo`` (owner/name on the CI provider), ``git_remote``
+``server_url`` or ``web_dir``, ``icon``, ``app_dir`` (the app's folder), ``repo`` (owner/name on the CI provider), ``git_remote``
 (defaults to the repo on github.com), ``branch``, ``updater_endpoint``, ``owner``.
 Outputs in ``ctx.state``: updater public key, project_dir, head_sha, run (id, url, conclusion),
 ``artifacts`` per platform and ``cost_readings``.
@@ -18,7 +18,7 @@ from engine.desktop.git_push import push_project
 from engine.desktop.targets import parse_targets
 from engine.desktop.workflow import SIGNING_SECRETS, WORKFLOW_FILE, artifact_name
 from engine.errors import Cancelled, InputError, StepTimeout, TerminalError
-from engine.mobile import costs
+from engine.mobile import app_source, costs
 from engine.mobile import credentials as creds
 from engine.mobile.context import build_dir, owner_of, settings_of, stop_if_cancelled, vault_of
 from engine.providers.github_actions import GitHubActionsClient
@@ -36,6 +36,7 @@ def _repo(params: dict[str, Any]) -> str:
 
 def desktop_spec(params: dict[str, Any]) -> tauri.DesktopSpec:
     repo = _repo(params)
+    params = app_source.shell_source(params)
     return tauri.DesktopSpec(
         identifier=str(params["identifier"]),
         name=str(params.get("name") or params["app"]),

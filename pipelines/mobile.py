@@ -2,7 +2,8 @@
 
 Params: ``platform`` (ios|android), ``submit`` (testflight|internal|None), ``bundle_id``, ``name``,
 ``version``, ``server_url`` (the app's live URL) or ``web_dir`` (a static export), ``icon``,
-``eas_project`` (``@account/slug``), ``beta_group`` (TestFlight), ``owner``.
+``eas_project`` (``@account/slug``), ``beta_group`` (TestFlight), ``owner``, and ``app_dir`` (the
+generated app's folder: its name, icon and static export are used where not given).
 Outputs in ``ctx.state``: project_dir, bucket_key, build (id, status, artifact URL, minutes),
 testflight or play results, and ``cost_readings`` (see engine/mobile/costs.py).
 """
@@ -20,7 +21,7 @@ from typing import Any
 import httpx
 
 from engine.errors import Cancelled, InputError, ProviderError, ProviderUnavailable, StepTimeout
-from engine.mobile import capacitor, costs
+from engine.mobile import app_source, capacitor, costs
 from engine.mobile import credentials as creds
 from engine.mobile.context import build_dir, owner_of, settings_of, stop_if_cancelled, vault_of
 from engine.mobile.eas_json import ANDROID_ARCHIVE, IOS_SCHEME, PROFILE
@@ -51,6 +52,7 @@ def _asc_key(ctx: Any) -> AscApiKey:
 
 
 def shell_spec(params: dict[str, Any]) -> capacitor.ShellSpec:
+    params = app_source.shell_source(params)
     return capacitor.ShellSpec(
         bundle_id=str(params["bundle_id"]),
         name=str(params.get("name") or params["app"]),

@@ -70,6 +70,22 @@ def test_static_export_and_one_target(tmp_path: Path) -> None:
     assert config["bundle"]["targets"] == ["appimage", "deb"]
 
 
+def test_example_app_gives_a_valid_project(tmp_path: Path) -> None:
+    from pipelines.desktop import desktop_spec
+    from tests.mobile.harness import REPO
+
+    example = REPO / "data" / "examples" / "taskboard"
+    if not (example / "package.json").is_file():
+        pytest.skip("the example apps are not in this checkout")
+    spec = desktop_spec({"app": "taskboard-prod", "identifier": "com.acme.taskboard", "targets": "windows,linux",
+                         "repo": "acme/taskboard", "app_dir": str(example), "server_url": "https://tasks.acme.dev"})
+    project = generate(spec, tmp_path / "desktop", generate_updater_keys().public_key)
+    config = json.loads((project / "src-tauri/tauri.conf.json").read_text())
+    spec_validator().validate(config)
+    assert config["productName"] == "taskboard"
+    assert config["bundle"]["targets"] == ["msi", "nsis", "appimage", "deb"]
+
+
 def test_invalid_configuration_is_refused_with_its_path() -> None:
     bad = {"identifier": "com.acme.demo", "bundle": {"targets": ["exe"]}}
     with pytest.raises(InputError, match=r"tauri\.conf\.json is invalid: bundle/targets"):
