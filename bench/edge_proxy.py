@@ -37,6 +37,21 @@ def timings(client: httpx.Client, url: str, host: str | None, count: int) -> lis
     return seconds
 
 
+def direct_spawns(server_dir: Path, count: int) -> list[float]:
+    seconds = []
+    for _ in range(count):
+        port = free_port()
+        started = time.perf_counter()
+        child = subprocess.Popen(["node", "server.js"], cwd=server_dir, env={**os.environ, "PORT": str(port)},
+                                 stdout=subprocess.DEVNULL)
+        while not port_open(port):
+            time.sleep(0.01)
+        seconds.append(time.perf_counter() - started)
+        child.terminate()
+        child.wait(timeout=10)
+    return seconds
+
+
 def summary(name: str, seconds: list[float]) -> float:
     median = statistics.median(seconds)
     p95 = statistics.quantiles(seconds, n=20)[-1]
@@ -70,7 +85,7 @@ def main() -> None:
         edge.promote("bench", "d1")
         host = f"bench.localhost:{edge.port}"
         print(f"node {subprocess.check_output(['node', '--version'], text=True).strip()}, "
-              f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
+              f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, app server sandbox: {edge.sandbox}")
         print("Proxy overhead (GET /dynamic, ~70-byte body):")
         with httpx.Client(trust_env=False) as client:
             baseline = summary("baseline: Node server directly", timings(client, f"http://127.0.0.1:{port}/dynamic", None, args.requests))
@@ -92,6 +107,7 @@ def main() -> None:
                 client.get(f"{edge.base_url}/dynamic", headers={"host": f"bench.localhost:{edge.port}"}).raise_for_status()
                 first_request.append(time.perf_counter() - started)
         recorded = [s.seconds for s in edge.server_starts("bench") if s.kind == "request"][-args.cold_starts:]
+        summary("baseline: spawn node directly -> port open", direct_spawns(server_dir, args.cold_starts))
         summary("recorded cold start (spawn -> port open)", recorded)
         summary("first request after scale to zero", first_request)
         print(f"  (baseline: a warm proxied request, median {proxied * 1000:.3f} ms)")
