@@ -50,6 +50,8 @@ class RetryPolicy:
     retry_any_method: frozenset[int] = frozenset({429, 503})
     # Statuses that may hide a processed request: retried only when the request is idempotent.
     retry_idempotent: frozenset[int] = frozenset({500, 502, 504, 520, 521, 522, 523, 524})
+    # Methods safe to repeat after an ambiguous failure, unless the caller says otherwise.
+    idempotent_methods: frozenset[str] = IDEMPOTENT_METHODS
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         """Full jitter (AWS architecture blog) below an exponential cap; never less than Retry-After."""
@@ -226,7 +228,7 @@ class ProviderClient:
         ``url`` may be relative to the base URL or absolute (Turso's per-database host).
         """
         method = method.upper()
-        safe = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
+        safe = method in self.retry.idempotent_methods if idempotent is None else idempotent
         accepted = set(ok)
         last: ProviderUnavailable | None = None
         for attempt in range(self.retry.attempts):

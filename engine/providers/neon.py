@@ -20,7 +20,11 @@ from engine.errors import ConfigError, ProviderError, ProviderNotFound, Provider
 from engine.providers.base import DatabaseHandle
 from engine.providers.http import ProviderClient, RetryPolicy
 
-NEON_RETRY = RetryPolicy(attempts=8, base_delay=0.5, max_delay=20.0, retry_any_method=frozenset({423, 429, 503}))
+# The spec's GeneralError: POST, PATCH, DELETE and PUT are not safe to repeat; 503 and 423 always are.
+NEON_RETRY = RetryPolicy(
+    attempts=8, base_delay=0.5, max_delay=20.0, retry_any_method=frozenset({423, 429, 503}),
+    idempotent_methods=frozenset({"GET", "HEAD", "OPTIONS"}),
+)
 
 
 @dataclass(frozen=True)
