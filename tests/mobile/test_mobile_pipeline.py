@@ -4,6 +4,7 @@ throttling; every exchange checked against the providers' own descriptions."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -214,3 +215,21 @@ def test_throttling_and_outages_are_retried(stack: Stack) -> None:
     statuses = [e.status for e in stack.eas.recorder.exchanges]
     assert statuses[:4] == [429, 503, 503, 200]
     assert len(stack.play.committed) == 1
+
+
+def test_cancel_during_the_build_cancels_it_on_eas_and_undoes(stack: Stack) -> None:
+    stack.give_credentials()
+    stack.eas.build_outcome = "STUCK"
+    runner = stack.h.runner
+    deployment_id = runner.submit(stack.h.app_id, "mobile", params("android", None), requested_by="test")
+    deadline = time.monotonic() + 60
+    while not stack.eas.builds and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert stack.eas.builds, "the build was never requested"
+    assert runner.cancel(deployment_id)
+    row = runner.wait(deployment_id, timeout=60)
+    assert row["status"] == "cancelled"
+    assert stack.eas.cancelled == list(stack.eas.builds)
+    steps = {r["name"]: r["status"] for r in stack.h.store.fetchall(
+        "SELECT name, status FROM step_runs WHERE deployment_id = ?", [deployment_id])}
+    assert steps["generate-project"] == "undone"
