@@ -23,7 +23,8 @@ from sqlglot import exp
 
 from engine.config import settings
 from engine.dbpath import node
-from engine.dbpath.transform import transform_schema
+from engine.dbpath.schema import PrismaSchema, schema_from_dmmf
+from engine.dbpath.transform import datasource_provider, transform_schema
 from engine.errors import InputError, TerminalError
 
 Dialect = Literal["postgresql", "sqlite"]
@@ -78,6 +79,20 @@ def ddl_for_schema(schema_text: str, dialect: Dialect | str, *, url: str | None 
         return str(
             node.call({"op": "ddl", "schema": target_schema, "dialect": "postgresql", "url": scratch})["sql"]
         )
+
+
+def schema_and_ddl(
+    schema_text: str, dialect: Dialect | str, *, url: str | None = None
+) -> tuple[PrismaSchema, str]:
+    """The parsed schema and its DDL from one run of Prisma's engines (what the importer needs)."""
+    target_schema = schema_for_dialect(schema_text, dialect)
+    request = {"op": "ddl", "schema": target_schema, "dialect": dialect, "withDmmf": True}
+    if dialect == "postgresql":
+        if url is None:
+            raise InputError("PostgreSQL DDL needs the server's URL")
+        request["url"] = url
+    answer = node.call(request)
+    return schema_from_dmmf(answer["dmmf"]["datamodel"], datasource_provider(schema_text)), str(answer["sql"])
 
 
 @dataclass(frozen=True)

@@ -28,11 +28,12 @@ from engine.dbpath.convert import (
     to_datetime,
     to_decimal,
 )
-from engine.dbpath.ddl import ddl_for_schema, load_plan
-from engine.dbpath.schema import Column, PrismaSchema, Table, parse_schema
+from engine.dbpath.ddl import load_plan, schema_and_ddl
+from engine.dbpath.schema import Column, PrismaSchema, Table
 from engine.dbpath.sources import check_matches, count_rows, open_source
 from engine.dbpath.sql import column_list, quote
 from engine.dbpath.targets import Target, open_target
+from engine.dbpath.transform import datasource_provider
 from engine.errors import Conflict, InputError, TransientError
 
 Progress = Callable[[int, int, str], None]
@@ -218,21 +219,26 @@ def import_preview(
     if not schema_file.is_file():
         raise InputError(f"the Prisma schema {schema_file} does not exist")
     schema_text = schema_file.read_text(encoding="utf-8")
-    schema = parse_schema(schema_text)
+    datasource_provider(schema_text)  # a schema without a datasource fails before any connection
     attempt = 0
+    prepared: tuple[PrismaSchema, str] | None = None
     while True:
         attempt += 1
         target = open_target(target_url)
         try:
             with open_source(source) as conn:
+                if prepared is None:  # once: a retry after a lost connection reuses Prisma's answer
+                    prepared = schema_and_ddl(
+                        schema_text,
+                        target.dialect,
+                        url=target_url if target.dialect == "postgresql" else None,
+                    )
+                schema, ddl = prepared
                 check_matches(schema, conn)
                 if not replace and not target.is_empty():
                     raise Conflict(
                         f"the target {target.description} already holds tables; pass --replace to overwrite them"
                     )
-                ddl = ddl_for_schema(
-                    schema_text, target.dialect, url=target_url if target.dialect == "postgresql" else None
-                )
                 report = _run(schema, conn, target, ddl, replace=replace, progress=progress)
             break
         except TransientError as exc:

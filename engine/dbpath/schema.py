@@ -76,6 +76,10 @@ def parse_schema(schema_text: str) -> PrismaSchema:
     provider = datasource_provider(schema_text)
     # Prisma 7 refuses a URL in the schema; older generated schemas have one, so drop it first.
     datamodel = dmmf(transform_schema(schema_text, "postgresql" if provider == "postgresql" else "libsql"))
+    return schema_from_dmmf(datamodel, provider)
+
+
+def schema_from_dmmf(datamodel: dict[str, Any], provider: str) -> PrismaSchema:
     enums = {e["name"]: tuple(v.get("dbName") or v["name"] for v in e["values"]) for e in datamodel["enums"]}
     models = {m["name"]: m for m in datamodel["models"]}
     tables = [_model_table(m, enums) for m in datamodel["models"]]

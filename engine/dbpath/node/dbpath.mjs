@@ -2,6 +2,7 @@
 //   {"op": "dmmf", "schema": "..."}                         -> {"ok": true, "dmmf": {...}}
 //   {"op": "ddl", "schema": "...", "dialect": "sqlite"}     -> {"ok": true, "sql": "..."}
 //   {"op": "ddl", "schema": "...", "dialect": "postgresql", "url": "postgresql://..."}
+//   ... "withDmmf": true adds the DMMF of the same schema to the answer
 // Errors come back as {"ok": false, "error": "..."} with exit code 1.
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -82,7 +83,10 @@ try {
   const request = await readStdin();
   let answer;
   if (request.op === "dmmf") answer = { ok: true, dmmf: dmmf(request.schema) };
-  else if (request.op === "ddl") answer = { ok: true, sql: await ddl(request.schema, request.dialect, request.url) };
+  else if (request.op === "ddl") {
+    answer = { ok: true, sql: await ddl(request.schema, request.dialect, request.url) };
+    if (request.withDmmf) answer.dmmf = dmmf(request.schema); // saves a second Node start for the importer
+  }
   else throw new Error(`unknown op ${request.op}`);
   finish(answer, 0);
 } catch (error) {
