@@ -7,6 +7,7 @@ Workspace layout (``<workspace>/edge``)::
     blobs/ab/ab12...        static files by SHA-256, shared by every deployment
     apps/<app>/deployments/<id>/manifest.json, server/   one staged deployment
     apps/<app>/logs/<id>.log                              its server's output
+    run/<app>--<id>.json    pid of each running server, to stop orphans after a crash of the engine
     routes.json             live deployment per app, suspended flags, custom domains
     usage.json              request and byte counters, server start times
 
@@ -36,7 +37,7 @@ from engine.edge.names import check_app_name, check_deployment_id, host_name, pa
 from engine.edge.proxy import EdgeApp
 from engine.edge.routes import RouteTable
 from engine.edge.sandbox import bwrap_prefix, resolve_mode
-from engine.edge.supervisor import ServerProcess, State
+from engine.edge.supervisor import ServerProcess, State, reap_orphans
 from engine.edge.usage import AppTraffic, ServerStart, UsageBook
 from engine.errors import ConfigError, Conflict, InputError, NotFound, TransientError
 
@@ -120,6 +121,9 @@ class EdgeHost:
     def start(self) -> None:
         if self._server is not None:
             return
+        orphans = reap_orphans(self.root / "run")
+        if orphans:
+            log.warning("stopped %d app server(s) left running by an engine that did not shut down", orphans)
         # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY on accepted sockets only when the listening
         # socket says TCP; without it every small response waits ~40 ms for a delayed ACK (Nagle).
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -425,6 +429,7 @@ class EdgeHost:
                     app, manifest.deployment_id, command, manifest.server_dir,
                     self._server_env(app, manifest), self._app_dir(app) / "logs" / f"{manifest.deployment_id}.log",
                     on_start=self.usage.record_start, startup_timeout=self.startup_timeout,
+                    pid_file=self.root / "run" / f"{app}--{manifest.deployment_id}.json",
                 )
                 self._servers[key] = server
             return server

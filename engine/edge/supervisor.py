@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import json
 import os
 import signal
 import socket
@@ -17,6 +18,8 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+import psutil
 
 from engine.edge.usage import ServerStart
 from engine.errors import TerminalError, TransientError
@@ -75,6 +78,7 @@ class ServerProcess:
         log_path: Path,
         on_start: Callable[[str, ServerStart], None],
         startup_timeout: float = 60.0,
+        pid_file: Path | None = None,
     ) -> None:
         self.app = app
         self.deployment_id = deployment_id
@@ -82,6 +86,7 @@ class ServerProcess:
         self.cwd = cwd
         self.env = env
         self.log_path = log_path
+        self.pid_file = pid_file
         self._on_start = on_start
         self.startup_timeout = startup_timeout
         self._cond = threading.Condition()
@@ -119,6 +124,8 @@ class ServerProcess:
                 self._failed_locked(f"could not run {self.command[0]!r}: {exc}")
                 return
         self.popen, self.port, self.state = popen, port, State.STARTING
+        if self.pid_file is not None:
+            _write_pid_file(self.pid_file, popen.pid)
         started = time.monotonic()
         threading.Thread(
             target=self._await_ready, args=(popen, port, started, kind), name=f"ready-{self.app}", daemon=True
@@ -153,6 +160,7 @@ class ServerProcess:
         popen, self.popen = self.popen, None
         if popen is not None:
             _kill_group(popen, grace=0)
+            self._forget_pid()
         self.crashes += 1
         self.restarts += 1
         self.last_error = reason
@@ -248,6 +256,7 @@ class ServerProcess:
         popen, self.popen = self.popen, None
         if popen is not None:  # killed before the state says so: "stopped" means the process is gone
             _kill_group(popen, grace=STOP_GRACE)
+            self._forget_pid()
             with self.log_path.open("ab") as log:
                 log.write(f"--- launchdeck: stopped ({reason})\n".encode())
         self.state = State.STOPPED
@@ -258,6 +267,10 @@ class ServerProcess:
     def stop(self, reason: str = "stopped") -> None:
         with self._cond:
             self._stop_locked(reason)
+
+    def _forget_pid(self) -> None:
+        if self.pid_file is not None:
+            self.pid_file.unlink(missing_ok=True)
 
     @property
     def pid(self) -> int | None:
@@ -272,3 +285,32 @@ def _signal_name(code: int) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return "exited"
+
+
+# -- servers left behind by an engine that died without stopping them ------------------------------
+
+
+def _write_pid_file(path: Path, pid: int) -> None:
+    try:
+        created = psutil.Process(pid).create_time()
+    except psutil.NoSuchProcess:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"pid": pid, "created": created}))
+
+
+def reap_orphans(run_dir: Path) -> int:
+    """Kill the process groups of servers recorded in ``run_dir`` that still run (the engine was killed
+    before it could stop them). The start time guards against a recycled pid. Returns how many."""
+    killed = 0
+    for pid_file in run_dir.glob("*.json") if run_dir.is_dir() else []:
+        try:
+            record = json.loads(pid_file.read_text())
+            if abs(psutil.Process(record["pid"]).create_time() - record["created"]) < 0.05:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(record["pid"], signal.SIGKILL)
+                killed += 1
+        except (psutil.NoSuchProcess, ValueError, KeyError, TypeError):
+            pass
+        pid_file.unlink(missing_ok=True)
+    return killed

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -248,6 +251,7 @@ def test_remove_app_leaves_nothing(edge: EdgeHost, client: httpx.Client, tmp_pat
     assert traffic.requests == 1
     assert pid is not None and not psutil.pid_exists(pid)
     assert not (edge.root / "apps" / "gone").exists()
+    assert list((edge.root / "run").glob("gone--*")) == []
     assert len(blobs_before) == 4 and len(edge.blobs.digests()) == 2  # keep's index.html and the shared css
     assert "gone" not in (edge.root / "routes.json").read_text()
     assert "gone" not in edge.usage_counters()
@@ -278,3 +282,44 @@ def test_bad_input_is_rejected_with_a_message(edge: EdgeHost, tmp_path: Path) ->
         edge.stage("app", "d1", tmp_path / "missing")
     with pytest.raises(InputError, match="server folder"):
         edge.stage("app", "d1", None, ServerSpec(["node", "server.js"], tmp_path / "missing"))
+
+
+ENGINE_THAT_DIES = """
+import sys, time
+from pathlib import Path
+from engine.edge import EdgeHost, ServerSpec
+edge = EdgeHost(sys.argv[1], 0, idle_seconds=None, sandbox="none")
+edge.start()
+edge.stage("app", "d1", None, ServerSpec(["node", "server.js"], Path(sys.argv[2]), {"APP_VERSION": "v1"}))
+edge.promote("app", "d1")
+print(edge.status("app").server_pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_servers_of_an_engine_killed_without_stopping_are_reaped_at_the_next_start(
+    make_edge: Callable[..., EdgeHost], client: httpx.Client, tmp_path: Path
+) -> None:
+    spec = node_server(tmp_path / "srv", "v1")
+    engine = subprocess.Popen(
+        [sys.executable, "-c", ENGINE_THAT_DIES, str(tmp_path / "workspace"), str(spec.cwd)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert engine.stdout is not None
+        orphan = int(engine.stdout.readline())
+    finally:
+        engine.kill()
+        engine.wait(timeout=10)
+        if engine.stdout is not None:
+            engine.stdout.close()
+    try:
+        assert psutil.pid_exists(orphan)  # left behind: nothing stopped it
+
+        edge = make_edge(idle_seconds=None, sandbox="none", env_source=lambda app, dep: {"APP_VERSION": "v1"})
+
+        wait_for(lambda: not psutil.pid_exists(orphan) or psutil.Process(orphan).status() == psutil.STATUS_ZOMBIE)
+        assert fetch(client, edge, "app.localhost").text.startswith("server v1")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(orphan, signal.SIGKILL)
