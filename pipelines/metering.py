@@ -1,8 +1,9 @@
 """Metering jobs (run hourly by the engine's APScheduler): collect usage, ingest it, act on quotas.
 
-Plain functions taking a ``Store`` and ``Settings``. Contract with the database providers: for a
-``local-postgres`` app, ``deployed_apps.database_id`` is the database name on ``LAUNCHDECK_POSTGRES_ADMIN_URL``;
-for a ``local-libsql`` app it is the database file (a path or ``file:`` URL, relative to the workspace).
+Plain functions taking a ``Store`` and ``Settings``. Contract with the database providers, through
+``deployed_apps.database_id``: for ``local-postgres`` the database name on ``LAUNCHDECK_POSTGRES_ADMIN_URL``; for
+``local-libsql`` the database file (a path or ``file:`` URL, relative to the workspace); for ``turso`` the
+database name; for ``neon`` the project id.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from engine.config import Settings
 from engine.costs.ledger import IngestResult, ingest
 from engine.costs.rollup import cost_month
 from engine.costs.sources import EdgeTrafficSource, PostgresUsageSource, SqliteFileUsageSource
+from engine.costs.sources.cloud import NeonUsageSource, TursoUsageSource
 from engine.costs.tiers import QuotaAction, over_quota, record_action
 from engine.costs.usage import Reading, StoreCounterState, UsageSource, previous_hour, registered_sources
 from engine.errors import LaunchdeckError, TransientError
@@ -47,8 +49,32 @@ def sqlite_path(database_id: str, workspace: Path) -> Path:
     return path if path.is_absolute() else workspace / path
 
 
+def cloud_sources(store: Store, settings: Settings) -> list[UsageSource]:
+    """Turso and Neon usage for the apps on them, when their credentials are configured."""
+    found: list[UsageSource] = []
+    if settings.turso_org_id and settings.turso_api_token:
+        from engine.providers.turso import Turso
+
+        turso = Turso(
+            settings.turso_org_id,
+            settings.turso_api_token.get_secret_value(),
+            base_url=settings.turso_api_url,
+        )
+        found.append(
+            TursoUsageSource(turso, lambda: {a["app_id"]: a["database_id"] for a in _apps(store, "turso")})
+        )
+    if settings.neon_api_key:
+        from engine.providers.neon import Neon
+
+        neon = Neon(settings.neon_api_key.get_secret_value(), base_url=settings.neon_api_url)
+        found.append(
+            NeonUsageSource(neon, lambda: {a["app_id"]: a["database_id"] for a in _apps(store, "neon")})
+        )
+    return found
+
+
 def local_sources(store: Store, settings: Settings, *, edge: EdgeCounters | None = None) -> list[UsageSource]:
-    """The usage sources of this machine, plus every registered (cloud) source."""
+    """The usage sources of this machine, the configured cloud ones, and every registered source."""
     state = StoreCounterState(store)
     sources: list[UsageSource] = [
         PostgresUsageSource(

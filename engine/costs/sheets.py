@@ -1,9 +1,9 @@
 """Price sheets: one TOML file per provider in ``data/prices``, each a list of dated versions.
 
 A month is costed with the version in force on its first day: providers bill by calendar month and a price
-change takes effect from a billing period's start. Versions are immutable once recorded in the store
-(``price_sheet_versions``): editing a past version instead of adding a new one is refused, because months
-already costed depend on it.
+change takes effect from a billing period's start. Every version is recorded in the store
+(``price_sheet_versions``); once a closed month has been costed with a version, editing it instead of adding a
+new one is refused, because that month's frozen figures depend on it.
 """
 
 from __future__ import annotations
@@ -215,9 +215,10 @@ def default_catalog() -> Catalog:
 
 
 def record_versions(store: Store, catalog: Catalog) -> list[dict[str, Any]]:
-    """Record every sheet version in the store; refuse a recorded version whose content changed.
+    """Record every sheet version in the store. Returns the versions newly recorded (or corrected).
 
-    Returns the versions newly recorded.
+    A recorded version that a closed month was costed with is frozen: changing it is refused, since a price
+    change is a new version. A version no closed month used yet may still be corrected (a typo, a missed meter).
     """
     added: list[dict[str, Any]] = []
     with store.transaction() as connection:
@@ -227,25 +228,36 @@ def record_versions(store: Store, catalog: Catalog) -> list[dict[str, Any]]:
                     "SELECT content_hash FROM price_sheet_versions WHERE provider = ? AND effective_from = ?",
                     [sheet.provider, version.effective_from],
                 ).fetchone()
-                if row is None:
+                if row is not None and row[0] == version.content_hash:
+                    continue
+                if row is not None:
+                    used = connection.execute(
+                        "SELECT min(month) FROM monthly_cost_lines WHERE provider = ? AND sheet_effective_from = ?",
+                        [sheet.provider, version.effective_from],
+                    ).fetchone()
+                    if used is not None and used[0] is not None:
+                        raise Conflict(
+                            f"the {sheet.provider} price sheet effective {version.effective_from} was edited, but "
+                            f"the closed month {used[0]:%Y-%m} was costed with it; a price change is a new version: "
+                            "restore the old figures and add a [[versions]] entry with a new effective_from to "
+                            f"data/prices/{sheet.provider}.toml"
+                        )
                     connection.execute(
-                        "INSERT INTO price_sheet_versions (provider, effective_from, content_hash, content, source)"
-                        " VALUES (?, ?, ?, ?, ?)",
-                        [
-                            sheet.provider,
-                            version.effective_from,
-                            version.content_hash,
-                            version.model_dump_json(),
-                            version.source,
-                        ],
+                        "DELETE FROM price_sheet_versions WHERE provider = ? AND effective_from = ?",
+                        [sheet.provider, version.effective_from],
                     )
-                    added.append({"provider": sheet.provider, "effective_from": version.effective_from})
-                elif row[0] != version.content_hash:
-                    raise Conflict(
-                        f"the {sheet.provider} price sheet effective {version.effective_from} was edited after it "
-                        "was recorded; a price change is a new version: restore the old figures and add a "
-                        f"[[versions]] entry with a new effective_from to data/prices/{sheet.provider}.toml"
-                    )
+                connection.execute(
+                    "INSERT INTO price_sheet_versions (provider, effective_from, content_hash, content, source)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    [
+                        sheet.provider,
+                        version.effective_from,
+                        version.content_hash,
+                        version.model_dump_json(),
+                        version.source,
+                    ],
+                )
+                added.append({"provider": sheet.provider, "effective_from": version.effective_from})
     return added
 
 

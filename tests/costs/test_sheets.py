@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import shutil
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from engine.costs.rollup import close_month
 from engine.costs.sheets import PRICES_DIR, list_versions, load_catalog, record_versions
 from engine.errors import Conflict, InputError, NotFound
 from engine.store import Store
+from tests.costs.conftest import add_app
 
 
 def test_every_meter_and_fee_names_its_source() -> None:
@@ -44,8 +46,18 @@ def test_an_edited_past_version_is_refused_and_a_new_version_is_recorded(
     assert len(record_versions(store, load_catalog(prices))) > 0
     turso = prices / "turso.toml"
     original = turso.read_text()
-    turso.write_text(original.replace('base_fee = "4.99"', 'base_fee = "5.99"'))
-    with pytest.raises(Conflict, match="a price change is a new version"):
+    edited = original.replace('base_fee = "4.99"', 'base_fee = "5.99"')
+    turso.write_text(edited)
+    corrected = record_versions(store, load_catalog(prices))  # no closed month used it yet: a correction
+    assert corrected == [{"provider": "turso", "effective_from": date(2026, 6, 1)}]
+    turso.write_text(original)
+    record_versions(store, load_catalog(prices))
+    add_app(store, "shop")
+    close_month(store, "2026-10", catalog=load_catalog(prices), now=datetime(2026, 11, 1))
+    turso.write_text(edited)
+    with pytest.raises(
+        Conflict, match="closed month 2026-10 was costed with it; a price change is a new version"
+    ):
         record_versions(store, load_catalog(prices))
     turso.write_text(
         original

@@ -1,0 +1,107 @@
+"""Cloud usage sources: adapters from the provider clients' usage APIs to hourly ledger readings.
+
+The clients (``engine.providers.turso``, ``engine.providers.neon``) own the HTTP calls and error mapping; these
+adapters only ask for one hour and translate the answer. Which cloud database belongs to which app comes from
+``deployed_apps``: for ``turso`` the database name, for ``neon`` the project id, both in ``database_id``.
+Cloudflare analytics has no client yet: register one with ``engine.costs.usage.register_usage_source``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from engine.costs.usage import Reading
+
+
+def _iso(moment: datetime) -> str:
+    return moment.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
+
+
+class TursoUsageClient(Protocol):
+    def usage(self, name: str, *, start: str | None = None, end: str | None = None) -> dict[str, Any]: ...
+
+
+class NeonUsageClient(Protocol):
+    def consumption(
+        self, project_ids: list[str], *, start: str, end: str, granularity: str = "daily"
+    ) -> list[dict[str, Any]]: ...
+
+
+Databases = Mapping[str, str] | Callable[[], Mapping[str, str]]
+
+
+def _resolve(databases: Databases) -> Mapping[str, str]:
+    return databases() if callable(databases) else databases
+
+
+class TursoUsageSource:
+    """Rows read and written and storage per database, from Turso's usage endpoint for the hour's window."""
+
+    name = "turso-usage"
+
+    def __init__(self, client: TursoUsageClient, databases: Databases) -> None:
+        self.client = client
+        self.databases = databases
+
+    def collect(self, hour_start: datetime) -> list[Reading]:
+        start, end = _iso(hour_start), _iso(hour_start + timedelta(hours=1))
+        readings = []
+        for app_id, name in sorted(_resolve(self.databases).items()):
+            usage = self.client.usage(name, start=start, end=end).get("usage") or {}
+            readings.append(
+                Reading(
+                    app_id=app_id,
+                    provider="turso",
+                    source=self.name,
+                    hour_start=hour_start,
+                    metrics={
+                        "db_rows_read": usage.get("rows_read"),
+                        "db_rows_written": usage.get("rows_written"),
+                        "db_storage_bytes": usage.get("storage_bytes"),
+                    },
+                )
+            )
+        return readings
+
+
+class NeonUsageSource:
+    """Compute (CU-seconds) and storage per project from Neon's hourly consumption history (Scale plans)."""
+
+    name = "neon-consumption"
+
+    def __init__(self, client: NeonUsageClient, projects: Databases) -> None:
+        self.client = client
+        self.projects = projects
+
+    def collect(self, hour_start: datetime) -> list[Reading]:
+        by_project = {project: app for app, project in _resolve(self.projects).items()}
+        if not by_project:
+            return []
+        history = self.client.consumption(
+            sorted(by_project),
+            start=_iso(hour_start),
+            end=_iso(hour_start + timedelta(hours=1)),
+            granularity="hourly",
+        )
+        readings = []
+        for project in history:
+            app_id = by_project.get(project.get("project_id", ""))
+            if app_id is None:
+                continue
+            frames = [f for period in project.get("periods", []) for f in period.get("consumption", [])]
+            if not frames:
+                continue
+            compute = sum(int(f.get("compute_time_seconds") or 0) for f in frames)
+            storage = max((int(f.get("synthetic_storage_size_bytes") or 0) for f in frames), default=0)
+            readings.append(
+                Reading(
+                    app_id=app_id,
+                    provider="neon",
+                    source=self.name,
+                    hour_start=hour_start,
+                    metrics={"compute_ms": compute * 1000, "db_storage_bytes": storage},
+                )
+            )
+        return readings
