@@ -324,6 +324,19 @@ class EdgeHost:
         with self._lock:
             self._collect_blobs()
 
+    def prune(self, app: str, keep: int = 5) -> list[str]:
+        """Delete the oldest staged deployments beyond the ``keep`` newest (the live one is always kept).
+        Returns the ids deleted. Rollback can reach only what is kept."""
+        live = self.live(app)
+        kept_old = [d.deployment_id for d in self.deployments(app) if d.deployment_id != live]
+        doomed = kept_old[: max(0, len(kept_old) - max(keep - (1 if live else 0), 0))]
+        for deployment_id in doomed:
+            self._drop_deployment(app, deployment_id)
+        if doomed:
+            with self._lock:
+                self._collect_blobs()
+        return doomed
+
     def _drop_deployment(self, app: str, deployment_id: str) -> None:
         key = (app, deployment_id)
         with self._lock:

@@ -171,6 +171,16 @@ def test_a_first_deployment_can_be_checked_before_it_goes_live(edge: EdgeHost, c
     assert edge.live("app") is None
 
 
+def test_prune_keeps_the_newest_and_the_live_deployment(edge: EdgeHost, client: httpx.Client, tmp_path: Path) -> None:
+    for number in range(1, 6):
+        edge.stage("app", f"d{number}", static_site(tmp_path / f"s{number}", {"index.html": f"v{number}"}))
+    edge.promote("app", "d2")
+    assert edge.prune("app", keep=3) == ["d1", "d3"]
+    assert [d.deployment_id for d in edge.deployments("app")] == ["d2", "d4", "d5"]
+    assert len(edge.blobs.digests()) == 3
+    assert fetch(client, edge, "app.localhost").text == "v2"
+
+
 def test_failed_server_start_keeps_the_live_deployment(edge: EdgeHost, client: httpx.Client, tmp_path: Path) -> None:
     edge.stage("app", "good", None, node_server(tmp_path / "good", "good"))
     edge.promote("app", "good")
