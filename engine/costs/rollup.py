@@ -173,12 +173,14 @@ def app_providers(app: dict[str, Any], catalog: Catalog) -> set[str]:
 
 
 def fleet(store: Store, month: date, catalog: Catalog) -> dict[str, AppInfo]:
-    """Apps that existed during the month, with the tier their owner is on."""
+    """Apps that were live during the month, with the tier their owner is on."""
     rows = store.fetchall(
         "SELECT CAST(a.id AS TEXT) AS app_id, a.name, a.user_id, coalesce(s.tier, a.tier) AS tier,"
         " a.database_provider, a.hosting_provider, a.platform"
         " FROM deployed_apps a LEFT JOIN user_subscriptions s ON s.user_id = a.user_id"
-        " WHERE a.created_at < ? AND (a.status <> 'destroyed' OR a.updated_at >= ?)",
+        " WHERE a.created_at < ? AND (a.status <> 'destroyed' OR a.updated_at >= ?)"
+        # An app whose first deploy failed (or has not finished) never ran: it carries no cost and no revenue.
+        " AND NOT (a.status IN ('provisioning', 'failed') AND a.live_deployment_id IS NULL)",
         [month_end(month), month],
     )
     return {

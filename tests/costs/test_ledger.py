@@ -141,3 +141,11 @@ def test_daily_costs_add_up_to_the_month(store: Store) -> None:
     busy_days = {d["day"].day: d["cost_cents"] for d in days if d["app_id"] == busy}
     assert busy_days[3] == max(busy_days.values())  # the overage lands on the day the traffic happened
     assert daily_costs(store, "2026-10", app_id=quiet) == [d for d in days if d["app_id"] == quiet]
+
+
+def test_an_app_that_never_went_live_carries_no_cost(store: Store) -> None:
+    live = add_app(store, "live")
+    add_app(store, "never", status="failed")
+    ingest(store, [edge_reading(live, HOUR, 10)])
+    names = {row["name"] for row in cost_month(store, "2026-10").by("app")}
+    assert "live" in names and "never" not in names
