@@ -30,8 +30,15 @@ def default_bundle_id(app_name: str) -> str:
     return "com.launchdeck." + re.sub(r"[^a-z0-9]", "", app_name.lower())
 
 
-def run_pipeline(app_name: str, pipeline: str, params: dict[str, Any], secrets: dict[str, str | None],
-                 *, wait: bool, check: Callable[[dict[str, Any]], None]) -> None:
+def run_pipeline(
+    app_name: str,
+    pipeline: str,
+    params: dict[str, Any],
+    secrets: dict[str, str | None],
+    *,
+    wait: bool,
+    check: Callable[[dict[str, Any]], None],
+) -> None:
     """Default the live URL to the app's, check the parameters, store the given secrets, start the
     pipeline on the engine and follow it to its end."""
     from engine.cli import engine_client, fail, render_status
@@ -40,11 +47,15 @@ def run_pipeline(app_name: str, pipeline: str, params: dict[str, Any], secrets: 
         try:
             app = client.app(app_name)
         except NotFound:
-            fail(f"no app named {app_name!r}: deploy its web app first (`launchdeck deploy`); "
-                 "the shell points at its live URL")
+            fail(
+                f"no app named {app_name!r}: deploy its web app first (`launchdeck deploy`); "
+                "the shell points at its live URL"
+            )
         if not params.get("server_url") and not params.get("web_dir"):
             if not app.get("deployment_url"):
-                fail(f"app {app_name!r} has no live URL yet: give --server-url or a static export with --web-dir")
+                fail(
+                    f"app {app_name!r} has no live URL yet: give --server-url or a static export with --web-dir"
+                )
             params["server_url"] = app["deployment_url"]
         try:
             check(params)
@@ -64,18 +75,34 @@ def run_pipeline(app_name: str, pipeline: str, params: dict[str, Any], secrets: 
 
 
 def mobile(
-    app_name: Annotated[str, typer.Argument(metavar="APP", help="the app, deployed with `launchdeck deploy`")],
+    app_name: Annotated[
+        str, typer.Argument(metavar="APP", help="the app, deployed with `launchdeck deploy`")
+    ],
     platform: Annotated[str, typer.Option("--platform", help="ios or android")],
-    submit: Annotated[str | None, typer.Option(help="testflight (ios) or internal (android); omit to only build")] = None,
+    submit: Annotated[
+        str | None, typer.Option(help="testflight (ios) or internal (android); omit to only build")
+    ] = None,
     eas_project: Annotated[str, typer.Option(help="the EAS project, @account/slug")] = "",
-    bundle_id: Annotated[str | None, typer.Option(help="reverse-DNS id; default com.launchdeck.<app>")] = None,
-    name: Annotated[str | None, typer.Option(help="display name; default the app folder's package name, else APP")] = None,
+    bundle_id: Annotated[
+        str | None, typer.Option(help="reverse-DNS id; default com.launchdeck.<app>")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="display name; default the app folder's package name, else APP")
+    ] = None,
     version: Annotated[str, typer.Option(help="app version shown in the stores")] = "1.0.0",
-    server_url: Annotated[str | None, typer.Option(help="live URL to load; default the app's deployment URL")] = None,
-    web_dir: Annotated[Path | None, typer.Option(help="static export to bundle instead of a live URL")] = None,
-    app_dir: Annotated[Path | None, typer.Option(help="the app's folder: name, icon and static export")] = None,
+    server_url: Annotated[
+        str | None, typer.Option(help="live URL to load; default the app's deployment URL")
+    ] = None,
+    web_dir: Annotated[
+        Path | None, typer.Option(help="static export to bundle instead of a live URL")
+    ] = None,
+    app_dir: Annotated[
+        Path | None, typer.Option(help="the app's folder: name, icon and static export")
+    ] = None,
     icon: Annotated[Path | None, typer.Option(help="square PNG icon, 1024x1024 or larger")] = None,
-    beta_group: Annotated[str, typer.Option(help="TestFlight beta group (created if missing)")] = "Launchdeck",
+    beta_group: Annotated[
+        str, typer.Option(help="TestFlight beta group (created if missing)")
+    ] = "Launchdeck",
     expo_token: Annotated[str | None, typer.Option(envvar="EXPO_TOKEN", help="Expo access token")] = None,
     apple_key_id: Annotated[str | None, typer.Option(help="App Store Connect API key id")] = None,
     apple_issuer_id: Annotated[str | None, typer.Option(help="App Store Connect issuer id")] = None,
@@ -89,11 +116,18 @@ def mobile(
     from pipelines.mobile import check_params
 
     params: dict[str, Any] = {
-        "app": app_name, "platform": platform, "submit": submit, "eas_project": eas_project,
-        "bundle_id": bundle_id or default_bundle_id(app_name), "name": name, "version": version,
-        "server_url": server_url, "web_dir": str(web_dir.resolve()) if web_dir else None,
+        "app": app_name,
+        "platform": platform,
+        "submit": submit,
+        "eas_project": eas_project,
+        "bundle_id": bundle_id or default_bundle_id(app_name),
+        "name": name,
+        "version": version,
+        "server_url": server_url,
+        "web_dir": str(web_dir.resolve()) if web_dir else None,
         "icon": str(icon.resolve()) if icon else None,
-        "app_dir": str(app_dir.resolve()) if app_dir else None, "beta_group": beta_group,
+        "app_dir": str(app_dir.resolve()) if app_dir else None,
+        "beta_group": beta_group,
     }
     try:
         secrets = {

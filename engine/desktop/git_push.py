@@ -14,8 +14,12 @@ from pathlib import Path
 from engine.errors import ProviderUnavailable, TerminalError
 from engine.redact import redact, register
 
-AUTHOR = {"GIT_AUTHOR_NAME": "Launchdeck", "GIT_AUTHOR_EMAIL": "launchdeck@localhost",
-          "GIT_COMMITTER_NAME": "Launchdeck", "GIT_COMMITTER_EMAIL": "launchdeck@localhost"}
+AUTHOR = {
+    "GIT_AUTHOR_NAME": "Launchdeck",
+    "GIT_AUTHOR_EMAIL": "launchdeck@localhost",
+    "GIT_COMMITTER_NAME": "Launchdeck",
+    "GIT_COMMITTER_EMAIL": "launchdeck@localhost",
+}
 
 
 def _git(args: list[str], cwd: Path, env: dict[str, str]) -> str:
@@ -38,8 +42,11 @@ def push_project(project: Path, remote: str, branch: str, *, token: str | None =
         register(token)
         basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
         register(basic)
-        env.update(GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0="http.extraHeader",
-                   GIT_CONFIG_VALUE_0=f"Authorization: Basic {basic}")
+        env.update(
+            GIT_CONFIG_COUNT="1",
+            GIT_CONFIG_KEY_0="http.extraHeader",
+            GIT_CONFIG_VALUE_0=f"Authorization: Basic {basic}",
+        )
     if not (project / ".git").is_dir():
         _git(["init", "--quiet", "--initial-branch", branch], project, env)
     _git(["checkout", "--quiet", "-B", branch], project, env)

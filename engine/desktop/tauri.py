@@ -33,8 +33,10 @@ TOOLS = Path(__file__).resolve().parent / "node"
 UPDATER_CRATE = "tauri-plugin-updater"
 UPDATER_PLUGIN = ".plugin(tauri_plugin_updater::Builder::new().build())"
 SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
-FALLBACK_PAGE = "<!doctype html><html><head><meta charset=\"utf-8\"><title>{name}</title></head>" \
+FALLBACK_PAGE = (
+    '<!doctype html><html><head><meta charset="utf-8"><title>{name}</title></head>'
     "<body><p>{name}</p></body></html>\n"
+)
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,9 @@ class DesktopSpec:
             try:
                 width, height = icons.png_size(self.icon)
                 if width != height or width < 512:
-                    problems.append(f"icon {self.icon} is {width}x{height}: give a square PNG of 512x512 or more")
+                    problems.append(
+                        f"icon {self.icon} is {width}x{height}: give a square PNG of 512x512 or more"
+                    )
             except (InputError, OSError) as exc:
                 problems.append(str(exc))
         if problems:
@@ -176,8 +180,20 @@ def generate(spec: DesktopSpec, dest: Path, public_key: str) -> Path:
     else:
         (dest / "dist").mkdir()
         (dest / "dist" / "index.html").write_text(FALLBACK_PAGE.format(name=spec.name))
-    init = ["init", "--ci", "--app-name", slug, "--window-title", spec.name, "--frontend-dist", "../dist",
-            "--before-dev-command", "", "--before-build-command", ""]
+    init = [
+        "init",
+        "--ci",
+        "--app-name",
+        slug,
+        "--window-title",
+        spec.name,
+        "--frontend-dist",
+        "../dist",
+        "--before-dev-command",
+        "",
+        "--before-build-command",
+        "",
+    ]
     if spec.server_url:
         init += ["--dev-url", spec.server_url]
     run_node(cli, init, cwd=dest, what="tauri init")

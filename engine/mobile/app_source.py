@@ -37,7 +37,9 @@ def icon(app_dir: Path) -> Path | None:
 def is_static_export(app_dir: Path) -> bool:
     _check(app_dir)
     return any(
-        STATIC_EXPORT.search((app_dir / name).read_text()) for name in NEXT_CONFIGS if (app_dir / name).is_file()
+        STATIC_EXPORT.search((app_dir / name).read_text())
+        for name in NEXT_CONFIGS
+        if (app_dir / name).is_file()
     )
 
 

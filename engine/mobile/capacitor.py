@@ -67,7 +67,9 @@ class ShellSpec:
                 problems.append(str(exc))
             else:
                 if width != height or width < 1024:
-                    problems.append(f"icon {self.icon} is {width}x{height}: give a square PNG of 1024x1024 or more")
+                    problems.append(
+                        f"icon {self.icon} is {width}x{height}: give a square PNG of 1024x1024 or more"
+                    )
         try:
             icons.parse_color(self.background)
         except InputError as exc:
@@ -110,7 +112,9 @@ def generate(spec: ShellSpec, dest: Path, platforms: Sequence[str]) -> Path:
     spec.check()
     unknown = [p for p in platforms if p not in PLATFORMS]
     if unknown or not platforms:
-        raise InputError(f"platform must be one of {', '.join(PLATFORMS)} (got {', '.join(platforms) or 'none'})")
+        raise InputError(
+            f"platform must be one of {', '.join(PLATFORMS)} (got {', '.join(platforms) or 'none'})"
+        )
     cap = tool_script(TOOLS, "@capacitor/cli", "bin/capacitor")
     assets = tool_script(TOOLS, "@capacitor/assets", "bin/capacitor-assets")
     if dest.exists():
@@ -141,8 +145,10 @@ def generate(spec: ShellSpec, dest: Path, platforms: Sequence[str]) -> Path:
             [
                 "generate",
                 *(f"--{platform}" for platform in platforms),
-                "--iconBackgroundColor", spec.background,
-                "--splashBackgroundColor", spec.background,
+                "--iconBackgroundColor",
+                spec.background,
+                "--splashBackgroundColor",
+                spec.background,
             ],
             cwd=dest,
             what="capacitor-assets generate",

@@ -26,8 +26,9 @@ class Credential:
     option: str  # the CLI option that stores it
 
 
-EXPO_TOKEN = Credential("expo_token", "an Expo access token (expo.dev > Account settings > Access tokens)",
-                        "--expo-token")
+EXPO_TOKEN = Credential(
+    "expo_token", "an Expo access token (expo.dev > Account settings > Access tokens)", "--expo-token"
+)
 APPLE_KEY_ID = Credential("apple_asc_key_id", "the App Store Connect API key id", "--apple-key-id")
 APPLE_ISSUER_ID = Credential("apple_asc_issuer_id", "the App Store Connect issuer id", "--apple-issuer-id")
 APPLE_PRIVATE_KEY = Credential(
@@ -91,7 +92,9 @@ def missing(present: Iterable[str], needed: Iterable[Credential]) -> list[Creden
     return [c for c in needed if c.name not in names]
 
 
-def require(vault: SecretReader, scopes: Iterable[str], needed: Iterable[Credential], *, for_what: str) -> None:
+def require(
+    vault: SecretReader, scopes: Iterable[str], needed: Iterable[Credential], *, for_what: str
+) -> None:
     """One InputError naming every missing credential and how to supply it."""
     scopes = list(scopes)
     absent = [c for c in needed if lookup(vault, scopes, c.name) is None]

@@ -100,12 +100,18 @@ class AppStoreConnectClient:
         body = self._call(
             "GET",
             "/v1/builds",
-            params={"filter[app]": app_id, "filter[version]": build_number,
-                    "fields[builds]": "version,processingState,uploadedDate", "limit": 1},
+            params={
+                "filter[app]": app_id,
+                "filter[version]": build_number,
+                "fields[builds]": "version,processingState,uploadedDate",
+                "limit": 1,
+            },
         )
         return dict(body["data"][0]) if body["data"] else None
 
-    def wait_for_build(self, app_id: str, build_number: str, *, poll: float, timeout: float) -> dict[str, Any]:
+    def wait_for_build(
+        self, app_id: str, build_number: str, *, poll: float, timeout: float
+    ) -> dict[str, Any]:
         """Until the uploaded build is processed (VALID); INVALID or FAILED raises BuildRejected."""
         deadline = self._clock() + timeout
         while True:
@@ -132,20 +138,28 @@ class AppStoreConnectClient:
         created = self._call(
             "POST",
             "/v1/betaGroups",
-            json={"data": {"type": "betaGroups", "attributes": {"name": name, "isInternalGroup": True},
-                           "relationships": {"app": {"data": {"type": "apps", "id": app_id}}}}},
+            json={
+                "data": {
+                    "type": "betaGroups",
+                    "attributes": {"name": name, "isInternalGroup": True},
+                    "relationships": {"app": {"data": {"type": "apps", "id": app_id}}},
+                }
+            },
         )
         return dict(created["data"])
 
     def add_build_to_group(self, group_id: str, build_id: str) -> None:
         self._call(
-            "POST", f"/v1/betaGroups/{group_id}/relationships/builds",
-            json={"data": [{"type": "builds", "id": build_id}]}, idempotent=True,
+            "POST",
+            f"/v1/betaGroups/{group_id}/relationships/builds",
+            json={"data": [{"type": "builds", "id": build_id}]},
+            idempotent=True,
         )
 
     def remove_build_from_group(self, group_id: str, build_id: str) -> None:
         self._call(
-            "DELETE", f"/v1/betaGroups/{group_id}/relationships/builds",
+            "DELETE",
+            f"/v1/betaGroups/{group_id}/relationships/builds",
             json={"data": [{"type": "builds", "id": build_id}]},
         )
 
@@ -155,14 +169,20 @@ class AppStoreConnectClient:
             body = self._call(
                 "POST",
                 "/v1/betaAppReviewSubmissions",
-                json={"data": {"type": "betaAppReviewSubmissions",
-                               "relationships": {"build": {"data": {"type": "builds", "id": build_id}}}}},
+                json={
+                    "data": {
+                        "type": "betaAppReviewSubmissions",
+                        "relationships": {"build": {"data": {"type": "builds", "id": build_id}}},
+                    }
+                },
             )
         except ProviderConflict:
             existing = self._call("GET", "/v1/betaAppReviewSubmissions", params={"filter[build]": build_id})
             return dict(existing["data"][0])
         except ProviderError as exc:
             if exc.status == 422:
-                raise BuildRejected(PROVIDER, f"beta review submission refused: {exc.message}", status=422) from exc
+                raise BuildRejected(
+                    PROVIDER, f"beta review submission refused: {exc.message}", status=422
+                ) from exc
             raise
         return dict(body["data"])

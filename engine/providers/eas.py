@@ -70,8 +70,14 @@ query SubmissionById($submissionId: ID!) {
 }
 """
 DOCUMENTS = (
-    APP_BY_FULL_NAME, CREATE_UPLOAD_SESSION, CREATE_ANDROID_BUILD, CREATE_IOS_BUILD, BUILD_BY_ID,
-    CANCEL_BUILD, CREATE_IOS_SUBMISSION, SUBMISSION_BY_ID,
+    APP_BY_FULL_NAME,
+    CREATE_UPLOAD_SESSION,
+    CREATE_ANDROID_BUILD,
+    CREATE_IOS_BUILD,
+    BUILD_BY_ID,
+    CANCEL_BUILD,
+    CREATE_IOS_SUBMISSION,
+    SUBMISSION_BY_ID,
 )
 FINISHED, FAILED = "FINISHED", ("ERRORED", "CANCELED")
 SUBMISSION_FAILED = ("ERRORED", "CANCELED")
@@ -130,19 +136,26 @@ class EasClient:
     def graphql(self, document: str, variables: dict[str, Any], *, idempotent: bool = False) -> Any:
         try:
             body = self.http.json(
-                "POST", self._endpoint, json={"query": document, "variables": variables}, idempotent=idempotent
+                "POST",
+                self._endpoint,
+                json={"query": document, "variables": variables},
+                idempotent=idempotent,
             )
         except ProviderError as exc:
             if exc.status in (401, 403):
                 raise ProviderError(
-                    PROVIDER, "the Expo access token was refused: create a robot token at expo.dev and store "
-                    "it with `launchdeck mobile APP --expo-token ...`", status=exc.status,
+                    PROVIDER,
+                    "the Expo access token was refused: create a robot token at expo.dev and store "
+                    "it with `launchdeck mobile APP --expo-token ...`",
+                    status=exc.status,
                 ) from exc
             raise
         errors = (body or {}).get("errors")
         if errors:
             first = errors[0]
-            code = (first.get("extensions") or {}).get("errorCode") or (first.get("extensions") or {}).get("code")
+            code = (first.get("extensions") or {}).get("errorCode") or (first.get("extensions") or {}).get(
+                "code"
+            )
             message = self.http.clean(f"{code or 'GRAPHQL_ERROR'}: {first.get('message')}")
             if code in ("UNAUTHENTICATED", "UNAUTHORIZED_ERROR"):
                 raise ProviderError(PROVIDER, f"the Expo access token was refused ({message})", status=401)
@@ -168,11 +181,13 @@ class EasClient:
         with httpx.Client(transport=self._transport, timeout=120.0) as storage:
             response = storage.put(session["url"], content=archive.read_bytes(), headers=headers)
         if response.status_code >= 500 or response.status_code == 429:
-            raise ProviderUnavailable(PROVIDER, f"project upload answered {response.status_code}",
-                                      status=response.status_code)
+            raise ProviderUnavailable(
+                PROVIDER, f"project upload answered {response.status_code}", status=response.status_code
+            )
         if response.status_code >= 300:
-            raise ProviderError(PROVIDER, f"project upload refused ({response.status_code})",
-                                status=response.status_code)
+            raise ProviderError(
+                PROVIDER, f"project upload refused ({response.status_code})", status=response.status_code
+            )
         return str(session["bucketKey"])
 
     # -- builds -----------------------------------------------------------------------------------
@@ -197,15 +212,28 @@ class EasClient:
             "mode": "BUILD",
             "triggeredBy": "EAS_CLI",
         }
-        metadata = {"appVersion": version, "appBuildVersion": str(build_number), "buildProfile": profile,
-                    "distribution": "STORE", "workflow": "GENERIC"}
+        metadata = {
+            "appVersion": version,
+            "appBuildVersion": str(build_number),
+            "buildProfile": profile,
+            "distribution": "STORE",
+            "workflow": "GENERIC",
+        }
         if platform == "android":
-            job.update(buildType="APP_BUNDLE", gradleCommand=":app:bundleRelease",
-                       applicationArchivePath=android_archive_path, version={"versionCode": str(build_number)})
+            job.update(
+                buildType="APP_BUNDLE",
+                gradleCommand=":app:bundleRelease",
+                applicationArchivePath=android_archive_path,
+                version={"versionCode": str(build_number)},
+            )
             data = self.graphql(CREATE_ANDROID_BUILD, {"appId": app_id, "job": job, "metadata": metadata})
             return dict(data["build"]["createAndroidBuild"]["build"])
-        job.update(scheme=ios_scheme, buildConfiguration="Release", distribution="STORE",
-                   version={"buildNumber": str(build_number)})
+        job.update(
+            scheme=ios_scheme,
+            buildConfiguration="Release",
+            distribution="STORE",
+            version={"buildNumber": str(build_number)},
+        )
         data = self.graphql(CREATE_IOS_BUILD, {"appId": app_id, "job": job, "metadata": metadata})
         return dict(data["build"]["createIosBuild"]["build"])
 
@@ -248,11 +276,15 @@ class EasClient:
         self.http.add_secret(key.private_key)
         config = {
             "ascAppIdentifier": asc_app_id,
-            "ascApiKey": {"keyP8": key.private_key, "keyIdentifier": key.key_id,
-                          "issuerIdentifier": key.issuer_id},
+            "ascApiKey": {
+                "keyP8": key.private_key,
+                "keyIdentifier": key.key_id,
+                "issuerIdentifier": key.issuer_id,
+            },
         }
         data = self.graphql(
-            CREATE_IOS_SUBMISSION, {"input": {"appId": app_id, "submittedBuildId": build_id, "config": config}}
+            CREATE_IOS_SUBMISSION,
+            {"input": {"appId": app_id, "submittedBuildId": build_id, "config": config}},
         )
         return dict(data["submission"]["createIosSubmission"]["submission"])
 
@@ -271,5 +303,7 @@ class EasClient:
                     f"{error.get('errorCode', 'UNKNOWN')}: {error.get('message', 'no message')}",
                 )
             if self._clock() >= deadline:
-                raise StepTimeout(f"EAS submission {submission_id} still {submission['status']} after {timeout:g} s")
+                raise StepTimeout(
+                    f"EAS submission {submission_id} still {submission['status']} after {timeout:g} s"
+                )
             self._sleep(poll)

@@ -39,8 +39,11 @@ class GitHubActionsClient:
         self.http = ProviderClient(
             PROVIDER,
             base_url,
-            headers={"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json",
-                     "X-GitHub-Api-Version": API_VERSION},
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Accept": "application/vnd.github+json",
+                "X-GitHub-Api-Version": API_VERSION,
+            },
             secrets=[token],
             transport=transport,
             retry=retry,
@@ -56,35 +59,48 @@ class GitHubActionsClient:
         key = self.http.json("GET", f"/repos/{repo}/actions/secrets/public-key")
         sealed = SealedBox(PublicKey(base64.b64decode(key["key"]))).encrypt(value.encode())
         self.http.request(
-            "PUT", f"/repos/{repo}/actions/secrets/{name}",
+            "PUT",
+            f"/repos/{repo}/actions/secrets/{name}",
             json={"encrypted_value": base64.b64encode(sealed).decode(), "key_id": key["key_id"]},
         )
 
     def dispatch(self, repo: str, workflow: str, ref: str, inputs: dict[str, str]) -> None:
         self.http.request(
-            "POST", f"/repos/{repo}/actions/workflows/{workflow}/dispatches", json={"ref": ref, "inputs": inputs},
+            "POST",
+            f"/repos/{repo}/actions/workflows/{workflow}/dispatches",
+            json={"ref": ref, "inputs": inputs},
             idempotent=False,
         )
 
-    def find_run(self, repo: str, workflow: str, head_sha: str, *, poll: float, timeout: float) -> dict[str, Any]:
+    def find_run(
+        self, repo: str, workflow: str, head_sha: str, *, poll: float, timeout: float
+    ) -> dict[str, Any]:
         """The dispatched run of ``workflow`` for ``head_sha`` (dispatch itself returns no run id)."""
         deadline = self._clock() + timeout
         while True:
             body = self.http.json(
-                "GET", f"/repos/{repo}/actions/workflows/{workflow}/runs",
+                "GET",
+                f"/repos/{repo}/actions/workflows/{workflow}/runs",
                 params={"event": "workflow_dispatch", "head_sha": head_sha, "per_page": 10},
             )
             if body["workflow_runs"]:
                 return dict(body["workflow_runs"][0])
             if self._clock() >= deadline:
-                raise StepTimeout(f"no {workflow} run for commit {head_sha[:12]} appeared within {timeout:g} s")
+                raise StepTimeout(
+                    f"no {workflow} run for commit {head_sha[:12]} appeared within {timeout:g} s"
+                )
             self._sleep(poll)
 
     def run(self, repo: str, run_id: int) -> dict[str, Any]:
         return dict(self.http.json("GET", f"/repos/{repo}/actions/runs/{run_id}"))
 
     def wait_for_run(
-        self, repo: str, run_id: int, *, poll: float, timeout: float,
+        self,
+        repo: str,
+        run_id: int,
+        *,
+        poll: float,
+        timeout: float,
         on_status: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
         deadline = self._clock() + timeout
@@ -94,7 +110,9 @@ class GitHubActionsClient:
                 on_status(run)
             if run["status"] == "completed":
                 if run.get("conclusion") != "success":
-                    raise RunFailed(f"CI run {run_id} ended {run.get('conclusion')}: see {run.get('html_url')}")
+                    raise RunFailed(
+                        f"CI run {run_id} ended {run.get('conclusion')}: see {run.get('html_url')}"
+                    )
                 return run
             if self._clock() >= deadline:
                 raise StepTimeout(f"CI run {run_id} still {run['status']} after {timeout:g} s")
@@ -104,5 +122,7 @@ class GitHubActionsClient:
         self.http.request("POST", f"/repos/{repo}/actions/runs/{run_id}/cancel", ok=(409,))
 
     def artifacts(self, repo: str, run_id: int) -> list[dict[str, Any]]:
-        body = self.http.json("GET", f"/repos/{repo}/actions/runs/{run_id}/artifacts", params={"per_page": 100})
+        body = self.http.json(
+            "GET", f"/repos/{repo}/actions/runs/{run_id}/artifacts", params={"per_page": 100}
+        )
         return [dict(artifact) for artifact in body["artifacts"]]

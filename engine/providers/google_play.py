@@ -32,7 +32,9 @@ def parse_service_account(text: str) -> dict[str, str]:
     try:
         account = json.loads(text)
     except ValueError as exc:
-        raise InputError("the Play service account is not JSON: give the key file downloaded from Google Cloud") from exc
+        raise InputError(
+            "the Play service account is not JSON: give the key file downloaded from Google Cloud"
+        ) from exc
     missing = [name for name in ("client_email", "private_key") if not account.get(name)]
     if not isinstance(account, dict) or account.get("type") != "service_account" or missing:
         raise InputError(
@@ -56,8 +58,13 @@ class GooglePlayClient:
         self.account = parse_service_account(service_account)
         self.token_url = token_url
         self.http = ProviderClient(
-            PROVIDER, base_url, secrets=[self.account["private_key"]], transport=transport, retry=retry,
-            sleep=sleep, timeout=httpx.Timeout(120.0, connect=10.0),
+            PROVIDER,
+            base_url,
+            secrets=[self.account["private_key"]],
+            transport=transport,
+            retry=retry,
+            sleep=sleep,
+            timeout=httpx.Timeout(120.0, connect=10.0),
         )
         self._token: tuple[str, float] | None = None
 
@@ -67,8 +74,13 @@ class GooglePlayClient:
     def _assertion(self, now: int) -> str:
         try:
             return jwt.encode(
-                {"iss": self.account["client_email"], "scope": SCOPE, "aud": self.token_url,
-                 "iat": now, "exp": now + 3600},
+                {
+                    "iss": self.account["client_email"],
+                    "scope": SCOPE,
+                    "aud": self.token_url,
+                    "iat": now,
+                    "exp": now + 3600,
+                },
                 self.account["private_key"],
                 algorithm="RS256",
                 headers={"kid": self.account.get("private_key_id", "")},
@@ -84,7 +96,10 @@ class GooglePlayClient:
         self.http.add_secret(assertion)
         try:
             body = self.http.json(
-                "POST", self.token_url, data={"grant_type": GRANT_TYPE, "assertion": assertion}, idempotent=True
+                "POST",
+                self.token_url,
+                data={"grant_type": GRANT_TYPE, "assertion": assertion},
+                idempotent=True,
             )
         except ProviderError as exc:
             if exc.status in (400, 401, 403):
@@ -106,7 +121,9 @@ class GooglePlayClient:
             return self.http.json(method, path, headers=headers, **kwargs)
         except ProviderError as exc:
             if exc.status == 401:
-                raise ProviderError(PROVIDER, "Google Play refused the access token (401)", status=401) from exc
+                raise ProviderError(
+                    PROVIDER, "Google Play refused the access token (401)", status=401
+                ) from exc
             raise
 
     def insert_edit(self, package: str) -> str:
@@ -127,18 +144,33 @@ class GooglePlayClient:
             )
         except ProviderError as exc:
             if exc.status in (400, 403, 422):
-                raise SubmissionRejected(PROVIDER, f"bundle refused: {exc.message}", status=exc.status) from exc
+                raise SubmissionRejected(
+                    PROVIDER, f"bundle refused: {exc.message}", status=exc.status
+                ) from exc
             raise
         return int(body["versionCode"])
 
     def update_track(
-        self, package: str, edit_id: str, track: str, version_codes: list[int], *, release_name: str,
+        self,
+        package: str,
+        edit_id: str,
+        track: str,
+        version_codes: list[int],
+        *,
+        release_name: str,
         status: str = "completed",
     ) -> dict[str, Any]:
-        release = {"name": release_name, "versionCodes": [str(code) for code in version_codes], "status": status}
+        release = {
+            "name": release_name,
+            "versionCodes": [str(code) for code in version_codes],
+            "status": status,
+        }
         return dict(
-            self._call("PUT", f"{API}/{package}/edits/{edit_id}/tracks/{track}",
-                       json={"track": track, "releases": [release]})
+            self._call(
+                "PUT",
+                f"{API}/{package}/edits/{edit_id}/tracks/{track}",
+                json={"track": track, "releases": [release]},
+            )
         )
 
     def commit(self, package: str, edit_id: str) -> None:
@@ -146,5 +178,7 @@ class GooglePlayClient:
             self._call("POST", f"{API}/{package}/edits/{edit_id}:commit")
         except ProviderError as exc:
             if exc.status in (400, 403, 422):
-                raise SubmissionRejected(PROVIDER, f"edit refused at commit: {exc.message}", status=exc.status) from exc
+                raise SubmissionRejected(
+                    PROVIDER, f"edit refused at commit: {exc.message}", status=exc.status
+                ) from exc
             raise

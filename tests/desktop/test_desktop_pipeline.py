@@ -36,9 +36,17 @@ class Stack:
         self.h.vault.put(creds.owner_scope(self.h.owner), creds.GITHUB_TOKEN.name, self.github.token)
 
     def params(self, **extra: Any) -> dict[str, Any]:
-        return {"app": "demo", "identifier": "com.acme.demo", "name": "Acme Demo", "version": "1.4.2",
-                "server_url": "https://demo.acme.dev", "targets": "windows,macos,linux",
-                "repo": "acme/demo-desktop", "git_remote": str(self.repo), **extra}
+        return {
+            "app": "demo",
+            "identifier": "com.acme.demo",
+            "name": "Acme Demo",
+            "version": "1.4.2",
+            "server_url": "https://demo.acme.dev",
+            "targets": "windows,macos,linux",
+            "repo": "acme/demo-desktop",
+            "git_remote": str(self.repo),
+            **extra,
+        }
 
 
 @pytest.fixture
@@ -49,8 +57,9 @@ def stack(tmp_path: Path, bare_repo: Path) -> Iterator[Stack]:
 
 
 def _git_show(repo: Path, ref: str, path: str) -> str:
-    return subprocess.run(["git", "--git-dir", str(repo), "show", f"{ref}:{path}"], check=True,
-                          capture_output=True, text=True).stdout
+    return subprocess.run(
+        ["git", "--git-dir", str(repo), "show", f"{ref}:{path}"], check=True, capture_output=True, text=True
+    ).stdout
 
 
 def test_three_platform_build_records_artifacts(stack: Stack, icon: Path) -> None:
@@ -60,7 +69,9 @@ def test_three_platform_build_records_artifacts(stack: Stack, icon: Path) -> Non
     state = row["state"]
 
     # The project is on the branch, with its workflow; the run was dispatched for that commit.
-    assert '"identifier": "com.acme.demo"' in _git_show(stack.repo, "launchdeck-desktop", "src-tauri/tauri.conf.json")
+    assert '"identifier": "com.acme.demo"' in _git_show(
+        stack.repo, "launchdeck-desktop", "src-tauri/tauri.conf.json"
+    )
     (run,) = stack.github.runs.values()
     assert run["head_sha"] == state["head_sha"] and run["_inputs"] == {"release_tag": "v1.4.2"}
     assert state["run"]["conclusion"] == "success"
@@ -70,14 +81,19 @@ def test_three_platform_build_records_artifacts(stack: Stack, icon: Path) -> Non
     # The signing key reached CI only as an encrypted repository secret, and it is the vault's key.
     app_scope = creds.app_scope(stack.h.app_id)
     assert stack.github.secrets[("acme/demo-desktop", "TAURI_SIGNING_PRIVATE_KEY")] == stack.h.vault.get(
-        app_scope, creds.UPDATER_PRIVATE_KEY)
+        app_scope, creds.UPDATER_PRIVATE_KEY
+    )
     assert state["updater_public_key"] == stack.h.vault.get(app_scope, creds.UPDATER_PUBLIC_KEY)
     assert stack.h.vault.get(app_scope, creds.UPDATER_PRIVATE_KEY) not in "\n".join(row["log"])
     assert state["cost_readings"][0]["meter"] == "run_minutes"
 
     # Responses match GitHub's documented shapes.
     for exchange in stack.github.recorder.exchanges:
-        schema = {"/secrets/public-key": PUBLIC_KEY_SCHEMA, "/runs": RUNS_SCHEMA, "/artifacts": ARTIFACTS_SCHEMA}
+        schema = {
+            "/secrets/public-key": PUBLIC_KEY_SCHEMA,
+            "/runs": RUNS_SCHEMA,
+            "/artifacts": ARTIFACTS_SCHEMA,
+        }
         for suffix, shape in schema.items():
             if exchange.method == "GET" and exchange.path.endswith(suffix):
                 jsonschema.validate(exchange.response_json, shape)

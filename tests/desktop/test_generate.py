@@ -29,8 +29,15 @@ def spec_validator() -> jsonschema.Draft7Validator:
 
 def test_project_for_three_platforms(tmp_path: Path, icon: Path) -> None:
     keys = generate_updater_keys()
-    spec = DesktopSpec("com.acme.demo", "Acme Demo", parse_targets("linux,windows,macos"), ENDPOINT,
-                       version="1.4.2", server_url="https://demo.acme.dev", icon=icon)
+    spec = DesktopSpec(
+        "com.acme.demo",
+        "Acme Demo",
+        parse_targets("linux,windows,macos"),
+        ENDPOINT,
+        version="1.4.2",
+        server_url="https://demo.acme.dev",
+        icon=icon,
+    )
     project = generate(spec, tmp_path / "desktop", keys.public_key)
 
     config = json.loads((project / "src-tauri/tauri.conf.json").read_text())
@@ -54,7 +61,10 @@ def test_project_for_three_platforms(tmp_path: Path, icon: Path) -> None:
     assert "workflow_dispatch" in workflow["on"]
     matrix = workflow["jobs"]["build"]["strategy"]["matrix"]["include"]
     assert [(m["platform"], m["bundles"]) for m in matrix] == [
-        ("windows", "msi,nsis"), ("macos", "app,dmg"), ("linux", "appimage,deb")]
+        ("windows", "msi,nsis"),
+        ("macos", "app,dmg"),
+        ("linux", "appimage,deb"),
+    ]
 
 
 def test_static_export_and_one_target(tmp_path: Path) -> None:
@@ -77,8 +87,16 @@ def test_example_app_gives_a_valid_project(tmp_path: Path) -> None:
     example = REPO / "data" / "examples" / "taskboard"
     if not (example / "package.json").is_file():
         pytest.skip("the example apps are not in this checkout")
-    spec = desktop_spec({"app": "taskboard-prod", "identifier": "com.acme.taskboard", "targets": "windows,linux",
-                         "repo": "acme/taskboard", "app_dir": str(example), "server_url": "https://tasks.acme.dev"})
+    spec = desktop_spec(
+        {
+            "app": "taskboard-prod",
+            "identifier": "com.acme.taskboard",
+            "targets": "windows,linux",
+            "repo": "acme/taskboard",
+            "app_dir": str(example),
+            "server_url": "https://tasks.acme.dev",
+        }
+    )
     project = generate(spec, tmp_path / "desktop", generate_updater_keys().public_key)
     config = json.loads((project / "src-tauri/tauri.conf.json").read_text())
     spec_validator().validate(config)
@@ -101,8 +119,13 @@ def test_bad_input_names_every_problem(tmp_path: Path) -> None:
     spec = DesktopSpec("demo", "", ("linux",), "http://insecure/latest.json", version="1.0")
     with pytest.raises(InputError) as caught:
         generate(spec, tmp_path / "desktop", "key")
-    for problem in ("identifier 'demo'", "app name is empty", "MAJOR.MINOR.PATCH", "must be an https URL",
-                    "neither was given"):
+    for problem in (
+        "identifier 'demo'",
+        "app name is empty",
+        "MAJOR.MINOR.PATCH",
+        "must be an https URL",
+        "neither was given",
+    ):
         assert problem in str(caught.value)
     assert not (tmp_path / "desktop").exists()
 
@@ -114,9 +137,19 @@ def test_updater_key_pair_signs_what_its_public_key_verifies(tmp_path: Path) -> 
     payload = tmp_path / "Acme_1.4.2_x64.msi"
     payload.write_bytes(b"installer bytes " * 1000)
     subprocess.run(
-        ["node", str(TOOLS / "node_modules/@tauri-apps/cli/tauri.js"), "signer", "sign",
-         "--private-key", keys.private_key, "--password", keys.password, str(payload)],
-        check=True, capture_output=True,
+        [
+            "node",
+            str(TOOLS / "node_modules/@tauri-apps/cli/tauri.js"),
+            "signer",
+            "sign",
+            "--private-key",
+            keys.private_key,
+            "--password",
+            keys.password,
+            str(payload),
+        ],
+        check=True,
+        capture_output=True,
     )
     signature_lines = base64.b64decode(Path(f"{payload}.sig").read_text()).decode().splitlines()
     public_lines = base64.b64decode(keys.public_key).decode().splitlines()

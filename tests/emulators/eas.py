@@ -69,11 +69,13 @@ class EasEmulator:
         self.recorder = Recorder()
         self._lock = threading.Lock()
         self.app = Instrumented(
-            Starlette(routes=[
-                Route("/graphql", self._graphql, methods=["POST"]),
-                Route("/uploads/{key}", self._upload, methods=["PUT"]),
-                Route("/artifacts/{name}", self._artifact, methods=["GET"]),
-            ]),
+            Starlette(
+                routes=[
+                    Route("/graphql", self._graphql, methods=["POST"]),
+                    Route("/uploads/{key}", self._upload, methods=["PUT"]),
+                    Route("/artifacts/{name}", self._artifact, methods=["GET"]),
+                ]
+            ),
             self.faults,
             self.recorder,
         )
@@ -114,7 +116,9 @@ class EasEmulator:
         build_id = request.path_params["name"].rsplit(".", 1)[0]
         if build_id not in self.builds:
             return Response(status_code=404)
-        return Response(b"PK\x03\x04" + f"binary of build {build_id}".encode(), media_type="application/octet-stream")
+        return Response(
+            b"PK\x03\x04" + f"binary of build {build_id}".encode(), media_type="application/octet-stream"
+        )
 
     # -- resolvers ------------------------------------------------------------------------------------
 
@@ -125,10 +129,12 @@ class EasEmulator:
                 "createUploadSession": lambda _info, type, filename=None: self._upload_session(base, type)
             },
             "build": lambda _info, buildId=None: {
-                "createAndroidBuild": lambda _i, appId, job, metadata=None, buildParams=None:
-                    {"build": self._create_build(base, "ANDROID", appId, job, metadata)},
-                "createIosBuild": lambda _i, appId, job, metadata=None, buildParams=None:
-                    {"build": self._create_build(base, "IOS", appId, job, metadata)},
+                "createAndroidBuild": lambda _i, appId, job, metadata=None, buildParams=None: {
+                    "build": self._create_build(base, "ANDROID", appId, job, metadata)
+                },
+                "createIosBuild": lambda _i, appId, job, metadata=None, buildParams=None: {
+                    "build": self._create_build(base, "IOS", appId, job, metadata)
+                },
                 "cancelBuild": lambda _i, buildId: self._cancel(buildId),
             },
             "builds": {"byId": lambda _info, buildId: self._poll_build(buildId)},
@@ -138,8 +144,10 @@ class EasEmulator:
 
     def _app(self, full_name: str) -> dict[str, Any]:
         if full_name not in self.apps:
-            raise GraphQLError(f"Experience with name '{full_name}' does not exist.",
-                               extensions={"errorCode": "EXPERIENCE_NOT_FOUND"})
+            raise GraphQLError(
+                f"Experience with name '{full_name}' does not exist.",
+                extensions={"errorCode": "EXPERIENCE_NOT_FOUND"},
+            )
         _owner, slug = full_name.lstrip("@").split("/", 1)
         return {"id": self.apps[full_name], "fullName": full_name, "name": slug, "slug": slug}
 
@@ -148,11 +156,15 @@ class EasEmulator:
             raise GraphQLError(f"unexpected upload session type {kind}")
         key = f"project-{uuid.uuid4()}.tar.gz"
         self.uploads[key] = b""
-        return {"url": f"{base}/uploads/{key}?signature=ok", "bucketKey": key,
-                "headers": {"content-type": "application/gzip"}}
+        return {
+            "url": f"{base}/uploads/{key}?signature=ok",
+            "bucketKey": key,
+            "headers": {"content-type": "application/gzip"},
+        }
 
-    def _create_build(self, base: str, platform: str, app_id: str, job: dict[str, Any],
-                      metadata: dict[str, Any] | None) -> dict[str, Any]:
+    def _create_build(
+        self, base: str, platform: str, app_id: str, job: dict[str, Any], metadata: dict[str, Any] | None
+    ) -> dict[str, Any]:
         if app_id not in self.apps.values():
             raise GraphQLError("App not found", extensions={"errorCode": "APP_NOT_FOUND"})
         bucket = job["projectArchive"].get("bucketKey")
@@ -162,13 +174,21 @@ class EasEmulator:
         build_id = str(uuid.uuid4())
         extension = "aab" if platform == "ANDROID" else "ipa"
         build = {
-            "id": build_id, "status": "NEW", "platform": platform,
-            "buildProfile": job.get("buildProfile"), "appVersion": (metadata or {}).get("appVersion"),
+            "id": build_id,
+            "status": "NEW",
+            "platform": platform,
+            "buildProfile": job.get("buildProfile"),
+            "appVersion": (metadata or {}).get("appVersion"),
             "appBuildVersion": (metadata or {}).get("appBuildVersion"),
             "resourceClass": "ANDROID_MEDIUM" if platform == "ANDROID" else "IOS_M_MEDIUM",
-            "createdAt": _iso(now), "workerStartedAt": None, "completedAt": None,
-            "artifacts": None, "error": None, "metrics": None,
-            "_polls": 0, "_archive_url": f"{base}/artifacts/{build_id}.{extension}",
+            "createdAt": _iso(now),
+            "workerStartedAt": None,
+            "completedAt": None,
+            "artifacts": None,
+            "error": None,
+            "metrics": None,
+            "_polls": 0,
+            "_archive_url": f"{base}/artifacts/{build_id}.{extension}",
         }
         with self._lock:
             self.builds[build_id] = build
@@ -190,16 +210,27 @@ class EasEmulator:
                 build.update(status="IN_PROGRESS", workerStartedAt=_iso(started))
             else:
                 completed = started + timedelta(seconds=self.build_seconds)
-                build.update(workerStartedAt=_iso(started), completedAt=_iso(completed),
-                             metrics={"buildDuration": self.build_seconds, "buildQueueTime": 20})
+                build.update(
+                    workerStartedAt=_iso(started),
+                    completedAt=_iso(completed),
+                    metrics={"buildDuration": self.build_seconds, "buildQueueTime": 20},
+                )
                 if self.build_outcome == "ERRORED":
-                    build.update(status="ERRORED", error={
-                        "errorCode": "EAS_BUILD_UNKNOWN_GRADLE_ERROR",
-                        "message": "Gradle build failed with unknown error. See logs for the \"Run gradlew\" phase.",
-                    })
+                    build.update(
+                        status="ERRORED",
+                        error={
+                            "errorCode": "EAS_BUILD_UNKNOWN_GRADLE_ERROR",
+                            "message": 'Gradle build failed with unknown error. See logs for the "Run gradlew" phase.',
+                        },
+                    )
                 else:
-                    build.update(status="FINISHED", artifacts={
-                        "applicationArchiveUrl": build["_archive_url"], "buildUrl": build["_archive_url"]})
+                    build.update(
+                        status="FINISHED",
+                        artifacts={
+                            "applicationArchiveUrl": build["_archive_url"],
+                            "buildUrl": build["_archive_url"],
+                        },
+                    )
         return self._view(build)
 
     def _cancel(self, build_id: str) -> dict[str, Any]:
@@ -217,8 +248,14 @@ class EasEmulator:
         if build is None or build["status"] != "FINISHED":
             raise GraphQLError("build is not finished", extensions={"errorCode": "BAD_USER_INPUT"})
         submission_id = str(uuid.uuid4())
-        submission = {"id": submission_id, "status": "IN_QUEUE", "error": None, "_polls": 0,
-                      "_build": build, "_config": payload["config"]}
+        submission = {
+            "id": submission_id,
+            "status": "IN_QUEUE",
+            "error": None,
+            "_polls": 0,
+            "_build": build,
+            "_config": payload["config"],
+        }
         self.submissions[submission_id] = submission
         return {k: v for k, v in submission.items() if not k.startswith("_")}
 
@@ -229,9 +266,13 @@ class EasEmulator:
             if submission["_polls"] < 2:
                 submission["status"] = "IN_PROGRESS"
             elif self.submission_outcome == "ERRORED":
-                submission.update(status="ERRORED", error={
-                    "errorCode": "SUBMISSION_SERVICE_IOS_INVALID_PROVISIONING_PROFILE_SIGNATURE",
-                    "message": "Invalid Provisioning Profile Signature (ITMS-90165)"})
+                submission.update(
+                    status="ERRORED",
+                    error={
+                        "errorCode": "SUBMISSION_SERVICE_IOS_INVALID_PROVISIONING_PROFILE_SIGNATURE",
+                        "message": "Invalid Provisioning Profile Signature (ITMS-90165)",
+                    },
+                )
             else:
                 submission["status"] = "FINISHED"
                 if self.on_ios_submission is not None:

@@ -26,19 +26,50 @@ from tests.emulators.common import Faults, Instrumented, Recorder
 
 RUN_SCHEMA = {
     "type": "object",
-    "required": ["id", "name", "head_branch", "head_sha", "event", "status", "conclusion", "html_url",
-                 "created_at", "updated_at", "workflow_id"],
-    "properties": {"id": {"type": "integer"}, "status": {"enum": ["queued", "in_progress", "completed"]},
-                   "conclusion": {"enum": [None, "success", "failure", "cancelled", "timed_out"]}},
+    "required": [
+        "id",
+        "name",
+        "head_branch",
+        "head_sha",
+        "event",
+        "status",
+        "conclusion",
+        "html_url",
+        "created_at",
+        "updated_at",
+        "workflow_id",
+    ],
+    "properties": {
+        "id": {"type": "integer"},
+        "status": {"enum": ["queued", "in_progress", "completed"]},
+        "conclusion": {"enum": [None, "success", "failure", "cancelled", "timed_out"]},
+    },
 }
-RUNS_SCHEMA = {"type": "object", "required": ["total_count", "workflow_runs"],
-               "properties": {"workflow_runs": {"type": "array", "items": RUN_SCHEMA}}}
+RUNS_SCHEMA = {
+    "type": "object",
+    "required": ["total_count", "workflow_runs"],
+    "properties": {"workflow_runs": {"type": "array", "items": RUN_SCHEMA}},
+}
 ARTIFACTS_SCHEMA = {
-    "type": "object", "required": ["total_count", "artifacts"],
-    "properties": {"artifacts": {"type": "array", "items": {
-        "type": "object",
-        "required": ["id", "node_id", "name", "size_in_bytes", "url", "archive_download_url", "expired"],
-    }}},
+    "type": "object",
+    "required": ["total_count", "artifacts"],
+    "properties": {
+        "artifacts": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": [
+                    "id",
+                    "node_id",
+                    "name",
+                    "size_in_bytes",
+                    "url",
+                    "archive_download_url",
+                    "expired",
+                ],
+            },
+        }
+    },
 }
 PUBLIC_KEY_SCHEMA = {"type": "object", "required": ["key_id", "key"]}
 
@@ -48,13 +79,16 @@ def _now() -> str:
 
 
 def _message(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"message": message, "documentation_url": "https://docs.github.com/rest",
-                         "status": str(status)}, status_code=status)
+    return JSONResponse(
+        {"message": message, "documentation_url": "https://docs.github.com/rest", "status": str(status)},
+        status_code=status,
+    )
 
 
 class GitHubActionsEmulator:
-    def __init__(self, repos: dict[str, Path], *, token: str = "ghp_emulated0123456789",
-                 polls_to_finish: int = 2) -> None:
+    def __init__(
+        self, repos: dict[str, Path], *, token: str = "ghp_emulated0123456789", polls_to_finish: int = 2
+    ) -> None:
         self.repos, self.token, self.polls_to_finish = repos, token, polls_to_finish
         self.secret_key = PrivateKey.generate()
         self.secrets: dict[tuple[str, str], str] = {}
@@ -66,15 +100,21 @@ class GitHubActionsEmulator:
         self.recorder = Recorder()
         self._next = 1000
         prefix = "/repos/{owner}/{repo}/actions"
-        self.app = Instrumented(Starlette(routes=[
-            Route(prefix + "/secrets/public-key", self._public_key, methods=["GET"]),
-            Route(prefix + "/secrets/{name}", self._put_secret, methods=["PUT"]),
-            Route(prefix + "/workflows/{workflow}/dispatches", self._dispatch, methods=["POST"]),
-            Route(prefix + "/workflows/{workflow}/runs", self._list_runs, methods=["GET"]),
-            Route(prefix + "/runs/{run_id:int}", self._get_run, methods=["GET"]),
-            Route(prefix + "/runs/{run_id:int}/cancel", self._cancel, methods=["POST"]),
-            Route(prefix + "/runs/{run_id:int}/artifacts", self._artifacts, methods=["GET"]),
-        ]), self.faults, self.recorder)
+        self.app = Instrumented(
+            Starlette(
+                routes=[
+                    Route(prefix + "/secrets/public-key", self._public_key, methods=["GET"]),
+                    Route(prefix + "/secrets/{name}", self._put_secret, methods=["PUT"]),
+                    Route(prefix + "/workflows/{workflow}/dispatches", self._dispatch, methods=["POST"]),
+                    Route(prefix + "/workflows/{workflow}/runs", self._list_runs, methods=["GET"]),
+                    Route(prefix + "/runs/{run_id:int}", self._get_run, methods=["GET"]),
+                    Route(prefix + "/runs/{run_id:int}/cancel", self._cancel, methods=["POST"]),
+                    Route(prefix + "/runs/{run_id:int}/artifacts", self._artifacts, methods=["GET"]),
+                ]
+            ),
+            self.faults,
+            self.recorder,
+        )
 
     def _repo(self, request: Request) -> tuple[str, Path | None, Response | None]:
         if request.headers.get("authorization") != f"Bearer {self.token}":
@@ -122,18 +162,34 @@ class GitHubActionsEmulator:
         triggers = document.get("on") or document.get(True) or {}
         if "workflow_dispatch" not in triggers:
             return _message(422, "Workflow does not have 'workflow_dispatch' trigger")
-        required = [k for k, v in (triggers["workflow_dispatch"] or {}).get("inputs", {}).items() if v.get("required")]
+        required = [
+            k for k, v in (triggers["workflow_dispatch"] or {}).get("inputs", {}).items() if v.get("required")
+        ]
         missing = [k for k in required if k not in (body.get("inputs") or {})]
         if missing:
             return _message(422, f"Required input '{missing[0]}' not provided")
-        platforms = [entry["platform"] for entry in document["jobs"]["build"]["strategy"]["matrix"]["include"]]
+        platforms = [
+            entry["platform"] for entry in document["jobs"]["build"]["strategy"]["matrix"]["include"]
+        ]
         self._next += 1
         self.runs[self._next] = {
-            "id": self._next, "name": document.get("name", workflow), "head_branch": ref, "head_sha": sha.strip(),
-            "event": "workflow_dispatch", "status": "queued", "conclusion": None, "workflow_id": 42,
-            "html_url": f"https://github.com/{name}/actions/runs/{self._next}", "created_at": _now(),
-            "updated_at": _now(), "run_started_at": _now(), "_polls": 0, "_platforms": platforms,
-            "_repo": name, "_workflow": workflow, "_inputs": body.get("inputs") or {},
+            "id": self._next,
+            "name": document.get("name", workflow),
+            "head_branch": ref,
+            "head_sha": sha.strip(),
+            "event": "workflow_dispatch",
+            "status": "queued",
+            "conclusion": None,
+            "workflow_id": 42,
+            "html_url": f"https://github.com/{name}/actions/runs/{self._next}",
+            "created_at": _now(),
+            "updated_at": _now(),
+            "run_started_at": _now(),
+            "_polls": 0,
+            "_platforms": platforms,
+            "_repo": name,
+            "_workflow": workflow,
+            "_inputs": body.get("inputs") or {},
         }
         return Response(status_code=204)
 
@@ -146,8 +202,13 @@ class GitHubActionsEmulator:
         if refused:
             return refused
         sha = request.query_params.get("head_sha")
-        runs = [self._view(r) for r in self.runs.values() if r["_repo"] == name
-                and r["_workflow"] == request.path_params["workflow"] and sha in (None, r["head_sha"])]
+        runs = [
+            self._view(r)
+            for r in self.runs.values()
+            if r["_repo"] == name
+            and r["_workflow"] == request.path_params["workflow"]
+            and sha in (None, r["head_sha"])
+        ]
         return JSONResponse({"total_count": len(runs), "workflow_runs": runs[::-1]})
 
     async def _get_run(self, request: Request) -> Response:
@@ -161,7 +222,9 @@ class GitHubActionsEmulator:
             run["_polls"] += 1
             if run["_polls"] >= self.polls_to_finish:
                 failed = self.failing_platform in run["_platforms"]
-                run.update(status="completed", conclusion="failure" if failed else "success", updated_at=_now())
+                run.update(
+                    status="completed", conclusion="failure" if failed else "success", updated_at=_now()
+                )
             else:
                 run.update(status="in_progress", updated_at=_now())
         elif self.never_finish:
@@ -189,10 +252,21 @@ class GitHubActionsEmulator:
         if run is None:
             return _message(404, "Not Found")
         done = run["conclusion"] == "success"
-        artifacts = [{
-            "id": run["id"] * 10 + i, "node_id": f"MDg6QXJ0aWZhY3Q{run['id']}{i}", "name": f"desktop-{platform}",
-            "size_in_bytes": 9_000_000 + i, "expired": False, "created_at": run["updated_at"],
-            "url": f"https://api.github.com/repos/{name}/actions/artifacts/{run['id'] * 10 + i}",
-            "archive_download_url": f"https://api.github.com/repos/{name}/actions/artifacts/{run['id'] * 10 + i}/zip",
-        } for i, platform in enumerate(run["_platforms"])] if done else []
+        artifacts = (
+            [
+                {
+                    "id": run["id"] * 10 + i,
+                    "node_id": f"MDg6QXJ0aWZhY3Q{run['id']}{i}",
+                    "name": f"desktop-{platform}",
+                    "size_in_bytes": 9_000_000 + i,
+                    "expired": False,
+                    "created_at": run["updated_at"],
+                    "url": f"https://api.github.com/repos/{name}/actions/artifacts/{run['id'] * 10 + i}",
+                    "archive_download_url": f"https://api.github.com/repos/{name}/actions/artifacts/{run['id'] * 10 + i}/zip",
+                }
+                for i, platform in enumerate(run["_platforms"])
+            ]
+            if done
+            else []
+        )
         return JSONResponse({"total_count": len(artifacts), "artifacts": artifacts})

@@ -32,7 +32,9 @@ def _error(status: int, message: str, reason: str) -> JSONResponse:
 
 
 class GooglePlayEmulator:
-    def __init__(self, *, package: str = "com.acme.demo", client_email: str = "deployer@acme.iam.gserviceaccount.com") -> None:
+    def __init__(
+        self, *, package: str = "com.acme.demo", client_email: str = "deployer@acme.iam.gserviceaccount.com"
+    ) -> None:
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.public_key = key.public_key()
         self.private_key_pem = key.private_bytes(
@@ -48,34 +50,51 @@ class GooglePlayEmulator:
         self.reject_commit = False
         self.faults = Faults()
         self.recorder = Recorder()
-        self.app = Instrumented(Starlette(routes=[
-            Route("/token", self._token, methods=["POST"]),
-            Route(BASE, self._insert, methods=["POST"]),
-            Route(BASE + "/{edit}", self._delete, methods=["DELETE"]),
-            Route(BASE + "/{edit}:commit", self._commit, methods=["POST"]),
-            Route("/upload" + BASE + "/{edit}/bundles", self._upload, methods=["POST"]),
-            Route(BASE + "/{edit}/tracks/{track}", self._track, methods=["PUT"]),
-        ]), self.faults, self.recorder)
+        self.app = Instrumented(
+            Starlette(
+                routes=[
+                    Route("/token", self._token, methods=["POST"]),
+                    Route(BASE, self._insert, methods=["POST"]),
+                    Route(BASE + "/{edit}", self._delete, methods=["DELETE"]),
+                    Route(BASE + "/{edit}:commit", self._commit, methods=["POST"]),
+                    Route("/upload" + BASE + "/{edit}/bundles", self._upload, methods=["POST"]),
+                    Route(BASE + "/{edit}/tracks/{track}", self._track, methods=["PUT"]),
+                ]
+            ),
+            self.faults,
+            self.recorder,
+        )
 
     def service_account_json(self, private_key: str | None = None) -> str:
-        return json.dumps({
-            "type": "service_account", "project_id": "acme", "private_key_id": "k1",
-            "private_key": private_key or self.private_key_pem, "client_email": self.client_email,
-            "token_uri": "https://oauth2.googleapis.com/token",
-        })
+        return json.dumps(
+            {
+                "type": "service_account",
+                "project_id": "acme",
+                "private_key_id": "k1",
+                "private_key": private_key or self.private_key_pem,
+                "client_email": self.client_email,
+                "token_uri": "https://oauth2.googleapis.com/token",
+            }
+        )
 
     async def _token(self, request: Request) -> Response:
         form = await request.form()
         if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
             return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
         try:
-            claims = jwt.decode(str(form.get("assertion")), self.public_key, algorithms=["RS256"],
-                                audience=self.token_url, issuer=self.client_email)
+            claims = jwt.decode(
+                str(form.get("assertion")),
+                self.public_key,
+                algorithms=["RS256"],
+                audience=self.token_url,
+                issuer=self.client_email,
+            )
             if SCOPE not in str(claims.get("scope", "")).split():
                 raise jwt.InvalidTokenError("scope")
         except jwt.PyJWTError:
-            return JSONResponse({"error": "invalid_grant", "error_description": "Invalid JWT Signature."},
-                                status_code=400)
+            return JSONResponse(
+                {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}, status_code=400
+            )
         token = "ya29." + secrets.token_urlsafe(32)
         self.access_tokens.add(token)
         return JSONResponse({"access_token": token, "expires_in": 3599, "token_type": "Bearer"})
@@ -116,8 +135,11 @@ class GooglePlayEmulator:
         body = await request.body()
         if not body.startswith(b"PK"):
             return _error(400, "The Android App Bundle was not a valid zip file.", "INVALID_ARGUMENT")
-        bundle = {"versionCode": self.next_version_code, "sha1": hashlib.sha1(body).hexdigest(),
-                  "sha256": hashlib.sha256(body).hexdigest()}
+        bundle = {
+            "versionCode": self.next_version_code,
+            "sha1": hashlib.sha1(body).hexdigest(),
+            "sha256": hashlib.sha256(body).hexdigest(),
+        }
         self.next_version_code += 1
         edit["bundles"].append(bundle)
         return JSONResponse(bundle)
@@ -144,6 +166,8 @@ class GooglePlayEmulator:
         if edit is None:
             return _error(404, "Edit not found.", "NOT_FOUND")
         if self.reject_commit:
-            return _error(400, "Only releases with status draft may be created on draft app.", "FAILED_PRECONDITION")
+            return _error(
+                400, "Only releases with status draft may be created on draft app.", "FAILED_PRECONDITION"
+            )
         self.committed.append(self.edits.pop(request.path_params["edit"]))
         return JSONResponse({"id": request.path_params["edit"], "expiryTimeSeconds": "1900000000"})

@@ -47,11 +47,13 @@ class Harness:
         row["steps"] = {
             r["name"]: r["status"]
             for r in self.store.fetchall(
-                "SELECT name, status FROM step_runs WHERE deployment_id = ? ORDER BY position", [deployment_id]
+                "SELECT name, status FROM step_runs WHERE deployment_id = ? ORDER BY position",
+                [deployment_id],
             )
         }
         row["log"] = [
-            r["line"] for r in self.store.fetchall(
+            r["line"]
+            for r in self.store.fetchall(
                 "SELECT line FROM deployment_log WHERE deployment_id = ? ORDER BY id", [deployment_id]
             )
         ]

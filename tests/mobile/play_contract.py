@@ -54,7 +54,9 @@ def _methods() -> list[tuple[str, re.Pattern[str], dict[str, Any]]]:
 
 def _validate(schema_name: str, value: Any) -> None:
     definitions = _refs(_document()["schemas"])
-    jsonschema.Draft7Validator({"definitions": definitions, "$ref": f"#/definitions/{schema_name}"}).validate(value)
+    jsonschema.Draft7Validator({"definitions": definitions, "$ref": f"#/definitions/{schema_name}"}).validate(
+        value
+    )
 
 
 def check(exchanges: list[Exchange]) -> int:
@@ -63,7 +65,9 @@ def check(exchanges: list[Exchange]) -> int:
     for exchange in exchanges:
         if exchange.path == "/token":
             continue
-        matches = [m for verb, pattern, m in _methods() if verb == exchange.method and pattern.match(exchange.path)]
+        matches = [
+            m for verb, pattern, m in _methods() if verb == exchange.method and pattern.match(exchange.path)
+        ]
         # The most specific template wins (``.../edits/{editId}:commit`` over ``.../edits/{editId}``).
         assert matches, f"{exchange.method} {exchange.path} is not a method of androidpublisher v3"
         method = max(matches, key=lambda m: len(m["path"]))

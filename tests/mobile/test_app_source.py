@@ -20,8 +20,12 @@ EXAMPLES = REPO / "data" / "examples"
 def test_example_app_with_a_server_part_gets_a_live_url_shell(tmp_path: Path) -> None:
     if not (EXAMPLES / "shop" / "package.json").is_file():
         pytest.skip("the example apps are not in this checkout")
-    params = {"app": "shop-prod", "bundle_id": "com.acme.shop", "app_dir": str(EXAMPLES / "shop"),
-              "server_url": "https://shop.acme.dev"}
+    params = {
+        "app": "shop-prod",
+        "bundle_id": "com.acme.shop",
+        "app_dir": str(EXAMPLES / "shop"),
+        "server_url": "https://shop.acme.dev",
+    }
     project = generate(shell_spec(params), tmp_path / "shell", ["android", "ios"])
     config = json.loads((project / "capacitor.config.json").read_text())
     assert config["appName"] == "shop"  # from the app's package.json
@@ -32,8 +36,9 @@ def test_example_app_with_a_server_part_gets_a_live_url_shell(tmp_path: Path) ->
 def _static_app(root: Path, *, built: bool) -> Path:
     (root / "app").mkdir(parents=True)
     (root / "package.json").write_text('{"name": "brochure"}')
-    (root / "next.config.ts").write_text("const config = { output: 'export', images: { unoptimized: true } };\n"
-                                         "export default config;\n")
+    (root / "next.config.ts").write_text(
+        "const config = { output: 'export', images: { unoptimized: true } };\nexport default config;\n"
+    )
     solid_png(root / "app" / "icon.png", 1024, "#1971c2")
     if built:
         (root / "out").mkdir()

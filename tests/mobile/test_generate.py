@@ -16,12 +16,16 @@ from tests.mobile.harness import SPECS
 
 
 def test_live_url_shell_for_both_platforms(tmp_path: Path, icon: Path) -> None:
-    spec = ShellSpec("com.acme.demo", "Acme Demo", version="2.1.0", server_url="https://demo.acme.dev", icon=icon)
+    spec = ShellSpec(
+        "com.acme.demo", "Acme Demo", version="2.1.0", server_url="https://demo.acme.dev", icon=icon
+    )
     project = generate(spec, tmp_path / "shell", ["android", "ios"])
 
     config = json.loads((project / "capacitor.config.json").read_text())
     assert config == {
-        "appId": "com.acme.demo", "appName": "Acme Demo", "webDir": "www",
+        "appId": "com.acme.demo",
+        "appName": "Acme Demo",
+        "webDir": "www",
         "server": {"url": "https://demo.acme.dev", "androidScheme": "https", "cleartext": False},
     }
     # The CLI itself copied the config into both native projects: it really ran.
@@ -31,8 +35,14 @@ def test_live_url_shell_for_both_platforms(tmp_path: Path, icon: Path) -> None:
 
     # Icons and splash screens from our icon, in the sizes each platform wants.
     assert png_size(project / "android/app/src/main/res/mipmap-xxxhdpi/ic_launcher.png") == (192, 192)
-    assert png_size(project / "ios/App/App/Assets.xcassets/AppIcon.appiconset/AppIcon-512@2x.png") == (1024, 1024)
-    assert png_size(project / "ios/App/App/Assets.xcassets/Splash.imageset/splash-2732x2732.png") == (2732, 2732)
+    assert png_size(project / "ios/App/App/Assets.xcassets/AppIcon.appiconset/AppIcon-512@2x.png") == (
+        1024,
+        1024,
+    )
+    assert png_size(project / "ios/App/App/Assets.xcassets/Splash.imageset/splash-2732x2732.png") == (
+        2732,
+        2732,
+    )
 
     manifest = json.loads((project / "package.json").read_text())
     versions = {**manifest["dependencies"], **manifest["devDependencies"]}

@@ -59,16 +59,30 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     with serve(eas.app) as eas_url, serve(asc.app) as asc_url, serve(play.app) as play_url:
         play.token_url = f"{play_url}/token"
         eas.on_ios_submission = lambda build: asc.upload_build("com.acme.demo", build["appBuildVersion"])
-        with harness(tmp_path, dict(mobile.PIPELINES), expo_api_url=f"{eas_url}/graphql",
-                     app_store_connect_api_url=asc_url, google_play_api_url=play_url,
-                     google_oauth_token_url=play.token_url) as h:
+        with harness(
+            tmp_path,
+            dict(mobile.PIPELINES),
+            expo_api_url=f"{eas_url}/graphql",
+            app_store_connect_api_url=asc_url,
+            google_play_api_url=play_url,
+            google_oauth_token_url=play.token_url,
+        ) as h:
             yield Stack(eas, asc, play, h)
 
 
 def params(platform: str, submit: str | None, **extra: Any) -> dict[str, Any]:
-    return {"app": "demo", "platform": platform, "submit": submit, "bundle_id": "com.acme.demo",
-            "name": "Acme Demo", "version": "1.2.0", "server_url": "https://demo.acme.dev",
-            "eas_project": "@acme/demo", "build_number": 1700000001, **extra}
+    return {
+        "app": "demo",
+        "platform": platform,
+        "submit": submit,
+        "bundle_id": "com.acme.demo",
+        "name": "Acme Demo",
+        "version": "1.2.0",
+        "server_url": "https://demo.acme.dev",
+        "eas_project": "@acme/demo",
+        "build_number": 1700000001,
+        **extra,
+    }
 
 
 def test_android_build_reaches_the_internal_track(stack: Stack, icon: Path) -> None:
@@ -124,7 +138,11 @@ def test_ios_build_lands_on_testflight(stack: Stack) -> None:
     (submission,) = stack.eas.submissions.values()
     assert submission["_config"]["ascApiKey"]["keyIdentifier"] == stack.asc.key_id
     assert submission["_config"]["ascAppIdentifier"] == "1234567890"
-    assert {r["meter"] for r in row["state"]["cost_readings"]} == {"build", "build_minutes", "developer_program"}
+    assert {r["meter"] for r in row["state"]["cost_readings"]} == {
+        "build",
+        "build_minutes",
+        "developer_program",
+    }
 
     checked, uncovered = check_openapi(ASC_SPEC, stack.asc.recorder.exchanges)
     assert checked >= 5 and uncovered == []
@@ -185,8 +203,11 @@ def test_rejected_testflight_processing_fails_with_apples_verdict(stack: Stack) 
 def test_invalid_play_service_account_is_refused(stack: Stack) -> None:
     stack.give_credentials(apple=False)
     other = GooglePlayEmulator()
-    stack.h.vault.put(creds.owner_scope("alice"), creds.PLAY_SERVICE_ACCOUNT.name,
-                      stack.play.service_account_json(private_key=other.private_key_pem))
+    stack.h.vault.put(
+        creds.owner_scope("alice"),
+        creds.PLAY_SERVICE_ACCOUNT.name,
+        stack.play.service_account_json(private_key=other.private_key_pem),
+    )
     row = stack.h.run("mobile", params("android", "internal"))
     assert row["status"] == "failed"
     assert "Google refused the service account deployer@acme.iam.gserviceaccount.com (400)" in row["error"]
@@ -230,6 +251,10 @@ def test_cancel_during_the_build_cancels_it_on_eas_and_undoes(stack: Stack) -> N
     row = runner.wait(deployment_id, timeout=60)
     assert row["status"] == "cancelled"
     assert stack.eas.cancelled == list(stack.eas.builds)
-    steps = {r["name"]: r["status"] for r in stack.h.store.fetchall(
-        "SELECT name, status FROM step_runs WHERE deployment_id = ?", [deployment_id])}
+    steps = {
+        r["name"]: r["status"]
+        for r in stack.h.store.fetchall(
+            "SELECT name, status FROM step_runs WHERE deployment_id = ?", [deployment_id]
+        )
+    }
     assert steps["generate-project"] == "undone"
