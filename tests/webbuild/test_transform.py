@@ -1,0 +1,109 @@
+"""The transformed working copy: source untouched, schema valid for Prisma 7, adapter wired from env."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from engine.errors import Conflict, InputError
+from engine.webbuild import transform
+from engine.webbuild.build import lockfile_in_sync
+from engine.webbuild.validate import validate_schema
+from tests.webbuild.apps import EXAMPLES, make_app, snapshot
+
+
+@pytest.fixture
+def taskboard(tmp_path: Path) -> Path:
+    """A copy of the example with local leftovers a real app folder has (.env, a dev database)."""
+    app = tmp_path / "taskboard"
+    shutil.copytree(EXAMPLES / "taskboard", app, ignore=shutil.ignore_patterns("node_modules", ".next"))
+    (app / ".env").write_text('DATABASE_URL="file:./dev.db"\nSECRET_IN_ENV=do-not-ship\n')
+    (app / "dev.db").write_bytes(b"SQLite format 3\x00")
+    return app
+
+
+def test_source_untouched_and_copy_transformed_for_libsql(taskboard: Path, tmp_path: Path) -> None:
+    before = snapshot(taskboard)
+    result = transform(taskboard, tmp_path / "work", "local-libsql")
+    assert snapshot(taskboard) == before
+
+    work = result.workdir
+    assert not (work / ".env").exists() and not (work / "dev.db").exists()
+    assert not (work / "preview.sqlite").exists()
+    schema = (work / "prisma" / "schema.prisma").read_text()
+    assert 'provider = "sqlite"' in schema and "url" not in schema.split("datasource")[1].split("}")[0]
+    # everything else of the schema is kept: maps, relations, the enum
+    for kept in ('@@map("tasks")', '@relation("Subtasks"', "@map(\"estimate_hours\")", "enum Role", "Label[]"):
+        assert kept in schema
+    validate_schema(work / "prisma" / "schema.prisma")  # Prisma 7's own validator accepts it
+
+    client = (work / "lib" / "prisma.ts").read_text()
+    assert 'from "@prisma/adapter-libsql"' in client
+    assert "process.env.TURSO_DATABASE_URL || process.env.DATABASE_URL" in client
+    assert "TURSO_AUTH_TOKEN" in client
+    assert "export const prisma" in client and "export default prisma" in client
+
+    package = json.loads((work / "package.json").read_text())
+    assert package["dependencies"]["@prisma/client"] == "7.10.0"
+    assert package["dependencies"]["@prisma/adapter-libsql"] == "7.10.0"
+    assert package["devDependencies"]["prisma"] == "7.10.0"
+    assert "postinstall" not in package["scripts"]  # no engine download hook at install
+    assert package["scripts"]["build"].startswith("prisma generate")
+    assert result.prisma_before == "6.19.3" and result.prisma_after == "7.10.0"
+    assert result.lockfile_stale and not lockfile_in_sync(work)
+    assert result.standalone and 'output: "standalone"' in (work / "next.config.ts").read_text()
+    assert 'process.env.DATABASE_URL' in (work / "prisma.config.ts").read_text()
+
+
+def test_postgres_target(taskboard: Path, tmp_path: Path) -> None:
+    result = transform(taskboard, tmp_path / "work", "local-postgres")
+    schema = (result.workdir / "prisma" / "schema.prisma").read_text()
+    assert 'provider = "postgresql"' in schema
+    validate_schema(result.workdir / "prisma" / "schema.prisma")
+    client = (result.workdir / "lib" / "prisma.ts").read_text()
+    assert 'import { PrismaPg } from "@prisma/adapter-pg"' in client
+    assert "new PrismaPg({ connectionString })" in client
+    package = json.loads((result.workdir / "package.json").read_text())
+    assert package["dependencies"]["@prisma/adapter-pg"] == "7.10.0"
+
+
+def test_prisma7_app_keeps_its_generated_client_and_lockfile(tmp_path: Path) -> None:
+    before = snapshot(EXAMPLES / "shop")
+    result = transform(EXAMPLES / "shop", tmp_path / "work", "turso")
+    assert snapshot(EXAMPLES / "shop") == before
+    client = (result.workdir / "lib" / "db.ts").read_text()
+    assert 'import { PrismaClient } from "@/generated/prisma/client"' in client
+    assert "export const db" in client
+    # already Prisma 7 with the libSQL adapter: the committed lockfile still fits, so `npm ci`
+    assert not result.lockfile_stale and lockfile_in_sync(result.workdir)
+
+
+def test_working_copy_must_be_new(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "leftover").write_text("x")
+    with pytest.raises(Conflict, match="not empty"):
+        transform(EXAMPLES / "shop", work, "local-libsql")
+    with pytest.raises(InputError, match="outside the app folder"):
+        transform(EXAMPLES / "shop", EXAMPLES / "shop" / "work", "local-libsql")
+
+
+def test_unrewritable_client_module_is_refused_before_copying(tmp_path: Path) -> None:
+    client = 'import { PrismaClient } from "@prisma/client";\nexport const prisma = new PrismaClient();\nexport class Repo {}\n'
+    app = make_app(tmp_path / "app", {"lib/prisma.ts": client})
+    with pytest.raises(InputError, match="exports Repo besides the Prisma client"):
+        transform(app, tmp_path / "work", "local-libsql")
+    assert not (tmp_path / "work").exists()
+
+
+def test_symlink_out_of_the_app_is_not_followed(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("vault key")
+    app = make_app(tmp_path / "app", {})
+    (app / "leak.txt").symlink_to(secret)
+    result = transform(app, tmp_path / "work", "local-libsql")
+    copied = result.workdir / "leak.txt"
+    assert copied.is_symlink()  # a link, not the secret's bytes; the sandbox has no such path
