@@ -126,6 +126,7 @@ def test_android_build_reaches_the_internal_track(stack: Stack, icon: Path) -> N
 def test_ios_build_lands_on_testflight(stack: Stack) -> None:
     stack.give_credentials(play=False)
     external = stack.asc.add_group("com.acme.demo", "Friends", internal=False)
+    stack.asc.faults.add(429, retry_after=0.1, method="GET", path="^/v1/builds$")
     row = stack.h.run("mobile", params("ios", "testflight", beta_group="Friends"))
     assert row["status"] == "succeeded", row["error"]
 
@@ -144,7 +145,8 @@ def test_ios_build_lands_on_testflight(stack: Stack) -> None:
         "developer_program",
     }
 
-    checked, uncovered = check_openapi(ASC_SPEC, stack.asc.recorder.exchanges)
+    assert stack.asc.faults.injected == 1  # throttled once, waited Retry-After, went on
+    checked, uncovered = check_openapi(ASC_SPEC, stack.asc.recorder.exchanges, skip_status=(429,))
     assert checked >= 5 and uncovered == []
     assert stack.graphql_documents_valid() >= 6
 
@@ -258,3 +260,12 @@ def test_cancel_during_the_build_cancels_it_on_eas_and_undoes(stack: Stack) -> N
         )
     }
     assert steps["generate-project"] == "undone"
+
+
+def test_submission_refused_by_eas_submit_fails_with_apples_code(stack: Stack) -> None:
+    stack.give_credentials(play=False)
+    stack.eas.submission_outcome = "ERRORED"
+    row = stack.h.run("mobile", params("ios", "testflight"))
+    assert row["status"] == "failed"
+    assert "ITMS-90165" in row["error"] and row["steps"]["submit-testflight"] == "failed"
+    assert not stack.asc.builds  # nothing reached App Store Connect
