@@ -35,7 +35,7 @@ from engine.edge.blobs import BlobStore
 from engine.edge.deployments import Manifest, ServerSpec, write_staged
 from engine.edge.names import check_app_name, check_deployment_id, host_name, parse_edge_host
 from engine.edge.proxy import EdgeApp
-from engine.edge.routes import RouteTable
+from engine.edge.routes import AppRoute, RouteTable
 from engine.edge.sandbox import bwrap_prefix, resolve_mode
 from engine.edge.supervisor import ServerProcess, State, reap_orphans
 from engine.edge.usage import AppTraffic, ServerStart, UsageBook
@@ -297,6 +297,10 @@ class EdgeHost:
                 sum(f.size for f in manifest.files.values()), manifest.has_server, manifest.deployment_id == live,
             ))
         return sorted(found, key=lambda d: d.created_at)
+
+    def apps(self) -> dict[str, AppRoute]:
+        """Every app the edge host knows: its live deployment id and whether it is suspended."""
+        return dict(self.routes.refresh().apps)
 
     def live(self, app: str) -> str | None:
         route = self.routes.refresh().apps.get(app)

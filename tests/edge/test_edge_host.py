@@ -256,6 +256,7 @@ def test_remove_app_leaves_nothing(edge: EdgeHost, client: httpx.Client, tmp_pat
     pid = edge.status("gone").server_pid
     blobs_before = edge.blobs.digests()
 
+    assert set(edge.apps()) == {"keep", "gone"}
     traffic = edge.remove_app("gone")
 
     assert traffic.requests == 1
@@ -265,6 +266,7 @@ def test_remove_app_leaves_nothing(edge: EdgeHost, client: httpx.Client, tmp_pat
     assert len(blobs_before) == 4 and len(edge.blobs.digests()) == 2  # keep's index.html and the shared css
     assert "gone" not in (edge.root / "routes.json").read_text()
     assert "gone" not in edge.usage_counters()
+    assert set(edge.apps()) == {"keep"}
     assert fetch(client, edge, "gone.localhost").status_code == 404
     assert fetch(client, edge, "gone.example.com").status_code == 404
     assert fetch(client, edge, "keep.localhost", "/shared.css").text == "body{}"
