@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import BuildFailed, InputError, TransientError
+from engine.redact import redact
 from engine.webbuild.sandbox import INSIDE_CACHE, INSIDE_WORKDIR, SandboxKind, choose_sandbox, run_sandboxed
 
 LOG_TAIL_LINES = 40
@@ -95,6 +96,31 @@ def _sandbox_env(app_env: dict[str, str], *, memory_mb: int, kind: SandboxKind, 
     return {**app_env, **env}
 
 
+_SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|KEY|DATABASE_URL|CREDENTIAL", re.I)
+
+
+def _secret_values(env: dict[str, str]) -> list[str]:
+    """Values of the app's variables that must not appear in a kept log."""
+    return sorted((v for k, v in env.items() if _SECRET_NAME.search(k) and len(v) >= 6), key=len, reverse=True)
+
+
+def _redacted(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return redact(text)
+
+
+def _database_files(env: dict[str, str]) -> list[Path]:
+    """The local database file a `file:` DATABASE_URL names (with its WAL files), if it exists."""
+    url = env.get("DATABASE_URL", "")
+    if not url.startswith("file:"):
+        return []
+    path = Path(url.removeprefix("file:").split("?")[0])
+    if not path.is_absolute() or not path.is_file():
+        return []
+    return [p for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if p.is_file()]
+
+
 def _tail(log_path: Path, lines: int = LOG_TAIL_LINES) -> str:
     text = log_path.read_text(encoding="utf-8", errors="replace")
     return "\n".join(text.rstrip().splitlines()[-lines:])
@@ -121,12 +147,16 @@ def build(
     log_path: Path | str,
     max_processes: int = 512,
     npm_cache: Path | str | None = None,
+    build_cache: Path | str | None = None,
 ) -> BuildResult:
     """Installs dependencies and builds the working copy in the sandbox.
 
     ``env``: the app's own variables (DATABASE_URL or TURSO_*, NEXTAUTH_*, the user's), nothing else of
     the engine's environment reaches the build. ``npm_cache``: a cache folder for this app (reused by its
     redeploys; never shared between apps); by default a fresh one inside the build's temporary folder.
+    ``build_cache``: this app's Next.js build cache (.next/cache), restored before and saved after a
+    successful build, for fast redeploys. A ``file:`` DATABASE_URL is made visible inside the sandbox
+    at the same path (only that file), so pages prerendered at build time read the target database.
     Raises BuildFailed (terminal) with the log tail, or TransientError when the npm registry failed.
     """
     workdir = Path(workdir).resolve()
@@ -148,32 +178,44 @@ def build(
         cache = Path(npm_cache) if npm_cache else Path(scratch) / "npm-cache"
         cache.mkdir(parents=True, exist_ok=True)
         full_env = _sandbox_env(env, memory_mb=memory_mb, kind=kind, workdir=workdir, tmp=tmp, npm_cache=cache)
-        with log_path.open("ab") as log:
-            for name, argv in (("install", install), ("build", ["npm", "run", "build"])):
-                remaining = timeout - (time.monotonic() - started)
-                log.write(f"\n$ {' '.join(argv)}    [sandbox: {kind}]\n".encode())
-                log.flush()
+        if build_cache and Path(build_cache).is_dir():
+            shutil.copytree(build_cache, workdir / ".next" / "cache", dirs_exist_ok=True, symlinks=True)
+        secrets = _secret_values(env)
+        for name, argv in (("install", install), ("build", ["npm", "run", "build"])):
+            remaining = timeout - (time.monotonic() - started)
+            raw_log = Path(scratch) / f"{name}.log"
+            with raw_log.open("wb") as log:
                 outcome = run_sandboxed(argv, kind=kind, workdir=workdir, tmp=tmp, npm_cache=cache,
                                         env=full_env, timeout=remaining, memory_mb=memory_mb,
-                                        max_processes=max_processes, log=log)
-                if outcome.peak_memory_mb is not None:
-                    peak = max(peak or 0.0, outcome.peak_memory_mb)
-                steps.append({"name": name, "command": " ".join(argv), "seconds": round(outcome.seconds, 2),
-                              "exit_code": outcome.returncode})
-                if outcome.returncode == 0 and not outcome.timed_out:
-                    continue
-                log.flush()
-                tail = _tail(log_path)
-                if outcome.timed_out:
-                    reason = f"timed out after {timeout:.0f} s (the whole build's limit) and was killed"
-                elif outcome.oom_killed:
-                    reason = f"ran out of memory (limit {memory_mb} MB) and was killed"
-                else:
-                    reason = f"failed with exit code {outcome.returncode}"
-                message = f"`{' '.join(argv)}` {reason}; log: {log_path}; last lines:\n{tail}"
-                if name == "install" and not outcome.timed_out and _NETWORK_ERRORS.search(tail):
-                    raise TransientError(f"npm registry unreachable or failing: {message}")
-                raise BuildFailed(message, log_path=str(log_path), log_tail=tail)
+                                        max_processes=max_processes, log=log,
+                                        extra_binds=_database_files(env))
+            output = _redacted(raw_log.read_text(encoding="utf-8", errors="replace"), secrets)
+            note = ""
+            if name == "install" and not in_sync:
+                note = ("(package.json no longer matches package-lock.json after the transformation: npm install "
+                        "resolves the changed dependencies against the registry and writes a new lockfile)\n")
+            with log_path.open("a", encoding="utf-8") as kept:
+                kept.write(f"\n$ {' '.join(argv)}    [sandbox: {kind}]\n{note}{output}")
+            if outcome.peak_memory_mb is not None:
+                peak = max(peak or 0.0, outcome.peak_memory_mb)
+            steps.append({"name": name, "command": " ".join(argv), "seconds": round(outcome.seconds, 2),
+                          "exit_code": outcome.returncode})
+            if outcome.returncode == 0 and not outcome.timed_out:
+                continue
+            tail = _tail(log_path)
+            if outcome.timed_out:
+                reason = f"timed out after {timeout:.0f} s (the whole build's limit) and was killed"
+            elif outcome.oom_killed:
+                reason = f"ran out of memory (limit {memory_mb} MB) and was killed"
+            else:
+                reason = f"failed with exit code {outcome.returncode}"
+            message = f"`{' '.join(argv)}` {reason}; log: {log_path}; last lines:\n{tail}"
+            if name == "install" and not outcome.timed_out and _NETWORK_ERRORS.search(tail):
+                raise TransientError(f"npm registry unreachable or failing: {message}")
+            raise BuildFailed(message, log_path=str(log_path), log_tail=tail)
+        if build_cache and (workdir / ".next" / "cache").is_dir():
+            shutil.rmtree(build_cache, ignore_errors=True)
+            shutil.copytree(workdir / ".next" / "cache", build_cache, symlinks=True)
 
     server_dir, command, standalone = _publishable(workdir)
     public = workdir / "public"

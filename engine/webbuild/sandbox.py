@@ -78,7 +78,8 @@ def _root_layout() -> list[str]:
     return args
 
 
-def bwrap_argv(argv: list[str], *, workdir: Path, tmp: Path, npm_cache: Path, env: dict[str, str]) -> list[str]:
+def bwrap_argv(argv: list[str], *, workdir: Path, tmp: Path, npm_cache: Path, env: dict[str, str],
+               extra_binds: list[Path] | None = None) -> list[str]:
     args = [
         "bwrap", "--unshare-all", "--share-net", "--die-with-parent", "--new-session",
         "--cap-drop", "ALL", "--uid", "1000", "--gid", "1000", "--hostname", "build",
@@ -90,6 +91,8 @@ def bwrap_argv(argv: list[str], *, workdir: Path, tmp: Path, npm_cache: Path, en
         "--chdir", INSIDE_WORKDIR,
         "--clearenv",
     ]
+    for path in extra_binds or []:  # e.g. the app's own database file, at the path its URL names
+        args += ["--bind", str(path), str(path)]
     for key, value in env.items():
         args += ["--setenv", key, value]
     return [*args, "--", *argv]
@@ -129,6 +132,7 @@ def run_sandboxed(
     memory_mb: int,
     max_processes: int,
     log: IO[bytes],
+    extra_binds: list[Path] | None = None,
 ) -> RunOutcome:
     """Runs ``argv`` in the sandbox with ``workdir`` as its current folder, output appended to ``log``.
 
@@ -140,7 +144,8 @@ def run_sandboxed(
     else:
         limits = prlimit_args(memory_mb=memory_mb, max_processes=max_processes if kind == "user" else None)
     if kind == "bwrap":
-        inner = bwrap_argv(argv, workdir=workdir, tmp=tmp, npm_cache=npm_cache, env=env)
+        inner = bwrap_argv(argv, workdir=workdir, tmp=tmp, npm_cache=npm_cache, env=env,
+                           extra_binds=extra_binds or [])
         popen_env = {"PATH": "/usr/bin:/bin"}
         cwd = "/"
     else:

@@ -1,0 +1,80 @@
+"""build() on a tiny dependency-free package: failures, secrets kept out of the log, the database file."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine.errors import BuildFailed, InputError
+from engine.webbuild import build
+
+
+@pytest.fixture
+def package() -> Iterator[Path]:
+    root = Path(tempfile.mkdtemp(prefix="launchdeck-build-errors-", dir="/var/tmp"))
+    root.chmod(0o711)
+    work = root / "work"
+    work.mkdir()
+    try:
+        yield work
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _write_package(work: Path, build_script: str) -> None:
+    package = {"name": "tiny", "version": "1.0.0", "private": True, "scripts": {"build": build_script}}
+    lock = {"name": "tiny", "version": "1.0.0", "lockfileVersion": 3, "requires": True,
+            "packages": {"": {"name": "tiny", "version": "1.0.0"}}}
+    (work / "package.json").write_text(json.dumps(package))
+    (work / "package-lock.json").write_text(json.dumps(lock))
+
+
+def test_failing_build_names_the_step_and_shows_the_tail_without_secrets(package: Path) -> None:
+    script = "node -e \"console.log('token is ' + process.env.API_TOKEN); console.error('Error: boom at line 7'); process.exit(3)\""
+    _write_package(package, script)
+    log_path = package.parent / "logs" / "build.log"
+    with pytest.raises(BuildFailed) as failure:
+        build(package, {"API_TOKEN": "tok_live_abcdef123456"}, timeout=120, memory_mb=512, log_path=log_path)
+    message = str(failure.value)
+    assert "`npm run build` failed with exit code 3" in message
+    assert "Error: boom at line 7" in failure.value.log_tail
+    log = log_path.read_text()
+    assert "$ npm ci" in log  # the lockfile fits: a clean install
+    assert "token is ***" in log and "tok_live_abcdef123456" not in log + message
+
+
+def test_timeout_is_reported(package: Path) -> None:
+    _write_package(package, "sleep 60")
+    with pytest.raises(BuildFailed, match=r"timed out after 5 s"):
+        build(package, {}, timeout=5, memory_mb=512, log_path=package.parent / "build.log")
+
+
+def test_the_database_file_is_visible_to_the_build_and_nothing_beside_it(package: Path, tmp_path: Path) -> None:
+    databases = package.parent / "databases"
+    databases.mkdir()
+    (databases / "app.db").write_bytes(b"SQLite format 3\x00" + b"\x00" * 100)
+    (databases / "other-app.db").write_bytes(b"another tenant")
+    script = (
+        "node -e \"const fs=require('fs');const p=process.env.DATABASE_URL.slice(5);"
+        "console.log('db bytes', fs.statSync(p).size);"
+        "console.log('other', fs.existsSync(require('path').dirname(p)+'/other-app.db'))\""
+    )
+    _write_package(package, script)
+    log_path = package.parent / "build.log"
+    result = build(package, {"DATABASE_URL": f"file:{databases / 'app.db'}"}, timeout=120, memory_mb=512,
+                   log_path=log_path)
+    log = log_path.read_text()
+    assert "db bytes 116" in log
+    if result.sandbox == "bwrap":
+        assert "other false" in log
+
+
+def test_reserved_variables_cannot_be_overridden(package: Path) -> None:
+    _write_package(package, "true")
+    with pytest.raises(InputError, match="PATH is set by the build sandbox"):
+        build(package, {"PATH": "/evil"}, timeout=60, memory_mb=512, log_path=package.parent / "b.log")
