@@ -7,7 +7,7 @@ import json
 import mimetypes
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -95,10 +95,29 @@ def content_type(path: str) -> str:
     return guessed
 
 
-def _static_files(static_dir: Path) -> list[tuple[str, Path]]:
+StaticSource = Path | Mapping[str, Path]
+
+
+def static_mounts(static: StaticSource | None) -> dict[str, Path]:
+    """``Path`` -> served at ``/``; ``{"/_next/static": dir, "/": public}`` -> each folder at its prefix."""
+    if static is None:
+        return {}
+    mounts = {"/": Path(static)} if isinstance(static, str | Path) else {k: Path(v) for k, v in static.items()}
+    checked: dict[str, Path] = {}
+    for prefix, folder in mounts.items():
+        if not prefix.startswith("/"):
+            raise InputError(f"static mount {prefix!r} must be a URL path starting with '/', like /_next/static")
+        if not folder.is_dir():
+            raise InputError(f"static folder {folder} does not exist or is not a folder")
+        checked["/" + prefix.strip("/")] = folder
+    return checked
+
+
+def _static_files(static_dir: Path, prefix: str) -> list[tuple[str, Path]]:
     """(URL path, file) for every regular file under ``static_dir``. Symbolic links are followed only
     when they stay inside the folder: generated code is untrusted and must not publish host files."""
     root = static_dir.resolve()
+    base = prefix.rstrip("/")
     found: list[tuple[str, Path]] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         for name in filenames:
@@ -106,7 +125,7 @@ def _static_files(static_dir: Path) -> list[tuple[str, Path]]:
             real = file.resolve()
             if not real.is_relative_to(root) or not real.is_file():
                 continue
-            found.append(("/" + file.relative_to(root).as_posix(), real))
+            found.append((base + "/" + file.relative_to(root).as_posix(), real))
         dirnames[:] = [d for d in dirnames if (Path(dirpath) / d).resolve().is_relative_to(root)]
     return sorted(found)
 
@@ -116,12 +135,12 @@ def write_staged(
     put_blob: Callable[[Path], tuple[str, int]],
     app: str,
     deployment_id: str,
-    static_dir: Path | None,
+    static: StaticSource | None,
     server: ServerSpec | None,
 ) -> Manifest:
-    """Copy files and the server bundle into ``directory`` (which must not exist yet)."""
-    if static_dir is not None and not static_dir.is_dir():
-        raise InputError(f"static folder {static_dir} does not exist or is not a folder")
+    """Copy files and the server bundle into ``directory`` (which must not exist yet). Where mounts
+    overlap, the longer prefix wins."""
+    mounts = static_mounts(static)
     if server is not None:
         if not server.command:
             raise InputError("the server command is empty: give the program and its arguments")
@@ -132,9 +151,10 @@ def write_staged(
     partial.mkdir(parents=True)
     try:
         files: dict[str, StaticFile] = {}
-        for url_path, file in _static_files(static_dir) if static_dir is not None else []:
-            digest, size = put_blob(file)
-            files[url_path] = StaticFile(digest, size, content_type(url_path))
+        for prefix in sorted(mounts, key=len):
+            for url_path, file in _static_files(mounts[prefix], prefix):
+                digest, size = put_blob(file)
+                files[url_path] = StaticFile(digest, size, content_type(url_path))
         if server is not None:
             shutil.copytree(server.cwd, partial / SERVER_DIR, symlinks=True)
         manifest = Manifest(

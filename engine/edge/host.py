@@ -32,7 +32,7 @@ import httpx
 import uvicorn
 
 from engine.edge.blobs import BlobStore
-from engine.edge.deployments import Manifest, ServerSpec, write_staged
+from engine.edge.deployments import Manifest, ServerSpec, StaticSource, write_staged
 from engine.edge.names import check_app_name, check_deployment_id, host_name, parse_edge_host
 from engine.edge.proxy import EdgeApp
 from engine.edge.routes import AppRoute, RouteTable
@@ -49,6 +49,17 @@ TICK_SECONDS = 0.1
 FLUSH_SECONDS = 2.0
 # The only variables of the engine's own environment an app server sees (never the engine's secrets).
 INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
+
+
+def sqlite_folders(env: Mapping[str, str]) -> list[Path]:
+    """The folder of a ``file:`` database URL: SQLite writes its journal beside the file, so the app's
+    server needs that folder (one per app, see LocalLibsql) inside its sandbox."""
+    folders = []
+    for name in ("DATABASE_URL", "TURSO_DATABASE_URL"):
+        url = env.get(name, "")
+        if url.startswith("file:"):
+            folders.append(Path(url.removeprefix("file:").split("?", 1)[0]).parent)
+    return folders
 
 
 class HealthResult(NamedTuple):
@@ -222,13 +233,16 @@ class EdgeHost:
         return self._app_dir(app) / "deployments" / deployment_id
 
     def stage(
-        self, app: str, deployment_id: str, static_dir: Path | str | None, server: ServerSpec | None = None
+        self, app: str, deployment_id: str, static: StaticSource | str | None, server: ServerSpec | None = None
     ) -> Manifest:
         """Copy a deployment's static files (into the blob store) and server bundle; does not serve it
-        publicly until ``promote``. Staging an id again replaces that staged copy unless it is live."""
+        publicly until ``promote``. Staging an id again replaces that staged copy unless it is live.
+
+        ``static`` is a folder served at ``/``, or URL prefixes to folders, e.g. for a Next build
+        ``{"/_next/static": workdir/".next/static", "/": workdir/"public"}``."""
         check_app_name(app)
         check_deployment_id(deployment_id)
-        if static_dir is None and server is None:
+        if static is None and server is None:
             raise InputError("a deployment needs static files, a server, or both")
         directory = self._deployment_dir(app, deployment_id)
         if self.live(app) == deployment_id:
@@ -249,7 +263,7 @@ class EdgeHost:
         manifest: Manifest | None = None
         try:
             manifest = write_staged(
-                directory, put_blob, app, deployment_id, Path(static_dir) if static_dir is not None else None, server
+                directory, put_blob, app, deployment_id, Path(static) if isinstance(static, str) else static, server
             )
         finally:
             with self._lock:
@@ -440,11 +454,14 @@ class EdgeHost:
             if server is None:
                 assert manifest.command is not None
                 command = manifest.command
+                env = self._server_env(app, manifest)
                 if self.sandbox == "bwrap":
-                    command = bwrap_prefix(manifest.server_dir, hidden=[self.root.parent]) + command
+                    command = bwrap_prefix(
+                        manifest.server_dir, hidden=[self.root.parent], writable=sqlite_folders(env)
+                    ) + command
                 server = ServerProcess(
                     app, manifest.deployment_id, command, manifest.server_dir,
-                    self._server_env(app, manifest), self._app_dir(app) / "logs" / f"{manifest.deployment_id}.log",
+                    env, self._app_dir(app) / "logs" / f"{manifest.deployment_id}.log",
                     on_start=self.usage.record_start, startup_timeout=self.startup_timeout,
                     pid_file=self.root / "run" / f"{app}--{manifest.deployment_id}.json",
                 )

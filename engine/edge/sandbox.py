@@ -48,13 +48,16 @@ def resolve_mode(mode: str) -> str:
     return "none"
 
 
-def bwrap_prefix(server_dir: Path, hidden: list[Path]) -> list[str]:
-    """The bwrap command line that runs a server in ``server_dir`` with ``hidden`` folders emptied."""
+def bwrap_prefix(server_dir: Path, hidden: list[Path], writable: list[Path] | None = None) -> list[str]:
+    """The bwrap command line that runs a server in ``server_dir`` with ``hidden`` folders emptied and
+    ``writable`` folders (an app's own SQLite database folder) bound back in."""
     args = [
         "bwrap", "--die-with-parent", "--unshare-all", "--share-net",
         "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
     ]  # fmt: skip
     for folder in ["/root", "/home", *map(str, hidden)]:
         args += ["--tmpfs", folder]
+    for path in writable or []:
+        args += ["--bind", str(path), str(path)]
     args += ["--bind", str(server_dir), str(server_dir), "--chdir", str(server_dir), "--"]
     return args

@@ -53,6 +53,17 @@ def test_static_files_by_host_header(edge: EdgeHost, client: httpx.Client, tmp_p
     assert fetch(client, edge, "example.com").status_code == 404
 
 
+def test_folders_mounted_at_url_prefixes(edge: EdgeHost, client: httpx.Client, tmp_path: Path) -> None:
+    built = static_site(tmp_path / "next-static", {"chunks/app.js": "chunk"})
+    public = static_site(tmp_path / "public", {"favicon.ico": "icon", "_next/static/chunks/app.js": "shadowed"})
+    edge.stage("app", "d1", {"/_next/static": built, "/": public})
+    edge.promote("app", "d1")
+    assert fetch(client, edge, "app.localhost", "/_next/static/chunks/app.js").text == "chunk"
+    assert fetch(client, edge, "app.localhost", "/favicon.ico").text == "icon"
+    with pytest.raises(InputError, match="starting with '/'"):
+        edge.stage("app", "d2", {"_next": built})
+
+
 def test_identical_files_are_stored_once(edge: EdgeHost, tmp_path: Path) -> None:
     site = static_site(tmp_path / "site", {"index.html": "same bytes", "copy.html": "same bytes", "a.css": "a{}"})
     edge.stage("one", "d1", site)
