@@ -14,7 +14,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from engine.webbuild.appinfo import line_of, source_files
+from engine.webbuild.appinfo import find_schema, line_of, source_files
 from engine.webbuild.findings import Finding, Severity
 from engine.webbuild.targets import Target
 
@@ -150,7 +150,40 @@ def postgres_rewrite(raw: RawSql, tree: exp.Expr) -> str:
     return sql
 
 
-def check_raw_sql(raw: RawSql, target: Target) -> Finding | None:
+def boolean_columns(schema_text: str) -> set[str]:
+    """Column names (after @map) of the schema's Boolean fields, lower-cased."""
+    columns = set()
+    for line in schema_text.splitlines():
+        match = re.match(r"\s*(\w+)\s+Boolean\??\s*(.*)$", line)
+        if match:
+            mapped = re.search(r'@map\(\s*"([^"]+)"', match.group(2))
+            columns.add((mapped.group(1) if mapped else match.group(1)).lower())
+    return columns
+
+
+def _boolean_as_number(node: exp.Expr, booleans: set[str]) -> bool:
+    if not isinstance(node, (exp.EQ, exp.NEQ)):
+        return False
+    sides = (node.left, node.right)
+    column = next((side for side in sides if isinstance(side, exp.Column)), None)
+    number = next((side for side in sides if isinstance(side, exp.Literal) and side.this in ("0", "1")), None)
+    return column is not None and number is not None and column.name.lower() in booleans
+
+
+def _numbers_to_booleans(tree: exp.Expr, booleans: set[str]) -> exp.Expr:
+    def fix(node: exp.Expr) -> exp.Expr:
+        if _boolean_as_number(node, booleans):
+            node = node.copy()
+            for key in ("this", "expression"):
+                side = node.args[key]
+                if isinstance(side, exp.Literal):
+                    node.set(key, exp.Boolean(this=side.this == "1"))
+        return node
+
+    return tree.transform(fix)
+
+
+def check_raw_sql(raw: RawSql, target: Target, booleans: set[str] | None = None) -> Finding | None:
     def finding(severity: Severity, code: str, message: str) -> Finding:
         return Finding(raw.file, raw.line, severity, code, message)
 
@@ -190,6 +223,12 @@ def check_raw_sql(raw: RawSql, target: Target) -> Finding | None:
             f"unquoted mixed-case name(s) {names}: PostgreSQL folds them to lower case, so quote them "
             f'("{mixed[0]}") or use the @@map/@map names'
         )
+    as_numbers = sorted({node.sql("sqlite") for node in tree.find_all(exp.EQ, exp.NEQ)
+                         if _boolean_as_number(node, booleans or set())})
+    if as_numbers:
+        problems.append(f"{', '.join(as_numbers)} compares a Boolean column with a number: SQLite stores "
+                        "booleans as 0/1, PostgreSQL needs true/false")
+        tree = _numbers_to_booleans(tree, booleans or set())
     if raw.unsafe and any(isinstance(node, exp.Placeholder) for node in tree.find_all(exp.Placeholder)):
         problems.append("`?` placeholders: on PostgreSQL Prisma expects $1, $2, ...")
     if not problems:
@@ -207,5 +246,7 @@ def check_raw_sql(raw: RawSql, target: Target) -> Finding | None:
 
 
 def raw_sql_findings(app_dir: Path, target: Target) -> list[Finding]:
-    findings = [check_raw_sql(raw, target) for raw in find_raw_sql(app_dir)]
+    schema = find_schema(app_dir)
+    booleans = boolean_columns(schema.read_text(encoding="utf-8")) if schema else set()
+    findings = [check_raw_sql(raw, target, booleans) for raw in find_raw_sql(app_dir)]
     return [finding for finding in findings if finding is not None]

@@ -156,3 +156,16 @@ def test_example_apps_have_no_blocking_findings(app: str, target: str) -> None:
 def test_unknown_target_says_what_to_use() -> None:
     with pytest.raises(InputError, match="local-libsql, turso, local-postgres, neon"):
         preflight(EXAMPLES / "shop", "mysql")
+
+
+def test_boolean_compared_with_a_number_blocks_postgres(tmp_path: Path) -> None:
+    schema = (
+        'datasource db {\n  provider = "sqlite"\n}\n\n'
+        "model Task {\n  id   Int     @id\n  done Boolean @default(false) @map(\"is_done\")\n\n  @@map(\"tasks\")\n}\n"
+    )
+    code = 'export const open = () => prisma.$queryRaw`SELECT id FROM "tasks" WHERE "is_done" = 0 AND id <> 1`;\n'
+    app = make_app(tmp_path, {"prisma/schema.prisma": schema, "lib/open.ts": code})
+    [finding] = _only(preflight(app, "local-postgres"), "raw-sql-dialect")
+    assert "compares a Boolean column with a number" in finding.message
+    assert 'WHERE "is_done" = FALSE AND id <> 1' in finding.message  # only the Boolean comparison changes
+    assert _only(preflight(app, "local-libsql"), "raw-sql-dialect") == []
