@@ -34,7 +34,11 @@ def _write_package(work: Path, build_script: str) -> None:
     (work / "package-lock.json").write_text(json.dumps(lock))
 
 
-def test_failing_build_names_the_step_and_shows_the_tail_without_secrets(package: Path) -> None:
+@pytest.mark.parametrize("kind", ["bwrap", "user"])
+def test_failing_build_names_the_step_and_shows_the_tail_without_secrets(
+    package: Path, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAUNCHDECK_BUILD_SANDBOX", kind)
     script = "node -e \"console.log('token is ' + process.env.API_TOKEN); console.error('Error: boom at line 7'); process.exit(3)\""
     _write_package(package, script)
     log_path = package.parent / "logs" / "build.log"
@@ -44,7 +48,7 @@ def test_failing_build_names_the_step_and_shows_the_tail_without_secrets(package
     assert "`npm run build` failed with exit code 3" in message
     assert "Error: boom at line 7" in failure.value.log_tail
     log = log_path.read_text()
-    assert "$ npm ci" in log  # the lockfile fits: a clean install
+    assert f"$ npm ci --no-audit --no-fund    [sandbox: {kind}]" in log  # the lockfile fits: a clean install
     assert "token is ***" in log and "tok_live_abcdef123456" not in log + message
 
 
