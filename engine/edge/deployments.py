@@ -32,6 +32,10 @@ class ServerSpec:
     command: list[str]
     cwd: Path
     env: dict[str, str] = field(default_factory=dict)
+    # True: hard-link the bundle's files instead of copying them (fast; same file system only, with a
+    # copy as fallback). Only for a source that is deleted afterwards and never modified in place, like
+    # the pipeline's build working copy, or the deployment would not stay immutable.
+    link_files: bool = False
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,13 @@ def _static_files(static_dir: Path, prefix: str) -> list[tuple[str, Path]]:
     return sorted(found)
 
 
+def _link_or_copy(source: str, destination: str) -> None:
+    try:
+        os.link(source, destination)
+    except OSError:  # another file system, or links not allowed
+        shutil.copy2(source, destination)
+
+
 def write_staged(
     directory: Path,
     put_blob: Callable[[Path], tuple[str, int]],
@@ -156,7 +167,8 @@ def write_staged(
                 digest, size = put_blob(file)
                 files[url_path] = StaticFile(digest, size, content_type(url_path))
         if server is not None:
-            shutil.copytree(server.cwd, partial / SERVER_DIR, symlinks=True)
+            copy = _link_or_copy if server.link_files else shutil.copy2
+            shutil.copytree(server.cwd, partial / SERVER_DIR, symlinks=True, copy_function=copy)
         manifest = Manifest(
             app=app,
             deployment_id=deployment_id,

@@ -505,8 +505,12 @@ class EdgeHost:
         return self.usage.starts(app)
 
     def last_cold_start(self, app: str) -> float | None:
-        cold = [s.seconds for s in self.usage.starts(app) if s.kind == "request"]
-        return cold[-1] if cold else None
+        """Seconds the last request that found the server stopped waited for its first response
+        (falls back to spawn -> listening when the request did not get that far)."""
+        cold = [s for s in self.usage.starts(app) if s.kind == "request"]
+        if not cold:
+            return None
+        return cold[-1].first_response_seconds or cold[-1].seconds
 
     def server_log(self, app: str, deployment_id: str | None = None, lines: int = 50) -> str:
         deployment_id = deployment_id or self.live(app)

@@ -7,6 +7,7 @@ for metering (one request, the body bytes sent) by wrapping ``send``.
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
@@ -127,11 +128,12 @@ class EdgeApp:
 
     # -- proxy ------------------------------------------------------------------------------------
 
-    async def _acquire(self, server: ServerProcess) -> int:
+    async def _acquire(self, server: ServerProcess) -> tuple[int, bool]:
+        """(port, whether this request had to wait for the server to start)."""
         port = server.try_acquire()
         if port is not None:
-            return port
-        return await anyio.to_thread.run_sync(server.acquire, self.host.startup_timeout)
+            return port, False
+        return await anyio.to_thread.run_sync(server.acquire, self.host.startup_timeout), True
 
     async def _proxy(self, request: Request, app: str, manifest: Manifest, context: _RequestContext) -> Response:
         assert self.client is not None
@@ -147,8 +149,9 @@ class EdgeApp:
         # A body can be sent once; without one the request can be retried after a server restart.
         attempts = 1 if has_body else 2
         for attempt in range(attempts):
+            arrived = time.perf_counter()
             try:
-                port = await self._acquire(server)
+                port, waited = await self._acquire(server)
             except TransientError as exc:
                 return PlainTextResponse(f"{app} is starting: {exc}\n", status_code=503, headers={"retry-after": "1"})
             except TerminalError as exc:
@@ -171,6 +174,8 @@ class EdgeApp:
                 server.release()
                 return PlainTextResponse(f"{app}'s server failed: {type(exc).__name__}\n", status_code=502)
             context.server, context.upstream = server, upstream
+            if waited:
+                self.host.usage.note_first_response(app, manifest.deployment_id, time.perf_counter() - arrived)
             response = StreamingResponse(upstream.aiter_raw(), status_code=upstream.status_code)
             response.raw_headers = [
                 (k, v) for k, v in upstream.headers.raw if k.decode("latin-1").lower() not in HOP_BY_HOP

@@ -4,7 +4,7 @@ starts (cold starts included). Kept in memory, flushed to the workspace every fe
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,11 @@ class ServerStart:
 
     deployment_id: str
     kind: str
-    seconds: float
+    seconds: float  # spawn -> listening on its port
     at: float  # epoch seconds
+    # for a cold start: from the request's arrival to the server's first response headers (what the
+    # user waited; a Next server also loads the route's code on its first request)
+    first_response_seconds: float | None = None
 
 
 class UsageBook:
@@ -51,6 +54,15 @@ class UsageBook:
             self._starts.setdefault(app, []).append(start)
             del self._starts[app][:-KEEP_STARTS]
             self._dirty = True
+
+    def note_first_response(self, app: str, deployment_id: str, seconds: float) -> None:
+        """Attach the user-visible wait to the cold start that a request just caused."""
+        with self._lock:
+            starts = self._starts.get(app)
+            if starts and starts[-1].kind == "request" and starts[-1].deployment_id == deployment_id \
+                    and starts[-1].first_response_seconds is None:
+                starts[-1] = replace(starts[-1], first_response_seconds=round(seconds, 4))
+                self._dirty = True
 
     def traffic(self) -> dict[str, AppTraffic]:
         with self._lock:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -125,6 +126,16 @@ def test_the_sandbox_hides_the_workspace_from_app_servers(
     assert fetch(client, edge, "app.localhost", "/probe").text == seen
 
 
+def test_a_disposable_server_bundle_is_linked_not_copied(edge: EdgeHost, client: httpx.Client, tmp_path: Path) -> None:
+    spec = node_server(tmp_path / "workcopy", "v1")
+    edge.stage("app", "d1", None, ServerSpec(spec.command, spec.cwd, spec.env, link_files=True))
+    staged = edge.manifest("app", "d1").server_dir / "server.js"
+    assert staged.stat().st_ino == (spec.cwd / "server.js").stat().st_ino
+    shutil.rmtree(spec.cwd)  # what the pipeline does with its working copy
+    edge.promote("app", "d1")
+    assert fetch(client, edge, "app.localhost").text.startswith("server v1")
+
+
 def test_promote_is_atomic(edge: EdgeHost, client: httpx.Client, tmp_path: Path) -> None:
     for version in ("v1", "v2"):
         edge.stage("app", version, static_site(tmp_path / f"static-{version}", {"index.html": f"page {version}"}),
@@ -237,6 +248,8 @@ def test_scale_to_zero_and_cold_start(make_edge: Callable[..., EdgeHost], client
     cold = edge.last_cold_start("app")
     assert cold is not None and 0 < cold < 30
     assert edge.status("app").last_cold_start_seconds == cold
+    start = edge.server_starts("app")[-1]
+    assert start.kind == "request" and start.first_response_seconds == cold and cold >= start.seconds
 
 
 def test_suspend_answers_503_and_resume_serves_again(edge: EdgeHost, client: httpx.Client, tmp_path: Path) -> None:
