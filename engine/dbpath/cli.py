@@ -1,9 +1,7 @@
 """``launchdeck db``: transform a Prisma schema, print Prisma's DDL, import preview data.
 
-Mount in engine/cli/__init__.py::
-
-    from engine.cli import db as db_cli
-    app.add_typer(db_cli.app, name="db")
+Mounted by the main CLI through ``engine/cli/db.py``; ``python -m engine.dbpath`` runs the same commands
+without loading the rest of the CLI (what the benchmark measures).
 
 Exit codes: 0 done (for ``import``: every row imported and verified); 1 the import ran but did not
 verify or rejected values (nothing was committed); 2 bad input (schema, source, target, flags) or a

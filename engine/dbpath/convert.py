@@ -197,29 +197,21 @@ def converter_for(column: Column) -> Converter:
 
 
 # -------------------------------------------------------------------------------------- canonical
-def _canonical_json(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {k: _canonical_json(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_canonical_json(v) for v in node]
-    if isinstance(node, bool) or node is None or isinstance(node, str):
-        return node
-    if isinstance(node, float):
-        node = Decimal(repr(node))
-    if isinstance(node, int | Decimal):
-        return "\x00num:" + _decimal_text(Decimal(node))
-    return node
-
-
 def _decimal_text(number: Decimal) -> str:
     normal = number.normalize()
     return format(normal if normal != 0 else Decimal(0), "f")
 
 
+# Built once: json.loads/dumps with options construct a new decoder/encoder on every call.
+_NUMBERS_AS_DOUBLES = json.JSONDecoder(parse_int=float)
+_CANONICAL_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
 def canonical_json(value: Any) -> str:
-    """One text per JSON value: keys sorted, numbers by value (jsonb reorders keys and rewrites 1e2)."""
-    parsed = json.loads(value, parse_float=Decimal, parse_int=Decimal) if isinstance(value, str) else value
-    return json.dumps(_canonical_json(parsed), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    """One text per JSON value: keys sorted, every number as a double (jsonb reorders keys and rewrites
+    ``1e2`` as ``100``; reading both sides the same way makes them compare by value)."""
+    text = value if isinstance(value, str) else json.dumps(value)
+    return _CANONICAL_ENCODER.encode(_NUMBERS_AS_DOUBLES.decode(text))
 
 
 def canonical(column: Column, value: Any) -> Any:

@@ -19,7 +19,6 @@ from typing import Literal
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from sqlglot import exp
 
 from engine.config import settings
 from engine.dbpath import node
@@ -139,6 +138,8 @@ def load_plan(ddl: str, dialect: Dialect | str) -> LoadPlan:
 
 
 def add_primary_key(table: str, constraint: str, columns: list[str]) -> str:
+    from sqlglot import exp  # imported here: a large package the rest of an import never needs
+
     alter = exp.Alter(
         this=exp.to_table(exp.to_identifier(table, quoted=True).sql("postgres"), dialect="postgres"),
         kind="TABLE",

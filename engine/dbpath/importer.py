@@ -117,7 +117,7 @@ class Checksums:
         if not rows:
             return
         columns = [
-            list(map(canon, values))
+            values if canon is _identity else list(map(canon, values))
             for canon, values in zip(self.canons, zip(*rows, strict=True), strict=True)
         ]
         keys = list(zip(*(columns[i] for i in self.key_index), strict=True))

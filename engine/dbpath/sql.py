@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from sqlglot import exp
-
 
 def quote(name: str) -> str:
-    """A double-quoted identifier, valid in SQLite and PostgreSQL."""
-    return exp.to_identifier(name, quoted=True).sql("postgres")
+    """A double-quoted identifier, valid in SQLite and PostgreSQL (an inner quote is doubled)."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def column_list(names: list[str] | tuple[str, ...]) -> str:

@@ -94,18 +94,14 @@ class PostgresTarget:
                 copy.write_row(row)
 
     def read(self, table: Table) -> Iterator[Sequence[Row]]:
-        query = sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT (FORMAT BINARY)").format(
+        # A server-side cursor in binary: rows are parsed in psycopg's C code, a batch at a time.
+        query = sql.SQL("SELECT {} FROM {}").format(
             sql.SQL(", ").join(sql.Identifier(c.name) for c in table.columns), sql.Identifier(table.name)
         )
-        with self.conn.cursor().copy(query) as copy:
-            copy.set_types([copy_type(c) for c in table.columns])
-            batch: list[Row] = []
-            for row in copy.rows():
-                batch.append(row)
-                if len(batch) >= READ_BATCH:
-                    yield batch
-                    batch = []
-            if batch:
+        with self.conn.cursor(name=f"verify_{id(table)}", binary=True) as cursor:
+            cursor.itersize = READ_BATCH
+            cursor.execute(query)
+            while batch := cursor.fetchmany(READ_BATCH):
                 yield batch
 
     def after_load(self, table: Table) -> None:
