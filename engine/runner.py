@@ -105,7 +105,7 @@ class StepContext:
 
 
 StepFunction = Callable[[StepContext], "str | None"]
-UndoFunction = Callable[[StepContext], None]
+UndoFunction = Callable[[StepContext], object]
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,12 @@ import importlib
 
 from engine.runner import PipelineFactory
 
-BUILTIN_MODULES: tuple[str, ...] = ()
+BUILTIN_MODULES: tuple[str, ...] = (
+    "pipelines.web",
+    "pipelines.lifecycle",
+    "pipelines.mobile",
+    "pipelines.desktop",
+)
 
 
 def registry(extra_modules: str = "") -> dict[str, PipelineFactory]:

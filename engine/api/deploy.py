@@ -223,3 +223,38 @@ def delete_database(database_id: str, engine: EngineDep, principal: Deployer) ->
         raise InputError(f"no app uses database {database_id}; GET /api/databases lists them")
     app = require_visible(principal, get_app(engine.store, row["name"]))
     return _start(engine, principal, app, "destroy-database", {})
+
+
+class DeployNative(BaseModel):
+    """Mobile and desktop builds: the pipeline's parameters (see `launchdeck mobile --help`); the
+    credentials they name must already be in the app's vault scope (PUT /api/apps/{app}/secrets/...)."""
+
+    app: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+def _native(
+    engine: Engine, principal: Principal, body: DeployNative, pipeline: str, **extra: Any
+) -> dict[str, Any]:
+    app = require_visible(principal, get_app(engine.store, body.app))
+    if not app["deployment_url"] and not body.params.get("server_url") and not body.params.get("web_dir"):
+        raise InputError(
+            f"{body.app} has no live URL yet: deploy its web app first, or give server_url or web_dir"
+        )
+    params = {"server_url": app["deployment_url"], **body.params, **extra}
+    return _start(engine, principal, app, pipeline, params)
+
+
+@router.post("/api/deploy/ios", status_code=202)
+def deploy_ios(body: DeployNative, engine: EngineDep, principal: Deployer) -> dict[str, Any]:
+    return _native(engine, principal, body, "mobile", platform="ios")
+
+
+@router.post("/api/deploy/android", status_code=202)
+def deploy_android(body: DeployNative, engine: EngineDep, principal: Deployer) -> dict[str, Any]:
+    return _native(engine, principal, body, "mobile", platform="android")
+
+
+@router.post("/api/deploy/desktop", status_code=202)
+def deploy_desktop(body: DeployNative, engine: EngineDep, principal: Deployer) -> dict[str, Any]:
+    return _native(engine, principal, body, "desktop")

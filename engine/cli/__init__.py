@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -148,7 +150,17 @@ def up(
     """Start the engine and the console together on the embedded defaults. Ctrl-C stops both."""
     settings = current_settings()
     if demo:
-        not_available_yet("the demo workspace (--demo)")
+        from engine.demo import seed_workspace
+
+        try:
+            seeded = seed_workspace(settings)
+        except LaunchdeckError as exc:
+            fail(str(exc))
+        typer.echo(
+            f"demo workspace: seeded {seeded.apps} demo apps for {seeded.users} demo users"
+            if seeded.apps
+            else "demo workspace: demo apps already present"
+        )
     engine_url = f"http://{settings.engine_host}:{settings.engine_port}"
     launchdeck = [sys.executable, "-m", "engine.cli"]
     children = [subprocess.Popen([*launchdeck, "engine"])]
@@ -159,6 +171,11 @@ def up(
         if children[0].poll() is not None or time.monotonic() > deadline:
             fail("the engine did not start; see its messages above")
         time.sleep(0.2)
+    if demo:
+        from engine.demo import deploy_example
+
+        with EngineClient(engine_url, read_token(settings)) as client:
+            typer.echo(f"demo workspace: {deploy_example(client)}")
     children.append(
         subprocess.Popen(console_command(settings, settings.console_port), env=console_env(engine_url))
     )
@@ -259,58 +276,138 @@ def status(
         raise typer.Exit(1)
 
 
-@app.command()
-def deploy() -> None:
-    """Deploy an app folder: database, environment, code transformation, build and host, verify."""
-    not_available_yet("web deployment (`launchdeck deploy`)")
+def run_and_report(client: EngineClient, started: dict[str, Any], *, as_json: bool) -> None:
+    deployment_id = started["deployment_id"]
+    if not as_json:
+        typer.echo(
+            f"deployment {deployment_id} started; following it (Ctrl-C stops following, not the deployment)"
+        )
+    status = client.wait(deployment_id, poll=0.5)
+    deployment = status["deployment"]
+    if as_json:
+        live = deployment["status"] == "succeeded" and deployment["url"]
+        echo_json(
+            {
+                "deployment_id": deployment_id,
+                "app": status.get("app"),
+                "status": "live" if live else deployment["status"],
+                "url": deployment["url"],
+                "error": deployment["error"],
+                "steps": [
+                    {
+                        "name": step["name"],
+                        "status": step["status"],
+                        "seconds": step["seconds"],
+                        "detail": step["detail"] or step["error"],
+                    }
+                    for step in status["steps"]
+                ],
+            }
+        )
+    else:
+        typer.echo(render_status(status))
+        if deployment["url"] and deployment["status"] == "succeeded":
+            typer.echo(f"\nlive at {deployment['url']}")
+    if deployment["status"] != "succeeded":
+        raise typer.Exit(1)
+
+
+def parse_env(pairs: list[str]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            fail(f"--env {pair!r}: write it as KEY=VALUE")
+        if name in env:
+            fail(f"--env {name} is given twice")
+        env[name] = value
+    return env
 
 
 @app.command()
-def rollback() -> None:
-    """Point an app back at an earlier deployment, with the configuration it had."""
-    not_available_yet("rollback")
+def deploy(
+    app_dir: Annotated[
+        Path, typer.Argument(help="the generated app's folder (package.json, prisma/schema.prisma)")
+    ],
+    name: Annotated[str | None, typer.Option(help="app name (default: the folder's name)")] = None,
+    db: Annotated[
+        str, typer.Option(help="local-libsql, local-postgres, turso, neon or byo")
+    ] = "local-libsql",
+    database_url: Annotated[str | None, typer.Option(help="with --db byo: the database to use")] = None,
+    host: Annotated[str, typer.Option(help="local, cloudflare or vercel")] = "local",
+    domain: Annotated[
+        str | None, typer.Option(help="custom domain (then `launchdeck domains check`)")
+    ] = None,
+    env: Annotated[list[str] | None, typer.Option("--env", help="KEY=VALUE for the app; repeat")] = None,
+    tier: Annotated[str | None, typer.Option(help="pricing tier (default: the owner's subscription)")] = None,
+    preview: Annotated[Path | None, typer.Option(help="preview SQLite file or SQL dump to import")] = None,
+    no_import_data: Annotated[bool, typer.Option("--no-import-data", help="start with empty tables")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Deploy an app folder: preflight, database, environment, code transformation, build and host, verify.
+
+    Exit code 0 only when the deployment is live and healthy; a failed one leaves the previous one serving."""
+    source = app_dir.resolve()
+    if not (source / "package.json").is_file():
+        fail(f"{app_dir} has no package.json: give the generated app's folder")
+    with engine_client() as client:
+        started = client.deploy_web(
+            str(source),
+            app=name or source.name.lower().replace("_", "-"),
+            db=db,
+            host=host,
+            domain=domain,
+            env=parse_env(env or []),
+            tier=tier,
+            import_data=not no_import_data,
+            database_url=database_url,
+            preview=str(preview.resolve()) if preview else None,
+        )
+        run_and_report(client, started, as_json=as_json)
+
+
+AppArgument = Annotated[str, typer.Argument(metavar="APP", help="app name (`launchdeck apps` lists them)")]
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON")]
 
 
 @app.command()
-def suspend() -> None:
+def rollback(
+    app_name: AppArgument,
+    to: Annotated[
+        str | None, typer.Option(help="deployment id (default: the one before the live one)")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Point an app back at an earlier deployment, with the configuration it had (migrations stay)."""
+    with engine_client() as client:
+        run_and_report(client, client.rollback(app_name, to), as_json=as_json)
+
+
+@app.command()
+def suspend(app_name: AppArgument, as_json: JsonOption = False) -> None:
     """Suspend an app: it answers 503 and its database refuses its credentials."""
-    not_available_yet("suspend")
+    with engine_client() as client:
+        run_and_report(client, client.suspend(app_name), as_json=as_json)
 
 
 @app.command()
-def resume() -> None:
+def resume(app_name: AppArgument, as_json: JsonOption = False) -> None:
     """Resume a suspended app; nothing is lost."""
-    not_available_yet("resume")
+    with engine_client() as client:
+        run_and_report(client, client.resume(app_name), as_json=as_json)
 
 
 @app.command()
-def destroy() -> None:
+def destroy(
+    app_name: AppArgument,
+    yes: Annotated[bool, typer.Option("--yes", help="confirm: this deletes the app's data")] = False,
+    as_json: JsonOption = False,
+) -> None:
     """Destroy an app: database, role, files, processes, domains and secrets."""
-    not_available_yet("destroy")
-
-
-@app.command()
-def db() -> None:
-    """Database path: transform a Prisma schema, print its DDL, import preview data."""
-    not_available_yet("the database path (`launchdeck db`)")
-
-
-@app.command()
-def usage() -> None:
-    """Collect and show metered usage per app and provider."""
-    not_available_yet("usage metering")
-
-
-@app.command()
-def costs() -> None:
-    """Cost per app, provider or tier for a month, in cents."""
-    not_available_yet("cost analytics")
-
-
-@app.command()
-def margins() -> None:
-    """Revenue, cost and margin per tier and app for a month."""
-    not_available_yet("margins")
+    if not yes:
+        fail(f"destroying {app_name} deletes its database and files; add --yes to confirm")
+    with engine_client() as client:
+        run_and_report(client, client.destroy(app_name), as_json=as_json)
 
 
 # -- vault and tokens -------------------------------------------------------------------------------
@@ -360,6 +457,27 @@ def tokens_create(
     """Issue an engine API token. It is printed once; only its hash is kept."""
     with engine_client() as client:
         typer.echo(client.issue_token(name, role, principal))
+
+
+def mount_area_commands() -> None:
+    """Each area's commands live in their own module (engine/cli/<area>.py)."""
+    from engine.cli import db as db_cli
+    from engine.cli import desktop as desktop_cli
+    from engine.cli import domains as domains_cli
+    from engine.cli import mobile as mobile_cli
+
+    costs_cli = importlib.import_module("engine.cli.costs")
+    app.add_typer(db_cli.app, name="db")
+    app.add_typer(domains_cli.app, name="domains")
+    app.add_typer(costs_cli.usage_app, name="usage")
+    app.add_typer(costs_cli.costs_app, name="costs")
+    app.add_typer(costs_cli.margins_app, name="margins")
+    app.add_typer(costs_cli.pricing_app, name="pricing")
+    app.command("mobile")(mobile_cli.mobile)
+    app.command("desktop")(desktop_cli.desktop)
+
+
+mount_area_commands()
 
 
 def main() -> None:

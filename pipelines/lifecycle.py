@@ -1,0 +1,242 @@
+"""Lifecycle pipelines: suspend, resume, rollback, destroy, and the database-only routes.
+
+Each is a short pipeline on the same runner as deployments, so it gets the same journal, lock (one
+active operation per app), status view and undo.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Any
+
+from engine.errors import InputError, NotFound, TerminalError
+from engine.runner import NO_RETRY, Step, StepContext
+from pipelines.providers import database_provider
+from pipelines.web import DB_TOKEN, DB_URL, engine_of, provision_database, set_app, undo_database
+
+
+def _database_kind(ctx: StepContext) -> str | None:
+    kind = ctx.app["database_provider"]
+    return str(kind) if kind and kind != "byo" else None
+
+
+def _require_live(ctx: StepContext) -> None:
+    if ctx.app["status"] == "destroyed":
+        raise TerminalError(f"{ctx.app_name} was destroyed; deploy it again to bring it back")
+
+
+# -- suspend / resume -----------------------------------------------------------------------------------
+
+
+def suspend_hosting(ctx: StepContext) -> str:
+    _require_live(ctx)
+    engine_of(ctx).edge.suspend(ctx.app_name)
+    return "answers 503 with a suspended page"
+
+
+def resume_hosting(ctx: StepContext) -> str:
+    _require_live(ctx)
+    engine_of(ctx).edge.resume(ctx.app_name)
+    return "serving again"
+
+
+def suspend_database(ctx: StepContext) -> str:
+    kind = _database_kind(ctx)
+    if kind is None:
+        return "no managed database"
+    database_provider(engine_of(ctx), kind, ctx.app_name).suspend(ctx.app_name)
+    return f"{kind} database refuses the app's credentials"
+
+
+def resume_database(ctx: StepContext) -> str:
+    kind = _database_kind(ctx)
+    if kind is None:
+        return "no managed database"
+    database_provider(engine_of(ctx), kind, ctx.app_name).resume(ctx.app_name)
+    return f"{kind} database accepts the app's credentials again"
+
+
+def mark(status: str) -> Any:
+    def run(ctx: StepContext) -> str:
+        set_app(ctx, status=status)
+        return f"app is {status}"
+
+    return run
+
+
+def suspend(_: dict[str, Any]) -> list[Step]:
+    return [
+        Step("hosting", suspend_hosting, resume_hosting, timeout=60),
+        Step("database", suspend_database, resume_database, timeout=300),
+        Step("record", mark("suspended"), timeout=30),
+    ]
+
+
+def resume(_: dict[str, Any]) -> list[Step]:
+    return [
+        Step("database", resume_database, suspend_database, timeout=300),
+        Step("hosting", resume_hosting, suspend_hosting, timeout=60),
+        Step("record", mark("active"), timeout=30),
+    ]
+
+
+# -- rollback -------------------------------------------------------------------------------------------
+
+
+def rollback_target(ctx: StepContext) -> dict[str, Any]:
+    engine = engine_of(ctx)
+    rows = engine.store.fetchall(
+        "SELECT id, url, config_snapshot FROM deployments WHERE app_id = ? AND pipeline = 'web'"
+        " AND status = 'succeeded' ORDER BY created_at DESC",
+        [ctx.app_id],
+    )
+    staged = {info.deployment_id for info in engine.edge.deployments(ctx.app_name)}
+    live = str(ctx.app["live_deployment_id"]) if ctx.app["live_deployment_id"] else None
+    wanted = ctx.params.get("to")
+    for row in rows:
+        candidate = str(row["id"])
+        if wanted and not candidate.startswith(wanted):
+            continue
+        if not wanted and candidate == live:
+            continue
+        if candidate not in staged:
+            raise TerminalError(f"deployment {candidate} is no longer kept on the edge host")
+        return row
+    raise NotFound(
+        f"no earlier successful deployment of {ctx.app_name} to roll back to"
+        if not wanted
+        else f"{ctx.app_name} has no successful deployment {wanted}"
+    )
+
+
+def rollback_step(ctx: StepContext) -> str:
+    _require_live(ctx)
+    target = rollback_target(ctx)
+    target_id = str(target["id"])
+    ctx.state["previous_live"] = str(ctx.app["live_deployment_id"])
+    # The target's environment (its configuration snapshot) comes back with it from the vault.
+    engine_of(ctx).edge.rollback(ctx.app_name, target_id)
+    set_app(ctx, live_deployment_id=target_id, deployment_url=target["url"], config=target["config_snapshot"])
+    return f"live deployment is {target_id} again (database migrations are not reversed)"
+
+
+def undo_rollback(ctx: StepContext) -> None:
+    previous = ctx.state.get("previous_live")
+    if previous:
+        engine_of(ctx).edge.rollback(ctx.app_name, previous)
+        set_app(ctx, live_deployment_id=previous)
+
+
+def rollback(_: dict[str, Any]) -> list[Step]:
+    return [Step("rollback", rollback_step, undo_rollback, timeout=120, retry=NO_RETRY)]
+
+
+# -- destroy --------------------------------------------------------------------------------------------
+
+
+def destroy_hosting(ctx: StepContext) -> str:
+    engine = engine_of(ctx)
+    with contextlib.suppress(NotFound):
+        engine.edge.remove_app(ctx.app_name)
+    return "deployments, files and processes removed"
+
+
+def destroy_domains(ctx: StepContext) -> str:
+    from engine.domains import remove_app_domains
+
+    removed = remove_app_domains(engine_of(ctx).store, ctx.app_name, router=engine_of(ctx).edge)
+    return f"{len(removed)} domain(s) removed"
+
+
+def destroy_database(ctx: StepContext) -> str:
+    kind = _database_kind(ctx)
+    engine = engine_of(ctx)
+    if kind is not None:
+        database_provider(engine, kind, ctx.app_name).destroy(ctx.app_name)
+    engine.vault.delete(ctx.app_id, DB_URL)
+    engine.vault.delete(ctx.app_id, DB_TOKEN)
+    set_app(ctx, database_provider=None, database_id=None)
+    return f"{kind} database and its role dropped" if kind else "no managed database"
+
+
+def destroy_secrets(ctx: StepContext) -> str:
+    count = engine_of(ctx).vault.delete(ctx.app_id)
+    return f"{count} secret(s) deleted"
+
+
+def destroy_record(ctx: StepContext) -> str:
+    set_app(ctx, status="destroyed", deployment_url=None, live_deployment_id=None, custom_domain=None)
+    return "app marked destroyed (its cost history stays)"
+
+
+def destroy(_: dict[str, Any]) -> list[Step]:
+    return [
+        Step("hosting", destroy_hosting, timeout=120),
+        Step("domains", destroy_domains, timeout=60),
+        Step("database", destroy_database, timeout=300),
+        Step("secrets", destroy_secrets, timeout=30),
+        Step("record", destroy_record, timeout=30),
+    ]
+
+
+def destroy_database_only(_: dict[str, Any]) -> list[Step]:
+    return [Step("database", destroy_database, timeout=300)]
+
+
+# -- database-only routes ---------------------------------------------------------------------------------
+
+
+def database(params: dict[str, Any]) -> list[Step]:
+    if params.get("db") not in ("local-libsql", "local-postgres", "turso", "neon", "byo"):
+        raise InputError(f"unknown database choice {params.get('db')!r}")
+    return [Step("database", provision_database, undo_database, timeout=1800)]
+
+
+def migrate_data_step(ctx: StepContext) -> str:
+    from engine.dbpath.importer import import_preview
+
+    engine = engine_of(ctx)
+    url = engine.vault.get_optional(ctx.app_id, DB_URL)
+    if url is None:
+        raise TerminalError(
+            f"{ctx.app_name} has no database yet: deploy it or POST /api/deploy/database first"
+        )
+    token = engine.vault.get_optional(ctx.app_id, DB_TOKEN)
+    target = f"{url}?authToken={token}" if token else url
+
+    def progress(done: int, total: int, table: str) -> None:
+        ctx.progress(done, total, "rows", f"importing {table}")
+
+    scratch = engine.settings.workspace / "builds" / ctx.deployment_id
+    report = import_preview(
+        Path(ctx.params["schema_path"]),
+        Path(ctx.params["preview"]),
+        target,
+        replace=bool(ctx.params.get("replace")),
+        progress=progress,
+        migrations_dir=scratch / "migrations",
+    )
+    ctx.state["report"] = json.loads(report.model_dump_json())
+    if not report.ok:
+        raise TerminalError(
+            f"import failed and the database was left as it was: {len(report.rejected)} rejected"
+        )
+    rows = sum(t.imported_rows for t in report.tables.values())
+    return f"{rows} rows transferred into {len(report.tables)} tables, verified"
+
+
+def migrate_data(_: dict[str, Any]) -> list[Step]:
+    return [Step("import", migrate_data_step, timeout=3600, retry=NO_RETRY)]
+
+
+PIPELINES = {
+    "suspend": suspend,
+    "resume": resume,
+    "rollback": rollback,
+    "destroy": destroy,
+    "destroy-database": destroy_database_only,
+    "database": database,
+    "migrate-data": migrate_data,
+}

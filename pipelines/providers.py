@@ -1,0 +1,39 @@
+"""Which provider serves a deployment's database or hosting choice, built from the engine's settings."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from engine.errors import ConfigError, InputError
+from engine.providers.base import DatabaseProvider
+
+if TYPE_CHECKING:
+    from engine.service import Engine
+
+DATABASE_KINDS = ("local-libsql", "local-postgres", "turso", "neon", "byo")
+
+
+def database_provider(engine: Engine, kind: str, app_name: str) -> DatabaseProvider:
+    settings = engine.settings
+    if kind == "local-libsql":
+        from engine.providers.local_libsql import LocalLibsql
+
+        # One folder per app: the app's sandboxed server gets its own folder and no other app's.
+        return LocalLibsql(settings.workspace / "databases" / app_name)
+    if kind == "local-postgres":
+        from engine.providers.local_postgres import LocalPostgres
+
+        return LocalPostgres(settings.postgres_admin_url)
+    if kind == "turso":
+        from engine.providers.turso import Turso
+
+        if not (settings.turso_org_id and settings.turso_api_token):
+            raise ConfigError("--db turso needs TURSO_ORG_ID and TURSO_API_TOKEN")
+        return Turso.from_settings()
+    if kind == "neon":
+        from engine.providers.neon import Neon
+
+        if settings.neon_api_key is None:
+            raise ConfigError("--db neon needs NEON_API_KEY")
+        return Neon.from_settings()
+    raise InputError(f"unknown database choice {kind!r}: use one of {', '.join(DATABASE_KINDS)}")

@@ -1,0 +1,384 @@
+"""The one-click web deployment: the plan's five stages after a preflight.
+
+preflight -> database -> environment -> transform -> build -> host -> verify (and promote)
+
+Only the last step changes what the public URL serves, so a failure anywhere leaves the previous
+deployment live; what the failed run created is undone. The app's database belongs to the app, not to a
+deployment: the first deployment provisions it and imports the preview data, later ones keep it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import shutil
+import sqlite3
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.errors import InputError, TerminalError, TransientError
+from engine.runner import NO_RETRY, RetryPolicy, Step, StepContext
+from pipelines.providers import database_provider
+
+if TYPE_CHECKING:
+    from engine.service import Engine
+
+DB_URL, DB_TOKEN = "db:url", "db:token"
+VERIFY_RETRY = RetryPolicy(max_attempts=10, base_delay=0.5, max_delay=3.0)
+
+
+def engine_of(ctx: StepContext) -> Engine:
+    engine: Engine = ctx.services
+    return engine
+
+
+def build_dir(ctx: StepContext) -> Path:
+    return engine_of(ctx).settings.workspace / "builds" / ctx.deployment_id
+
+
+def schema_path(source: Path, params: dict[str, Any] | None = None) -> Path:
+    path = Path(params["schema_path"]) if params and params.get("schema_path") else source / "prisma" / "schema.prisma"
+    if not path.is_file():
+        raise InputError(f"{source} has no prisma/schema.prisma: Launchdeck deploys Prisma apps")
+    return path
+
+
+def preview_source(source: Path, params: dict[str, Any]) -> Path | None:
+    """--preview, else preview.sqlite in the app folder, else the file the datasource URL names."""
+    if params.get("preview"):
+        return Path(params["preview"])
+    if (source / "preview.sqlite").is_file():
+        return source / "preview.sqlite"
+    import re
+
+    match = re.search(r'url\s*=\s*"file:([^"]+)"', schema_path(source).read_text())
+    if match:
+        candidate = (source / "prisma" / match.group(1)).resolve()
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def set_app(ctx: StepContext, **columns: Any) -> None:
+    assignments = ", ".join(f"{name} = ?" for name in columns)
+    engine_of(ctx).store.execute(
+        f"UPDATE deployed_apps SET {assignments}, updated_at = now() WHERE id = ?",
+        [*columns.values(), ctx.app_id],
+    )
+
+
+# -- 0. preflight -----------------------------------------------------------------------------------
+
+
+def preflight(ctx: StepContext) -> str:
+    from engine.costs.tiers import check_deploy_allowed
+    from engine.webbuild import blocking
+    from engine.webbuild import preflight as check_app
+
+    engine, params = engine_of(ctx), ctx.params
+    source = Path(params["source_path"])
+    schema_path(source)
+    check_deploy_allowed(
+        engine.store,
+        str(ctx.app["user_id"]),
+        params.get("tier"),
+        params["db"],
+        bool(params.get("domain")),
+        app_name=ctx.app_name,
+    )
+    if params["db"] == "byo":
+        check_byo_database(engine.vault.get(ctx.app_id, "byo:DATABASE_URL"))
+    target = (
+        byo_family(engine.vault.get(ctx.app_id, "byo:DATABASE_URL"))
+        if params["db"] == "byo"
+        else params["db"]
+    )
+    findings = check_app(source, target)
+    for finding in findings:
+        ctx.log(str(finding))
+    stoppers = blocking(findings)
+    if stoppers:
+        raise TerminalError(
+            f"{len(stoppers)} blocking finding(s), nothing was provisioned:\n"
+            + "\n".join(str(f) for f in stoppers)
+        )
+    return f"{len(findings)} finding(s), none blocking"
+
+
+def byo_family(url: str) -> str:
+    return "postgresql" if url.startswith(("postgres://", "postgresql://")) else "libsql"
+
+
+def check_byo_database(url: str) -> None:
+    """Connect before anything else happens, so a wrong URL fails with nothing created."""
+    if url.startswith(("postgres://", "postgresql://")):
+        import psycopg
+
+        try:
+            with psycopg.connect(url, connect_timeout=10) as connection:
+                connection.execute("SELECT 1")
+        except psycopg.Error as exc:
+            raise TerminalError(f"could not connect to the bring-your-own database: {exc}".strip()) from None
+    elif url.startswith("file:"):
+        if not Path(url.removeprefix("file:")).parent.is_dir():
+            raise TerminalError(f"the bring-your-own database's folder does not exist: {url}")
+    else:
+        raise TerminalError("a bring-your-own database URL must start with postgresql:// or file:")
+
+
+# -- 1. database ------------------------------------------------------------------------------------
+
+
+def provision_database(ctx: StepContext) -> str:
+    from engine.dbpath.importer import import_preview
+
+    engine, params = engine_of(ctx), ctx.params
+    source = Path(params.get("source_path") or Path(params["schema_path"]).parent.parent)
+    kind = params["db"]
+    if ctx.app["database_provider"] == kind and engine.vault.get_optional(ctx.app_id, DB_URL):
+        ctx.state["db_created"] = False
+        return f"existing {kind} database {ctx.app['database_id']} kept (its data is not re-imported)"
+
+    ctx.state["db_created"] = kind != "byo"
+    if kind == "byo":
+        url, token, database_id = engine.vault.get(ctx.app_id, "byo:DATABASE_URL"), None, "byo"
+    else:
+        handle = database_provider(engine, kind, ctx.app_name).provision(ctx.app_name)
+        url, token, database_id = handle.url, handle.token, handle.id
+    engine.vault.put(ctx.app_id, DB_URL, url)
+    if token:
+        engine.vault.put(ctx.app_id, DB_TOKEN, token)
+    set_app(ctx, database_provider=kind, database_id=database_id)
+
+    preview = preview_source(source, params) if params.get("import_data", True) else None
+    target_url = f"{url}?authToken={token}" if token and "authToken" not in url else url
+    with tempfile.TemporaryDirectory(prefix="launchdeck-schema-") as scratch:
+        data = preview or empty_database(schema_path(source, params), Path(scratch))
+
+        def progress(done: int, total: int, table: str) -> None:
+            ctx.progress(done, total, "rows", f"importing {table}")
+
+        report = import_preview(
+            schema_path(source, params),
+            data,
+            target_url,
+            replace=kind == "byo" and bool(params.get("replace")),
+            progress=progress,
+            migrations_dir=build_dir(ctx) / "migrations",
+        )
+    if not report.ok:
+        first = report.rejected[0] if report.rejected else None
+        why = (
+            f"{first.table} row {first.key} column {first.column} value {first.value!r}: {first.reason}"
+            if first
+            else "verification failed"
+        )
+        raise TerminalError(f"preview data could not be imported ({len(report.rejected)} rejected): {why}")
+    tables = len(report.tables)
+    rows = sum(t.imported_rows for t in report.tables.values())
+    transferred = f", {rows} rows transferred from preview" if preview else ", no preview data"
+    return f"{kind} database {database_id}: {tables} tables created{transferred}"
+
+
+def empty_database(schema: Path, scratch: Path) -> Path:
+    """A SQLite file with the app's schema and no rows: the import source when there is no preview."""
+    from engine.dbpath import ddl_for_schema
+
+    path = scratch / "empty.sqlite"
+    connection = sqlite3.connect(path)
+    connection.executescript(ddl_for_schema(schema.read_text(), "sqlite"))
+    connection.close()
+    return path
+
+
+def undo_database(ctx: StepContext) -> None:
+    if not ctx.state.get("db_created"):
+        return
+    engine = engine_of(ctx)
+    database_provider(engine, ctx.params["db"], ctx.app_name).destroy(ctx.app_name)
+    engine.vault.delete(ctx.app_id, DB_URL)
+    engine.vault.delete(ctx.app_id, DB_TOKEN)
+    set_app(ctx, database_provider=None, database_id=None)
+
+
+# -- 2. environment ---------------------------------------------------------------------------------
+
+
+def public_url(ctx: StepContext) -> str:
+    return engine_of(ctx).edge.url(ctx.app_name).rstrip("/")
+
+
+def environment(ctx: StepContext) -> str:
+    engine, params = engine_of(ctx), ctx.params
+    vault = engine.vault
+    url = vault.get(ctx.app_id, DB_URL)
+    token = vault.get_optional(ctx.app_id, DB_TOKEN)
+    env: dict[str, str] = {}
+    if url.startswith(("libsql://", "https://", "http://", "wss://")):
+        env["TURSO_DATABASE_URL"], env["TURSO_AUTH_TOKEN"] = url, token or ""
+    else:
+        env["DATABASE_URL"] = url
+    secret = vault.get_optional(ctx.app_id, "NEXTAUTH_SECRET")
+    if secret is None:  # generated once per app, kept across redeploys
+        secret = secrets.token_urlsafe(32)
+        vault.put(ctx.app_id, "NEXTAUTH_SECRET", secret)
+    env["NEXTAUTH_SECRET"] = secret
+    env["NEXTAUTH_URL"] = public_url(ctx)
+    env["AUTH_TRUST_HOST"] = "true"
+    for name in params.get("env_names", []):
+        env[name] = vault.get(ctx.app_id, f"user-env:{name}")
+    vault.put(ctx.app_id, f"env@{ctx.deployment_id}", json.dumps(env))
+    ctx.state["env_names"] = sorted(env)
+    return f"{len(env)} variables set: {', '.join(sorted(env))}"
+
+
+def undo_environment(ctx: StepContext) -> None:
+    engine_of(ctx).vault.delete(ctx.app_id, f"env@{ctx.deployment_id}")
+
+
+def deployment_env(ctx: StepContext) -> dict[str, str]:
+    return dict(json.loads(engine_of(ctx).vault.get(ctx.app_id, f"env@{ctx.deployment_id}")))
+
+
+# -- 3. code transformation ---------------------------------------------------------------------------
+
+
+def transform(ctx: StepContext) -> str:
+    from engine.webbuild import transform as transform_app
+
+    target = ctx.params["db"]
+    if target == "byo":
+        target = byo_family(engine_of(ctx).vault.get(ctx.app_id, DB_URL))
+    workdir = build_dir(ctx) / "app"
+    if workdir.exists():  # a re-run after a crash: start from a clean copy
+        shutil.rmtree(workdir)
+    result = transform_app(Path(ctx.params["source_path"]), workdir, target)
+    baseline = build_dir(ctx) / "migrations"
+    if baseline.is_dir():  # the import's migration baseline, so `prisma migrate deploy` works later
+        shutil.copytree(baseline, workdir / "prisma" / "migrations", dirs_exist_ok=True)
+    for change in result.changes:
+        ctx.log(change)
+    return f"Prisma {result.prisma_before or '?'} -> {result.prisma_after}, {len(result.changes)} change(s)"
+
+
+def remove_build_dir(ctx: StepContext) -> None:
+    shutil.rmtree(build_dir(ctx), ignore_errors=True)
+
+
+# -- 4. build and host --------------------------------------------------------------------------------
+
+
+def build(ctx: StepContext) -> str:
+    from engine.webbuild import build as build_app
+
+    engine = engine_of(ctx)
+    logs = engine.settings.workspace / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    result = build_app(
+        build_dir(ctx) / "app",
+        deployment_env(ctx),
+        timeout=engine.settings.build_timeout_seconds,
+        memory_mb=engine.settings.build_memory_mb,
+        log_path=logs / f"{ctx.deployment_id}-build.log",
+        npm_cache=engine.settings.workspace / "npm-cache" / ctx.app_name,
+    )
+    ctx.state["build"] = {
+        "server_dir": str(result.server_dir),
+        "server_command": result.server_command,
+        "static_dir": str(result.static_dir),
+        "public_dir": str(result.public_dir) if result.public_dir else None,
+        "install_seconds": result.install_seconds,
+        "build_seconds": result.build_seconds,
+    }
+    return (
+        f"{result.install_command} {result.install_seconds:.1f} s + build {result.build_seconds:.1f} s "
+        f"in a {result.sandbox} sandbox"
+    )
+
+
+def static_root(ctx: StepContext) -> Path:
+    """public/ at /, .next/static at /_next/static: the URL layout Next.js serves."""
+    built = ctx.state["build"]
+    root = build_dir(ctx) / "static-root"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    if built["public_dir"] and Path(built["public_dir"]).is_dir():
+        shutil.copytree(built["public_dir"], root, dirs_exist_ok=True)
+    if Path(built["static_dir"]).is_dir():
+        shutil.copytree(built["static_dir"], root / "_next" / "static", dirs_exist_ok=True)
+    return root
+
+
+def host(ctx: StepContext) -> str:
+    from engine.edge.deployments import ServerSpec
+
+    engine = engine_of(ctx)
+    built = ctx.state["build"]
+    server = ServerSpec(
+        command=list(built["server_command"]), cwd=Path(built["server_dir"]), env=deployment_env(ctx)
+    )
+    manifest = engine.edge.stage(ctx.app_name, ctx.deployment_id, static_root(ctx), server)
+    size = sum(f.size for f in manifest.files.values())
+    # The plan: source code is not kept after deployment. The staged server bundle is the build output.
+    shutil.rmtree(build_dir(ctx), ignore_errors=True)
+    return f"{len(manifest.files)} files ({size / 1e6:.1f} MB) staged with the app server"
+
+
+def unstage(ctx: StepContext) -> None:
+    from engine.errors import Conflict, NotFound
+
+    with contextlib.suppress(NotFound, Conflict):
+        engine_of(ctx).edge.discard(ctx.app_name, ctx.deployment_id)
+
+
+# -- 5. verify and promote ------------------------------------------------------------------------------
+
+
+def verify_and_promote(ctx: StepContext) -> str:
+    engine = engine_of(ctx)
+    health = engine.edge.health(ctx.app_name, deployment_id=ctx.deployment_id, timeout=60)
+    if health.status_code >= 500 or health.status_code == 429:
+        raise TransientError(f"/api/health answered {health.status_code}: {health.body[:200]}")
+    if health.status_code != 200:
+        raise TerminalError(f"/api/health answered {health.status_code}, not 200: {health.body[:300]}")
+    engine.edge.promote(ctx.app_name, ctx.deployment_id)
+    url = public_url(ctx) + "/"
+    snapshot = {"params": ctx.params, "env_names": ctx.state.get("env_names", [])}
+    engine.store.execute(
+        "UPDATE deployments SET url = ?, config_snapshot = ? WHERE id = ?",
+        [url, json.dumps(snapshot), ctx.deployment_id],
+    )
+    set_app(
+        ctx,
+        status="active",
+        deployment_url=url,
+        live_deployment_id=ctx.deployment_id,
+        hosting_provider=ctx.params["host"],
+        hosting_project_id=ctx.app_name,
+        tier=ctx.params.get("tier") or ctx.app["tier"],
+        config=json.dumps(snapshot),
+        last_deployed_at=datetime.now(UTC),
+    )
+    return f"health {health.status_code} in {health.seconds:.2f} s; live at {url}"
+
+
+def web(params: dict[str, Any]) -> list[Step]:
+    if params.get("host", "local") != "local":
+        raise InputError(
+            "hosting on cloudflare or vercel is not available yet in the deploy pipeline; use --host local"
+        )
+    return [
+        Step("preflight", preflight, timeout=180, retry=NO_RETRY),
+        Step("database", provision_database, undo_database, timeout=1800),
+        Step("environment", environment, undo_environment, timeout=60),
+        Step("transform", transform, remove_build_dir, timeout=300, retry=NO_RETRY),
+        Step("build", build, remove_build_dir, timeout=3600, retry=RetryPolicy(max_attempts=2)),
+        Step("host", host, unstage, timeout=600),
+        Step("verify", verify_and_promote, timeout=300, retry=VERIFY_RETRY),
+    ]
+
+
+PIPELINES = {"web": web}
