@@ -325,13 +325,14 @@ def remove_app_domains(store: Store, app: str, *, router: DomainRouter | None = 
 
 def check_pending(
     store: Store, *, resolvers: Sequence[tuple[str, int]] = (), router: DomainRouter | None = None,
-    edge_hostname: str = "localhost",
+    edge_hostname: str = "localhost", include_valid: bool = False,
 ) -> list[Domain]:
-    """Re-check every domain that is not valid yet (the scheduler's domain and certificate poll)."""
+    """Re-check every domain that is not valid yet (the scheduler's domain and certificate poll); with
+    ``include_valid``, verified ones too (a removed record makes them invalid and unroutes them)."""
     return [
         check(store, d.app, d.domain, resolvers=resolvers, router=router, edge_hostname=edge_hostname)
         for d in list_domains(store)
-        if d.dns_status != "valid"
+        if include_valid or d.dns_status != "valid"
     ]
 
 

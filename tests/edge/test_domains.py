@@ -111,6 +111,21 @@ def test_a_wrong_record_makes_the_domain_invalid(
         assert fetch(client, edge, "shop.example.com").status_code == 404
 
 
+def test_the_poll_rechecks_what_is_not_verified(store: Store, dns: tuple[ZoneResolver, tuple[str, int]]) -> None:
+    zone, resolver = dns
+    shop = domains.add(store, "shop", "shop.example.com")
+    blog = domains.add(store, "blog", "blog.example.com")
+    publish(zone, shop)
+    assert [d.domain for d in domains.check_pending(store, resolvers=[resolver])] == ["blog.example.com", "shop.example.com"]
+    publish(zone, blog)
+    assert [(d.domain, d.dns_status) for d in domains.check_pending(store, resolvers=[resolver])] == [
+        ("blog.example.com", "valid")
+    ]
+    del zone.records[(shop.domain, "CNAME")]
+    rechecked = domains.check_pending(store, resolvers=[resolver], include_valid=True)
+    assert {(d.domain, d.dns_status) for d in rechecked} == {("blog.example.com", "valid"), ("shop.example.com", "invalid")}
+
+
 def test_an_unreachable_resolver_changes_nothing(store: Store) -> None:
     domains.add(store, "shop", "shop.example.com")
     checked = domains.check(store, "shop", "shop.example.com", resolvers=[("127.0.0.1", free_udp_port())], timeout=0.3)
