@@ -204,7 +204,7 @@ class EdgeHost:
                     live = route is not None and route.live == deployment_id
                     idle = self.idle_seconds if live else min(self.idle_seconds or RETIRED_IDLE_SECONDS,
                                                               RETIRED_IDLE_SECONDS)
-                    server.tick(idle)
+                    server.tick(idle, restart=live)
                 if time.monotonic() - last_flush >= FLUSH_SECONDS:
                     self.usage.flush()
                     last_flush = time.monotonic()
@@ -364,7 +364,8 @@ class EdgeHost:
         if server is not None:
             server.stop("deployment discarded")
         shutil.rmtree(self._deployment_dir(app, deployment_id), ignore_errors=True)
-        (self._app_dir(app) / "logs" / f"{deployment_id}.log").unlink(missing_ok=True)
+        for log_file in (self._app_dir(app) / "logs").glob(f"{deployment_id}.log*"):
+            log_file.unlink(missing_ok=True)
 
     def _collect_blobs(self) -> int:
         """Delete blobs that no manifest on disk (and no stage in progress) refers to. Caller holds the lock."""

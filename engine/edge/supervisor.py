@@ -29,6 +29,7 @@ BACKOFF_MAX = 30.0
 STABLE_AFTER = 10.0  # running this long without dying resets the backoff
 GIVE_UP_AFTER = 3  # consecutive failed starts after which a waiting request gets an error
 STOP_GRACE = 5.0
+LOG_ROTATE_BYTES = 5 * 1024 * 1024
 
 
 class State(enum.StrEnum):
@@ -107,6 +108,9 @@ class ServerProcess:
         port = free_port()
         env = {**self.env, "PORT": str(port), "HOSTNAME": "127.0.0.1"}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            if self.log_path.stat().st_size > LOG_ROTATE_BYTES:  # keep the newest output and one older file
+                os.replace(self.log_path, self.log_path.with_name(self.log_path.name + ".1"))
         with self.log_path.open("ab") as log:
             log.write(f"--- launchdeck: starting {self.command} on port {port} ({kind})\n".encode())
             log.flush()
@@ -235,14 +239,20 @@ class ServerProcess:
             if code is not None:
                 self._failed_locked(f"server exited with code {code} ({_signal_name(code)})")
 
-    def tick(self, idle_seconds: float | None) -> None:
-        """Housekeeping: notice a dead server, restart after backoff, scale an idle one to zero."""
+    def tick(self, idle_seconds: float | None, restart: bool = True) -> None:
+        """Housekeeping: notice a dead server, restart it after its backoff (when ``restart``: the live
+        deployment's; another one starts again only on a request), scale an idle one to zero."""
         with self._cond:
             self._check_exit_locked()
             now = time.monotonic()
             if self.state == State.RUNNING and self.crashes and now - self.running_since > STABLE_AFTER:
                 self.crashes = 0
-            if self.state == State.CRASHED and now >= self.backoff_until and self.crashes < GIVE_UP_AFTER * 4:
+            if (
+                restart
+                and self.state == State.CRASHED
+                and now >= self.backoff_until
+                and self.crashes < GIVE_UP_AFTER * 4
+            ):
                 self._spawn_locked("restart")
             elif (
                 self.state == State.RUNNING
