@@ -120,7 +120,8 @@ class EdgeHost:
         self._manifests: dict[tuple[str, str], Manifest] = {}
         self._servers: dict[tuple[str, str], ServerProcess] = {}
         self._env: dict[tuple[str, str], dict[str, str]] = {}
-        self._lock = threading.RLock()  # manifests, servers, staging vs blob collection
+        self._lock = threading.RLock()  # manifests, servers, env (short holds: the request path takes it)
+        self._blob_lock = threading.RLock()  # blob writes by stages vs blob collection (may hold long)
         self._staging: dict[str, int] = {}  # blobs written by stages that have no manifest yet
         self._server: uvicorn.Server | None = None
         self._threads: list[threading.Thread] = []
@@ -254,7 +255,7 @@ class EdgeHost:
 
         def put_blob(path: Path) -> tuple[str, int]:
             # a blob and its staging mark appear together, so blob collection never sees one alone
-            with self._lock:
+            with self._blob_lock:
                 digest, size = self.blobs.put_file(path)
                 self._staging[digest] = self._staging.get(digest, 0) + 1
                 marked.append(digest)
@@ -266,15 +267,16 @@ class EdgeHost:
                 directory, put_blob, app, deployment_id, Path(static) if isinstance(static, str) else static, server
             )
         finally:
-            with self._lock:
+            if manifest is not None:
+                with self._lock:
+                    self._manifests[(app, deployment_id)] = manifest
+                    if server is not None:
+                        self._env[(app, deployment_id)] = dict(server.env)
+            with self._blob_lock:
                 for digest in marked:
                     self._unmark_staging(digest)
                 if manifest is None:
                     self._collect_blobs()
-                else:
-                    self._manifests[(app, deployment_id)] = manifest
-                    if server is not None:
-                        self._env[(app, deployment_id)] = dict(server.env)
         return manifest
 
     def _unmark_staging(self, digest: str) -> None:
@@ -339,7 +341,7 @@ class EdgeHost:
         if self.live(app) == deployment_id:
             raise Conflict(f"deployment {deployment_id} of {app} is live; promote another one first")
         self._drop_deployment(app, deployment_id)
-        with self._lock:
+        with self._blob_lock:
             self._collect_blobs()
 
     def prune(self, app: str, keep: int = 5) -> list[str]:
@@ -351,7 +353,7 @@ class EdgeHost:
         for deployment_id in doomed:
             self._drop_deployment(app, deployment_id)
         if doomed:
-            with self._lock:
+            with self._blob_lock:
                 self._collect_blobs()
         return doomed
 
@@ -368,7 +370,7 @@ class EdgeHost:
             log_file.unlink(missing_ok=True)
 
     def _collect_blobs(self) -> int:
-        """Delete blobs that no manifest on disk (and no stage in progress) refers to. Caller holds the lock."""
+        """Delete blobs that no manifest on disk (and no stage in progress) refers to. Caller holds _blob_lock."""
         referenced = set(self._staging)
         for manifest_file in (self.root / "apps").glob("*/deployments/*/manifest.json"):
             referenced.update(f.digest for f in Manifest.load(manifest_file.parent).files.values())
@@ -395,6 +397,7 @@ class EdgeHost:
             for key in [k for k in self._manifests if k[0] == app]:
                 self._manifests.pop(key)
                 self._env.pop(key, None)
+        with self._blob_lock:
             shutil.rmtree(self._app_dir(app), ignore_errors=True)
             self._collect_blobs()
         traffic = self.usage.forget(app)

@@ -138,7 +138,11 @@ class EdgeApp:
     async def _proxy(self, request: Request, app: str, manifest: Manifest, context: _RequestContext) -> Response:
         assert self.client is not None
         server = self.host.server(app, manifest)
-        headers = [(k, v) for k, v in request.headers.raw if k.decode("latin-1").lower() not in HOP_BY_HOP]
+        # the edge is the first hop: forwarding headers from the client would let it spoof its address
+        headers = [
+            (k, v) for k, v in request.headers.raw
+            if (name := k.decode("latin-1").lower()) not in HOP_BY_HOP and not name.startswith("x-forwarded-")
+        ]
         client_ip = request.client.host if request.client else "127.0.0.1"
         headers += [
             (b"x-forwarded-for", client_ip.encode()),
