@@ -160,3 +160,25 @@ def test_the_handle_url_and_token_reach_the_database_over_hrana(
     assert _pipeline(handle.url, "not-a-token", "SELECT 1").status_code == 401
     turso.suspend("app-9")
     assert _pipeline(handle.url, handle.token, "SELECT 1").status_code == 403
+
+
+def test_the_contract_check_catches_a_response_that_breaks_the_spec(
+    turso: Turso, turso_emulator: tuple[TursoEmulator, str]
+) -> None:
+    import dataclasses
+    import json
+
+    emulator, _ = turso_emulator
+    turso.provision("checked")
+    turso.get("checked")
+    exchange = emulator.recorder.matching("GET", "/databases/checked$")[-1]
+    assert exchange.status == 200
+    body = exchange.response_json
+    body["database"]["block_reads"] = "no"  # the spec says boolean
+    broken = dataclasses.replace(exchange, response_body=json.dumps(body).encode())
+    with pytest.raises(AssertionError, match=r"response .* violates"):
+        check("turso/openapi.json", [broken])
+    request = emulator.recorder.matching("POST", "/databases$")[-1]
+    bad_request = dataclasses.replace(request, request_body=json.dumps({"name": 42}).encode())
+    with pytest.raises(AssertionError, match="violates"):
+        check("turso/openapi.json", [bad_request])
