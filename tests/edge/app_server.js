@@ -33,7 +33,7 @@ http
     req.on("data", (c) => chunks.push(c));
     req.on("end", () => {
       res.writeHead(200, { "content-type": "text/plain", "set-cookie": ["a=1", "b=2"] });
-      res.end(`server ${version} pid ${process.pid} host ${req.headers.host} ${req.method} ${req.url} body=${Buffer.concat(chunks).length}`);
+      res.end(`server ${version} pid ${process.pid} host ${req.headers.host} ${req.method} ${req.url} body=${Buffer.concat(chunks).length} xff=${req.headers["x-forwarded-for"]}`);
     });
   })
   .listen(Number(process.env.PORT), process.env.HOSTNAME || "127.0.0.1");

@@ -92,10 +92,11 @@ def test_server_part_is_proxied_with_its_environment(
     edge.promote("api", "d1")
 
     assert fetch(client, edge, "api.localhost", "/logo.txt").text == "static logo"
-    response = fetch(client, edge, "api.localhost", "/items?x=1", method="POST", content=b"z" * 5000)
+    response = fetch(client, edge, "api.localhost", "/items?x=1", method="POST", content=b"z" * 5000,
+                     headers={"x-forwarded-for": "6.6.6.6"})
     assert response.status_code == 200
     assert response.text.startswith("server v1 ")
-    assert f"host api.localhost:{edge.port} POST /items?x=1 body=5000" in response.text
+    assert f"host api.localhost:{edge.port} POST /items?x=1 body=5000 xff=127.0.0.1" in response.text
     assert response.headers.get_list("set-cookie") == ["a=1", "b=2"]
     assert fetch(client, edge, "api.localhost", "/secret-env").text == "none"
     head = fetch(client, edge, "api.localhost", "/logo.txt", method="HEAD")
