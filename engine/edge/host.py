@@ -151,7 +151,8 @@ class EdgeHost:
         self.port = sock.getsockname()[1]
         self._sock = sock
         config = uvicorn.Config(
-            EdgeApp(self), log_level="warning", lifespan="on", access_log=False,
+            # proxy_headers off: the edge host is the first hop, so a client's X-Forwarded-For is not trusted
+            EdgeApp(self), log_level="warning", lifespan="on", access_log=False, proxy_headers=False,
             timeout_keep_alive=5, timeout_graceful_shutdown=5,
         )
         self._server = uvicorn.Server(config)
