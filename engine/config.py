@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     edge_idle_seconds: float = Field(default=300.0, ge=0)
     # DNS resolvers for custom-domain checks, comma-separated ip or ip:port; empty: the system's.
     dns_resolvers: str = ""
+    # App servers behind the edge host: "auto" (bubblewrap where it works), "bwrap" (required) or "none".
+    edge_sandbox: str = "auto"
 
     # Pipeline runner
     workers: int = Field(default=4, ge=1, le=64)
