@@ -11,7 +11,7 @@ import streamlit as st
 from console import ui
 from engine.errors import LaunchdeckError
 
-st.set_page_config(page_title="Launchdeck", page_icon="🚀", layout="wide")
+st.set_page_config(page_title="Launchdeck", page_icon=":material/rocket_launch:", layout="wide")
 
 DEFAULTS: dict[str, object] = {
     "token": "",
@@ -61,20 +61,20 @@ def sign_in_page() -> None:
 
 def pages_for(role: str) -> list[st.Page]:
     operator = [
-        st.Page("pages/deploy.py", title="Deploy", icon="🚀", url_path="deploy"),
-        st.Page("pages/status.py", title="Status", icon="📡", url_path="status"),
-        st.Page("pages/apps.py", title="Apps", icon="🗂️", url_path="apps"),
+        st.Page("pages/deploy.py", title="Deploy", icon=":material/rocket_launch:", url_path="deploy"),
+        st.Page("pages/status.py", title="Status", icon=":material/monitor_heart:", url_path="status"),
+        st.Page("pages/apps.py", title="Apps", icon=":material/apps:", url_path="apps"),
     ]
     finance = [
-        st.Page("pages/usage.py", title="Usage", icon="📈", url_path="usage"),
-        st.Page("pages/pricing.py", title="Pricing & margins", icon="💰", url_path="pricing"),
-        st.Page("pages/cost_model.py", title="Cost model", icon="🧮", url_path="cost-model"),
+        st.Page("pages/usage.py", title="Usage", icon=":material/query_stats:", url_path="usage"),
+        st.Page("pages/pricing.py", title="Pricing & margins", icon=":material/payments:", url_path="pricing"),
+        st.Page("pages/cost_model.py", title="Cost model", icon=":material/calculate:", url_path="cost-model"),
     ]
     return [*operator, *finance] if role == "operator" else finance
 
 
 if not st.session_state.role:
-    st.navigation([st.Page(sign_in_page, title="Sign in", icon="🔑")]).run()
+    st.navigation([st.Page(sign_in_page, title="Sign in", icon=":material/key:")]).run()
 else:
     with st.sidebar:
         st.markdown(f"Signed in as **{st.session_state.principal}** ({st.session_state.role})")

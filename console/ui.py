@@ -112,7 +112,7 @@ def demo_banner() -> None:
         st.info(
             f"**Demo data**: {summary['demo_apps']:,} of the {summary['apps']:,} apps (names starting "
             "`demo-`) and their usage are synthetic, seeded by `launchdeck up --demo`.",
-            icon="🧪",
+            icon=":material/science:",
         )
 
 

@@ -15,8 +15,8 @@ ui.require_role(ui.OPERATOR_ONLY)
 st.title("Apps")
 ui.demo_banner()
 
-HEALTH = {"active": "🟢 serving", "suspended": "🟠 suspended (503)", "failed": "🔴 failed",
-          "deploying": "🔵 deploying", "provisioning": "🔵 provisioning", "destroyed": "⚫ destroyed"}  # fmt: skip
+HEALTH = {"active": "serving", "suspended": "suspended (503)", "failed": "failed",
+          "deploying": "deploying", "provisioning": "provisioning", "destroyed": "destroyed"}  # fmt: skip
 
 
 @st.cache_data(ttl=60, show_spinner=False)

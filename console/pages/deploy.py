@@ -42,8 +42,9 @@ def cost_label(choice: str, costs: dict[str, Any] | None) -> str:
     entry = costs["choices"].get(choice)
     if entry is None or entry["costed_as"] is None:
         return "no cost to Launchdeck (the user's own)"
+    share = ui.money(entry["app_cents"]) if entry["app_cents"] or not entry["plan_base_cents"] else "under $0.01"
     return (
-        f"≈ {ui.money(entry['app_cents'])}/mo for this app "
+        f"≈ {share}/mo for this app "
         f"({entry['costed_as']} {entry['plan']}: {ui.money(entry['plan_base_cents'])}/mo base fee "
         f"shared by {entry['apps_sharing']:,} apps)"
     )

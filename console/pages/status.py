@@ -13,8 +13,10 @@ ui.require_role(ui.OPERATOR_ONLY)
 st.title("Deployment status")
 ui.demo_banner()
 
-MARKS = {"succeeded": "✅", "running": "⏳", "failed": "❌", "pending": "⚪", "cancelled": "🚫", "undone": "↩️",
-         "skipped": "⏭️"}  # fmt: skip
+MARKS = {"succeeded": ":green[:material/check_circle:]", "running": ":blue[:material/progress_activity:]",
+         "failed": ":red[:material/error:]", "pending": ":gray[:material/radio_button_unchecked:]",
+         "cancelled": ":orange[:material/cancel:]", "undone": ":orange[:material/undo:]",
+         "skipped": ":gray[:material/skip_next:]"}  # fmt: skip
 ACTIVE = ("pending", "running")
 
 recent = ui.call(ui.client().recent_deployments, 50) or []

@@ -5,9 +5,11 @@ this module only shapes it for JSON. Operators and finance may read; platform to
 from __future__ import annotations
 
 import statistics
+import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from engine.service import Engine
 
 router = APIRouter(tags=["analytics"])
+T = TypeVar("T")
 
 DEMO_PREFIX = "demo-"
 DATABASE_CHOICES = ("turso", "neon", "byo", "local-libsql", "local-postgres")
@@ -67,20 +70,55 @@ def tiers(principal: Reader) -> dict[str, Any]:
     return {name: tier.model_dump() for name, tier in default_tiers().tiers.items()}
 
 
-# An open month is recomputed from the ledger on every call; the ledger only grows hourly, so the console's
-# pages share one computation for a short while instead of each paying for it.
-_COST_CACHE: dict[tuple[int, date, str | None], tuple[float, MonthCosts]] = {}
-COST_CACHE_SECONDS = 60.0
+# Costing an open month reads the whole month of the ledger (seconds for 10,000 apps). Results are kept until
+# the data under them changes: the ledger, the fleet, the subscriptions, revenue or a month's closing. Checking
+# that costs a few cheap aggregates, so a page only pays for a computation once per change.
+CACHE_MAX_AGE_SECONDS = 900.0
+_cache: dict[tuple[Any, ...], tuple[tuple[Any, ...], float, Any]] = {}
+_cache_lock = threading.Lock()
+_computing: dict[tuple[Any, ...], threading.Lock] = {}
+
+
+def data_version(engine: Engine) -> tuple[Any, ...]:
+    row = engine.store.fetchone(
+        "SELECT (SELECT count(*) FROM usage_ledger) AS readings, (SELECT max(recorded_at) FROM usage_ledger) AS read_at,"
+        " (SELECT count(*) FROM deployed_apps) AS apps, (SELECT max(updated_at) FROM deployed_apps) AS apps_at,"
+        " (SELECT count(*) FROM user_subscriptions) AS users, (SELECT max(updated_at) FROM user_subscriptions) AS users_at,"
+        " (SELECT count(*) FROM closed_months) AS closed, (SELECT count(*) FROM revenue) AS revenue"
+    )
+    return tuple((row or {}).values())
+
+
+def cached(engine: Engine, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
+    """``compute()``, or its earlier result if the data has not changed since. One computation per key at a
+    time: a second request for the same key waits for the first instead of doing the work twice."""
+    full_key = (id(engine), *key)
+    with _cache_lock:
+        lock = _computing.setdefault(full_key, threading.Lock())
+    with lock:
+        version = data_version(engine)
+        hit = _cache.get(full_key)
+        if hit and hit[0] == version and time.monotonic() - hit[1] < CACHE_MAX_AGE_SECONDS:
+            value: T = hit[2]
+            return value
+        value = compute()
+        _cache[full_key] = (version, time.monotonic(), value)
+        return value
 
 
 def month_costs(engine: Engine, month: date, method: str | None = None) -> MonthCosts:
-    key = (id(engine), month, method)
-    hit = _COST_CACHE.get(key)
-    if hit and time.monotonic() - hit[0] < COST_CACHE_SECONDS:
-        return hit[1]
-    costs = cost_month(engine.store, month, method=method)
-    _COST_CACHE[key] = (time.monotonic(), costs)
-    return costs
+    return cached(engine, ("costs", month, method), lambda: cost_month(engine.store, month, method=method))
+
+
+def warm_caches(engine: Engine) -> None:
+    """Compute what the console's pages open with, so the first person to open them does not wait.
+    Cheap when nothing changed; meant to run as a periodic engine job (every minute)."""
+    month = latest_month(engine)
+    month_costs(engine, month)
+    cached(engine, ("estimate", "starter", None), lambda: estimate_for(engine, "starter", None))
+    cached(engine, ("history", 3), lambda: history_for(engine, 3))
+    start, end = usage_window(engine, 90)
+    cached(engine, ("fleet-usage", start, end, None), lambda: fleet_usage(engine, start, end, None))
 
 
 def latest_month(engine: Engine) -> date:
@@ -115,6 +153,10 @@ def estimate(
     in force: the app's share of the provider's bill when it joins the apps already there, every one of
     them using the median monthly usage of the apps of its tier in the latest month of the ledger."""
     default_tiers().get(tier)
+    return cached(engine, ("estimate", tier, storage_bytes), lambda: estimate_for(engine, tier, storage_bytes))
+
+
+def estimate_for(engine: Engine, tier: str, storage_bytes: int | None) -> dict[str, Any]:
     catalog = default_catalog()
     costs = month_costs(engine, latest_month(engine))
     sharing: dict[str, int] = {}
@@ -156,7 +198,12 @@ def costs(
     method: str | None = None,
 ) -> dict[str, Any]:
     """The month's costs in cents (the latest month with usage when none is named), by app, provider or tier."""
-    result = month_costs(engine, month_or_latest(engine, month), method)
+    chosen = month_or_latest(engine, month)
+    return cached(engine, ("costs-by", chosen, by, method), lambda: costs_by(engine, chosen, by, method))
+
+
+def costs_by(engine: Engine, month: date, by: str, method: str | None) -> dict[str, Any]:
+    result = month_costs(engine, month, method)
     rows = result.by(by)
     if by == "app":  # the per-app usage detail is the Usage page's business; keep this answer small
         rows = [{k: v for k, v in row.items() if k != "usage"} for row in rows]
@@ -171,6 +218,10 @@ def costs(
 
 
 def margins_payload(engine: Engine, month: date, least: int = 20) -> dict[str, Any]:
+    return cached(engine, ("margins", month, least), lambda: margins_uncached(engine, month, least))
+
+
+def margins_uncached(engine: Engine, month: date, least: int) -> dict[str, Any]:
     result = margins_for(engine.store, month_costs(engine, month))
     return {
         "month": month.isoformat(),
@@ -192,6 +243,10 @@ def margins(engine: EngineDep, principal: Reader, month: str | None = None, leas
 @router.get("/api/analytics/margins/history")
 def margin_history(engine: EngineDep, principal: Reader, months: int = Query(default=3, ge=1, le=24)) -> dict[str, Any]:
     """Per-tier margins for each of the last ``months`` months that have usage, oldest first."""
+    return cached(engine, ("history", months), lambda: history_for(engine, months))
+
+
+def history_for(engine: Engine, months: int) -> dict[str, Any]:
     first = engine.store.scalar("SELECT min(hour_start) FROM usage_ledger")
     newest = latest_month(engine)
     found: list[date] = []
@@ -235,6 +290,13 @@ def architectures(principal: Reader) -> list[str]:
     return list(ARCHITECTURES)
 
 
+def usage_window(engine: Engine, days: int) -> tuple[datetime, datetime]:
+    """The last ``days`` days up to the newest reading (or now, when the ledger is empty)."""
+    last = engine.store.scalar("SELECT max(hour_start) FROM usage_ledger")
+    end = (last or datetime.now(UTC).replace(tzinfo=None, minute=0, second=0, microsecond=0)) + timedelta(hours=1)
+    return end - timedelta(days=days), end
+
+
 @router.get("/api/analytics/usage")
 def usage(
     engine: EngineDep,
@@ -244,11 +306,7 @@ def usage(
     days: int = Query(default=90, ge=1, le=400),
 ) -> dict[str, Any]:
     """Daily usage: for one app (``app``: name or id), else summed per provider for the fleet."""
-    end_row = engine.store.fetchone("SELECT max(hour_start) AS last FROM usage_ledger")
-    end = (end_row["last"] if end_row and end_row["last"] else datetime.now(UTC).replace(tzinfo=None)) + timedelta(
-        hours=1
-    )
-    start = end - timedelta(days=days)
+    start, end = usage_window(engine, days)
     if app:
         found = engine.store.fetchone(
             "SELECT CAST(id AS TEXT) AS id, name, tier FROM deployed_apps WHERE name = ? OR CAST(id AS TEXT) = ?",
@@ -258,14 +316,20 @@ def usage(
             raise InputError(f"no app named {app!r}")
         rows = usage_series(engine.store, start=start, end=end, app_id=found["id"], grain="day")
         return {"app": found["name"], "tier": found["tier"], "grain": "day", "metrics": METRICS, "rows": rows}
-    sums = ", ".join(f"sum({m}) AS {m}" for m in METRICS if m != "db_storage_bytes")
+    return cached(engine, ("fleet-usage", start, end, provider), lambda: fleet_usage(engine, start, end, provider))
+
+
+def fleet_usage(engine: Engine, start: datetime, end: datetime, provider: str | None) -> dict[str, Any]:
+    """Daily usage summed per provider. Storage is a gauge: the fleet's storage in an hour is the sum of
+    the apps' readings in that hour, and a day's figure is the largest hourly one."""
     where = "hour_start >= ? AND hour_start < ?" + (" AND provider = ?" if provider else "")
     params: list[Any] = [start, end, *([provider] if provider else [])]
-    # Storage is a gauge: a day's fleet storage is the sum over apps of each app's peak that day.
+    counters = [m for m in METRICS if m != "db_storage_bytes"]
     rows = engine.store.fetchall(
-        f"SELECT provider, period, {', '.join(f'sum({m}) AS {m}' for m in METRICS)} FROM ("
-        f" SELECT provider, app_id, date_trunc('day', hour_start) AS period, {sums},"
-        f" max(db_storage_bytes) AS db_storage_bytes FROM usage_ledger WHERE {where} GROUP BY ALL"
+        f"SELECT provider, date_trunc('day', hour_start) AS period, {', '.join(f'sum({m}) AS {m}' for m in counters)},"
+        " max(db_storage_bytes) AS db_storage_bytes FROM ("
+        f" SELECT provider, hour_start, {', '.join(f'sum({m}) AS {m}' for m in METRICS)}"
+        f" FROM usage_ledger WHERE {where} GROUP BY provider, hour_start"
         ") GROUP BY ALL ORDER BY period, provider",
         params,
     )
