@@ -1,11 +1,11 @@
 """Benchmark: ledger ingest and the monthly cost and margin rollup.
 
 N apps x D days of hourly readings go into a DuckDB file through the same ``ingest_frame`` the metering job
-uses (one Arrow batch per day, with the idempotency check), then one month is costed and its margins computed.
+uses (one Arrow batch per day by default, with the idempotency check), then one month is costed and its margins computed.
 Prints ingest rows/s against the named baseline "row-by-row executemany" (measured in the same run on a
 sample), rollup seconds, and peak memory (max RSS of this process), beside the issue's targets.
 
-    .venv/bin/python bench/costs_rollup.py --apps 1000 --apps 10000 [--days 90]
+    .venv/bin/python bench/costs_rollup.py --apps 1000 --apps 10000 [--days 90] [--batch-days 1]
 """
 
 from __future__ import annotations
@@ -94,15 +94,20 @@ def baseline_rows_per_s(store: Store, sample: pl.DataFrame) -> float:
     return len(rows) / (time.perf_counter() - started)
 
 
-def run(apps: int, days: int, workdir: Path) -> dict[str, float]:
+def run(apps: int, days: int, workdir: Path, batch_days: int = 1) -> dict[str, float]:
     store = Store(workdir / f"bench-{apps}.duckdb")
     ids = seed_apps(store, apps)
     providers = np.where(np.arange(apps) % 4 == 3, "local-postgres", "local-libsql")
     rng = np.random.default_rng(7)
     ingest_seconds = 0.0
     rows = 0
-    for day in range(days):
-        frame = day_frame(ids, providers, day, rng)
+    for first_day in range(0, days, batch_days):
+        frame = pl.concat(
+            [
+                day_frame(ids, providers, day, rng)
+                for day in range(first_day, min(days, first_day + batch_days))
+            ]
+        )
         started = time.perf_counter()
         result = ingest_frame(store, frame)
         ingest_seconds += time.perf_counter() - started
@@ -137,6 +142,9 @@ def main() -> None:
     )
     parser.add_argument("--apps", type=int, action="append", help="fleet size (repeatable)")
     parser.add_argument("--days", type=int, default=90)
+    parser.add_argument(
+        "--batch-days", type=int, default=1, help="days of readings per ingest call (default 1)"
+    )
     args = parser.parse_args()
     sizes = args.apps or [1000, 10000]
     print(
@@ -145,9 +153,9 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory(prefix="ld-bench-") as tmp:
         for apps in sizes:
-            r = run(apps, args.days, Path(tmp))
+            r = run(apps, args.days, Path(tmp), args.batch_days)
             print(
-                f"apps={apps:>6,} rows={int(r['rows']):>11,} ingest {r['ingest_s']:6.1f} s = {r['rows_per_s']:>11,.0f} rows/s"
+                f"apps={apps:>6,} batch={args.batch_days}d rows={int(r['rows']):>11,} ingest {r['ingest_s']:6.1f} s = {r['rows_per_s']:>11,.0f} rows/s"
                 f" (baseline row-by-row executemany: {r['baseline_rows_per_s']:>9,.0f} rows/s,"
                 f" x{r['rows_per_s'] / r['baseline_rows_per_s']:.0f})"
                 f" | rollup {r['rollup_s']:5.2f} s | peak {r['peak_mb']:,.0f} MB"
