@@ -253,6 +253,26 @@ def test_scale_to_zero_and_cold_start(make_edge: Callable[..., EdgeHost], client
     assert start.kind == "request" and start.first_response_seconds == cold and cold >= start.seconds
 
 
+def test_concurrent_requests_share_one_cold_start(make_edge: Callable[..., EdgeHost], tmp_path: Path) -> None:
+    edge = make_edge(idle_seconds=1.0)
+    edge.stage("app", "d1", None, node_server(tmp_path / "srv", "v1"))
+    edge.promote("app", "d1")
+    wait_for(lambda: edge.status("app").server_state == "stopped")
+    statuses: list[int] = []
+
+    def one() -> None:
+        with httpx.Client(trust_env=False, timeout=30) as own:
+            statuses.append(fetch(own, edge, "app.localhost", "/dynamic").status_code)
+
+    threads = [threading.Thread(target=one) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [200] * 8
+    assert [s.kind for s in edge.server_starts("app")] == ["promote", "request"]
+
+
 def test_suspend_answers_503_and_resume_serves_again(edge: EdgeHost, client: httpx.Client, tmp_path: Path) -> None:
     edge.stage("app", "d1", static_site(tmp_path / "s", {"index.html": "home"}), node_server(tmp_path / "srv", "v1"))
     edge.promote("app", "d1")
