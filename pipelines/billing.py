@@ -60,11 +60,21 @@ def report_overages(store: Store, settings: Settings, *, month: date | None = No
     return {"month": str(month), "sent": sent, "stripe": True}
 
 
-def close_previous_month(store: Store, settings: Settings, *, now: datetime | None = None) -> dict[str, Any]:
-    """Freeze last month once it has ended (late readings are accepted until then)."""
+def close_previous_month(
+    store: Store, settings: Settings, *, now: datetime | None = None, grace_days: int = 2
+) -> dict[str, Any]:
+    """Freeze last month once ``grace_days`` have passed since it ended: late readings (a provider's usage API
+    lags by hours) are accepted until then, refused after."""
+    now = now or datetime.now(UTC)
     month = previous_month(now)
     if is_closed(store, month):
         return {"month": str(month), "closed": False, "reason": "already closed"}
+    if (now.date() - _this_month(now)).days < grace_days:
+        return {
+            "month": str(month),
+            "closed": False,
+            "reason": f"waiting {grace_days} days for late readings",
+        }
     sync_revenue(store, settings, month=month)
     costs = close_month(store, month, actor="scheduler", now=now)
     return {"month": str(month), "closed": True, "total_cents": costs.total_cents()}

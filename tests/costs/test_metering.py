@@ -82,5 +82,7 @@ def test_metered_local_apps_are_costed_and_over_quota_free_apps_suspended(
     assert enforce_quotas(store, month=costs.month, notify=lambda a: None, suspend=lambda *_: None) == []
 
     assert sync_revenue(store, settings, month=costs.month)["source"] == "list_price"
-    closed = close_previous_month(store, settings, now=datetime(2026, 11, 1, 0, 5))
+    waiting = close_previous_month(store, settings, now=datetime(2026, 11, 1, 0, 5))
+    assert not waiting["closed"] and "late readings" in waiting["reason"]
+    closed = close_previous_month(store, settings, now=datetime(2026, 11, 3, 0, 5))
     assert closed["closed"] and closed["total_cents"] == costs.total_cents()
