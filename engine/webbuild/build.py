@@ -46,6 +46,22 @@ class BuildResult:
     peak_memory_mb: float | None = None
     steps: list[dict[str, Any]] = field(default_factory=list)
 
+    def detail(self) -> dict[str, Any]:
+        """JSON-ready summary for the deployment journal."""
+        return {
+            "sandbox": self.sandbox,
+            "install": self.install_command,
+            "lockfile_regenerated": self.lockfile_regenerated,
+            "install_seconds": self.install_seconds,
+            "build_seconds": self.build_seconds,
+            "seconds": self.seconds,
+            "peak_memory_mb": round(self.peak_memory_mb) if self.peak_memory_mb is not None else None,
+            "standalone": self.standalone,
+            "server_dir": str(self.server_dir),
+            "server_command": self.server_command,
+            "log": str(self.log_path),
+        }
+
 
 def lockfile_in_sync(workdir: Path) -> bool:
     """True when package-lock.json was made from this package.json (so `npm ci` can use it)."""

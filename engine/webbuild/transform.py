@@ -41,6 +41,16 @@ class TransformResult:
     standalone: bool  # next.config asks for `output: "standalone"`
     changes: list[str] = field(default_factory=list)
 
+    def detail(self) -> dict[str, object]:
+        """JSON-ready summary for the deployment journal."""
+        return {
+            "target": self.target.name,
+            "prisma": f"{self.prisma_before} -> {self.prisma_after}",
+            "lockfile_stale": self.lockfile_stale,
+            "standalone": self.standalone,
+            "changes": self.changes,
+        }
+
 
 def _ignore(directory: str, names: list[str]) -> set[str]:
     ignored = {name for name in names if name in _EXCLUDED_NAMES}

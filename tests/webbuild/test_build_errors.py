@@ -74,6 +74,7 @@ def test_the_database_file_is_visible_to_the_build_and_nothing_beside_it(package
                    log_path=log_path)
     log = log_path.read_text()
     assert "db bytes 116" in log
+    assert json.loads(json.dumps(result.detail()))["install"] == "npm ci"
     if result.sandbox == "bwrap":
         assert "other false" in log
 

@@ -56,6 +56,7 @@ def test_source_untouched_and_copy_transformed_for_libsql(taskboard: Path, tmp_p
     assert result.lockfile_stale and not lockfile_in_sync(work)
     assert result.standalone and 'output: "standalone"' in (work / "next.config.ts").read_text()
     assert 'process.env.DATABASE_URL' in (work / "prisma.config.ts").read_text()
+    assert json.loads(json.dumps(result.detail()))["prisma"] == "6.19.3 -> 7.10.0"
 
 
 def test_postgres_target(taskboard: Path, tmp_path: Path) -> None:
