@@ -49,10 +49,22 @@ def stripe_errors(action: str) -> Iterator[None]:
 
 class StripeBilling:
     def __init__(
-        self, api_key: str, api_base: str, *, tiers: TierTable | None = None, max_retries: int = 0
+        self,
+        api_key: str,
+        api_base: str,
+        *,
+        tiers: TierTable | None = None,
+        max_retries: int = 0,
+        timeout: float = 30.0,
     ) -> None:
+        # Retries are the pipeline runner's (it honours Retry-After); the package's own retries stay off by default.
         self.client = stripe.StripeClient(
-            api_key, base_addresses={"api": api_base.rstrip("/")}, max_network_retries=max_retries
+            api_key,
+            base_addresses={"api": api_base.rstrip("/")},
+            max_network_retries=max_retries,
+            http_client=stripe.RequestsClient(
+                timeout=timeout
+            ),  # requests: a dependency of the stripe package
         )
         self.tiers = tiers or default_tiers()
 

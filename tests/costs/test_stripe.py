@@ -129,6 +129,9 @@ def test_stripe_errors_map_to_transient_and_terminal(
     emu.faults.add(503, times=1, path="/v1/customers")
     with pytest.raises(ProviderUnavailable):
         billing.ensure_customer(store, "ada")
+    emu.faults.add(None, times=1, delay=2.0, path="/v1/customers")
+    with pytest.raises(ProviderUnavailable, match="create customer"):
+        StripeBilling(emu.api_key, url, timeout=0.5).ensure_customer(store, "ada")  # a timeout is transient
     assert billing.ensure_customer(store, "ada").startswith("cus_")
     with pytest.raises(ProviderError, match="Invalid API Key"):
         StripeBilling("sk_test_wrong", url).ensure_customer(store, "zed")
