@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import streamlit as st
@@ -129,6 +130,13 @@ def size(num_bytes: float | None) -> str:
             return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
         value /= 1000
     return f"{value:,.1f} TB"
+
+
+def when(value: str | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """An engine timestamp (ISO 8601 text over JSON) formatted for people, in UTC."""
+    if not value:
+        return ""
+    return datetime.fromisoformat(value).astimezone(UTC).strftime(fmt)
 
 
 def duration(seconds: float | None) -> str:

@@ -27,7 +27,7 @@ if current and current not in options:
 if not options:
     st.info("No deployments yet: start one from the Deploy page.")
     st.stop()
-labels = {str(d["id"]): f"{d['app']} · {d['pipeline']} · {d['status']} · {d['created_at']:%Y-%m-%d %H:%M}"
+labels = {str(d["id"]): f"{d['app']} · {d['pipeline']} · {d['status']} · {ui.when(d['created_at'])}"
           for d in recent}  # fmt: skip
 st.session_state.deployment_id = st.selectbox(
     "Deployment", options, index=options.index(current) if current in options else 0,
@@ -94,7 +94,7 @@ def render(deployment_id: str) -> None:
         st.error(deployment["error"])
     if status["log"]:
         st.markdown("**Log**")
-        st.code("\n".join(f"{e['logged_at']:%H:%M:%S} {e['step'] or '-'}: {e['line']}" for e in status["log"]),
+        st.code("\n".join(f"{ui.when(e['logged_at'], '%H:%M:%S')} {e['step'] or '-'}: {e['line']}" for e in status["log"]),
                 language=None)  # fmt: skip
 
 

@@ -32,7 +32,7 @@ class RunningEngine:
 @pytest.fixture(scope="session")
 def running_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEngine]:
     workspace: Path = tmp_path_factory.mktemp("console-workspace")
-    engine = Engine(Settings(workspace=workspace))
+    engine = Engine(Settings(workspace=workspace, extra_pipelines="tests.console.steps_pipeline"))
     seed_demo(engine.store, apps=DEMO_APPS, days=DEMO_DAYS)
     store = engine.store
     tokens = RunningEngine(
@@ -49,3 +49,10 @@ def running_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running
         yield tokens
     finally:
         engine.stop_thread()
+
+
+@pytest.fixture
+def engine_url(running_engine: RunningEngine, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point the console (run in this process by AppTest) at the test engine."""
+    monkeypatch.setenv("LAUNCHDECK_ENGINE_URL", running_engine.url)
+    return running_engine.url

@@ -12,6 +12,8 @@ from streamlit.testing.v1.element_tree import Block
 
 from tests.console.conftest import DEMO_APPS, RunningEngine
 
+pytestmark = pytest.mark.usefixtures("engine_url")
+
 APP = str(Path(__file__).resolve().parents[2] / "console" / "app.py")
 OPERATOR_PAGES = {
     "pages/deploy.py": "Deploy an app",
@@ -23,11 +25,6 @@ FINANCE_PAGES = {
     "pages/pricing.py": "Pricing & margins",
     "pages/cost_model.py": "Cost model",
 }
-
-
-@pytest.fixture(autouse=True)
-def engine_url(running_engine: RunningEngine, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LAUNCHDECK_ENGINE_URL", running_engine.url)
 
 
 def signed_in(token: str) -> AppTest:
