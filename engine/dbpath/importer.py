@@ -14,6 +14,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,10 +30,11 @@ from engine.dbpath.convert import (
     to_decimal,
 )
 from engine.dbpath.ddl import load_plan, schema_and_ddl
+from engine.dbpath.fastpath import fast_path, json_checksum_values
 from engine.dbpath.schema import Column, PrismaSchema, Table
 from engine.dbpath.sources import check_matches, count_rows, open_source
 from engine.dbpath.sql import column_list, quote
-from engine.dbpath.targets import Target, open_target
+from engine.dbpath.targets import Target, open_target, target_dialect
 from engine.dbpath.transform import datasource_provider
 from engine.errors import Conflict, InputError, TransientError
 
@@ -84,11 +86,6 @@ def _none_safe(canon: Converter) -> Converter:
     return apply
 
 
-def _source_canon(column: Column) -> Converter:
-    # Converted values already compare by value (Decimal, datetime, bool == int); Json needs one text.
-    return _none_safe(canonical_json) if column.type == "Json" and not column.is_enum else _identity
-
-
 def _target_canon(column: Column, dialect: str) -> Converter:
     if column.is_enum:
         return _identity
@@ -105,25 +102,37 @@ def _target_canon(column: Column, dialect: str) -> Converter:
 
 
 class Checksums:
-    """Row count and, per column, the sum of hash(row key, value): independent of row order."""
+    """Row count, per column the sum of its values' hashes, and the sum of whole-row hashes.
+
+    Sums do not depend on row order. A changed, lost or invented value changes its column's sum; a
+    value moved to another row changes the row sum. Python's hash is consistent within one process,
+    which is where both sides are computed.
+    """
 
     def __init__(self, table: Table, canons: list[Converter]) -> None:
         self.rows = 0
         self.sums = [0] * len(table.columns)
+        self.row_sum = 0
         self.canons = canons
-        self.key_index = [i for i, c in enumerate(table.columns) if c.name in table.key_columns]
 
-    def add(self, rows: Sequence[Sequence[Any]]) -> None:
-        if not rows:
+    def add_rows(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Stored rows as read back from the target: brought to their comparable form first."""
+        if rows:
+            self.add_columns(
+                [
+                    values if canon is _identity else list(map(canon, values))
+                    for canon, values in zip(self.canons, zip(*rows, strict=True), strict=True)
+                ]
+            )
+
+    def add_columns(self, columns: Sequence[Sequence[Any]]) -> None:
+        """Columns already in comparable form (the converter's checksum columns)."""
+        if not columns or not columns[0]:
             return
-        columns = [
-            values if canon is _identity else list(map(canon, values))
-            for canon, values in zip(self.canons, zip(*rows, strict=True), strict=True)
-        ]
-        keys = list(zip(*(columns[i] for i in self.key_index), strict=True))
         for index, values in enumerate(columns):
-            self.sums[index] = (self.sums[index] + sum(map(hash, zip(keys, values, strict=True)))) & HASH_MASK
-        self.rows += len(rows)
+            self.sums[index] = (self.sums[index] + sum(map(hash, values))) & HASH_MASK
+        self.row_sum = (self.row_sum + sum(map(hash, zip(*columns, strict=True)))) & HASH_MASK
+        self.rows += len(columns[0])
 
 
 # ------------------------------------------------------------------------------------- conversion
@@ -139,6 +148,7 @@ class TableConverter:
     def __init__(self, table: Table, dialect: str) -> None:
         self.table = table
         self.steps = [column_pipeline(c, dialect) for c in table.columns]
+        self.fast = [fast_path(c) for c in table.columns]
         self.key_index = [i for i, c in enumerate(table.columns) if c.name in table.key_columns]
 
     def key_of(self, row: Sequence[Any]) -> str:
@@ -146,22 +156,31 @@ class TableConverter:
 
     def convert(
         self, rows: list[tuple[Any, ...]], rejected: list[Rejection]
-    ) -> tuple[list[tuple[Any, ...]], list[Any], set[int]]:
-        """(rows in stored form, converted columns for checksums, indexes of rejected rows)."""
+    ) -> tuple[list[tuple[Any, ...]], list[list[Any]], set[int]]:
+        """(rows in stored form, columns in checksum form, indexes of rejected rows)."""
         bad_rows: set[int] = set()
-        converted_columns: list[list[Any]] = []
+        check_columns: list[list[Any]] = []
         stored_columns: list[list[Any]] = []
-        for index, (values, (convert, store)) in enumerate(
-            zip(zip(*rows, strict=True), self.steps, strict=True)
-        ):
+        for index, values in enumerate(zip(*rows, strict=True)):
+            convert, store = self.steps[index]
+            is_json = self.table.columns[index].type == "Json" and not self.table.columns[index].is_enum
+            check: list[Any] | None = None
+            converted = self.fast[index](values)
+            if converted is not None and is_json:
+                check = json_checksum_values(converted)
+                converted = converted if check is not None else None  # invalid JSON: reported below
             try:
-                converted = list(map(convert, values))
+                if converted is None:
+                    converted = list(map(convert, values))
                 stored = converted if store is None else [None if v is None else store(v) for v in converted]
             except Unconvertible:
+                check = None
                 converted, stored = self._slow(index, values, convert, store, rows, rejected, bad_rows)
-            converted_columns.append(converted)
+            if is_json and check is None:
+                check = [None if v is None else canonical_json(v) for v in converted]
+            check_columns.append(converted if check is None else check)
             stored_columns.append(stored)
-        return list(zip(*stored_columns, strict=True)), list(zip(*converted_columns, strict=True)), bad_rows
+        return list(zip(*stored_columns, strict=True)), check_columns, bad_rows
 
     def _slow(
         self,
@@ -220,34 +239,36 @@ def import_preview(
         raise InputError(f"the Prisma schema {schema_file} does not exist")
     schema_text = schema_file.read_text(encoding="utf-8")
     datasource_provider(schema_text)  # a schema without a datasource fails before any connection
+    dialect = target_dialect(target_url)
+    # Prisma's engines run in Node while this process connects and checks the source.
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prisma-engines")
+    prepared = pool.submit(
+        schema_and_ddl, schema_text, dialect, url=target_url if dialect == "postgresql" else None
+    )
     attempt = 0
-    prepared: tuple[PrismaSchema, str] | None = None
-    while True:
-        attempt += 1
-        target = open_target(target_url)
-        try:
-            with open_source(source) as conn:
-                if prepared is None:  # once: a retry after a lost connection reuses Prisma's answer
-                    prepared = schema_and_ddl(
-                        schema_text,
-                        target.dialect,
-                        url=target_url if target.dialect == "postgresql" else None,
-                    )
-                schema, ddl = prepared
-                check_matches(schema, conn)
-                if not replace and not target.is_empty():
-                    raise Conflict(
-                        f"the target {target.description} already holds tables; pass --replace to overwrite them"
-                    )
-                report = _run(schema, conn, target, ddl, replace=replace, progress=progress)
-            break
-        except TransientError as exc:
-            target.rollback()
-            if attempt >= MAX_ATTEMPTS:
-                raise
-            time.sleep(max(exc.retry_after or 0.0, 1.5 * attempt))
-        finally:
-            target.close()
+    try:
+        while True:
+            attempt += 1
+            target = open_target(target_url)
+            try:
+                with open_source(source) as conn:
+                    schema, ddl = prepared.result()  # a retry after a lost connection reuses the answer
+                    check_matches(schema, conn)
+                    if not replace and not target.is_empty():
+                        raise Conflict(
+                            f"the target {target.description} already holds tables; pass --replace to overwrite them"
+                        )
+                    report = _run(schema, conn, target, ddl, replace=replace, progress=progress)
+                break
+            except TransientError as exc:
+                target.rollback()
+                if attempt >= MAX_ATTEMPTS:
+                    raise
+                time.sleep(max(exc.retry_after or 0.0, 1.5 * attempt))
+            finally:
+                target.close()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
     if report.ok:
         write_baseline(migrations_dir or schema_file.parent / "migrations", ddl, target.dialect)
     report.seconds = round(time.monotonic() - started, 3)
@@ -276,7 +297,7 @@ def _run(
         target.execute(plan.before)
         for table in schema.tables:
             converter = TableConverter(table, target.dialect)
-            sums = Checksums(table, [_source_canon(c) for c in table.columns])
+            sums = Checksums(table, [_identity for _ in table.columns])
             entry = report.tables[table.name] = TableReport(source_rows=totals[table.name])
             cursor = conn.execute(
                 f"SELECT {column_list([c.name for c in table.columns])} FROM {quote(table.name)}"
@@ -287,7 +308,7 @@ def _run(
                     entry.rejected_rows += len(bad)
                 elif not report.rejected:  # after a rejection keep scanning, to report them all
                     target.load(table, stored)
-                    sums.add(converted)
+                    sums.add_columns(converted)
                     entry.imported_rows += len(stored)
                 done += len(rows)
                 if progress is not None:
@@ -337,12 +358,14 @@ def _verify(
         expected = source_sums[table.name]
         found = Checksums(table, [_target_canon(c, target.dialect) for c in table.columns])
         for batch in target.read(table):
-            found.add(batch)
+            found.add_rows(batch)
         if found.rows != expected.rows:
             problems.append(f"{table.name}: {expected.rows} rows in the source, {found.rows} in the target")
         for column, want, got in zip(table.columns, expected.sums, found.sums, strict=True):
             if want != got:
                 problems.append(f"{table.name}.{column.name}: checksums differ")
+        if expected.row_sum != found.row_sum and expected.sums == found.sums:
+            problems.append(f"{table.name}: values sit in other rows than in the source")
     if problems:
         report.error = "verification failed: " + "; ".join(problems)
     return not problems

@@ -10,8 +10,19 @@ target as it was.
 
 from __future__ import annotations
 
-from engine.dbpath.targets.base import Target
+from engine.dbpath.targets.base import Dialect, Target
 from engine.errors import InputError
+
+
+def target_dialect(url: str) -> Dialect:
+    """The SQL dialect behind a target URL, known before connecting."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql"
+    if url.startswith(("file:", "libsql://", "https://", "http://")):
+        return "sqlite"
+    raise InputError(
+        f"unknown target {redact_url(url)!r}: use postgresql://..., file:PATH, or libsql://...?authToken=..."
+    )
 
 
 def open_target(url: str) -> Target:
@@ -47,4 +58,4 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
-__all__ = ["Target", "open_target", "redact_url"]
+__all__ = ["Target", "open_target", "redact_url", "target_dialect"]

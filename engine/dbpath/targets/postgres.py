@@ -11,6 +11,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.copy import QueuedLibpqWriter
 from psycopg.types.json import set_json_dumps, set_json_loads
 
 from engine.dbpath.schema import Column, Table
@@ -88,7 +89,9 @@ class PostgresTarget:
         query = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
             sql.Identifier(table.name), sql.SQL(", ").join(sql.Identifier(c.name) for c in table.columns)
         )
-        with self.conn.cursor().copy(query) as copy:
+        cursor = self.conn.cursor()
+        # The queued writer sends to the server from its own thread while this one converts the next rows.
+        with cursor.copy(query, writer=QueuedLibpqWriter(cursor)) as copy:
             copy.set_types([copy_type(c) for c in table.columns])
             for row in rows:
                 copy.write_row(row)
