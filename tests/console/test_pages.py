@@ -221,3 +221,31 @@ def test_wizard_review_shows_the_estimated_monthly_cost_and_limits(running_engin
     labels = {m.label: m.value for m in at.metric}
     assert labels["Estimated monthly cost to Launchdeck"].startswith("$")
     assert "business tier limits" in texts(at, "markdown")
+
+
+def test_wizard_shows_the_engines_refusal_of_a_deploy(running_engine: RunningEngine, tmp_path: Path) -> None:
+    at = fill_step_one(wizard(running_engine), **{"wiz-app-dir": str(tmp_path), "wiz-name": "not-an-app",
+                                                  "wiz-owner": "wizard-owner", "wiz-tier": "business"})  # fmt: skip
+    at.button(key="wiz-next-2").click().run()
+    at.button(key="wiz-deploy").click().run()
+    no_exception(at)
+    assert f"source_path {tmp_path} has no package.json" in texts(at, "error")
+    assert at.title[0].value == "Deploy an app"
+
+
+def test_destroy_needs_the_app_name_typed(running_engine: RunningEngine) -> None:
+    at = signed_in(running_engine.operator)
+    at.switch_page("pages/apps.py").run()
+    name = str(at.dataframe[0].value["name"].iloc[0])
+    at.selectbox[0].select(name).run()
+    no_exception(at)
+    destroy = next(b for b in at.button if b.label == "Destroy")
+    suspend = next(b for b in at.button if b.label == "Suspend")
+    assert destroy.disabled and suspend.disabled
+    at.text_input(key="confirm-destroy").input(name[:-1]).run()
+    assert next(b for b in at.button if b.label == "Destroy").disabled
+    at.text_input(key="confirm-destroy").input(name).run()
+    assert not next(b for b in at.button if b.label == "Destroy").disabled
+    at.checkbox(key="confirm-suspend").check().run()
+    assert not next(b for b in at.button if b.label == "Suspend").disabled
+    assert "No deployment history" in texts(at, "caption")  # demo apps have none: they were never deployed
