@@ -345,3 +345,42 @@ def test_turso_wrong_token_is_an_input_error(
     url, _, _ = turso
     with pytest.raises(InputError, match="auth token"):
         import_preview(schema_of(app_dir), source, f"{url}?authToken=wrong")
+
+
+# ------------------------------------------------------------------------------------ verification
+@pytest.mark.parametrize(
+    ("corrupt", "problem"),
+    [
+        (
+            lambda rows: [(*rows[0][:3], "changed", *rows[0][4:]), *rows[1:]],
+            "accounts.plan: checksums differ",
+        ),
+        (lambda rows: rows[:-1], "accounts: 4 rows in the source, 3 in the target"),
+        (
+            lambda rows: [
+                (*rows[0][:9], rows[1][9], rows[0][10]),
+                (*rows[1][:9], rows[0][9], rows[1][10]),
+                *rows[2:],
+            ],
+            "values sit in other rows",
+        ),
+    ],
+    ids=["changed-value", "lost-row", "swapped-values"],
+)
+def test_verification_catches_what_the_load_got_wrong(
+    app_dir: Path, source: Path, monkeypatch: pytest.MonkeyPatch, corrupt: Any, problem: str
+) -> None:
+    from engine.dbpath.targets.sqlite_file import SqliteFileTarget
+
+    original = SqliteFileTarget.load
+
+    def faulty_load(self: SqliteFileTarget, table: Any, rows: Any) -> None:
+        original(self, table, corrupt(list(rows)) if table.name == "accounts" else rows)
+
+    monkeypatch.setattr(SqliteFileTarget, "load", faulty_load)
+    target = app_dir / "prod.db"
+    report = import_preview(schema_of(app_dir), source, f"file:{target}")
+
+    assert not report.ok and not report.verified
+    assert report.error is not None and problem in report.error
+    assert not target.exists()  # nothing was moved into place
