@@ -118,14 +118,15 @@ def fleet(deploys: int, window: float, workers: int, tmp: Path) -> None:
                 except Exception as exc:
                     failures.append(f"app-{futures[future]}: {exc}")
         elapsed = time.perf_counter() - started
-        requests = client.http.stats.requests
+        requests, retries = client.http.stats.requests, client.http.stats.retries
         client.close()
     # Sliding window: request k (0-based) cannot go before floor(k / limit) windows have passed.
     bound = (math.ceil(requests / RATE_LIMIT) - 1) * window
     duplicates = sum(1 for p in emulator.projects.values() if len(p.deployments) != 1)
     missing = deploys - len(emulator.projects)
     print(f"## {deploys} deployments queued at once, {workers} workers, limit {RATE_LIMIT} per {window:g} s")
-    print(f"requests made                     {requests:>14,}        ({requests / deploys:.1f} per deploy)")
+    print(f"requests made                     {requests:>14,}        ({requests / deploys:.1f} per deploy, "
+          f"{retries} retried)")
     print(f"rate-limit lower bound (baseline) {bound:>14.2f} s")
     print(f"total time                        {elapsed:>14.2f} s  = {elapsed / bound:.3f} x bound (target <= 1.2)"
           if bound else f"total time {elapsed:.2f} s (all requests fit in one window)")

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import math
 import random
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -64,10 +64,23 @@ class RetryPolicy:
         return status in self.retry_any_method or status in self.retry_idempotent or status >= 500
 
 
+class Slot:
+    """One request's place in the window: it counts from when it is taken until ``period`` after it
+    finished. The server counts a request when it arrives, which is before its answer reaches us, so
+    timing the window from the answer can never let the server see more than ``limit`` in a window,
+    however long requests wait in queues."""
+
+    __slots__ = ("finished",)
+
+    def __init__(self) -> None:
+        self.finished = math.inf
+
+
 class RateLimiter:
     """At most ``limit`` requests in any sliding window of ``period`` seconds, shared by threads.
 
-    ``hold`` pauses everyone after the server said 429, so one throttled thread stops the others too.
+    ``acquire`` blocks until a slot is free; ``release`` marks the request finished. ``hold`` pauses
+    everyone after the server said 429, so one throttled thread stops the others too.
     """
 
     def __init__(self, limit: int, period: float, *, clock: Clock = time.monotonic, sleep: Sleep = time.sleep):
@@ -75,27 +88,30 @@ class RateLimiter:
             raise ValueError("rate limit needs limit >= 1 and period > 0")
         self.limit, self.period = limit, period
         self._clock, self._sleep = clock, sleep
-        self._sent: deque[float] = deque()
+        self._slots: list[Slot] = []
         self._not_before = 0.0
         self._lock = threading.Lock()
 
-    def acquire(self) -> float:
-        """Block until a request may be sent; returns the seconds waited."""
-        waited = 0.0
+    def acquire(self) -> Slot:
         while True:
             with self._lock:
                 now = self._clock()
-                while self._sent and self._sent[0] <= now - self.period:
-                    self._sent.popleft()
+                cutoff = now - self.period
+                self._slots = [slot for slot in self._slots if slot.finished > cutoff]
                 wait = self._not_before - now
-                if wait <= 0 and len(self._sent) < self.limit:
-                    self._sent.append(now)
-                    return waited
+                if wait <= 0 and len(self._slots) < self.limit:
+                    slot = Slot()
+                    self._slots.append(slot)
+                    return slot
                 if wait <= 0:
-                    wait = self._sent[0] + self.period - now
-            wait = max(wait, 0.001)
-            self._sleep(wait)
-            waited += wait
+                    finished = [slot.finished for slot in self._slots if slot.finished != math.inf]
+                    # All in flight: one of them finishing frees nothing for ``period``; look again soon.
+                    wait = min(finished) + self.period - now if finished else min(0.05, self.period)
+            self._sleep(max(wait, 0.001))
+
+    def release(self, slot: Slot) -> None:
+        with self._lock:
+            slot.finished = self._clock()
 
     def hold(self, seconds: float) -> None:
         with self._lock:
@@ -258,8 +274,8 @@ class ProviderClient:
     ) -> httpx.Response:
         request = self._http.build_request(method, url, **kwargs)
         body = request.read()
-        if self.limiter is not None:
-            self.limiter.acquire()
+        limiter = self.limiter
+        slot = limiter.acquire() if limiter is not None else None
         self.stats.record(method, request.url.path, len(body))
         label = f"{method} {request.url.copy_with(query=None)}"
         try:
@@ -272,6 +288,9 @@ class ProviderClient:
             if safe:
                 raise _Retry(error) from exc
             raise error from exc
+        finally:
+            if limiter is not None and slot is not None:
+                limiter.release(slot)
         status = response.status_code
         self.log.debug(self.clean(f"{label} -> {status}"))
         if status < 300 or status in accepted:

@@ -113,9 +113,10 @@ def test_rate_limiter_spaces_requests_across_threads() -> None:
 
     def work() -> None:
         for _ in range(5):
-            limiter.acquire()
+            slot = limiter.acquire()
             with lock:
                 sent.append(time.monotonic())
+            limiter.release(slot)
 
     threads = [threading.Thread(target=work) for _ in range(3)]
     for t in threads:
@@ -133,5 +134,20 @@ def test_limiter_hold_pauses_everyone_after_a_429() -> None:
     limiter = RateLimiter(100, 1.0)
     limiter.hold(0.3)
     started = time.monotonic()
-    limiter.acquire()
+    limiter.release(limiter.acquire())
     assert time.monotonic() - started >= 0.29
+
+
+def test_a_request_still_in_flight_keeps_its_place_in_the_window() -> None:
+    # A request that waited in a queue reaches the server late; it must not let the next window start
+    # early. Two places per 0.2 s; one request stays in flight for 0.5 s.
+    limiter = RateLimiter(2, 0.2)
+    slow, quick = limiter.acquire(), limiter.acquire()
+    limiter.release(quick)
+    released = threading.Timer(0.5, limiter.release, [slow])
+    released.start()
+    started = time.monotonic()
+    limiter.release(limiter.acquire())  # quick's place frees at 0.2 s
+    limiter.release(limiter.acquire())  # slow still holds one: wait for the third's place, at 0.4 s
+    assert time.monotonic() - started >= 0.38  # timed from sending, slow's place would free at 0.2 s
+    released.join()
