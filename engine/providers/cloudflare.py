@@ -31,7 +31,7 @@ from engine.errors import (
 )
 from engine.providers import cloudflare_assets as assets
 from engine.providers.base import Deployment, DomainStatus
-from engine.providers.http import ProviderClient, RateLimiter, RetryPolicy, shared_limiter
+from engine.providers.http import ProviderClient, RateLimiter, RetryPolicy, looks_secret, shared_limiter
 
 RATE_LIMIT = 1200
 RATE_PERIOD = 300.0
@@ -130,8 +130,9 @@ class CloudflarePages:
 
     def set_env(self, project: str, env: Mapping[str, str], *, remove: tuple[str, ...] = ()) -> None:
         """Production env vars, all stored as ``secret_text``: Cloudflare never shows them back."""
-        for value in env.values():
-            self.http.add_secret(value)
+        for name, value in env.items():
+            if looks_secret(name):
+                self.http.add_secret(value)
         env_vars: dict[str, Any] = {k: {"type": "secret_text", "value": v} for k, v in env.items()}
         env_vars.update({k: None for k in remove})
         self._result(

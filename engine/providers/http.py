@@ -17,6 +17,7 @@ import email.utils
 import logging
 import math
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -147,6 +148,15 @@ class RequestStats:
             self.bytes_sent += size
             key = f"{method} {path}"
             self.by_path[key] = self.by_path.get(key, 0) + 1
+
+
+_SECRET_NAME = re.compile(r"SECRET|TOKEN|KEY|PASSWORD|PASSWD|CREDENTIAL|PRIVATE|AUTH|DSN|DATABASE_URL", re.I)
+
+
+def looks_secret(name: str) -> bool:
+    """Env var names whose values are redacted from logs; plain ones (NODE_ENV=production) are not,
+    since redacting common words would garble every log line that mentions them."""
+    return _SECRET_NAME.search(name) is not None
 
 
 def parse_retry_after(value: str | None) -> float | None:

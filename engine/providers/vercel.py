@@ -29,7 +29,7 @@ from engine.errors import (
     ProviderUnavailable,
 )
 from engine.providers.base import Deployment, DomainStatus
-from engine.providers.http import ProviderClient, RetryPolicy
+from engine.providers.http import ProviderClient, RetryPolicy, looks_secret
 
 UPLOAD_CONCURRENCY = 8
 MAX_CREATE_ROUNDS = 3  # a file can go missing again between upload and create (it expired): retry
@@ -118,8 +118,9 @@ class Vercel:
 
     def set_env(self, project: str, env: Mapping[str, str]) -> None:
         """Upsert as ``encrypted`` for production and preview; values are never read back."""
-        for value in env.values():
-            self.http.add_secret(value)
+        for name, value in env.items():
+            if looks_secret(name):
+                self.http.add_secret(value)
         body = [{"key": k, "value": v, "type": "encrypted", "target": ["production", "preview"]}
                 for k, v in env.items()]
         result = self.http.json(

@@ -151,3 +151,10 @@ def test_a_request_still_in_flight_keeps_its_place_in_the_window() -> None:
     limiter.release(limiter.acquire())  # slow still holds one: wait for the third's place, at 0.4 s
     assert time.monotonic() - started >= 0.38  # timed from sending, slow's place would free at 0.2 s
     released.join()
+
+
+def test_env_names_that_hold_secrets_are_recognised() -> None:
+    from engine.providers.http import looks_secret
+
+    assert all(map(looks_secret, ["DATABASE_URL", "TURSO_AUTH_TOKEN", "STRIPE_SECRET_KEY", "DB_PASSWORD"]))
+    assert not any(map(looks_secret, ["NODE_ENV", "APP_NAME", "PORT"]))
