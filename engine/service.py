@@ -75,6 +75,11 @@ class Engine:
         self._on_close: list[Callable[[], None]] = []
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        # The operators' own apps (owner "operator") are in-house: the enterprise tier, no limits.
+        self.store.execute(
+            "INSERT INTO user_subscriptions (user_id, tier, max_deployed_apps, max_custom_domains)"
+            " VALUES ('operator', 'enterprise', -1, -1) ON CONFLICT (user_id) DO NOTHING"
+        )
         self.first_token = ensure_first_operator_token(self.store, str(settings.operator_token_path))
 
     # -- lifecycle --------------------------------------------------------------------------------

@@ -97,6 +97,11 @@ def _start(
     }
 
 
+def subscription_tier(engine: Engine, owner: str) -> str:
+    tier = engine.store.scalar("SELECT tier FROM user_subscriptions WHERE user_id = ?", [owner])
+    return str(tier) if tier else "free"
+
+
 def _existing_path(value: str, what: str) -> str:
     path = Path(value).expanduser().resolve()
     if not path.exists():

@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 
 from engine.client import EngineClient
-from tests.foundation.engine_process import engine_process
+from tests.servers.engine import engine_process
 
 PLUGIN = {"LAUNCHDECK_EXTRA_PIPELINES": "tests.foundation.selftest_pipeline"}
 
