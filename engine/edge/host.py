@@ -329,6 +329,8 @@ class EdgeHost:
         manifest = self.manifest(app, deployment_id)
         if manifest.has_server:
             server = self.server(app, manifest)
+            if server.state == State.CRASHED:  # an earlier attempt gave up; this promote tries afresh
+                server.stop("promote retries")
             server.acquire(self.startup_timeout, kind="promote")
             server.release()
         self.routes.update_app(app, live=deployment_id)

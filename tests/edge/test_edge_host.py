@@ -212,6 +212,9 @@ def test_failed_server_start_keeps_the_live_deployment(edge: EdgeHost, client: h
     edge.stage("app", "bad", None, ServerSpec(["node", "-e", "console.error('boom'); process.exit(3)"], broken))
     with pytest.raises(TerminalError, match="exited with code 3"):
         edge.promote("app", "bad")
+    with pytest.raises(TerminalError, match="exited with code 3"):  # tried again, not a remembered failure
+        edge.promote("app", "bad")
+    assert edge.server_log("app", "bad").count("\nboom\n") == 6
     assert edge.live("app") == "good"
     assert fetch(client, edge, "app.localhost").text.startswith("server good")
     assert "boom" in edge.server_log("app", "bad")
