@@ -32,7 +32,9 @@ _NETWORK_ERRORS = re.compile(r"\b(ETIMEDOUT|ECONNRESET|EAI_AGAIN|ECONNREFUSED|EN
 class BuildResult:
     workdir: Path
     sandbox: SandboxKind  # "bwrap" or "user" (the unprivileged-user fallback)
-    install_command: str  # "npm ci", or "npm install" when the transform changed package.json
+    # "npm ci"; "npm install" when the transform changed package.json; "already installed" on a rebuild
+    # of the same working copy (node_modules matches the lockfile; only `npm ls` checks it)
+    install_command: str
     lockfile_regenerated: bool
     install_seconds: float
     build_seconds: float
@@ -78,6 +80,27 @@ def lockfile_in_sync(workdir: Path) -> bool:
         (root.get(section) or {}) == (package.get(section) or {})
         for section in ("dependencies", "devDependencies", "optionalDependencies")
     )
+
+
+def dependencies_installed(workdir: Path) -> bool:
+    """True when node_modules already holds exactly what package-lock.json pins (npm's hidden lockfile)."""
+    hidden, lock_path = workdir / "node_modules" / ".package-lock.json", workdir / "package-lock.json"
+    if not (hidden.is_file() and lockfile_in_sync(workdir)):
+        return False
+    try:
+        installed = json.loads(hidden.read_text(encoding="utf-8")).get("packages") or {}
+        locked = json.loads(lock_path.read_text(encoding="utf-8")).get("packages") or {}
+    except (OSError, json.JSONDecodeError):
+        return False
+    for name, entry in locked.items():
+        if not name:
+            continue
+        present = installed.get(name)
+        if present is None and not entry.get("optional"):  # optional: another platform's binary
+            return False
+        if present is not None and present.get("version") != entry.get("version"):
+            return False
+    return bool(installed) and installed.keys() <= locked.keys()
 
 
 def _sandbox_env(app_env: dict[str, str], *, memory_mb: int, kind: SandboxKind, workdir: Path,
@@ -182,7 +205,12 @@ def build(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     kind = choose_sandbox()
     in_sync = lockfile_in_sync(workdir)
-    install = ["npm", "ci", "--no-audit", "--no-fund"] if in_sync else ["npm", "install", "--no-audit", "--no-fund"]
+    if in_sync and dependencies_installed(workdir):  # a rebuild of the same copy: nothing to install
+        install = ["npm", "ls", "--depth=0"]
+    elif in_sync:
+        install = ["npm", "ci", "--no-audit", "--no-fund"]
+    else:
+        install = ["npm", "install", "--no-audit", "--no-fund"]
     steps: list[dict[str, Any]] = []
     started = time.monotonic()
     peak: float | None = None
@@ -238,7 +266,7 @@ def build(
     return BuildResult(
         workdir=workdir,
         sandbox=kind,
-        install_command=" ".join(install[:2]),
+        install_command="already installed" if install[1] == "ls" else " ".join(install[:2]),
         lockfile_regenerated=not in_sync,
         install_seconds=steps[0]["seconds"],
         build_seconds=steps[1]["seconds"],

@@ -164,6 +164,7 @@ def test_broken_code_fails_with_the_log_tail(scratch: Path, built: BuildResult) 
         build(broken, {"DATABASE_URL": "file:/tmp/x.db"}, timeout=BUILD_TIMEOUT, memory_mb=3072,
               log_path=log_path, npm_cache=scratch / "npm-cache")
     message = str(failure.value)
+    assert "$ npm ls --depth=0" in log_path.read_text()  # node_modules matched the lockfile: no reinstall
     assert "`npm run build` failed with exit code 1" in message
     assert "app/page.tsx" in failure.value.log_tail  # the compiler's complaint, in the message
     assert str(log_path) in message and log_path.is_file()
