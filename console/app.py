@@ -6,6 +6,8 @@ pricing and the cost model, read-only). Session state is initialised here, once,
 
 from __future__ import annotations
 
+import altair  # noqa: F401 - imported once here, so no page pays for it on its first visit
+import polars  # noqa: F401
 import streamlit as st
 
 from console import ui

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import polars as pl
 import streamlit as st
 
 from engine.client import EngineClient
@@ -82,9 +83,20 @@ def read_only() -> bool:
 # -- cached reads: keyed by engine URL and token, so one person's view is never another's ----------------
 
 
-@st.cache_data(ttl=20, show_spinner=False)
-def cached_apps(url: str, token: str) -> list[dict[str, Any]]:
-    return client_for(url, token).apps()
+@st.cache_data(ttl=60, show_spinner=False)
+def cached_fleet(url: str, token: str) -> pl.DataFrame:
+    """Every app with its cost in the latest month: one compact request, shared by the pages."""
+    fleet = client_for(url, token).fleet()
+    frame = pl.DataFrame(fleet["rows"], schema=fleet["columns"], orient="row", infer_schema_length=None)
+    return frame.with_columns(
+        pl.col("last_deployed_at").cast(pl.String).str.to_datetime(time_zone="UTC", strict=False),
+        pl.col("cost_cents").cast(pl.Int64),
+    )
+
+
+def owner_apps(owner: str) -> list[dict[str, Any]]:
+    fleet = client().fleet(owner=owner)
+    return [dict(zip(fleet["columns"], row, strict=True)) for row in fleet["rows"]]
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -102,7 +114,7 @@ def key() -> tuple[str, str]:
 
 
 def refresh_fleet() -> None:
-    cached_apps.clear()
+    cached_fleet.clear()
     cached_summary.clear()
 
 

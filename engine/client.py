@@ -243,3 +243,17 @@ class EngineClient:
     def simulate_architectures(self) -> list[str]:
         result: list[str] = self.request("GET", "/api/analytics/simulate/architectures")
         return result
+
+    def fleet(
+        self, *, owner: str | None = None, contains: str | None = None, limit: int | None = None
+    ) -> dict[str, Any]:
+        """Apps with this month's cost, as ``{"columns", "rows", "total"}`` (compact for large fleets)."""
+        params: dict[str, Any] = {}
+        if owner:
+            params["owner"] = owner
+        if contains:
+            params["contains"] = contains
+        if limit:
+            params["limit"] = limit
+        result: dict[str, Any] = self.request("GET", "/api/console/fleet", params=params)
+        return result

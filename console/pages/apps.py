@@ -9,7 +9,6 @@ import polars as pl
 import streamlit as st
 
 from console import ui
-from engine.errors import LaunchdeckError
 
 ui.require_role(ui.OPERATOR_ONLY)
 st.title("Apps")
@@ -19,28 +18,14 @@ HEALTH = {"active": "serving", "suspended": "suspended (503)", "failed": "failed
           "deploying": "deploying", "provisioning": "provisioning", "destroyed": "destroyed"}  # fmt: skip
 
 
-@st.cache_data(ttl=60, show_spinner=False)
-def cost_by_app(url: str, token: str) -> dict[str, Any]:
-    return ui.client_for(url, token).costs(by="app")
-
-
-apps = ui.call(ui.cached_apps, *ui.key())
-if apps is None:
+fleet = ui.call(ui.cached_fleet, *ui.key())
+if fleet is None:
     st.stop()
-if not apps:
+if fleet.is_empty():
     st.info("No apps yet: deploy one from the Deploy page.")
     st.stop()
-fleet = pl.DataFrame(apps, infer_schema_length=None)
-costs, cost_problem = None, None
-try:
-    costs = cost_by_app(*ui.key())
-except LaunchdeckError as exc:  # without costs the fleet still shows
-    cost_problem = ui.explain(exc)
-cents = {str(row["app_id"]): row["cost_cents"] for row in (costs or {}).get("rows", []) if row["app_id"]}
-fleet = fleet.with_columns(
-    pl.col("id").cast(pl.String).replace_strict(cents, default=None, return_dtype=pl.Int64).alias("cost_cents"),
-    pl.col("status").replace_strict(HEALTH, default="unknown").alias("health"),
-)
+fleet = fleet.with_columns(pl.col("status").replace_strict(HEALTH, default="unknown").alias("health"))
+costed = fleet["cost_cents"].null_count() < fleet.height
 
 filters = st.columns(5)
 tier = filters[0].multiselect("Tier", sorted(fleet["tier"].unique().to_list()))
@@ -61,15 +46,20 @@ if owner:
 if name:
     shown = shown.filter(pl.col("name").str.contains(name, literal=True))
 
-total = int(shown["cost_cents"].sum()) if costs else None
+total = int(shown["cost_cents"].sum()) if costed else None
 cols = st.columns(4)
 cols[0].metric("Apps shown", f"{shown.height:,} of {fleet.height:,}")
 cols[1].metric("Serving", f"{shown.filter(pl.col('status') == 'active').height:,}")
-cols[2].metric("Cost this month", ui.money(total) if costs else "—")
+cols[2].metric("Cost this month", ui.money(total) if costed else "—",
+               help="Allocated cost in the latest month with metered usage.")  # fmt: skip
 cols[3].metric("Average per app", ui.money(total / shown.height) if total is not None and shown.height else "—")
-if cost_problem:
-    st.caption(f"Monthly cost: {cost_problem}")
-table = shown.select(
+if not costed:
+    st.caption("No costs yet: they come from metered usage (`launchdeck usage collect`).")
+if st.button("Refresh", icon=":material/refresh:"):
+    ui.refresh_fleet()
+    st.rerun()
+TABLE_ROWS = 1_000  # a browser table of every app of a 10,000-app fleet is slow to send and to read
+table = shown.sort("cost_cents", descending=True, nulls_last=True).head(TABLE_ROWS).select(
     "name", "user_id", "tier", "health", "deployment_url", "custom_domain", "database_provider",
     "hosting_provider", (pl.col("cost_cents") / 100).alias("cost_usd"), "last_deployed_at",
 )  # fmt: skip
@@ -85,6 +75,8 @@ st.dataframe(
         "last_deployed_at": st.column_config.DatetimeColumn("Last deployed", format="YYYY-MM-DD HH:mm"),
     },
 )  # fmt: skip
+if shown.height > TABLE_ROWS:
+    st.caption(f"The {TABLE_ROWS:,} costliest of {shown.height:,} apps; filter to see others.")
 
 st.subheader("Manage an app")
 names = shown["name"].to_list()
@@ -111,10 +103,13 @@ if detail.get("secrets"):
 
 
 def act(label: str, action: Any, *args: Any) -> None:
-    done = ui.call(action, *args)
-    if done is not None:
+    """Start a lifecycle pipeline; the Status page follows it like any deployment."""
+    started = ui.call(action, *args)
+    if started is not None:
         ui.refresh_fleet()
-        st.success(f"{label}: {chosen} — {done.get('status', 'done') if isinstance(done, dict) else 'done'}")
+        st.session_state.deployment_id = str(started["deployment_id"])
+        st.success(f"{label} of {chosen} started (deployment {started['deployment_id']}).")
+        st.page_link("pages/status.py", label="Follow it on the Status page", icon=":material/monitor_heart:")
 
 
 suspend, resume, rollback, destroy = st.tabs(["Suspend", "Resume", "Rollback", "Destroy"])
@@ -122,20 +117,20 @@ with suspend:
     st.write("A suspended app answers 503 with a plain page, and its database refuses its credentials.")
     confirm = st.checkbox(f"Yes, suspend {chosen}", key="confirm-suspend")
     if st.button("Suspend", disabled=not confirm):
-        act("Suspended", ui.client().suspend, chosen)
+        act("Suspend", ui.client().suspend, chosen)
 with resume:
     st.write("Resuming brings the app back as it was; nothing is lost.")
     if st.button("Resume"):
-        act("Resumed", ui.client().resume, chosen)
+        act("Resume", ui.client().resume, chosen)
 with rollback:
     kept = [str(d["id"]) for d in history if d["status"] == "succeeded"]
     target = st.selectbox("Roll back to", kept, index=None, placeholder="the previous live deployment")
     st.caption("The deployment's configuration snapshot comes back with it; database migrations are not reversed.")
     confirm = st.checkbox(f"Yes, roll {chosen} back", key="confirm-rollback")
     if st.button("Roll back", disabled=not confirm):
-        act("Rolled back", ui.client().rollback, chosen, target)
+        act("Rollback", ui.client().rollback, chosen, target)
 with destroy:
     st.warning("Destroying deletes the database, its role, files, processes, domains and secrets. It cannot be undone.")
     typed = st.text_input(f"Type {chosen} to confirm", key="confirm-destroy")
     if st.button("Destroy", type="primary", disabled=typed != chosen):
-        act("Destroyed", ui.client().destroy, chosen)
+        act("Destroy", ui.client().destroy, chosen)

@@ -18,7 +18,6 @@ if st.session_state.wizard is None:
 state: dict[str, Any] = st.session_state.wizard
 answers: Answers = state["answers"]
 tiers: dict[str, Any] = ui.call(ui.cached_tiers, *ui.key()) or {}
-apps: list[dict[str, Any]] = ui.call(ui.cached_apps, *ui.key()) or []
 
 STEPS = ("Database", "Hosting & domain", "Review")
 st.progress(state["step"] / 3, text=f"Step {state['step']} of 3: {STEPS[state['step'] - 1]}")
@@ -78,7 +77,7 @@ def step_database(costs: dict[str, Any] | None) -> None:
         "row counts and checksums are verified after the copy.",
     )  # fmt: skip
     if st.button("Next: Hosting →", type="primary", key="wiz-next-1"):
-        go(2, wizard.check_database(answers) + wizard.check_tier(answers, tiers, apps))
+        go(2, wizard.check_database(answers) + wizard.check_tier(answers, tiers, ui.call(ui.owner_apps, answers.owner) or []))
         st.rerun()
 
 
@@ -123,7 +122,7 @@ def step_hosting() -> None:
         go(1)
         st.rerun()
     if forward.button("Next: Review →", type="primary", key="wiz-next-2"):
-        go(3, wizard.check_hosting(answers) + wizard.check_tier(answers, tiers, apps))
+        go(3, wizard.check_hosting(answers) + wizard.check_tier(answers, tiers, ui.call(ui.owner_apps, answers.owner) or []))
         st.rerun()
 
 
@@ -155,7 +154,7 @@ def step_review(costs: dict[str, Any] | None) -> None:
             + (f"; monthly quotas: {', '.join(f'{k} {v:,}' for k, v in quotas.items())}" if quotas else "")
             .replace("-1", "unlimited")
         )
-    problems = wizard.check_database(answers) + wizard.check_hosting(answers) + wizard.check_tier(answers, tiers, apps)
+    problems = wizard.check_database(answers) + wizard.check_hosting(answers) + wizard.check_tier(answers, tiers, ui.call(ui.owner_apps, answers.owner) or [])
     for problem in problems:
         st.error(problem)
     back, forward = st.columns([1, 1])

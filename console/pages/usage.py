@@ -31,8 +31,13 @@ def series(url: str, token: str, app: str | None, days: int) -> dict[str, Any]:
 
 
 view, period = st.columns([3, 1])
-apps = ui.call(ui.cached_apps, *ui.key()) or []
-app = view.selectbox("App", [a["name"] for a in apps], index=None,
+PICKER_LIMIT = 1_000  # beyond this a picker of every app is slow to send: search by name first
+fleet = ui.call(ui.cached_fleet, *ui.key())
+names = fleet["name"].to_list() if fleet is not None else []
+if len(names) > PICKER_LIMIT:
+    search = view.text_input("Find an app by name", placeholder=f"{len(names):,} apps: type part of a name")
+    names = [n for n in names if search and search in n][:PICKER_LIMIT]
+app = view.selectbox("App", names, index=None,
                      placeholder="All apps, per provider (or choose one app)")  # fmt: skip
 days = period.select_slider("Days", [7, 30, 60, 90], value=90)
 data = ui.call(series, *ui.key(), app, days)

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from engine.client import EngineClient
 from tests.servers.asgi import free_port
 
 pytestmark = pytest.mark.browser
@@ -31,7 +32,7 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 PAGES = [  # (navigation label, heading, something only that page shows once its data is in)
     ("Deploy", "Deploy an app", "Step 1 of 3"),
-    ("Status", "Deployment status", "Deployment"),
+    ("Status", "Deployment status", "Estimated time remaining"),
     ("Apps", "Apps", "Apps shown"),
     ("Usage", "Usage", "Build minutes are not metered"),
     ("Pricing & margins", "Pricing & margins", "Price sheet versions"),
@@ -67,7 +68,8 @@ def wait_until(check: object, timeout: float, what: str) -> None:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     workspace = tmp_path_factory.mktemp("browser-demo")
     ports = {name: free_port() for name in ("ENGINE", "CONSOLE", "EDGE")}
-    env = {**os.environ, "LAUNCHDECK_WORKSPACE": str(workspace),
+    # The Status page follows a real run of a small test pipeline (tests/console/steps_pipeline.py).
+    env = {**os.environ, "LAUNCHDECK_WORKSPACE": str(workspace), "LAUNCHDECK_EXTRA_PIPELINES": "tests.console.steps_pipeline",
            **{f"LAUNCHDECK_{name}_PORT": str(port) for name, port in ports.items()}}  # fmt: skip
     log = (workspace / "up.log").open("w")
     process = subprocess.Popen(
@@ -99,7 +101,7 @@ def browser() -> Iterator[Browser]:
 
 
 def sign_in(browser: Browser, demo: Demo, token: str) -> Page:
-    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    page = browser.new_page(viewport={"width": 1440, "height": 1600})
     page.set_default_timeout(30_000)
     page.goto(demo.console)
     page.get_by_label("Engine token").fill(token)
@@ -127,8 +129,18 @@ def test_sign_in_rejects_a_wrong_token(browser: Browser, demo: Demo) -> None:
     page.close()
 
 
+def start_steps_run(demo: Demo, app: str, hold: bool) -> str:
+    with EngineClient(demo.engine, demo.operator_token) as client:
+        deployment_id = client.start_pipeline(app, "console-steps", {"hold": hold})
+        if not hold:
+            client.wait(deployment_id, timeout=60)
+        return deployment_id
+
+
 def test_every_page_as_operator_with_screenshots(browser: Browser, demo: Demo) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    start_steps_run(demo, "steps-history", hold=False)  # a finished run: what the ETA is estimated from
+    held = start_steps_run(demo, "steps-live", hold=True)
     page = sign_in(browser, demo, demo.operator_token)
     expect(page.get_by_text("Signed in as operator (operator)")).to_be_visible()
     expect(page.get_by_text("Demo data").first).to_be_visible()
@@ -136,6 +148,13 @@ def test_every_page_as_operator_with_screenshots(browser: Browser, demo: Demo) -
         open_page(page, label, heading, ready)
         expect(page.get_by_text("Demo data").first).to_be_visible()
         page.screenshot(path=SCREENSHOTS / f"{label.lower().replace(' & ', '-').replace(' ', '-')}.png", full_page=True)
+        if label == "Status":  # the live run: cancel it from the page and watch the page say so
+            expect(page.get_by_text("Uploading 47 files (2.3 MB)")).to_be_visible()
+            page.get_by_role("button", name="Cancel deployment").click()
+            expect(page.get_by_text("steps-live: cancelled")).to_be_visible(timeout=30_000)
+            with EngineClient(demo.engine, demo.operator_token) as client:
+                assert client.status(held)["deployment"]["status"] == "cancelled"
+            page.screenshot(path=SCREENSHOTS / "status-cancelled.png", full_page=True)
     page.close()
 
 
@@ -185,7 +204,7 @@ def test_deploy_through_the_wizard_then_suspend(browser: Browser, demo: Demo) ->
     page.get_by_role("option", name="browser-taskboard").click()
     page.get_by_text("Yes, suspend browser-taskboard").click()
     page.get_by_role("button", name="Suspend", exact=True).click()
-    expect(page.get_by_text("Suspended: browser-taskboard")).to_be_visible()
+    expect(page.get_by_text("Suspend of browser-taskboard started")).to_be_visible()
 
     def suspended() -> bool:
         return httpx.get(f"http://127.0.0.1:{demo.edge_port}/", headers={"Host": "browser-taskboard.localhost"}).status_code == 503

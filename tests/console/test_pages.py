@@ -98,6 +98,7 @@ def test_apps_page_lists_the_fleet_with_costs(running_engine: RunningEngine) -> 
     table = at.dataframe[0].value
     assert len(table) == DEMO_APPS
     assert table["cost_usd"].notna().sum() > DEMO_APPS / 2  # apps that used something this month have a cost
+    assert table["last_deployed_at"].notna().all()
     at.multiselect[0].select("business").run()
     filtered = at.dataframe[0].value
     assert 0 < len(filtered) < DEMO_APPS and set(filtered["tier"]) == {"business"}
