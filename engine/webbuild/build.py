@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -165,14 +166,34 @@ def _tail(log_path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
+def drop_escaping_links(root: Path) -> list[str]:
+    """Removes symlinks under ``root`` that point outside it; the build is untrusted and whatever serves
+    or copies its output later must not be led to the machine's files. Returns what was removed."""
+    removed = []
+    resolved_root = root.resolve()
+    for directory, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(directory) / name
+            if path.is_symlink() and not path.resolve().is_relative_to(resolved_root):
+                removed.append(str(path.relative_to(root)))
+                path.unlink()
+    return removed
+
+
 def _publishable(workdir: Path) -> tuple[Path, list[str], bool]:
+    drop_escaping_links(workdir / ".next")
+    if (workdir / "public").is_dir():
+        drop_escaping_links(workdir / "public")
     standalone = workdir / ".next" / "standalone"
     if (standalone / "server.js").is_file():
-        # The standalone server serves static files only if they sit beside it.
+        # The standalone server serves static files only if they sit beside it. Links are copied as
+        # links (never followed by this privileged copy) and checked again where they land.
         if (workdir / ".next" / "static").is_dir():
-            shutil.copytree(workdir / ".next" / "static", standalone / ".next" / "static", dirs_exist_ok=True)
+            shutil.copytree(workdir / ".next" / "static", standalone / ".next" / "static", dirs_exist_ok=True,
+                            symlinks=True)
         if (workdir / "public").is_dir():
-            shutil.copytree(workdir / "public", standalone / "public", dirs_exist_ok=True)
+            shutil.copytree(workdir / "public", standalone / "public", dirs_exist_ok=True, symlinks=True)
+        drop_escaping_links(standalone)
         return standalone, ["node", "server.js"], True
     return workdir, ["node", "node_modules/next/dist/bin/next", "start"], False
 

@@ -83,3 +83,29 @@ def test_reserved_variables_cannot_be_overridden(package: Path) -> None:
     _write_package(package, "true")
     with pytest.raises(InputError, match="PATH is set by the build sandbox"):
         build(package, {"PATH": "/evil"}, timeout=60, memory_mb=512, log_path=package.parent / "b.log")
+
+
+def test_build_output_links_to_the_machine_are_dropped(package: Path, tmp_path: Path) -> None:
+    """A build can leave symlinks in what gets served; the privileged copy must not follow them."""
+    from engine.webbuild.build import _publishable
+
+    secret = tmp_path / "vault.key"
+    secret.write_text("s3cr3t-vault-key")
+    standalone = package / ".next" / "standalone"
+    (standalone / "node_modules").mkdir(parents=True)
+    (standalone / "server.js").write_text("// server")
+    (package / ".next" / "static" / "chunks").mkdir(parents=True)
+    (package / ".next" / "static" / "chunks" / "app.js").write_text("console.log(1)")
+    (package / ".next" / "static" / "chunks" / "leak.js").symlink_to(secret)
+    (package / "public").mkdir()
+    (package / "public" / "robots.txt").write_text("User-agent: *")
+    (package / "public" / "leak.txt").symlink_to(secret)
+    (package / "public" / "same.txt").symlink_to("robots.txt")  # inside the app: kept
+
+    server_dir, command, standalone_flag = _publishable(package)
+    assert (server_dir, command, standalone_flag) == (standalone, ["node", "server.js"], True)
+    served = [p for p in server_dir.rglob("*") if p.is_file()]
+    assert {p.name for p in served} >= {"server.js", "app.js", "robots.txt"}
+    assert all(b"s3cr3t" not in p.read_bytes() for p in served)
+    assert not (server_dir / "public" / "leak.txt").is_symlink()
+    assert (server_dir / "public" / "same.txt").read_text() == "User-agent: *"
