@@ -16,6 +16,7 @@ _FORCE_DYNAMIC = re.compile(
 )
 # Using any of these makes Next.js render the page per request instead of at build time.
 _DYNAMIC_APIS = re.compile(r"\b(cookies|headers|connection|draftMode|unstable_noStore|noStore)\s*\(|\bsearchParams\b")
+_EXTERNAL_FETCH = re.compile(r"""\bfetch\s*\(\s*[`"'](https?://[^`"'$]+)""")
 _GOOGLE_FONT = re.compile(r"""from\s*["']next/font/google["']""")
 
 
@@ -75,6 +76,20 @@ def prerender_findings(app_dir: Path) -> list[Finding]:
         static_params = "generateStaticParams" in text
         if (dynamic_segment and not static_params) or _DYNAMIC_APIS.search(text):
             continue
+        for match in _EXTERNAL_FETCH.finditer(text):
+            findings.append(
+                Finding(
+                    file=relative.as_posix(),
+                    line=line_of(text, match.start()),
+                    severity="warning",
+                    code="build-network-fetch",
+                    message=(
+                        f"prerendered at build time and fetches {match.group(1)}: the build reaches only the "
+                        "npm registry, so this fetch fails during the build. Add "
+                        "`export const dynamic = \"force-dynamic\"` to fetch per request instead"
+                    ),
+                )
+            )
         client = _reaches_client(app_dir, path.resolve(), clients)
         if client is None:
             continue

@@ -169,3 +169,12 @@ def test_boolean_compared_with_a_number_blocks_postgres(tmp_path: Path) -> None:
     assert "compares a Boolean column with a number" in finding.message
     assert 'WHERE "is_done" = FALSE AND id <> 1' in finding.message  # only the Boolean comparison changes
     assert _only(preflight(app, "local-libsql"), "raw-sql-dialect") == []
+
+
+def test_prerendered_page_fetching_a_url_at_build(tmp_path: Path) -> None:
+    page = 'export default async function P() {\n  const r = await fetch("https://api.example.com/rates");\n  return r.status;\n}\n'
+    live = 'export const dynamic = "force-dynamic";\n' + page
+    app = make_app(tmp_path, {"app/rates/page.tsx": page, "app/live/page.tsx": live})
+    [finding] = _only(preflight(app, "local-libsql"), "build-network-fetch")
+    assert (finding.file, finding.line) == ("app/rates/page.tsx", 2)
+    assert "https://api.example.com/rates" in finding.message
