@@ -24,10 +24,12 @@ from engine import redact
 from engine.auth import ensure_first_operator_token
 from engine.config import Settings
 from engine.edge.host import EdgeHost
+from engine.errors import ConfigError
 from engine.files import write_private
 from engine.runner import Runner
 from engine.store import Store
 from engine.vault import Vault
+from engine.webhooks import WebhookSender
 
 log = logging.getLogger("launchdeck.engine")
 
@@ -69,6 +71,7 @@ class Engine:
             hostname=settings.edge_hostname,
             idle_seconds=settings.edge_idle_seconds or None,
             env_source=self.deployment_env,
+            sandbox=settings.edge_sandbox,
         )
         self.extensions = Extensions()
         self.url: str | None = None
@@ -80,6 +83,15 @@ class Engine:
             "INSERT INTO user_subscriptions (user_id, tier, max_deployed_apps, max_custom_domains)"
             " VALUES ('operator', 'enterprise', -1, -1) ON CONFLICT (user_id) DO NOTHING"
         )
+        self.webhooks: WebhookSender | None = None
+        if settings.webhook_url:
+            secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
+            if not secret:
+                raise ConfigError("LAUNCHDECK_WEBHOOK_SECRET: required when LAUNCHDECK_WEBHOOK_URL is set")
+            self.webhooks = WebhookSender(settings.webhook_url, secret)
+        from engine import jobs
+
+        jobs.install(self)
         self.first_token = ensure_first_operator_token(self.store, str(settings.operator_token_path))
 
     # -- lifecycle --------------------------------------------------------------------------------

@@ -57,6 +57,9 @@ def create_app(engine: Engine) -> FastAPI:
     app.include_router(core.router)
     app.include_router(deploy.router)
     app.include_router(analytics.router)
+    from engine import domains
+
+    app.include_router(domains.api_router())
     for router in engine.extensions.routers:
         app.include_router(router)
     return app
