@@ -14,6 +14,8 @@ import contextlib
 import functools
 import os
 import pwd
+import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -78,8 +80,10 @@ def _root_layout() -> list[str]:
     return args
 
 
-def bwrap_argv(argv: list[str], *, workdir: Path, tmp: Path, npm_cache: Path, env: dict[str, str],
+def bwrap_argv(argv: list[str], *, workdir: Path, tmp: Path, npm_cache: Path,
                extra_binds: list[Path] | None = None) -> list[str]:
+    """The bwrap command line. The environment is not on it (command lines are world-readable in
+    /proc): bwrap hands its own environment, which the caller sets to the app's variables only, on."""
     args = [
         "bwrap", "--unshare-all", "--share-net", "--die-with-parent", "--new-session",
         "--cap-drop", "ALL", "--uid", "1000", "--gid", "1000", "--hostname", "build",
@@ -89,12 +93,10 @@ def bwrap_argv(argv: list[str], *, workdir: Path, tmp: Path, npm_cache: Path, en
         "--bind", str(tmp), "/tmp",
         "--bind", str(npm_cache), INSIDE_CACHE,
         "--chdir", INSIDE_WORKDIR,
-        "--clearenv",
+        "--clearenv", "--setenv", "PATH", "/usr/bin:/bin",
     ]
     for path in extra_binds or []:  # e.g. the app's own database file, at the path its URL names
         args += ["--bind", str(path), str(path)]
-    for key, value in env.items():
-        args += ["--setenv", key, value]
     return [*args, "--", *argv]
 
 
@@ -143,10 +145,21 @@ def run_sandboxed(
         limits = prlimit_args(memory_mb=memory_mb * 2, max_processes=None)
     else:
         limits = prlimit_args(memory_mb=memory_mb, max_processes=max_processes if kind == "user" else None)
+    # The app's variables travel in a file in the build's own /tmp, sourced by the first shell inside the
+    # sandbox: never on a command line (world-readable in /proc), never in the environment of the
+    # privileged helpers outside (an app's LD_PRELOAD must not reach them).
+    bad = [key for key in env if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key)]
+    if bad:
+        raise ValueError(f"not environment variable names: {bad}")
+    env_file = tmp / ".launchdeck-env"
+    env_file.write_text("".join(f"{key}={shlex.quote(value)}\n" for key, value in env.items()), encoding="utf-8")
+    env_file.chmod(0o600)
+    inside_env_file = "/tmp/.launchdeck-env" if kind == "bwrap" else str(env_file)
+    load_env = 'unset LAUNCHDECK_CGROUP_PROCS; set -a; . "$0"; set +a; rm -f "$0"; exec "$@"'
+    argv = ["/bin/sh", "-c", load_env, inside_env_file, *argv]
+    popen_env = {"PATH": "/usr/bin:/bin"}
     if kind == "bwrap":
-        inner = bwrap_argv(argv, workdir=workdir, tmp=tmp, npm_cache=npm_cache, env=env,
-                           extra_binds=extra_binds or [])
-        popen_env = {"PATH": "/usr/bin:/bin"}
+        inner = bwrap_argv(argv, workdir=workdir, tmp=tmp, npm_cache=npm_cache, extra_binds=extra_binds or [])
         cwd = "/"
     else:
         uid, gid = build_user()
@@ -160,7 +173,6 @@ def run_sandboxed(
             _chown_tree(path, uid, gid)
             os.chmod(path, 0o700)
         inner = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--", *argv]
-        popen_env = dict(env)
         cwd = str(workdir)
     join_cgroup = 'for p in $LAUNCHDECK_CGROUP_PROCS; do echo $$ > "$p" || exit 97; done; exec "$@"'
     full = ["/bin/sh", "-c", join_cgroup, "launchdeck-sandbox", *limits, *inner]

@@ -29,11 +29,12 @@ def area() -> Iterator[Path]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _run(kind: SandboxKind, area: Path, script: str, *, timeout: float = 30, memory_mb: int = 512) -> tuple[RunOutcome, str]:
+def _run(kind: SandboxKind, area: Path, script: str, *, timeout: float = 30, memory_mb: int = 512,
+         extra_env: dict[str, str] | None = None) -> tuple[RunOutcome, str]:
     if kind == "bwrap" and not bwrap_usable():
         pytest.fail("bubblewrap is not usable here: apt-get install bubblewrap")
     log_path = area / "run.log"
-    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "APP_SETTING": "visible"}
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "APP_SETTING": "visible", **(extra_env or {})}
     with log_path.open("ab") as log:
         outcome = run_sandboxed(["/bin/sh", "-c", script], kind=kind, workdir=area / "work", tmp=area / "tmp",
                                 npm_cache=area / "cache", env=env, timeout=timeout, memory_mb=memory_mb,
@@ -67,6 +68,16 @@ def test_only_the_apps_environment_reaches_the_build(kind: SandboxKind, area: Pa
     _, log = _run(kind, area, "env")
     assert "APP_SETTING=visible" in log
     assert "engine-only-secret" not in log and "CREDENTIALS_ENCRYPTION_KEY" not in log
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_variables_arrive_literally_and_never_on_a_command_line(kind: SandboxKind, area: Path) -> None:
+    tricky = "it's $(touch /tmp/pwned) `id` \"quoted\"\nsecond line"
+    script = 'printf "%s|" "$TRICKY"; test -e /tmp/pwned && echo "FILE""MADE"; cat /proc/*/cmdline | tr "\\0" " "'
+    _, log = _run(kind, area, script, extra_env={"TRICKY": tricky})
+    assert tricky + "|" in log
+    assert "FILEMADE" not in log
+    assert "second line" not in log.split("|", 1)[1]  # no process inside shows the value in its arguments
 
 
 @pytest.mark.parametrize("kind", KINDS)
