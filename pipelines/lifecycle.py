@@ -13,7 +13,7 @@ from typing import Any
 
 from engine.errors import InputError, NotFound, TerminalError
 from engine.runner import NO_RETRY, Step, StepContext
-from pipelines.providers import database_provider
+from pipelines.providers import using_database
 from pipelines.web import DB_TOKEN, DB_URL, engine_of, provision_database, set_app, undo_database
 
 
@@ -46,7 +46,8 @@ def suspend_database(ctx: StepContext) -> str:
     kind = _database_kind(ctx)
     if kind is None:
         return "no managed database"
-    database_provider(engine_of(ctx), kind, ctx.app_name).suspend(ctx.app_name)
+    with using_database(engine_of(ctx), kind, ctx.app_name) as provider:
+        provider.suspend(ctx.app_name)
     return f"{kind} database refuses the app's credentials"
 
 
@@ -54,7 +55,8 @@ def resume_database(ctx: StepContext) -> str:
     kind = _database_kind(ctx)
     if kind is None:
         return "no managed database"
-    database_provider(engine_of(ctx), kind, ctx.app_name).resume(ctx.app_name)
+    with using_database(engine_of(ctx), kind, ctx.app_name) as provider:
+        provider.resume(ctx.app_name)
     return f"{kind} database accepts the app's credentials again"
 
 
@@ -154,7 +156,8 @@ def destroy_database(ctx: StepContext) -> str:
     kind = _database_kind(ctx)
     engine = engine_of(ctx)
     if kind is not None:
-        database_provider(engine, kind, ctx.app_name).destroy(ctx.app_name)
+        with using_database(engine, kind, ctx.app_name) as provider:
+            provider.destroy(ctx.app_name)
     engine.vault.delete(ctx.app_id, DB_URL)
     engine.vault.delete(ctx.app_id, DB_TOKEN)
     set_app(ctx, database_provider=None, database_id=None)

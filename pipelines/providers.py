@@ -1,7 +1,9 @@
-"""Which provider serves a deployment's database or hosting choice, built from the engine's settings."""
+"""Which provider serves a deployment's database choice, built from the engine's own settings."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from engine.errors import ConfigError, InputError
@@ -29,11 +31,27 @@ def database_provider(engine: Engine, kind: str, app_name: str) -> DatabaseProvi
 
         if not (settings.turso_org_id and settings.turso_api_token):
             raise ConfigError("--db turso needs TURSO_ORG_ID and TURSO_API_TOKEN")
-        return Turso.from_settings()
+        return Turso(
+            settings.turso_org_id,
+            settings.turso_api_token.get_secret_value(),
+            base_url=settings.turso_api_url,
+        )
     if kind == "neon":
         from engine.providers.neon import Neon
 
         if settings.neon_api_key is None:
             raise ConfigError("--db neon needs NEON_API_KEY")
-        return Neon.from_settings()
+        return Neon(settings.neon_api_key.get_secret_value(), base_url=settings.neon_api_url)
     raise InputError(f"unknown database choice {kind!r}: use one of {', '.join(DATABASE_KINDS)}")
+
+
+@contextmanager
+def using_database(engine: Engine, kind: str, app_name: str) -> Iterator[DatabaseProvider]:
+    """The provider for one step; cloud clients hold connection pools, so they are closed after."""
+    provider = database_provider(engine, kind, app_name)
+    try:
+        yield provider
+    finally:
+        close = getattr(provider, "close", None)
+        if close is not None:
+            close()

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.errors import InputError, TerminalError, TransientError
 from engine.runner import NO_RETRY, RetryPolicy, Step, StepContext
-from pipelines.providers import database_provider
+from pipelines.providers import using_database
 
 if TYPE_CHECKING:
     from engine.service import Engine
@@ -150,7 +150,8 @@ def provision_database(ctx: StepContext) -> str:
     if kind == "byo":
         url, token, database_id = engine.vault.get(ctx.app_id, "byo:DATABASE_URL"), None, "byo"
     else:
-        handle = database_provider(engine, kind, ctx.app_name).provision(ctx.app_name)
+        with using_database(engine, kind, ctx.app_name) as provider:
+            handle = provider.provision(ctx.app_name)
         url, token, database_id = handle.url, handle.token, handle.id
         if kind == "local-libsql":  # metering finds the file by its path in the workspace
             database_id = str(
@@ -206,7 +207,8 @@ def undo_database(ctx: StepContext) -> None:
     if not ctx.state.get("db_created"):
         return
     engine = engine_of(ctx)
-    database_provider(engine, ctx.params["db"], ctx.app_name).destroy(ctx.app_name)
+    with using_database(engine, ctx.params["db"], ctx.app_name) as provider:
+        provider.destroy(ctx.app_name)
     engine.vault.delete(ctx.app_id, DB_URL)
     engine.vault.delete(ctx.app_id, DB_TOKEN)
     set_app(ctx, database_provider=None, database_id=None)
