@@ -6,7 +6,18 @@
 """
 
 from engine.dbpath.ddl import ddl_for_schema
+from engine.dbpath.importer import ImportReport, Rejection, TableReport, import_preview
 from engine.dbpath.schema import PrismaSchema, parse_schema
-from engine.dbpath.transform import transform_schema
+from engine.dbpath.transform import prisma_config_for, transform_schema
 
-__all__ = ["PrismaSchema", "ddl_for_schema", "parse_schema", "transform_schema"]
+__all__ = [
+    "ImportReport",
+    "PrismaSchema",
+    "Rejection",
+    "TableReport",
+    "ddl_for_schema",
+    "import_preview",
+    "parse_schema",
+    "prisma_config_for",
+    "transform_schema",
+]

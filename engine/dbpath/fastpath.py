@@ -7,6 +7,7 @@ per-value converters in ``convert`` take over, with their exact rejection reason
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -76,11 +77,18 @@ def _convert(
     return None
 
 
-def json_checksum_values(values: Sequence[Any]) -> list[Any] | None:
-    """Canonical JSON of each value (validating it on the way), or None when one is not valid JSON."""
+def json_checksum_values(values: Sequence[Any], *, canonical: bool) -> list[Any] | None:
+    """Validate JSON texts; with ``canonical`` give each one's comparable form, else the texts themselves.
+
+    None when a value is not valid JSON (or holds ``\\u0000``): the per-value converter reports it.
+    """
     if "\\u0000" in "".join(v for v in values if isinstance(v, str)):
         return None
     try:
-        return [None if v is None else canonical_json(v) for v in values]
+        if canonical:
+            return [None if v is None else canonical_json(v) for v in values]
+        for _ in map(json.loads, filter(_not_none, values)):
+            pass
     except (ValueError, TypeError):
         return None
+    return list(values)

@@ -90,7 +90,8 @@ def _target_canon(column: Column, dialect: str) -> Converter:
     if column.is_enum:
         return _identity
     if column.type == "Json":
-        return _none_safe(canonical_json)
+        # PostgreSQL rewrites JSON (jsonb); a SQLite target keeps the very text the import wrote.
+        return _none_safe(canonical_json) if dialect == "postgresql" else _identity
     if dialect == "sqlite":
         if column.type == "DateTime":
             return _none_safe(to_datetime)
@@ -149,6 +150,7 @@ class TableConverter:
         self.table = table
         self.steps = [column_pipeline(c, dialect) for c in table.columns]
         self.fast = [fast_path(c) for c in table.columns]
+        self.canonical_json = dialect == "postgresql"
         self.key_index = [i for i, c in enumerate(table.columns) if c.name in table.key_columns]
 
     def key_of(self, row: Sequence[Any]) -> str:
@@ -167,7 +169,7 @@ class TableConverter:
             check: list[Any] | None = None
             converted = self.fast[index](values)
             if converted is not None and is_json:
-                check = json_checksum_values(converted)
+                check = json_checksum_values(converted, canonical=self.canonical_json)
                 converted = converted if check is not None else None  # invalid JSON: reported below
             try:
                 if converted is None:
@@ -176,7 +178,7 @@ class TableConverter:
             except Unconvertible:
                 check = None
                 converted, stored = self._slow(index, values, convert, store, rows, rejected, bad_rows)
-            if is_json and check is None:
+            if is_json and check is None and self.canonical_json:
                 check = [None if v is None else canonical_json(v) for v in converted]
             check_columns.append(converted if check is None else check)
             stored_columns.append(stored)
