@@ -260,7 +260,13 @@ def import_preview(
                         raise Conflict(
                             f"the target {target.description} already holds tables; pass --replace to overwrite them"
                         )
-                    report = _run(schema, conn, target, ddl, replace=replace, progress=progress)
+                    try:
+                        report = _run(schema, conn, target, ddl, replace=replace, progress=progress)
+                    except Exception as exc:
+                        mapped = target.translate_error(exc)
+                        if mapped is None:
+                            raise
+                        raise mapped from exc
                 break
             except TransientError as exc:
                 target.rollback()

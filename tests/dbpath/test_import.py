@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from engine.dbpath.importer import import_preview
-from engine.errors import Conflict, InputError, TransientError
+from engine.errors import Conflict, InputError, TerminalError, TransientError
 from tests.dbpath.conftest import FIDELITY_SCHEMA
 from tests.dbpath.fidelity import AVATAR, BIG_ID, NOTE, PROFILE, build_source
 from tests.servers.asgi import serve
@@ -384,3 +384,15 @@ def test_verification_catches_what_the_load_got_wrong(
     assert not report.ok and not report.verified
     assert report.error is not None and problem in report.error
     assert not target.exists()  # nothing was moved into place
+
+
+def test_duplicate_values_under_a_unique_key_fail_cleanly(app_dir: Path, pg_database: str) -> None:
+    source = app_dir / "preview.sqlite"
+    build_source(source)
+    with sqlite3.connect(source) as conn:  # a preview built without Prisma's unique index
+        conn.execute('DROP INDEX "accounts_email_key"')
+        conn.execute("UPDATE accounts SET email = 'ada@example.com' WHERE id = 4")
+    conn.close()
+    with pytest.raises(TerminalError, match="accounts_email_key"):
+        import_preview(schema_of(app_dir), source, pg_database)
+    assert pg_rows(pg_database, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(0,)]

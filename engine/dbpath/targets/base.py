@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Literal, Protocol
 
 from engine.dbpath.schema import Table
+from engine.errors import LaunchdeckError
 
 Row = tuple[Any, ...]
 Dialect = Literal["postgresql", "sqlite"]
@@ -43,6 +44,10 @@ class Target(Protocol):
 
     def record_baseline(self, migration_name: str, checksum: str, run_id: str) -> None:
         """Create ``_prisma_migrations`` with the row (id ``run_id``) that marks the baseline applied."""
+        ...
+
+    def translate_error(self, exc: Exception) -> LaunchdeckError | None:
+        """The driver's error as one of ours (transient or terminal), or None when it is not the driver's."""
         ...
 
     def commit(self) -> None: ...

@@ -25,7 +25,7 @@ from engine.dbpath.schema import Table
 from engine.dbpath.sql import quote
 from engine.dbpath.targets import sqlite_common
 from engine.dbpath.targets.base import Dialect, Row
-from engine.errors import InputError, ProviderError, ProviderUnavailable
+from engine.errors import InputError, LaunchdeckError, ProviderError, ProviderUnavailable
 
 PROVIDER = "turso"
 ROWS_PER_REQUEST = 4_000  # rows per HTTP request (several INSERT statements)
@@ -268,6 +268,9 @@ class HranaTarget:
         finally:
             session.close()
             self.http_requests += session.http_requests
+
+    def translate_error(self, exc: Exception) -> LaunchdeckError | None:
+        return None  # HranaSession maps HTTP and statement errors where they happen
 
     def commit(self) -> None:
         self._session.pipeline([stmt("COMMIT"), stmt("PRAGMA foreign_keys = ON")])

@@ -16,7 +16,7 @@ from psycopg.types.json import set_json_dumps, set_json_loads
 
 from engine.dbpath.schema import Column, Table
 from engine.dbpath.targets.base import Dialect, Row
-from engine.errors import InputError, TransientError
+from engine.errors import InputError, LaunchdeckError, TerminalError, TransientError
 
 READ_BATCH = 20_000
 COPY_TYPES = {
@@ -133,6 +133,16 @@ class PostgresTarget:
             " applied_steps_count) VALUES (%s, %s, now(), %s, now(), 1)",
             (run_id, checksum, migration_name),
         )
+
+    def translate_error(self, exc: Exception) -> LaunchdeckError | None:
+        if isinstance(exc, psycopg.errors.LockNotAvailable | psycopg.errors.SerializationFailure):
+            return TransientError(f"{self.description} is busy (a lock is held): {exc}")
+        if isinstance(exc, psycopg.OperationalError):
+            return TransientError(f"lost the connection to {self.description}: {exc}")
+        if isinstance(exc, psycopg.Error):
+            detail = f" ({exc.diag.context.splitlines()[0]})" if exc.diag.context else ""
+            return TerminalError(f"PostgreSQL refused the import: {exc.diag.message_primary or exc}{detail}")
+        return None
 
     def commit(self) -> None:
         self.conn.commit()

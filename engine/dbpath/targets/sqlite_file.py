@@ -16,7 +16,7 @@ from pathlib import Path
 from engine.dbpath.schema import Table
 from engine.dbpath.targets import sqlite_common
 from engine.dbpath.targets.base import Dialect, Row
-from engine.errors import InputError
+from engine.errors import InputError, LaunchdeckError, TerminalError, TransientError
 
 READ_BATCH = 20_000
 
@@ -91,6 +91,13 @@ class SqliteFileTarget:
         self._conn.execute(
             sqlite_common.PRISMA_MIGRATIONS_INSERT, (run_id, checksum, now, migration_name, now)
         )
+
+    def translate_error(self, exc: Exception) -> LaunchdeckError | None:
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            return TransientError(f"{self.description} is locked by another process: {exc}")
+        if isinstance(exc, sqlite3.Error):
+            return TerminalError(f"SQLite refused the import into {self.description}: {exc}")
+        return None
 
     def commit(self) -> None:
         conn = self._conn
