@@ -18,7 +18,13 @@ from typing import Any
 
 from engine.errors import Conflict, InputError
 from engine.webbuild import clientmodule
-from engine.webbuild.appinfo import client_modules, find_schema, prisma_versions, read_package_json
+from engine.webbuild.appinfo import (
+    client_modules,
+    find_schema,
+    prisma_versions,
+    read_package_json,
+    source_files,
+)
 from engine.webbuild.targets import Target, parse_target
 from engine.webbuild.validate import validate_schema
 
@@ -136,6 +142,29 @@ def _production_package(package: dict[str, Any], target: Target, prisma_version:
     return package
 
 
+# Drivers the client module used before the rewrite. better-sqlite3 compiles a native module at install
+# (its prebuilt binaries come from outside the npm registry), so it must go when nothing imports it.
+_REPLACED_DRIVERS = ("@prisma/adapter-better-sqlite3", "better-sqlite3", "@prisma/adapter-libsql",
+                     "@libsql/client", "@prisma/adapter-pg", "pg")
+
+
+def _unused_drivers(workdir: Path, package: dict[str, Any], target: Target) -> list[str]:
+    keep = {target.adapter_package}
+    sources = [path.read_text(encoding="utf-8", errors="replace") for path in source_files(workdir)]
+    dropped = []
+    for name in _REPLACED_DRIVERS:
+        if name in keep:
+            continue
+        imported = re.compile(rf"""["']{re.escape(name)}(/[^"']*)?["']""")
+        if any(imported.search(text) for text in sources):
+            continue
+        for section in ("dependencies", "devDependencies"):
+            if name in (package.get(section) or {}):
+                del package[section][name]
+                dropped.append(name)
+    return dropped
+
+
 _NEXT_CONFIG_NAMES = ("next.config.ts", "next.config.mjs", "next.config.js", "next.config.cjs")
 _CONFIG_OBJECT = re.compile(
     r"(const\s+\w+\s*(?::\s*NextConfig\s*)?=\s*\{|module\.exports\s*=\s*\{|export\s+default\s*\{)"
@@ -213,6 +242,8 @@ def transform(app_dir: Path | str, workdir: Path | str, target: str | Target) ->
         changes.append(f"{relative.as_posix()}: PrismaClient built with {target.adapter_package} from env")
 
     new_package = _production_package(package, target, prisma_after)
+    for dropped in _unused_drivers(workdir, new_package, target):
+        changes.append(f"package.json: dropped {dropped} (no longer imported; native drivers need a compiler)")
     lockfile_stale = new_package != package or not (app_dir / "package-lock.json").is_file()
     (workdir / "package.json").write_text(json.dumps(new_package, indent=2) + "\n", encoding="utf-8")
     changes.append(f"package.json: {target.adapter_package}@{prisma_after}, build runs prisma generate")

@@ -108,3 +108,21 @@ def test_symlink_out_of_the_app_is_not_followed(tmp_path: Path) -> None:
     result = transform(app, tmp_path / "work", "local-libsql")
     copied = result.workdir / "leak.txt"
     assert copied.is_symlink()  # a link, not the secret's bytes; the sandbox has no such path
+
+
+def test_native_sqlite_driver_is_replaced_by_the_adapter(tmp_path: Path) -> None:
+    client = (
+        'import { PrismaClient } from "../generated/prisma/client";\n'
+        'import { PrismaBetterSqlite3 } from "@prisma/adapter-better-sqlite3";\n'
+        'export const prisma = new PrismaClient({ adapter: new PrismaBetterSqlite3({ url: "file:./dev.db" }) });\n'
+    )
+    app = make_app(tmp_path / "app", {"lib/prisma.ts": client}, prisma="7.10.0")
+    package = json.loads((app / "package.json").read_text())
+    package["dependencies"] |= {"@prisma/adapter-better-sqlite3": "7.10.0", "better-sqlite3": "12.4.1"}
+    (app / "package.json").write_text(json.dumps(package))
+    result = transform(app, tmp_path / "work", "turso")
+    deps = json.loads((result.workdir / "package.json").read_text())["dependencies"]
+    assert "better-sqlite3" not in deps and "@prisma/adapter-better-sqlite3" not in deps
+    assert deps["@prisma/adapter-libsql"] == "7.10.0"
+    assert "better-sqlite3" not in (result.workdir / "lib" / "prisma.ts").read_text()
+    assert any("dropped better-sqlite3" in change for change in result.changes)
