@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import socket
 import threading
 import time
@@ -97,6 +98,9 @@ class Engine:
     # -- lifecycle --------------------------------------------------------------------------------
 
     def _start_background(self) -> None:
+        trash = self.settings.workspace / "trash"
+        for leftover in trash.iterdir() if trash.is_dir() else []:  # deletions an earlier engine left
+            threading.Thread(target=shutil.rmtree, args=(leftover, True), name="trash", daemon=True).start()
         for job in self.extensions.jobs:
             self.scheduler.add_job(
                 job.function,

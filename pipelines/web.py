@@ -15,6 +15,7 @@ import secrets
 import shutil
 import sqlite3
 import tempfile
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -275,7 +276,18 @@ def transform(ctx: StepContext) -> str:
 
 
 def remove_build_dir(ctx: StepContext) -> None:
-    shutil.rmtree(build_dir(ctx), ignore_errors=True)
+    discard_in_background(build_dir(ctx), engine_of(ctx).settings.workspace / "trash")
+
+
+def discard_in_background(folder: Path, trash: Path) -> None:
+    """Move a working copy out of the way at once and delete it off the deployment's critical path
+    (a node_modules tree takes seconds to delete). Whatever is left in ``trash`` is deleted at start."""
+    if not folder.exists():
+        return
+    trash.mkdir(parents=True, exist_ok=True)
+    target = trash / f"{folder.name}-{secrets.token_hex(4)}"
+    folder.replace(target)
+    threading.Thread(target=shutil.rmtree, args=(target, True), name="discard", daemon=True).start()
 
 
 # -- 4. build and host --------------------------------------------------------------------------------
@@ -287,14 +299,21 @@ def build(ctx: StepContext) -> str:
     engine = engine_of(ctx)
     logs = engine.settings.workspace / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    workdir = build_dir(ctx) / "app"
+    cache = engine.settings.workspace / "build-cache" / ctx.app_name
+    if cache.is_dir():  # Next's incremental build cache from this app's previous deployment
+        shutil.copytree(cache, workdir / ".next" / "cache", dirs_exist_ok=True)
     result = build_app(
-        build_dir(ctx) / "app",
+        workdir,
         deployment_env(ctx),
         timeout=engine.settings.build_timeout_seconds,
         memory_mb=engine.settings.build_memory_mb,
         log_path=logs / f"{ctx.deployment_id}-build.log",
         npm_cache=engine.settings.workspace / "npm-cache" / ctx.app_name,
     )
+    if (workdir / ".next" / "cache").is_dir():
+        shutil.rmtree(cache, ignore_errors=True)
+        shutil.copytree(workdir / ".next" / "cache", cache)
     ctx.state["build"] = {
         "server_dir": str(result.server_dir),
         "server_command": result.server_command,
@@ -333,7 +352,7 @@ def host(ctx: StepContext) -> str:
     manifest = engine.edge.stage(ctx.app_name, ctx.deployment_id, static_mounts(ctx) or None, server)
     size = sum(f.size for f in manifest.files.values())
     # The plan: source code is not kept after deployment. The staged server bundle is the build output.
-    shutil.rmtree(build_dir(ctx), ignore_errors=True)
+    discard_in_background(build_dir(ctx), engine.settings.workspace / "trash")
     return f"{len(manifest.files)} files ({size / 1e6:.1f} MB) staged with the app server"
 
 
