@@ -26,6 +26,41 @@ LEDGER_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
+def _add(column: str) -> str:
+    """Add a day's new readings to the stored total; NULL (not measured) only while both sides are NULL."""
+    return (
+        f"{column} = CASE WHEN daily_usage.{column} IS NULL AND excluded.{column} IS NULL THEN NULL"
+        f" ELSE coalesce(daily_usage.{column}, 0) + coalesce(excluded.{column}, 0) END"
+    )
+
+
+# Fold the batch's new rows (the query ``new_rows``) into the daily rollup.
+DAILY_UPSERT = (
+    "INSERT INTO daily_usage SELECT app_id, provider, CAST(hour_start AS DATE),"
+    " sum(db_rows_read), sum(db_rows_written), max(db_storage_bytes), sum(db_storage_bytes), count(db_storage_bytes),"
+    " count(*) FILTER (WHERE coalesce(db_rows_read, 0) + coalesce(db_rows_written, 0) > 0),"
+    " sum(requests), sum(bandwidth_bytes), sum(compute_ms)"
+    " FROM ({new_rows}) GROUP BY ALL"
+    " ON CONFLICT (app_id, provider, day) DO UPDATE SET "
+    + ", ".join(
+        [
+            _add("db_rows_read"),
+            _add("db_rows_written"),
+            "db_storage_bytes_max = CASE WHEN daily_usage.db_storage_bytes_max IS NULL"
+            " THEN excluded.db_storage_bytes_max WHEN excluded.db_storage_bytes_max IS NULL"
+            " THEN daily_usage.db_storage_bytes_max"
+            " ELSE greatest(daily_usage.db_storage_bytes_max, excluded.db_storage_bytes_max) END",
+            _add("db_storage_bytes_sum"),
+            "db_storage_bytes_count = daily_usage.db_storage_bytes_count + excluded.db_storage_bytes_count",
+            "db_active_hours = daily_usage.db_active_hours + excluded.db_active_hours",
+            _add("requests"),
+            _add("bandwidth_bytes"),
+            _add("compute_ms"),
+        ]
+    )
+)
+
+
 @dataclass(frozen=True)
 class IngestResult:
     added: int
@@ -88,15 +123,18 @@ def ingest_frame(store: Store, frame: pl.DataFrame) -> IngestResult:
     )
     batch = frame.to_arrow()
     columns = ", ".join(LEDGER_SCHEMA)
+    new_rows = (
+        f"SELECT {columns} FROM ledger_batch b WHERE NOT EXISTS (SELECT 1 FROM usage_ledger l"
+        " WHERE l.hour_start BETWEEN $lo AND $hi AND l.idempotency_key = b.idempotency_key)"
+    )
     with store.transaction() as connection:
         connection.register("ledger_batch", batch)
         try:
-            # The hour-range predicate lets DuckDB skip every row group outside the batch's hours.
+            # The rollup first, then the ledger: both see the same new rows. The hour-range predicate lets DuckDB
+            # skip every ledger row group outside the batch's hours, so the check costs little.
+            connection.execute(DAILY_UPSERT.format(new_rows=new_rows), {"lo": bounds[0], "hi": bounds[1]})
             inserted = connection.execute(
-                f"INSERT INTO usage_ledger ({columns}) SELECT {columns} FROM ledger_batch b"
-                " WHERE NOT EXISTS (SELECT 1 FROM usage_ledger l WHERE l.hour_start BETWEEN ? AND ?"
-                " AND l.idempotency_key = b.idempotency_key)",
-                list(bounds),
+                f"INSERT INTO usage_ledger ({columns}) {new_rows}", {"lo": bounds[0], "hi": bounds[1]}
             ).fetchone()
         finally:
             connection.unregister("ledger_batch")

@@ -20,19 +20,20 @@ from engine.store import Store
 
 MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
-# Monthly aggregates the price sheets can meter, computed from the hourly ledger.
+# Monthly aggregates the price sheets can meter, from the daily rollup the ingest maintains.
 MONTHLY_SQL = """
 SELECT app_id, provider,
        sum(db_rows_read) AS db_rows_read,
        sum(db_rows_written) AS db_rows_written,
-       max(db_storage_bytes) AS db_storage_bytes_peak,
-       CAST(round(avg(db_storage_bytes)) AS BIGINT) AS db_storage_bytes_avg,
-       count(*) FILTER (WHERE coalesce(db_rows_read, 0) + coalesce(db_rows_written, 0) > 0) AS db_active_hours,
+       max(db_storage_bytes_max) AS db_storage_bytes_peak,
+       CAST(round(sum(db_storage_bytes_sum) / nullif(sum(db_storage_bytes_count), 0)) AS BIGINT)
+           AS db_storage_bytes_avg,
+       sum(db_active_hours) AS db_active_hours,
        sum(requests) AS requests,
        sum(bandwidth_bytes) AS bandwidth_bytes,
        sum(compute_ms) AS compute_ms
-FROM usage_ledger
-WHERE hour_start >= ? AND hour_start < ?
+FROM daily_usage
+WHERE day >= ? AND day < ?
 GROUP BY app_id, provider
 """
 MONTHLY_METRICS = (
@@ -386,18 +387,12 @@ def close_month(
 
 
 DAILY_SQL = """
-SELECT app_id, provider, CAST(date_trunc('day', hour_start) AS DATE) AS day,
-       sum(db_rows_read) AS db_rows_read,
-       sum(db_rows_written) AS db_rows_written,
-       CAST(round(avg(db_storage_bytes)) AS BIGINT) AS db_storage_bytes_peak,
-       CAST(round(avg(db_storage_bytes)) AS BIGINT) AS db_storage_bytes_avg,
-       count(*) FILTER (WHERE coalesce(db_rows_read, 0) + coalesce(db_rows_written, 0) > 0) AS db_active_hours,
-       sum(requests) AS requests,
-       sum(bandwidth_bytes) AS bandwidth_bytes,
-       sum(compute_ms) AS compute_ms
-FROM usage_ledger
-WHERE hour_start >= ? AND hour_start < ? {app_filter}
-GROUP BY ALL
+SELECT app_id, provider, day, db_rows_read, db_rows_written,
+       CAST(round(db_storage_bytes_sum / nullif(db_storage_bytes_count, 0)) AS BIGINT) AS db_storage_bytes_peak,
+       CAST(round(db_storage_bytes_sum / nullif(db_storage_bytes_count, 0)) AS BIGINT) AS db_storage_bytes_avg,
+       db_active_hours, requests, bandwidth_bytes, compute_ms
+FROM daily_usage
+WHERE day >= ? AND day < ? {app_filter}
 """
 
 

@@ -6,6 +6,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.costs.ledger import ingest, usage_series
 from engine.costs.margins import export_month, margins_month
@@ -149,3 +151,58 @@ def test_an_app_that_never_went_live_carries_no_cost(store: Store) -> None:
     ingest(store, [edge_reading(live, HOUR, 10)])
     names = {row["name"] for row in cost_month(store, "2026-10").by("app")}
     assert "live" in names and "never" not in names
+
+
+LEDGER_MONTH_SQL = """
+SELECT app_id, provider, sum(db_rows_read) AS r, sum(db_rows_written) AS w, max(db_storage_bytes) AS peak,
+       CAST(round(avg(db_storage_bytes)) AS BIGINT) AS avg_storage,
+       count(*) FILTER (WHERE coalesce(db_rows_read, 0) + coalesce(db_rows_written, 0) > 0) AS active,
+       sum(requests) AS q
+FROM usage_ledger GROUP BY ALL ORDER BY ALL
+"""
+ROLLUP_MONTH_SQL = """
+SELECT app_id, provider, sum(db_rows_read) AS r, sum(db_rows_written) AS w, max(db_storage_bytes_max) AS peak,
+       CAST(round(sum(db_storage_bytes_sum) / nullif(sum(db_storage_bytes_count), 0)) AS BIGINT) AS avg_storage,
+       sum(db_active_hours) AS active, sum(requests) AS q
+FROM daily_usage GROUP BY ALL ORDER BY ALL
+"""
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    batches=st.lists(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["a", "b"]),
+                st.sampled_from(["edge", "postgres"]),
+                st.integers(min_value=0, max_value=80),  # hour of the month
+                st.one_of(st.none(), st.integers(min_value=0, max_value=10**6)),
+                st.one_of(st.none(), st.integers(min_value=0, max_value=10**9)),
+            ),
+            max_size=15,
+        ),
+        max_size=5,
+    )
+)
+def test_the_daily_rollup_always_matches_the_ledger(
+    batches: list[list[tuple[str, str, int, int | None, int | None]]],
+) -> None:
+    store = Store(":memory:")
+    try:
+        for batch in batches:
+            ingest(
+                store,
+                [
+                    Reading(
+                        app,
+                        "local",
+                        source,
+                        datetime(2026, 10, 1) + timedelta(hours=hour),
+                        {"db_rows_read": value, "db_storage_bytes": size, "requests": value},
+                    )
+                    for app, source, hour, value, size in batch
+                ],
+            )
+        assert store.fetchall(ROLLUP_MONTH_SQL) == store.fetchall(LEDGER_MONTH_SQL)
+    finally:
+        store.close()
