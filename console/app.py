@@ -13,6 +13,8 @@ import streamlit as st
 from console import ui
 from engine.errors import LaunchdeckError
 
+# An operator console, not a Streamlit app to publish: no "Deploy" button or developer menu in the header.
+st.set_option("client.toolbarMode", "minimal")
 st.set_page_config(page_title="Launchdeck", page_icon=":material/rocket_launch:", layout="wide")
 
 DEFAULTS: dict[str, object] = {

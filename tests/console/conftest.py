@@ -13,6 +13,7 @@ from engine.auth import issue_token
 from engine.config import Settings
 from engine.demo import seed_demo
 from engine.service import Engine
+from tests.servers.asgi import free_port
 
 # Small enough to seed in a second or two; 40 days so the usage spans two calendar months.
 DEMO_APPS = 60
@@ -32,7 +33,8 @@ class RunningEngine:
 @pytest.fixture(scope="session")
 def running_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEngine]:
     workspace: Path = tmp_path_factory.mktemp("console-workspace")
-    engine = Engine(Settings(workspace=workspace, extra_pipelines="tests.console.steps_pipeline"))
+    settings = Settings(workspace=workspace, edge_port=free_port(), extra_pipelines="tests.console.steps_pipeline")
+    engine = Engine(settings)
     seed_demo(engine.store, apps=DEMO_APPS, days=DEMO_DAYS)
     store = engine.store
     tokens = RunningEngine(
