@@ -17,7 +17,8 @@ BUILTIN_MODULES: tuple[str, ...] = (
 
 def registry(extra_modules: str = "") -> dict[str, PipelineFactory]:
     found: dict[str, PipelineFactory] = {}
-    names = [*BUILTIN_MODULES, *(m.strip() for m in extra_modules.split(",") if m.strip())]
+    # A plugin that names a built-in module again is harmless: each module is loaded once.
+    names = dict.fromkeys([*BUILTIN_MODULES, *(m.strip() for m in extra_modules.split(",") if m.strip())])
     for module_name in names:
         module = importlib.import_module(module_name)
         for pipeline, factory in getattr(module, "PIPELINES", {}).items():
