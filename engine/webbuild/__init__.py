@@ -1,8 +1,8 @@
 """Web build: preflight checks, code transformation and the sandboxed build of a generated app.
 
-    findings = preflight(app_dir, "local-libsql")          # before anything is provisioned
-    copy = transform(app_dir, workdir, "local-libsql")      # isolated working copy, source untouched
-    result = build(copy.workdir, env, timeout=600, memory_mb=2048, log_path=log)
+findings = preflight(app_dir, "local-libsql")          # before anything is provisioned
+copy = transform(app_dir, workdir, "local-libsql")      # isolated working copy, source untouched
+result = build(copy.workdir, env, timeout=600, memory_mb=2048, log_path=log)
 """
 
 from engine.webbuild.build import BuildResult, build

@@ -86,7 +86,9 @@ def prisma_versions(app_dir: Path) -> PrismaVersions:
 
 def find_schema(app_dir: Path) -> Path | None:
     package = read_package_json(app_dir)
-    configured = (package.get("prisma") or {}).get("schema") if isinstance(package.get("prisma"), dict) else None
+    configured = (
+        (package.get("prisma") or {}).get("schema") if isinstance(package.get("prisma"), dict) else None
+    )
     candidates = [configured] if isinstance(configured, str) else []
     for config in ("prisma.config.ts", "prisma.config.mjs", "prisma.config.js"):
         path = app_dir / config

@@ -1,8 +1,8 @@
 """The sandboxed install and build of a transformed working copy.
 
-    result = build(workdir, {"DATABASE_URL": "file:/srv/app.db"}, timeout=600, memory_mb=2048,
-                   log_path=Path("build.log"))
-    result.server_dir / "server.js"   # Next.js standalone server (or `next start` in workdir)
+result = build(workdir, {"DATABASE_URL": "file:/srv/app.db"}, timeout=600, memory_mb=2048,
+               log_path=Path("build.log"))
+result.server_dir / "server.js"   # Next.js standalone server (or `next start` in workdir)
 """
 
 from __future__ import annotations
@@ -24,7 +24,14 @@ from engine.webbuild.sandbox import INSIDE_CACHE, INSIDE_WORKDIR, SandboxKind, c
 LOG_TAIL_LINES = 40
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Set by the sandbox; an app's variables cannot replace them.
-_RESERVED = {"PATH", "HOME", "TMPDIR", "PRISMA_SCHEMA_ENGINE_BINARY", "npm_config_cache", "LAUNCHDECK_CGROUP_PROCS"}
+_RESERVED = {
+    "PATH",
+    "HOME",
+    "TMPDIR",
+    "PRISMA_SCHEMA_ENGINE_BINARY",
+    "npm_config_cache",
+    "LAUNCHDECK_CGROUP_PROCS",
+}
 # npm errors that another try may not hit: the registry or the network had a bad moment.
 _NETWORK_ERRORS = re.compile(r"\b(ETIMEDOUT|ECONNRESET|EAI_AGAIN|ECONNREFUSED|ENOTFOUND|E5\d\d|E429)\b")
 
@@ -104,13 +111,16 @@ def dependencies_installed(workdir: Path) -> bool:
     return bool(installed) and installed.keys() <= locked.keys()
 
 
-def _sandbox_env(app_env: dict[str, str], *, memory_mb: int, kind: SandboxKind, workdir: Path,
-                 tmp: Path, npm_cache: Path) -> dict[str, str]:
+def _sandbox_env(
+    app_env: dict[str, str], *, memory_mb: int, kind: SandboxKind, workdir: Path, tmp: Path, npm_cache: Path
+) -> dict[str, str]:
     for key, value in app_env.items():
         if not _ENV_NAME.match(key) or "\0" in value:
             raise InputError(f"environment variable {key!r} is not a valid name=value pair")
         if key in _RESERVED:
-            raise InputError(f"environment variable {key} is set by the build sandbox and cannot be overridden")
+            raise InputError(
+                f"environment variable {key} is set by the build sandbox and cannot be overridden"
+            )
     inside_workdir = INSIDE_WORKDIR if kind == "bwrap" else str(workdir)
     inside_tmp = "/tmp" if kind == "bwrap" else str(tmp)
     heap_mb = max(256, min(memory_mb * 3 // 4, 4096))
@@ -141,7 +151,9 @@ _SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|KEY|DATABASE_URL|CREDEN
 
 def _secret_values(env: dict[str, str]) -> list[str]:
     """Values of the app's variables that must not appear in a kept log."""
-    return sorted((v for k, v in env.items() if _SECRET_NAME.search(k) and len(v) >= 6), key=len, reverse=True)
+    return sorted(
+        (v for k, v in env.items() if _SECRET_NAME.search(k) and len(v) >= 6), key=len, reverse=True
+    )
 
 
 def _redacted(text: str, secrets: list[str]) -> str:
@@ -189,8 +201,12 @@ def _publishable(workdir: Path) -> tuple[Path, list[str], bool]:
         # The standalone server serves static files only if they sit beside it. Links are copied as
         # links (never followed by this privileged copy) and checked again where they land.
         if (workdir / ".next" / "static").is_dir():
-            shutil.copytree(workdir / ".next" / "static", standalone / ".next" / "static", dirs_exist_ok=True,
-                            symlinks=True)
+            shutil.copytree(
+                workdir / ".next" / "static",
+                standalone / ".next" / "static",
+                dirs_exist_ok=True,
+                symlinks=True,
+            )
         if (workdir / "public").is_dir():
             shutil.copytree(workdir / "public", standalone / "public", dirs_exist_ok=True, symlinks=True)
         drop_escaping_links(standalone)
@@ -242,7 +258,9 @@ def build(
         (tmp / "home").mkdir(parents=True)
         cache = Path(npm_cache) if npm_cache else Path(scratch) / "npm-cache"
         cache.mkdir(parents=True, exist_ok=True)
-        full_env = _sandbox_env(env, memory_mb=memory_mb, kind=kind, workdir=workdir, tmp=tmp, npm_cache=cache)
+        full_env = _sandbox_env(
+            env, memory_mb=memory_mb, kind=kind, workdir=workdir, tmp=tmp, npm_cache=cache
+        )
         if build_cache and Path(build_cache).is_dir():
             shutil.copytree(build_cache, workdir / ".next" / "cache", dirs_exist_ok=True, symlinks=True)
         secrets = _secret_values(env)
@@ -250,21 +268,38 @@ def build(
             remaining = timeout - (time.monotonic() - started)
             raw_log = Path(scratch) / f"{name}.log"
             with raw_log.open("wb") as log:
-                outcome = run_sandboxed(argv, kind=kind, workdir=workdir, tmp=tmp, npm_cache=cache,
-                                        env=full_env, timeout=remaining, memory_mb=memory_mb,
-                                        max_processes=max_processes, log=log,
-                                        extra_binds=_database_files(env))
+                outcome = run_sandboxed(
+                    argv,
+                    kind=kind,
+                    workdir=workdir,
+                    tmp=tmp,
+                    npm_cache=cache,
+                    env=full_env,
+                    timeout=remaining,
+                    memory_mb=memory_mb,
+                    max_processes=max_processes,
+                    log=log,
+                    extra_binds=_database_files(env),
+                )
             output = _redacted(raw_log.read_text(encoding="utf-8", errors="replace"), secrets)
             note = ""
             if name == "install" and not in_sync:
-                note = ("(package.json no longer matches package-lock.json after the transformation: npm install "
-                        "resolves the changed dependencies against the registry and writes a new lockfile)\n")
+                note = (
+                    "(package.json no longer matches package-lock.json after the transformation: npm install "
+                    "resolves the changed dependencies against the registry and writes a new lockfile)\n"
+                )
             with log_path.open("a", encoding="utf-8") as kept:
                 kept.write(f"\n$ {' '.join(argv)}    [sandbox: {kind}]\n{note}{output}")
             if outcome.peak_memory_mb is not None:
                 peak = max(peak or 0.0, outcome.peak_memory_mb)
-            steps.append({"name": name, "command": " ".join(argv), "seconds": round(outcome.seconds, 2),
-                          "exit_code": outcome.returncode})
+            steps.append(
+                {
+                    "name": name,
+                    "command": " ".join(argv),
+                    "seconds": round(outcome.seconds, 2),
+                    "exit_code": outcome.returncode,
+                }
+            )
             if outcome.returncode == 0 and not outcome.timed_out:
                 continue
             tail = _tail(log_path)

@@ -8,14 +8,28 @@ from pathlib import Path
 from engine.webbuild.appinfo import SOURCE_SUFFIXES, client_modules, line_of, source_files
 from engine.webbuild.findings import Finding
 
-_IMPORT = re.compile(r"""(?:import|export)\s[^;'"]*?from\s*["']([^"']+)["']|import\s*\(\s*["']([^"']+)["']\s*\)""")
-_PRERENDERED_STEMS = {"page", "layout", "template", "not-found", "sitemap", "robots", "opengraph-image",
-                      "twitter-image", "icon", "apple-icon"}
+_IMPORT = re.compile(
+    r"""(?:import|export)\s[^;'"]*?from\s*["']([^"']+)["']|import\s*\(\s*["']([^"']+)["']\s*\)"""
+)
+_PRERENDERED_STEMS = {
+    "page",
+    "layout",
+    "template",
+    "not-found",
+    "sitemap",
+    "robots",
+    "opengraph-image",
+    "twitter-image",
+    "icon",
+    "apple-icon",
+}
 _FORCE_DYNAMIC = re.compile(
     r"export\s+const\s+dynamic\s*=\s*[\"']force-dynamic[\"']|export\s+const\s+revalidate\s*=\s*0\b"
 )
 # Using any of these makes Next.js render the page per request instead of at build time.
-_DYNAMIC_APIS = re.compile(r"\b(cookies|headers|connection|draftMode|unstable_noStore|noStore)\s*\(|\bsearchParams\b")
+_DYNAMIC_APIS = re.compile(
+    r"\b(cookies|headers|connection|draftMode|unstable_noStore|noStore)\s*\(|\bsearchParams\b"
+)
 _EXTERNAL_FETCH = re.compile(r"""\bfetch\s*\(\s*[`"'](https?://[^`"'$]+)""")
 _GOOGLE_FONT = re.compile(r"""from\s*["']next/font/google["']""")
 
@@ -86,7 +100,7 @@ def prerender_findings(app_dir: Path) -> list[Finding]:
                     message=(
                         f"prerendered at build time and fetches {match.group(1)}: the build reaches only the "
                         "npm registry, so this fetch fails during the build. Add "
-                        "`export const dynamic = \"force-dynamic\"` to fetch per request instead"
+                        '`export const dynamic = "force-dynamic"` to fetch per request instead'
                     ),
                 )
             )
@@ -103,7 +117,7 @@ def prerender_findings(app_dir: Path) -> list[Finding]:
                     f"prerendered at build time and reads the database through "
                     f"{client.relative_to(app_dir).as_posix()}: the build will query the production "
                     "database (Launchdeck passes it to the build) and the page shows the data of that "
-                    "moment. For live data add `export const dynamic = \"force-dynamic\"`."
+                    'moment. For live data add `export const dynamic = "force-dynamic"`.'
                 ),
             )
         )

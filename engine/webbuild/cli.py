@@ -19,7 +19,9 @@ from engine.webbuild.preflight import blocking, preflight
 
 def preflight_command(
     app_dir: Annotated[Path, typer.Argument(help="the generated app's folder")],
-    db: Annotated[str, typer.Option("--db", help="local-libsql, turso, local-postgres or neon")] = "local-libsql",
+    db: Annotated[
+        str, typer.Option("--db", help="local-libsql, turso, local-postgres or neon")
+    ] = "local-libsql",
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Check an app for a deploy to --db: Prisma version, raw SQL, build-time database and network use.

@@ -17,7 +17,9 @@ _EXPORT_VALUE = re.compile(r"^export\s+(?:const|let|var)\s+(\w+)", re.MULTILINE)
 _EXPORT_DEFAULT = re.compile(r"^export\s+default\b", re.MULTILINE)
 _EXPORT_LIST = re.compile(r"^export\s*\{([^}]*)\}\s*;?\s*$", re.MULTILINE)
 _EXPORT_OTHER = re.compile(r"^export\s+(?:async\s+)?(?:function|class|enum)\s+(\w+)", re.MULTILINE)
-_REEXPORT = re.compile(r"^export\s+(?:type\s+)?(?:\*|\{[^}]*\})\s+from\s+[\"'][^\"']+[\"'];?\s*$", re.MULTILINE)
+_REEXPORT = re.compile(
+    r"^export\s+(?:type\s+)?(?:\*|\{[^}]*\})\s+from\s+[\"'][^\"']+[\"'];?\s*$", re.MULTILINE
+)
 _EXPORT_TYPE = re.compile(r"^export\s+(?:type|interface)\s+\w+", re.MULTILINE)
 
 
@@ -63,13 +65,13 @@ def _adapter_lines(target: Target) -> tuple[str, str]:
             'import { PrismaLibSql } from "@prisma/adapter-libsql";',
             "  // Turso: libsql://... with an auth token; local: a file: URL.\n"
             "  const url = process.env.TURSO_DATABASE_URL || process.env.DATABASE_URL;\n"
-            "  if (!url) throw new Error(\"Set TURSO_DATABASE_URL (and TURSO_AUTH_TOKEN) or DATABASE_URL\");\n"
+            '  if (!url) throw new Error("Set TURSO_DATABASE_URL (and TURSO_AUTH_TOKEN) or DATABASE_URL");\n'
             "  const adapter = new PrismaLibSql({ url, authToken: process.env.TURSO_AUTH_TOKEN || undefined });\n",
         )
     return (
         'import { PrismaPg } from "@prisma/adapter-pg";',
         "  const connectionString = process.env.DATABASE_URL;\n"
-        "  if (!connectionString) throw new Error(\"Set DATABASE_URL to the PostgreSQL connection string\");\n"
+        '  if (!connectionString) throw new Error("Set DATABASE_URL to the PostgreSQL connection string");\n'
         "  const adapter = new PrismaPg({ connectionString });\n",
     )
 

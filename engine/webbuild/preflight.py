@@ -43,65 +43,137 @@ def _prisma_findings(app_dir: Path, target: Target) -> list[Finding]:
     schema = find_schema(app_dir)
     if schema is None:
         return [
-            Finding("prisma/schema.prisma", None, "blocking", "prisma-no-schema",
-                    "no Prisma schema found: add prisma/schema.prisma (or set \"prisma.schema\" in package.json)")
+            Finding(
+                "prisma/schema.prisma",
+                None,
+                "blocking",
+                "prisma-no-schema",
+                'no Prisma schema found: add prisma/schema.prisma (or set "prisma.schema" in package.json)',
+            )
         ]
     schema_file = schema.relative_to(app_dir).as_posix()
     schema_text = schema.read_text(encoding="utf-8")
     provider = re.search(r'datasource\s+\w+\s*\{[^}]*?provider\s*=\s*"(\w+)"', schema_text)
     if provider is None:
-        findings.append(Finding(schema_file, None, "blocking", "prisma-no-datasource",
-                                "the schema has no datasource block with a provider: add one (provider = \"sqlite\")"))
+        findings.append(
+            Finding(
+                schema_file,
+                None,
+                "blocking",
+                "prisma-no-datasource",
+                'the schema has no datasource block with a provider: add one (provider = "sqlite")',
+            )
+        )
     elif provider.group(1) not in ("sqlite", "postgresql"):
-        findings.append(Finding(schema_file, line_of(schema_text, provider.start()), "blocking",
-                                "prisma-provider", f"datasource provider {provider.group(1)!r} cannot move to "
-                                f"{target.name}: Launchdeck deploys sqlite (preview) and postgresql schemas"))
+        findings.append(
+            Finding(
+                schema_file,
+                line_of(schema_text, provider.start()),
+                "blocking",
+                "prisma-provider",
+                f"datasource provider {provider.group(1)!r} cannot move to "
+                f"{target.name}: Launchdeck deploys sqlite (preview) and postgresql schemas",
+            )
+        )
     elif provider.group(1) == "postgresql" and target.family == "libsql":
-        findings.append(Finding(schema_file, line_of(schema_text, provider.start()), "blocking",
-                                "prisma-provider", "a postgresql schema cannot be deployed to libSQL/Turso: "
-                                "choose --db local-postgres or neon"))
+        findings.append(
+            Finding(
+                schema_file,
+                line_of(schema_text, provider.start()),
+                "blocking",
+                "prisma-provider",
+                "a postgresql schema cannot be deployed to libSQL/Turso: choose --db local-postgres or neon",
+            )
+        )
 
     major = versions.major
     if major is None:
-        findings.append(Finding("package.json", None, "blocking", "prisma-missing",
-                                "package.json does not depend on @prisma/client: add it (the app's database "
-                                "access goes through Prisma)"))
+        findings.append(
+            Finding(
+                "package.json",
+                None,
+                "blocking",
+                "prisma-missing",
+                "package.json does not depend on @prisma/client: add it (the app's database "
+                "access goes through Prisma)",
+            )
+        )
     elif major < 5:
-        findings.append(Finding("package.json", None, "blocking", "prisma-too-old",
-                                f"Prisma {versions.client} predates driver adapters: upgrade the app to Prisma 5 "
-                                "or newer (npx prisma@5 ...) and regenerate it"))
+        findings.append(
+            Finding(
+                "package.json",
+                None,
+                "blocking",
+                "prisma-too-old",
+                f"Prisma {versions.client} predates driver adapters: upgrade the app to Prisma 5 "
+                "or newer (npx prisma@5 ...) and regenerate it",
+            )
+        )
     elif major < 7:
-        findings.append(Finding("package.json", None, "warning", "prisma-native-engine",
-                                f"Prisma {versions.client or versions.cli} uses native engine binaries that are "
-                                "downloaded from Prisma's servers at install and build time; the deployment moves "
-                                f"it to Prisma 7 with {target.adapter_package} (no binaries). Check the app "
-                                "against Prisma 7 if it uses less common client features"))
+        findings.append(
+            Finding(
+                "package.json",
+                None,
+                "warning",
+                "prisma-native-engine",
+                f"Prisma {versions.client or versions.cli} uses native engine binaries that are "
+                "downloaded from Prisma's servers at install and build time; the deployment moves "
+                f"it to Prisma 7 with {target.adapter_package} (no binaries). Check the app "
+                "against Prisma 7 if it uses less common client features",
+            )
+        )
         for path in source_files(app_dir):
             text = path.read_text(encoding="utf-8", errors="replace")
             for match in _MIDDLEWARE.finditer(text):
-                findings.append(Finding(path.relative_to(app_dir).as_posix(), line_of(text, match.start()),
-                                        "blocking", "prisma-middleware",
-                                        "$use middleware is gone in Prisma 7: rewrite it as a client extension "
-                                        "(prisma.$extends({ query: { ... } }))"))
+                findings.append(
+                    Finding(
+                        path.relative_to(app_dir).as_posix(),
+                        line_of(text, match.start()),
+                        "blocking",
+                        "prisma-middleware",
+                        "$use middleware is gone in Prisma 7: rewrite it as a client extension "
+                        "(prisma.$extends({ query: { ... } }))",
+                    )
+                )
 
     modules = client_modules(app_dir)
     if major is not None and not modules:
-        findings.append(Finding("lib/prisma.ts", None, "blocking", "prisma-no-client",
-                                "no file constructs `new PrismaClient(...)`: create the client in one module "
-                                "(e.g. lib/prisma.ts) and import it everywhere"))
+        findings.append(
+            Finding(
+                "lib/prisma.ts",
+                None,
+                "blocking",
+                "prisma-no-client",
+                "no file constructs `new PrismaClient(...)`: create the client in one module "
+                "(e.g. lib/prisma.ts) and import it everywhere",
+            )
+        )
     for path in modules:
         module = clientmodule.analyse(path)
         relative = path.relative_to(app_dir).as_posix()
         if not module.rewritable:
-            findings.append(Finding(relative, None, "blocking", "prisma-client-module",
-                                    f"this module exports {', '.join(module.unsupported) or 'nothing'} besides "
-                                    "the Prisma client; Launchdeck rewrites it to connect with a driver adapter: "
-                                    "move the other exports to another file and export the client"))
+            findings.append(
+                Finding(
+                    relative,
+                    None,
+                    "blocking",
+                    "prisma-client-module",
+                    f"this module exports {', '.join(module.unsupported) or 'nothing'} besides "
+                    "the Prisma client; Launchdeck rewrites it to connect with a driver adapter: "
+                    "move the other exports to another file and export the client",
+                )
+            )
     if len(modules) > 1:
-        findings.append(Finding(modules[1].relative_to(app_dir).as_posix(), None, "warning",
-                                "prisma-several-clients",
-                                f"{len(modules)} files construct a PrismaClient; each opens its own connection "
-                                "pool: import one shared client instead"))
+        findings.append(
+            Finding(
+                modules[1].relative_to(app_dir).as_posix(),
+                None,
+                "warning",
+                "prisma-several-clients",
+                f"{len(modules)} files construct a PrismaClient; each opens its own connection "
+                "pool: import one shared client instead",
+            )
+        )
     return findings
 
 
@@ -109,14 +181,28 @@ def _install_findings(app_dir: Path) -> list[Finding]:
     package = read_package_json(app_dir)
     findings = []
     if not (app_dir / "package-lock.json").is_file():
-        findings.append(Finding("package-lock.json", None, "warning", "no-lockfile",
-                                "no package-lock.json: dependencies are resolved afresh at every deploy; commit "
-                                "the lockfile for repeatable builds"))
+        findings.append(
+            Finding(
+                "package-lock.json",
+                None,
+                "warning",
+                "no-lockfile",
+                "no package-lock.json: dependencies are resolved afresh at every deploy; commit "
+                "the lockfile for repeatable builds",
+            )
+        )
     for section in ("dependencies", "devDependencies"):
         for name in sorted((package.get(section) or {}).keys() & _DOWNLOADS_AT_INSTALL.keys()):
-            findings.append(Finding("package.json", None, "warning", "install-downloads",
-                                    f"{name} downloads a binary while installing, which the build cannot reach: "
-                                    f"{_DOWNLOADS_AT_INSTALL[name]}"))
+            findings.append(
+                Finding(
+                    "package.json",
+                    None,
+                    "warning",
+                    "install-downloads",
+                    f"{name} downloads a binary while installing, which the build cannot reach: "
+                    f"{_DOWNLOADS_AT_INSTALL[name]}",
+                )
+            )
     return findings
 
 

@@ -18,9 +18,7 @@ from engine.webbuild.appinfo import find_schema, line_of, source_files
 from engine.webbuild.findings import Finding, Severity
 from engine.webbuild.targets import Target
 
-_TAGGED = re.compile(
-    r"\$(?P<kind>queryRaw|executeRaw)\s*(?:<[^>`]*>)?\s*(?:\(\s*(?:Prisma\.)?sql\s*)?`"
-)
+_TAGGED = re.compile(r"\$(?P<kind>queryRaw|executeRaw)\s*(?:<[^>`]*>)?\s*(?:\(\s*(?:Prisma\.)?sql\s*)?`")
 _UNSAFE = re.compile(r"\$(?P<kind>queryRawUnsafe|executeRawUnsafe)\s*(?:<[^>`]*>)?\s*\(\s*")
 
 # SQLite functions PostgreSQL does not have (as written), with a hand rewrite where sqlglot has none.
@@ -115,7 +113,9 @@ def find_raw_sql(app_dir: Path) -> list[RawSql]:
             if scanned is None:
                 continue
             parts, expressions, _ = scanned
-            found.append(RawSql(relative, line_of(text, match.start()), match["kind"], "?".join(parts), expressions))
+            found.append(
+                RawSql(relative, line_of(text, match.start()), match["kind"], "?".join(parts), expressions)
+            )
         for match in _UNSAFE.finditer(text):
             literal = _string_literal(text, match.end())
             sql, expressions = literal if literal else (None, [])
@@ -132,9 +132,11 @@ def _quote_mixed_case(node: exp.Expr) -> exp.Expr:
 def _numbered_parameters(tree: exp.Expr) -> exp.Expr:
     counter = iter(range(1, 10_000))
     return tree.transform(
-        lambda node: exp.Parameter(this=exp.Literal.number(next(counter)))
-        if isinstance(node, exp.Placeholder)
-        else node
+        lambda node: (
+            exp.Parameter(this=exp.Literal.number(next(counter)))
+            if isinstance(node, exp.Placeholder)
+            else node
+        )
     )
 
 
@@ -223,11 +225,18 @@ def check_raw_sql(raw: RawSql, target: Target, booleans: set[str] | None = None)
             f"unquoted mixed-case name(s) {names}: PostgreSQL folds them to lower case, so quote them "
             f'("{mixed[0]}") or use the @@map/@map names'
         )
-    as_numbers = sorted({node.sql("sqlite") for node in tree.find_all(exp.EQ, exp.NEQ)
-                         if _boolean_as_number(node, booleans or set())})
+    as_numbers = sorted(
+        {
+            node.sql("sqlite")
+            for node in tree.find_all(exp.EQ, exp.NEQ)
+            if _boolean_as_number(node, booleans or set())
+        }
+    )
     if as_numbers:
-        problems.append(f"{', '.join(as_numbers)} compares a Boolean column with a number: SQLite stores "
-                        "booleans as 0/1, PostgreSQL needs true/false")
+        problems.append(
+            f"{', '.join(as_numbers)} compares a Boolean column with a number: SQLite stores "
+            "booleans as 0/1, PostgreSQL needs true/false"
+        )
         tree = _numbers_to_booleans(tree, booleans or set())
     if raw.unsafe and any(isinstance(node, exp.Placeholder) for node in tree.find_all(exp.Placeholder)):
         problems.append("`?` placeholders: on PostgreSQL Prisma expects $1, $2, ...")
@@ -241,7 +250,9 @@ def check_raw_sql(raw: RawSql, target: Target, booleans: set[str] | None = None)
         else f"sqlglot cannot rewrite {', '.join(n + '()' for n in left)}; its partial rewrite: {rewrite}"
     )
     return finding(
-        "blocking", "raw-sql-dialect", f"${raw.kind} will fail on PostgreSQL: " + "; ".join(problems) + f". {offer}"
+        "blocking",
+        "raw-sql-dialect",
+        f"${raw.kind} will fail on PostgreSQL: " + "; ".join(problems) + f". {offer}",
     )
 
 

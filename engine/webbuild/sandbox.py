@@ -32,8 +32,18 @@ BUILD_USER = "launchdeck-build"
 INSIDE_WORKDIR = "/build"
 INSIDE_CACHE = "/cache/npm"
 # Read-only system files a Node build needs: DNS, TLS roots, users, npm's global config.
-_ETC_FILES = ["resolv.conf", "hosts", "nsswitch.conf", "ssl", "ca-certificates", "passwd", "group",
-              "npmrc", "alternatives", "localtime"]
+_ETC_FILES = [
+    "resolv.conf",
+    "hosts",
+    "nsswitch.conf",
+    "ssl",
+    "ca-certificates",
+    "passwd",
+    "group",
+    "npmrc",
+    "alternatives",
+    "localtime",
+]
 
 
 @dataclass
@@ -61,8 +71,10 @@ def choose_sandbox() -> SandboxKind:
     forced = os.environ.get("LAUNCHDECK_BUILD_SANDBOX", "").strip().lower()
     if forced in ("bwrap", "user"):
         if forced == "bwrap" and not bwrap_usable():
-            raise TerminalError("LAUNCHDECK_BUILD_SANDBOX=bwrap but bubblewrap does not work here "
-                                "(apt-get install bubblewrap; the kernel must allow user namespaces)")
+            raise TerminalError(
+                "LAUNCHDECK_BUILD_SANDBOX=bwrap but bubblewrap does not work here "
+                "(apt-get install bubblewrap; the kernel must allow user namespaces)"
+            )
         return forced  # type: ignore[return-value]
     return "bwrap" if bwrap_usable() else "user"
 
@@ -80,20 +92,45 @@ def _root_layout() -> list[str]:
     return args
 
 
-def bwrap_argv(argv: list[str], *, workdir: Path, tmp: Path, npm_cache: Path,
-               extra_binds: list[Path] | None = None) -> list[str]:
+def bwrap_argv(
+    argv: list[str], *, workdir: Path, tmp: Path, npm_cache: Path, extra_binds: list[Path] | None = None
+) -> list[str]:
     """The bwrap command line. The environment is not on it (command lines are world-readable in
     /proc): bwrap hands its own environment, which the caller sets to the app's variables only, on."""
     args = [
-        "bwrap", "--unshare-all", "--share-net", "--die-with-parent", "--new-session",
-        "--cap-drop", "ALL", "--uid", "1000", "--gid", "1000", "--hostname", "build",
+        "bwrap",
+        "--unshare-all",
+        "--share-net",
+        "--die-with-parent",
+        "--new-session",
+        "--cap-drop",
+        "ALL",
+        "--uid",
+        "1000",
+        "--gid",
+        "1000",
+        "--hostname",
+        "build",
         *_root_layout(),
-        "--proc", "/proc", "--dev", "/dev",
-        "--bind", str(workdir), INSIDE_WORKDIR,
-        "--bind", str(tmp), "/tmp",
-        "--bind", str(npm_cache), INSIDE_CACHE,
-        "--chdir", INSIDE_WORKDIR,
-        "--clearenv", "--setenv", "PATH", "/usr/bin:/bin",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--bind",
+        str(workdir),
+        INSIDE_WORKDIR,
+        "--bind",
+        str(tmp),
+        "/tmp",
+        "--bind",
+        str(npm_cache),
+        INSIDE_CACHE,
+        "--chdir",
+        INSIDE_WORKDIR,
+        "--clearenv",
+        "--setenv",
+        "PATH",
+        "/usr/bin:/bin",
     ]
     for path in extra_binds or []:  # e.g. the app's own database file, at the path its URL names
         args += ["--bind", str(path), str(path)]
@@ -109,8 +146,11 @@ def build_user() -> tuple[int, int]:
                 f"no build sandbox: bubblewrap does not work and user {BUILD_USER!r} does not exist; "
                 "install bubblewrap, or create the user (useradd --system launchdeck-build)"
             ) from None
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", BUILD_USER],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", BUILD_USER],
+            check=True,
+            capture_output=True,
+        )
         entry = pwd.getpwnam(BUILD_USER)
     return entry.pw_uid, entry.pw_gid
 
@@ -152,7 +192,9 @@ def run_sandboxed(
     if bad:
         raise ValueError(f"not environment variable names: {bad}")
     env_file = tmp / ".launchdeck-env"
-    env_file.write_text("".join(f"{key}={shlex.quote(value)}\n" for key, value in env.items()), encoding="utf-8")
+    env_file.write_text(
+        "".join(f"{key}={shlex.quote(value)}\n" for key, value in env.items()), encoding="utf-8"
+    )
     env_file.chmod(0o600)
     inside_env_file = "/tmp/.launchdeck-env" if kind == "bwrap" else str(env_file)
     load_env = 'unset LAUNCHDECK_CGROUP_PROCS; set -a; . "$0"; set +a; rm -f "$0"; exec "$@"'
@@ -180,8 +222,15 @@ def run_sandboxed(
 
     started = time.monotonic()
     timed_out = False
-    process = subprocess.Popen(full, cwd=cwd, env=popen_env, stdin=subprocess.DEVNULL, stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        full,
+        cwd=cwd,
+        env=popen_env,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         returncode = process.wait(timeout=max(timeout, 0.1))
     except subprocess.TimeoutExpired:

@@ -34,7 +34,15 @@ PRISMA_7_VERSION = "7.10.0"
 # Never copied: dependencies and outputs (rebuilt), version control, local env files and the preview
 # database (the data goes to the production database, not into the deployment).
 _EXCLUDED_NAMES = {"node_modules", ".next", ".git", ".vercel", ".turbo", "out"}
-_EXCLUDED_PATTERNS = ("*.sqlite", "*.sqlite3", "*.db", "*.db-journal", "*.db-wal", "*.db-shm", "*.tsbuildinfo")
+_EXCLUDED_PATTERNS = (
+    "*.sqlite",
+    "*.sqlite3",
+    "*.db",
+    "*.db-journal",
+    "*.db-wal",
+    "*.db-shm",
+    "*.tsbuildinfo",
+)
 
 
 @dataclass
@@ -137,15 +145,23 @@ def _production_package(package: dict[str, Any], target: Target, prisma_version:
     if "prisma generate" in scripts.get("postinstall", ""):
         del scripts["postinstall"]
     build_script = scripts.get("build", "next build")
-    scripts["build"] = build_script if "prisma generate" in build_script else f"prisma generate && {build_script}"
+    scripts["build"] = (
+        build_script if "prisma generate" in build_script else f"prisma generate && {build_script}"
+    )
     scripts["start"] = "next start"
     return package
 
 
 # Drivers the client module used before the rewrite. better-sqlite3 compiles a native module at install
 # (its prebuilt binaries come from outside the npm registry), so it must go when nothing imports it.
-_REPLACED_DRIVERS = ("@prisma/adapter-better-sqlite3", "better-sqlite3", "@prisma/adapter-libsql",
-                     "@libsql/client", "@prisma/adapter-pg", "pg")
+_REPLACED_DRIVERS = (
+    "@prisma/adapter-better-sqlite3",
+    "better-sqlite3",
+    "@prisma/adapter-libsql",
+    "@libsql/client",
+    "@prisma/adapter-pg",
+    "pg",
+)
 
 
 def _unused_drivers(workdir: Path, package: dict[str, Any], target: Target) -> list[str]:
@@ -183,7 +199,9 @@ def _standalone_output(workdir: Path) -> tuple[bool, str]:
         match = _CONFIG_OBJECT.search(text)
         if not match:
             return False, f"{name} has no plain config object: served with `next start`"
-        path.write_text(text[: match.end()] + ' output: "standalone",' + text[match.end() :], encoding="utf-8")
+        path.write_text(
+            text[: match.end()] + ' output: "standalone",' + text[match.end() :], encoding="utf-8"
+        )
         return True, f'{name}: output: "standalone" (a self-contained server)'
     (workdir / "next.config.mjs").write_text('export default { output: "standalone" };\n', encoding="utf-8")
     return True, 'next.config.mjs written with output: "standalone"'
@@ -216,10 +234,14 @@ def transform(app_dir: Path | str, workdir: Path | str, target: str | Target) ->
             )
 
     copy_app(app_dir, workdir)
-    changes = [f"copied {app_dir.name} to an isolated working copy (no node_modules, .env or preview database)"]
+    changes = [
+        f"copied {app_dir.name} to an isolated working copy (no node_modules, .env or preview database)"
+    ]
 
     major = versions.major
-    prisma_after = versions.client if (major is not None and major >= 7 and versions.client) else PRISMA_7_VERSION
+    prisma_after = (
+        versions.client if (major is not None and major >= 7 and versions.client) else PRISMA_7_VERSION
+    )
     if major is None or major < 7:
         changes.append(f"Prisma {versions.client or 'unknown'} -> {prisma_after} with driver adapters")
 
@@ -243,7 +265,9 @@ def transform(app_dir: Path | str, workdir: Path | str, target: str | Target) ->
 
     new_package = _production_package(package, target, prisma_after)
     for dropped in _unused_drivers(workdir, new_package, target):
-        changes.append(f"package.json: dropped {dropped} (no longer imported; native drivers need a compiler)")
+        changes.append(
+            f"package.json: dropped {dropped} (no longer imported; native drivers need a compiler)"
+        )
     lockfile_stale = new_package != package or not (app_dir / "package-lock.json").is_file()
     (workdir / "package.json").write_text(json.dumps(new_package, indent=2) + "\n", encoding="utf-8")
     changes.append(f"package.json: {target.adapter_package}@{prisma_after}, build runs prisma generate")

@@ -23,9 +23,14 @@ def validate_schema(schema_path: Path) -> None:
         completed = subprocess.run(
             ["node", str(PRISMA_CLI), "validate", "--schema", str(schema_path)],
             cwd=neutral,
-            env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": neutral, "CHECKPOINT_DISABLE": "1",
-                 "PRISMA_HIDE_UPDATE_MESSAGE": "1", "PRISMA_SCHEMA_ENGINE_BINARY": "/usr/bin/true",
-                 "NO_COLOR": "1"},
+            env={
+                "PATH": "/usr/local/bin:/usr/bin:/bin",
+                "HOME": neutral,
+                "CHECKPOINT_DISABLE": "1",
+                "PRISMA_HIDE_UPDATE_MESSAGE": "1",
+                "PRISMA_SCHEMA_ENGINE_BINARY": "/usr/bin/true",
+                "NO_COLOR": "1",
+            },
             capture_output=True,
             text=True,
             timeout=60,
@@ -33,5 +38,7 @@ def validate_schema(schema_path: Path) -> None:
     if completed.returncode != 0:
         output = _ANSI.sub("", completed.stderr + completed.stdout)
         errors = [line.strip() for line in output.splitlines() if line.strip().lower().startswith("error")]
-        raise InputError(f"the transformed Prisma schema {schema_path.name} is not valid: "
-                         + (" ".join(errors[-3:]) or output.strip()[-500:]))
+        raise InputError(
+            f"the transformed Prisma schema {schema_path.name} is not valid: "
+            + (" ".join(errors[-3:]) or output.strip()[-500:])
+        )

@@ -44,11 +44,23 @@ def _database(app: str, target: str, root: Path) -> str:
 def _serve(command: list[str], cwd: Path, env: dict[str, str]) -> dict[str, object]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    full_env = {"PATH": os.environ["PATH"], "PORT": str(port), "HOSTNAME": "127.0.0.1",
-                "NODE_ENV": "production", "NEXTAUTH_URL": base, **env}
+    full_env = {
+        "PATH": os.environ["PATH"],
+        "PORT": str(port),
+        "HOSTNAME": "127.0.0.1",
+        "NODE_ENV": "production",
+        "NEXTAUTH_URL": base,
+        **env,
+    }
     started = time.monotonic()
-    process = subprocess.Popen(command, cwd=cwd, env=full_env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=full_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         while True:
             try:
@@ -58,8 +70,11 @@ def _serve(command: list[str], cwd: Path, env: dict[str, str]) -> dict[str, obje
                 if time.monotonic() - started > 60:
                     raise
                 time.sleep(0.05)
-        return {"ready_s": round(time.monotonic() - started, 2), "health": health.status_code,
-                "health_body": health.json()}
+        return {
+            "ready_s": round(time.monotonic() - started, 2),
+            "health": health.status_code,
+            "health_body": health.json(),
+        }
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait()
@@ -90,32 +105,66 @@ def main() -> None:
         figures["transform_s"] = round(time.monotonic() - started, 2)
         url = _database(args.app, args.target, root)
         started = time.monotonic()
-        report = import_preview(copy.workdir / "prisma" / "schema.prisma", source / "preview.sqlite", url,
-                                migrations_dir=root / "migrations")
+        report = import_preview(
+            copy.workdir / "prisma" / "schema.prisma",
+            source / "preview.sqlite",
+            url,
+            migrations_dir=root / "migrations",
+        )
         figures["import_s"] = round(time.monotonic() - started, 2)
         figures["import_ok"] = report.ok
         env = {"DATABASE_URL": url, "NEXTAUTH_SECRET": "measure-secret-0123456789"}
         npm_cache, next_cache = root / "npm-cache", root / "next-cache"
-        result = build(copy.workdir, env, timeout=1200, memory_mb=3072, log_path=root / "build.log",
-                       npm_cache=npm_cache, build_cache=next_cache)
-        figures["sandboxed"] = {"sandbox": result.sandbox, "install": result.install_command,
-                                "install_s": result.install_seconds, "build_s": result.build_seconds,
-                                "total_s": result.seconds, "peak_memory_mb": round(result.peak_memory_mb or 0),
-                                "served_mb": _size_mb(result.server_dir), "workdir_mb": _size_mb(result.workdir)}
+        result = build(
+            copy.workdir,
+            env,
+            timeout=1200,
+            memory_mb=3072,
+            log_path=root / "build.log",
+            npm_cache=npm_cache,
+            build_cache=next_cache,
+        )
+        figures["sandboxed"] = {
+            "sandbox": result.sandbox,
+            "install": result.install_command,
+            "install_s": result.install_seconds,
+            "build_s": result.build_seconds,
+            "total_s": result.seconds,
+            "peak_memory_mb": round(result.peak_memory_mb or 0),
+            "served_mb": _size_mb(result.server_dir),
+            "workdir_mb": _size_mb(result.workdir),
+        }
         figures["server"] = _serve(result.server_command, result.server_dir, env)
         if args.rebuild:
             again = transform(source, root / "work-again", args.target)
-            rebuilt = build(again.workdir, env, timeout=1200, memory_mb=3072, log_path=root / "rebuild.log",
-                            npm_cache=npm_cache, build_cache=next_cache)
-            figures["rebuild_warm_caches"] = {"install_s": rebuilt.install_seconds,
-                                              "build_s": rebuilt.build_seconds, "total_s": rebuilt.seconds}
+            rebuilt = build(
+                again.workdir,
+                env,
+                timeout=1200,
+                memory_mb=3072,
+                log_path=root / "rebuild.log",
+                npm_cache=npm_cache,
+                build_cache=next_cache,
+            )
+            figures["rebuild_warm_caches"] = {
+                "install_s": rebuilt.install_seconds,
+                "build_s": rebuilt.build_seconds,
+                "total_s": rebuilt.seconds,
+            }
         if args.baseline:
             plain = transform(source, root / "work-plain", args.target)
-            plain_env = {**os.environ, **env, "PRISMA_SCHEMA_ENGINE_BINARY": "/usr/bin/true",
-                         "NEXT_TELEMETRY_DISABLED": "1", "npm_config_cache": str(root / "npm-cache-plain")}
+            plain_env = {
+                **os.environ,
+                **env,
+                "PRISMA_SCHEMA_ENGINE_BINARY": "/usr/bin/true",
+                "NEXT_TELEMETRY_DISABLED": "1",
+                "npm_config_cache": str(root / "npm-cache-plain"),
+            }
             timings = {}
-            for name, argv in (("install", ["npm", "install" if copy.lockfile_stale else "ci"]),
-                               ("build", ["npm", "run", "build"])):
+            for name, argv in (
+                ("install", ["npm", "install" if copy.lockfile_stale else "ci"]),
+                ("build", ["npm", "run", "build"]),
+            ):
                 started = time.monotonic()
                 subprocess.run(argv, cwd=plain.workdir, env=plain_env, check=True, capture_output=True)
                 timings[f"{name}_s"] = round(time.monotonic() - started, 2)

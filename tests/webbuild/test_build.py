@@ -41,8 +41,14 @@ def built(scratch: Path) -> BuildResult:
     """taskboard (Prisma 6, native engine) moved to Prisma 7 + libSQL and built in the sandbox."""
     copy = transform(EXAMPLES / "taskboard", scratch / "work", "local-libsql")
     env = {"DATABASE_URL": f"file:{scratch / 'unused-at-build.db'}", "NEXTAUTH_SECRET": "build-secret"}
-    return build(copy.workdir, env, timeout=BUILD_TIMEOUT, memory_mb=3072, log_path=scratch / "build.log",
-                 npm_cache=scratch / "npm-cache")
+    return build(
+        copy.workdir,
+        env,
+        timeout=BUILD_TIMEOUT,
+        memory_mb=3072,
+        log_path=scratch / "build.log",
+        npm_cache=scratch / "npm-cache",
+    )
 
 
 def _database_with_preview(scratch: Path, built: BuildResult) -> Path:
@@ -53,8 +59,12 @@ def _database_with_preview(scratch: Path, built: BuildResult) -> Path:
     except ImportError:  # the database path's importer is not there: the preview file as it is
         shutil.copyfile(EXAMPLES / "taskboard" / "preview.sqlite", database)
         return database
-    report = import_preview(built.workdir / "prisma" / "schema.prisma", EXAMPLES / "taskboard" / "preview.sqlite",
-                            f"file:{database}", migrations_dir=scratch / "migrations")
+    report = import_preview(
+        built.workdir / "prisma" / "schema.prisma",
+        EXAMPLES / "taskboard" / "preview.sqlite",
+        f"file:{database}",
+        migrations_dir=scratch / "migrations",
+    )
     assert report.ok, report
     return database
 
@@ -64,11 +74,24 @@ def server(scratch: Path, built: BuildResult) -> Iterator[str]:
     database = _database_with_preview(scratch, built)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {"PATH": os.environ["PATH"], "PORT": str(port), "HOSTNAME": "127.0.0.1", "NODE_ENV": "production",
-           "DATABASE_URL": f"file:{database}", "NEXTAUTH_SECRET": "test-secret", "NEXTAUTH_URL": base}
+    env = {
+        "PATH": os.environ["PATH"],
+        "PORT": str(port),
+        "HOSTNAME": "127.0.0.1",
+        "NODE_ENV": "production",
+        "DATABASE_URL": f"file:{database}",
+        "NEXTAUTH_SECRET": "test-secret",
+        "NEXTAUTH_URL": base,
+    }
     log = (scratch / "server.log").open("wb")
-    process = subprocess.Popen(built.server_command, cwd=built.server_dir, env=env, stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        built.server_command,
+        cwd=built.server_dir,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -136,8 +159,10 @@ def test_pages_and_static_assets(server: str) -> None:
 def _login(server: str, email: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server, timeout=10) as client:
         csrf = client.get("/api/auth/csrf").json()["csrfToken"]
-        client.post("/api/auth/callback/credentials",
-                    data={"csrfToken": csrf, "email": email, "password": "preview123", "json": "true"})
+        client.post(
+            "/api/auth/callback/credentials",
+            data={"csrfToken": csrf, "email": email, "password": "preview123", "json": "true"},
+        )
         assert "next-auth.session-token" in client.cookies, f"{email} could not sign in"
         yield client
 
@@ -161,8 +186,14 @@ def test_broken_code_fails_with_the_log_tail(scratch: Path, built: BuildResult) 
     page.write_text("export default function Home() { return <main>{missingValue</main>; }\n")
     log_path = scratch / "broken.log"
     with pytest.raises(BuildFailed) as failure:
-        build(broken, {"DATABASE_URL": "file:/tmp/x.db"}, timeout=BUILD_TIMEOUT, memory_mb=3072,
-              log_path=log_path, npm_cache=scratch / "npm-cache")
+        build(
+            broken,
+            {"DATABASE_URL": "file:/tmp/x.db"},
+            timeout=BUILD_TIMEOUT,
+            memory_mb=3072,
+            log_path=log_path,
+            npm_cache=scratch / "npm-cache",
+        )
     message = str(failure.value)
     assert "$ npm ls --depth=0" in log_path.read_text()  # node_modules matched the lockfile: no reinstall
     assert "`npm run build` failed with exit code 1" in message

@@ -28,8 +28,13 @@ def package() -> Iterator[Path]:
 
 def _write_package(work: Path, build_script: str) -> None:
     package = {"name": "tiny", "version": "1.0.0", "private": True, "scripts": {"build": build_script}}
-    lock = {"name": "tiny", "version": "1.0.0", "lockfileVersion": 3, "requires": True,
-            "packages": {"": {"name": "tiny", "version": "1.0.0"}}}
+    lock = {
+        "name": "tiny",
+        "version": "1.0.0",
+        "lockfileVersion": 3,
+        "requires": True,
+        "packages": {"": {"name": "tiny", "version": "1.0.0"}},
+    }
     (work / "package.json").write_text(json.dumps(package))
     (work / "package-lock.json").write_text(json.dumps(lock))
 
@@ -58,7 +63,9 @@ def test_timeout_is_reported(package: Path) -> None:
         build(package, {}, timeout=5, memory_mb=512, log_path=package.parent / "build.log")
 
 
-def test_the_database_file_is_visible_to_the_build_and_nothing_beside_it(package: Path, tmp_path: Path) -> None:
+def test_the_database_file_is_visible_to_the_build_and_nothing_beside_it(
+    package: Path, tmp_path: Path
+) -> None:
     databases = package.parent / "databases"
     databases.mkdir()
     (databases / "app.db").write_bytes(b"SQLite format 3\x00" + b"\x00" * 100)
@@ -70,8 +77,13 @@ def test_the_database_file_is_visible_to_the_build_and_nothing_beside_it(package
     )
     _write_package(package, script)
     log_path = package.parent / "build.log"
-    result = build(package, {"DATABASE_URL": f"file:{databases / 'app.db'}"}, timeout=120, memory_mb=512,
-                   log_path=log_path)
+    result = build(
+        package,
+        {"DATABASE_URL": f"file:{databases / 'app.db'}"},
+        timeout=120,
+        memory_mb=512,
+        log_path=log_path,
+    )
     log = log_path.read_text()
     assert "db bytes 116" in log
     assert json.loads(json.dumps(result.detail()))["install"] == "npm ci"

@@ -80,7 +80,9 @@ def test_portable_raw_sql_is_not_reported(tmp_path: Path) -> None:
 
 
 def test_unparseable_raw_sql_is_a_warning(tmp_path: Path) -> None:
-    app = make_app(tmp_path, {"lib/bad.ts": "export const q = () => prisma.$queryRaw`SELEC FROM WHERE ((`;\n"})
+    app = make_app(
+        tmp_path, {"lib/bad.ts": "export const q = () => prisma.$queryRaw`SELEC FROM WHERE ((`;\n"}
+    )
     [finding] = _only(preflight(app, "local-postgres"), "raw-sql-unparsed")
     assert finding.severity == "warning" and finding.file == "lib/bad.ts"
 
@@ -161,7 +163,7 @@ def test_unknown_target_says_what_to_use() -> None:
 def test_boolean_compared_with_a_number_blocks_postgres(tmp_path: Path) -> None:
     schema = (
         'datasource db {\n  provider = "sqlite"\n}\n\n'
-        "model Task {\n  id   Int     @id\n  done Boolean @default(false) @map(\"is_done\")\n\n  @@map(\"tasks\")\n}\n"
+        'model Task {\n  id   Int     @id\n  done Boolean @default(false) @map("is_done")\n\n  @@map("tasks")\n}\n'
     )
     code = 'export const open = () => prisma.$queryRaw`SELECT id FROM "tasks" WHERE "is_done" = 0 AND id <> 1`;\n'
     app = make_app(tmp_path, {"prisma/schema.prisma": schema, "lib/open.ts": code})

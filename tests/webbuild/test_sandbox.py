@@ -29,16 +29,32 @@ def area() -> Iterator[Path]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _run(kind: SandboxKind, area: Path, script: str, *, timeout: float = 30, memory_mb: int = 512,
-         extra_env: dict[str, str] | None = None) -> tuple[RunOutcome, str]:
+def _run(
+    kind: SandboxKind,
+    area: Path,
+    script: str,
+    *,
+    timeout: float = 30,
+    memory_mb: int = 512,
+    extra_env: dict[str, str] | None = None,
+) -> tuple[RunOutcome, str]:
     if kind == "bwrap" and not bwrap_usable():
         pytest.fail("bubblewrap is not usable here: apt-get install bubblewrap")
     log_path = area / "run.log"
     env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "APP_SETTING": "visible", **(extra_env or {})}
     with log_path.open("ab") as log:
-        outcome = run_sandboxed(["/bin/sh", "-c", script], kind=kind, workdir=area / "work", tmp=area / "tmp",
-                                npm_cache=area / "cache", env=env, timeout=timeout, memory_mb=memory_mb,
-                                max_processes=64, log=log)
+        outcome = run_sandboxed(
+            ["/bin/sh", "-c", script],
+            kind=kind,
+            workdir=area / "work",
+            tmp=area / "tmp",
+            npm_cache=area / "cache",
+            env=env,
+            timeout=timeout,
+            memory_mb=memory_mb,
+            max_processes=64,
+            log=log,
+        )
     return outcome, log_path.read_text(errors="replace")
 
 
@@ -56,14 +72,17 @@ def test_build_cannot_read_outside_its_working_copy(kind: SandboxKind, area: Pat
 
 
 def test_bwrap_shows_nothing_of_the_machine_but_usr(area: Path) -> None:
-    _, log = _run("bwrap", area, "ls / ; test -e /work && echo WORK-VISIBLE; test -e /root && echo ROOT-VISIBLE; pwd")
+    _, log = _run(
+        "bwrap", area, "ls / ; test -e /work && echo WORK-VISIBLE; test -e /root && echo ROOT-VISIBLE; pwd"
+    )
     assert "WORK-VISIBLE" not in log and "ROOT-VISIBLE" not in log
     assert "/build" in log
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_only_the_apps_environment_reaches_the_build(kind: SandboxKind, area: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_only_the_apps_environment_reaches_the_build(
+    kind: SandboxKind, area: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CREDENTIALS_ENCRYPTION_KEY", "engine-only-secret")
     _, log = _run(kind, area, "env")
     assert "APP_SETTING=visible" in log
@@ -72,8 +91,10 @@ def test_only_the_apps_environment_reaches_the_build(kind: SandboxKind, area: Pa
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_variables_arrive_literally_and_never_on_a_command_line(kind: SandboxKind, area: Path) -> None:
-    tricky = "it's $(touch /tmp/pwned) `id` \"quoted\"\nsecond line"
-    script = 'printf "%s|" "$TRICKY"; test -e /tmp/pwned && echo "FILE""MADE"; cat /proc/*/cmdline | tr "\\0" " "'
+    tricky = 'it\'s $(touch /tmp/pwned) `id` "quoted"\nsecond line'
+    script = (
+        'printf "%s|" "$TRICKY"; test -e /tmp/pwned && echo "FILE""MADE"; cat /proc/*/cmdline | tr "\\0" " "'
+    )
     _, log = _run(kind, area, script, extra_env={"TRICKY": tricky})
     assert tricky + "|" in log
     assert "FILEMADE" not in log
@@ -87,7 +108,9 @@ def test_timeout_kills_every_process_of_the_build(kind: SandboxKind, area: Path)
     assert outcome.timed_out
     assert time.monotonic() - started < 15
     time.sleep(0.3)
-    leftovers = [p for p in psutil.process_iter(["cmdline"]) if "31.4159" in " ".join(p.info["cmdline"] or [])]
+    leftovers = [
+        p for p in psutil.process_iter(["cmdline"]) if "31.4159" in " ".join(p.info["cmdline"] or [])
+    ]
     assert leftovers == []
 
 

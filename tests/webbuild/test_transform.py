@@ -36,7 +36,7 @@ def test_source_untouched_and_copy_transformed_for_libsql(taskboard: Path, tmp_p
     schema = (work / "prisma" / "schema.prisma").read_text()
     assert 'provider = "sqlite"' in schema and "url" not in schema.split("datasource")[1].split("}")[0]
     # everything else of the schema is kept: maps, relations, the enum
-    for kept in ('@@map("tasks")', '@relation("Subtasks"', "@map(\"estimate_hours\")", "enum Role", "Label[]"):
+    for kept in ('@@map("tasks")', '@relation("Subtasks"', '@map("estimate_hours")', "enum Role", "Label[]"):
         assert kept in schema
     validate_schema(work / "prisma" / "schema.prisma")  # Prisma 7's own validator accepts it
 
@@ -55,7 +55,7 @@ def test_source_untouched_and_copy_transformed_for_libsql(taskboard: Path, tmp_p
     assert result.prisma_before == "6.19.3" and result.prisma_after == "7.10.0"
     assert result.lockfile_stale and not lockfile_in_sync(work)
     assert result.standalone and 'output: "standalone"' in (work / "next.config.ts").read_text()
-    assert 'process.env.DATABASE_URL' in (work / "prisma.config.ts").read_text()
+    assert "process.env.DATABASE_URL" in (work / "prisma.config.ts").read_text()
     assert json.loads(json.dumps(result.detail()))["prisma"] == "6.19.3 -> 7.10.0"
 
 
