@@ -7,6 +7,7 @@ import contextlib
 import os
 import resource
 import signal
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,11 +96,22 @@ class CgroupCage:
         return None
 
     def remove(self) -> None:
-        self.kill_all()
-        for directory in reversed(self.directories):
-            with contextlib.suppress(OSError):
-                directory.rmdir()
-        self.directories.clear()
+        """Kills what is left and deletes the cgroups; killed processes take a moment to leave them."""
+        remaining = list(reversed(self.directories))
+        for _ in range(100):
+            self.kill_all()
+            for directory in list(remaining):
+                try:
+                    directory.rmdir()
+                    remaining.remove(directory)
+                except FileNotFoundError:
+                    remaining.remove(directory)
+                except OSError:
+                    pass  # EBUSY until the last process has exited
+            if not remaining:
+                break
+            time.sleep(0.05)
+        self.directories = remaining
 
 
 def prlimit_args(*, memory_mb: int, max_processes: int | None, file_size_mb: int = 4096) -> list[str]:
