@@ -32,7 +32,7 @@ def error_body(kind: str, message: str) -> dict[str, dict[str, str]]:
 
 
 def create_app(engine: Engine) -> FastAPI:
-    from engine.api import analytics, core, deploy
+    from engine.api import analytics, billing, core, deploy
 
     app = FastAPI(
         title="Launchdeck engine",
@@ -57,6 +57,7 @@ def create_app(engine: Engine) -> FastAPI:
     app.include_router(core.router)
     app.include_router(deploy.router)
     app.include_router(analytics.router)
+    app.include_router(billing.router)
     from engine import domains
 
     app.include_router(domains.api_router())

@@ -459,6 +459,22 @@ def tokens_create(
         typer.echo(client.issue_token(name, role, principal))
 
 
+def store_when_no_engine_runs() -> Any:
+    """The cost commands read the store itself; DuckDB lets only one process open it, so while an
+    engine runs they say where the same figures are instead of failing on a lock."""
+    from engine.service import find_running_engine
+    from engine.store import Store
+
+    settings = current_settings()
+    url = find_running_engine(settings)
+    if url is not None:
+        fail(
+            f"the engine at {url} holds the store: read these figures in the console (Usage, Pricing & margins) "
+            f"or from {url}/api/analytics/costs and {url}/api/analytics/margins, or stop the engine first"
+        )
+    return Store(settings.store_path)
+
+
 def mount_area_commands() -> None:
     """Each area's commands live in their own module (engine/cli/<area>.py)."""
     from engine.cli import db as db_cli
@@ -467,6 +483,7 @@ def mount_area_commands() -> None:
     from engine.cli import mobile as mobile_cli
 
     costs_cli = importlib.import_module("engine.cli.costs")
+    costs_cli.__dict__["store_factory"] = store_when_no_engine_runs  # the module reads it at call time
     app.add_typer(db_cli.app, name="db")
     app.add_typer(domains_cli.app, name="domains")
     app.add_typer(costs_cli.usage_app, name="usage")
