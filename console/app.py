@@ -6,8 +6,11 @@ pricing and the cost model, read-only). Session state is initialised here, once,
 
 from __future__ import annotations
 
-import altair  # noqa: F401 - imported once here, so no page pays for it on its first visit
+# Imported once here (the sign-in page pays, about 2 s on a busy machine), so no page pays on its first visit.
+import altair  # noqa: F401
+import pandas  # noqa: F401 - charts and tables convert through it
 import polars  # noqa: F401
+import pyarrow  # noqa: F401
 import streamlit as st
 
 from console import ui
