@@ -391,7 +391,17 @@ def verify_and_promote(ctx: StepContext) -> str:
         config=json.dumps(snapshot),
         last_deployed_at=datetime.now(UTC),
     )
-    return f"health {health.status_code} in {health.seconds:.2f} s; live at {url}"
+    detail = f"health {health.status_code} in {health.seconds:.2f} s; live at {url}"
+    if ctx.params.get("domain"):
+        from engine import domains
+
+        domain = domains.add(
+            engine.store, ctx.app_name, ctx.params["domain"], edge_hostname=engine.settings.edge_hostname
+        )
+        for record in domain.records():
+            ctx.log(f"create DNS record {record['type']} {record['name']} -> {record['value']}")
+        detail += f"; {domain.domain}: create its CNAME and TXT records, then `launchdeck domains check`"
+    return detail
 
 
 def web(params: dict[str, Any]) -> list[Step]:

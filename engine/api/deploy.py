@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 from engine.api.deps import AnyRole, Deployer, EngineDep
 from engine.apps import audit, deployment_status, get_app, get_or_create_app, require_visible
 from engine.auth import Principal
+from engine.domains import normalize_domain
 from engine.errors import InputError
 from engine.service import Engine
 
@@ -129,7 +130,9 @@ def deploy_web(body: DeployWeb, engine: EngineDep, principal: Deployer) -> dict[
         "source_path": source,
         "db": body.db,
         "host": body.host,
-        "domain": body.domain,
+        "domain": normalize_domain(body.domain, edge_hostname=engine.settings.edge_hostname)
+        if body.domain
+        else None,
         "env_names": sorted(body.env),
         "tier": body.tier,
         "preview": _existing_path(body.preview, "preview") if body.preview else None,
