@@ -300,9 +300,6 @@ def build(ctx: StepContext) -> str:
     logs = engine.settings.workspace / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     workdir = build_dir(ctx) / "app"
-    cache = engine.settings.workspace / "build-cache" / ctx.app_name
-    if cache.is_dir():  # Next's incremental build cache from this app's previous deployment
-        shutil.copytree(cache, workdir / ".next" / "cache", dirs_exist_ok=True)
     result = build_app(
         workdir,
         deployment_env(ctx),
@@ -310,10 +307,8 @@ def build(ctx: StepContext) -> str:
         memory_mb=engine.settings.build_memory_mb,
         log_path=logs / f"{ctx.deployment_id}-build.log",
         npm_cache=engine.settings.workspace / "npm-cache" / ctx.app_name,
+        build_cache=engine.settings.workspace / "build-cache" / ctx.app_name,  # Next's incremental cache
     )
-    if (workdir / ".next" / "cache").is_dir():
-        shutil.rmtree(cache, ignore_errors=True)
-        shutil.copytree(workdir / ".next" / "cache", cache)
     ctx.state["build"] = {
         "server_dir": str(result.server_dir),
         "server_command": result.server_command,

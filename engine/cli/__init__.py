@@ -481,6 +481,7 @@ def mount_area_commands() -> None:
     from engine.cli import desktop as desktop_cli
     from engine.cli import domains as domains_cli
     from engine.cli import mobile as mobile_cli
+    from engine.webbuild.cli import preflight_command
 
     costs_cli = importlib.import_module("engine.cli.costs")
     costs_cli.__dict__["store_factory"] = store_when_no_engine_runs  # the module reads it at call time
@@ -490,6 +491,7 @@ def mount_area_commands() -> None:
     app.add_typer(costs_cli.costs_app, name="costs")
     app.add_typer(costs_cli.margins_app, name="margins")
     app.add_typer(costs_cli.pricing_app, name="pricing")
+    app.command("preflight")(preflight_command)
     app.command("mobile")(mobile_cli.mobile)
     app.command("desktop")(desktop_cli.desktop)
 
