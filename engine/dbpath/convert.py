@@ -138,14 +138,24 @@ def to_datetime(value: Any) -> datetime:
     raise Unconvertible("not a date-time (epoch ms, ISO-8601 or YYYY-MM-DD HH:MM:SS)")
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+# Python's json accepts NaN and Infinity; JSON (and so jsonb) does not.
+STRICT_JSON = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
 def to_json_text(value: Any) -> str:
     if isinstance(value, bytes):
         raise Unconvertible("a Json column holds binary data")
     text = value if isinstance(value, str) else json.dumps(value)
     try:
-        json.loads(text)
+        STRICT_JSON.decode(text)
     except json.JSONDecodeError as exc:
         raise Unconvertible(f"not valid JSON ({exc.msg} at character {exc.pos})") from None
+    except ValueError as exc:
+        raise Unconvertible(f"not valid JSON ({exc})") from None
     if "\\u0000" in text:
         raise Unconvertible("JSON contains \\u0000, which PostgreSQL jsonb cannot hold")
     return text

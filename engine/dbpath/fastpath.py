@@ -7,7 +7,6 @@ per-value converters in ``convert`` take over, with their exact rejection reason
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -17,7 +16,7 @@ from itertools import repeat
 from operator import is_not
 from typing import Any
 
-from engine.dbpath.convert import EPOCH, INT32, canonical_json
+from engine.dbpath.convert import EPOCH, INT32, STRICT_JSON
 from engine.dbpath.schema import Column
 
 FastPath = Callable[[Sequence[Any]], list[Any] | None]
@@ -77,17 +76,17 @@ def _convert(
     return None
 
 
-def json_checksum_values(values: Sequence[Any], *, canonical: bool) -> list[Any] | None:
-    """Validate JSON texts; with ``canonical`` give each one's comparable form, else the texts themselves.
+def json_checksum_values(values: Sequence[Any], *, render: Callable[[str], str] | None) -> list[Any] | None:
+    """Validate JSON texts; with ``render`` give each one's comparable form, else the texts themselves.
 
     None when a value is not valid JSON (or holds ``\\u0000``): the per-value converter reports it.
     """
     if "\\u0000" in "".join(v for v in values if isinstance(v, str)):
         return None
     try:
-        if canonical:
-            return [None if v is None else canonical_json(v) for v in values]
-        for _ in map(json.loads, filter(_not_none, values)):
+        if render is not None:
+            return [None if v is None else render(v) for v in values]
+        for _ in map(STRICT_JSON.decode, filter(_not_none, values)):
             pass
     except (ValueError, TypeError):
         return None

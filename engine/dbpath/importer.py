@@ -24,12 +24,12 @@ from pydantic import BaseModel, Field
 from engine.dbpath.convert import (
     Converter,
     Unconvertible,
-    canonical_json,
     column_pipeline,
     to_datetime,
     to_decimal,
 )
 from engine.dbpath.ddl import load_plan, schema_and_ddl
+from engine.dbpath.digest import SEGMENT_ROWS, ColumnDigests, jsonb_text
 from engine.dbpath.fastpath import fast_path, json_checksum_values
 from engine.dbpath.schema import Column, PrismaSchema, Table
 from engine.dbpath.sources import check_matches, count_rows, open_source
@@ -89,10 +89,7 @@ def _none_safe(canon: Converter) -> Converter:
 def _target_canon(column: Column, dialect: str) -> Converter:
     if column.is_enum:
         return _identity
-    if column.type == "Json":
-        # PostgreSQL rewrites JSON (jsonb); a SQLite target keeps the very text the import wrote.
-        return _none_safe(canonical_json) if dialect == "postgresql" else _identity
-    if dialect == "sqlite":
+    if dialect == "sqlite":  # a SQLite target keeps the very JSON text the import wrote
         if column.type == "DateTime":
             return _none_safe(to_datetime)
         if column.type == "Decimal":
@@ -136,6 +133,49 @@ class Checksums:
         self.rows += len(columns[0])
 
 
+DigestSince = Callable[[Table, str | None], tuple[int, str | None, list[str | None]]]
+
+
+class ServerChecks:
+    """Checksums a PostgreSQL target computes itself (``digest``): compared segment by segment as rows
+    stream, so no table is read back into this process."""
+
+    def __init__(self, table: Table, digest_since: DigestSince) -> None:
+        self.table = table
+        self.digest_since = digest_since
+        self.ours = ColumnDigests(table.columns)
+        self.after: str | None = None
+        self.sent = 0
+        self.stored = 0
+        self.differing: set[str] = set()
+
+    def add(self, converted: Sequence[Sequence[Any]]) -> None:
+        self.ours.add(converted)
+        self.sent += len(converted[0]) if converted else 0
+        if self.ours.rows >= SEGMENT_ROWS:
+            self.check()
+
+    def check(self) -> None:
+        """Compare what was sent since the last check with what the server stored since then."""
+        _, want = self.ours.take()
+        rows, self.after, got = self.digest_since(self.table, self.after)
+        self.stored += rows
+        for column, mine, theirs in zip(self.table.columns, want, got, strict=True):
+            if mine != theirs:
+                self.differing.add(column.name)
+
+    def problems(self) -> list[str]:
+        found = []
+        if self.stored != self.sent:
+            found.append(f"{self.table.name}: {self.sent} rows in the source, {self.stored} in the target")
+        found.extend(
+            f"{self.table.name}.{c.name}: checksums differ"
+            for c in self.table.columns
+            if c.name in self.differing
+        )
+        return found
+
+
 # ------------------------------------------------------------------------------------- conversion
 def _render(value: Any) -> Any:
     if isinstance(value, bytes):
@@ -150,7 +190,8 @@ class TableConverter:
         self.table = table
         self.steps = [column_pipeline(c, dialect) for c in table.columns]
         self.fast = [fast_path(c) for c in table.columns]
-        self.canonical_json = dialect == "postgresql"
+        # PostgreSQL stores Json as jsonb and prints it back its own way; the digests compare that text.
+        self.render_json = jsonb_text if dialect == "postgresql" else None
         self.key_index = [i for i, c in enumerate(table.columns) if c.name in table.key_columns]
 
     def key_of(self, row: Sequence[Any]) -> str:
@@ -169,7 +210,7 @@ class TableConverter:
             check: list[Any] | None = None
             converted = self.fast[index](values)
             if converted is not None and is_json:
-                check = json_checksum_values(converted, canonical=self.canonical_json)
+                check = json_checksum_values(converted, render=self.render_json)
                 converted = converted if check is not None else None  # invalid JSON: reported below
             try:
                 if converted is None:
@@ -178,8 +219,8 @@ class TableConverter:
             except Unconvertible:
                 check = None
                 converted, stored = self._slow(index, values, convert, store, rows, rejected, bad_rows)
-            if is_json and check is None and self.canonical_json:
-                check = [None if v is None else canonical_json(v) for v in converted]
+            if is_json and check is None and self.render_json is not None:
+                check = [None if v is None else self.render_json(v) for v in converted]
             check_columns.append(converted if check is None else check)
             stored_columns.append(stored)
         return list(zip(*stored_columns, strict=True)), check_columns, bad_rows
@@ -298,6 +339,8 @@ def _run(
     total = sum(totals.values())
     done = 0
     source_sums: dict[str, Checksums] = {}
+    server_checks: dict[str, ServerChecks] = {}
+    digest_since: DigestSince | None = getattr(target, "digest_since", None)
     run_id = str(uuid.uuid4())
     committed = False
     target.begin(replace=replace)
@@ -306,6 +349,7 @@ def _run(
         for table in schema.tables:
             converter = TableConverter(table, target.dialect)
             sums = Checksums(table, [_identity for _ in table.columns])
+            checks = ServerChecks(table, digest_since) if digest_since is not None else None
             entry = report.tables[table.name] = TableReport(source_rows=totals[table.name])
             cursor = conn.execute(
                 f"SELECT {column_list([c.name for c in table.columns])} FROM {quote(table.name)}"
@@ -316,12 +360,20 @@ def _run(
                     entry.rejected_rows += len(bad)
                 elif not report.rejected:  # after a rejection keep scanning, to report them all
                     target.load(table, stored)
-                    sums.add_columns(converted)
+                    if checks is not None:
+                        checks.add(converted)
+                    else:
+                        sums.add_columns(converted)
                     entry.imported_rows += len(stored)
                 done += len(rows)
                 if progress is not None:
                     progress(done, total, table.name)
-            source_sums[table.name] = sums
+            if checks is not None:
+                if not report.rejected:
+                    checks.check()
+                server_checks[table.name] = checks
+            else:
+                source_sums[table.name] = sums
         if report.rejected:
             for entry in report.tables.values():
                 entry.imported_rows = 0
@@ -337,7 +389,13 @@ def _run(
             report.error = f"{len(dangling)} row(s) reference rows that do not exist: {shown}"
             target.rollback()
             return report
-        report.verified = _verify(schema, target, source_sums, report)
+        if server_checks:
+            problems = [p for checks in server_checks.values() for p in checks.problems()]
+            if problems:
+                report.error = "verification failed: " + "; ".join(problems)
+            report.verified = not problems
+        else:
+            report.verified = _verify(schema, target, source_sums, report)
         if not report.verified:
             target.rollback()
             return report

@@ -77,6 +77,8 @@ class PostgresTarget:
 
     def begin(self, *, replace: bool) -> None:
         self.conn.execute("SET LOCAL lock_timeout = '15s'")
+        # The checksums aggregate rows in stored order: no parallel workers to split them.
+        self.conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
         if replace:
             self.conn.execute("DROP SCHEMA IF EXISTS public CASCADE")
             self.conn.execute("CREATE SCHEMA public")
@@ -106,6 +108,15 @@ class PostgresTarget:
             cursor.execute(query)
             while batch := cursor.fetchmany(READ_BATCH):
                 yield batch
+
+    def digest_since(self, table: Table, after: str | None) -> tuple[int, str | None, list[str | None]]:
+        """(rows, last ctid, per-column digests) of the rows stored after ctid ``after``, by the server."""
+        from engine.dbpath.digest import digest_query
+
+        found = self.conn.execute(digest_query(table.columns, table.name, after=after)).fetchone()
+        if found is None:
+            return 0, after, [None] * len(table.columns)
+        return int(found[0]), found[1] or after, list(found[2:])
 
     def after_load(self, table: Table) -> None:
         for column in table.columns:

@@ -1,0 +1,205 @@
+"""Ordered per-column digests for PostgreSQL, computed by the server itself: no table is read back.
+
+While rows stream, each column's converted values are rendered as the text PostgreSQL gives for the stored
+value, framed (``v<text>\\0`` for a value, ``\\0`` for NULL: text never holds NUL, so the framing is
+unambiguous) and fed to one MD5 per column. After every segment of rows the server computes the same
+digest over the rows stored since the last segment, in physical order (``ORDER BY ctid``: COPY into a table
+created in the same transaction appends pages, so rows are stored in the order they were sent). A changed,
+lost, invented or moved value changes its column's digest.
+
+What the server renders (``sql_text``) and what Python renders (``render_column``) must agree exactly:
+numbers as plain text, booleans ``true``/``false``, DateTime as microseconds since the epoch, Decimal
+without trailing zeros (``trim_scale``), Float as the hex of its IEEE bytes, Bytes as hex, Json as jsonb
+prints it (``jsonb_text``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from decimal import Decimal
+from itertools import repeat
+from operator import floordiv, sub
+from typing import Any, cast
+
+from psycopg import sql
+
+from engine.dbpath.convert import EPOCH
+from engine.dbpath.schema import Column
+
+SEGMENT_ROWS = 50_000  # rows per server-side check: bounds the server's memory for the aggregates
+ONE_MICROSECOND = timedelta(microseconds=1)
+BOOLEAN_TEXT = {True: "true", False: "false"}
+_pack_double = struct.Struct(">d").pack
+
+
+# ------------------------------------------------------------------------------------- Json as jsonb
+def _jsonb_key(pair: tuple[str, Any]) -> tuple[int, bytes]:
+    encoded = pair[0].encode()
+    return len(encoded), encoded
+
+
+def _jsonb_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # jsonb orders keys by byte length, then bytes; of duplicate keys the last one wins.
+    if len(pairs) > 1:
+        pairs.sort(key=_jsonb_key)
+    return dict(pairs)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+# Fractions stay Decimal: jsonb keeps a number's digits (1.50 stays 1.50), a double would not.
+_JSONB_DECODER = json.JSONDecoder(
+    object_pairs_hook=_jsonb_object, parse_float=Decimal, parse_constant=_refuse_constant
+)
+_JSONB_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "), check_circular=False)
+
+
+def _numeric_text(number: Decimal) -> str:
+    """PostgreSQL's numeric output for a JSON number: plain digits, the literal's scale, no negative zero."""
+    return format(abs(number) if number.is_zero() else number, "f")
+
+
+def _render_slow(value: Any) -> str:
+    if isinstance(value, dict):
+        return (
+            "{" + ", ".join(f"{_JSONB_ENCODER.encode(k)}: {_render_slow(v)}" for k, v in value.items()) + "}"
+        )
+    if isinstance(value, list):
+        return "[" + ", ".join(map(_render_slow, value)) + "]"
+    if isinstance(value, Decimal):
+        return _numeric_text(value)
+    return _JSONB_ENCODER.encode(value)
+
+
+def jsonb_text(text: str) -> str:
+    """``text`` as PostgreSQL prints it back from a jsonb column. Raises ValueError for invalid JSON."""
+    parsed = _JSONB_DECODER.decode(text)
+    try:
+        return _JSONB_ENCODER.encode(parsed)  # C encoder; fails only on a fraction (a Decimal)
+    except TypeError:
+        return _render_slow(parsed)
+
+
+# ------------------------------------------------------------------------------------- other types
+def decimal_text(number: Decimal) -> str:
+    """``trim_scale(n)::text``: plain digits, no trailing fractional zeros, zero as ``0``."""
+    text = str(number)
+    if "E" in text:
+        text = format(number.normalize(), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+def _present(render: Callable[[Any], str]) -> Callable[[Sequence[Any]], list[str | None]]:
+    def apply(values: Sequence[Any]) -> list[str | None]:
+        if None not in values:
+            return list(map(render, values))
+        return [None if v is None else render(v) for v in values]
+
+    return apply
+
+
+def _datetimes(values: Sequence[Any]) -> list[str | None]:
+    if None not in values:
+        return list(map(str, map(floordiv, map(sub, values, repeat(EPOCH)), repeat(ONE_MICROSECOND))))
+    return [None if v is None else str((v - EPOCH) // ONE_MICROSECOND) for v in values]
+
+
+def _same(values: Sequence[Any]) -> list[Any]:
+    return list(values)
+
+
+def _float_hex(value: float) -> str:
+    return _pack_double(value).hex()
+
+
+RENDERERS: dict[str, Callable[[Sequence[Any]], list[Any]]] = {
+    "String": _same,
+    "Enum": _same,
+    "Json": _same,  # the converter already gives jsonb's text (jsonb_text)
+    "Int": _present(str),
+    "BigInt": _present(str),
+    "Boolean": _present(BOOLEAN_TEXT.__getitem__),
+    "Float": _present(_float_hex),
+    "Decimal": _present(decimal_text),
+    "DateTime": _datetimes,
+    "Bytes": _present(bytes.hex),
+}
+
+
+def _kind(column: Column) -> str:
+    return "Enum" if column.is_enum else column.type
+
+
+def render_column(column: Column, values: Sequence[Any]) -> list[str | None]:
+    """Converted values as the text ``sql_text`` gives for them once stored."""
+    return RENDERERS[_kind(column)](values)
+
+
+def sql_text(column: Column) -> sql.Composable:
+    """The server-side rendering of a stored column that ``render_column`` reproduces."""
+    name = sql.Identifier(column.name)
+    kind = _kind(column)
+    if kind == "Float":
+        return sql.SQL("encode(float8send({}), 'hex')").format(name)
+    if kind == "Decimal":
+        return sql.SQL("trim_scale({})::text").format(name)
+    if kind == "DateTime":
+        return sql.SQL("(extract(epoch FROM {}) * 1000000)::bigint::text").format(name)
+    if kind == "Bytes":
+        return sql.SQL("encode({}, 'hex')").format(name)
+    return sql.SQL("{}::text").format(name)
+
+
+def digest_query(columns: Sequence[Column], table: str, *, after: str | None) -> sql.Composed:
+    """Row count, last ctid and one MD5 per column over the rows stored after ctid ``after``.
+
+    One sort by ctid under the aggregate feeds every ``string_agg`` in stored order (an ``ORDER BY``
+    inside each aggregate would sort once per column); the session runs without parallel workers.
+    """
+    framed = [
+        sql.SQL(
+            "md5(string_agg(coalesce('\\x76'::bytea || convert_to({}, 'UTF8') || '\\x00'::bytea,"
+            " '\\x00'::bytea), ''::bytea))"
+        ).format(sql_text(c))
+        for c in columns
+    ]
+    where = sql.SQL(" WHERE ctid > {}::tid").format(sql.Literal(after)) if after else sql.SQL("")
+    return sql.SQL(
+        "SELECT count(*), max(stored.ctid)::text, {} FROM (SELECT ctid, * FROM {}{} ORDER BY ctid) AS stored"
+    ).format(sql.SQL(", ").join(framed), sql.Identifier(table), where)
+
+
+class ColumnDigests:
+    """The Python side: one running MD5 per column over the framed rendering of each value."""
+
+    def __init__(self, columns: Sequence[Column]) -> None:
+        self.columns = tuple(columns)
+        self.rows = 0
+        self.hashes = [hashlib.md5(usedforsecurity=False) for _ in self.columns]
+
+    def add(self, converted: Sequence[Sequence[Any]]) -> None:
+        if not converted or not converted[0]:
+            return
+        for column, values, digest in zip(self.columns, converted, self.hashes, strict=True):
+            texts = render_column(column, values)
+            if None in texts:
+                framed = "".join(["\x00" if t is None else f"v{t}\x00" for t in texts])
+            else:
+                framed = "v" + "\x00v".join(cast("list[str]", texts)) + "\x00"
+            digest.update(framed.encode())
+        self.rows += len(converted[0])
+
+    def take(self) -> tuple[int, list[str | None]]:
+        """(rows, per-column hex digests or None for no rows) since the last take; starts afresh."""
+        found = (self.rows, [h.hexdigest() if self.rows else None for h in self.hashes])
+        self.rows = 0
+        self.hashes = [hashlib.md5(usedforsecurity=False) for _ in self.columns]
+        return found

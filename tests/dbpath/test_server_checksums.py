@@ -1,0 +1,153 @@
+"""PostgreSQL computes the import's checksums itself: its rendering of stored values must equal ours, and a
+load that stores something else than was sent fails verification and leaves the database empty."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from engine.dbpath.digest import jsonb_text, render_column, sql_text
+from engine.dbpath.importer import import_preview
+from engine.dbpath.schema import Column
+from engine.dbpath.targets.postgres import copy_type
+from tests.dbpath.conftest import FIDELITY_SCHEMA
+from tests.dbpath.fidelity import build_source
+
+JSON_TEXTS = [
+    '{"b": 1, "aa": [1.50, 1e2, -0.0, 1E-3, 2.5e-1, {"z": null, "é": "\\u00e9\\n\\t\\u0001\\u007f"}], "a": true}',
+    '{"ä": 1, "bb": 2, "a": 3, "ab": {"y": [], "x": {}}}',
+    '"just a string with \\"quotes\\" and \\\\ and 🚀"',
+    "null",
+    "[]",
+    "{}",
+    '{"a": 1, "a": 2}',
+    "1.0",
+    "-0",
+    "12345678901234567890123",
+    '  {"emoji": "\\ud83d\\ude80", "n": -12.500}  ',
+]
+CASES: list[tuple[Column, list[Any]]] = [
+    (Column("s", "s", "String", False), ["", "tab\t nl\n \\N 'q' \"", "emoji 🎉", "\x01\x1f", None]),
+    (Column("i", "i", "Int", False), [0, -1, 2**31 - 1, -(2**31), None]),
+    (Column("b", "b", "BigInt", True), [2**63 - 1, -(2**63), 2**53 + 1, 0]),
+    (Column("f", "f", "Float", False), [0.1, -0.0, 1e300, 5e-324, 123456789012345.0, 1e16, None]),
+    (
+        Column("d", "d", "Decimal", False),
+        [
+            Decimal("0.1"),
+            Decimal("100"),
+            Decimal("1E+2"),
+            Decimal("-0.000"),
+            Decimal("1.500"),
+            Decimal("0E-30"),
+            Decimal("12345678901234567890.123456789012345678901234567890"),
+            Decimal("-12.5"),
+            None,
+        ],
+    ),
+    (Column("o", "o", "Boolean", False), [True, False, None]),
+    (
+        Column("t", "t", "DateTime", False),
+        [datetime(2026, 1, 1, 0, 0, 0, 123000), datetime(1, 1, 1), datetime(9999, 12, 31, 23, 59, 59), None],
+    ),
+    (Column("j", "j", "Json", False), [*JSON_TEXTS, None]),
+    (Column("y", "y", "Bytes", False), [b"\x00\x01\xfe\xff", b"", None]),
+    (Column("e", "e", "Mood", False, enum_values=("HAPPY", "sad")), ["HAPPY", "sad", None]),
+]
+SQL_TYPES = {
+    "String": "text",
+    "Int": "integer",
+    "BigInt": "bigint",
+    "Float": "double precision",
+    "Decimal": "decimal(65,30)",
+    "Boolean": "boolean",
+    "DateTime": "timestamp(3)",
+    "Json": "jsonb",
+    "Bytes": "bytea",
+}
+
+
+@pytest.mark.parametrize(("column", "values"), CASES, ids=[c.type for c, _ in CASES])
+def test_server_renders_stored_values_as_we_do(pg_database: str, column: Column, values: list[Any]) -> None:
+    from engine.dbpath.targets.postgres import _json_text
+
+    with psycopg.connect(pg_database) as conn:
+        psycopg.types.json.set_json_dumps(_json_text, conn)
+        if column.is_enum:
+            conn.execute("CREATE TYPE \"Mood\" AS ENUM ('HAPPY', 'sad')")
+        sql_type = '"Mood"' if column.is_enum else SQL_TYPES[column.type]
+        conn.execute(f"CREATE TABLE probe (n serial, {column.name} {sql_type})".encode())
+        with conn.cursor().copy(
+            sql.SQL("COPY probe ({}) FROM STDIN (FORMAT BINARY)").format(sql.Identifier(column.name))
+        ) as copy:
+            copy.set_types([copy_type(column)])
+            for value in values:
+                copy.write_row((value,))
+        stored = [
+            r[0]
+            for r in conn.execute(
+                sql.SQL("SELECT {} FROM probe ORDER BY n").format(sql_text(column))
+            ).fetchall()
+        ]
+    sent = [None if v is None else jsonb_text(v) for v in values] if column.type == "Json" else values
+    assert render_column(column, sent) == stored
+
+
+def test_jsonb_text_refuses_what_is_not_json() -> None:
+    for text in ["NaN", '{"a": Infinity}', "{", "[1,]"]:
+        with pytest.raises(ValueError):
+            jsonb_text(text)
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "problem"),
+    [
+        (
+            lambda rows: [(rows[0][0], "eve@example.com", *rows[0][2:]), *rows[1:]],
+            "accounts.email: checksums differ",
+        ),
+        (lambda rows: rows[:-1], "accounts: 4 rows in the source, 3 in the target"),
+        (
+            lambda rows: [
+                (*rows[0][:9], rows[1][9], rows[0][10]),
+                (*rows[1][:9], rows[0][9], rows[1][10]),
+                *rows[2:],
+            ],
+            "accounts.note: checksums differ",
+        ),
+        (
+            lambda rows: [(*rows[0][:7], rows[0][7].replace("2.5", "2.50"), *rows[0][8:]), *rows[1:]],
+            "accounts.profile: checksums differ",
+        ),
+    ],
+    ids=["changed-value", "lost-row", "swapped-values", "changed-json-number"],
+)
+def test_postgresql_verification_catches_what_the_load_got_wrong(
+    tmp_path: Path, pg_database: str, monkeypatch: pytest.MonkeyPatch, corrupt: Any, problem: str
+) -> None:
+    from engine.dbpath.targets.postgres import PostgresTarget
+
+    (tmp_path / "prisma").mkdir()
+    schema = tmp_path / "prisma" / "schema.prisma"
+    schema.write_text(FIDELITY_SCHEMA.read_text())
+    source = build_source(tmp_path / "preview.sqlite")
+    original = PostgresTarget.load
+
+    def faulty_load(self: PostgresTarget, table: Any, rows: Any) -> None:
+        original(self, table, corrupt(list(rows)) if table.name == "accounts" else rows)
+
+    monkeypatch.setattr(PostgresTarget, "load", faulty_load)
+    report = import_preview(schema, source, pg_database)
+
+    assert not report.ok and not report.verified
+    assert report.error is not None and problem in report.error
+    with psycopg.connect(pg_database) as conn:
+        tables = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()
+    assert tables == (0,)  # rolled back: nothing was created
+    assert not (tmp_path / "prisma" / "migrations").exists()
