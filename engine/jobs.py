@@ -63,11 +63,19 @@ def domains(engine: Engine) -> None:
     )
 
 
+def console_caches(engine: Engine) -> None:
+    """Keep the console's figures computed, so a first page visit does not wait for them."""
+    from engine.api import analytics
+
+    analytics.warm_caches_quietly(engine)
+
+
 def install(engine: Engine) -> None:
     engine.extensions.jobs += [
         PeriodicJob("metering", metering, seconds=3600),
         PeriodicJob("billing", billing, seconds=6 * 3600),
         PeriodicJob("domains", domains, seconds=300),
+        PeriodicJob("console-caches", console_caches, seconds=60),
     ]
     if engine.webhooks is not None:
         sender = engine.webhooks

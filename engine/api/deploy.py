@@ -17,7 +17,7 @@ from engine.api.deps import AnyRole, Deployer, EngineDep
 from engine.apps import audit, deployment_status, get_app, get_or_create_app, require_visible
 from engine.auth import Principal
 from engine.domains import normalize_domain
-from engine.errors import InputError
+from engine.errors import InputError, LaunchdeckError
 from engine.service import Engine
 
 router = APIRouter(tags=["deploy"])
@@ -83,19 +83,31 @@ def _owner(principal: Principal, requested: str | None) -> str:
 def _start(
     engine: Engine, principal: Principal, app: dict[str, Any], pipeline: str, params: dict[str, Any]
 ) -> dict[str, Any]:
-    deployment_id = engine.runner.submit(
-        str(app["id"]),
-        pipeline,
-        params,
-        requested_by=principal.actor,
-        lock_timeout=engine.settings.lock_timeout_seconds,
-    )
+    try:
+        deployment_id = engine.runner.submit(
+            str(app["id"]),
+            pipeline,
+            params,
+            requested_by=principal.actor,
+            lock_timeout=engine.settings.lock_timeout_seconds,
+        )
+    except LaunchdeckError:
+        forget_if_never_deployed(engine, app)
+        raise
     audit(engine.store, principal.actor, pipeline, app["name"], {"deployment": deployment_id})
     return {
         "deployment_id": deployment_id,
         "app": app["name"],
         "status_url": f"/api/deploy/status/{deployment_id}",
     }
+
+
+def forget_if_never_deployed(engine: Engine, app: dict[str, Any]) -> None:
+    """A refused first request must not leave an app stuck in 'provisioning' with its secrets."""
+    runs = engine.store.scalar("SELECT count(*) FROM deployments WHERE app_id = ?", [app["id"]])
+    if not runs and app["status"] == "provisioning":
+        engine.vault.delete(str(app["id"]))
+        engine.store.execute("DELETE FROM deployed_apps WHERE id = ?", [app["id"]])
 
 
 def subscription_tier(engine: Engine, owner: str) -> str:
