@@ -121,7 +121,8 @@ def generate_updater_keys() -> UpdaterKeys:
         key_file = Path(tmp) / "updater.key"
         run_node(
             _cli(),
-            ["signer", "generate", "--ci", "--password", password, "--write-keys", str(key_file)],
+            # "--password=<value>": a generated password may start with "-", which would read as a flag.
+            ["signer", "generate", "--ci", f"--password={password}", "--write-keys", str(key_file)],
             cwd=Path(tmp),
             what="tauri signer generate",
         )
