@@ -137,12 +137,14 @@ def test_postgresql_verification_catches_what_the_load_got_wrong(
     schema = tmp_path / "prisma" / "schema.prisma"
     schema.write_text(FIDELITY_SCHEMA.read_text())
     source = build_source(tmp_path / "preview.sqlite")
-    original = PostgresTarget.load
+    original = PostgresTarget.load_columns
 
-    def faulty_load(self: PostgresTarget, table: Any, rows: Any) -> None:
-        original(self, table, corrupt(list(rows)) if table.name == "accounts" else rows)
+    def faulty_load(self: PostgresTarget, table: Any, columns: Any) -> None:
+        if table.name == "accounts":
+            columns = [list(c) for c in zip(*corrupt(list(zip(*columns, strict=True))), strict=True)]
+        original(self, table, columns)
 
-    monkeypatch.setattr(PostgresTarget, "load", faulty_load)
+    monkeypatch.setattr(PostgresTarget, "load_columns", faulty_load)
     report = import_preview(schema, source, pg_database)
 
     assert not report.ok and not report.verified
