@@ -148,49 +148,78 @@ def provision_database(ctx: StepContext) -> str:
         return f"existing {kind} database {ctx.app['database_id']} kept (its data is not re-imported)"
 
     ctx.state["db_created"] = kind != "byo"
-    if kind == "byo":
-        url, token, database_id = engine.vault.get(ctx.app_id, "byo:DATABASE_URL"), None, "byo"
-    else:
-        with using_database(engine, kind, ctx.app_name) as provider:
-            handle = provider.provision(ctx.app_name)
-        url, token, database_id = handle.url, handle.token, handle.id
-        if kind == "local-libsql":  # metering finds the file by its path in the workspace
-            database_id = str(
-                Path(url.removeprefix("file:")).relative_to(engine.settings.workspace.resolve())
-            )
-    engine.vault.put(ctx.app_id, DB_URL, url)
-    if token:
-        engine.vault.put(ctx.app_id, DB_TOKEN, token)
-    set_app(ctx, database_provider=kind, database_id=database_id)
-
     preview = preview_source(source, params) if params.get("import_data", True) else None
-    target_url = f"{url}?authToken={token}" if token and "authToken" not in url else url
+    schema = schema_path(source, params)
+
+    def progress(done: int, total: int, table: str) -> None:
+        ctx.progress(done, total, "rows", f"importing {table}")
+
     with tempfile.TemporaryDirectory(prefix="launchdeck-schema-") as scratch:
-        data = preview or empty_database(schema_path(source, params), Path(scratch))
-
-        def progress(done: int, total: int, table: str) -> None:
-            ctx.progress(done, total, "rows", f"importing {table}")
-
-        report = import_preview(
-            schema_path(source, params),
-            data,
-            target_url,
-            replace=kind == "byo" and bool(params.get("replace")),
-            progress=progress,
-            migrations_dir=build_dir(ctx) / "migrations",
-        )
+        data = preview or empty_database(schema, Path(scratch))
+        seed = Path(scratch) / "seed.db"
+        if kind == "turso":
+            # A new Turso database is seeded by upload (upload.mdx): import into a local file first,
+            # verified, so a preview that cannot be imported never creates a paid database.
+            report = import_preview(
+                schema, data, f"file:{seed}", progress=progress, migrations_dir=build_dir(ctx) / "migrations"
+            )
+            if not report.ok:
+                raise import_failure(report)
+            prepare_for_upload(seed)
+        if kind == "byo":
+            url, token, database_id = engine.vault.get(ctx.app_id, "byo:DATABASE_URL"), None, "byo"
+        else:
+            with using_database(engine, kind, ctx.app_name) as provider:
+                if kind == "turso":
+                    handle = provider.provision(ctx.app_name, seed_file=seed)  # type: ignore[call-arg]
+                else:
+                    handle = provider.provision(ctx.app_name)
+            url, token, database_id = handle.url, handle.token, handle.id
+            if kind == "local-libsql":  # metering finds the file by its path in the workspace
+                database_id = str(
+                    Path(url.removeprefix("file:")).relative_to(engine.settings.workspace.resolve())
+                )
+        engine.vault.put(ctx.app_id, DB_URL, url)
+        if token:
+            engine.vault.put(ctx.app_id, DB_TOKEN, token)
+        set_app(ctx, database_provider=kind, database_id=database_id)
+        if kind != "turso":
+            target_url = f"{url}?authToken={token}" if token and "authToken" not in url else url
+            report = import_preview(
+                schema,
+                data,
+                target_url,
+                replace=kind == "byo" and bool(params.get("replace")),
+                progress=progress,
+                migrations_dir=build_dir(ctx) / "migrations",
+            )
     if not report.ok:
-        first = report.rejected[0] if report.rejected else None
-        why = (
-            f"{first.table} row {first.key} column {first.column} value {first.value!r}: {first.reason}"
-            if first
-            else "verification failed"
-        )
-        raise TerminalError(f"preview data could not be imported ({len(report.rejected)} rejected): {why}")
+        raise import_failure(report)
     tables = len(report.tables)
     rows = sum(t.imported_rows for t in report.tables.values())
     transferred = f", {rows} rows transferred from preview" if preview else ", no preview data"
     return f"{kind} database {database_id}: {tables} tables created{transferred}"
+
+
+def import_failure(report: Any) -> TerminalError:
+    first = report.rejected[0] if report.rejected else None
+    why = (
+        f"{first.table} row {first.key} column {first.column} value {first.value!r}: {first.reason}"
+        if first
+        else report.error or "verification failed"
+    )
+    return TerminalError(f"preview data could not be imported ({len(report.rejected)} rejected): {why}")
+
+
+def prepare_for_upload(path: Path) -> None:
+    """Turso's upload takes a SQLite file with 4096-byte pages, WAL mode and no auto-vacuum."""
+    connection = sqlite3.connect(path)
+    connection.execute("PRAGMA journal_mode=DELETE")
+    connection.execute("PRAGMA page_size=4096")
+    connection.execute("PRAGMA auto_vacuum=NONE")
+    connection.execute("VACUUM")
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.close()
 
 
 def empty_database(schema: Path, scratch: Path) -> Path:

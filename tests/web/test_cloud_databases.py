@@ -128,3 +128,17 @@ def test_database_created_by_a_crashed_run_is_adopted_not_duplicated(clouds: tup
     assert status["deployment"]["status"] == "succeeded", status  # type: ignore[index]
     assert turso.creates == 1
     assert list(turso.databases) == ["shop"]
+
+
+def test_turso_preview_that_cannot_be_imported_creates_no_database(clouds: tuple, tmp_path: Path) -> None:  # type: ignore[type-arg]
+    turso, _, client, _ = clouds
+    broken = tmp_path / "broken.sqlite"
+    shutil.copy(SHOP / "preview.sqlite", broken)
+    with sqlite3.connect(broken) as connection:
+        connection.execute("UPDATE products SET price = 'twelve dollars' WHERE rowid = 1")
+
+    status = provision(client, "turso", broken)
+
+    assert status["deployment"]["status"] == "failed"  # type: ignore[index]
+    # The import runs into a local file first; the database is created (and seeded by upload) only after.
+    assert turso.creates == 0 and turso.databases == {}
