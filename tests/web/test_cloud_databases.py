@@ -8,6 +8,7 @@ import shutil
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -22,8 +23,11 @@ from tests.servers.asgi import serve
 SHOP = Path(__file__).resolve().parents[2] / "data" / "examples" / "shop"
 
 
+Clouds = tuple[TursoEmulator, NeonEmulator, EngineClient, Engine]
+
+
 @pytest.fixture
-def clouds(tmp_path: Path) -> Iterator[tuple[TursoEmulator, NeonEmulator, EngineClient, Engine]]:
+def clouds(tmp_path: Path) -> Iterator[Clouds]:
     turso, neon = TursoEmulator(tmp_path / "turso"), NeonEmulator()
     try:
         with serve(turso.app) as turso_url, serve(neon.app) as neon_url:
@@ -49,7 +53,7 @@ def clouds(tmp_path: Path) -> Iterator[tuple[TursoEmulator, NeonEmulator, Engine
         neon.drop_all()
 
 
-def provision(client: EngineClient, db: str, preview: Path, app: str = "shop") -> dict[str, object]:
+def provision(client: EngineClient, db: str, preview: Path, app: str = "shop") -> dict[str, Any]:
     started = client.request(
         "POST",
         "/api/deploy/database",
@@ -71,33 +75,33 @@ def preview_counts() -> dict[str, int]:
         }
 
 
-def test_neon_database_is_provisioned_and_holds_the_preview_rows(clouds: tuple) -> None:  # type: ignore[type-arg]
+def test_neon_database_is_provisioned_and_holds_the_preview_rows(clouds: Clouds) -> None:
     _, neon, client, engine = clouds
     status = provision(client, "neon", SHOP / "preview.sqlite")
-    assert status["deployment"]["status"] == "succeeded", status  # type: ignore[index]
+    assert status["deployment"]["status"] == "succeeded", status
     (project,) = neon.projects.values()
     url = engine.vault.get(str(client.app("shop")["id"]), "db:url")
     with psycopg.connect(url) as connection:  # the app's own credentials, as Prisma will use them
         counts = {
-            t: connection.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in preview_counts()
-        }  # type: ignore[index]
+            t: connection.execute(f'SELECT count(*) FROM "{t}"').fetchall()[0][0] for t in preview_counts()
+        }
     assert counts == preview_counts()
     assert client.app("shop")["database_provider"] == "neon"
     assert client.app("shop")["database_id"] == project.id
 
 
-def test_turso_database_is_provisioned_and_holds_the_preview_rows(clouds: tuple) -> None:  # type: ignore[type-arg]
+def test_turso_database_is_provisioned_and_holds_the_preview_rows(clouds: Clouds) -> None:
     turso, _, client, _ = clouds
     status = provision(client, "turso", SHOP / "preview.sqlite")
-    assert status["deployment"]["status"] == "succeeded", status  # type: ignore[index]
+    assert status["deployment"]["status"] == "succeeded", status
     with sqlite3.connect(turso.path_of("shop")) as target:
         counts = {t: target.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in preview_counts()}
     assert counts == preview_counts()
 
 
 def test_failed_import_undoes_the_cloud_database_it_created(
-    clouds: tuple, tmp_path: Path, pg_admin_url: str
-) -> None:  # type: ignore[type-arg]
+    clouds: Clouds, tmp_path: Path, pg_admin_url: str
+) -> None:
     _, neon, client, _ = clouds
     broken = tmp_path / "broken.sqlite"
     shutil.copy(SHOP / "preview.sqlite", broken)
@@ -106,8 +110,8 @@ def test_failed_import_undoes_the_cloud_database_it_created(
 
     status = provision(client, "neon", broken)
 
-    assert status["deployment"]["status"] == "failed"  # type: ignore[index]
-    assert "twelve dollars" in str(status["deployment"]["error"])  # type: ignore[index]
+    assert status["deployment"]["status"] == "failed"
+    assert "twelve dollars" in str(status["deployment"]["error"])
     assert neon.projects == {}  # deleted again: nothing left to pay for
     with psycopg.connect(pg_admin_url) as admin:
         leftovers = admin.execute("SELECT datname FROM pg_database WHERE datname LIKE 'neon\\_%'").fetchall()
@@ -115,7 +119,7 @@ def test_failed_import_undoes_the_cloud_database_it_created(
     assert client.app("shop")["database_provider"] is None
 
 
-def test_database_created_by_a_crashed_run_is_adopted_not_duplicated(clouds: tuple) -> None:  # type: ignore[type-arg]
+def test_database_created_by_a_crashed_run_is_adopted_not_duplicated(clouds: Clouds) -> None:
     turso, _, client, engine = clouds
     from pipelines.providers import using_database
 
@@ -125,12 +129,12 @@ def test_database_created_by_a_crashed_run_is_adopted_not_duplicated(clouds: tup
 
     status = provision(client, "turso", SHOP / "preview.sqlite")
 
-    assert status["deployment"]["status"] == "succeeded", status  # type: ignore[index]
+    assert status["deployment"]["status"] == "succeeded", status
     assert turso.creates == 1
     assert list(turso.databases) == ["shop"]
 
 
-def test_turso_preview_that_cannot_be_imported_creates_no_database(clouds: tuple, tmp_path: Path) -> None:  # type: ignore[type-arg]
+def test_turso_preview_that_cannot_be_imported_creates_no_database(clouds: Clouds, tmp_path: Path) -> None:
     turso, _, client, _ = clouds
     broken = tmp_path / "broken.sqlite"
     shutil.copy(SHOP / "preview.sqlite", broken)
@@ -139,6 +143,6 @@ def test_turso_preview_that_cannot_be_imported_creates_no_database(clouds: tuple
 
     status = provision(client, "turso", broken)
 
-    assert status["deployment"]["status"] == "failed"  # type: ignore[index]
+    assert status["deployment"]["status"] == "failed"
     # The import runs into a local file first; the database is created (and seeded by upload) only after.
     assert turso.creates == 0 and turso.databases == {}
