@@ -103,21 +103,22 @@ class Settings(BaseSettings):
         return self.workspace / "engine.json"
 
 
+def env_name(field: str) -> str:
+    """The environment variable a field is read from: the plan's name where it has one."""
+    alias = Settings.model_fields[field].validation_alias if field in Settings.model_fields else None
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return f"LAUNCHDECK_{field.upper()}"
+
+
 def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            name = "_".join(str(part) for part in error["loc"]).upper()
-            env_name = (
-                name
-                if name.startswith(
-                    ("TURSO", "NEON", "CLOUDFLARE", "CREDENTIALS", "VERCEL", "STRIPE_A", "STRIPE_W")
-                )
-                else f"LAUNCHDECK_{name}"
-            )
-            problems.append(f"{env_name}: {error['msg']} (got {error.get('input')!r})")
+        problems = [
+            f"{env_name(str(error['loc'][0]))}: {error['msg']} (got {error.get('input')!r})"
+            for error in exc.errors()
+        ]
         raise ConfigError("bad setting " + "; ".join(problems)) from None
 
 
