@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 from datetime import datetime
 from typing import Any, Literal
 
@@ -11,7 +13,7 @@ from pydantic import BaseModel, Field
 from engine.api.deps import AnyRole, Deployer, EngineDep, Operator
 from engine.apps import audit, deployment_status, get_app, get_or_create_app, list_apps, require_visible
 from engine.auth import issue_token
-from engine.errors import Forbidden
+from engine.errors import Forbidden, NotFound
 
 router = APIRouter()
 
@@ -62,7 +64,16 @@ def app_detail(name: str, engine: EngineDep, principal: AnyRole) -> dict[str, An
         " WHERE app_id = ? ORDER BY created_at DESC LIMIT 50",
         [app["id"]],
     )
-    return {**public_app(app), "deployments": history, "secrets": engine.vault.names(str(app["id"]))}
+    hosting: dict[str, Any] | None = None
+    if app["hosting_provider"] == "local":
+        with contextlib.suppress(NotFound):
+            hosting = dataclasses.asdict(engine.edge.status(app["name"]))  # server state, cold start, traffic
+    return {
+        **public_app(app),
+        "deployments": history,
+        "secrets": engine.vault.names(str(app["id"])),
+        "hosting": hosting,
+    }
 
 
 class PipelineRun(BaseModel):

@@ -209,9 +209,19 @@ def up(
 
 
 @app.command()
-def apps(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
-    """List every app with its live deployment, URL, database, tier and state."""
+def apps(
+    app_name: Annotated[str | None, typer.Argument(metavar="[APP]", help="show one app in detail")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """List every app with its live deployment, URL, database, tier and state; or one app in detail."""
     with engine_client() as client:
+        if app_name:
+            detail = client.app(app_name)
+            if as_json:
+                echo_json(detail)
+                return
+            typer.echo(render_app(detail))
+            return
         rows = client.apps()
     if as_json:
         echo_json(rows)
@@ -225,6 +235,30 @@ def apps(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = F
             f"{row['name']:<24} {row['status']:<12} {row['tier']:<10} {row['database_provider'] or '-':<15} "
             f"{row['hosting_provider'] or '-':<10} {row['deployment_url'] or '-'}"
         )
+
+
+def render_app(detail: dict[str, Any]) -> str:
+    lines = [
+        f"{detail['name']}: {detail['status']} ({detail['tier']} tier, owner {detail['user_id']})",
+        f"  url:       {detail['deployment_url'] or '-'}",
+        f"  database:  {detail['database_provider'] or '-'} {detail['database_id'] or ''}",
+        f"  live:      {detail['live_deployment_id'] or '-'}",
+        f"  secrets:   {', '.join(detail['secrets']) or '-'} (values are never shown)",
+    ]
+    hosting = detail.get("hosting")
+    if hosting:
+        cold = hosting["last_cold_start_seconds"]
+        lines.append(
+            f"  server:    {hosting['server_state'] or 'static'}, {hosting['server_restarts']} restart(s), "
+            f"last cold start {f'{cold:.2f} s' if cold is not None else '-'}, "
+            f"{hosting['traffic']['requests']} requests"
+        )
+    lines.append("  deployments:")
+    lines.extend(
+        f"    {d['id']}  {d['pipeline']:<10} {d['status']:<10} {d['created_at']}"
+        for d in detail["deployments"][:10]
+    )
+    return "\n".join(lines)
 
 
 def render_status(status: dict[str, Any]) -> str:

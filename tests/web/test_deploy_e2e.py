@@ -153,6 +153,8 @@ def test_killed_app_server_comes_back(fleet: Fleet) -> None:
             pass
         assert time.monotonic() < deadline, "the app server did not come back"
         time.sleep(0.5)
+    hosting = fleet.app("shop")["hosting"]
+    assert hosting["server_state"] == "running" and hosting["server_pid"] != pid
 
 
 def pg_database_exists(pg_admin_url: str, app: str) -> bool:
