@@ -381,9 +381,17 @@ def deploy(
     """Deploy an app folder: preflight, database, environment, code transformation, build and host, verify.
 
     Exit code 0 only when the deployment is live and healthy; a failed one leaves the previous one serving."""
+    from engine.service import find_running_engine
+
     source = app_dir.resolve()
     if not (source / "package.json").is_file():
         fail(f"{app_dir} has no package.json: give the generated app's folder")
+    if find_running_engine(current_settings()) is None and not as_json:
+        typer.echo(
+            "no engine is running, so this command runs one for itself: the app is deployed and kept, and "
+            "it is served whenever an engine runs (`launchdeck engine` or `make run`)",
+            err=True,
+        )
     with engine_client() as client:
         started = client.deploy_web(
             str(source),
