@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from decimal import Decimal
 from itertools import repeat
+from json.encoder import c_encode_basestring, c_make_encoder  # type: ignore[attr-defined]
 from operator import floordiv, sub
 from typing import Any, cast
 
@@ -77,24 +78,54 @@ def _render_slow(value: Any) -> str:
     return _JSONB_ENCODER.encode(value)
 
 
+def _no_default(value: Any) -> Any:
+    raise TypeError(type(value).__name__)
+
+
+# The C scanner and encoder called directly: ``loads``/``dumps`` build and wrap them on every call.
+_scan_once = _JSONB_DECODER.scan_once  # type: ignore[attr-defined]
+_encode_chunks = c_make_encoder(  # markers, default, encoder, indent, separators, sort, skip, allow_nan
+    None, _no_default, c_encode_basestring, None, ": ", ", ", False, False, False
+)
+
+
 def jsonb_text(text: str) -> str:
     """``text`` as PostgreSQL prints it back from a jsonb column. Raises ValueError for invalid JSON."""
-    parsed = _JSONB_DECODER.decode(text)
     try:
-        return _JSONB_ENCODER.encode(parsed)  # C encoder; fails only on a fraction (a Decimal)
+        parsed, end = _scan_once(text, 0)
+    except StopIteration:
+        end = -1
+    if end != len(text):  # leading or trailing whitespace, or not JSON: the full decoder says which
+        parsed = _JSONB_DECODER.decode(text)
+    try:
+        return "".join(_encode_chunks(parsed, 0))  # fails only on a fraction (a Decimal)
     except TypeError:
         return _render_slow(parsed)
 
 
 # ------------------------------------------------------------------------------------- other types
-def decimal_text(number: Decimal) -> str:
-    """``trim_scale(n)::text``: plain digits, no trailing fractional zeros, zero as ``0``."""
+def decimal_text(number: Decimal | str) -> str:
+    """``trim_scale(n)::text``: plain digits, no trailing fractional zeros, zero as ``0``.
+
+    ``number`` is a Decimal or the exact text of one (what ``pg_decimal_texts`` gives).
+    """
     text = str(number)
-    if "E" in text:
-        text = format(number.normalize(), "f")
+    if "E" in text or "e" in text:
+        text = format(Decimal(text).normalize(), "f")
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return "0" if text == "-0" else text
+
+
+def _decimals(values: Sequence[Any]) -> list[str | None]:
+    texts: list[str | None] = (
+        list(map(str, values)) if None not in values else [None if v is None else str(v) for v in values]
+    )
+    joined = "".join(t for t in texts if t is not None)
+    if "E" in joined or "e" in joined:
+        return [None if t is None else decimal_text(t) for t in texts]
+    trimmed = [t.rstrip("0").rstrip(".") if t is not None and "." in t else t for t in texts]
+    return ["0" if t == "-0" else t for t in trimmed] if "-0" in trimmed else trimmed
 
 
 def _present(render: Callable[[Any], str]) -> Callable[[Sequence[Any]], list[str | None]]:
@@ -128,7 +159,7 @@ RENDERERS: dict[str, Callable[[Sequence[Any]], list[Any]]] = {
     "BigInt": _present(str),
     "Boolean": _present(BOOLEAN_TEXT.__getitem__),
     "Float": _present(_float_hex),
-    "Decimal": _present(decimal_text),
+    "Decimal": _decimals,
     "DateTime": _datetimes,
     "Bytes": _present(bytes.hex),
 }

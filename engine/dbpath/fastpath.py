@@ -91,3 +91,26 @@ def json_checksum_values(values: Sequence[Any], *, render: Callable[[str], str] 
     except (ValueError, TypeError):
         return None
     return list(values)
+
+
+def pg_decimal_texts(values: Sequence[Any], *, required: bool) -> list[Any] | None:
+    """A Decimal column stored as REAL or INTEGER, as exact texts for PostgreSQL's numeric; else None.
+
+    ``repr`` of a double is the shortest text that reads back as it (what Prisma prints), so the text is
+    the converted value itself. Without an exponent it has at most 17 digits, 16 before the point and
+    21 after: always within DECIMAL(65,30), so no per-value range check is needed.
+    """
+    kinds = set(map(type, values))
+    if NONE_TYPE in kinds:
+        if required:
+            return None  # the slow path reports the NULL
+        kinds.discard(NONE_TYPE)
+        texts = [None if v is None else repr(v) for v in values]
+    else:
+        texts = list(map(repr, values))
+    if not kinds <= {float, int}:
+        return None
+    joined = "".join(t for t in texts if t is not None)
+    if "e" in joined or "n" in joined:  # an exponent, nan or inf
+        return None
+    return texts

@@ -13,8 +13,9 @@ import shutil
 import sqlite3
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from itertools import repeat
 from pathlib import Path
@@ -31,7 +32,7 @@ from engine.dbpath.convert import (
 )
 from engine.dbpath.ddl import load_plan, schema_and_ddl
 from engine.dbpath.digest import SEGMENT_ROWS, ColumnDigests, jsonb_text
-from engine.dbpath.fastpath import fast_path, json_checksum_values
+from engine.dbpath.fastpath import fast_path, json_checksum_values, pg_decimal_texts
 from engine.dbpath.schema import Column, PrismaSchema, Table
 from engine.dbpath.sources import check_matches, count_rows, open_source
 from engine.dbpath.sql import column_list, quote
@@ -43,6 +44,7 @@ Progress = Callable[[int, int, str], None]
 BATCH_ROWS = 5_000
 MAX_REPORTED_REJECTIONS = 1_000
 MAX_ATTEMPTS = 3
+MAX_PENDING = 2  # converted batches waiting for the writer: bounds memory
 MIGRATION_NAME = "0_init"
 HASH_MASK = (1 << 64) - 1
 ROW_SALT = 0x5BD1E995
@@ -181,6 +183,47 @@ class ServerChecks:
         return found
 
 
+def _load_and_check(
+    load_columns: Callable[[Table, list[list[Any]]], None],
+    checks: ServerChecks,
+    table: Table,
+    stored: list[list[Any]],
+    converted: list[list[Any]],
+) -> None:
+    load_columns(table, stored)
+    checks.add(converted)
+
+
+class BackgroundWriter:
+    """Runs writes in one thread, in order, at most ``MAX_PENDING`` batches behind the converter.
+
+    A failed write surfaces (re-raised) at the next ``submit`` or ``drain``. Disabled, it runs each write
+    at once in the calling thread.
+    """
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-writer") if enabled else None
+        self.pending: deque[Future[None]] = deque()
+
+    def submit(self, write: Callable[..., None], *args: Any) -> None:
+        if self.pool is None:
+            write(*args)
+            return
+        while len(self.pending) >= MAX_PENDING:
+            self.pending.popleft().result()
+        self.pending.append(self.pool.submit(write, *args))
+
+    def drain(self) -> None:
+        while self.pending:
+            self.pending.popleft().result()
+
+    def close(self) -> None:
+        """Cancel what has not started and wait for what has."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        self.pending.clear()
+
+
 # ------------------------------------------------------------------------------------- conversion
 def _render(value: Any) -> Any:
     if isinstance(value, bytes):
@@ -198,6 +241,10 @@ class TableConverter:
         # PostgreSQL stores Json as jsonb and prints it back its own way; the digests compare that text.
         self.render_json = jsonb_text if dialect == "postgresql" else None
         self.key_index = [i for i, c in enumerate(table.columns) if c.name in table.key_columns]
+        # PostgreSQL takes a Decimal stored as REAL as the exact text of the double (COPY is text).
+        self.decimal_texts = [
+            dialect == "postgresql" and c.type == "Decimal" and not c.is_enum for c in table.columns
+        ]
 
     def key_of(self, row: Sequence[Any]) -> str:
         return ", ".join(f"{self.table.columns[i].name}={row[i]!r}" for i in self.key_index)
@@ -213,6 +260,12 @@ class TableConverter:
             convert, store = self.steps[index]
             is_json = self.table.columns[index].type == "Json" and not self.table.columns[index].is_enum
             check: list[Any] | None = None
+            if self.decimal_texts[index]:
+                texts = pg_decimal_texts(values, required=self.table.columns[index].required)
+                if texts is not None:
+                    check_columns.append(texts)
+                    stored_columns.append(texts)
+                    continue
             converted = self.fast[index](values)
             if converted is not None and is_json:
                 check = json_checksum_values(converted, render=self.render_json)
@@ -349,6 +402,8 @@ def _run(
     load_columns: Callable[[Table, list[list[Any]]], None] | None = getattr(target, "load_columns", None)
     run_id = str(uuid.uuid4())
     committed = False
+    # The server loads and checksums one batch while this thread reads and converts the next.
+    writer = BackgroundWriter(enabled=load_columns is not None and digest_since is not None)
     target.begin(replace=replace)
     try:
         target.execute(plan.before)
@@ -365,13 +420,10 @@ def _run(
                 if bad:
                     entry.rejected_rows += len(bad)
                 elif not report.rejected:  # after a rejection keep scanning, to report them all
-                    if load_columns is not None:
-                        load_columns(table, stored)
+                    if load_columns is not None and checks is not None:
+                        writer.submit(_load_and_check, load_columns, checks, table, stored, converted)
                     else:
                         target.load(table, list(zip(*stored, strict=True)))
-                    if checks is not None:
-                        checks.add(converted)
-                    else:
                         sums.add_columns(converted)
                     entry.imported_rows += len(rows)
                 done += len(rows)
@@ -379,10 +431,11 @@ def _run(
                     progress(done, total, table.name)
             if checks is not None:
                 if not report.rejected:
-                    checks.check()
+                    writer.submit(checks.check)
                 server_checks[table.name] = checks
             else:
                 source_sums[table.name] = sums
+        writer.drain()
         if report.rejected:
             for entry in report.tables.values():
                 entry.imported_rows = 0
@@ -420,9 +473,12 @@ def _run(
                 raise
         return report
     except Exception:
+        writer.close()  # nothing may write after the rollback
         if not committed:
             target.rollback()
         raise
+    finally:
+        writer.close()
 
 
 def _verify(

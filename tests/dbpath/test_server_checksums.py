@@ -13,9 +13,10 @@ import pytest
 from psycopg import sql
 
 from engine.dbpath.digest import jsonb_text, render_column, sql_text
+from engine.dbpath.fastpath import pg_decimal_texts
 from engine.dbpath.importer import import_preview
 from engine.dbpath.schema import Column
-from engine.dbpath.targets.postgres import copy_type
+from engine.dbpath.targets.postgres import copy_text
 from tests.dbpath.conftest import FIDELITY_SCHEMA
 from tests.dbpath.fidelity import build_source
 
@@ -51,6 +52,20 @@ CASES: list[tuple[Column, list[Any]]] = [
             None,
         ],
     ),
+    (
+        Column("d", "d", "Decimal", False),
+        [
+            "0.1",
+            "100.0",
+            "-0.0",
+            "5",
+            "1234.5678",
+            "1000000000000000.5",
+            "0.0001",
+            "-9223372036854775808",
+            None,
+        ],
+    ),
     (Column("o", "o", "Boolean", False), [True, False, None]),
     (
         Column("t", "t", "DateTime", False),
@@ -73,29 +88,26 @@ SQL_TYPES = {
 }
 
 
-@pytest.mark.parametrize(("column", "values"), CASES, ids=[c.type for c, _ in CASES])
+@pytest.mark.parametrize(("column", "values"), CASES, ids=[f"{c.type}-{i}" for i, (c, _) in enumerate(CASES)])
 def test_server_renders_stored_values_as_we_do(pg_database: str, column: Column, values: list[Any]) -> None:
-    from engine.dbpath.targets.postgres import _json_text
-
+    """Values go in as the import loads them (COPY text fields) and come out as the server renders them."""
+    sent = [None if v is None else jsonb_text(v) for v in values] if column.type == "Json" else values
     with psycopg.connect(pg_database) as conn:
-        psycopg.types.json.set_json_dumps(_json_text, conn)
         if column.is_enum:
             conn.execute("CREATE TYPE \"Mood\" AS ENUM ('HAPPY', 'sad')")
         sql_type = '"Mood"' if column.is_enum else SQL_TYPES[column.type]
         conn.execute(f"CREATE TABLE probe (n serial, {column.name} {sql_type})".encode())
+        fields = copy_text(column, values)
         with conn.cursor().copy(
-            sql.SQL("COPY probe ({}) FROM STDIN (FORMAT BINARY)").format(sql.Identifier(column.name))
+            sql.SQL("COPY probe ({}) FROM STDIN").format(sql.Identifier(column.name))
         ) as copy:
-            copy.set_types([copy_type(column)])
-            for value in values:
-                copy.write_row((value,))
+            copy.write("".join(f"{field}\n" for field in fields).encode())
         stored = [
             r[0]
             for r in conn.execute(
                 sql.SQL("SELECT {} FROM probe ORDER BY n").format(sql_text(column))
             ).fetchall()
         ]
-    sent = [None if v is None else jsonb_text(v) for v in values] if column.type == "Json" else values
     assert render_column(column, sent) == stored
 
 
@@ -153,3 +165,19 @@ def test_postgresql_verification_catches_what_the_load_got_wrong(
         tables = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()
     assert tables == (0,)  # rolled back: nothing was created
     assert not (tmp_path / "prisma" / "migrations").exists()
+
+
+def test_decimal_texts_leave_what_needs_a_check_to_the_converter() -> None:
+    assert pg_decimal_texts([1e-05, 2.0], required=True) is None  # an exponent
+    assert pg_decimal_texts([float("inf")], required=True) is None
+    assert pg_decimal_texts([1.5, None], required=True) is None  # a NULL in a required field is reported
+    assert pg_decimal_texts([1.5, "2.5"], required=True) is None  # text goes through Decimal
+    assert pg_decimal_texts([1.5, None, 7], required=False) == ["1.5", None, "7"]
+    assert pg_decimal_texts([0.1, 100.0, -0.0, 1e15 + 0.5, 0.0001, -(2**63)], required=True) == [
+        "0.1",
+        "100.0",
+        "-0.0",
+        "1000000000000000.5",
+        "0.0001",
+        "-9223372036854775808",
+    ]
