@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from engine.costs.ledger import LEDGER_SCHEMA, ingest_frame, with_keys
+from engine.costs.ledger import LEDGER_SCHEMA, ingest_frame
 from engine.costs.margins import margins_for
 from engine.costs.rollup import cost_month
 from engine.store import Store
@@ -79,13 +79,15 @@ def day_frame(ids: list[str], providers: np.ndarray, day: int, rng: np.random.Ge
             "compute_ms": pl.Series([None] * n, dtype=pl.Int64),
         }
     )
-    return with_keys(frame).select(list(LEDGER_SCHEMA))
+    return frame.select(list(LEDGER_SCHEMA))
 
 
 def baseline_rows_per_s(store: Store, sample: pl.DataFrame) -> float:
     """The named baseline: the same rows inserted one parameter set at a time (executemany)."""
     with store.connection() as connection:
-        connection.execute("CREATE TEMP TABLE baseline_ledger AS SELECT * FROM usage_ledger LIMIT 0")
+        connection.execute(
+            "CREATE TEMP TABLE baseline_ledger AS SELECT * EXCLUDE (idempotency_key) FROM usage_ledger LIMIT 0"
+        )
     rows = [list(r) for r in sample.rows()]
     columns = ", ".join(LEDGER_SCHEMA)
     marks = ", ".join("?" for _ in LEDGER_SCHEMA)

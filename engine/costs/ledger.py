@@ -1,8 +1,9 @@
 """The append-only usage ledger in DuckDB, ingested in bulk through Arrow.
 
 Every reading has an idempotency key (source, app, hour): a key already in the ledger adds nothing, so
-collecting an hour twice, or replaying a batch after a crash, is harmless. Readings for a closed month are
-refused (counted, not written): closing a month freezes it.
+collecting an hour twice, or replaying a batch after a crash, is harmless. The key is those three columns, so
+the ledger derives its ``idempotency_key`` column on read (migration 036) instead of storing a string per row.
+Readings for a closed month are refused (counted, not written): closing a month freezes it.
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ import polars as pl
 from engine.costs.usage import METRICS, Reading, hour_floor
 from engine.store import Store
 
+# The columns a batch brings. An ``idempotency_key`` column (``with_keys``) may come along; it is not stored.
 LEDGER_SCHEMA: dict[str, pl.DataType] = {
-    "idempotency_key": pl.String(),
     "app_id": pl.String(),
     "provider": pl.String(),
     "source": pl.String(),
     "hour_start": pl.Datetime("us"),
     **{metric: pl.Int64() for metric in METRICS},
 }
+KEY_COLUMNS = ("source", "app_id", "hour_start")
 
 
 def _add(column: str) -> str:
@@ -34,13 +36,13 @@ def _add(column: str) -> str:
     )
 
 
-# Fold the batch's new rows (the query ``new_rows``) into the daily rollup.
+# Fold the batch's new rows (the registered ``ledger_batch``) into the daily rollup.
 DAILY_UPSERT = (
     "INSERT INTO daily_usage SELECT app_id, provider, CAST(hour_start AS DATE),"
     " sum(db_rows_read), sum(db_rows_written), max(db_storage_bytes), sum(db_storage_bytes), count(db_storage_bytes),"
     " count(*) FILTER (WHERE coalesce(db_rows_read, 0) + coalesce(db_rows_written, 0) > 0),"
     " sum(requests), sum(bandwidth_bytes), sum(compute_ms)"
-    " FROM ({new_rows}) GROUP BY ALL"
+    " FROM ledger_batch GROUP BY ALL"
     " ON CONFLICT (app_id, provider, day) DO UPDATE SET "
     + ", ".join(
         [
@@ -75,7 +77,6 @@ class IngestResult:
 def readings_frame(readings: Iterable[Reading]) -> pl.DataFrame:
     rows = [
         {
-            "idempotency_key": r.idempotency_key,
             "app_id": r.app_id,
             "provider": r.provider,
             "source": r.source,
@@ -88,7 +89,7 @@ def readings_frame(readings: Iterable[Reading]) -> pl.DataFrame:
 
 
 def with_keys(frame: pl.DataFrame) -> pl.DataFrame:
-    """Add the idempotency key to a frame of readings that lacks one (bulk producers, the benchmark)."""
+    """Add the idempotency key the ledger derives for each reading (for display; ``ingest_frame`` ignores it)."""
     key = pl.concat_str(
         [pl.col("source"), pl.col("app_id"), pl.col("hour_start").dt.strftime("%Y-%m-%dT%H:%M:%S")],
         separator="|",
@@ -114,31 +115,35 @@ def ingest_frame(store: Store, frame: pl.DataFrame) -> IngestResult:
         open_rows = frame.filter(~month.is_in(sorted(closed)))
         refused = received - open_rows.height
         frame = open_rows
-    if frame["idempotency_key"].n_unique() != frame.height:  # a batch repeating a key keeps its first reading
-        frame = frame.unique(subset="idempotency_key", keep="first", maintain_order=True)
+    if frame.n_unique(subset=KEY_COLUMNS) != frame.height:  # a batch repeating a key keeps its first reading
+        frame = frame.unique(subset=KEY_COLUMNS, keep="first", maintain_order=True)
     if frame.is_empty():
         return IngestResult(0, received - refused, refused)
     bounds = frame.select(pl.col("hour_start").min().alias("lo"), pl.col("hour_start").max().alias("hi")).row(
         0
     )
-    batch = frame.to_arrow()
     columns = ", ".join(LEDGER_SCHEMA)
-    new_rows = (
-        f"SELECT {columns} FROM ledger_batch b WHERE NOT EXISTS (SELECT 1 FROM usage_ledger l"
-        " WHERE l.hour_start BETWEEN $lo AND $hi AND l.idempotency_key = b.idempotency_key)"
-    )
     with store.transaction() as connection:
-        connection.register("ledger_batch", batch)
+        connection.register("ledger_batch", frame.to_arrow())
         try:
-            # The rollup first, then the ledger: both see the same new rows. The hour-range predicate lets DuckDB
-            # skip every ledger row group outside the batch's hours, so the check costs little.
-            connection.execute(DAILY_UPSERT.format(new_rows=new_rows), {"lo": bounds[0], "hi": bounds[1]})
-            inserted = connection.execute(
-                f"INSERT INTO usage_ledger ({columns}) {new_rows}", {"lo": bounds[0], "hi": bounds[1]}
-            ).fetchone()
+            # Keys already in the ledger: the hour-range predicate lets DuckDB skip every row group outside the
+            # batch's hours, and the result is small (empty unless hours are collected again), so it is removed
+            # from the batch once here instead of anti-joining in both statements below.
+            seen = connection.sql(
+                f"SELECT {', '.join(KEY_COLUMNS)} FROM usage_ledger SEMI JOIN ledger_batch USING ({', '.join(KEY_COLUMNS)})"
+                " WHERE usage_ledger.hour_start BETWEEN $lo AND $hi",
+                params={"lo": bounds[0], "hi": bounds[1]},
+            ).pl()
+            if seen.height:
+                connection.unregister("ledger_batch")
+                frame = frame.join(seen, on=list(KEY_COLUMNS), how="anti")
+                connection.register("ledger_batch", frame.to_arrow())
+            if frame.height:
+                connection.execute(DAILY_UPSERT)
+                connection.execute(f"INSERT INTO usage_ledger ({columns}) SELECT {columns} FROM ledger_batch")
         finally:
             connection.unregister("ledger_batch")
-    added = int(inserted[0]) if inserted else 0
+    added = frame.height
     return IngestResult(added, received - refused - added, refused)
 
 

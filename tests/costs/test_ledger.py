@@ -33,6 +33,26 @@ def test_collecting_the_same_hour_twice_adds_nothing(store: Store) -> None:
     assert rows == [{"requests": 10}]
 
 
+def test_the_ledger_shows_each_readings_idempotency_key(store: Store) -> None:
+    app = add_app(store, "shop")
+    readings = [edge_reading(app, HOUR, 10), Reading(app, "local", "postgres", HOUR, {"db_rows_read": 3})]
+    ingest(store, readings)
+    keys = [
+        row["idempotency_key"]
+        for row in store.fetchall("SELECT idempotency_key FROM usage_ledger ORDER BY 1")
+    ]
+    assert keys == sorted(r.idempotency_key for r in readings)
+
+
+def test_a_replayed_batch_with_new_hours_adds_only_the_new_ones(store: Store) -> None:
+    app = add_app(store, "shop")
+    ingest(store, [edge_reading(app, HOUR + timedelta(hours=h), 10) for h in range(3)])
+    replay = ingest(store, [edge_reading(app, HOUR + timedelta(hours=h), 1000) for h in range(5)])
+    assert (replay.added, replay.duplicates) == (2, 3)
+    assert store.scalar("SELECT sum(requests) FROM usage_ledger") == 3 * 10 + 2 * 1000
+    assert store.scalar("SELECT sum(requests) FROM daily_usage") == 3 * 10 + 2 * 1000
+
+
 def test_late_readings_count_until_the_month_is_closed(store: Store) -> None:
     app = add_app(store, "shop")
     ingest(store, [edge_reading(app, HOUR, 10)])
