@@ -135,6 +135,9 @@ class PostgresTarget:
         self.conn.execute("SET LOCAL lock_timeout = '15s'")
         # The checksums aggregate rows in stored order: no parallel workers to split them.
         self.conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+        # A checksum segment's sort and the key and index builds stay in memory instead of spilling.
+        self.conn.execute("SET LOCAL work_mem = '64MB'")
+        self.conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
         if replace:
             self.conn.execute("DROP SCHEMA IF EXISTS public CASCADE")
             self.conn.execute("CREATE SCHEMA public")
