@@ -9,6 +9,7 @@ that cannot be converted is reported with its table, row key and column and the 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import shutil
 import sqlite3
 import time
@@ -342,10 +343,12 @@ def import_preview(
     datasource_provider(schema_text)  # a schema without a datasource fails before any connection
     dialect = target_dialect(target_url)
     # Prisma's engines run in Node while this process connects and checks the source.
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prisma-engines")
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="prisma-engines")
     prepared = pool.submit(
         schema_and_ddl, schema_text, dialect, url=target_url if dialect == "postgresql" else None
     )
+    # load_plan builds SQL with sqlglot, a large package: imported while Node works, not after.
+    pool.submit(importlib.import_module, "sqlglot")
     attempt = 0
     try:
         while True:
