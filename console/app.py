@@ -14,6 +14,7 @@ import pyarrow  # noqa: F401
 import streamlit as st
 
 from console import ui
+from console.preload import preload_elements
 from engine.errors import LaunchdeckError
 
 # An operator console, not a Streamlit app to publish: no "Deploy" button or developer menu in the header.
@@ -64,6 +65,7 @@ def sign_in_page() -> None:
     if st.session_state.sign_in_error:
         st.error(st.session_state.sign_in_error)
     st.caption(f"Engine: {ui.engine_url()}")
+    preload_elements()
 
 
 def pages_for(role: str) -> list[st.Page]:

@@ -75,7 +75,7 @@ def install(engine: Engine) -> None:
         PeriodicJob("metering", metering, seconds=3600),
         PeriodicJob("billing", billing, seconds=6 * 3600),
         PeriodicJob("domains", domains, seconds=300),
-        PeriodicJob("console-caches", console_caches, seconds=60),
+        PeriodicJob("console-caches", console_caches, seconds=60, run_at_start=True),
     ]
     if engine.webhooks is not None:
         sender = engine.webhooks

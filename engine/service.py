@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ class PeriodicJob:
     name: str
     function: Callable[[Engine], Any]
     seconds: float
+    run_at_start: bool = False  # also once as soon as the engine starts, not only after the first interval
 
 
 # Modules that add periodic jobs, API routers and services register here (see ``extensions``).
@@ -110,6 +111,7 @@ class Engine:
                 id=job.name,
                 max_instances=1,
                 coalesce=True,
+                **({"next_run_time": datetime.now(UTC)} if job.run_at_start else {}),
             )
         self.scheduler.start()
         self.edge.start()

@@ -21,6 +21,11 @@ def history(url: str, token: str, months: int) -> dict[str, Any]:
     return ui.client_for(url, token).margin_history(months)
 
 
+@st.cache_data(ttl=60, show_spinner=False)
+def least_profitable(url: str, token: str, month: str, count: int) -> dict[str, Any]:
+    return ui.client_for(url, token).margins(month, count)
+
+
 @st.cache_data(ttl=300, show_spinner=False)
 def sheets(url: str, token: str) -> list[dict[str, Any]]:
     return ui.client_for(url, token).price_sheets()
@@ -91,7 +96,7 @@ st.altair_chart(
 )  # fmt: skip
 
 st.subheader(f"Least profitable apps, {latest['month'][:7]}")
-margins = ui.call(ui.client().margins, latest["month"][:7], 15)
+margins = ui.call(least_profitable, *ui.key(), latest["month"][:7], 15)
 if margins:
     least = pl.DataFrame(margins["least_profitable"], infer_schema_length=None)
     if not least.is_empty():

@@ -30,13 +30,22 @@ def series(url: str, token: str, app: str | None, days: int) -> dict[str, Any]:
     return ui.client_for(url, token).usage_series(app=app, days=days)
 
 
+@st.cache_data(ttl=60, show_spinner=False)
+def names_containing(url: str, token: str, search: str, limit: int) -> list[str]:
+    found = ui.client_for(url, token).fleet(contains=search, limit=limit)
+    column = found["columns"].index("name")
+    return [row[column] for row in found["rows"]]
+
+
 view, period = st.columns([3, 1])
 PICKER_LIMIT = 1_000  # beyond this a picker of every app is slow to send: search by name first
-fleet = ui.call(ui.cached_fleet, *ui.key())
-names = fleet["name"].to_list() if fleet is not None else []
-if len(names) > PICKER_LIMIT:
-    search = view.text_input("Find an app by name", placeholder=f"{len(names):,} apps: type part of a name")
-    names = [n for n in names if search and search in n][:PICKER_LIMIT]
+apps = int((ui.call(ui.cached_summary, *ui.key()) or {}).get("apps") or 0)
+if apps > PICKER_LIMIT:  # the engine searches; the whole fleet is not fetched for a list of names
+    search = view.text_input("Find an app by name", placeholder=f"{apps:,} apps: type part of a name")
+    names = (ui.call(names_containing, *ui.key(), search, PICKER_LIMIT) or []) if search else []
+else:
+    fleet = ui.call(ui.cached_fleet, *ui.key())
+    names = fleet["name"].to_list() if fleet is not None else []
 app = view.selectbox("App", names, index=None,
                      placeholder="All apps, per provider (or choose one app)")  # fmt: skip
 days = period.select_slider("Days", [7, 30, 60, 90], value=90)

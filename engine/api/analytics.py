@@ -61,6 +61,7 @@ def recent_deployments(engine: EngineDep, principal: Reader, limit: int = 50) ->
 
 FLEET_FIELDS = ("id", "name", "user_id", "tier", "status", "deployment_url", "custom_domain", "database_provider",
                 "hosting_provider", "last_deployed_at")  # fmt: skip
+FLEET_LIMIT = 100_000
 
 
 @router.get("/api/console/fleet", tags=["apps"])
@@ -69,10 +70,19 @@ def fleet(
     principal: Reader,
     owner: str | None = None,
     contains: str | None = None,
-    limit: int = Query(default=100_000, ge=1, le=100_000),
+    limit: int = Query(default=FLEET_LIMIT, ge=1, le=FLEET_LIMIT),
 ) -> Response:
     """The fleet for the console, with each app's cost in the latest month (None: no usage costed), as
-    columns (``{"columns": [...], "rows": [[...], ...], "total": n}``), the compact form for thousands of apps."""
+    columns (``{"columns": [...], "rows": [[...], ...], "total": n}``), the compact form for thousands of apps.
+    The whole fleet (what the Apps page opens with) is kept until the apps or their usage change."""
+    if owner or contains:  # small answers, each for one question: not worth keeping
+        body = fleet_body(engine, owner, contains, limit)
+    else:
+        body = cached(engine, ("fleet", limit), lambda: fleet_body(engine, None, None, limit))
+    return Response(body, media_type="application/json")
+
+
+def fleet_body(engine: Engine, owner: str | None, contains: str | None, limit: int) -> bytes:
     filters, params = [], []
     if owner:
         filters.append("user_id = ?")
@@ -94,7 +104,7 @@ def fleet(
         "total": int(total[0]) if total else 0,
     }
     # json.dumps directly: FastAPI's generic encoder takes most of a second for 10,000 apps.
-    return Response(json.dumps(body, default=str), media_type="application/json")
+    return json.dumps(body, default=str).encode()
 
 
 @router.get("/api/analytics/workspace")
@@ -125,10 +135,13 @@ _computing: dict[tuple[Any, ...], threading.Lock] = {}
 
 
 def data_version(engine: Engine) -> tuple[Any, ...]:
+    """What the cached figures depend on. Apps and subscriptions by a checksum of every row's last update:
+    an update committed late with an older timestamp than the newest changes it too, which a maximum misses."""
     row = engine.store.fetchone(
         "SELECT (SELECT count(*) FROM usage_ledger) AS readings, (SELECT max(recorded_at) FROM usage_ledger) AS read_at,"
-        " (SELECT count(*) FROM deployed_apps) AS apps, (SELECT max(updated_at) FROM deployed_apps) AS apps_at,"
-        " (SELECT count(*) FROM user_subscriptions) AS users, (SELECT max(updated_at) FROM user_subscriptions) AS users_at,"
+        " (SELECT count(*) FROM deployed_apps) AS apps, (SELECT sum(hash(id, updated_at)) FROM deployed_apps) AS apps_at,"
+        " (SELECT count(*) FROM user_subscriptions) AS users,"
+        " (SELECT sum(hash(user_id, updated_at)) FROM user_subscriptions) AS users_at,"
         " (SELECT count(*) FROM closed_months) AS closed, (SELECT count(*) FROM revenue) AS revenue"
     )
     return tuple((row or {}).values())
@@ -155,15 +168,32 @@ def month_costs(engine: Engine, month: date, method: str | None = None) -> Month
     return cached(engine, ("costs", month, method), lambda: cost_month(engine.store, month, method=method))
 
 
+# The pages' opening requests, as the console makes them: the Deploy estimate for the default tier, the
+# Pricing page's three months and its least profitable apps, and the Usage page's 90 days of the fleet.
+CONSOLE_LEAST_PROFITABLE = 15
+_warmed_at: dict[int, datetime] = {}
+
+
 def warm_caches(engine: Engine) -> None:
     """Compute what the console's pages open with, so the first person to open them does not wait.
-    Cheap when nothing changed; meant to run as a periodic engine job (every minute)."""
+    Cheap when nothing changed; meant to run as a periodic engine job (at start, then every minute)."""
     month = latest_month(engine)
     month_costs(engine, month)
     cached(engine, ("estimate", "starter", None), lambda: estimate_for(engine, "starter", None))
     cached(engine, ("history", 3), lambda: history_for(engine, 3))
+    margins_payload(engine, month, CONSOLE_LEAST_PROFITABLE)
     start, end = usage_window(engine, 90)
     cached(engine, ("fleet-usage", start, end, None), lambda: fleet_usage(engine, start, end, None))
+    cached(engine, ("fleet", FLEET_LIMIT), lambda: fleet_body(engine, None, None, FLEET_LIMIT))
+    _warmed_at[id(engine)] = datetime.now(UTC)
+
+
+@router.get("/api/console/caches", tags=["engine"])
+def caches(engine: EngineDep, principal: Reader) -> dict[str, Any]:
+    """Whether the console's figures have been computed since the engine started (``warmed_at``: when they
+    last were). Until the first warm-up ends, a page's first visit computes what it shows itself."""
+    warmed = _warmed_at.get(id(engine))
+    return {"warm": warmed is not None, "warmed_at": warmed.isoformat() if warmed else None}
 
 
 def warm_caches_quietly(engine: Engine) -> None:
