@@ -115,7 +115,9 @@ def ingest_frame(store: Store, frame: pl.DataFrame) -> IngestResult:
         open_rows = frame.filter(~month.is_in(sorted(closed)))
         refused = received - open_rows.height
         frame = open_rows
-    if frame.n_unique(subset=KEY_COLUMNS) != frame.height:  # a batch repeating a key keeps its first reading
+    # A batch repeating a key keeps its first reading. Distinct hashes prove distinct keys (a collision only
+    # sends the batch through the exact ``unique``), at half the cost of comparing the strings.
+    if frame.select(pl.struct(KEY_COLUMNS).hash().n_unique()).item() != frame.height:
         frame = frame.unique(subset=KEY_COLUMNS, keep="first", maintain_order=True)
     if frame.is_empty():
         return IngestResult(0, received - refused, refused)
