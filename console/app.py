@@ -50,6 +50,8 @@ def sign_in(token: str) -> None:
         )
         return
     st.session_state.update(token=token, role=who["role"], principal=who["principal"], sign_in_error=None)
+    if who["role"] == ui.OPERATOR_ONLY:  # operators land on Deploy; the Apps page's fleet loads meanwhile
+        ui.warm_fleet_in_background(ui.engine_url(), token)
 
 
 def sign_in_page() -> None:
