@@ -151,11 +151,16 @@ def to_json_text(value: Any) -> str:
         raise Unconvertible("a Json column holds binary data")
     text = value if isinstance(value, str) else json.dumps(value)
     try:
-        STRICT_JSON.decode(text)
+        parsed = STRICT_JSON.decode(text)
     except json.JSONDecodeError as exc:
         raise Unconvertible(f"not valid JSON ({exc.msg} at character {exc.pos})") from None
     except ValueError as exc:
         raise Unconvertible(f"not valid JSON ({exc})") from None
+    if "\\u" in text:  # an escaped lone surrogate decodes, but is no character: no database can store it
+        try:
+            json.dumps(parsed, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise Unconvertible("JSON holds an unpaired surrogate escape (\\ud800-\\udfff)") from None
     if "\\u0000" in text:
         raise Unconvertible("JSON contains \\u0000, which PostgreSQL jsonb cannot hold")
     return text

@@ -98,9 +98,12 @@ def jsonb_text(text: str) -> str:
     if end != len(text):  # leading or trailing whitespace, or not JSON: the full decoder says which
         parsed = _JSONB_DECODER.decode(text)
     try:
-        return "".join(_encode_chunks(parsed, 0))  # fails only on a fraction (a Decimal)
+        rendered = "".join(_encode_chunks(parsed, 0))  # fails only on a fraction (a Decimal)
     except TypeError:
-        return _render_slow(parsed)
+        rendered = _render_slow(parsed)
+    if "\\u" in text:  # an escaped lone surrogate decodes but cannot be stored (nor encoded)
+        rendered.encode()
+    return rendered
 
 
 # ------------------------------------------------------------------------------------- other types

@@ -3,6 +3,7 @@ load that stores something else than was sent fails verification and leaves the 
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -181,3 +182,19 @@ def test_decimal_texts_leave_what_needs_a_check_to_the_converter() -> None:
         "0.0001",
         "-9223372036854775808",
     ]
+
+
+def test_unpaired_surrogate_in_json_is_reported_not_crashed(tmp_path: Path, pg_database: str) -> None:
+    (tmp_path / "prisma").mkdir()
+    schema = tmp_path / "prisma" / "schema.prisma"
+    schema.write_text(FIDELITY_SCHEMA.read_text())
+    source = build_source(tmp_path / "preview.sqlite")
+    with sqlite3.connect(source) as conn:
+        conn.execute("""UPDATE accounts SET profile = '{"a": "\\ud800"}' WHERE id = 3""")
+    conn.close()
+
+    report = import_preview(schema, source, pg_database)
+
+    assert not report.ok
+    assert [(r.table, r.key, r.column) for r in report.rejected] == [("accounts", "id=3", "profile")]
+    assert "surrogate" in report.rejected[0].reason
