@@ -8,7 +8,7 @@ start finds them. Per page it prints:
 
 - first render: click in the navigation until the page has finished its first run with its data shown
   (Streamlit's "running" indicator gone and no loading placeholders): a new browser, so none of the
-  console's code is cached, and the console's own per-session caches cold;
+  console's code is cached yet, and a new console process, so its caches are cold;
 - warm: the same page opened again a moment later (console and engine caches warm), median of 2.
 
 The named baseline, measured in the same run, is the demo fleet of 500 apps. Target: every page under 1 s.
