@@ -14,7 +14,7 @@ setup:
 	if [ -n "$$missing" ]; then echo "installing Debian packages:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m pip install -q uv
-	uv sync --frozen --python $(PYTHON)
+	uv sync --frozen --compile-bytecode --python $(PYTHON)
 	@for d in $(NPM_DIRS); do \
 	  if [ ! -f $$d/node_modules/.package-lock.json ] || [ $$d/package-lock.json -nt $$d/node_modules/.package-lock.json ]; then \
 	    echo "npm ci in $$d"; (cd $$d && npm ci --no-audit --no-fund --loglevel=error) || exit 1; fi; done
