@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import secrets
 import shutil
 import sqlite3
@@ -57,11 +58,10 @@ def preview_source(source: Path, params: dict[str, Any]) -> Path | None:
         return Path(params["preview"])
     if (source / "preview.sqlite").is_file():
         return source / "preview.sqlite"
-    import re
-
-    match = re.search(r'url\s*=\s*"file:([^"]+)"', schema_path(source).read_text())
-    if match:
-        candidate = (source / "prisma" / match.group(1)).resolve()
+    schema = schema_path(source, params)
+    match = re.search(r'url\s*=\s*"file:([^"]+)"', schema.read_text())
+    if match:  # Prisma resolves a relative file: URL against the schema's folder
+        candidate = (schema.parent / match.group(1)).resolve()
         if candidate.is_file():
             return candidate
     return None
