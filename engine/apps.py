@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import json
-import re
 import statistics
 from datetime import UTC, datetime
 from typing import Any
 
 from engine.auth import Principal
-from engine.errors import Forbidden, InputError, NotFound
+from engine.edge.names import check_app_name
+from engine.errors import Forbidden, NotFound
 from engine.store import Store
-
-APP_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 
 def validate_app_name(name: str) -> str:
-    if not APP_NAME.match(name):
-        raise InputError(
-            f"app name {name!r} is not usable as a host name: use 1-63 lower-case letters, digits and "
-            "hyphens, starting and ending with a letter or digit"
-        )
-    return name
+    """An app name becomes a host name (`<app>.localhost`): the edge host's rule is the one rule."""
+    return check_app_name(name)
 
 
 def audit(

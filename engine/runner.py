@@ -163,22 +163,24 @@ class Runner:
             [deployment_id, step, line],
         )
 
-    def _set_step(self, deployment_id: str, position: int, **columns: Any) -> None:
-        assignments = ", ".join(
+    @staticmethod
+    def _assignments(columns: dict[str, Any]) -> tuple[str, list[Any]]:
+        """SET clause and values; the value "now()" means the database's clock."""
+        clause = ", ".join(
             f"{name} = now()" if value == "now()" else f"{name} = ?" for name, value in columns.items()
         )
-        values = [value for value in columns.values() if value != "now()"]
+        return clause, [value for value in columns.values() if value != "now()"]
+
+    def _set_step(self, deployment_id: str, position: int, **columns: Any) -> None:
+        clause, values = self._assignments(columns)
         self.store.execute(
-            f"UPDATE step_runs SET {assignments} WHERE deployment_id = ? AND position = ?",
+            f"UPDATE step_runs SET {clause} WHERE deployment_id = ? AND position = ?",
             [*values, deployment_id, position],
         )
 
     def _set_deployment(self, deployment_id: str, **columns: Any) -> None:
-        assignments = ", ".join(
-            f"{name} = now()" if value == "now()" else f"{name} = ?" for name, value in columns.items()
-        )
-        values = [value for value in columns.values() if value != "now()"]
-        self.store.execute(f"UPDATE deployments SET {assignments} WHERE id = ?", [*values, deployment_id])
+        clause, values = self._assignments(columns)
+        self.store.execute(f"UPDATE deployments SET {clause} WHERE id = ?", [*values, deployment_id])
 
     # -- submission -------------------------------------------------------------------------------
 
