@@ -3,6 +3,8 @@
 Every reading has an idempotency key (source, app, hour): a key already in the ledger adds nothing, so
 collecting an hour twice, or replaying a batch after a crash, is harmless. The key is those three columns, so
 the ledger derives its ``idempotency_key`` column on read (migration 036) instead of storing a string per row.
+Rows hold integer refs to the app, provider and source names (``ledger_readings``, migration 037); the
+``usage_ledger`` view reads them back as names.
 Readings for a closed month are refused (counted, not written): closing a month freezes it.
 """
 
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 import polars as pl
+import pyarrow as pa
 
 from engine.costs.usage import METRICS, Reading, hour_floor
 from engine.store import Store
@@ -36,14 +39,25 @@ def _add(column: str) -> str:
     )
 
 
-# Fold the batch's new rows (the registered ``ledger_batch``) into the daily rollup.
-DAILY_UPSERT = (
-    "INSERT INTO daily_usage SELECT app_id, provider, CAST(hour_start AS DATE),"
-    " sum(db_rows_read), sum(db_rows_written), max(db_storage_bytes), sum(db_storage_bytes), count(db_storage_bytes),"
-    " count(*) FILTER (WHERE coalesce(db_rows_read, 0) + coalesce(db_rows_written, 0) > 0),"
-    " sum(requests), sum(bandwidth_bytes), sum(compute_ms)"
+# The batch's new rows (the registered ``ledger_batch``) summed per app, provider and day.
+DAILY_BATCH = (
+    "SELECT app_id, provider, CAST(hour_start AS DATE) AS day, sum(db_rows_read) AS db_rows_read,"
+    " sum(db_rows_written) AS db_rows_written, max(db_storage_bytes) AS db_storage_bytes_max,"
+    " sum(db_storage_bytes) AS db_storage_bytes_sum, count(db_storage_bytes) AS db_storage_bytes_count,"
+    " count(*) FILTER (WHERE coalesce(db_rows_read, 0) + coalesce(db_rows_written, 0) > 0) AS db_active_hours,"
+    " sum(requests) AS requests, sum(bandwidth_bytes) AS bandwidth_bytes, sum(compute_ms) AS compute_ms"
     " FROM ledger_batch GROUP BY ALL"
-    " ON CONFLICT (app_id, provider, day) DO UPDATE SET "
+)
+# Days the daily rollup has no row for yet take a plain insert; otherwise the batch is folded in by MERGE.
+DAILY_OVERLAP_SQL = (
+    "SELECT EXISTS (SELECT 1 FROM daily_usage WHERE day BETWEEN CAST(? AS DATE) AND CAST(? AS DATE))"
+)
+DAILY_INSERT = f"INSERT INTO daily_usage BY NAME {DAILY_BATCH}"
+DAILY_MERGE = (
+    f"MERGE INTO daily_usage USING ({DAILY_BATCH}) AS excluded"
+    " ON daily_usage.app_id = excluded.app_id AND daily_usage.provider = excluded.provider"
+    " AND daily_usage.day = excluded.day AND daily_usage.day BETWEEN CAST($lo AS DATE) AND CAST($hi AS DATE)"
+    " WHEN MATCHED THEN UPDATE SET "
     + ", ".join(
         [
             _add("db_rows_read"),
@@ -60,6 +74,34 @@ DAILY_UPSERT = (
             _add("compute_ms"),
         ]
     )
+    + " WHEN NOT MATCHED THEN INSERT BY NAME"
+)
+
+_METRIC_COLUMNS = ", ".join(METRICS)
+OVERLAP_SQL = "SELECT EXISTS (SELECT 1 FROM ledger_readings WHERE hour_start BETWEEN ? AND ?)"
+# The batch's keys already in the ledger, read through the ``usage_ledger`` view (names, not refs).
+SEEN_SQL = (
+    f"SELECT {', '.join(KEY_COLUMNS)} FROM usage_ledger SEMI JOIN ledger_batch USING ({', '.join(KEY_COLUMNS)})"
+    " WHERE usage_ledger.hour_start BETWEEN $lo AND $hi"
+)
+# The batch's distinct (app, provider, source) triples; names the ledger has not seen yet get the next dense
+# refs (the view resolves a ref by list position); the triples with their refs, which the readings join once.
+BATCH_TRIPLES = "SELECT DISTINCT app_id, provider, source FROM ledger_batch"
+ADD_NAMES = (
+    "INSERT INTO ledger_names"
+    " SELECT (SELECT coalesce(max(ref), 0) FROM ledger_names) + row_number() OVER (ORDER BY name), name"
+    " FROM (SELECT app_id AS name FROM ledger_triples UNION SELECT provider FROM ledger_triples"
+    " UNION SELECT source FROM ledger_triples) ANTI JOIN ledger_names USING (name)"
+)
+TRIPLE_REFS = (
+    "SELECT t.*, a.ref AS app_ref, p.ref AS provider_ref, s.ref AS source_ref FROM ledger_triples t"
+    " JOIN ledger_names a ON a.name = t.app_id JOIN ledger_names p ON p.name = t.provider"
+    " JOIN ledger_names s ON s.name = t.source"
+)
+INSERT_READINGS = (
+    f"INSERT INTO ledger_readings (app_ref, provider_ref, source_ref, hour_start, {_METRIC_COLUMNS})"
+    f" SELECT app_ref, provider_ref, source_ref, hour_start, {_METRIC_COLUMNS}"
+    " FROM ledger_batch JOIN ledger_refs USING (app_id, provider, source)"
 )
 
 
@@ -124,27 +166,36 @@ def ingest_frame(store: Store, frame: pl.DataFrame) -> IngestResult:
     bounds = frame.select(pl.col("hour_start").min().alias("lo"), pl.col("hour_start").max().alias("hi")).row(
         0
     )
-    columns = ", ".join(LEDGER_SCHEMA)
+    registered: list[str] = []
+
+    def register(name: str, table: pa.Table) -> None:
+        connection.register(name, table)
+        registered.append(name)
+
     with store.transaction() as connection:
-        connection.register("ledger_batch", frame.to_arrow())
         try:
-            # Keys already in the ledger: the hour-range predicate lets DuckDB skip every row group outside the
-            # batch's hours, and the result is small (empty unless hours are collected again), so it is removed
-            # from the batch once here instead of anti-joining in both statements below.
-            seen = connection.sql(
-                f"SELECT {', '.join(KEY_COLUMNS)} FROM usage_ledger SEMI JOIN ledger_batch USING ({', '.join(KEY_COLUMNS)})"
-                " WHERE usage_ledger.hour_start BETWEEN $lo AND $hi",
-                params={"lo": bounds[0], "hi": bounds[1]},
-            ).pl()
-            if seen.height:
-                connection.unregister("ledger_batch")
-                frame = frame.join(seen, on=list(KEY_COLUMNS), how="anti")
-                connection.register("ledger_batch", frame.to_arrow())
+            register("ledger_batch", frame.to_arrow())
+            # Keys already in the ledger can only be in the batch's hours. Usually none are (each hour is collected
+            # once), so a range probe that reads only zone maps decides whether the semi-join is needed at all.
+            [(overlap,)] = connection.execute(OVERLAP_SQL, [bounds[0], bounds[1]]).fetchall()
+            if overlap:
+                seen = connection.sql(SEEN_SQL, params={"lo": bounds[0], "hi": bounds[1]}).pl()
+                if seen.height:
+                    frame = frame.join(seen, on=list(KEY_COLUMNS), how="anti")
+                    register("ledger_batch", frame.to_arrow())
             if frame.height:
-                connection.execute(DAILY_UPSERT)
-                connection.execute(f"INSERT INTO usage_ledger ({columns}) SELECT {columns} FROM ledger_batch")
+                register("ledger_triples", connection.sql(BATCH_TRIPLES).to_arrow_table())
+                connection.execute(ADD_NAMES)
+                register("ledger_refs", connection.sql(TRIPLE_REFS).to_arrow_table())
+                [(days_overlap,)] = connection.execute(DAILY_OVERLAP_SQL, [bounds[0], bounds[1]]).fetchall()
+                if days_overlap:
+                    connection.execute(DAILY_MERGE, {"lo": bounds[0], "hi": bounds[1]})
+                else:
+                    connection.execute(DAILY_INSERT)
+                connection.execute(INSERT_READINGS)
         finally:
-            connection.unregister("ledger_batch")
+            for name in set(registered):
+                connection.unregister(name)
     added = frame.height
     return IngestResult(added, received - refused - added, refused)
 
