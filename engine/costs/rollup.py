@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+import polars as pl
+
 from engine.costs.model import AppUsage, CostLine, ProviderBill, cost_provider, railway_baseline_cents
 from engine.costs.sheets import Catalog, default_catalog, record_versions
 from engine.errors import Conflict, InputError
@@ -332,53 +334,82 @@ def close_month(
         raise Conflict(f"{month:%Y-%m} is already closed")
     costs = cost_month(store, month, method=method, catalog=catalog)
     margins = margins_for(store, costs, catalog=catalog)
-    sheet_dates = {bill.provider: bill.effective_from for bill in costs.bills}
-    plans = {bill.provider: bill.plan for bill in costs.bills}
-    with store.transaction() as connection:
-        line_rows = [
-            [
-                month,
-                line.provider,
-                plans[line.provider],
-                sheet_dates[line.provider],
-                line.app_id,
-                line.component,
-                line.cents,
-            ]
-            for line in costs.lines()
-        ]
-        if line_rows:
-            connection.executemany("INSERT INTO monthly_cost_lines VALUES (?, ?, ?, ?, ?, ?, ?)", line_rows)
-        usage_rows = [
-            [month, app_id, provider, json.dumps(metrics)]
+    bills = {bill.provider: bill for bill in costs.bills}
+    lines = costs.lines()
+    cost_lines = pl.DataFrame(
+        {
+            "provider": [line.provider for line in lines],
+            "plan": [bills[line.provider].plan for line in lines],
+            "sheet_effective_from": [bills[line.provider].effective_from for line in lines],
+            "app_id": [line.app_id for line in lines],
+            "component": [line.component for line in lines],
+            "cents": [line.cents for line in lines],
+        },
+        schema={
+            "provider": pl.String,
+            "plan": pl.String,
+            "sheet_effective_from": pl.String,
+            "app_id": pl.String,
+            "component": pl.String,
+            "cents": pl.Int64,
+        },
+    )
+    app_usage = pl.DataFrame(
+        [
+            (app_id, provider, json.dumps(metrics))
             for app_id, per_provider in costs.usage.items()
             for provider, metrics in per_provider.items()
-        ]
-        if usage_rows:
-            connection.executemany("INSERT INTO monthly_app_usage VALUES (?, ?, ?, ?)", usage_rows)
-        margin_rows = [
-            [
-                month,
-                r["app_id"],
-                r["user_id"],
-                r["tier"],
-                r["revenue_cents"],
-                r["payment_fee_cents"],
-                r["cost_cents"],
-                r["railway_baseline_cents"],
-            ]
-            for r in margins.apps
-        ]
-        if margin_rows:
-            connection.executemany("INSERT INTO monthly_margins VALUES (?, ?, ?, ?, ?, ?, ?, ?)", margin_rows)
-        if margins.revenue_source == "list_price":
-            # Freeze the list-price revenue too, so a later price change in tiers.toml leaves the month alone.
-            for user in margins.users:
-                connection.execute(
-                    "INSERT OR IGNORE INTO revenue (month, user_id, tier, amount_cents, source)"
-                    " VALUES (?, ?, ?, ?, 'list_price')",
-                    [month, user["user_id"], user["tier"], user["revenue_cents"]],
-                )
+        ],
+        schema={"app_id": pl.String, "provider": pl.String, "metrics": pl.String},
+        orient="row",
+    )
+    margin_columns = (
+        "app_id",
+        "user_id",
+        "tier",
+        "revenue_cents",
+        "payment_fee_cents",
+        "cost_cents",
+        "railway_baseline_cents",
+    )
+    app_margins = pl.DataFrame(
+        [[r[c] for c in margin_columns] for r in margins.apps],
+        schema={c: pl.String if c in ("app_id", "user_id", "tier") else pl.Int64 for c in margin_columns},
+        orient="row",
+    )
+    # Freeze list-price revenue too, so a later price change in tiers.toml leaves the month alone.
+    list_revenue = pl.DataFrame(
+        [
+            (u["user_id"], u["tier"], u["revenue_cents"])
+            for u in margins.users
+            if margins.revenue_source == "list_price"
+        ],
+        schema={"user_id": pl.String, "tier": pl.String, "amount_cents": pl.Int64},
+        orient="row",
+    )
+    # One set-based statement per table, each frame read once through Arrow.
+    statements = {
+        "close_cost_lines": "INSERT INTO monthly_cost_lines SELECT $month, provider, plan,"
+        " CAST(sheet_effective_from AS DATE), app_id, component, cents FROM close_cost_lines",
+        "close_app_usage": "INSERT INTO monthly_app_usage SELECT $month, app_id, provider, metrics FROM close_app_usage",
+        "close_margins": f"INSERT INTO monthly_margins SELECT $month, {', '.join(margin_columns)} FROM close_margins",
+        "close_revenue": "INSERT OR IGNORE INTO revenue (month, user_id, tier, amount_cents, source)"
+        " SELECT $month, user_id, tier, amount_cents, 'list_price' FROM close_revenue",
+    }
+    frames = {
+        "close_cost_lines": cost_lines,
+        "close_app_usage": app_usage,
+        "close_margins": app_margins,
+        "close_revenue": list_revenue,
+    }
+    with store.transaction() as connection:
+        try:
+            for name, frame in frames.items():
+                connection.register(name, frame.to_arrow())
+                connection.execute(statements[name], {"month": month})
+        finally:
+            for name in frames:
+                connection.unregister(name)
         connection.execute(
             "INSERT INTO closed_months (month, closed_by, method) VALUES (?, ?, ?)",
             [month, actor, costs.method],

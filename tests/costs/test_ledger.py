@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from engine.costs.ledger import ingest, usage_series
 from engine.costs.margins import export_month, margins_month
-from engine.costs.rollup import close_month, cost_month
+from engine.costs.rollup import MonthCosts, close_month, cost_month
 from engine.costs.usage import Reading
 from engine.errors import Conflict, InputError
 from engine.store import Store
@@ -224,5 +224,30 @@ def test_the_daily_rollup_always_matches_the_ledger(
                 ],
             )
         assert store.fetchall(ROLLUP_MONTH_SQL) == store.fetchall(LEDGER_MONTH_SQL)
+        # One rollup row per app, provider and day, however the batches overlapped.
+        assert not store.fetchall(
+            "SELECT app_id, provider, day FROM daily_usage GROUP BY ALL HAVING count(*) > 1"
+        )
     finally:
         store.close()
+
+
+def test_closing_a_month_keeps_every_figure_it_showed_open(store: Store) -> None:
+    subscribe(store, "ada", "pro")
+    apps = [add_app(store, f"app-{i}", user_id="ada" if i % 2 else "bob", tier="free") for i in range(5)]
+    ingest(store, [edge_reading(app, HOUR, 3_000_000 * (i + 1)) for i, app in enumerate(apps)])
+    open_costs, open_margins = cost_month(store, "2026-10"), margins_month(store, "2026-10")
+    frozen = close_month(store, "2026-10", now=datetime(2026, 11, 2))
+    assert frozen.closed
+    assert frozen.by("app") == open_costs.by("app")
+    assert frozen.by("tier") == open_costs.by("tier")
+
+    def bills(costs: MonthCosts) -> list[tuple[str, int, dict[str, int]]]:
+        return [
+            (r["provider"], r["bill_cents"], {k: v for k, v in r["components"].items() if v})
+            for r in costs.by("provider")
+        ]
+
+    assert bills(frozen) == bills(open_costs)
+    assert margins_month(store, "2026-10").apps == open_margins.apps
+    assert margins_month(store, "2026-10").totals() == open_margins.totals()
