@@ -8,9 +8,10 @@ created in the same transaction appends pages, so rows are stored in the order t
 lost, invented or moved value changes its column's digest.
 
 What the server renders (``sql_text``) and what Python renders (``render_column``) must agree exactly:
-numbers as plain text, booleans ``true``/``false``, DateTime as microseconds since the epoch, Decimal
+numbers as plain text, booleans ``true``/``false``, DateTime as ``YYYY-MM-DD HH:MM:SS.ffffff``, Decimal
 without trailing zeros (``trim_scale``), Float as the hex of its IEEE bytes, Bytes as hex, Json as jsonb
-prints it (``jsonb_text``).
+prints it (``jsonb_text``). For most kinds that is the very text the COPY sent (``pg_texts``), so each
+value is rendered once for loading and checking.
 """
 
 from __future__ import annotations
@@ -19,21 +20,16 @@ import hashlib
 import json
 import struct
 from collections.abc import Callable, Sequence
-from datetime import timedelta
 from decimal import Decimal
-from itertools import repeat
 from json.encoder import c_encode_basestring, c_make_encoder  # type: ignore[attr-defined]
-from operator import floordiv, sub
 from typing import Any, cast
 
 from psycopg import sql
 
-from engine.dbpath.convert import EPOCH
 from engine.dbpath.schema import Column
+from engine.dbpath.targets.postgres import kind_of, pg_texts
 
 SEGMENT_ROWS = 50_000  # rows per server-side check: bounds the server's memory for the aggregates
-ONE_MICROSECOND = timedelta(microseconds=1)
-BOOLEAN_TEXT = {True: "true", False: "false"}
 _pack_double = struct.Struct(">d").pack
 
 
@@ -131,8 +127,12 @@ def _decimals(values: Sequence[Any]) -> list[str | None]:
     return ["0" if t == "-0" else t for t in trimmed] if "-0" in trimmed else trimmed
 
 
-def _present(render: Callable[[Any], str]) -> Callable[[Sequence[Any]], list[str | None]]:
-    def apply(values: Sequence[Any]) -> list[str | None]:
+def _float_hex(value: float) -> str:
+    return _pack_double(value).hex()
+
+
+def _from_values(render: Callable[[Any], str]) -> DigestRender:
+    def apply(texts: Sequence[str | None], values: Sequence[Any]) -> list[str | None]:
         if None not in values:
             return list(map(render, values))
         return [None if v is None else render(v) for v in values]
@@ -140,53 +140,56 @@ def _present(render: Callable[[Any], str]) -> Callable[[Sequence[Any]], list[str
     return apply
 
 
-def _datetimes(values: Sequence[Any]) -> list[str | None]:
-    if None not in values:
-        return list(map(str, map(floordiv, map(sub, values, repeat(EPOCH)), repeat(ONE_MICROSECOND))))
-    return [None if v is None else str((v - EPOCH) // ONE_MICROSECOND) for v in values]
+def _texts(texts: Sequence[str | None], values: Sequence[Any]) -> Sequence[str | None]:
+    return texts  # the COPY text itself is what the server prints back
 
 
-def _same(values: Sequence[Any]) -> list[Any]:
-    return list(values)
+def _values(texts: Sequence[str | None], values: Sequence[Any]) -> Sequence[str | None]:
+    return values  # the converter already gives jsonb's text (jsonb_text)
 
 
-def _float_hex(value: float) -> str:
-    return _pack_double(value).hex()
+def _decimal_texts(texts: Sequence[str | None], values: Sequence[Any]) -> list[str | None]:
+    return _decimals(texts)
 
 
-RENDERERS: dict[str, Callable[[Sequence[Any]], list[Any]]] = {
-    "String": _same,
-    "Enum": _same,
-    "Json": _same,  # the converter already gives jsonb's text (jsonb_text)
-    "Int": _present(str),
-    "BigInt": _present(str),
-    "Boolean": _present(BOOLEAN_TEXT.__getitem__),
-    "Float": _present(_float_hex),
-    "Decimal": _decimals,
-    "DateTime": _datetimes,
-    "Bytes": _present(bytes.hex),
+DigestRender = Callable[[Sequence[str | None], Sequence[Any]], Sequence[str | None]]
+RENDERERS: dict[str, DigestRender] = {
+    "String": _texts,
+    "Enum": _texts,
+    "Int": _texts,
+    "BigInt": _texts,
+    "Boolean": _texts,
+    "DateTime": _texts,
+    "Json": _values,
+    "Float": _from_values(_float_hex),
+    "Decimal": _decimal_texts,
+    "Bytes": _from_values(bytes.hex),
 }
 
 
-def _kind(column: Column) -> str:
-    return "Enum" if column.is_enum else column.type
+def digest_texts(column: Column, texts: Sequence[str | None], values: Sequence[Any]) -> Sequence[str | None]:
+    """What ``sql_text`` gives for stored values, from their COPY texts (``pg_texts``) and converted values.
+
+    Most kinds are printed back exactly as they were sent, so the text is rendered once for both.
+    """
+    return RENDERERS[kind_of(column)](texts, values)
 
 
 def render_column(column: Column, values: Sequence[Any]) -> list[str | None]:
     """Converted values as the text ``sql_text`` gives for them once stored."""
-    return RENDERERS[_kind(column)](values)
+    return list(digest_texts(column, pg_texts(column, values), values))
 
 
 def sql_text(column: Column) -> sql.Composable:
     """The server-side rendering of a stored column that ``render_column`` reproduces."""
     name = sql.Identifier(column.name)
-    kind = _kind(column)
+    kind = kind_of(column)
     if kind == "Float":
         return sql.SQL("encode(float8send({}), 'hex')").format(name)
     if kind == "Decimal":
         return sql.SQL("trim_scale({})::text").format(name)
     if kind == "DateTime":
-        return sql.SQL("(extract(epoch FROM {}) * 1000000)::bigint::text").format(name)
+        return sql.SQL("to_char({}, 'YYYY-MM-DD HH24:MI:SS.US')").format(name)
     if kind == "Bytes":
         return sql.SQL("encode({}, 'hex')").format(name)
     return sql.SQL("{}::text").format(name)
@@ -219,17 +222,17 @@ class ColumnDigests:
         self.rows = 0
         self.hashes = [hashlib.md5(usedforsecurity=False) for _ in self.columns]
 
-    def add(self, converted: Sequence[Sequence[Any]]) -> None:
-        if not converted or not converted[0]:
+    def add(self, rendered: Sequence[Sequence[str | None]]) -> None:
+        """Columns as ``digest_texts`` gives them."""
+        if not rendered or not rendered[0]:
             return
-        for column, values, digest in zip(self.columns, converted, self.hashes, strict=True):
-            texts = render_column(column, values)
+        for texts, digest in zip(rendered, self.hashes, strict=True):
             if None in texts:
                 framed = "".join(["\x00" if t is None else f"v{t}\x00" for t in texts])
             else:
                 framed = "v" + "\x00v".join(cast("list[str]", texts)) + "\x00"
             digest.update(framed.encode())
-        self.rows += len(converted[0])
+        self.rows += len(rendered[0])
 
     def take(self) -> tuple[int, list[str | None]]:
         """(rows, per-column hex digests or None for no rows) since the last take; starts afresh."""

@@ -32,12 +32,13 @@ from engine.dbpath.convert import (
     to_decimal,
 )
 from engine.dbpath.ddl import load_plan, schema_and_ddl
-from engine.dbpath.digest import SEGMENT_ROWS, ColumnDigests, jsonb_text
+from engine.dbpath.digest import SEGMENT_ROWS, ColumnDigests, digest_texts, jsonb_text
 from engine.dbpath.fastpath import fast_path, json_checksum_values, pg_decimal_texts
 from engine.dbpath.schema import Column, PrismaSchema, Table
 from engine.dbpath.sources import check_matches, count_rows, open_source
 from engine.dbpath.sql import column_list, quote
 from engine.dbpath.targets import Target, open_target, target_dialect
+from engine.dbpath.targets.postgres import pg_texts
 from engine.dbpath.transform import datasource_provider
 from engine.errors import Conflict, InputError, TransientError
 
@@ -157,8 +158,12 @@ class ServerChecks:
         self.stored = 0
         self.differing: set[str] = set()
 
-    def add(self, converted: Sequence[Sequence[Any]]) -> None:
-        self.ours.add(converted)
+    def add(self, texts: Sequence[list[str | None]], converted: Sequence[Sequence[Any]]) -> None:
+        """The batch as sent (``pg_texts``) and in checksum form; rendered for the digest only where the
+        server prints a kind back otherwise than it reads it."""
+        self.ours.add(
+            [digest_texts(c, t, v) for c, t, v in zip(self.table.columns, texts, converted, strict=True)]
+        )
         self.sent += len(converted[0]) if converted else 0
         if self.ours.rows >= SEGMENT_ROWS:
             self.check()
@@ -185,14 +190,15 @@ class ServerChecks:
 
 
 def _load_and_check(
-    load_columns: Callable[[Table, list[list[Any]]], None],
+    load_columns: Callable[[Table, list[list[str | None]]], None],
     checks: ServerChecks,
     table: Table,
     stored: list[list[Any]],
     converted: list[list[Any]],
 ) -> None:
-    load_columns(table, stored)
-    checks.add(converted)
+    texts = [pg_texts(c, values) for c, values in zip(table.columns, stored, strict=True)]
+    load_columns(table, texts)
+    checks.add(texts, converted)
 
 
 class BackgroundWriter:
@@ -402,7 +408,9 @@ def _run(
     source_sums: dict[str, Checksums] = {}
     server_checks: dict[str, ServerChecks] = {}
     digest_since: DigestSince | None = getattr(target, "digest_since", None)
-    load_columns: Callable[[Table, list[list[Any]]], None] | None = getattr(target, "load_columns", None)
+    load_columns: Callable[[Table, list[list[str | None]]], None] | None = getattr(
+        target, "load_columns", None
+    )
     run_id = str(uuid.uuid4())
     committed = False
     # The server loads and checksums one batch while this thread reads and converts the next.

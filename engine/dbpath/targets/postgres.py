@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from itertools import repeat
+from typing import Any, cast
 
 import psycopg
 from psycopg import sql
@@ -39,7 +40,9 @@ def copy_type(column: Column) -> str:
 
 
 NULL_FIELD = "\\N"
-BOOLEAN_FIELD = {True: "t", False: "f"}
+BOOLEAN_TEXT = {True: "true", False: "false"}  # what bool::text prints, so the digest reuses the field
+# Kinds whose texts may hold a backslash, tab or newline: only these need COPY escaping.
+ESCAPED_KINDS = frozenset({"String", "Json", "Enum", "Bytes"})
 
 
 def _escape_texts(values: list[str]) -> list[str]:
@@ -55,42 +58,66 @@ def _escape_texts(values: list[str]) -> list[str]:
     return escaped.split("\x00")
 
 
-def _bytea_field(value: bytes) -> str:
-    return "\\\\x" + value.hex()  # COPY unescapes \\ to \, and bytea reads \x<hex>
+def _bytea_text(value: bytes) -> str:
+    return "\\x" + value.hex()  # bytea's input form; COPY escaping doubles the backslash
 
 
-def _render_fields(render: Callable[[Any], str]) -> Callable[[Sequence[Any]], list[str]]:
-    def apply(values: Sequence[Any]) -> list[str]:
-        if None not in values:
-            return list(map(render, values))
-        return [NULL_FIELD if v is None else render(v) for v in values]
-
-    return apply
+def _datetime_text(values: Sequence[datetime]) -> list[str]:
+    # Always with microseconds: the same text to_char(..., 'YYYY-MM-DD HH24:MI:SS.US') gives back.
+    return list(map(datetime.isoformat, values, repeat(" "), repeat("microseconds")))
 
 
-def _text_fields(values: Sequence[Any]) -> list[str]:
-    if None not in values:
-        return _escape_texts(list(values))
-    escaped = _escape_texts(["" if v is None else v for v in values])
-    return [NULL_FIELD if v is None else e for v, e in zip(values, escaped, strict=True)]
+def _each(render: Callable[[Any], str]) -> Callable[[Sequence[Any]], list[str]]:
+    return lambda values: list(map(render, values))
 
 
-FIELD_RENDERERS: dict[str, Callable[[Sequence[Any]], list[str]]] = {
-    "String": _text_fields,
-    "Json": _text_fields,
-    "Int": _render_fields(str),
-    "BigInt": _render_fields(str),
-    "Float": _render_fields(float.__repr__),  # the shortest text that reads back as the same double
-    "Decimal": _render_fields(str),  # exact; numeric reads 1E+2 too
-    "Boolean": _render_fields(BOOLEAN_FIELD.__getitem__),
-    "DateTime": _render_fields(datetime.isoformat),
-    "Bytes": _render_fields(_bytea_field),
+def _same(values: Sequence[Any]) -> list[Any]:
+    return list(values)
+
+
+TEXT_RENDERERS: dict[str, Callable[[Sequence[Any]], list[Any]]] = {
+    "String": _same,
+    "Json": _same,
+    "Enum": _same,
+    "Int": _each(str),
+    "BigInt": _each(str),
+    "Float": _each(float.__repr__),  # the shortest text that reads back as the same double
+    "Decimal": _each(str),  # exact; numeric reads 1E+2 too
+    "Boolean": _each(BOOLEAN_TEXT.__getitem__),
+    "DateTime": _datetime_text,
+    "Bytes": _each(_bytea_text),
 }
+
+
+def kind_of(column: Column) -> str:
+    return "Enum" if column.is_enum else column.type
+
+
+def pg_texts(column: Column, values: Sequence[Any]) -> list[str | None]:
+    """Stored values as the text PostgreSQL reads, before COPY escaping; None for NULL."""
+    render = TEXT_RENDERERS[kind_of(column)]
+    if None not in values:
+        return render(values)
+    present = render([v for v in values if v is not None])
+    found = iter(present)
+    return [None if v is None else next(found) for v in values]
+
+
+def copy_fields(column: Column, texts: list[str | None]) -> list[str]:
+    """``pg_texts`` as COPY text fields: escaped where the kind needs it, ``\\N`` for NULL."""
+    if None in texts:
+        present = [t for t in texts if t is not None]
+        if kind_of(column) in ESCAPED_KINDS:
+            present = _escape_texts(present)
+        found = iter(present)
+        return [NULL_FIELD if t is None else next(found) for t in texts]
+    present_texts = cast("list[str]", texts)
+    return _escape_texts(present_texts) if kind_of(column) in ESCAPED_KINDS else present_texts
 
 
 def copy_text(column: Column, values: Sequence[Any]) -> list[str]:
     """Stored values as COPY text fields (``\\N`` for NULL)."""
-    return _text_fields(values) if column.is_enum else FIELD_RENDERERS[column.type](values)
+    return copy_fields(column, pg_texts(column, values))
 
 
 def _json_text(obj: Any) -> str:
@@ -157,15 +184,15 @@ class PostgresTarget:
             for row in rows:
                 copy.write_row(row)
 
-    def load_columns(self, table: Table, columns: Sequence[Sequence[Any]]) -> None:
-        """Append converted rows given column by column, as one text-format COPY.
+    def load_columns(self, table: Table, columns: Sequence[list[str | None]]) -> None:
+        """Append rows given column by column as ``pg_texts``, as one text-format COPY.
 
-        Each column is rendered in C-level ``map``/``join``/``replace`` calls, with no Python call per
-        row (binary ``write_row`` costs one per row and one per Json value).
+        Each column is escaped in C-level ``join``/``replace`` calls, with no Python call per row (binary
+        ``write_row`` costs one per row and one per Json value).
         """
         if not columns or not columns[0]:
             return
-        fields = [copy_text(c, values) for c, values in zip(table.columns, columns, strict=True)]
+        fields = [copy_fields(c, texts) for c, texts in zip(table.columns, columns, strict=True)]
         data = "\n".join(map("\t".join, zip(*fields, strict=True))) + "\n"
         query = sql.SQL("COPY {} ({}) FROM STDIN").format(
             sql.Identifier(table.name), sql.SQL(", ").join(sql.Identifier(c.name) for c in table.columns)
