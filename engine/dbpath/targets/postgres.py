@@ -7,13 +7,14 @@ recording the migration baseline is one transaction: any failure rolls all of it
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, suppress
 from datetime import datetime
 from itertools import repeat
 from typing import Any, cast
 
 import psycopg
 from psycopg import sql
-from psycopg.copy import QueuedLibpqWriter
+from psycopg.copy import Copy, QueuedLibpqWriter
 from psycopg.types.json import set_json_dumps, set_json_loads
 
 from engine.dbpath.schema import Column, Table
@@ -146,6 +147,9 @@ class PostgresTarget:
             if "password authentication" in message or "does not exist" in message or "permission" in message:
                 raise InputError(f"cannot connect to {self.description}: {message}") from None
             raise TransientError(f"cannot connect to {self.description}: {message}") from None
+        self._open_copy = ExitStack()
+        self._copy: Copy | None = None
+        self._copying: Table | None = None
         set_json_dumps(_json_text, self.conn)
         set_json_loads(_raw_json, self.conn)
 
@@ -170,6 +174,7 @@ class PostgresTarget:
             self.conn.execute("CREATE SCHEMA public")
 
     def execute(self, statements: Sequence[str]) -> None:
+        self.end_load()
         for statement in statements:
             self.conn.execute(statement.encode())
 
@@ -185,21 +190,39 @@ class PostgresTarget:
                 copy.write_row(row)
 
     def load_columns(self, table: Table, columns: Sequence[list[str | None]]) -> None:
-        """Append rows given column by column as ``pg_texts``, as one text-format COPY.
+        """Append rows given column by column as ``pg_texts`` to the table's open text-format COPY.
 
         Each column is escaped in C-level ``join``/``replace`` calls, with no Python call per row (binary
-        ``write_row`` costs one per row and one per Json value).
+        ``write_row`` costs one per row and one per Json value). The COPY stays open across batches and
+        its writer sends from its own thread, so the server parses one batch while the next is rendered;
+        ``end_load`` (called before any other statement) finishes it.
         """
         if not columns or not columns[0]:
             return
         fields = [copy_fields(c, texts) for c, texts in zip(table.columns, columns, strict=True)]
         data = "\n".join(map("\t".join, zip(*fields, strict=True))) + "\n"
-        query = sql.SQL("COPY {} ({}) FROM STDIN").format(
-            sql.Identifier(table.name), sql.SQL(", ").join(sql.Identifier(c.name) for c in table.columns)
-        )
-        cursor = self.conn.cursor()
-        with cursor.copy(query) as copy:
-            copy.write(data.encode(self.conn.info.encoding))
+        if self._copying is not table:
+            self.end_load()
+            query = sql.SQL("COPY {} ({}) FROM STDIN").format(
+                sql.Identifier(table.name), sql.SQL(", ").join(sql.Identifier(c.name) for c in table.columns)
+            )
+            cursor = self.conn.cursor()
+            self._copy = self._open_copy.enter_context(cursor.copy(query, writer=QueuedLibpqWriter(cursor)))
+            self._copying = table
+        assert self._copy is not None
+        self._copy.write(data.encode(self.conn.info.encoding))
+
+    def end_load(self) -> None:
+        """Finish the open COPY, if any: the server has then stored every row sent."""
+        self._copying = self._copy = None
+        self._open_copy.close()
+
+    def _abort_load(self) -> None:
+        """Cancel the open COPY, if any (the server discards it), ignoring a connection already lost."""
+        self._copying = self._copy = None
+        stack, self._open_copy = self._open_copy, ExitStack()
+        with suppress(psycopg.Error):
+            stack.__exit__(InterruptedError, InterruptedError("the import was abandoned"), None)
 
     def read(self, table: Table) -> Iterator[Sequence[Row]]:
         # A server-side cursor in binary: rows are parsed in psycopg's C code, a batch at a time.
@@ -216,12 +239,14 @@ class PostgresTarget:
         """(rows, last ctid, per-column digests) of the rows stored after ctid ``after``, by the server."""
         from engine.dbpath.digest import digest_query
 
+        self.end_load()
         found = self.conn.execute(digest_query(table.columns, table.name, after=after)).fetchone()
         if found is None:
             return 0, after, [None] * len(table.columns)
         return int(found[0]), found[1] or after, list(found[2:])
 
     def after_load(self, table: Table) -> None:
+        self.end_load()
         for column in table.columns:
             if column.autoincrement:
                 self.conn.execute(
@@ -259,11 +284,14 @@ class PostgresTarget:
         return None
 
     def commit(self) -> None:
+        self.end_load()
         self.conn.commit()
 
     def rollback(self) -> None:
+        self._abort_load()
         if not self.conn.closed:
             self.conn.rollback()
 
     def close(self) -> None:
+        self._abort_load()
         self.conn.close()
