@@ -191,6 +191,8 @@ class Turso:
     def _handle(self, database: TursoDatabase, token: str | None) -> DatabaseHandle:
         base = self._db_base(database.hostname)
         url = f"libsql://{database.hostname}" if base.startswith("https://") else base
+        if "/" in database.hostname:  # an emulator's host with a path: libSQL clients resolve
+            url += "/"  # "v3/pipeline" relative to the URL, so without the slash its last part is lost
         return DatabaseHandle(
             provider=self.name,
             name=database.name,

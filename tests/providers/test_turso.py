@@ -25,7 +25,7 @@ def test_provision_creates_a_real_sqlite_file_and_adopts_it_on_resume(
     again = turso.provision("app-1-prod")  # a resumed pipeline runs the step again
     assert again.id == first.id and emulator.creates == 1
     assert first.token and first.token != again.token
-    assert first.url.startswith("http://127.0.0.1:") and first.url.endswith("/_db/app-1-prod-acme")
+    assert first.url.startswith("http://127.0.0.1:") and first.url.endswith("/_db/app-1-prod-acme/")
     with sqlite3.connect(emulator.path_of("app-1-prod")) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert turso.find("app-1-prod") is not None and turso.find("nope") is None
@@ -140,7 +140,8 @@ def test_every_exchange_follows_the_turso_spec(
 
 def _pipeline(url: str, token: str, *sql: str) -> httpx.Response:
     requests = [{"type": "execute", "stmt": {"sql": s}} for s in sql] + [{"type": "close"}]
-    return httpx.post(f"{url}/v3/pipeline", json={"baton": None, "requests": requests},
+    # Resolved relative to the URL, as the libSQL clients do (hrana-client: new URL("v3/pipeline", url)).
+    return httpx.post(httpx.URL(url).join("v3/pipeline"), json={"baton": None, "requests": requests},
                       headers={"Authorization": f"Bearer {token}"}, timeout=10)
 
 

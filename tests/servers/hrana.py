@@ -4,7 +4,9 @@ Follows ``shared/specs/libsql/HRANA_3_SPEC.md``: ``GET /v3``, ``POST /v3/pipelin
 (JSON encoding; ``/v3-protobuf`` answers 404 so clients fall back to JSON), streams tied together by
 unforgeable batons, ``execute``/``batch`` (with conditions)/``sequence``/``store_sql``/``close_sql``/
 ``get_autocommit``/``close``, integers as strings, blobs as base64 and SQL errors reported inside
-``results`` rather than as HTTP errors.
+``results`` rather than as HTTP errors. ``GET /v2`` and ``POST /v2/pipeline`` (``HTTP_V2_SPEC.md``) are
+served by the same handler, since Hrana 3's pipeline is a superset: ``@libsql/client`` over http, as a
+deployed app uses it, speaks version 2.
 
 A ``FaultPlan`` makes it fail like a hosted database does: 429 with ``Retry-After``, 5xx, a connection
 dropped before or after the requests ran, or a slow answer.
@@ -542,7 +544,7 @@ def create_app(
         return await handle(request, "cursor")
 
     async def version3(_: Request) -> Response:
-        return PlainTextResponse("Hrana 3 (JSON) supported\n")
+        return PlainTextResponse("Hrana 2 and 3 (JSON) supported\n")
 
     async def no_protobuf(_: Request) -> Response:
         return _error_response(404, "this server speaks JSON only", "NOT_SUPPORTED")
@@ -552,6 +554,8 @@ def create_app(
 
     app = Starlette(
         routes=[
+            Route("/v2", version3, methods=["GET"]),
+            Route("/v2/pipeline", pipeline, methods=["POST"]),
             Route("/v3", version3, methods=["GET"]),
             Route("/v3/pipeline", pipeline, methods=["POST"]),
             Route("/v3/cursor", cursor, methods=["POST"]),
