@@ -88,6 +88,7 @@ def vercel_comparison(site: Path, raw: int) -> None:
         elapsed = time.perf_counter() - started
         stats = client.http.stats
         client.close()
+    emulator.close()
     print("## Vercel (same site, one request per file, raw bodies)")
     print(f"first deploy: bytes sent          {stats.bytes_sent:>14,} bytes  = {stats.bytes_sent / raw:.3f} x raw")
     print(f"first deploy: requests            {stats.requests:>14,}        files uploaded {emulator.uploads:,}")

@@ -80,3 +80,31 @@ class HostingProvider(Protocol):
     def set_env(self, project: str, env: Mapping[str, str]) -> None: ...
 
     def add_domain(self, project: str, domain: str) -> DomainStatus: ...
+
+
+@runtime_checkable
+class CloudHost(Protocol):
+    """What the deploy pipeline needs of a cloud host: a deployment that is built and reachable at its
+    own URL before production points at it, so a failed check leaves the live one serving."""
+
+    name: str
+
+    def stage(
+        self, project: str, files_dir: Path, env: Mapping[str, str], *, framework: str | None = None
+    ) -> Deployment:
+        """Upload (and, where the provider builds, build) a deployment; production is not changed."""
+        ...
+
+    def promote(self, project: str, deployment_id: str) -> Deployment:
+        """Point production at a staged or earlier deployment (also how a rollback is done)."""
+        ...
+
+    def production_url(self, project: str) -> str: ...
+
+    def delete_deployment(self, project: str, deployment_id: str) -> None: ...
+
+    def destroy(self, project: str) -> None: ...
+
+    def add_domain(self, project: str, domain: str) -> DomainStatus: ...
+
+    def close(self) -> None: ...

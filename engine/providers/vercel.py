@@ -33,7 +33,7 @@ from engine.providers.http import ProviderClient, RetryPolicy, looks_secret
 
 UPLOAD_CONCURRENCY = 8
 MAX_CREATE_ROUNDS = 3  # a file can go missing again between upload and create (it expired): retry
-IGNORED_PARTS = frozenset({"node_modules", ".git", ".vercel", ".DS_Store"})
+IGNORED_PARTS = frozenset({"node_modules", ".git", ".vercel", ".next", ".DS_Store"})
 
 
 @dataclass(frozen=True)
@@ -98,19 +98,50 @@ class Vercel:
         return {**({"teamId": self.team_id} if self.team_id else {}), **extra}
 
     # -- HostingProvider ---------------------------------------------------------------------------
-    def deploy(self, project: str, files_dir: Path, env: Mapping[str, str]) -> Deployment:
+    def deploy(
+        self, project: str, files_dir: Path, env: Mapping[str, str], *, framework: str | None = None
+    ) -> Deployment:
+        """Upload, build and make it production at once (``stage`` then ``promote`` checks in between)."""
         self.ensure_project(project)
         if env:
             self.set_env(project, env)
-        created = self.create_deployment(project, files_dir)
+        created = self.create_deployment(project, files_dir, target="production", framework=framework)
         return self.wait(project, created["id"])
 
-    def rollback(self, project: str, deployment_id: str) -> Deployment:
-        """Point production back at an earlier deployment (promote does not rebuild)."""
+    def stage(
+        self, project: str, files_dir: Path, env: Mapping[str, str], *, framework: str | None = None
+    ) -> Deployment:
+        """A preview deployment, built and ready at its own URL; production keeps serving the old one.
+
+        ``framework="nextjs"`` uploads source and lets Vercel install and build it, as ``vercel deploy``
+        does for a Next.js project."""
+        self.ensure_project(project)
+        if env:
+            self.set_env(project, env)
+        created = self.create_deployment(project, files_dir, framework=framework)
+        return self.wait(project, created["id"])
+
+    def promote(self, project: str, deployment_id: str) -> Deployment:
+        """Point production at a ready deployment (the promote endpoint does not rebuild)."""
         self.http.request(
             "POST", f"/v10/projects/{project}/promote/{deployment_id}", params=self._params(), idempotent=True
         )
         return _deployment(project, self.get_deployment(deployment_id), self._scheme)
+
+    rollback = promote
+
+    def production_url(self, project: str) -> str:
+        """The production alias Vercel gave the project (``<project>.vercel.app``)."""
+        found = self.get_project(project) or {}
+        aliases = ((found.get("targets") or {}).get("production") or {}).get("alias") or []
+        if not aliases:
+            raise ProviderError("vercel", f"project {project} has no production alias yet")
+        host = str(aliases[0])
+        return host if "://" in host else f"{self._scheme}://{host}"
+
+    def delete_deployment(self, project: str, deployment_id: str) -> None:
+        with contextlib.suppress(ProviderNotFound):
+            self.http.request("DELETE", f"/v13/deployments/{deployment_id}", params=self._params())
 
     def destroy(self, project: str) -> None:
         with contextlib.suppress(ProviderNotFound):
@@ -168,14 +199,18 @@ class Vercel:
         return _domain(self.http.json("GET", f"/v9/projects/{project}/domains/{domain}", params=self._params()))
 
     # -- deployments -------------------------------------------------------------------------------
-    def create_deployment(self, project: str, files_dir: Path) -> dict[str, Any]:
+    def create_deployment(
+        self, project: str, files_dir: Path, *, target: str | None = None, framework: str | None = None
+    ) -> dict[str, Any]:
         files = collect(files_dir)
         by_sha = {f.sha: f for f in files}
-        body = {
-            "name": project, "project": project, "target": "production",
+        body: dict[str, Any] = {
+            "name": project, "project": project,
             "files": [{"file": f.name, "sha": f.sha, "size": f.size} for f in files],
-            "projectSettings": {"framework": None},
+            "projectSettings": {"framework": framework},
         }
+        if target:
+            body["target"] = target
         uploaded: set[str] = set()
         for _ in range(MAX_CREATE_ROUNDS):
             response = self.http.request(

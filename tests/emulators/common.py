@@ -9,12 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import signal
+import socket
+import subprocess
 import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import httpx
+
+from tests.servers.asgi import free_port
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -215,3 +224,65 @@ class SlidingWindow:
             self._times.append(now)
             self.peak = max(self.peak, len(self._times))
             return None
+
+
+class AppServer:
+    """A built app's server process on a free loopback port, as a hosting emulator runs a deployment."""
+
+    def __init__(self, command: list[str], cwd: Path, env: dict[str, str], log_path: Path) -> None:
+        self.port = free_port()
+        self.log_path = log_path
+        base = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+        with log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                env={**base, **env, "PORT": str(self.port), "HOSTNAME": "127.0.0.1", "NODE_ENV": "production"},
+            )
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}; log: {self.log_path}")
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"server did not listen within {timeout:.0f} s; log: {self.log_path}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "upgrade", "te", "trailer",
+                        "proxy-authorization", "proxy-authenticate"})
+
+
+async def forward(scope: Scope, receive: Receive, send: Send, port: int) -> None:
+    """Pass one HTTP request to ``127.0.0.1:port`` and its answer back (Host header kept)."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    path = scope.get("raw_path") or scope["path"].encode()
+    if scope.get("query_string"):
+        path += b"?" + scope["query_string"]
+    headers = [(k, v) for k, v in scope["headers"] if k.decode("latin-1").lower() not in HOP_BY_HOP]
+    async with httpx.AsyncClient(trust_env=False, timeout=120.0) as client:
+        upstream = await client.request(
+            scope["method"], f"http://127.0.0.1:{port}{path.decode('latin-1')}", headers=headers, content=body
+        )
+        raw = upstream.content  # decoded: drop content-encoding with it
+    skip = HOP_BY_HOP | {"content-encoding", "content-length"}
+    out = [(k, v) for k, v in upstream.headers.raw if k.decode("latin-1").lower() not in skip]
+    out.append((b"content-length", str(len(raw)).encode()))
+    await send({"type": "http.response.start", "status": upstream.status_code, "headers": out})
+    await send({"type": "http.response.body", "body": raw})

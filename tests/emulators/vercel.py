@@ -4,6 +4,12 @@ Files are stored by SHA-1 (``/v2/files`` checks the digest); a deployment that n
 have answers 400 ``missing_files`` with the digests, as Vercel's client code expects (not in the
 OpenAPI; see SOURCES.md). Each deployment is served at ``http://<project>-<id>.vercel.localhost:<port>/``
 and production at ``http://<project>.vercel.localhost:<port>/`` (connect to 127.0.0.1, send the Host).
+
+A deployment with ``projectSettings.framework == "nextjs"`` is built the way Vercel builds one: the
+uploaded source is installed and built (``npm ci``, ``npm run build``, with the project's environment
+variables for the deployment's target and the system variables ``VERCEL=1``, ``VERCEL_URL``), then its
+server runs and the deployment's URL is proxied to it, so a health check reaches the app for real.
+Without a framework the files are served as they are.
 """
 
 from __future__ import annotations
@@ -12,9 +18,12 @@ import hashlib
 import mimetypes
 import re
 import secrets
+import shutil
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -22,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.emulators.common import Faults, Instrumented, Recorder, Scope
+from tests.emulators.common import AppServer, Faults, Instrumented, Recorder, Scope, forward
 
 SITE_HOST = re.compile(r"^(?P<label>[a-z0-9-]+)\.vercel\.localhost(?::\d+)?$")
 OWNER = "team_emulated0000000000000000"
@@ -39,9 +48,12 @@ class EmulatedDeployment:
     project: str
     host: str
     files: dict[str, str]  # path -> sha
-    target: str
+    target: str | None  # None: a preview deployment (the spec's target is "staging" | "production" | null)
+    framework: str | None = None
     created_at: int = field(default_factory=_ms)
     state: str = "BUILDING"
+    error: str | None = None
+    server: AppServer | None = None
 
 
 @dataclass
@@ -57,6 +69,7 @@ class EmulatedProject:
 class VercelEmulator:
     def __init__(self, *, token: str = "vercel-token-0123456789abcdef", polls_to_ready: int = 1) -> None:
         self.token, self.polls_to_ready = token, polls_to_ready
+        self.root = Path(tempfile.mkdtemp(prefix="vercel-emulator-"))  # builds and their logs
         self.projects: dict[str, EmulatedProject] = {}
         self.deployments: dict[str, EmulatedDeployment] = {}
         self.blobs: dict[str, bytes] = {}
@@ -68,19 +81,32 @@ class VercelEmulator:
         self._api = self._starlette()
         self.app = Instrumented(self._dispatch, self.faults, self.recorder, record_prefix="/v")
 
+    def close(self) -> None:
+        for deployment in self.deployments.values():
+            if deployment.server is not None:
+                deployment.server.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
     async def _dispatch(self, scope: Scope, receive: Any, send: Any) -> None:
         host = dict(scope.get("headers", [])).get(b"host", b"").decode()
         site = SITE_HOST.match(host)
         if site and scope["type"] == "http":
-            await self._serve(site["label"], scope["path"])(scope, receive, send)
+            deployment = self._site(site["label"])
+            if deployment is not None and deployment.server is not None:
+                await forward(scope, receive, send, deployment.server.port)
+            else:
+                await self._serve(deployment, scope["path"])(scope, receive, send)
         else:
             await self._api(scope, receive, send)
 
-    def _serve(self, label: str, path: str) -> Response:
+    def _site(self, label: str) -> EmulatedDeployment | None:
         deployment = next((d for d in self.deployments.values() if d.host.split(".")[0] == label), None)
         if deployment is None and label in self.projects:
             deployment = self.deployments.get(self.projects[label].production or "")
-        if deployment is None or deployment.state != "READY":
+        return deployment if deployment is not None and deployment.state == "READY" else None
+
+    def _serve(self, deployment: EmulatedDeployment | None, path: str) -> Response:
+        if deployment is None:
             return Response("deployment not found", status_code=404)
         for candidate in ([path.lstrip("/"), f"{path.strip('/')}/index.html".lstrip("/"), f"{path.lstrip('/')}.html"]
                           if path != "/" else ["index.html"]):
@@ -107,7 +133,18 @@ class VercelEmulator:
         return project
 
     def _project_json(self, p: EmulatedProject) -> dict[str, Any]:
-        return {"accountId": OWNER, "directoryListing": False, "id": p.id, "name": p.name,
+        production = self.deployments.get(p.production or "")
+        targets = {}
+        if production is not None:  # the project's production alias, on this emulator's port
+            alias = f"{p.name}.vercel.localhost:{production.host.rsplit(':', 1)[1]}"
+            targets["production"] = {"id": production.id, "alias": [alias], "createdAt": production.created_at,
+                                     "createdIn": "iad1",
+                                     "creator": {"uid": "emulated-user", "email": "ops@example.com",
+                                                 "username": "emulated-user"},
+                                     "deploymentHostname": production.host, "name": p.name, "plan": "hobby",
+                                     "previewCommentsEnabled": False, "private": True, "readyState": "READY",
+                                     "type": "LAMBDAS", "url": production.host, "userId": "emulated-user"}
+        return {"accountId": OWNER, "targets": targets, "directoryListing": False, "id": p.id, "name": p.name,
                 "nodeVersion": "22.x", "resourceConfig": {"functionDefaultRegions": ["iad1"]},
                 "defaultResourceConfig": {"functionDefaultRegions": ["iad1"]},
                 "createdAt": p.created_at, "updatedAt": p.created_at}
@@ -121,8 +158,8 @@ class VercelEmulator:
             "status": d.state, "readyState": d.state, "id": d.id, "createdAt": d.created_at,
             "name": d.project, "type": "LAMBDAS", "meta": {}, "regions": ["iad1"], "url": d.host,
             "version": 2, "projectId": d.project_id, "plan": "hobby", "createdIn": "iad1",
-            "ownerId": OWNER, "routes": None, "target": d.target,
-        }
+            "ownerId": OWNER, "routes": None,
+        } | ({"target": d.target} if d.target else {})
 
     # -- routes --------------------------------------------------------------------------------------
     async def get_project(self, request: Request) -> Response:
@@ -207,10 +244,52 @@ class VercelEmulator:
         deployment = EmulatedDeployment(
             id=deployment_id, project_id=project.id, project=project.name,
             host=f"{project.name}-{deployment_id[4:13]}.vercel.localhost:{port}", files=files,
-            target=body.get("target") or "preview",
+            target=body.get("target"),
+            framework=(body.get("projectSettings") or {}).get("framework"),
         )
         self.deployments[deployment_id] = deployment
+        if deployment.framework == "nextjs":
+            target = deployment.target or "preview"
+            env = {k: v["value"] for k, v in project.env.items() if target in v["target"]}
+            threading.Thread(target=self._build, args=(deployment, env), daemon=True).start()
         return JSONResponse(self._deployment_json(deployment))
+
+    def _build(self, deployment: EmulatedDeployment, env: dict[str, str]) -> None:
+        """What Vercel's build does for a Next.js project: install, build, then serve the output."""
+        from engine.errors import LaunchdeckError
+        from engine.webbuild import build
+
+        workdir = self.root / deployment.id / "src"
+        for name, sha in deployment.files.items():
+            path = workdir / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(self.blobs[sha])
+        env = {**env, "VERCEL": "1", "VERCEL_ENV": deployment.target or "preview", "VERCEL_URL": deployment.host}
+        log = self.root / deployment.id / "build.log"
+        try:
+            cache = self.root / "cache" / deployment.project  # Vercel keeps a build cache per project
+            result = build(workdir, env, timeout=900, memory_mb=3072, log_path=log,
+                           npm_cache=cache / "npm", build_cache=cache / "next")
+            server = AppServer(result.server_command, result.server_dir, env, self.root / deployment.id / "server.log")
+            deployment.server = server
+            server.wait_ready()
+        except (LaunchdeckError, RuntimeError) as exc:
+            deployment.error = f"Command \"npm run build\" exited with 1: {str(exc)[-400:]}"
+            deployment.state = "ERROR"
+            return
+        deployment.state = "READY"
+        if deployment.target == "production":
+            self.projects[deployment.project].production = deployment.id
+
+    async def delete_deployment(self, request: Request) -> Response:
+        if (denied := self._guard(request)) is not None:
+            return denied
+        deployment = self.deployments.pop(request.path_params["key"], None)
+        if deployment is None:
+            return self._error(404, "not_found", "Deployment not found")
+        if deployment.server is not None:
+            deployment.server.stop()
+        return JSONResponse({"uid": deployment.id, "state": "DELETED"})
 
     async def get_deployment(self, request: Request) -> Response:
         if (denied := self._guard(request)) is not None:
@@ -218,7 +297,7 @@ class VercelEmulator:
         deployment = self.deployments.get(request.path_params["key"])
         if deployment is None:
             return self._error(404, "not_found", "Deployment not found")
-        if deployment.state == "BUILDING":
+        if deployment.state == "BUILDING" and deployment.framework != "nextjs":
             if self.fail_next_deployment:
                 self.fail_next_deployment = False
                 deployment.state = "ERROR"
@@ -228,7 +307,7 @@ class VercelEmulator:
                     self.projects[deployment.project].production = deployment.id
         body = self._deployment_json(deployment)
         if deployment.state == "ERROR":
-            body.update(errorCode="BUILD_FAILED", errorMessage="The deployment failed (emulated)")
+            body.update(errorCode="BUILD_FAILED", errorMessage=deployment.error or "The deployment failed (emulated)")
         return JSONResponse(body)
 
     async def promote(self, request: Request) -> Response:
@@ -288,6 +367,7 @@ class VercelEmulator:
             Route("/v2/files", self.upload_file, methods=["POST"]),
             Route("/v13/deployments", self.create_deployment, methods=["POST"]),
             Route("/v13/deployments/{key}", self.get_deployment, methods=["GET"]),
+            Route("/v13/deployments/{key}", self.delete_deployment, methods=["DELETE"]),
             Route("/v10/projects/{project}/promote/{deployment}", self.promote, methods=["POST"]),
             Route("/v10/projects/{key}/domains", self.add_domain, methods=["POST"]),
             Route("/v9/projects/{key}/domains/{domain}", self.get_domain, methods=["GET"]),

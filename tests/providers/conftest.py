@@ -96,8 +96,11 @@ def cloudflare(cloudflare_emulator: tuple[CloudflareEmulator, str]) -> Iterator[
 @pytest.fixture
 def vercel_emulator() -> Iterator[tuple[VercelEmulator, str]]:
     emulator = VercelEmulator()
-    with serve(emulator.app) as url:
-        yield emulator, url
+    try:
+        with serve(emulator.app) as url:
+            yield emulator, url
+    finally:
+        emulator.close()
 
 
 @pytest.fixture

@@ -45,6 +45,21 @@ def test_deploy_uploads_only_missing_files_and_serves_them(
     assert fetch(_production(second.url, "store")).text == "<h1>v1</h1>"
 
 
+def test_a_staged_deployment_is_served_at_its_own_url_until_promoted(
+    vercel: Vercel, vercel_emulator: tuple[VercelEmulator, str], tmp_path: Path
+) -> None:
+    live = vercel.deploy("shop", write_site(tmp_path / "v1", {"index.html": "live"}), {})
+    staged = vercel.stage("shop", write_site(tmp_path / "v2", {"index.html": "candidate"}), {})
+    production = vercel.production_url("shop")
+    assert production == _production(live.url, "shop").rstrip("/")
+    assert fetch(staged.url).text == "candidate" and fetch(production).text == "live"
+    vercel.promote("shop", staged.id)
+    assert fetch(production).text == "candidate"
+    vercel.delete_deployment("shop", live.id)
+    vercel.delete_deployment("shop", live.id)  # already gone: not an error
+    assert fetch(live.url).status_code == 404 and fetch(production).text == "candidate"
+
+
 def test_failed_build_is_reported_with_vercels_reason(
     vercel: Vercel, vercel_emulator: tuple[VercelEmulator, str], tmp_path: Path
 ) -> None:
@@ -80,6 +95,10 @@ def test_every_exchange_follows_the_vercel_spec(
     first = vercel.deploy("contract", write_site(tmp_path / "v1", {"index.html": "1"}), {"K": "secret-value"})
     vercel.deploy("contract", write_site(tmp_path / "v2", {"index.html": "2"}), {})
     vercel.rollback("contract", first.id)
+    staged = vercel.stage("contract", write_site(tmp_path / "v3", {"index.html": "3"}), {})
+    vercel.promote("contract", staged.id)
+    vercel.production_url("contract")
+    vercel.delete_deployment("contract", first.id)
     vercel.add_domain("contract", "app.example.net")
     vercel.domain("contract", "app.example.net")
     vercel.destroy("contract")
