@@ -2,10 +2,11 @@
 
 While rows stream, each column's converted values are rendered as the text PostgreSQL gives for the stored
 value, framed (``v<text>\\0`` for a value, ``\\0`` for NULL: text never holds NUL, so the framing is
-unambiguous) and fed to one MD5 per column. After every segment of rows the server computes the same
-digest over the rows stored since the last segment, in physical order (``ORDER BY ctid``: COPY into a table
-created in the same transaction appends pages, so rows are stored in the order they were sent). A changed,
-lost, invented or moved value changes its column's digest.
+unambiguous) and fed to one SHA-256 per column (the CPU's SHA instructions make it faster than MD5).
+After every segment of rows the server computes the same digest over the rows stored since the last
+segment, in physical order (``ORDER BY ctid``: COPY into a table created in the same transaction appends
+pages, so rows are stored in the order they were sent). A changed, lost, invented or moved value changes
+its column's digest.
 
 What the server renders (``sql_text``) and what Python renders (``render_column``) must agree exactly:
 numbers as plain text, booleans ``true``/``false``, DateTime as ``YYYY-MM-DD HH:MM:SS.ffffff``, Decimal
@@ -196,15 +197,15 @@ def sql_text(column: Column) -> sql.Composable:
 
 
 def digest_query(columns: Sequence[Column], table: str, *, after: str | None) -> sql.Composed:
-    """Row count, last ctid and one MD5 per column over the rows stored after ctid ``after``.
+    """Row count, last ctid and one SHA-256 per column over the rows stored after ctid ``after``.
 
     One sort by ctid under the aggregate feeds every ``string_agg`` in stored order (an ``ORDER BY``
     inside each aggregate would sort once per column); the session runs without parallel workers.
     """
     framed = [
         sql.SQL(
-            "md5(string_agg(coalesce('\\x76'::bytea || convert_to({}, 'UTF8') || '\\x00'::bytea,"
-            " '\\x00'::bytea), ''::bytea))"
+            "encode(sha256(string_agg(coalesce('\\x76'::bytea || convert_to({}, 'UTF8') || '\\x00'::bytea,"
+            " '\\x00'::bytea), ''::bytea)), 'hex')"
         ).format(sql_text(c))
         for c in columns
     ]
@@ -215,12 +216,12 @@ def digest_query(columns: Sequence[Column], table: str, *, after: str | None) ->
 
 
 class ColumnDigests:
-    """The Python side: one running MD5 per column over the framed rendering of each value."""
+    """The Python side: one running SHA-256 per column over the framed rendering of each value."""
 
     def __init__(self, columns: Sequence[Column]) -> None:
         self.columns = tuple(columns)
         self.rows = 0
-        self.hashes = [hashlib.md5(usedforsecurity=False) for _ in self.columns]
+        self.hashes = [hashlib.sha256() for _ in self.columns]
 
     def add(self, rendered: Sequence[Sequence[str | None]]) -> None:
         """Columns as ``digest_texts`` gives them."""
@@ -238,5 +239,5 @@ class ColumnDigests:
         """(rows, per-column hex digests or None for no rows) since the last take; starts afresh."""
         found = (self.rows, [h.hexdigest() if self.rows else None for h in self.hashes])
         self.rows = 0
-        self.hashes = [hashlib.md5(usedforsecurity=False) for _ in self.columns]
+        self.hashes = [hashlib.sha256() for _ in self.columns]
         return found
