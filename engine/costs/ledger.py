@@ -86,6 +86,7 @@ SEEN_SQL = (
 )
 # The batch's distinct (app, provider, source) triples; names the ledger has not seen yet get the next dense
 # refs (the view resolves a ref by list position); the triples with their refs, which the readings join once.
+# A NULL ref: a name not in ``ledger_names`` yet.
 BATCH_TRIPLES = "SELECT DISTINCT app_id, provider, source FROM ledger_batch"
 ADD_NAMES = (
     "INSERT INTO ledger_names"
@@ -95,8 +96,8 @@ ADD_NAMES = (
 )
 TRIPLE_REFS = (
     "SELECT t.*, a.ref AS app_ref, p.ref AS provider_ref, s.ref AS source_ref FROM ledger_triples t"
-    " JOIN ledger_names a ON a.name = t.app_id JOIN ledger_names p ON p.name = t.provider"
-    " JOIN ledger_names s ON s.name = t.source"
+    " LEFT JOIN ledger_names a ON a.name = t.app_id LEFT JOIN ledger_names p ON p.name = t.provider"
+    " LEFT JOIN ledger_names s ON s.name = t.source"
 )
 INSERT_READINGS = (
     f"INSERT INTO ledger_readings (app_ref, provider_ref, source_ref, hour_start, {_METRIC_COLUMNS})"
@@ -185,8 +186,11 @@ def ingest_frame(store: Store, frame: pl.DataFrame) -> IngestResult:
                     register("ledger_batch", frame.to_arrow())
             if frame.height:
                 register("ledger_triples", connection.sql(BATCH_TRIPLES).to_arrow_table())
-                connection.execute(ADD_NAMES)
-                register("ledger_refs", connection.sql(TRIPLE_REFS).to_arrow_table())
+                refs = connection.sql(TRIPLE_REFS).pl()
+                if refs.select(pl.any_horizontal(pl.col("^.*_ref$").is_null()).any()).item():
+                    connection.execute(ADD_NAMES)  # only when a name is new: most batches name no new app
+                    refs = connection.sql(TRIPLE_REFS).pl()
+                register("ledger_refs", refs.to_arrow())
                 [(days_overlap,)] = connection.execute(DAILY_OVERLAP_SQL, [bounds[0], bounds[1]]).fetchall()
                 if days_overlap:
                     connection.execute(DAILY_MERGE, {"lo": bounds[0], "hi": bounds[1]})
