@@ -5,7 +5,7 @@ PYTHON ?= python3
 # Debian packages the product and its tests use.
 APT_PACKAGES := chromium bubblewrap pgloader postgresql-client sqlite3
 # Node tool folders (each has a committed package-lock.json).
-NPM_DIRS := $(sort $(dir $(wildcard engine/*/node/package-lock.json engine/*/*/node/package-lock.json)))
+NPM_DIRS := $(sort $(dir $(wildcard engine/*/node/package-lock.json engine/*/*/node/package-lock.json tests/emulators/node/package-lock.json)))
 
 .PHONY: setup run test lint bench clean
 
