@@ -49,9 +49,6 @@ DAILY_BATCH = (
     " FROM ledger_batch GROUP BY ALL"
 )
 # Days the daily rollup has no row for yet take a plain insert; otherwise the batch is folded in by MERGE.
-DAILY_OVERLAP_SQL = (
-    "SELECT EXISTS (SELECT 1 FROM daily_usage WHERE day BETWEEN CAST(? AS DATE) AND CAST(? AS DATE))"
-)
 DAILY_INSERT = f"INSERT INTO daily_usage BY NAME {DAILY_BATCH}"
 DAILY_MERGE = (
     f"MERGE INTO daily_usage USING ({DAILY_BATCH}) AS excluded"
@@ -78,7 +75,12 @@ DAILY_MERGE = (
 )
 
 _METRIC_COLUMNS = ", ".join(METRICS)
-OVERLAP_SQL = "SELECT EXISTS (SELECT 1 FROM ledger_readings WHERE hour_start BETWEEN ? AND ?)"
+# Whether the ledger holds readings in the batch's hours, and the daily rollup rows for its days: range probes
+# that zone maps answer without reading rows.
+OVERLAP_SQL = (
+    "SELECT EXISTS (SELECT 1 FROM ledger_readings WHERE hour_start BETWEEN $lo AND $hi),"
+    " EXISTS (SELECT 1 FROM daily_usage WHERE day BETWEEN CAST($lo AS DATE) AND CAST($hi AS DATE))"
+)
 # The batch's keys already in the ledger, read through the ``usage_ledger`` view (names, not refs).
 SEEN_SQL = (
     f"SELECT {', '.join(KEY_COLUMNS)} FROM usage_ledger SEMI JOIN ledger_batch USING ({', '.join(KEY_COLUMNS)})"
@@ -87,7 +89,6 @@ SEEN_SQL = (
 # The batch's distinct (app, provider, source) triples; names the ledger has not seen yet get the next dense
 # refs (the view resolves a ref by list position); the triples with their refs, which the readings join once.
 # A NULL ref: a name not in ``ledger_names`` yet.
-BATCH_TRIPLES = "SELECT DISTINCT app_id, provider, source FROM ledger_batch"
 ADD_NAMES = (
     "INSERT INTO ledger_names"
     " SELECT (SELECT coalesce(max(ref), 0) FROM ledger_names) + row_number() OVER (ORDER BY name), name"
@@ -95,7 +96,8 @@ ADD_NAMES = (
     " UNION SELECT source FROM ledger_triples) ANTI JOIN ledger_names USING (name)"
 )
 TRIPLE_REFS = (
-    "SELECT t.*, a.ref AS app_ref, p.ref AS provider_ref, s.ref AS source_ref FROM ledger_triples t"
+    "SELECT t.*, a.ref AS app_ref, p.ref AS provider_ref, s.ref AS source_ref"
+    " FROM (SELECT DISTINCT app_id, provider, source FROM ledger_batch) t"
     " LEFT JOIN ledger_names a ON a.name = t.app_id LEFT JOIN ledger_names p ON p.name = t.provider"
     " LEFT JOIN ledger_names s ON s.name = t.source"
 )
@@ -177,21 +179,22 @@ def ingest_frame(store: Store, frame: pl.DataFrame) -> IngestResult:
         try:
             register("ledger_batch", frame.to_arrow())
             # Keys already in the ledger can only be in the batch's hours. Usually none are (each hour is collected
-            # once), so a range probe that reads only zone maps decides whether the semi-join is needed at all.
-            [(overlap,)] = connection.execute(OVERLAP_SQL, [bounds[0], bounds[1]]).fetchall()
+            # once), so the range probe decides whether the semi-join is needed at all.
+            [(overlap, days_overlap)] = connection.execute(
+                OVERLAP_SQL, {"lo": bounds[0], "hi": bounds[1]}
+            ).fetchall()
             if overlap:
                 seen = connection.sql(SEEN_SQL, params={"lo": bounds[0], "hi": bounds[1]}).pl()
                 if seen.height:
                     frame = frame.join(seen, on=list(KEY_COLUMNS), how="anti")
                     register("ledger_batch", frame.to_arrow())
             if frame.height:
-                register("ledger_triples", connection.sql(BATCH_TRIPLES).to_arrow_table())
                 refs = connection.sql(TRIPLE_REFS).pl()
                 if refs.select(pl.any_horizontal(pl.col("^.*_ref$").is_null()).any()).item():
+                    register("ledger_triples", refs.to_arrow())
                     connection.execute(ADD_NAMES)  # only when a name is new: most batches name no new app
                     refs = connection.sql(TRIPLE_REFS).pl()
                 register("ledger_refs", refs.to_arrow())
-                [(days_overlap,)] = connection.execute(DAILY_OVERLAP_SQL, [bounds[0], bounds[1]]).fetchall()
                 if days_overlap:
                     connection.execute(DAILY_MERGE, {"lo": bounds[0], "hi": bounds[1]})
                 else:
