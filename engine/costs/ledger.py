@@ -169,13 +169,13 @@ def ingest_frame(store: Store, frame: pl.DataFrame) -> IngestResult:
     bounds = frame.select(pl.col("hour_start").min().alias("lo"), pl.col("hour_start").max().alias("hi")).row(
         0
     )
-    registered: list[str] = []
-
-    def register(name: str, table: pa.Table) -> None:
-        connection.register(name, table)
-        registered.append(name)
-
     with store.transaction() as connection:
+        registered: list[str] = []
+
+        def register(name: str, table: pa.Table) -> None:
+            connection.register(name, table)
+            registered.append(name)
+
         try:
             register("ledger_batch", frame.to_arrow())
             # Keys already in the ledger can only be in the batch's hours. Usually none are (each hour is collected
