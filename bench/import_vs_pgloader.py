@@ -21,6 +21,7 @@ Needs pgloader (``apt-get install -y pgloader``) and the local PostgreSQL server
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import random
@@ -270,12 +271,14 @@ def compare(expected: Facts, found: Facts) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------- the runs
-def run_measured(command: list[str], **kwargs: Any) -> tuple[float, float, subprocess.CompletedProcess[str]]:
-    """(seconds, peak RSS in MB of the process itself, result)."""
+def run_measured(
+    command: list[str], **kwargs: Any
+) -> tuple[float, float, float, subprocess.CompletedProcess[str]]:
+    """(seconds, peak RSS in MB of the process itself, peak RSS in MB of it and its children, result)."""
     started = time.monotonic()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
     watched = psutil.Process(process.pid)
-    peak = 0
+    peak = tree_peak = 0
     out: list[str] = []
 
     def drain() -> None:
@@ -287,16 +290,22 @@ def run_measured(command: list[str], **kwargs: Any) -> tuple[float, float, subpr
     reader.start()
     while process.poll() is None:
         try:
-            peak = max(peak, watched.memory_info().rss)
+            own = watched.memory_info().rss
+            children = 0
+            for child in watched.children(recursive=True):  # Node for Prisma's engines, pgloader's helpers
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    children += child.memory_info().rss
         except psutil.NoSuchProcess:
             break
+        peak = max(peak, own)
+        tree_peak = max(tree_peak, own + children)
         time.sleep(0.02)
     reader.join()
     seconds = time.monotonic() - started
     result = subprocess.CompletedProcess(
         command, process.returncode, out[0] if out else "", out[1] if len(out) > 1 else ""
     )
-    return seconds, peak / 1e6, result
+    return seconds, peak / 1e6, tree_peak / 1e6, result
 
 
 def fresh_database(admin_url: str, label: str) -> str:
@@ -349,13 +358,13 @@ def bench_scale(scale: float, admin_url: str, workdir: Path) -> dict[str, Any]:
         url = make_conninfo_url(admin_url, name)
         load = workdir / f"bench_{scale:g}.load"
         load.write_text(pgloader_load_file(source, url))
-        seconds, peak, done = run_measured(["pgloader", "--quiet", str(load)], cwd=workdir)
+        seconds, peak, tree, done = run_measured(["pgloader", "--quiet", str(load)], cwd=workdir)
         problems = (
             compare(expected, postgres_facts(url)) if done.returncode == 0 else [f"exit {done.returncode}"]
         )
         with psycopg.connect(url) as conn:
             keys = row(conn, KEYS_QUERY)
-        results["pgloader"] = (seconds, peak, problems, keys[0])
+        results["pgloader"] = (seconds, peak, tree, problems, keys[0])
     finally:
         drop_database(admin_url, name)
 
@@ -380,7 +389,7 @@ def bench_scale(scale: float, admin_url: str, workdir: Path) -> dict[str, Any]:
             "--json",
             "--replace",
         ]
-        seconds, peak, done = run_measured(command, cwd=Path(__file__).resolve().parent.parent)
+        seconds, peak, tree, done = run_measured(command, cwd=Path(__file__).resolve().parent.parent)
         report = (
             json.loads(done.stdout)
             if done.stdout.strip()
@@ -393,28 +402,31 @@ def bench_scale(scale: float, admin_url: str, workdir: Path) -> dict[str, Any]:
         )
         with psycopg.connect(url) as conn:
             keys = row(conn, KEYS_QUERY)
-        results["launchdeck"] = (seconds, peak, problems, keys[0], report.get("verified"))
+        results["launchdeck"] = (seconds, peak, tree, problems, keys[0], report.get("verified"))
     finally:
         drop_database(admin_url, name)
 
-    pg_s, pg_peak, pg_problems, pg_keys = results["pgloader"]
-    ld_s, ld_peak, ld_problems, ld_keys, verified = results["launchdeck"]
+    pg_s, pg_peak, pg_tree, pg_problems, pg_keys = results["pgloader"]
+    ld_s, ld_peak, ld_tree, ld_problems, ld_keys, verified = results["launchdeck"]
     rows = users + posts
     print(
-        f"  pgloader (baseline): {pg_s:6.2f} s  {rows / pg_s:9,.0f} rows/s  peak {pg_peak:5.0f} MB  "
+        f"  pgloader (baseline): {pg_s:6.2f} s  {rows / pg_s:9,.0f} rows/s  peak {pg_peak:5.0f} MB"
+        f" (with children {pg_tree:4.0f})  "
         f"checks {'pass' if not pg_problems else 'FAIL'}  keys kept {pg_keys}/3"
     )
     for problem in pg_problems[:6]:
         print(f"      {problem}")
     print(
-        f"  launchdeck import:   {ld_s:6.2f} s  {rows / ld_s:9,.0f} rows/s  peak {ld_peak:5.0f} MB  "
+        f"  launchdeck import:   {ld_s:6.2f} s  {rows / ld_s:9,.0f} rows/s  peak {ld_peak:5.0f} MB"
+        f" (with children {ld_tree:4.0f})  "
         f"checks {'pass' if not ld_problems else 'FAIL'}  keys kept {ld_keys}/3  self-verified {verified}"
     )
     for problem in ld_problems[:6]:
         print(f"      {problem}")
     print(
         f"  speed-up: {pg_s / ld_s:.2f}x (target >= 2x)   peak memory target <= 150 MB: "
-        f"{'met' if ld_peak <= 150 else 'MISSED'}"
+        f"{'met' if ld_peak <= 150 else 'MISSED'} (process itself; Node, run for Prisma's engines at the"
+        " start, counted in 'with children')"
     )
     return {
         "scale": scale,

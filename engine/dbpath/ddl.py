@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -81,17 +81,37 @@ def ddl_for_schema(schema_text: str, dialect: Dialect | str, *, url: str | None 
 
 
 def schema_and_ddl(
-    schema_text: str, dialect: Dialect | str, *, url: str | None = None
+    schema_text: str,
+    dialect: Dialect | str,
+    *,
+    url: str | None = None,
+    on_schema: Callable[[PrismaSchema], None] | None = None,
 ) -> tuple[PrismaSchema, str]:
-    """The parsed schema and its DDL from one run of Prisma's engines (what the importer needs)."""
+    """The parsed schema and its DDL from one run of Prisma's engines (what the importer needs).
+
+    ``on_schema`` gets the parsed schema as soon as Prisma's parser answers, while the schema engine is
+    still computing the DDL.
+    """
     target_schema = schema_for_dialect(schema_text, dialect)
     request = {"op": "ddl", "schema": target_schema, "dialect": dialect, "withDmmf": True}
     if dialect == "postgresql":
         if url is None:
             raise InputError("PostgreSQL DDL needs the server's URL")
         request["url"] = url
-    answer = node.call(request)
-    return schema_from_dmmf(answer["dmmf"]["datamodel"], datasource_provider(schema_text)), str(answer["sql"])
+    provider = datasource_provider(schema_text)
+    parsed: list[PrismaSchema] = []
+
+    def seen(answer: dict[str, Any]) -> None:
+        if "dmmf" in answer:
+            parsed.append(schema_from_dmmf(answer["dmmf"]["datamodel"], provider))
+            if on_schema is not None:
+                on_schema(parsed[0])
+
+    answers = node.call_lines(request, on_line=seen)
+    sql = next((a["sql"] for a in answers if "sql" in a), None)
+    if not parsed or sql is None:
+        raise TerminalError("Prisma's engine stopped before it gave both the schema and its DDL")
+    return parsed[0], str(sql)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from engine.dbpath.convert import (
     to_datetime,
     to_decimal,
 )
-from engine.dbpath.ddl import load_plan, schema_and_ddl
+from engine.dbpath.ddl import LoadPlan, load_plan, schema_and_ddl
 from engine.dbpath.digest import SEGMENT_ROWS, ColumnDigests, digest_texts, jsonb_text
 from engine.dbpath.fastpath import fast_path, json_checksum_values, pg_decimal_texts
 from engine.dbpath.schema import Column, PrismaSchema, Table
@@ -47,6 +47,7 @@ BATCH_ROWS = 5_000
 MAX_REPORTED_REJECTIONS = 1_000
 MAX_ATTEMPTS = 3
 MAX_PENDING = 2  # converted batches waiting for the writer: bounds memory
+MAX_PENDING_EARLY = 6  # while Prisma's schema engine computes the DDL, convert a little further ahead
 MIGRATION_NAME = "0_init"
 HASH_MASK = (1 << 64) - 1
 ROW_SALT = 0x5BD1E995
@@ -212,11 +213,11 @@ class BackgroundWriter:
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-writer") if enabled else None
         self.pending: deque[Future[None]] = deque()
 
-    def submit(self, write: Callable[..., None], *args: Any) -> None:
+    def submit(self, write: Callable[..., None], *args: Any, limit: int = MAX_PENDING) -> None:
         if self.pool is None:
             write(*args)
             return
-        while len(self.pending) >= MAX_PENDING:
+        while len(self.pending) >= limit:
             self.pending.popleft().result()
         self.pending.append(self.pool.submit(write, *args))
 
@@ -350,9 +351,23 @@ def import_preview(
     dialect = target_dialect(target_url)
     # Prisma's engines run in Node while this process connects and checks the source.
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="prisma-engines")
-    prepared = pool.submit(
-        schema_and_ddl, schema_text, dialect, url=target_url if dialect == "postgresql" else None
-    )
+    # Prisma's parser answers first: rows are read and converted while its schema engine computes the DDL.
+    schema_ready: Future[PrismaSchema] = Future()
+
+    def prepare() -> tuple[PrismaSchema, str]:
+        try:
+            return schema_and_ddl(
+                schema_text,
+                dialect,
+                url=target_url if dialect == "postgresql" else None,
+                on_schema=schema_ready.set_result,
+            )
+        except BaseException as exc:
+            if not schema_ready.done():
+                schema_ready.set_exception(exc)
+            raise
+
+    prepared = pool.submit(prepare)
     # load_plan builds SQL with sqlglot, a large package: imported while Node works, not after.
     pool.submit(importlib.import_module, "sqlglot")
     attempt = 0
@@ -362,14 +377,21 @@ def import_preview(
             target = open_target(target_url)
             try:
                 with open_source(source) as conn:
-                    schema, ddl = prepared.result()  # a retry after a lost connection reuses the answer
+                    schema = schema_ready.result()  # a retry after a lost connection reuses the answer
                     check_matches(schema, conn)
                     if not replace and not target.is_empty():
                         raise Conflict(
                             f"the target {target.description} already holds tables; pass --replace to overwrite them"
                         )
                     try:
-                        report = _run(schema, conn, target, ddl, replace=replace, progress=progress)
+                        report = _run(
+                            schema,
+                            conn,
+                            target,
+                            lambda: prepared.result()[1],
+                            replace=replace,
+                            progress=progress,
+                        )
                     except Exception as exc:
                         mapped = target.translate_error(exc)
                         if mapped is None:
@@ -386,6 +408,7 @@ def import_preview(
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     if report.ok:
+        ddl = prepared.result()[1]
         write_baseline(migrations_dir or schema_file.parent / "migrations", ddl, target.dialect)
     report.seconds = round(time.monotonic() - started, 3)
     return report
@@ -395,13 +418,13 @@ def _run(
     schema: PrismaSchema,
     conn: sqlite3.Connection,
     target: Target,
-    ddl: str,
+    ddl_answer: Callable[[], str],
     *,
     replace: bool,
     progress: Progress | None,
 ) -> ImportReport:
     report = ImportReport()
-    plan = load_plan(ddl, target.dialect)
+    plans: list[LoadPlan] = []
     totals = {t.name: count_rows(conn, t.name) for t in schema.tables}
     total = sum(totals.values())
     done = 0
@@ -415,9 +438,16 @@ def _run(
     committed = False
     # The server loads and checksums one batch while this thread reads and converts the next.
     writer = BackgroundWriter(enabled=load_columns is not None and digest_since is not None)
+    if writer.pool is None:
+        ddl_answer()  # without the writer, wait before the transaction opens: a Hrana stream expires when idle
     target.begin(replace=replace)
+
+    def create_tables() -> None:  # in the writer: waits for Prisma's DDL while rows are converted
+        plans.append(load_plan(ddl_answer(), target.dialect))
+        target.execute(plans[0].before)
+
     try:
-        target.execute(plan.before)
+        writer.submit(create_tables)
         for table in schema.tables:
             converter = TableConverter(table, target.dialect)
             sums = Checksums(table, [_identity for _ in table.columns])
@@ -432,7 +462,15 @@ def _run(
                     entry.rejected_rows += len(bad)
                 elif not report.rejected:  # after a rejection keep scanning, to report them all
                     if load_columns is not None and checks is not None:
-                        writer.submit(_load_and_check, load_columns, checks, table, stored, converted)
+                        writer.submit(
+                            _load_and_check,
+                            load_columns,
+                            checks,
+                            table,
+                            stored,
+                            converted,
+                            limit=MAX_PENDING if plans else MAX_PENDING_EARLY,
+                        )
                     else:
                         target.load(table, list(zip(*stored, strict=True)))
                         sums.add_columns(converted)
@@ -453,7 +491,7 @@ def _run(
             report.error = f"{sum(e.rejected_rows for e in report.tables.values())} row(s) hold values that cannot be converted; nothing was imported"
             target.rollback()
             return report
-        target.execute(plan.after)
+        target.execute(plans[0].after)
         for table in schema.tables:
             target.after_load(table)
         dangling = target.foreign_key_violations()
@@ -472,7 +510,7 @@ def _run(
         if not report.verified:
             target.rollback()
             return report
-        target.record_baseline(MIGRATION_NAME, hashlib.sha256(ddl.encode()).hexdigest(), run_id)
+        target.record_baseline(MIGRATION_NAME, hashlib.sha256(ddl_answer().encode()).hexdigest(), run_id)
         try:
             target.commit()
             committed = True

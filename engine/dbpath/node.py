@@ -10,6 +10,8 @@ import os
 import re
 import shutil
 import subprocess
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,29 +33,65 @@ def _node() -> str:
 
 def call(request: dict[str, Any], *, timeout: float = 120.0) -> dict[str, Any]:
     """Send one request to ``dbpath.mjs``; a schema error becomes ``InputError`` with Prisma's message."""
-    try:
-        done = subprocess.run(
-            [_node(), str(SCRIPT)],
-            input=json.dumps(request).encode(),
-            capture_output=True,
-            timeout=timeout,
-            cwd=NODE_DIR,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise TerminalError(
-            f"Prisma's engine did not answer {request.get('op')!r} within {timeout:.0f} s"
-        ) from None
-    try:
-        answer: dict[str, Any] = json.loads(done.stdout or b"{}")
-    except json.JSONDecodeError:
-        raise TerminalError(
-            f"Prisma's engine crashed: {done.stderr.decode(errors='replace')[-2000:]}"
-        ) from None
-    if not answer.get("ok"):
-        message = str(answer.get("error") or done.stderr.decode(errors="replace")[-2000:])
-        raise InputError(f"Prisma rejected the schema: {_readable(message)}")
+    answers = call_lines(request, timeout=timeout)
+    answer = answers[0]
+    for more in answers[1:]:
+        answer.update(more)
     return answer
+
+
+def call_lines(
+    request: dict[str, Any],
+    *,
+    timeout: float = 120.0,
+    on_line: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Like ``call``, for a request answered in several JSON lines; ``on_line`` sees each as it arrives."""
+    with subprocess.Popen(
+        [_node(), str(SCRIPT)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=NODE_DIR,
+    ) as process:
+        stdin, stdout, stderr_pipe = process.stdin, process.stdout, process.stderr
+        assert stdin is not None and stdout is not None and stderr_pipe is not None
+        stderr: list[bytes] = []
+        reader = threading.Thread(target=lambda: stderr.append(stderr_pipe.read()), daemon=True)
+        reader.start()
+        timer = threading.Timer(timeout, process.kill)
+        timer.start()
+        lines: list[bytes] = []
+        answers: list[dict[str, Any]] = []
+        try:
+            stdin.write(json.dumps(request).encode())
+            stdin.close()
+            for line in stdout:
+                lines.append(line)
+                answer = json.loads(line) if line.strip() else {}
+                if not isinstance(answer, dict) or not answer.get("ok"):
+                    break
+                answers.append(answer)
+                if on_line is not None:
+                    on_line(answer)
+            process.wait()
+        except json.JSONDecodeError:
+            process.wait()
+        finally:
+            timer.cancel()
+        reader.join(timeout=5)
+    if timer.finished.is_set() and process.returncode not in (0, 1):
+        raise TerminalError(f"Prisma's engine did not answer {request.get('op')!r} within {timeout:.0f} s")
+    errors = stderr[0].decode(errors="replace")[-2000:] if stderr else ""
+    last = lines[-1] if lines else b"{}"
+    try:
+        final = json.loads(last) if last.strip() else {}
+    except json.JSONDecodeError:
+        raise TerminalError(f"Prisma's engine crashed: {errors}") from None
+    if not answers or not isinstance(final, dict) or not final.get("ok"):
+        message = final.get("error") if isinstance(final, dict) else None
+        raise InputError(f"Prisma rejected the schema: {_readable(str(message or errors))}")
+    return answers
 
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -2,7 +2,8 @@
 //   {"op": "dmmf", "schema": "..."}                         -> {"ok": true, "dmmf": {...}}
 //   {"op": "ddl", "schema": "...", "dialect": "sqlite"}     -> {"ok": true, "sql": "..."}
 //   {"op": "ddl", "schema": "...", "dialect": "postgresql", "url": "postgresql://..."}
-//   ... "withDmmf": true adds the DMMF of the same schema to the answer
+//   ... "withDmmf": true first writes {"ok": true, "dmmf": {...}} and a newline, then the DDL answer, so the
+//   importer can read the source while the schema engine works
 // Errors come back as {"ok": false, "error": "..."} with exit code 1.
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -84,8 +85,9 @@ try {
   let answer;
   if (request.op === "dmmf") answer = { ok: true, dmmf: dmmf(request.schema) };
   else if (request.op === "ddl") {
+    // One Node start gives the importer both; the DMMF (fast) goes first, on its own line.
+    if (request.withDmmf) process.stdout.write(JSON.stringify({ ok: true, dmmf: dmmf(request.schema) }) + "\n");
     answer = { ok: true, sql: await ddl(request.schema, request.dialect, request.url) };
-    if (request.withDmmf) answer.dmmf = dmmf(request.schema); // saves a second Node start for the importer
   }
   else throw new Error(`unknown op ${request.op}`);
   finish(answer, 0);
