@@ -198,3 +198,26 @@ def test_unpaired_surrogate_in_json_is_reported_not_crashed(tmp_path: Path, pg_d
     assert not report.ok
     assert [(r.table, r.key, r.column) for r in report.rejected] == [("accounts", "id=3", "profile")]
     assert "surrogate" in report.rejected[0].reason
+
+
+def test_failure_while_a_copy_is_open_leaves_the_database_empty(
+    tmp_path: Path, pg_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.dbpath.importer import ServerChecks
+
+    (tmp_path / "prisma").mkdir()
+    schema = tmp_path / "prisma" / "schema.prisma"
+    schema.write_text(FIDELITY_SCHEMA.read_text())
+    source = build_source(tmp_path / "preview.sqlite")
+
+    def broken_add(self: ServerChecks, texts: Any, converted: Any) -> None:
+        raise RuntimeError("the checksum side broke after the rows were sent")
+
+    monkeypatch.setattr(ServerChecks, "add", broken_add)  # load_columns has opened the COPY by then
+    with pytest.raises(RuntimeError, match="checksum side broke"):
+        import_preview(schema, source, pg_database)
+
+    with psycopg.connect(pg_database) as conn:
+        tables = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()
+    assert tables == (0,)
+    assert not (tmp_path / "prisma" / "migrations").exists()
