@@ -23,8 +23,8 @@ DATABASES = {
     "local-postgres": ("Local PostgreSQL", "A database and role on this machine's PostgreSQL server."),
 }
 HOSTS = {
-    "cloudflare": ("Cloudflare Pages", "Free, auto-scaling, global CDN. Recommended."),
-    "vercel": ("Vercel", "Serverless; the existing integration."),
+    "cloudflare": ("Cloudflare Workers", "Built with OpenNext, served worldwide. Needs a Turso database."),
+    "vercel": ("Vercel", "Serverless; Vercel builds the app. Turso or Neon."),
     "local": ("Local edge host", "Served from this machine at http://<app>.localhost (the embedded default)."),
 }
 # Variables Launchdeck sets itself (the database path and NextAuth); a user value would be overwritten.
@@ -151,6 +151,10 @@ def check_database(answers: Answers) -> list[str]:
 
 def check_hosting(answers: Answers) -> list[str]:
     problems = check_domain(answers.domain) if answers.custom_domain else []
+    if answers.host != "local" and answers.database in ("local-libsql", "local-postgres"):
+        problems.append(f"{HOSTS[answers.host][0]} cannot reach a database on this machine: choose Turso or Neon")
+    elif answers.host == "cloudflare" and answers.database == "neon":
+        problems.append("Cloudflare Workers reach the database over HTTP: choose Turso (or host on Vercel)")
     return problems + check_env(answers.env)
 
 

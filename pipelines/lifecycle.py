@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from engine.errors import InputError, NotFound, TerminalError
 from engine.runner import NO_RETRY, Step, StepContext
-from pipelines.providers import using_database
+from pipelines.providers import using_database, using_host
 from pipelines.web import DB_TOKEN, DB_URL, engine_of, provision_database, set_app, undo_database
 
 
@@ -30,16 +31,53 @@ def _require_live(ctx: StepContext) -> None:
 # -- suspend / resume -----------------------------------------------------------------------------------
 
 
+def _cloud_host(ctx: StepContext) -> str | None:
+    kind = ctx.app["hosting_provider"]
+    return str(kind) if kind and kind != "local" else None
+
+
+SUSPENDED_PAGE = (
+    "<!doctype html><title>Suspended</title><h1>This app is suspended</h1>"
+    "<p>Its owner can resume it from the Launchdeck console.</p>\n"
+)
+
+
 def suspend_hosting(ctx: StepContext) -> str:
     _require_live(ctx)
-    engine_of(ctx).edge.suspend(ctx.app_name)
-    return "answers 503 with a suspended page"
+    kind = _cloud_host(ctx)
+    if kind is None:
+        engine_of(ctx).edge.suspend(ctx.app_name)
+        return "answers 503 with a suspended page"
+    # A cloud host has no "pause" in its published API: production is pointed at a one-page static
+    # deployment, and resume points it back at the live deployment (nothing is rebuilt either way).
+    with tempfile.TemporaryDirectory(prefix="launchdeck-suspended-") as folder:
+        (Path(folder) / "index.html").write_text(SUSPENDED_PAGE)
+        with using_host(engine_of(ctx), kind) as provider:
+            page = provider.stage(ctx.app_name, Path(folder), {})
+            provider.promote(ctx.app_name, page.id)
+    return f"{kind} production serves the suspended page (deployment {page.id})"
 
 
 def resume_hosting(ctx: StepContext) -> str:
     _require_live(ctx)
-    engine_of(ctx).edge.resume(ctx.app_name)
-    return "serving again"
+    kind = _cloud_host(ctx)
+    if kind is None:
+        engine_of(ctx).edge.resume(ctx.app_name)
+        return "serving again"
+    live = provider_deployment_of(ctx, str(ctx.app["live_deployment_id"]))
+    with using_host(engine_of(ctx), kind) as provider:
+        provider.promote(ctx.app_name, live)
+    return f"{kind} production serves deployment {live} again"
+
+
+def provider_deployment_of(ctx: StepContext, deployment_id: str) -> str:
+    row = engine_of(ctx).store.fetchone(
+        "SELECT config_snapshot FROM deployments WHERE id = ?", [deployment_id]
+    )
+    snapshot = json.loads(row["config_snapshot"]) if row and row["config_snapshot"] else {}
+    if not snapshot.get("provider_deployment_id"):
+        raise TerminalError(f"deployment {deployment_id} has no record of its cloud deployment")
+    return str(snapshot["provider_deployment_id"])
 
 
 def suspend_database(ctx: StepContext) -> str:
@@ -94,7 +132,8 @@ def rollback_target(ctx: StepContext) -> dict[str, Any]:
         " AND status = 'succeeded' ORDER BY created_at DESC",
         [ctx.app_id],
     )
-    staged = {info.deployment_id for info in engine.edge.deployments(ctx.app_name)}
+    cloud = _cloud_host(ctx) is not None
+    staged = set() if cloud else {info.deployment_id for info in engine.edge.deployments(ctx.app_name)}
     live = str(ctx.app["live_deployment_id"]) if ctx.app["live_deployment_id"] else None
     wanted = ctx.params.get("to")
     for row in rows:
@@ -103,7 +142,7 @@ def rollback_target(ctx: StepContext) -> dict[str, Any]:
             continue
         if not wanted and candidate == live:
             continue
-        if candidate not in staged:
+        if not cloud and candidate not in staged:
             raise TerminalError(f"deployment {candidate} is no longer kept on the edge host")
         return row
     raise NotFound(
@@ -119,7 +158,7 @@ def rollback_step(ctx: StepContext) -> str:
     target_id = str(target["id"])
     ctx.state["previous_live"] = str(ctx.app["live_deployment_id"])
     # The target's environment (its configuration snapshot) comes back with it from the vault.
-    engine_of(ctx).edge.rollback(ctx.app_name, target_id)
+    point_production_at(ctx, target_id)
     set_app(ctx, live_deployment_id=target_id, deployment_url=target["url"], config=target["config_snapshot"])
     return f"live deployment is {target_id} again (database migrations are not reversed)"
 
@@ -127,8 +166,17 @@ def rollback_step(ctx: StepContext) -> str:
 def undo_rollback(ctx: StepContext) -> None:
     previous = ctx.state.get("previous_live")
     if previous:
-        engine_of(ctx).edge.rollback(ctx.app_name, previous)
+        point_production_at(ctx, previous)
         set_app(ctx, live_deployment_id=previous)
+
+
+def point_production_at(ctx: StepContext, deployment_id: str) -> None:
+    kind = _cloud_host(ctx)
+    if kind is None:
+        engine_of(ctx).edge.rollback(ctx.app_name, deployment_id)
+        return
+    with using_host(engine_of(ctx), kind) as provider:
+        provider.promote(ctx.app_name, provider_deployment_of(ctx, deployment_id))
 
 
 def rollback(_: dict[str, Any]) -> list[Step]:
@@ -140,6 +188,11 @@ def rollback(_: dict[str, Any]) -> list[Step]:
 
 def destroy_hosting(ctx: StepContext) -> str:
     engine = engine_of(ctx)
+    kind = _cloud_host(ctx)
+    if kind is not None:
+        with using_host(engine, kind) as provider:
+            provider.destroy(ctx.app_name)
+        return f"{kind} project {ctx.app_name} and its deployments deleted"
     with contextlib.suppress(NotFound):
         engine.edge.remove_app(ctx.app_name)
     return "deployments, files and processes removed"

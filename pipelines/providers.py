@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from engine.errors import ConfigError, InputError
-from engine.providers.base import DatabaseProvider
+from engine.providers.base import CloudHost, DatabaseProvider
 
 if TYPE_CHECKING:
     from engine.service import Engine
@@ -55,3 +55,36 @@ def using_database(engine: Engine, kind: str, app_name: str) -> Iterator[Databas
         close = getattr(provider, "close", None)
         if close is not None:
             close()
+
+
+HOST_KINDS = ("local", "cloudflare", "vercel")
+
+
+def hosting_provider(engine: Engine, kind: str) -> CloudHost:
+    settings = engine.settings
+    if kind == "vercel":
+        from engine.providers.vercel import Vercel
+
+        if settings.vercel_token is None:
+            raise ConfigError("--host vercel needs VERCEL_TOKEN")
+        return Vercel(settings.vercel_token.get_secret_value(), base_url=settings.vercel_api_url)
+    if kind == "cloudflare":
+        from engine.providers.cloudflare_workers import CloudflareWorkers
+
+        if not (settings.cloudflare_account_id and settings.cloudflare_api_token):
+            raise ConfigError("--host cloudflare needs CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN")
+        return CloudflareWorkers(
+            settings.cloudflare_account_id,
+            settings.cloudflare_api_token.get_secret_value(),
+            base_url=settings.cloudflare_api_url,
+        )
+    raise InputError(f"unknown cloud host {kind!r}: use one of {', '.join(HOST_KINDS)}")
+
+
+@contextmanager
+def using_host(engine: Engine, kind: str) -> Iterator[CloudHost]:
+    provider = hosting_provider(engine, kind)
+    try:
+        yield provider
+    finally:
+        provider.close()

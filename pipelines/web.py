@@ -101,6 +101,7 @@ def preflight(ctx: StepContext) -> str:
         if params["db"] == "byo"
         else params["db"]
     )
+    check_cloud_host(engine, params, source, target)
     findings = check_app(source, target)
     for finding in findings:
         ctx.log(str(finding))
@@ -111,6 +112,30 @@ def preflight(ctx: StepContext) -> str:
             + "\n".join(str(f) for f in stoppers)
         )
     return f"{len(findings)} finding(s), none blocking"
+
+
+def check_cloud_host(engine: Engine, params: dict[str, Any], source: Path, target: str) -> None:
+    """A cloud host must reach the database, have credentials, and (Workers) be able to run the app."""
+    host_kind = params.get("host", "local")
+    if host_kind == "local":
+        return
+    if params["db"] in ("local-libsql", "local-postgres"):
+        raise TerminalError(
+            f"--db {params['db']} lives on this machine, where a {host_kind} deployment cannot reach it: "
+            "choose --db turso, neon or byo"
+        )
+    from pipelines.providers import using_host
+
+    with using_host(engine, host_kind):  # missing credentials fail here, before anything is created
+        pass
+    if host_kind == "cloudflare":  # what the Workers build cannot take, refused before anything exists
+        from engine.webbuild.targets import parse_target
+        from engine.webbuild.workers import schema_for_workers
+
+        try:
+            schema_for_workers(schema_path(source).read_text(), parse_target(target))
+        except InputError as exc:
+            raise TerminalError(str(exc)) from None
 
 
 def byo_family(url: str) -> str:
@@ -251,6 +276,10 @@ def public_url(ctx: StepContext) -> str:
     return engine_of(ctx).edge.url(ctx.app_name).rstrip("/")
 
 
+def hosted_locally(ctx: StepContext) -> bool:
+    return bool(ctx.params.get("host", "local") == "local")
+
+
 def environment(ctx: StepContext) -> str:
     engine, params = engine_of(ctx), ctx.params
     vault = engine.vault
@@ -266,7 +295,8 @@ def environment(ctx: StepContext) -> str:
         secret = secrets.token_urlsafe(32)
         vault.put(ctx.app_id, "NEXTAUTH_SECRET", secret)
     env["NEXTAUTH_SECRET"] = secret
-    env["NEXTAUTH_URL"] = public_url(ctx)
+    if hosted_locally(ctx):  # a cloud host's URL is its own; NextAuth takes it from the request's host
+        env["NEXTAUTH_URL"] = public_url(ctx)
     env["AUTH_TRUST_HOST"] = "true"
     for name in params.get("env_names", []):
         env[name] = vault.get(ctx.app_id, f"user-env:{name}")
@@ -295,7 +325,8 @@ def transform(ctx: StepContext) -> str:
     workdir = build_dir(ctx) / "app"
     if workdir.exists():  # a re-run after a crash: start from a clean copy
         shutil.rmtree(workdir)
-    result = transform_app(Path(ctx.params["source_path"]), workdir, target)
+    runtime = "workerd" if ctx.params.get("host") == "cloudflare" else "node"
+    result = transform_app(Path(ctx.params["source_path"]), workdir, target, runtime=runtime)
     baseline = build_dir(ctx) / "migrations"
     if baseline.is_dir():  # the import's migration baseline, so `prisma migrate deploy` works later
         shutil.copytree(baseline, workdir / "prisma" / "migrations", dirs_exist_ok=True)
@@ -324,8 +355,10 @@ def discard_in_background(folder: Path, trash: Path) -> None:
 
 def build(ctx: StepContext) -> str:
     from engine.webbuild import build as build_app
+    from engine.webbuild.workers import BUILD_SCRIPT, worker_bundle
 
     engine = engine_of(ctx)
+    for_workers = ctx.params.get("host") == "cloudflare"
     logs = engine.settings.workspace / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     workdir = build_dir(ctx) / "app"
@@ -337,7 +370,16 @@ def build(ctx: StepContext) -> str:
         log_path=logs / f"{ctx.deployment_id}-build.log",
         npm_cache=engine.settings.workspace / "npm-cache" / ctx.app_name,
         build_cache=engine.settings.workspace / "build-cache" / ctx.app_name,  # Next's incremental cache
+        script=BUILD_SCRIPT if for_workers else "build",
     )
+    if for_workers:
+        bundle = worker_bundle(workdir, build_dir(ctx) / "worker")
+        ctx.state["worker_bundle"] = str(bundle)
+        size = sum(f.stat().st_size for f in bundle.rglob("*") if f.is_file())
+        return (
+            f"{result.install_command} {result.install_seconds:.1f} s + OpenNext build {result.build_seconds:.1f} s "
+            f"in a {result.sandbox} sandbox; Worker bundle {size / 1e6:.1f} MB"
+        )
     ctx.state["build"] = {
         "server_dir": str(result.server_dir),
         "server_command": result.server_command,
@@ -390,16 +432,39 @@ def unstage(ctx: StepContext) -> None:
 # -- 5. verify and promote ------------------------------------------------------------------------------
 
 
+def check_health(status_code: int, body: str) -> None:
+    if status_code >= 500 or status_code == 429:
+        raise TransientError(f"/api/health answered {status_code}: {body[:200]}")
+    if status_code != 200:
+        raise TerminalError(f"/api/health answered {status_code}, not 200: {body[:300]}")
+
+
 def verify_and_promote(ctx: StepContext) -> str:
     engine = engine_of(ctx)
     health = engine.edge.health(ctx.app_name, deployment_id=ctx.deployment_id, timeout=60)
-    if health.status_code >= 500 or health.status_code == 429:
-        raise TransientError(f"/api/health answered {health.status_code}: {health.body[:200]}")
-    if health.status_code != 200:
-        raise TerminalError(f"/api/health answered {health.status_code}, not 200: {health.body[:300]}")
+    check_health(health.status_code, health.body)
     engine.edge.promote(ctx.app_name, ctx.deployment_id)
-    url = public_url(ctx) + "/"
-    snapshot = {"params": ctx.params, "env_names": ctx.state.get("env_names", [])}
+    detail = f"health {health.status_code} in {health.seconds:.2f} s; " + record_live(
+        ctx, public_url(ctx) + "/"
+    )
+    if ctx.params.get("domain"):
+        from engine import domains
+
+        domain = domains.add(
+            engine.store, ctx.app_name, ctx.params["domain"], edge_hostname=engine.settings.edge_hostname
+        )
+        for record in domain.records():
+            ctx.log(f"create DNS record {record['type']} {record['name']} -> {record['value']}")
+        detail += f"; {domain.domain}: create its CNAME and TXT records, then `launchdeck domains check`"
+    return detail
+
+
+def record_live(ctx: StepContext, url: str, provider_deployment_id: str | None = None) -> str:
+    """The deployment is what production serves now: say so in the deployment and the app records."""
+    engine = engine_of(ctx)
+    snapshot: dict[str, Any] = {"params": ctx.params, "env_names": ctx.state.get("env_names", [])}
+    if provider_deployment_id:  # what a rollback to this deployment asks the cloud host to promote
+        snapshot["provider_deployment_id"] = provider_deployment_id
     engine.store.execute(
         "UPDATE deployments SET url = ?, config_snapshot = ? WHERE id = ?",
         [url, json.dumps(snapshot), ctx.deployment_id],
@@ -415,32 +480,109 @@ def verify_and_promote(ctx: StepContext) -> str:
         config=json.dumps(snapshot),
         last_deployed_at=datetime.now(UTC),
     )
-    detail = f"health {health.status_code} in {health.seconds:.2f} s; live at {url}"
-    if ctx.params.get("domain"):
-        from engine import domains
+    return f"live at {url}"
 
-        domain = domains.add(
-            engine.store, ctx.app_name, ctx.params["domain"], edge_hostname=engine.settings.edge_hostname
+
+# -- 4-5 on a cloud host: the provider builds (Vercel) or runs what was built (Cloudflare) ---------------
+
+
+def host_in_cloud(ctx: StepContext) -> str:
+    """A deployment reachable at its own URL; production is not touched until verify promotes it."""
+    from pipelines.providers import using_host
+
+    kind = ctx.params["host"]
+    with using_host(engine_of(ctx), kind) as provider:
+        if kind == "cloudflare":  # built here with OpenNext: the Worker and its assets are uploaded
+            staged = provider.stage(ctx.app_name, Path(ctx.state["worker_bundle"]), deployment_env(ctx))
+        else:  # Vercel installs and builds the uploaded source itself, as `vercel deploy` has it do
+            staged = provider.stage(
+                ctx.app_name, build_dir(ctx) / "app", deployment_env(ctx), framework="nextjs"
+            )
+    ctx.state["cloud_deployment"] = {"id": staged.id, "url": staged.url}
+    discard_in_background(build_dir(ctx), engine_of(ctx).settings.workspace / "trash")
+    return f"{kind} deployment {staged.id} built, ready at {staged.url}"
+
+
+def discard_cloud_deployment(ctx: StepContext) -> None:
+    from pipelines.providers import using_host
+
+    staged = ctx.state.get("cloud_deployment")
+    if staged:
+        with using_host(engine_of(ctx), ctx.params["host"]) as provider:
+            provider.delete_deployment(ctx.app_name, staged["id"])
+
+
+def verify_and_promote_in_cloud(ctx: StepContext) -> str:
+    from pipelines.providers import using_host
+
+    staged = ctx.state["cloud_deployment"]
+    status_code, body, seconds = fetch_health(staged["url"])
+    check_health(status_code, body)
+    with using_host(engine_of(ctx), ctx.params["host"]) as provider:
+        provider.promote(ctx.app_name, staged["id"])
+        url = provider.production_url(ctx.app_name).rstrip("/") + "/"
+        detail = f"health {status_code} in {seconds:.2f} s at {staged['url']}; " + record_live(
+            ctx, url, staged["id"]
         )
-        for record in domain.records():
-            ctx.log(f"create DNS record {record['type']} {record['name']} -> {record['value']}")
-        detail += f"; {domain.domain}: create its CNAME and TXT records, then `launchdeck domains check`"
+        if ctx.params.get("domain"):
+            domain = provider.add_domain(ctx.app_name, ctx.params["domain"])
+            for record, value in domain.verification.items():
+                ctx.log(f"create DNS record {record} -> {value}")
+            detail += f"; {domain.name} is {domain.status} on {ctx.params['host']}"
     return detail
 
 
+def fetch_health(deployment_url: str, timeout: float = 60.0) -> tuple[int, str, float]:
+    """GET /api/health of a deployment. ``*.localhost`` names (emulators) are not resolved by Python:
+    connect to loopback and send the name as Host, as browsers do."""
+    import time
+
+    import httpx
+
+    url = httpx.URL(deployment_url.rstrip("/") + "/api/health")
+    headers = {}
+    if url.host.endswith(".localhost"):
+        headers["Host"] = url.netloc.decode()
+        url = url.copy_with(host="127.0.0.1")
+    started = time.perf_counter()
+    try:
+        response = httpx.get(url, headers=headers, timeout=timeout, follow_redirects=False, trust_env=False)
+    except httpx.HTTPError as exc:
+        raise TransientError(f"/api/health of {deployment_url} failed: {type(exc).__name__}: {exc}") from None
+    return response.status_code, response.text, time.perf_counter() - started
+
+
 def web(params: dict[str, Any]) -> list[Step]:
-    if params.get("host", "local") != "local":
-        raise InputError(
-            "hosting on cloudflare or vercel is not available yet in the deploy pipeline; use --host local"
-        )
-    return [
+    from pipelines.providers import HOST_KINDS
+
+    host_kind = params.get("host", "local")
+    if host_kind not in HOST_KINDS:
+        raise InputError(f"unknown host {host_kind!r}: use one of {', '.join(HOST_KINDS)}")
+    prepare = [
         Step("preflight", preflight, timeout=180, retry=NO_RETRY),
         Step("database", provision_database, undo_database, timeout=1800),
         Step("environment", environment, undo_environment, timeout=60),
         Step("transform", transform, remove_build_dir, timeout=300, retry=NO_RETRY),
-        Step("build", build, remove_build_dir, timeout=3600, retry=RetryPolicy(max_attempts=2)),
-        Step("host", host, unstage, timeout=600),
-        Step("verify", verify_and_promote, timeout=300, retry=VERIFY_RETRY),
+    ]
+    if host_kind == "local":
+        return [
+            *prepare,
+            Step("build", build, remove_build_dir, timeout=3600, retry=RetryPolicy(max_attempts=2)),
+            Step("host", host, unstage, timeout=600),
+            Step("verify", verify_and_promote, timeout=300, retry=VERIFY_RETRY),
+        ]
+    built_here = (
+        [Step("build", build, remove_build_dir, timeout=3600, retry=RetryPolicy(max_attempts=2))]
+        if host_kind == "cloudflare"
+        else []
+    )
+    return [
+        *prepare,
+        *built_here,
+        Step(
+            "host", host_in_cloud, discard_cloud_deployment, timeout=3600, retry=RetryPolicy(max_attempts=2)
+        ),
+        Step("verify", verify_and_promote_in_cloud, timeout=300, retry=VERIFY_RETRY),
     ]
 
 

@@ -131,6 +131,7 @@ def _sandbox_env(
         "CI": "1",
         "NEXT_TELEMETRY_DISABLED": "1",
         "CHECKPOINT_DISABLE": "1",
+        "WRANGLER_SEND_METRICS": "false",
         "PRISMA_HIDE_UPDATE_MESSAGE": "1",
         # Prisma 7's CLI looks for its native schema engine at every start and would download it;
         # `generate` never runs it, so any existing file satisfies the check (see DESIGN.md).
@@ -224,6 +225,7 @@ def build(
     max_processes: int = 512,
     npm_cache: Path | str | None = None,
     build_cache: Path | str | None = None,
+    script: str = "build",
 ) -> BuildResult:
     """Installs dependencies and builds the working copy in the sandbox.
 
@@ -231,7 +233,8 @@ def build(
     the engine's environment reaches the build. ``npm_cache``: a cache folder for this app (reused by its
     redeploys; never shared between apps); by default a fresh one inside the build's temporary folder.
     ``build_cache``: this app's Next.js build cache (.next/cache), restored before and saved after a
-    successful build, for fast redeploys. A ``file:`` DATABASE_URL is made visible inside the sandbox
+    successful build, for fast redeploys. ``script``: the package.json script that builds
+    (``build:worker`` for a Cloudflare Workers copy, see ``engine.webbuild.workers``). A ``file:`` DATABASE_URL is made visible inside the sandbox
     at the same path (only that file), so pages prerendered at build time read the target database.
     Raises BuildFailed (terminal) with the log tail, or TransientError when the npm registry failed.
     """
@@ -264,7 +267,7 @@ def build(
         if build_cache and Path(build_cache).is_dir():
             shutil.copytree(build_cache, workdir / ".next" / "cache", dirs_exist_ok=True, symlinks=True)
         secrets = _secret_values(env)
-        for name, argv in (("install", install), ("build", ["npm", "run", "build"])):
+        for name, argv in (("install", install), ("build", ["npm", "run", script])):
             remaining = timeout - (time.monotonic() - started)
             raw_log = Path(scratch) / f"{name}.log"
             with raw_log.open("wb") as log:

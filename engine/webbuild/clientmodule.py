@@ -76,9 +76,11 @@ def _adapter_lines(target: Target) -> tuple[str, str]:
     )
 
 
-def render(module: ClientModule, target: Target) -> str:
+def render(module: ClientModule, target: Target, *, runtime: str = "node") -> str:
     """The replacement module: same exports, client built with the target's driver adapter."""
     adapter_import, construct = _adapter_lines(target)
+    if runtime == "workerd":  # the web flavour speaks Hrana over fetch: no native module on workerd
+        adapter_import = adapter_import.replace('"@prisma/adapter-libsql"', '"@prisma/adapter-libsql/web"')
     names = list(dict.fromkeys(module.names)) or ["prisma"]
     primary = names[0]
     lines = [

@@ -207,12 +207,17 @@ def _standalone_output(workdir: Path) -> tuple[bool, str]:
     return True, 'next.config.mjs written with output: "standalone"'
 
 
-def transform(app_dir: Path | str, workdir: Path | str, target: str | Target) -> TransformResult:
+def transform(
+    app_dir: Path | str, workdir: Path | str, target: str | Target, *, runtime: str = "node"
+) -> TransformResult:
     """Copies ``app_dir`` to ``workdir`` (new or empty) and transforms the copy for ``target``.
 
+    ``runtime="workerd"``: for Cloudflare Workers, built with OpenNext (see ``engine.webbuild.workers``).
     Raises InputError when the app cannot be transformed (no Prisma schema, a client module that also
     exports other things); preflight reports the same problems earlier with file and line.
     """
+    if runtime not in ("node", "workerd"):
+        raise InputError(f"unknown runtime {runtime!r}: node or workerd")
     app_dir, workdir, target = Path(app_dir).resolve(), Path(workdir).resolve(), parse_target(target)
     if not app_dir.is_dir():
         raise InputError(f"app folder {app_dir} does not exist")
@@ -249,6 +254,10 @@ def transform(app_dir: Path | str, workdir: Path | str, target: str | Target) ->
     copied_schema = workdir / schema_relative
     original_schema = copied_schema.read_text(encoding="utf-8")
     new_schema = _strip_generator_engine_settings(_schema_for(original_schema, target))
+    if runtime == "workerd":
+        from engine.webbuild.workers import schema_for_workers
+
+        new_schema = schema_for_workers(new_schema, target)
     copied_schema.write_text(new_schema, encoding="utf-8")
     validate_schema(copied_schema)
     changes.append(f"{schema_relative}: provider {target.prisma_provider}, URLs moved to prisma.config.ts")
@@ -260,7 +269,7 @@ def transform(app_dir: Path | str, workdir: Path | str, target: str | Target) ->
     for module in modules:
         relative = module.path.relative_to(app_dir)
         copied = workdir / relative
-        copied.write_text(clientmodule.render(module, target), encoding="utf-8")
+        copied.write_text(clientmodule.render(module, target, runtime=runtime), encoding="utf-8")
         changes.append(f"{relative.as_posix()}: PrismaClient built with {target.adapter_package} from env")
 
     new_package = _production_package(package, target, prisma_after)
@@ -272,8 +281,15 @@ def transform(app_dir: Path | str, workdir: Path | str, target: str | Target) ->
     (workdir / "package.json").write_text(json.dumps(new_package, indent=2) + "\n", encoding="utf-8")
     changes.append(f"package.json: {target.adapter_package}@{prisma_after}, build runs prisma generate")
 
-    standalone, note = _standalone_output(workdir)
-    changes.append(note)
+    if runtime == "workerd":
+        from engine.webbuild.workers import prepare_for_workers
+
+        changes += prepare_for_workers(workdir, new_package)
+        (workdir / "package.json").write_text(json.dumps(new_package, indent=2) + "\n", encoding="utf-8")
+        standalone = False
+    else:
+        standalone, note = _standalone_output(workdir)
+        changes.append(note)
     os.chmod(workdir, 0o755)
     return TransformResult(
         workdir=workdir,

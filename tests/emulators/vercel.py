@@ -189,7 +189,9 @@ class VercelEmulator:
             return project
         self.projects.pop(project.name, None)
         for key in [k for k, d in self.deployments.items() if d.project_id == project.id]:
-            del self.deployments[key]
+            removed = self.deployments.pop(key)
+            if removed.server is not None:
+                removed.server.stop()
         return Response(status_code=204)
 
     async def upsert_env(self, request: Request) -> Response:
