@@ -14,7 +14,7 @@ the text columns. Targets: launchdeck at least 2x faster, all checks pass, peak 
 Also, at 0.1x, the Turso target against the local Hrana test server: rows/s and HTTP requests per
 10,000 rows.
 
-Run: ``.venv/bin/python bench/import_vs_pgloader.py --scales 0.1 1`` (add 3 for the 3x size).
+Run: ``.venv/bin/python bench/import_vs_pgloader.py --scales 0.1 1 --rounds 3`` (add 3 for the 3x size).
 Needs pgloader (``apt-get install -y pgloader``) and the local PostgreSQL server.
 """
 
@@ -27,6 +27,7 @@ import json
 import random
 import secrets
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -340,18 +341,10 @@ AFTER LOAD DO
 """
 
 
-def bench_scale(scale: float, admin_url: str, workdir: Path) -> dict[str, Any]:
-    source = OUTPUT / f"prisma_shaped_{scale:g}x.sqlite"
-    started = time.monotonic()
-    users, posts = build_source(source, scale)
-    built = time.monotonic() - started
-    expected = source_facts(source)
-    print(
-        f"\n== {scale:g}x: {users:,} users + {posts:,} posts, {source.stat().st_size / 1e6:.0f} MB"
-        f" (built or reused in {built:.1f} s)"
-    )
-    results: dict[str, Any] = {}
-
+def run_pgloader(
+    source: Path, scale: float, admin_url: str, workdir: Path, expected: Facts
+) -> tuple[Any, ...]:
+    """(seconds, peak MB, peak MB with children, problems, keys kept) of pgloader into a fresh database."""
     # pgloader, the baseline
     name = fresh_database(admin_url, "pgloader")
     try:
@@ -364,10 +357,15 @@ def bench_scale(scale: float, admin_url: str, workdir: Path) -> dict[str, Any]:
         )
         with psycopg.connect(url) as conn:
             keys = row(conn, KEYS_QUERY)
-        results["pgloader"] = (seconds, peak, tree, problems, keys[0])
+        return (seconds, peak, tree, problems, keys[0])
     finally:
         drop_database(admin_url, name)
 
+
+def run_launchdeck(
+    source: Path, scale: float, admin_url: str, workdir: Path, expected: Facts
+) -> tuple[Any, ...]:
+    """(seconds, peak MB, peak MB with children, problems, keys kept, self-verified) of ``launchdeck db import``."""
     # launchdeck db import, run as a user runs it
     name = fresh_database(admin_url, "launchdeck")
     app_dir = workdir / f"app_{scale:g}"
@@ -402,38 +400,65 @@ def bench_scale(scale: float, admin_url: str, workdir: Path) -> dict[str, Any]:
         )
         with psycopg.connect(url) as conn:
             keys = row(conn, KEYS_QUERY)
-        results["launchdeck"] = (seconds, peak, tree, problems, keys[0], report.get("verified"))
+        return (seconds, peak, tree, problems, keys[0], report.get("verified"))
     finally:
         drop_database(admin_url, name)
 
-    pg_s, pg_peak, pg_tree, pg_problems, pg_keys = results["pgloader"]
-    ld_s, ld_peak, ld_tree, ld_problems, ld_keys, verified = results["launchdeck"]
+
+def bench_scale(scale: float, admin_url: str, workdir: Path, rounds: int) -> dict[str, Any]:
+    """``rounds`` alternating pairs (pgloader, then launchdeck): the machine is shared, so each pair's ratio
+    is taken from runs close in time, and the median ratio is the figure."""
+    source = OUTPUT / f"prisma_shaped_{scale:g}x.sqlite"
+    started = time.monotonic()
+    users, posts = build_source(source, scale)
+    built = time.monotonic() - started
+    expected = source_facts(source)
+    print(
+        f"\n== {scale:g}x: {users:,} users + {posts:,} posts, {source.stat().st_size / 1e6:.0f} MB"
+        f" (built or reused in {built:.1f} s)"
+    )
     rows = users + posts
+    ratios: list[float] = []
+    ld_times: list[float] = []
+    pg_times: list[float] = []
+    ld_peaks: list[float] = []
+    for _ in range(rounds):
+        pg_s, pg_peak, pg_tree, pg_problems, pg_keys = run_pgloader(
+            source, scale, admin_url, workdir, expected
+        )
+        ld_s, ld_peak, ld_tree, ld_problems, ld_keys, verified = run_launchdeck(
+            source, scale, admin_url, workdir, expected
+        )
+        print(
+            f"  pgloader (baseline): {pg_s:6.2f} s  {rows / pg_s:9,.0f} rows/s  peak {pg_peak:5.0f} MB"
+            f" (with children {pg_tree:4.0f})  "
+            f"checks {'pass' if not pg_problems else 'FAIL'}  keys kept {pg_keys}/3"
+        )
+        for problem in pg_problems[:6]:
+            print(f"      {problem}")
+        print(
+            f"  launchdeck import:   {ld_s:6.2f} s  {rows / ld_s:9,.0f} rows/s  peak {ld_peak:5.0f} MB"
+            f" (with children {ld_tree:4.0f})  "
+            f"checks {'pass' if not ld_problems else 'FAIL'}  keys kept {ld_keys}/3  self-verified {verified}"
+        )
+        for problem in ld_problems[:6]:
+            print(f"      {problem}")
+        print(f"  speed-up: {pg_s / ld_s:.2f}x")
+        ratios.append(pg_s / ld_s)
+        pg_times.append(pg_s)
+        ld_times.append(ld_s)
+        ld_peaks.append(ld_peak)
     print(
-        f"  pgloader (baseline): {pg_s:6.2f} s  {rows / pg_s:9,.0f} rows/s  peak {pg_peak:5.0f} MB"
-        f" (with children {pg_tree:4.0f})  "
-        f"checks {'pass' if not pg_problems else 'FAIL'}  keys kept {pg_keys}/3"
-    )
-    for problem in pg_problems[:6]:
-        print(f"      {problem}")
-    print(
-        f"  launchdeck import:   {ld_s:6.2f} s  {rows / ld_s:9,.0f} rows/s  peak {ld_peak:5.0f} MB"
-        f" (with children {ld_tree:4.0f})  "
-        f"checks {'pass' if not ld_problems else 'FAIL'}  keys kept {ld_keys}/3  self-verified {verified}"
-    )
-    for problem in ld_problems[:6]:
-        print(f"      {problem}")
-    print(
-        f"  speed-up: {pg_s / ld_s:.2f}x (target >= 2x)   peak memory target <= 150 MB: "
-        f"{'met' if ld_peak <= 150 else 'MISSED'} (process itself; Node, run for Prisma's engines at the"
-        " start, counted in 'with children')"
+        f"  median speed-up over {rounds} pair(s): {statistics.median(ratios):.2f}x (target >= 2x)   "
+        f"peak memory target <= 150 MB: {'met' if max(ld_peaks) <= 150 else 'MISSED'} (process itself;"
+        " Node, run for Prisma's engines at the start, counted in 'with children')"
     )
     return {
         "scale": scale,
         "rows": rows,
-        "pgloader_s": pg_s,
-        "launchdeck_s": ld_s,
-        "launchdeck_peak_mb": ld_peak,
+        "pgloader_s": statistics.median(pg_times),
+        "launchdeck_s": statistics.median(ld_times),
+        "launchdeck_peak_mb": max(ld_peaks),
     }
 
 
@@ -467,12 +492,15 @@ def main() -> None:
     )
     parser.add_argument("--scales", type=float, nargs="+", default=[0.1, 1.0])
     parser.add_argument("--turso-scale", type=float, default=0.1, help="0 skips the Turso run")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="alternating pgloader/launchdeck pairs per scale (median ratio)"
+    )
     args = parser.parse_args()
     OUTPUT.mkdir(parents=True, exist_ok=True)
     admin_url = settings().postgres_admin_url
     with tempfile.TemporaryDirectory(prefix="ld-bench-") as scratch:
         workdir = Path(scratch)
-        summary = [bench_scale(scale, admin_url, workdir) for scale in args.scales]
+        summary = [bench_scale(scale, admin_url, workdir, args.rounds) for scale in args.scales]
         if len(summary) > 1:
             print("\n== growth (launchdeck seconds per million rows; linear cost keeps it flat)")
             for entry in summary:
