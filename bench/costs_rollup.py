@@ -1,13 +1,15 @@
-"""Benchmark: ledger ingest and the monthly cost and margin rollup.
+"""Benchmark: ledger ingest, then the monthly cost and margin rollup, then closing that month.
 
 N apps x D days of hourly readings go into a DuckDB file through the same ``ingest_frame`` the metering job
-uses (one Arrow batch per day by default, with the idempotency check), then one month is costed and its margins computed.
-Prints ingest rows/s against the named baseline "plain append" (the same batches inserted into a bare table
-with no idempotency check, no name refs and no rollup: the ceiling for this machine, measured in the same run
-on every 10th batch, interleaved, so other processes' load hits both), rollup seconds, and peak memory (max
-RSS of this process), beside the issue's targets. Readings are generated one batch at a time.
+uses (one Arrow batch per day by default, with the idempotency check); then one month is costed, its margins
+computed, and it is closed (frozen). Prints ingest rows/s against the named baseline "plain append" (the same
+batches inserted into a bare table with no idempotency check, no name refs and no rollup: the ceiling for this
+machine, measured in the same run on every 10th batch, interleaved, so other processes' load hits both),
+rollup and close seconds, and peak memory (max RSS of this process), beside the issue's targets. Readings are
+generated one batch at a time.
 
     .venv/bin/python bench/costs_rollup.py --apps 1000 --apps 10000 [--days 90] [--batch-days 1]
+        [--memory-limit 1GB]
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import polars as pl
 
 from engine.costs.ledger import LEDGER_SCHEMA, ingest_frame
 from engine.costs.margins import margins_for
-from engine.costs.rollup import cost_month
+from engine.costs.rollup import close_month, cost_month, month_end
 from engine.store import Store
 
 START = datetime(2026, 8, 1)
@@ -145,6 +147,12 @@ def run(
     margins = margins_for(store, costs)
     rollup_seconds = time.perf_counter() - started
     assert sum(line.cents for line in costs.lines()) == costs.total_cents()
+    started = time.perf_counter()
+    frozen = close_month(
+        store, month, actor="bench", now=datetime.combine(month_end(month), datetime.min.time())
+    )
+    close_seconds = time.perf_counter() - started
+    assert frozen.closed and frozen.total_cents() == costs.total_cents()
     store.close()
     return {
         "apps": apps,
@@ -153,6 +161,7 @@ def run(
         "rows_per_s": rows / ingest_seconds,
         "baseline_rows_per_s": baseline_rows / baseline_seconds,
         "rollup_s": rollup_seconds,
+        "close_s": close_seconds,
         "month_total_cents": costs.total_cents(),
         "margin_cents": margins.totals()["margin_cents"],
         "ingest_peak_mb": ingest_peak,
@@ -187,7 +196,7 @@ def main() -> None:
                 f"apps={apps:>6,} batch={args.batch_days}d memory_limit={args.memory_limit or 'default'} rows={int(r['rows']):>11,} ingest {r['ingest_s']:6.1f} s = {r['rows_per_s']:>11,.0f} rows/s"
                 f" (baseline plain append, same batches: {r['baseline_rows_per_s']:>11,.0f} rows/s,"
                 f" ingest at {r['rows_per_s'] / r['baseline_rows_per_s']:.0%} of it)"
-                f" | rollup {r['rollup_s']:5.2f} s | peak {r['peak_mb']:,.0f} MB (after ingest {r['ingest_peak_mb']:,.0f} MB)"
+                f" | rollup {r['rollup_s']:5.2f} s | close month {r['close_s']:5.2f} s | peak {r['peak_mb']:,.0f} MB (after ingest {r['ingest_peak_mb']:,.0f} MB)"
                 f" | month cost ${r['month_total_cents'] / 100:,.2f}",
                 flush=True,
             )
