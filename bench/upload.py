@@ -25,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.providers.cloudflare import RATE_LIMIT, RATE_SLACK, CloudflarePages
+from engine.providers.cloudflare_workers import CloudflareWorkers
 from engine.providers.http import RateLimiter
 from engine.providers.vercel import Vercel
 from tests.emulators.cloudflare import CloudflareEmulator
@@ -76,6 +77,36 @@ def first_and_redeploy(site: Path, raw: int) -> None:
     print(f"first deploy: time                {elapsed:>14.2f} s")
     print(f"redeploy, 1 file changed: files   {second[2]:>14,}        (target: 1)")
     print(f"redeploy: requests                {second[0]:>14,}        bytes sent {second[1]:,}")
+    print(f"redeploy: time                    {re_elapsed:>14.2f} s")
+
+
+def workers_assets(site: Path, raw: int) -> None:
+    """The same site as a Cloudflare Worker's static assets (the path `--host cloudflare` deploys by)."""
+    emulator = CloudflareEmulator()
+    try:
+        with serve(emulator.app) as url:
+            client = CloudflareWorkers(emulator.account_id, emulator.api_token, base_url=url + "/client/v4",
+                                       limiter=RateLimiter(RATE_LIMIT, 300))
+            started = time.perf_counter()
+            client.stage("bench-worker", site, {})
+            elapsed = time.perf_counter() - started
+            first = (client.http.stats.requests, client.http.stats.bytes_sent, client.upload_stats["bench-worker"])
+            target = site / "assets/d5/f5.png"
+            target.write_bytes(b"changed" + target.read_bytes()[7:])
+            started = time.perf_counter()
+            client.stage("bench-worker", site, {})
+            re_elapsed = time.perf_counter() - started
+            second = (client.http.stats.requests - first[0], client.upload_stats["bench-worker"],
+                      client.http.stats.bytes_sent - first[1])
+            client.close()
+    finally:
+        emulator.close()
+    print("## Cloudflare Workers static assets (upload session, same site)")
+    print(f"first deploy: bytes sent          {first[1]:>14,} bytes  = {first[1] / raw:.3f} x raw")
+    print(f"first deploy: requests            {first[0]:>14,}        files uploaded {first[2]['uploaded']:,}")
+    print(f"first deploy: time                {elapsed:>14.2f} s")
+    print(f"redeploy, 1 file changed: files   {second[1]['uploaded']:>14,}        (target: 1)")
+    print(f"redeploy: requests                {second[0]:>14,}        bytes sent {second[2]:,}")
     print(f"redeploy: time                    {re_elapsed:>14.2f} s")
 
 
@@ -151,6 +182,7 @@ def main() -> None:
         if not args.skip_site:
             raw = make_site(root / "site")
             first_and_redeploy(root / "site", raw)
+            workers_assets(root / "site", raw)
             vercel_comparison(root / "site", raw)
         fleet(args.deploys, args.window, args.workers, root / "fleet")
 
