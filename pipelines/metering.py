@@ -3,7 +3,8 @@
 Plain functions taking a ``Store`` and ``Settings``. Contract with the database providers, through
 ``deployed_apps.database_id``: for ``local-postgres`` the database name on ``LAUNCHDECK_POSTGRES_ADMIN_URL``; for
 ``local-libsql`` the database file (a path or ``file:`` URL, relative to the workspace); for ``turso`` the
-database name; for ``neon`` the project id.
+database name; for ``neon`` the project id. A Worker (``hosting_provider = 'cloudflare'``) is metered by its
+script name, ``deployed_apps.hosting_project_id``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from engine.config import Settings
 from engine.costs.ledger import IngestResult, ingest
 from engine.costs.rollup import cost_month
 from engine.costs.sources import EdgeTrafficSource, PostgresUsageSource, SqliteFileUsageSource
-from engine.costs.sources.cloud import NeonUsageSource, TursoUsageSource
+from engine.costs.sources.cloud import CloudflareWorkersUsageSource, NeonUsageSource, TursoUsageSource
 from engine.costs.tiers import QuotaAction, over_quota, record_action
 from engine.costs.usage import Reading, StoreCounterState, UsageSource, previous_hour, registered_sources
 from engine.errors import LaunchdeckError, TransientError
@@ -44,13 +45,24 @@ def _apps(store: Store, provider: str) -> list[dict[str, Any]]:
     )
 
 
+def _workers(store: Store) -> dict[str, str]:
+    """App id -> Worker script name, for the apps hosted on Cloudflare Workers."""
+    marks = ", ".join("?" for _ in METERED_STATUSES)
+    rows = store.fetchall(
+        f"SELECT CAST(id AS TEXT) AS app_id, hosting_project_id FROM deployed_apps WHERE hosting_provider ="
+        f" 'cloudflare' AND hosting_project_id IS NOT NULL AND status IN ({marks})",
+        list(METERED_STATUSES),
+    )
+    return {r["app_id"]: r["hosting_project_id"] for r in rows}
+
+
 def sqlite_path(database_id: str, workspace: Path) -> Path:
     path = Path(database_id.removeprefix("file://").removeprefix("file:"))
     return path if path.is_absolute() else workspace / path
 
 
 def cloud_sources(store: Store, settings: Settings) -> list[UsageSource]:
-    """Turso and Neon usage for the apps on them, when their credentials are configured."""
+    """Turso, Neon and Cloudflare Workers usage for the apps on them, when their credentials are configured."""
     found: list[UsageSource] = []
     if settings.turso_org_id and settings.turso_api_token:
         from engine.providers.turso import Turso
@@ -70,6 +82,15 @@ def cloud_sources(store: Store, settings: Settings) -> list[UsageSource]:
         found.append(
             NeonUsageSource(neon, lambda: {a["app_id"]: a["database_id"] for a in _apps(store, "neon")})
         )
+    if settings.cloudflare_account_id and settings.cloudflare_api_token:
+        from engine.providers.cloudflare_workers import CloudflareWorkers
+
+        workers = CloudflareWorkers(
+            settings.cloudflare_account_id,
+            settings.cloudflare_api_token.get_secret_value(),
+            base_url=settings.cloudflare_api_url,
+        )
+        found.append(CloudflareWorkersUsageSource(workers, lambda: _workers(store)))
     return found
 
 
@@ -96,7 +117,7 @@ def local_sources(store: Store, settings: Settings, *, edge: EdgeCounters | None
             return None if value is None else str(value)
 
         sources.append(EdgeTrafficSource(edge.usage_counters, app_id_for=app_id_for, state=state))
-    return sources + registered_sources(store, settings)
+    return sources + cloud_sources(store, settings) + registered_sources(store, settings)
 
 
 @dataclass

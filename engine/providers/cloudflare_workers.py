@@ -30,7 +30,7 @@ import httpx
 import jwt
 
 from engine.config import settings
-from engine.errors import ConfigError, InputError, ProviderError, ProviderNotFound
+from engine.errors import ConfigError, InputError, ProviderError, ProviderNotFound, ProviderUnavailable
 from engine.providers import cloudflare_assets as assets
 from engine.providers.base import Deployment, DomainStatus
 from engine.providers.cloudflare import RATE_LIMIT, RATE_PERIOD, RATE_SLACK, error_message
@@ -56,6 +56,26 @@ MODULE_TYPES = {
 ASSETS_ONLY_MODULE = b"export default { fetch: (request, env) => env.ASSETS.fetch(request) };\n"
 ASSETS_ONLY_COMPATIBILITY_DATE = "2026-04-01"
 log = logging.getLogger("launchdeck.providers.cloudflare")
+# GraphQL Analytics API, dataset and fields as in cloudflare-docs "Querying Workers Metrics with GraphQL";
+# the window is half-open so that consecutive hours never count an invocation twice (see SOURCES.md).
+INVOCATIONS_QUERY = """
+query WorkerInvocations($accountTag: string!, $scriptName: string!, $start: Time!, $end: Time!) {
+  viewer {
+    accounts(filter: {accountTag: $accountTag}) {
+      workersInvocationsAdaptive(
+        limit: 100
+        filter: {scriptName: $scriptName, datetime_geq: $start, datetime_lt: $end}
+      ) {
+        sum { requests errors subrequests cpuTimeUs }
+        quantiles { cpuTimeP50 cpuTimeP99 }
+        dimensions { status }
+      }
+    }
+  }
+}
+"""
+# GraphQL error messages the docs list under "Rate limits exceeded" (they come with HTTP 200).
+GRAPHQL_RATE_LIMITED = ("limit reached", "quota exceeded", "rate limiter budget depleted")
 
 
 @dataclass(frozen=True)
@@ -272,6 +292,36 @@ class CloudflareWorkers:
             json={"hostname": domain, "service": project, "zone_id": zone["id"], "environment": "production"},
         )
         return DomainStatus(name=str(result["hostname"]), status="active")
+
+    # -- usage -------------------------------------------------------------------------------------
+    def invocations(self, script: str, start: str, end: str) -> dict[str, Any]:
+        """The script's invocations in ``[start, end)`` (ISO-8601 UTC) from the GraphQL Analytics API.
+
+        ``groups`` are the rows by invocation status; ``sum`` adds up requests, errors, subrequests and
+        ``cpuTimeUs`` over every status but ``internalError``, which Cloudflare does not bill. A sum whose
+        rows lack a field is None (not measured)."""
+        variables = {"accountTag": self.account_id, "scriptName": script, "start": start, "end": end}
+        body = self.http.json(
+            "POST", "/graphql", json={"query": INVOCATIONS_QUERY, "variables": variables}, idempotent=True
+        )
+        errors = body.get("errors") or []
+        if errors:  # a 200 can carry errors (GraphQL); the data is then null
+            message = self.http.clean(
+                f"invocations of {script}: " + "; ".join(str(e.get("message")) for e in errors)
+            )
+            if any(m in message for m in GRAPHQL_RATE_LIMITED):
+                raise ProviderUnavailable("cloudflare", message)
+            raise ProviderError("cloudflare", message)
+        accounts = ((body.get("data") or {}).get("viewer") or {}).get("accounts") or []
+        groups: list[dict[str, Any]] = [
+            g for a in accounts for g in a.get("workersInvocationsAdaptive") or []
+        ]
+        billed = [g for g in groups if (g.get("dimensions") or {}).get("status") != "internalError"]
+        totals: dict[str, int | None] = {}
+        for name in ("requests", "errors", "subrequests", "cpuTimeUs"):
+            values = [(g.get("sum") or {}).get(name) for g in billed]
+            totals[name] = None if None in values else sum(int(v) for v in values if v is not None)
+        return {"sum": totals, "groups": groups}
 
     # -- helpers -----------------------------------------------------------------------------------
     def live_version(self, project: str) -> str | None:

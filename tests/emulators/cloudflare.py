@@ -13,6 +13,7 @@ custom domains, as SOURCES.md lists. Every version runs for real on workerd (``w
 ``tests/emulators/node``), started on its first request: production at
 ``http://<script>.<subdomain>.workers.localhost:<port>/``, a version at
 ``http://<first 8 of its id>-<script>.<subdomain>.workers.localhost:<port>/``. Call ``close()``.
+``POST /client/v4/graphql`` answers ``workersInvocationsAdaptive`` from the invocations the emulator proxied.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ from pathlib import Path
 from typing import Any
 
 import jwt
+import psutil
 from blake3 import blake3
+from graphql import FieldNode, GraphQLError, GraphQLResolveInfo, build_schema, graphql_sync
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -53,6 +56,7 @@ from tests.emulators.common import (
 )
 
 API = "/client/v4"
+Info = GraphQLResolveInfo[Any]
 WORKER_HOST = re.compile(r"^(?P<label>[a-z0-9-]+)\.(?P<subdomain>[a-z0-9-]+)\.workers\.localhost(?::\d+)?$")
 SITE_HOST = re.compile(r"^(?:(?P<short>[0-9a-f]{8})\.)?(?P<project>[a-z0-9-]+)\.pages\.localhost(?::\d+)?$")
 
@@ -580,6 +584,7 @@ class EmulatedVersion:
     manifest: dict[str, str]  # asset path -> hash
     created_on: str = field(default_factory=_now)
     server: AppServer | None = None
+    cpu_seen: float | None = None  # workerd's CPU seconds when its last request was answered
 
     def secrets(self) -> dict[str, str]:
         return {b["name"]: b["text"] for b in self.metadata.get("bindings", []) if b["type"] == "secret_text"}
@@ -626,6 +631,8 @@ class WorkersApi:
         self.sessions: dict[str, UploadSession] = {}
         self.domains: dict[str, dict[str, Any]] = {}
         self.started = 0  # workerd processes started
+        self.invocations: list[Invocation] = []  # every request a Worker answered, for /graphql
+        self._usage_lock = threading.Lock()
         self.refuse_next_session = False  # test control: the next upload JWT is refused (as if expired)
         self._own_dir = work_dir is None
         self.work_dir = work_dir or Path(tempfile.mkdtemp(prefix="cf-workers-"))
@@ -652,6 +659,7 @@ class WorkersApi:
             Route(account + "/subdomain", self.account_subdomain, methods=["GET"]),
             Route(account + "/domains", self.put_domain, methods=["PUT"]),
             Route(API + "/zones", self.list_zones, methods=["GET"]),
+            Route(API + "/graphql", self.graphql, methods=["POST"]),
         ]
 
     # -- helpers ------------------------------------------------------------------------------------
@@ -995,8 +1003,24 @@ class WorkersApi:
         if found is None:
             await Response("There is nothing here yet", status_code=404)(scope, receive, send)
             return
-        port = await asyncio.to_thread(self._running, *found)
-        await forward(scope, receive, send, port)
+        script, version = found
+        port = await asyncio.to_thread(self._running, script, version)
+        answered: list[int] = []
+
+        async def watch(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                answered.append(message["status"])
+            await send(message)
+
+        status = "internalError"  # workerd never answered
+        try:
+            await forward(scope, receive, watch, port)
+            # Chosen here: the emulator cannot see an uncaught exception, so a 5xx answer stands for one.
+            status = "success" if answered and answered[0] < 500 else "scriptThrewException"
+        finally:
+            cpu = await asyncio.to_thread(self._cpu_since_last, version)
+            with self._usage_lock:
+                self.invocations.append(Invocation(script.name, datetime.now(UTC), status, cpu))
 
     def _resolve(self, label: str) -> tuple[EmulatedScript, EmulatedVersion] | None:
         script = self.scripts.get(label)
@@ -1029,7 +1053,85 @@ class WorkersApi:
                 except RuntimeError:
                     version.server.stop()
                     raise
+                version.cpu_seen = _workerd_cpu(version.server)  # start-up is not an invocation's
             return version.server.port
+
+    def _cpu_since_last(self, version: EmulatedVersion) -> int | None:
+        """workerd's CPU time (microseconds) since the version's previous answer: each answer takes what the
+        process used since the one before, so concurrent requests never count the same CPU twice."""
+        with self._usage_lock:
+            now = _workerd_cpu(version.server) if version.server is not None else None
+            last, version.cpu_seen = version.cpu_seen, now
+        if now is None or last is None:
+            return None
+        return max(0, round((now - last) * 1_000_000))
+
+    # -- GraphQL Analytics (workersInvocationsAdaptive only) --------------------------------------------
+    async def graphql(self, request: Request) -> Response:
+        if request.headers.get("authorization") != f"Bearer {self.cf.api_token}":
+            return _envelope_error(403, 10000, "Authentication error")
+        try:
+            body = await request.json()
+        except ValueError:
+            return _envelope_error(400, 10021, "body must be JSON with query and variables")
+        result = graphql_sync(
+            ANALYTICS_SCHEMA,
+            str(body.get("query") or ""),
+            root_value={"viewer": {"accounts": self._accounts}},
+            variable_values=body.get("variables") or {},
+            operation_name=body.get("operationName"),
+        )
+        errors = [
+            {"message": e.message, "path": e.path, "extensions": {"timestamp": _now()}}
+            for e in result.errors or []
+        ]
+        return JSONResponse({"data": result.data, "errors": errors or None})
+
+    def _accounts(self, info: Info, filter: dict[str, Any]) -> list[dict[str, Any]]:
+        if filter.get("accountTag") != self.cf.account_id:
+            raise GraphQLError("does not have access to the path")
+        return [{"workersInvocationsAdaptive": self._invocation_groups}]
+
+    def _invocation_groups(
+        self, info: Info, limit: int, filter: dict[str, Any] | None = None, **_: Any
+    ) -> list[dict[str, Any]]:
+        """The proxied invocations that pass the filter, grouped by the dimensions the query selects."""
+        conditions = dict(filter or {})
+        bounds = {
+            op: _time(conditions.pop(f"datetime_{op}")) for op in TIME_OPS if f"datetime_{op}" in conditions
+        }
+        with self._usage_lock:
+            chosen = [
+                i
+                for i in self.invocations
+                if all(TIME_OPS[op](i.at, bound) for op, bound in bounds.items())
+                and all(i.dimensions().get(k) == v for k, v in conditions.items())
+            ]
+        wanted = _selected(info, "dimensions")
+        groups: dict[tuple[Any, ...], list[Invocation]] = {}
+        for invocation in chosen:
+            dims = invocation.dimensions()
+            groups.setdefault(tuple(dims[k] for k in wanted), []).append(invocation)
+        rows = []
+        for key, members in sorted(groups.items(), key=lambda kv: [str(k) for k in kv[0]]):
+            cpu = [m.cpu_us for m in members]
+            known = sorted(c for c in cpu if c is not None)
+            rows.append(
+                {
+                    "dimensions": dict(zip(wanted, key, strict=True)),
+                    "sum": {
+                        "requests": len(members),
+                        "errors": sum(m.status in ERROR_STATUSES for m in members),
+                        "subrequests": None,  # a Worker's own fetches are not observed here
+                        "cpuTimeUs": None if None in cpu else sum(known),
+                    },
+                    "quantiles": {
+                        "cpuTimeP50": _quantile(known, 0.5),
+                        "cpuTimeP99": _quantile(known, 0.99),
+                    },
+                }
+            )
+        return rows[: int(limit)]
 
     def _write(self, script: EmulatedScript, version: EmulatedVersion) -> Path:
         """The version as a wrangler project: modules/, assets/, wrangler.json and .dev.vars."""
@@ -1062,6 +1164,106 @@ class WorkersApi:
         texts = {b["name"]: b["text"] for b in metadata.get("bindings", []) if "text" in b}
         (folder / ".dev.vars").write_text("".join(f"{k}={_dotenv_quote(v)}\n" for k, v in texts.items()))
         return folder
+
+
+@dataclass(frozen=True)
+class Invocation:
+    script: str
+    at: datetime
+    status: str  # success, scriptThrewException or internalError (cloudflare-docs invocation statuses)
+    cpu_us: int | None  # workerd's CPU time for it; None when its process could not be read
+
+    def dimensions(self) -> dict[str, Any]:
+        at = self.at.replace(microsecond=0)
+        return {
+            "scriptName": self.script,
+            "status": self.status,
+            "datetime": _iso_z(at),
+            "datetimeHour": _iso_z(at.replace(minute=0, second=0)),
+        }
+
+
+# The part of Cloudflare's GraphQL Analytics schema that workersInvocationsAdaptive queries use: names from
+# the "Querying Workers Metrics with GraphQL" tutorial and the Filtering page (SOURCES.md).
+ANALYTICS_SCHEMA = build_schema("""
+scalar string
+scalar Time
+scalar uint64
+scalar float32
+
+type Query { viewer: Viewer }
+type Viewer { accounts(filter: AccountFilter!): [Account!]! }
+input AccountFilter { accountTag: string }
+type Account {
+  workersInvocationsAdaptive(limit: uint64!, filter: WorkersInvocationsFilter): [WorkersInvocationsAdaptive!]!
+}
+input WorkersInvocationsFilter {
+  scriptName: string
+  status: string
+  datetime_geq: Time
+  datetime_gt: Time
+  datetime_lt: Time
+  datetime_leq: Time
+}
+type WorkersInvocationsAdaptive {
+  sum: WorkersInvocationsSum
+  quantiles: WorkersInvocationsQuantiles
+  dimensions: WorkersInvocationsDimensions
+}
+type WorkersInvocationsSum { requests: uint64 errors: uint64 subrequests: uint64 cpuTimeUs: uint64 }
+type WorkersInvocationsQuantiles { cpuTimeP50: float32 cpuTimeP99: float32 }
+type WorkersInvocationsDimensions { scriptName: string status: string datetime: Time datetimeHour: Time }
+""")
+TIME_OPS = {
+    "geq": lambda at, bound: at >= bound,
+    "gt": lambda at, bound: at > bound,
+    "lt": lambda at, bound: at < bound,
+    "leq": lambda at, bound: at <= bound,
+}
+ERROR_STATUSES = frozenset({"scriptThrewException", "exceededResources", "internalError"})
+
+
+def _time(value: Any) -> datetime:
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError as exc:
+        raise GraphQLError(f"error parsing args: {value!r} is not a time") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _iso_z(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _selected(info: Info, name: str) -> list[str]:
+    """The field names the query selects under ``name`` (e.g. which dimensions to group by)."""
+    for node in info.field_nodes:
+        for selection in node.selection_set.selections if node.selection_set else ():
+            if isinstance(selection, FieldNode) and selection.name.value == name and selection.selection_set:
+                return [s.name.value for s in selection.selection_set.selections if isinstance(s, FieldNode)]
+    return []
+
+
+def _quantile(ordered: list[int], q: float) -> float | None:
+    return float(ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]) if ordered else None
+
+
+def _workerd_cpu(server: AppServer) -> float | None:
+    """CPU seconds (user + system) of the workerd processes under a ``wrangler dev`` process, or None."""
+    try:
+        root = psutil.Process(server.process.pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return None
+    total, found = 0.0, False
+    for process in processes:
+        try:
+            if "workerd" in process.name():
+                times = process.cpu_times()
+                total, found = total + times.user + times.system, True
+        except psutil.NoSuchProcess:
+            continue
+    return total if found else None
 
 
 def _stop(script: EmulatedScript) -> None:

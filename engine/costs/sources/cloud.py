@@ -1,9 +1,10 @@
 """Cloud usage sources: adapters from the provider clients' usage APIs to hourly ledger readings.
 
-The clients (``engine.providers.turso``, ``engine.providers.neon``) own the HTTP calls and error mapping; these
-adapters only ask for one hour and translate the answer. Which cloud database belongs to which app comes from
-``deployed_apps``: for ``turso`` the database name, for ``neon`` the project id, both in ``database_id``.
-Cloudflare analytics has no client yet: register one with ``engine.costs.usage.register_usage_source``.
+The clients (``engine.providers.turso``, ``engine.providers.neon``, ``engine.providers.cloudflare_workers``) own
+the HTTP calls and error mapping; these adapters only ask for one hour and translate the answer. Which cloud
+resource belongs to which app comes from ``deployed_apps``: for ``turso`` the database name, for ``neon`` the
+project id, both in ``database_id``; for a Worker (``hosting_provider = 'cloudflare'``) the script name in
+``hosting_project_id``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ class NeonUsageClient(Protocol):
     def consumption(
         self, project_ids: list[str], *, start: str, end: str, granularity: str = "daily"
     ) -> list[dict[str, Any]]: ...
+
+
+class WorkersAnalyticsClient(Protocol):
+    def invocations(self, script: str, start: str, end: str) -> dict[str, Any]: ...
 
 
 Databases = Mapping[str, str] | Callable[[], Mapping[str, str]]
@@ -102,6 +107,37 @@ class NeonUsageSource:
                     source=self.name,
                     hour_start=hour_start,
                     metrics={"compute_ms": compute * 1000, "db_storage_bytes": storage},
+                )
+            )
+        return readings
+
+
+class CloudflareWorkersUsageSource:
+    """Requests and CPU time per Worker script from Cloudflare's GraphQL Analytics (``workersInvocationsAdaptive``),
+    in the price sheet's metrics: ``requests`` and ``compute_ms`` (CPU milliseconds, from ``cpuTimeUs``)."""
+
+    name = "cloudflare-analytics"
+
+    def __init__(self, client: WorkersAnalyticsClient, scripts: Databases) -> None:
+        self.client = client
+        self.scripts = scripts
+
+    def collect(self, hour_start: datetime) -> list[Reading]:
+        start, end = _iso(hour_start), _iso(hour_start + timedelta(hours=1))
+        readings = []
+        for app_id, script in sorted(_resolve(self.scripts).items()):
+            totals = self.client.invocations(script, start, end).get("sum") or {}
+            requests, cpu_us = totals.get("requests"), totals.get("cpuTimeUs")
+            readings.append(
+                Reading(
+                    app_id=app_id,
+                    provider="cloudflare",
+                    source=self.name,
+                    hour_start=hour_start,
+                    metrics={
+                        "requests": None if requests is None else int(requests),
+                        "compute_ms": None if cpu_us is None else (int(cpu_us) + 500) // 1000,
+                    },
                 )
             )
         return readings
