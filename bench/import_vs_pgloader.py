@@ -9,9 +9,8 @@ booleans as 0/1, decimals, JSON and about 1% of texts with tabs/newlines/quotes)
 
 then prints both times, their ratio, peak memory (RSS of the loading process, sampled every 20 ms; also
 with its children), CPU seconds of the loader and of the PostgreSQL backends serving it (independent of
-what else the shared machine runs), and
-whether each passes the same checks against the source: row counts, sums, min/max dates and checksums of
-the text columns. Targets: launchdeck at least 2x faster, all checks pass, peak memory <= 150 MB.
+what else the shared machine runs), and whether each passes the same checks against the source: row
+counts, sums, min/max dates and checksums of the text columns. Targets: launchdeck at least 2x faster, all checks pass, peak memory <= 150 MB.
 
 Also, at 0.1x, the Turso target against the local Hrana test server: rows/s and HTTP requests per
 10,000 rows.
