@@ -1,6 +1,10 @@
-"""Deploying to a cloud host, end to end against the emulators: the Vercel emulator installs and builds
-the uploaded source for real and serves the deployment through the app's own server, so every check here
-reaches the app (its health route, its preview rows in the Turso or Neon database, its login).
+"""Deploying to a cloud host, end to end against the emulators, so every check here reaches the app (its
+health route, its preview rows in the Turso or Neon database, its login):
+
+- Vercel: the emulator installs and builds the uploaded source for real and serves the deployment through
+  the app's own server.
+- Cloudflare: the app is built here with OpenNext into a Worker; the emulator runs the uploaded Worker on
+  workerd (wrangler's local runtime).
 
 The tests in this module run in order and share one engine and one set of emulators.
 """
@@ -19,6 +23,7 @@ import pytest
 from engine.client import EngineClient
 from engine.config import Settings
 from engine.service import Engine
+from tests.emulators.cloudflare import CloudflareEmulator
 from tests.emulators.neon import NeonEmulator
 from tests.emulators.turso import TursoEmulator
 from tests.emulators.vercel import VercelEmulator
@@ -35,11 +40,12 @@ class Cloud:
     turso: TursoEmulator
     neon: NeonEmulator
     vercel: VercelEmulator
+    cloudflare: CloudflareEmulator
     client: EngineClient
     engine: Engine
 
-    def deploy(self, source: Path, app: str, **options: Any) -> dict[str, Any]:
-        started = self.client.deploy_web(str(source), app=app, host="vercel", **options)
+    def deploy(self, source: Path, app: str, host: str = "vercel", **options: Any) -> dict[str, Any]:
+        started = self.client.deploy_web(str(source), app=app, host=host, **options)
         return self.client.wait(started["deployment_id"], timeout=900)
 
     def run(self, action: str, app: str) -> dict[str, Any]:
@@ -52,27 +58,37 @@ class Cloud:
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
     root = tmp_path_factory.mktemp("cloud-hosting")
     turso, neon, vercel = TursoEmulator(root / "turso"), NeonEmulator(), VercelEmulator()
+    cloudflare = CloudflareEmulator()
     try:
-        with serve(turso.app) as turso_url, serve(neon.app) as neon_url, serve(vercel.app) as vercel_url:
+        with (
+            serve(turso.app) as turso_url,
+            serve(neon.app) as neon_url,
+            serve(vercel.app) as vercel_url,
+            serve(cloudflare.app) as cloudflare_url,
+        ):
             settings = Settings(
                 workspace=root / "workspace",
                 edge_port=0,
                 turso_api_url=turso_url,
                 neon_api_url=neon_url + "/api/v2",
                 vercel_api_url=vercel_url,
+                cloudflare_api_url=cloudflare_url + "/client/v4",
                 TURSO_ORG_ID=turso.org,
                 TURSO_API_TOKEN=turso.api_token,
                 NEON_API_KEY=neon.api_key,
                 VERCEL_TOKEN=vercel.token,
+                CLOUDFLARE_ACCOUNT_ID=cloudflare.account_id,
+                CLOUDFLARE_API_TOKEN=cloudflare.api_token,
             )
             engine = Engine(settings)
             client = EngineClient(engine.start_in_thread(), settings.operator_token_path.read_text().strip())
             try:
-                yield Cloud(turso, neon, vercel, client, engine)
+                yield Cloud(turso, neon, vercel, cloudflare, client, engine)
             finally:
                 client.close()
                 engine.stop_thread()
     finally:
+        cloudflare.close()
         vercel.close()
         turso.close()
         neon.drop_all()
@@ -192,3 +208,34 @@ def test_a_local_database_cannot_be_used_from_a_cloud_host(cloud: Cloud) -> None
     assert status["deployment"]["status"] == "failed"
     assert "choose --db turso, neon or byo" in status["deployment"]["error"]
     assert cloud.client.app("misplaced")["database_provider"] is None
+
+
+def test_shop_on_turso_and_cloudflare_workers(cloud: Cloud) -> None:
+    steps = succeeded(cloud.deploy(EXAMPLES / "shop", "edge-shop", host="cloudflare", db="turso"))
+
+    assert list(steps) == ["preflight", "database", "environment", "transform", "build", "host", "verify"]
+    assert "OpenNext build" in steps["build"] and "Worker bundle" in steps["build"]
+    app = cloud.client.app("edge-shop")
+    assert app["hosting_provider"] == "cloudflare" and ".workers.localhost:" in app["deployment_url"]
+    assert "edge-shop" in cloud.cloudflare.workers.scripts
+    with browser_session(app["deployment_url"]) as session:
+        health = session.get("/api/health")
+        assert health.status_code == 200, health.text
+        assert {p["sku"] for p in session.get("/api/products").json()} == active_skus()
+        login(session, "admin@shop.test")
+
+    succeeded(cloud.run("suspend", "edge-shop"))
+    assert "suspended" in fetch(app["deployment_url"]).text
+    succeeded(cloud.run("resume", "edge-shop"))
+    with browser_session(app["deployment_url"]) as session:
+        assert session.get("/api/health").status_code == 200
+
+    succeeded(cloud.run("destroy", "edge-shop"))
+    assert "edge-shop" not in cloud.turso.databases and "edge-shop" not in cloud.cloudflare.workers.scripts
+
+
+def test_neon_on_workers_is_refused_before_anything_is_created(cloud: Cloud) -> None:
+    status = cloud.deploy(EXAMPLES / "shop", "pg-on-workers", host="cloudflare", db="neon")
+    assert status["deployment"]["status"] == "failed"
+    assert "use --db turso with --host cloudflare" in status["deployment"]["error"]
+    assert cloud.client.app("pg-on-workers")["database_provider"] is None
