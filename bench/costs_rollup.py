@@ -27,7 +27,7 @@ import polars as pl
 from engine.costs.ledger import LEDGER_SCHEMA, ingest_frame
 from engine.costs.margins import margins_for
 from engine.costs.rollup import close_month, cost_month, month_end
-from engine.store import Store
+from engine.store import DEFAULT_MEMORY_LIMIT, Store
 
 START = datetime(2026, 8, 1)
 TARGET_ROWS_PER_S = 1_000_000
@@ -111,11 +111,9 @@ def run(
     workdir: Path,
     batch_days: int = 1,
     baseline_every: int = 10,
-    memory_limit: str = "",
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
 ) -> dict[str, float]:
-    store = Store(workdir / f"bench-{apps}.duckdb")
-    if memory_limit:
-        store.execute(f"SET memory_limit = '{memory_limit}'")
+    store = Store(workdir / f"bench-{apps}.duckdb", memory_limit=memory_limit)
     ids = seed_apps(store, apps)
     providers = np.where(np.arange(apps) % 4 == 3, "local-postgres", "local-libsql")
     rng = np.random.default_rng(7)
@@ -180,8 +178,8 @@ def main() -> None:
     )
     parser.add_argument(
         "--memory-limit",
-        default="",
-        help="DuckDB memory_limit for the store (default: DuckDB's, 80%% of RAM)",
+        default=DEFAULT_MEMORY_LIMIT,
+        help=f"DuckDB memory_limit for the store (default: the engine's, {DEFAULT_MEMORY_LIMIT})",
     )
     args = parser.parse_args()
     sizes = args.apps or [1000, 10000]
@@ -193,7 +191,7 @@ def main() -> None:
         for apps in sizes:
             r = run(apps, args.days, Path(tmp), args.batch_days, memory_limit=args.memory_limit)
             print(
-                f"apps={apps:>6,} batch={args.batch_days}d memory_limit={args.memory_limit or 'default'} rows={int(r['rows']):>11,} ingest {r['ingest_s']:6.1f} s = {r['rows_per_s']:>11,.0f} rows/s"
+                f"apps={apps:>6,} batch={args.batch_days}d memory_limit={args.memory_limit} rows={int(r['rows']):>11,} ingest {r['ingest_s']:6.1f} s = {r['rows_per_s']:>11,.0f} rows/s"
                 f" (baseline plain append, same batches: {r['baseline_rows_per_s']:>11,.0f} rows/s,"
                 f" ingest at {r['rows_per_s'] / r['baseline_rows_per_s']:.0%} of it)"
                 f" | rollup {r['rollup_s']:5.2f} s | close month {r['close_s']:5.2f} s | peak {r['peak_mb']:,.0f} MB (after ingest {r['ingest_peak_mb']:,.0f} MB)"

@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     # Builds: wall-clock limit and memory cap of `npm ci` + the app's build.
     build_timeout_seconds: float = Field(default=900.0, gt=0)
     build_memory_mb: int = Field(default=4096, ge=256)
+    duckdb_memory_limit: str = Field(default="1GB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
 
     # Local PostgreSQL server that hosts `local-postgres` app databases.
     postgres_admin_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -229,7 +229,7 @@ def seed_workspace(settings: Settings, *, apps: int = 500, days: int = 90, readi
         raise Conflict(
             f"an engine already serves {settings.workspace}: stop it first, then run `launchdeck up --demo`"
         )
-    store = Store(settings.store_path)
+    store = Store(settings.store_path, memory_limit=settings.duckdb_memory_limit)
     store.execute("SET enable_progress_bar = false")
     try:
         return seed_demo(store, apps=apps, days=days, reading_hours=reading_hours)

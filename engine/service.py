@@ -56,7 +56,7 @@ class Engine:
 
         self.settings = settings
         settings.workspace.mkdir(parents=True, exist_ok=True)
-        self.store = Store(settings.store_path)
+        self.store = Store(settings.store_path, memory_limit=settings.duckdb_memory_limit)
         env_key = settings.credentials_encryption_key
         self.vault = Vault(
             self.store,

@@ -36,12 +36,18 @@ def migration_files() -> list[tuple[int, str, str]]:
     return found
 
 
+# DuckDB's default is 80% of RAM, and it keeps table blocks cached up to that: ingesting a 50,000-app
+# fleet's readings grew the engine past 2.6 GB. With 1 GB it spills instead, at the same ingest speed
+# (bench/costs_rollup.py --memory-limit).
+DEFAULT_MEMORY_LIMIT = "1GB"
+
+
 class Store:
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, memory_limit: str = DEFAULT_MEMORY_LIMIT) -> None:
         self.path = Path(path) if str(path) != ":memory:" else path
         if isinstance(self.path, Path):
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._connection = duckdb.connect(str(path))
+        self._connection = duckdb.connect(str(path), config={"memory_limit": memory_limit})
         self._lock = threading.RLock()
         self.migrate()
 

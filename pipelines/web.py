@@ -507,8 +507,13 @@ def discard_cloud_deployment(ctx: StepContext) -> None:
     from pipelines.providers import using_host
 
     staged = ctx.state.get("cloud_deployment")
-    if staged:
-        with using_host(engine_of(ctx), ctx.params["host"]) as provider:
+    first_on_this_host = (
+        ctx.app["hosting_provider"] != ctx.params["host"] or not ctx.app["live_deployment_id"]
+    )
+    with using_host(engine_of(ctx), ctx.params["host"]) as provider:
+        if first_on_this_host:  # nothing of the app was live there: remove the project this run created
+            provider.destroy(ctx.app_name)  # (a first Worker upload is live at once)
+        elif staged:
             provider.delete_deployment(ctx.app_name, staged["id"])
 
 

@@ -514,7 +514,7 @@ def store_when_no_engine_runs() -> Any:
             f"the engine at {url} holds the store: read these figures in the console (Usage, Pricing & margins) "
             f"or from {url}/api/analytics/costs and {url}/api/analytics/margins, or stop the engine first"
         )
-    return Store(settings.store_path)
+    return Store(settings.store_path, memory_limit=settings.duckdb_memory_limit)
 
 
 def mount_area_commands() -> None:

@@ -33,7 +33,8 @@ from engine.store import Store
 
 
 def _default_store() -> Store:
-    return Store(load_settings().store_path)
+    conf = load_settings()
+    return Store(conf.store_path, memory_limit=conf.duckdb_memory_limit)
 
 
 store_factory: Callable[[], Store] = _default_store

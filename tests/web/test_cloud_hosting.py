@@ -201,6 +201,7 @@ def test_hosting_that_fails_terminally_undoes_the_database_it_created(cloud: Clo
 
     assert status["deployment"]["status"] == "failed" and "plan limit" in status["deployment"]["error"]
     assert cloud.turso.creates == creates + 1 and "orphan-check" not in cloud.turso.databases
+    assert "orphan-check" not in cloud.vercel.projects  # the project this first deploy created, too
 
 
 def test_a_local_database_cannot_be_used_from_a_cloud_host(cloud: Cloud) -> None:
