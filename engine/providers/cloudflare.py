@@ -20,9 +20,7 @@ from typing import Any, TypeVar
 import httpx
 import jwt
 
-from engine.config import settings
 from engine.errors import (
-    ConfigError,
     InputError,
     ProviderConflict,
     ProviderError,
@@ -87,18 +85,6 @@ class CloudflarePages:
         self._jwt: dict[str, str] = {}
         # Per project, from the last upload: files in the manifest, files and raw bytes uploaded.
         self.upload_stats: dict[str, dict[str, int]] = {}
-
-    @classmethod
-    def from_settings(cls, **kwargs: Any) -> CloudflarePages:
-        conf = settings()
-        if not conf.cloudflare_account_id or not conf.cloudflare_api_token:
-            raise ConfigError("Cloudflare needs CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN")
-        return cls(
-            conf.cloudflare_account_id,
-            conf.cloudflare_api_token.get_secret_value(),
-            base_url=conf.cloudflare_api_url,
-            **kwargs,
-        )
 
     def close(self) -> None:
         self.http.close()

@@ -29,7 +29,6 @@ from typing import Any
 import httpx
 import jwt
 
-from engine.config import settings
 from engine.errors import ConfigError, InputError, ProviderError, ProviderNotFound, ProviderUnavailable
 from engine.providers import cloudflare_assets as assets
 from engine.providers.base import Deployment, DomainStatus
@@ -177,12 +176,8 @@ class CloudflareWorkers:
         transport: httpx.BaseTransport | None = None,
         retry: RetryPolicy | None = None,
         limiter: RateLimiter | None = None,
-        poll_interval: float = 1.0,
     ) -> None:
         self.account_id = account_id
-        # Uploads and deployments answer when they are done; nothing is polled yet (kept for the
-        # constructor every Cloudflare client shares).
-        self.poll_interval = poll_interval
         self.http = ProviderClient(
             "cloudflare",
             base_url,
@@ -196,18 +191,6 @@ class CloudflareWorkers:
         self._subdomain: str | None = None
         # Per script, from the last stage: files in the manifest, files and raw bytes uploaded.
         self.upload_stats: dict[str, dict[str, int]] = {}
-
-    @classmethod
-    def from_settings(cls, **kwargs: Any) -> CloudflareWorkers:
-        conf = settings()
-        if not conf.cloudflare_account_id or not conf.cloudflare_api_token:
-            raise ConfigError("Cloudflare needs CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN")
-        return cls(
-            conf.cloudflare_account_id,
-            conf.cloudflare_api_token.get_secret_value(),
-            base_url=conf.cloudflare_api_url,
-            **kwargs,
-        )
 
     def close(self) -> None:
         self.http.close()

@@ -15,8 +15,7 @@ from typing import Any
 
 import httpx
 
-from engine.config import settings
-from engine.errors import ConfigError, ProviderError, ProviderNotFound, ProviderUnavailable
+from engine.errors import ProviderError, ProviderNotFound, ProviderUnavailable
 from engine.providers.base import DatabaseHandle
 from engine.providers.http import ProviderClient, RetryPolicy
 
@@ -65,13 +64,6 @@ class Neon:
             transport=transport,
             retry=retry or NEON_RETRY,
         )
-
-    @classmethod
-    def from_settings(cls, **kwargs: Any) -> Neon:
-        conf = settings()
-        if not conf.neon_api_key:
-            raise ConfigError("Neon needs NEON_API_KEY")
-        return cls(conf.neon_api_key.get_secret_value(), base_url=conf.neon_api_url, **kwargs)
 
     def close(self) -> None:
         self.http.close()

@@ -14,8 +14,7 @@ from typing import Any, Literal
 
 import httpx
 
-from engine.config import settings
-from engine.errors import ConfigError, ProviderConflict, ProviderNotFound
+from engine.errors import ProviderConflict, ProviderNotFound
 from engine.providers.base import DatabaseHandle
 from engine.providers.http import ProviderClient, RetryPolicy
 
@@ -58,15 +57,6 @@ class Turso:
             retry=retry,
         )
         self._group_ready = False
-
-    @classmethod
-    def from_settings(cls, **kwargs: Any) -> Turso:
-        conf = settings()
-        if not conf.turso_org_id or not conf.turso_api_token:
-            raise ConfigError("Turso needs TURSO_ORG_ID and TURSO_API_TOKEN")
-        return cls(
-            conf.turso_org_id, conf.turso_api_token.get_secret_value(), base_url=conf.turso_api_url, **kwargs
-        )
 
     def close(self) -> None:
         self.http.close()

@@ -19,9 +19,7 @@ from typing import Any
 
 import httpx
 
-from engine.config import settings
 from engine.errors import (
-    ConfigError,
     InputError,
     ProviderConflict,
     ProviderError,
@@ -83,13 +81,6 @@ class Vercel:
         )
         # Per project, from the last deploy: files in the deployment, files and bytes uploaded.
         self.upload_stats: dict[str, dict[str, int]] = {}
-
-    @classmethod
-    def from_settings(cls, **kwargs: Any) -> Vercel:
-        conf = settings()
-        if not conf.vercel_token:
-            raise ConfigError("Vercel needs VERCEL_TOKEN")
-        return cls(conf.vercel_token.get_secret_value(), base_url=conf.vercel_api_url, **kwargs)
 
     def close(self) -> None:
         self.http.close()

@@ -64,7 +64,6 @@ def workers(emulator: tuple[CloudflareEmulator, str]) -> Iterator[CloudflareWork
         base_url=url,
         retry=FAST_RETRY,
         limiter=RateLimiter(1200, 300),
-        poll_interval=0.01,
     )
     yield client
     client.close()
