@@ -23,9 +23,12 @@ DATABASES = {
     "local-postgres": ("Local PostgreSQL", "A database and role on this machine's PostgreSQL server."),
 }
 HOSTS = {
-    "cloudflare": ("Cloudflare Workers", "Built with OpenNext, served worldwide. Needs a Turso database."),
+    "cloudflare": ("Cloudflare Workers", "Built with OpenNext, served worldwide. Turso or Neon."),
     "vercel": ("Vercel", "Serverless; Vercel builds the app. Turso or Neon."),
-    "local": ("Local edge host", "Served from this machine at http://<app>.localhost (the embedded default)."),
+    "local": (
+        "Local edge host",
+        "Served from this machine at http://<app>.localhost (the embedded default).",
+    ),
 }
 # Variables Launchdeck sets itself (the database path and NextAuth); a user value would be overwritten.
 RESERVED_ENV = ("DATABASE_URL", "TURSO_DATABASE_URL", "TURSO_AUTH_TOKEN", "NEXTAUTH_SECRET", "NEXTAUTH_URL")
@@ -58,7 +61,9 @@ def check_domain(domain: str) -> list[str]:
     try:
         ascii_name = idna.encode(domain, uts46=True).decode()
     except idna.IDNAError as exc:
-        return [f"'{domain}' is not a valid domain name ({exc}): use letters, digits and hyphens, such as app.example.com."]
+        return [
+            f"'{domain}' is not a valid domain name ({exc}): use letters, digits and hyphens, such as app.example.com."
+        ]
     labels = ascii_name.split(".")
     if len(labels) < 2:
         return [f"'{domain}' needs a dot: a custom domain is a full name such as {domain}.com."]
@@ -79,7 +84,9 @@ def check_env(rows: list[dict[str, str]]) -> list[str]:
         if not name and not value:
             continue
         if not ENV_NAME.match(name):
-            problems.append(f"'{name}' is not a usable variable name: use letters, digits and _, not starting with a digit.")
+            problems.append(
+                f"'{name}' is not a usable variable name: use letters, digits and _, not starting with a digit."
+            )
         elif name in seen:
             problems.append(f"{name} is set twice: remove one of the two rows.")
         elif name in RESERVED_ENV:
@@ -130,7 +137,9 @@ def check_tier(answers: Answers, tiers: dict[str, Any], apps: list[dict[str, Any
     if answers.database not in allowed:
         problems.append(
             f"The {answers.tier} tier does not include {DATABASES[answers.database][0]}; "
-            + _tier_lifting(tiers, answers.tier, lambda t: answers.database in t.get("allowed_database_providers", []))
+            + _tier_lifting(
+                tiers, answers.tier, lambda t: answers.database in t.get("allowed_database_providers", [])
+            )
             + "."
         )
     return problems
@@ -145,16 +154,18 @@ def check_database(answers: Answers) -> list[str]:
     if not answers.app_dir.strip():
         problems.append("Enter the app folder to deploy (on the engine's machine).")
     if answers.database == "byo" and not answers.database_url.startswith(BYO_SCHEMES):
-        problems.append("Bring-your-own needs a database URL starting with postgresql://, libsql:// or file:.")
+        problems.append(
+            "Bring-your-own needs a database URL starting with postgresql://, libsql:// or file:."
+        )
     return problems
 
 
 def check_hosting(answers: Answers) -> list[str]:
     problems = check_domain(answers.domain) if answers.custom_domain else []
     if answers.host != "local" and answers.database in ("local-libsql", "local-postgres"):
-        problems.append(f"{HOSTS[answers.host][0]} cannot reach a database on this machine: choose Turso or Neon")
-    elif answers.host == "cloudflare" and answers.database == "neon":
-        problems.append("Cloudflare Workers reach the database over HTTP: choose Turso (or host on Vercel)")
+        problems.append(
+            f"{HOSTS[answers.host][0]} cannot reach a database on this machine: choose Turso or Neon"
+        )
     return problems + check_env(answers.env)
 
 

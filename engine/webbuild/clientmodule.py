@@ -76,6 +76,29 @@ def _adapter_lines(target: Target) -> tuple[str, str]:
     )
 
 
+# workerd ties a socket to the request that opened it: a PostgreSQL client is made per request (keyed on
+# OpenNext's per-request context) and the exported name forwards to it, so the app's code is unchanged.
+_PER_REQUEST_CLIENT = [
+    "const clients = new WeakMap<object, PrismaClient>();",
+    "function current(): PrismaClient {",
+    "  const { ctx } = getCloudflareContext();",
+    "  let client = clients.get(ctx);",
+    "  if (!client) {",
+    "    client = createPrismaClient();",
+    "    clients.set(ctx, client);",
+    "  }",
+    "  return client;",
+    "}",
+    "const perRequest = new Proxy({} as PrismaClient, {",
+    "  get(_target, property) {",
+    "    const client = current();",
+    "    const value = Reflect.get(client, property);",
+    '    return typeof value === "function" ? value.bind(client) : value;',
+    "  },",
+    "});",
+]
+
+
 def render(module: ClientModule, target: Target, *, runtime: str = "node") -> str:
     """The replacement module: same exports, client built with the target's driver adapter."""
     adapter_import, construct = _adapter_lines(target)
@@ -83,21 +106,28 @@ def render(module: ClientModule, target: Target, *, runtime: str = "node") -> st
         adapter_import = adapter_import.replace('"@prisma/adapter-libsql"', '"@prisma/adapter-libsql/web"')
     names = list(dict.fromkeys(module.names)) or ["prisma"]
     primary = names[0]
+    per_request = runtime == "workerd" and target.family == "postgresql"
     lines = [
         f"// Rewritten by Launchdeck for the {target.name} deployment: Prisma 7 with the driver adapter",
         f"// {target.adapter_package}, connection settings read from the environment (no engine binaries).",
         f'import {{ PrismaClient }} from "{module.import_source}";',
         adapter_import,
+        *(['import { getCloudflareContext } from "@opennextjs/cloudflare";'] if per_request else []),
         "",
         "function createPrismaClient(): PrismaClient {",
         construct.rstrip("\n"),
         "  return new PrismaClient({ adapter });",
         "}",
         "",
-        "// One client per server process, however many bundles import this module.",
-        "const globalForPrisma = globalThis as unknown as { __launchdeckPrisma?: PrismaClient };",
-        f"export const {primary}: PrismaClient = (globalForPrisma.__launchdeckPrisma ??= createPrismaClient());",
     ]
+    if per_request:
+        lines += [*_PER_REQUEST_CLIENT, f"export const {primary}: PrismaClient = perRequest;"]
+    else:
+        lines += [
+            "// One client per server process, however many bundles import this module.",
+            "const globalForPrisma = globalThis as unknown as { __launchdeckPrisma?: PrismaClient };",
+            f"export const {primary}: PrismaClient = (globalForPrisma.__launchdeckPrisma ??= createPrismaClient());",
+        ]
     lines += [f"export const {name} = {primary};" for name in names[1:]]
     if module.has_default:
         lines.append(f"export default {primary};")

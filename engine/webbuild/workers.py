@@ -44,12 +44,9 @@ _CONFIG_OBJECT = re.compile(
 
 
 def schema_for_workers(schema_text: str, target: Target) -> str:
-    """The generator builds the client for workerd (`runtime = "cloudflare"`, Prisma 7's `prisma-client`)."""
-    if target.family != "libsql":
-        raise InputError(
-            "a Cloudflare Workers deployment reaches its database over HTTP: use --db turso with --host "
-            "cloudflare (PostgreSQL from a Worker needs a socket per request; deploy Neon apps with --host vercel)"
-        )
+    """The generator builds the client for workerd (`runtime = "cloudflare"`, Prisma 7's `prisma-client`).
+    Turso is reached over HTTP (the adapter's web flavour), PostgreSQL over workerd's sockets, with one
+    client per request (see ``clientmodule``)."""
     match = _GENERATOR.search(schema_text)
     if match is None or not re.search(r'provider\s*=\s*"prisma-client"', match.group(2)):
         raise InputError(

@@ -235,8 +235,23 @@ def test_shop_on_turso_and_cloudflare_workers(cloud: Cloud) -> None:
     assert "edge-shop" not in cloud.turso.databases and "edge-shop" not in cloud.cloudflare.workers.scripts
 
 
-def test_neon_on_workers_is_refused_before_anything_is_created(cloud: Cloud) -> None:
-    status = cloud.deploy(EXAMPLES / "shop", "pg-on-workers", host="cloudflare", db="neon")
+def test_shop_on_neon_and_cloudflare_workers(cloud: Cloud) -> None:
+    # PostgreSQL from a Worker: a socket per request (workerd forbids reusing one across requests).
+    steps = succeeded(cloud.deploy(EXAMPLES / "shop", "edge-pg", host="cloudflare", db="neon"))
+    assert (
+        steps["database"].startswith("neon database") and "rows transferred from preview" in steps["database"]
+    )
+    app = cloud.client.app("edge-pg")
+    with browser_session(app["deployment_url"]) as session:
+        for _ in range(3):  # more than one request: each gets its own client
+            health = session.get("/api/health")
+            assert health.status_code == 200, health.text
+        assert {p["sku"] for p in session.get("/api/products").json()} == active_skus()
+        login(session, "admin@shop.test")
+
+
+def test_prisma_client_js_on_workers_is_refused_before_anything_is_created(cloud: Cloud) -> None:
+    status = cloud.deploy(EXAMPLES / "taskboard", "js-on-workers", host="cloudflare", db="turso")
     assert status["deployment"]["status"] == "failed"
-    assert "use --db turso with --host cloudflare" in status["deployment"]["error"]
-    assert cloud.client.app("pg-on-workers")["database_provider"] is None
+    assert 'need Prisma\'s "prisma-client" generator' in status["deployment"]["error"]
+    assert cloud.client.app("js-on-workers")["database_provider"] is None
