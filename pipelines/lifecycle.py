@@ -142,6 +142,8 @@ def rollback_target(ctx: StepContext) -> dict[str, Any]:
             continue
         if not wanted and candidate == live:
             continue
+        if cloud and not wanted and not _served_by(row, str(ctx.app["hosting_provider"])):
+            continue  # an earlier deployment on another host cannot be promoted on this one
         if not cloud and candidate not in staged:
             raise TerminalError(f"deployment {candidate} is no longer kept on the edge host")
         return row
@@ -150,6 +152,11 @@ def rollback_target(ctx: StepContext) -> dict[str, Any]:
         if not wanted
         else f"{ctx.app_name} has no successful deployment {wanted}"
     )
+
+
+def _served_by(row: dict[str, Any], host: str) -> bool:
+    snapshot = json.loads(row["config_snapshot"]) if row["config_snapshot"] else {}
+    return bool(snapshot.get("provider_deployment_id")) and snapshot.get("params", {}).get("host") == host
 
 
 def rollback_step(ctx: StepContext) -> str:
