@@ -140,12 +140,17 @@ def collect_hour(
     hour = hour_start or previous_hour()
     readings: list[Reading] = []
     errors: dict[str, str] = {}
+    built_here = sources is None
     for source in sources if sources is not None else local_sources(store, settings, edge=edge):
         try:
             readings.extend(source.collect(hour))
         except (TransientError, LaunchdeckError) as exc:
             errors[source.name] = str(exc)
             log.warning("usage source %s failed for %s: %s", source.name, hour, exc)
+        finally:
+            client = getattr(source, "client", None)
+            if built_here and client is not None and hasattr(client, "close"):
+                client.close()  # a cloud source's HTTP pool is built for this hour only
     return CollectResult(hour, ingest(store, readings), errors)
 
 
