@@ -66,6 +66,11 @@ def test_requests_served_by_a_worker_land_in_the_ledger_once(
     store.execute(
         "UPDATE deployed_apps SET hosting_project_id = 'hello' WHERE CAST(id AS TEXT) = ?", [app_id]
     )
+    quiet_id = add_app(store, "quiet", database_provider=None, hosting_provider="cloudflare")
+    store.execute(
+        "UPDATE deployed_apps SET hosting_project_id = 'quiet' WHERE CAST(id AS TEXT) = ?", [quiet_id]
+    )
+    workers.stage("quiet", hello_worker(tmp_path / "quiet"), {})  # deployed, never visited
     live = workers.stage("hello", hello_worker(tmp_path / "bundle"), {})
     before = hour_floor(datetime.now(UTC))
     assert all(fetch(live.url + "/").text == "hello" for _ in range(REQUESTS))
@@ -86,9 +91,11 @@ def test_requests_served_by_a_worker_land_in_the_ledger_once(
     finally:
         sources[0].client.close()  # type: ignore[attr-defined]
     assert all(r.errors == {} for r in first + again)
-    assert sum(r.ingested.added for r in first) == len(hours)
+    assert sum(r.ingested.added for r in first) == 2 * len(hours)  # one reading per app and hour
     assert sum(r.ingested.added for r in again) == 0  # the same hour twice adds nothing
     assert cf.faults.injected == 1
+    # One query per hour for the whole fleet (scriptName_in), plus the retried 503.
+    assert len(cf.recorder.matching("POST", "/graphql$")) == 2 * len(hours) + 1
 
     requests = 0
     for month in sorted({h.strftime("%Y-%m") for h in hours}):
@@ -97,6 +104,8 @@ def test_requests_served_by_a_worker_land_in_the_ledger_once(
         requests += usage["requests"]
         assert usage["compute_ms"] is not None  # workerd's CPU time, measured by the emulator
     assert requests == REQUESTS
+    quiet = {row["name"]: row for row in cost_month(store, hours[-1].strftime("%Y-%m")).by("app")}["quiet"]
+    assert quiet["usage"]["cloudflare"]["requests"] == 0  # no traffic is zero, not "not measured"
 
 
 def test_an_analytics_error_is_reported_with_its_message(

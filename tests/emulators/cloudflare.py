@@ -1100,12 +1100,14 @@ class WorkersApi:
         bounds = {
             op: _time(conditions.pop(f"datetime_{op}")) for op in TIME_OPS if f"datetime_{op}" in conditions
         }
+        among = conditions.pop("scriptName_in", None)
         with self._usage_lock:
             chosen = [
                 i
                 for i in self.invocations
                 if all(TIME_OPS[op](i.at, bound) for op, bound in bounds.items())
                 and all(i.dimensions().get(k) == v for k, v in conditions.items())
+                and (among is None or i.script in among)
             ]
         wanted = _selected(info, "dimensions")
         groups: dict[tuple[Any, ...], list[Invocation]] = {}
@@ -1199,6 +1201,7 @@ type Account {
 }
 input WorkersInvocationsFilter {
   scriptName: string
+  scriptName_in: [string!]
   status: string
   datetime_geq: Time
   datetime_gt: Time

@@ -31,7 +31,7 @@ class NeonUsageClient(Protocol):
 
 
 class WorkersAnalyticsClient(Protocol):
-    def invocations(self, script: str, start: str, end: str) -> dict[str, Any]: ...
+    def invocations(self, scripts: list[str], start: str, end: str) -> dict[str, dict[str, int | None]]: ...
 
 
 Databases = Mapping[str, str] | Callable[[], Mapping[str, str]]
@@ -125,8 +125,12 @@ class CloudflareWorkersUsageSource:
     def collect(self, hour_start: datetime) -> list[Reading]:
         start, end = _iso(hour_start), _iso(hour_start + timedelta(hours=1))
         readings = []
-        for app_id, script in sorted(_resolve(self.scripts).items()):
-            totals = self.client.invocations(script, start, end).get("sum") or {}
+        scripts = dict(sorted(_resolve(self.scripts).items()))
+        if not scripts:
+            return []
+        by_script = self.client.invocations(sorted(set(scripts.values())), start, end)  # one query per chunk
+        for app_id, script in scripts.items():
+            totals = by_script[script]
             requests, cpu_us = totals.get("requests"), totals.get("cpuTimeUs")
             readings.append(
                 Reading(
