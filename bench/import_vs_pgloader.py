@@ -279,7 +279,7 @@ class Measured:
     seconds: float
     peak_mb: float  # RSS of the process itself
     tree_mb: float  # RSS of it and its children (Node for Prisma's engines)
-    cpu_s: float  # CPU of the process and its children
+    cpu_s: float  # CPU of the process and its descendants (worker processes under a forkserver too)
     server_cpu_s: float  # CPU of the PostgreSQL backends serving the database (sampled, so about)
     result: subprocess.CompletedProcess[str]
 
@@ -297,6 +297,9 @@ def run_measured(command: list[str], admin_url: str, database: str, **kwargs: An
     out: list[str] = []
     backends: dict[int, psutil.Process] = {}
     backend_cpu: dict[int, float] = {}
+    # Own CPU of every process in the tree, sampled: a forkserver's workers are not reaped by the loader,
+    # so the rusage of its children misses them.
+    tree_cpu: dict[int, float] = {}
 
     def drain() -> None:
         assert process.stdout is not None and process.stderr is not None
@@ -310,10 +313,14 @@ def run_measured(command: list[str], admin_url: str, database: str, **kwargs: An
         while process.poll() is None:
             try:
                 own = watched.memory_info().rss
+                times = watched.cpu_times()
+                tree_cpu[watched.pid] = times.user + times.system
                 children = 0
                 for child in watched.children(recursive=True):
                     with contextlib.suppress(psutil.NoSuchProcess):
                         children += child.memory_info().rss
+                        times = child.cpu_times()
+                        tree_cpu[child.pid] = times.user + times.system
             except psutil.NoSuchProcess:
                 break
             peak = max(peak, own)
@@ -334,7 +341,7 @@ def run_measured(command: list[str], admin_url: str, database: str, **kwargs: An
     reader.join()
     seconds = time.monotonic() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    cpu = max(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, sum(tree_cpu.values()))
     result = subprocess.CompletedProcess(
         command, process.returncode, out[0] if out else "", out[1] if len(out) > 1 else ""
     )

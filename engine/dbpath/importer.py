@@ -171,7 +171,10 @@ class ServerChecks:
 
     def check(self) -> None:
         """Compare what was sent since the last check with what the server stored since then."""
-        _, want = self.ours.take()
+        self.compare(self.ours.take()[1])
+
+    def compare(self, want: Sequence[str | None]) -> None:
+        """Compare the digests of what was sent since the last check with the server's."""
         rows, self.after, got = self.digest_since(self.table, self.after)
         self.stored += rows
         for column, mine, theirs in zip(self.table.columns, want, got, strict=True):
@@ -200,6 +203,15 @@ def _load_and_check(
     texts = [pg_texts(c, values) for c, values in zip(table.columns, stored, strict=True)]
     load_columns(table, texts)
     checks.add(texts, converted)
+
+
+def _load_chunk(
+    write_copy: Callable[[Table, bytes], None], checks: ServerChecks, table: Table, chunk: Any
+) -> None:
+    """A chunk a worker process converted (``parallel.Chunk``): loaded, then checked on its own."""
+    write_copy(table, chunk.data)
+    checks.sent += chunk.rows
+    checks.compare(chunk.digests)
 
 
 class BackgroundWriter:
@@ -446,6 +458,19 @@ def _run(
         plans.append(load_plan(ddl_answer(), target.dialect))
         target.execute(plans[0].before)
 
+    # Large tables are converted in worker processes; this one only sends their COPY data.
+    from engine.dbpath import parallel  # it imports this module
+
+    write_copy: Callable[[Table, bytes], None] | None = getattr(target, "write_copy", None)
+    source = None
+    if (
+        writer.pool is not None
+        and write_copy is not None
+        and max(totals.values(), default=0) >= parallel.MIN_ROWS
+    ):
+        source = parallel.source_file(conn)
+    workers = parallel.start_pool() if source is not None else None
+
     try:
         writer.submit(create_tables)
         for table in schema.tables:
@@ -453,6 +478,37 @@ def _run(
             sums = Checksums(table, [_identity for _ in table.columns])
             checks = ServerChecks(table, digest_since) if digest_since is not None else None
             entry = report.tables[table.name] = TableReport(source_rows=totals[table.name])
+            bounds = (
+                parallel.chunk_bounds(conn, table)
+                if workers is not None and totals[table.name] >= parallel.MIN_ROWS
+                else None
+            )
+            if bounds is not None and workers is not None and source is not None and checks is not None:
+                assert write_copy is not None
+                encoding: str = getattr(target, "copy_encoding")  # noqa: B009 (PostgreSQL only)
+                chunks: deque[Future[parallel.Chunk]] = deque()
+                ahead = 0
+                for _ in bounds:
+                    # One chunk more than workers keeps both busy; the rest waits (memory stays bounded).
+                    while ahead < len(bounds) and len(chunks) <= parallel.WORKERS:
+                        chunks.append(
+                            workers.submit(parallel.convert_chunk, source, table, encoding, bounds[ahead])
+                        )
+                        ahead += 1
+                    chunk = chunks.popleft().result()
+                    if chunk.bad_rows:
+                        entry.rejected_rows += chunk.bad_rows
+                        report.rejected.extend(
+                            chunk.rejected[: MAX_REPORTED_REJECTIONS - len(report.rejected)]
+                        )
+                    elif not report.rejected:
+                        writer.submit(_load_chunk, write_copy, checks, table, chunk)
+                        entry.imported_rows += chunk.rows
+                    done += chunk.rows
+                    if progress is not None:
+                        progress(done, total, table.name)
+                server_checks[table.name] = checks
+                continue
             cursor = conn.execute(
                 f"SELECT {column_list([c.name for c in table.columns])} FROM {quote(table.name)}"
             )
@@ -528,6 +584,8 @@ def _run(
         raise
     finally:
         writer.close()
+        if workers is not None:
+            workers.shutdown(wait=True, cancel_futures=True)
 
 
 def _verify(

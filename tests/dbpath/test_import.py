@@ -396,3 +396,44 @@ def test_duplicate_values_under_a_unique_key_fail_cleanly(app_dir: Path, pg_data
     with pytest.raises(TerminalError, match="accounts_email_key"):
         import_preview(schema_of(app_dir), source, pg_database)
     assert pg_rows(pg_database, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(0,)]
+
+
+# ------------------------------------------------------------------------------------ worker processes
+@pytest.fixture
+def in_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every table converted by worker processes, two rows per chunk (large tables do this for real)."""
+    from engine.dbpath import parallel
+
+    monkeypatch.setattr(parallel, "MIN_ROWS", 1)
+    monkeypatch.setattr(parallel, "CHUNK_ROWS", 2)
+
+
+@pytest.mark.usefixtures("in_workers")
+def test_fidelity_matrix_into_postgresql_through_worker_processes(
+    app_dir: Path, source: Path, pg_database: str
+) -> None:
+    test_fidelity_matrix_into_postgresql(app_dir, source, pg_database)
+
+
+@pytest.mark.usefixtures("in_workers")
+def test_worker_processes_report_unconvertible_values_and_load_nothing(
+    app_dir: Path, pg_database: str
+) -> None:
+    test_unconvertible_values_are_reported_and_nothing_is_loaded(app_dir, pg_database)
+
+
+@pytest.mark.usefixtures("in_workers")
+def test_worker_processes_with_replace_keep_the_target_on_failure(app_dir: Path, pg_database: str) -> None:
+    with psycopg.connect(pg_database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE keep_me (id int)")
+        conn.execute("INSERT INTO keep_me VALUES (42)")
+    source = app_dir / "preview.sqlite"
+    build_source(source)
+    with sqlite3.connect(source) as sconn:
+        sconn.execute('DROP INDEX "accounts_email_key"')
+        sconn.execute("UPDATE accounts SET email = 'ada@example.com' WHERE id = 4")
+    sconn.close()
+    with pytest.raises(TerminalError, match="accounts_email_key"):
+        import_preview(schema_of(app_dir), source, pg_database, replace=True)
+    assert pg_rows(pg_database, "SELECT id FROM keep_me") == [(42,)]
+    assert pg_rows(pg_database, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(1,)]

@@ -116,6 +116,12 @@ def copy_fields(column: Column, texts: list[str | None]) -> list[str]:
     return _escape_texts(present_texts) if kind_of(column) in ESCAPED_KINDS else present_texts
 
 
+def copy_rows(columns: Sequence[Column], texts: Sequence[list[str | None]]) -> str:
+    """Rows given column by column as ``pg_texts``, as text-format COPY data (one line per row)."""
+    fields = [copy_fields(c, t) for c, t in zip(columns, texts, strict=True)]
+    return "\n".join(map("\t".join, zip(*fields, strict=True))) + "\n"
+
+
 def copy_text(column: Column, values: Sequence[Any]) -> list[str]:
     """Stored values as COPY text fields (``\\N`` for NULL)."""
     return copy_fields(column, pg_texts(column, values))
@@ -199,8 +205,15 @@ class PostgresTarget:
         """
         if not columns or not columns[0]:
             return
-        fields = [copy_fields(c, texts) for c, texts in zip(table.columns, columns, strict=True)]
-        data = "\n".join(map("\t".join, zip(*fields, strict=True))) + "\n"
+        self.write_copy(table, copy_rows(table.columns, columns).encode(self.conn.info.encoding))
+
+    @property
+    def copy_encoding(self) -> str:
+        """The Python codec of the connection: what ``write_copy`` data is encoded with."""
+        return self.conn.info.encoding
+
+    def write_copy(self, table: Table, data: bytes) -> None:
+        """Append text-format COPY data (already encoded in the connection's encoding) to the table."""
         if self._copying is not table:
             self.end_load()
             query = sql.SQL("COPY {} ({}) FROM STDIN").format(
@@ -210,7 +223,7 @@ class PostgresTarget:
             self._copy = self._open_copy.enter_context(cursor.copy(query, writer=QueuedLibpqWriter(cursor)))
             self._copying = table
         assert self._copy is not None
-        self._copy.write(data.encode(self.conn.info.encoding))
+        self._copy.write(data)
 
     def end_load(self) -> None:
         """Finish the open COPY, if any: the server has then stored every row sent."""

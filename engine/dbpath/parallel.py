@@ -1,0 +1,114 @@
+"""Large tables converted in worker processes, so conversion uses every core (Python's GIL holds one).
+
+A table with at least ``MIN_ROWS`` rows in a SQLite file, bound for PostgreSQL, is cut by rowid into
+chunks of ``CHUNK_ROWS`` rows. Each worker opens the source read-only and turns a chunk into
+text-format COPY data plus its per-column digests (``ColumnDigests``). The importer's process stays the
+only writer: it sends the chunks to its one connection in source order, inside the import's one
+transaction, and compares each chunk's digests with what the server stored, so a failure anywhere still
+rolls back everything.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.dbpath.digest import ColumnDigests, digest_texts
+from engine.dbpath.importer import BATCH_ROWS, MAX_REPORTED_REJECTIONS, Rejection, TableConverter
+from engine.dbpath.schema import Table
+from engine.dbpath.sql import column_list, quote
+from engine.dbpath.targets.postgres import copy_rows, pg_texts
+
+MIN_ROWS = 50_000  # below this, starting worker processes costs more than it saves
+CHUNK_ROWS = 20_000  # one server-side check per chunk; a few chunks in flight bound the memory
+WORKERS = 2  # the machine's cores
+SHADOWING = frozenset({"rowid", "_rowid_", "oid"})
+
+Bounds = tuple[int | None, int | None]  # rowid after which a chunk starts, rowid it ends at (inclusive)
+
+
+@dataclass
+class Chunk:
+    rows: int = 0
+    bad_rows: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    data: bytes = b""  # COPY text; empty once a row was rejected (nothing is loaded then)
+    digests: list[str | None] = field(default_factory=list)
+
+
+def source_file(conn: sqlite3.Connection) -> str | None:
+    """The file behind the source connection; None for a dump replayed in memory."""
+    for _, name, path in conn.execute("PRAGMA database_list").fetchall():
+        if name == "main":
+            return str(path) or None
+    return None
+
+
+def chunk_bounds(conn: sqlite3.Connection, table: Table) -> list[Bounds] | None:
+    """Rowid ranges of ``CHUNK_ROWS`` rows each, or None when the table has no usable rowid."""
+    if any(c.name.lower() in SHADOWING for c in table.columns):
+        return None
+    name = quote(table.name)
+    bounds: list[Bounds] = []
+    last: int | None = None
+    try:
+        while True:
+            where = "" if last is None else f" WHERE rowid > {last}"
+            found = conn.execute(
+                f"SELECT rowid FROM {name}{where} ORDER BY rowid LIMIT 1 OFFSET {CHUNK_ROWS - 1}"
+            ).fetchone()
+            bounds.append((last, None if found is None else int(found[0])))
+            if found is None:
+                return bounds
+            last = int(found[0])
+    except sqlite3.OperationalError:  # WITHOUT ROWID
+        return None
+
+
+def start_pool() -> ProcessPoolExecutor:
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])  # each worker forks with the converters imported
+    pool = ProcessPoolExecutor(max_workers=WORKERS, mp_context=context)
+    for _ in range(WORKERS):  # start them now: they import while the small tables are converted
+        pool.submit(int)
+    return pool
+
+
+_sources: dict[str, sqlite3.Connection] = {}
+
+
+def convert_chunk(source: str, table: Table, encoding: str, bounds: Bounds) -> Chunk:
+    """In a worker: one chunk's rows as COPY data for PostgreSQL, with their digests and rejections."""
+    conn = _sources.get(source)
+    if conn is None:
+        conn = _sources[source] = sqlite3.connect(f"{Path(source).as_uri()}?mode=ro&immutable=1", uri=True)
+    after, upto = bounds
+    conditions = [
+        c for c in ("rowid > ?" if after is not None else "", "rowid <= ?" if upto is not None else "") if c
+    ]
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    cursor = conn.execute(
+        f"SELECT {column_list([c.name for c in table.columns])} FROM {quote(table.name)}{where} ORDER BY rowid",
+        [b for b in bounds if b is not None],
+    )
+    converter = TableConverter(table, "postgresql")
+    digests = ColumnDigests(table.columns)
+    chunk = Chunk()
+    parts: list[str] = []
+    while rows := cursor.fetchmany(BATCH_ROWS):
+        stored, converted, bad = converter.convert(rows, chunk.rejected)
+        chunk.rows += len(rows)
+        chunk.bad_rows += len(bad)
+        if chunk.bad_rows:
+            del chunk.rejected[MAX_REPORTED_REJECTIONS:]
+            continue  # keep scanning, to report every rejection; nothing more to render
+        texts = [pg_texts(c, values) for c, values in zip(table.columns, stored, strict=True)]
+        parts.append(copy_rows(table.columns, texts))
+        digests.add([digest_texts(c, t, v) for c, t, v in zip(table.columns, texts, converted, strict=True)])
+    if not chunk.bad_rows:
+        chunk.data = "".join(parts).encode(encoding)
+        chunk.digests = digests.take()[1]
+    return chunk
