@@ -492,6 +492,8 @@ def host_in_cloud(ctx: StepContext) -> str:
 
     kind = ctx.params["host"]
     with using_host(engine_of(ctx), kind) as provider:
+        if "project_created" not in ctx.state:  # kept across a retry: only a project this run made is undone
+            ctx.state["project_created"] = not provider.exists(ctx.app_name)
         if kind == "cloudflare":  # built here with OpenNext: the Worker and its assets are uploaded
             staged = provider.stage(ctx.app_name, Path(ctx.state["worker_bundle"]), deployment_env(ctx))
         else:  # Vercel installs and builds the uploaded source itself, as `vercel deploy` has it do
@@ -507,12 +509,9 @@ def discard_cloud_deployment(ctx: StepContext) -> None:
     from pipelines.providers import using_host
 
     staged = ctx.state.get("cloud_deployment")
-    first_on_this_host = (
-        ctx.app["hosting_provider"] != ctx.params["host"] or not ctx.app["live_deployment_id"]
-    )
     with using_host(engine_of(ctx), ctx.params["host"]) as provider:
-        if first_on_this_host:  # nothing of the app was live there: remove the project this run created
-            provider.destroy(ctx.app_name)  # (a first Worker upload is live at once)
+        if ctx.state.get("project_created"):  # this run made the project (a first Worker upload is live at
+            provider.destroy(ctx.app_name)  # once): remove it; a project that was there before stays
         elif staged:
             provider.delete_deployment(ctx.app_name, staged["id"])
 

@@ -320,6 +320,13 @@ class CloudflareWorkers:
         return [g for a in accounts for g in a.get("workersInvocationsAdaptive") or []]
 
     # -- helpers -----------------------------------------------------------------------------------
+    def exists(self, project: str) -> bool:
+        try:
+            self.live_version(project)
+        except ProviderNotFound:
+            return False
+        return True
+
     def live_version(self, project: str) -> str | None:
         """The version taking the most traffic in the latest deployment (the first listed)."""
         found = self._result("GET", f"{self._script(project)}/deployments").get("deployments") or []

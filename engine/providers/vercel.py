@@ -76,8 +76,13 @@ class Vercel:
         self.team_id = team_id
         self.poll_interval, self.deploy_timeout = poll_interval, deploy_timeout
         self.http = ProviderClient(
-            "vercel", base_url, headers={"Authorization": f"Bearer {token}"}, secrets=[token],
-            transport=transport, retry=retry, error_message=error_message,
+            "vercel",
+            base_url,
+            headers={"Authorization": f"Bearer {token}"},
+            secrets=[token],
+            transport=transport,
+            retry=retry,
+            error_message=error_message,
         )
         # Per project, from the last deploy: files in the deployment, files and bytes uploaded.
         self.upload_stats: dict[str, dict[str, int]] = {}
@@ -143,10 +148,15 @@ class Vercel:
         for name, value in env.items():
             if looks_secret(name):
                 self.http.add_secret(value)
-        body = [{"key": k, "value": v, "type": "encrypted", "target": ["production", "preview"]}
-                for k, v in env.items()]
+        body = [
+            {"key": k, "value": v, "type": "encrypted", "target": ["production", "preview"]}
+            for k, v in env.items()
+        ]
         result = self.http.json(
-            "POST", f"/v10/projects/{project}/env", params=self._params(upsert="true"), json=body,
+            "POST",
+            f"/v10/projects/{project}/env",
+            params=self._params(upsert="true"),
+            json=body,
             idempotent=True,
         )
         failed = result.get("failed") or []
@@ -164,6 +174,9 @@ class Vercel:
         return _domain(result)
 
     # -- projects and domains ----------------------------------------------------------------------
+    def exists(self, project: str) -> bool:
+        return self.get_project(project) is not None
+
     def get_project(self, project: str) -> dict[str, Any] | None:
         try:
             result: dict[str, Any] = self.http.json("GET", f"/v9/projects/{project}", params=self._params())
@@ -187,7 +200,9 @@ class Vercel:
         return created
 
     def domain(self, project: str, domain: str) -> DomainStatus:
-        return _domain(self.http.json("GET", f"/v9/projects/{project}/domains/{domain}", params=self._params()))
+        return _domain(
+            self.http.json("GET", f"/v9/projects/{project}/domains/{domain}", params=self._params())
+        )
 
     # -- deployments -------------------------------------------------------------------------------
     def create_deployment(
@@ -196,7 +211,8 @@ class Vercel:
         files = collect(files_dir)
         by_sha = {f.sha: f for f in files}
         body: dict[str, Any] = {
-            "name": project, "project": project,
+            "name": project,
+            "project": project,
             "files": [{"file": f.name, "sha": f.sha, "size": f.size} for f in files],
             "projectSettings": {"framework": framework},
         }
@@ -205,35 +221,56 @@ class Vercel:
         uploaded: set[str] = set()
         for _ in range(MAX_CREATE_ROUNDS):
             response = self.http.request(
-                "POST", "/v13/deployments", params=self._params(skipAutoDetectionConfirmation="1"),
-                json=body, ok=[400],
+                "POST",
+                "/v13/deployments",
+                params=self._params(skipAutoDetectionConfirmation="1"),
+                json=body,
+                ok=[400],
             )
             if response.status_code != 400:
-                self.upload_stats[project] = {"files": len(files), "uploaded": len(uploaded),
-                                              "bytes": sum(by_sha[s].size for s in uploaded)}
+                self.upload_stats[project] = {
+                    "files": len(files),
+                    "uploaded": len(uploaded),
+                    "bytes": sum(by_sha[s].size for s in uploaded),
+                }
                 result: dict[str, Any] = response.json()
                 return result
             error = (response.json() or {}).get("error") or {}
             if error.get("code") != "missing_files":
-                raise ProviderError("vercel", self.http.clean(
-                    f"POST /v13/deployments -> 400: {error.get('message') or response.text[:300]}"), status=400)
+                raise ProviderError(
+                    "vercel",
+                    self.http.clean(
+                        f"POST /v13/deployments -> 400: {error.get('message') or response.text[:300]}"
+                    ),
+                    status=400,
+                )
             missing = [by_sha[sha] for sha in error.get("missing", []) if sha in by_sha]
             with ThreadPoolExecutor(UPLOAD_CONCURRENCY, thread_name_prefix="vercel-upload") as pool:
                 list(pool.map(self._upload, missing))
             uploaded.update(f.sha for f in missing)
-        raise ProviderError("vercel", f"deployment of {project} still misses files after "
-                            f"{MAX_CREATE_ROUNDS} uploads")
+        raise ProviderError(
+            "vercel", f"deployment of {project} still misses files after {MAX_CREATE_ROUNDS} uploads"
+        )
 
     def _upload(self, file: LocalFile) -> None:
         data = file.path.read_bytes()
         self.http.request(
-            "POST", "/v2/files", params=self._params(), content=data, idempotent=True,  # content-addressed
-            headers={"Content-Type": "application/octet-stream", "Content-Length": str(len(data)),
-                     "x-vercel-digest": file.sha},
+            "POST",
+            "/v2/files",
+            params=self._params(),
+            content=data,
+            idempotent=True,  # content-addressed
+            headers={
+                "Content-Type": "application/octet-stream",
+                "Content-Length": str(len(data)),
+                "x-vercel-digest": file.sha,
+            },
         )
 
     def get_deployment(self, deployment_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.http.json("GET", f"/v13/deployments/{deployment_id}", params=self._params())
+        result: dict[str, Any] = self.http.json(
+            "GET", f"/v13/deployments/{deployment_id}", params=self._params()
+        )
         return result
 
     def wait(self, project: str, deployment_id: str) -> Deployment:
@@ -246,11 +283,17 @@ class Vercel:
                 return _deployment(project, result, self._scheme)
             if state in ("ERROR", "CANCELED"):
                 reason = (result.get("errorMessage") or result.get("errorCode") or "").strip()
-                raise ProviderError("vercel", f"deployment {deployment_id} of {project} ended {state}"
-                                    + (f": {reason}" if reason else ""))
+                raise ProviderError(
+                    "vercel",
+                    f"deployment {deployment_id} of {project} ended {state}"
+                    + (f": {reason}" if reason else ""),
+                )
             if time.monotonic() + delay > deadline:
-                raise ProviderUnavailable("vercel", f"deployment {deployment_id} of {project} not ready after "
-                                          f"{self.deploy_timeout:.0f}s (state {state})")
+                raise ProviderUnavailable(
+                    "vercel",
+                    f"deployment {deployment_id} of {project} not ready after "
+                    f"{self.deploy_timeout:.0f}s (state {state})",
+                )
             time.sleep(delay)
             delay = min(delay * 2, self.poll_interval * 8)
 
@@ -274,13 +317,17 @@ def error_message(response: httpx.Response) -> str:
 def _deployment(project: str, result: dict[str, Any], scheme: str) -> Deployment:
     url = str(result["url"])
     return Deployment(
-        provider="vercel", project=project, id=result["id"],
-        url=url if "://" in url else f"{scheme}://{url}", status=str(result.get("readyState", "")),
+        provider="vercel",
+        project=project,
+        id=result["id"],
+        url=url if "://" in url else f"{scheme}://{url}",
+        status=str(result.get("readyState", "")),
     )
 
 
 def _domain(result: dict[str, Any]) -> DomainStatus:
     records = result.get("verification") or []
     details = {f"{r.get('type')} {r.get('domain')}": str(r.get("value")) for r in records}
-    return DomainStatus(name=result["name"], status="verified" if result.get("verified") else "pending",
-                        verification=details)
+    return DomainStatus(
+        name=result["name"], status="verified" if result.get("verified") else "pending", verification=details
+    )

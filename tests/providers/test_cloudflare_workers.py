@@ -106,7 +106,9 @@ def test_assets_only_site_is_staged_beside_production_then_promoted(
             "_headers": "/*\n  X-Robots-Tag: noindex\n",
         },
     )
+    assert not workers.exists("closed")
     first = workers.stage("closed", site, {})
+    assert workers.exists("closed")
     assert first.url == production == workers.production_url("closed")  # a new Worker is live at once
     page = fetch(first.url + "/")
     assert page.status_code == 200 and page.text == "<h1>Closed v1</h1>"

@@ -48,7 +48,9 @@ def test_deploy_uploads_only_missing_files_and_serves_them(
 def test_a_staged_deployment_is_served_at_its_own_url_until_promoted(
     vercel: Vercel, vercel_emulator: tuple[VercelEmulator, str], tmp_path: Path
 ) -> None:
+    assert not vercel.exists("shop")
     live = vercel.deploy("shop", write_site(tmp_path / "v1", {"index.html": "live"}), {})
+    assert vercel.exists("shop")
     staged = vercel.stage("shop", write_site(tmp_path / "v2", {"index.html": "candidate"}), {})
     production = vercel.production_url("shop")
     assert production == _production(live.url, "shop").rstrip("/")

@@ -204,6 +204,26 @@ def test_hosting_that_fails_terminally_undoes_the_database_it_created(cloud: Clo
     assert "orphan-check" not in cloud.vercel.projects  # the project this first deploy created, too
 
 
+def test_a_project_that_was_there_before_is_kept_when_the_first_deploy_fails(cloud: Cloud) -> None:
+    from engine.providers.vercel import Vercel
+
+    owner = Vercel(cloud.vercel.token, base_url=cloud.engine.settings.vercel_api_url)
+    owner.ensure_project("preexisting")  # made by hand in the Vercel account, before Launchdeck
+    owner.close()
+    cloud.vercel.faults.add(
+        403,
+        method="POST",
+        path="^/v13/deployments$",
+        body={"error": {"code": "forbidden", "message": "plan limit"}},
+    )
+
+    status = cloud.deploy(EXAMPLES / "shop", "preexisting", db="turso")
+
+    assert status["deployment"]["status"] == "failed"
+    assert "preexisting" in cloud.vercel.projects  # not this run's to delete
+    assert "preexisting" not in cloud.turso.databases  # the database this run created is undone
+
+
 def test_a_local_database_cannot_be_used_from_a_cloud_host(cloud: Cloud) -> None:
     status = cloud.deploy(EXAMPLES / "shop", "misplaced", db="local-libsql")
     assert status["deployment"]["status"] == "failed"
