@@ -9,6 +9,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from engine.providers.cloudflare_workers import CloudflareWorkers
+from engine.providers.http import RateLimiter, RetryPolicy
+from tests.emulators.cloudflare import CloudflareEmulator
+from tests.servers.asgi import serve
+
 PG_ADMIN_URL = os.environ.get("LAUNCHDECK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -31,3 +36,28 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     for name in ("CREDENTIALS_ENCRYPTION_KEY", "LAUNCHDECK_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     yield path
+
+
+@pytest.fixture
+def workers_emulator(tmp_path: Path) -> Iterator[tuple[CloudflareEmulator, str]]:
+    """The Cloudflare emulator (it runs uploaded Workers on workerd) and its API base URL."""
+    cf = CloudflareEmulator(work_dir=tmp_path / "workerd")
+    try:
+        with serve(cf.app) as url:
+            yield cf, url + "/client/v4"
+    finally:
+        cf.close()
+
+
+@pytest.fixture
+def workers(workers_emulator: tuple[CloudflareEmulator, str]) -> Iterator[CloudflareWorkers]:
+    cf, url = workers_emulator
+    client = CloudflareWorkers(
+        cf.account_id,
+        cf.api_token,
+        base_url=url,
+        retry=RetryPolicy(attempts=5, base_delay=0.01, max_delay=0.05, max_retry_after=5.0),
+        limiter=RateLimiter(1200, 300),
+    )
+    yield client
+    client.close()

@@ -4,7 +4,6 @@ its workerd processes really served: N requests to a Worker become N requests in
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,36 +15,14 @@ from engine.costs.sources.cloud import CloudflareWorkersUsageSource
 from engine.costs.usage import UsageSource, hour_floor
 from engine.errors import ProviderError
 from engine.providers.cloudflare_workers import CloudflareWorkers
-from engine.providers.http import RateLimiter
 from engine.store import Store
 from pipelines.metering import cloud_sources, collect_hour
 from tests.costs.conftest import add_app
 from tests.emulators.cloudflare import WRANGLER, CloudflareEmulator
 from tests.providers.conftest import FAST_RETRY, fetch, write_site
-from tests.servers.asgi import serve
 
 pytestmark = pytest.mark.skipif(not WRANGLER.exists(), reason="npm ci in tests/emulators/node first")
 REQUESTS = 7
-
-
-@pytest.fixture
-def emulator(tmp_path: Path) -> Iterator[tuple[CloudflareEmulator, str]]:
-    cf = CloudflareEmulator(work_dir=tmp_path / "workerd")
-    try:
-        with serve(cf.app) as url:
-            yield cf, url + "/client/v4"
-    finally:
-        cf.close()
-
-
-@pytest.fixture
-def workers(emulator: tuple[CloudflareEmulator, str]) -> Iterator[CloudflareWorkers]:
-    cf, url = emulator
-    client = CloudflareWorkers(
-        cf.account_id, cf.api_token, base_url=url, retry=FAST_RETRY, limiter=RateLimiter(1200, 300)
-    )
-    yield client
-    client.close()
 
 
 def hello_worker(root: Path) -> Path:
@@ -59,9 +36,9 @@ def hello_worker(root: Path) -> Path:
 
 
 def test_requests_served_by_a_worker_land_in_the_ledger_once(
-    store: Store, emulator: tuple[CloudflareEmulator, str], workers: CloudflareWorkers, tmp_path: Path
+    store: Store, workers_emulator: tuple[CloudflareEmulator, str], workers: CloudflareWorkers, tmp_path: Path
 ) -> None:
-    cf, url = emulator
+    cf, url = workers_emulator
     app_id = add_app(store, "hello", database_provider=None, hosting_provider="cloudflare")
     store.execute(
         "UPDATE deployed_apps SET hosting_project_id = 'hello' WHERE CAST(id AS TEXT) = ?", [app_id]
@@ -109,9 +86,9 @@ def test_requests_served_by_a_worker_land_in_the_ledger_once(
 
 
 def test_an_analytics_error_is_reported_with_its_message(
-    emulator: tuple[CloudflareEmulator, str], workers: CloudflareWorkers
+    workers_emulator: tuple[CloudflareEmulator, str], workers: CloudflareWorkers
 ) -> None:
-    cf, url = emulator
+    cf, url = workers_emulator
     stranger = CloudflareWorkers("f" * 32, cf.api_token, base_url=url, retry=FAST_RETRY)
     try:
         with pytest.raises(ProviderError, match="does not have access to the path"):

@@ -80,15 +80,25 @@ def write_site(root: Path, files: Mapping[str, str | bytes]) -> Path:
 @pytest.fixture
 def cloudflare_emulator() -> Iterator[tuple[CloudflareEmulator, str]]:
     emulator = CloudflareEmulator()
-    with serve(emulator.app) as url:
-        yield emulator, url + "/client/v4"
+    try:
+        with serve(emulator.app) as url:
+            yield emulator, url + "/client/v4"
+    finally:
+        emulator.close()  # it may have started workerd processes
 
 
 @pytest.fixture
 def cloudflare(cloudflare_emulator: tuple[CloudflareEmulator, str]) -> Iterator[CloudflarePages]:
     emulator, url = cloudflare_emulator
-    client = CloudflarePages(emulator.account_id, emulator.api_token, base_url=url, retry=FAST_RETRY,
-                             limiter=RateLimiter(1200, 300), poll_interval=0.01, deploy_timeout=10)
+    client = CloudflarePages(
+        emulator.account_id,
+        emulator.api_token,
+        base_url=url,
+        retry=FAST_RETRY,
+        limiter=RateLimiter(1200, 300),
+        poll_interval=0.01,
+        deploy_timeout=10,
+    )
     yield client
     client.close()
 

@@ -13,7 +13,6 @@ import itertools
 import json
 import logging
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +22,10 @@ import pytest
 from engine.errors import InputError
 from engine.providers.base import CloudHost
 from engine.providers.cloudflare_workers import CloudflareWorkers
-from engine.providers.http import RateLimiter
 from tests.emulators.cloudflare import WRANGLER, CloudflareEmulator
 from tests.emulators.common import Exchange
-from tests.providers.conftest import FAST_RETRY, fetch, write_site
+from tests.providers.conftest import fetch, write_site
 from tests.providers.contract import check
-from tests.servers.asgi import serve
 
 pytestmark = pytest.mark.skipif(not WRANGLER.exists(), reason="npm ci in tests/emulators/node first")
 
@@ -43,30 +40,6 @@ export default {
   },
 };
 """
-
-
-@pytest.fixture
-def emulator(tmp_path: Path) -> Iterator[tuple[CloudflareEmulator, str]]:
-    cf = CloudflareEmulator(work_dir=tmp_path / "workerd")
-    try:
-        with serve(cf.app) as url:
-            yield cf, url + "/client/v4"
-    finally:
-        cf.close()
-
-
-@pytest.fixture
-def workers(emulator: tuple[CloudflareEmulator, str]) -> Iterator[CloudflareWorkers]:
-    cf, url = emulator
-    client = CloudflareWorkers(
-        cf.account_id,
-        cf.api_token,
-        base_url=url,
-        retry=FAST_RETRY,
-        limiter=RateLimiter(1200, 300),
-    )
-    yield client
-    client.close()
 
 
 def bundle(root: Path, page: str) -> Path:
@@ -92,9 +65,9 @@ def bundle(root: Path, page: str) -> Path:
 
 
 def test_assets_only_site_is_staged_beside_production_then_promoted(
-    workers: CloudflareWorkers, emulator: tuple[CloudflareEmulator, str], tmp_path: Path
+    workers: CloudflareWorkers, workers_emulator: tuple[CloudflareEmulator, str], tmp_path: Path
 ) -> None:
-    cf, url = emulator
+    cf, url = workers_emulator
     assert isinstance(workers, CloudHost)
     port = url.split(":")[2].split("/")[0]
     production = f"http://closed.launchdeck.workers.localhost:{port}"
@@ -134,11 +107,11 @@ def test_assets_only_site_is_staged_beside_production_then_promoted(
 
 def test_worker_bundle_runs_with_its_env_and_rolls_back(
     workers: CloudflareWorkers,
-    emulator: tuple[CloudflareEmulator, str],
+    workers_emulator: tuple[CloudflareEmulator, str],
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    cf, _ = emulator
+    cf, _ = workers_emulator
     caplog.set_level(logging.DEBUG)
     first = workers.stage(
         "shop", bundle(tmp_path / "v1", "<h1>Shop</h1>"), {"GREETING": "one", "API_KEY": "s3cr3t-one"}
@@ -170,9 +143,9 @@ def test_worker_bundle_runs_with_its_env_and_rolls_back(
 
 
 def test_429_is_waited_out_for_as_long_as_retry_after_says(
-    workers: CloudflareWorkers, emulator: tuple[CloudflareEmulator, str], tmp_path: Path
+    workers: CloudflareWorkers, workers_emulator: tuple[CloudflareEmulator, str], tmp_path: Path
 ) -> None:
-    cf, _ = emulator
+    cf, _ = workers_emulator
     workers.stage("busy", write_site(tmp_path / "a", {"index.html": "a"}), {})
     cf.faults.add(429, times=2, retry_after=0.5, path="/workers/scripts/busy/versions$")
     staged = workers.stage("busy", write_site(tmp_path / "b", {"index.html": "b"}), {})
@@ -184,9 +157,9 @@ def test_429_is_waited_out_for_as_long_as_retry_after_says(
 
 
 def test_expired_upload_jwt_starts_a_new_session(
-    workers: CloudflareWorkers, emulator: tuple[CloudflareEmulator, str], tmp_path: Path
+    workers: CloudflareWorkers, workers_emulator: tuple[CloudflareEmulator, str], tmp_path: Path
 ) -> None:
-    cf, _ = emulator
+    cf, _ = workers_emulator
     cf.workers.refuse_next_session = True
     workers.stage("late", write_site(tmp_path / "a", {"index.html": "a", "b.css": "b{}"}), {})
     assert [e.status for e in cf.recorder.matching("POST", "/workers/assets/upload$")] == [401, 201]
@@ -358,9 +331,9 @@ def _multipart(exchange: Exchange) -> dict[str, tuple[str | None, str, Any]]:
 
 
 def test_every_workers_exchange_has_the_documented_shape(
-    workers: CloudflareWorkers, emulator: tuple[CloudflareEmulator, str], tmp_path: Path
+    workers: CloudflareWorkers, workers_emulator: tuple[CloudflareEmulator, str], tmp_path: Path
 ) -> None:
-    cf, _ = emulator
+    cf, _ = workers_emulator
     first = workers.stage("contract", bundle(tmp_path / "v1", "one"), {"DATABASE_URL": "libsql://db"})
     staged = workers.stage("contract", bundle(tmp_path / "v2", "two"), {"DATABASE_URL": "libsql://db"})
     workers.promote("contract", staged.id)
