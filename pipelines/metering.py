@@ -148,9 +148,9 @@ def collect_hour(
             errors[source.name] = str(exc)
             log.warning("usage source %s failed for %s: %s", source.name, hour, exc)
         finally:
-            client = getattr(source, "client", None)
-            if built_here and client is not None and hasattr(client, "close"):
-                client.close()  # a cloud source's HTTP pool is built for this hour only
+            close = getattr(source, "close", None)
+            if built_here and close is not None:
+                close()  # sources built for this hour (a cloud source's HTTP pool) end with it
     return CollectResult(hour, ingest(store, readings), errors)
 
 

@@ -38,9 +38,6 @@ TRACING_EXCLUDES = [
     "node_modules/next/dist/compiled/@mswjs/**", "node_modules/next/dist/compiled/source-map08/**",
 ]  # fmt: skip
 _GENERATOR = re.compile(r"(generator\s+\w+\s*\{)([^}]*)\}")
-_CONFIG_OBJECT = re.compile(
-    r"(const\s+\w+\s*(?::\s*NextConfig\s*)?=\s*\{|module\.exports\s*=\s*\{|export\s+default\s*\{)"
-)
 
 
 def schema_for_workers(schema_text: str, target: Target) -> str:
@@ -94,7 +91,9 @@ def prepare_for_workers(workdir: Path, package: dict[str, Any]) -> list[str]:
 
 def _exclude_tooling_from_trace(workdir: Path) -> str:
     excludes = f"outputFileTracingExcludes: {{ '*': {json.dumps(TRACING_EXCLUDES)} }},"
-    for name in ("next.config.ts", "next.config.mjs", "next.config.js", "next.config.cjs"):
+    from engine.webbuild.transform import _CONFIG_OBJECT, _NEXT_CONFIG_NAMES
+
+    for name in _NEXT_CONFIG_NAMES:
         path = workdir / name
         if not path.is_file():
             continue

@@ -66,7 +66,7 @@ def test_requests_served_by_a_worker_land_in_the_ledger_once(
         first = [collect_hour(store, settings, hour_start=hour, sources=sources) for hour in hours]
         again = [collect_hour(store, settings, hour_start=hour, sources=sources) for hour in hours]
     finally:
-        sources[0].client.close()  # type: ignore[attr-defined]
+        sources[0].close()  # type: ignore[attr-defined]
     assert all(r.errors == {} for r in first + again)
     assert sum(r.ingested.added for r in first) == 2 * len(hours)  # one reading per app and hour
     assert sum(r.ingested.added for r in again) == 0  # the same hour twice adds nothing

@@ -20,17 +20,21 @@ def _iso(moment: datetime) -> str:
     return moment.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
 
 
-class TursoUsageClient(Protocol):
+class Closable(Protocol):
+    def close(self) -> None: ...
+
+
+class TursoUsageClient(Closable, Protocol):
     def usage(self, name: str, *, start: str | None = None, end: str | None = None) -> dict[str, Any]: ...
 
 
-class NeonUsageClient(Protocol):
+class NeonUsageClient(Closable, Protocol):
     def consumption(
         self, project_ids: list[str], *, start: str, end: str, granularity: str = "daily"
     ) -> list[dict[str, Any]]: ...
 
 
-class WorkersAnalyticsClient(Protocol):
+class WorkersAnalyticsClient(Closable, Protocol):
     def invocations(self, scripts: list[str], start: str, end: str) -> dict[str, dict[str, int | None]]: ...
 
 
@@ -41,10 +45,21 @@ def _resolve(databases: Databases) -> Mapping[str, str]:
     return databases() if callable(databases) else databases
 
 
-class TursoUsageSource:
+class _ClientSource:
+    """A source that holds a provider client: ``close`` releases its HTTP pool."""
+
+    client: Closable
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class TursoUsageSource(_ClientSource):
     """Rows read and written and storage per database, from Turso's usage endpoint for the hour's window."""
 
     name = "turso-usage"
+
+    client: TursoUsageClient
 
     def __init__(self, client: TursoUsageClient, databases: Databases) -> None:
         self.client = client
@@ -71,10 +86,12 @@ class TursoUsageSource:
         return readings
 
 
-class NeonUsageSource:
+class NeonUsageSource(_ClientSource):
     """Compute (CU-seconds) and storage per project from Neon's hourly consumption history (Scale plans)."""
 
     name = "neon-consumption"
+
+    client: NeonUsageClient
 
     def __init__(self, client: NeonUsageClient, projects: Databases) -> None:
         self.client = client
@@ -112,11 +129,13 @@ class NeonUsageSource:
         return readings
 
 
-class CloudflareWorkersUsageSource:
+class CloudflareWorkersUsageSource(_ClientSource):
     """Requests and CPU time per Worker script from Cloudflare's GraphQL Analytics (``workersInvocationsAdaptive``),
     in the price sheet's metrics: ``requests`` and ``compute_ms`` (CPU milliseconds, from ``cpuTimeUs``)."""
 
     name = "cloudflare-analytics"
+
+    client: WorkersAnalyticsClient
 
     def __init__(self, client: WorkersAnalyticsClient, scripts: Databases) -> None:
         self.client = client
