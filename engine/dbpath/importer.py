@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
+from functools import partial
 from itertools import repeat
 from pathlib import Path
 from typing import Any
@@ -32,13 +33,13 @@ from engine.dbpath.convert import (
     to_decimal,
 )
 from engine.dbpath.ddl import LoadPlan, load_plan, schema_and_ddl
-from engine.dbpath.digest import SEGMENT_ROWS, ColumnDigests, digest_texts, jsonb_text
-from engine.dbpath.fastpath import fast_path, json_checksum_values, pg_decimal_texts
+from engine.dbpath.fastpath import fast_path, json_checksum_values, pg_datetime_texts, pg_decimal_texts
+from engine.dbpath.pgtext import jsonb_text
 from engine.dbpath.schema import Column, PrismaSchema, Table
 from engine.dbpath.sources import check_matches, count_rows, open_source
 from engine.dbpath.sql import column_list, quote
 from engine.dbpath.targets import Target, open_target, target_dialect
-from engine.dbpath.targets.postgres import pg_texts
+from engine.dbpath.targets.postgres import copy_data
 from engine.dbpath.transform import datasource_provider
 from engine.errors import Conflict, InputError, TransientError
 
@@ -49,6 +50,8 @@ MAX_ATTEMPTS = 3
 MAX_PENDING = 2  # converted batches waiting for the writer: bounds memory
 MAX_PENDING_EARLY = 6  # while Prisma's schema engine computes the DDL, convert a little further ahead
 MIGRATION_NAME = "0_init"
+SEGMENT_ROWS = 50_000  # rows sent before they are read back and compared: bounds what is held
+SEGMENT_BYTES = 4 << 20
 HASH_MASK = (1 << 64) - 1
 ROW_SALT = 0x5BD1E995
 
@@ -143,75 +146,90 @@ class Checksums:
         self.rows += len(columns[0])
 
 
-DigestSince = Callable[[Table, str | None], tuple[int, str | None, list[str | None]]]
+ReadBack = Callable[[Table, str | None], tuple[bytes | bytearray, str | None]]
 
 
 class ServerChecks:
-    """Checksums a PostgreSQL target computes itself (``digest``): compared segment by segment as rows
-    stream, so no table is read back into this process."""
+    """A PostgreSQL load verified by reading it back: every segment of rows is read with ``COPY TO`` as
+    soon as it is loaded and compared byte for byte with the COPY text that was sent. Values are sent in
+    the form the server prints them (``pgtext``), so any value stored otherwise than it was meant (a
+    lost, changed, moved or invented row or value) shows as a difference, reported with its row and
+    column."""
 
-    def __init__(self, table: Table, digest_since: DigestSince) -> None:
+    def __init__(self, table: Table, read_back: ReadBack, encoding: str) -> None:
         self.table = table
-        self.digest_since = digest_since
-        self.ours = ColumnDigests(table.columns)
+        self.read_back = read_back
+        self.encoding = encoding
+        self.pending: list[bytes] = []
+        self.pending_rows = 0
+        self.pending_bytes = 0
         self.after: str | None = None
         self.sent = 0
         self.stored = 0
-        self.differing: set[str] = set()
+        self.difference: str | None = None
 
-    def add(self, texts: Sequence[list[str | None]], converted: Sequence[Sequence[Any]]) -> None:
-        """The batch as sent (``pg_texts``) and in checksum form; rendered for the digest only where the
-        server prints a kind back otherwise than it reads it."""
-        self.ours.add(
-            [digest_texts(c, t, v) for c, t, v in zip(self.table.columns, texts, converted, strict=True)]
-        )
-        self.sent += len(converted[0]) if converted else 0
-        if self.ours.rows >= SEGMENT_ROWS:
+    def add(self, data: bytes, rows: int) -> None:
+        """What reading back the COPY text just written must give (``copy_data``), ``rows`` lines of it."""
+        self.pending.append(data)
+        self.pending_rows += rows
+        self.pending_bytes += len(data)
+        if self.pending_rows >= SEGMENT_ROWS or self.pending_bytes >= SEGMENT_BYTES:
             self.check()
 
     def check(self) -> None:
-        """Compare what was sent since the last check with what the server stored since then."""
-        self.compare(self.ours.take()[1])
+        """Read back what was stored since the last check and compare it with what was sent since then."""
+        sent = b"".join(self.pending)
+        self.sent += self.pending_rows
+        self.pending, self.pending_rows, self.pending_bytes = [], 0, 0
+        stored, self.after = self.read_back(self.table, self.after)
+        self.stored += stored.count(b"\n")
+        if stored != sent and self.difference is None:
+            self.difference = self.describe(sent, bytes(stored))
 
-    def compare(self, want: Sequence[str | None]) -> None:
-        """Compare the digests of what was sent since the last check with the server's."""
-        rows, self.after, got = self.digest_since(self.table, self.after)
-        self.stored += rows
-        for column, mine, theirs in zip(self.table.columns, want, got, strict=True):
-            if mine != theirs:
-                self.differing.add(column.name)
+    def describe(self, sent: bytes, stored: bytes) -> str | None:
+        """The first differing value: its row key, column and both texts."""
+        for sent_line, stored_line in zip(sent.split(b"\n"), stored.split(b"\n"), strict=False):
+            if sent_line == stored_line:
+                continue
+            meant = sent_line.decode(self.encoding).split("\t")
+            found = stored_line.decode(self.encoding).split("\t")
+            key = ", ".join(
+                f"{c.name}={meant[i]}"
+                for i, c in enumerate(self.table.columns)
+                if c.name in self.table.key_columns
+            )
+            for column, want, got in zip(self.table.columns, meant, found, strict=False):
+                if want != got:
+                    return f"{self.table.name}.{column.name}: row {key} was sent as {_render(want)!r} but stored as {_render(got)!r}"
+            return f"{self.table.name}: row {key} was stored otherwise than it was sent"
+        return None  # the same lines, a different number of them: counted in ``problems``
 
     def problems(self) -> list[str]:
         found = []
         if self.stored != self.sent:
             found.append(f"{self.table.name}: {self.sent} rows in the source, {self.stored} in the target")
-        found.extend(
-            f"{self.table.name}.{c.name}: checksums differ"
-            for c in self.table.columns
-            if c.name in self.differing
-        )
+        if self.difference is not None:
+            found.append(self.difference)
         return found
 
 
 def _load_and_check(
-    load_columns: Callable[[Table, list[list[str | None]]], None],
+    write_copy: Callable[[Table, bytes], None],
     checks: ServerChecks,
     table: Table,
     stored: list[list[Any]],
-    converted: list[list[Any]],
 ) -> None:
-    texts = [pg_texts(c, values) for c, values in zip(table.columns, stored, strict=True)]
-    load_columns(table, texts)
-    checks.add(texts, converted)
+    data, expected = copy_data(table.columns, stored, checks.encoding)
+    write_copy(table, data)
+    checks.add(expected, len(stored[0]))
 
 
 def _load_chunk(
     write_copy: Callable[[Table, bytes], None], checks: ServerChecks, table: Table, chunk: Any
 ) -> None:
-    """A chunk a worker process converted (``parallel.Chunk``): loaded, then checked on its own."""
+    """A chunk a worker process converted (``parallel.Chunk``)."""
     write_copy(table, chunk.data)
-    checks.sent += chunk.rows
-    checks.compare(chunk.digests)
+    checks.add(chunk.expected, chunk.rows)
 
 
 class BackgroundWriter:
@@ -253,17 +271,26 @@ def _render(value: Any) -> Any:
     return value
 
 
+def _column_texts(column: Column) -> Callable[[Sequence[Any]], list[Any] | None] | None:
+    if column.type == "Decimal":
+        return partial(pg_decimal_texts, required=column.required)
+    if column.type == "DateTime":
+        return pg_datetime_texts
+    return None
+
+
 class TableConverter:
     def __init__(self, table: Table, dialect: str) -> None:
         self.table = table
         self.steps = [column_pipeline(c, dialect) for c in table.columns]
         self.fast = [fast_path(c) for c in table.columns]
-        # PostgreSQL stores Json as jsonb and prints it back its own way; the digests compare that text.
+        # PostgreSQL stores Json as jsonb and prints it back its own way: that text is what is sent.
         self.render_json = jsonb_text if dialect == "postgresql" else None
         self.key_index = [i for i, c in enumerate(table.columns) if c.name in table.key_columns]
-        # PostgreSQL takes a Decimal stored as REAL as the exact text of the double (COPY is text).
-        self.decimal_texts = [
-            dialect == "postgresql" and c.type == "Decimal" and not c.is_enum for c in table.columns
+        # Columns PostgreSQL takes as texts rendered for a whole column at once (COPY is text): a Decimal
+        # stored as REAL as the exact text of the double, a DateTime stored as epoch milliseconds.
+        self.column_texts = [
+            _column_texts(c) if dialect == "postgresql" and not c.is_enum else None for c in table.columns
         ]
 
     def key_of(self, row: Sequence[Any]) -> str:
@@ -280,8 +307,9 @@ class TableConverter:
             convert, store = self.steps[index]
             is_json = self.table.columns[index].type == "Json" and not self.table.columns[index].is_enum
             check: list[Any] | None = None
-            if self.decimal_texts[index]:
-                texts = pg_decimal_texts(values, required=self.table.columns[index].required)
+            render = self.column_texts[index]
+            if render is not None:
+                texts = render(values)
                 if texts is not None:
                     check_columns.append(texts)
                     stored_columns.append(texts)
@@ -300,7 +328,7 @@ class TableConverter:
             if is_json and check is None and self.render_json is not None:
                 check = [None if v is None else self.render_json(v) for v in converted]
             check_columns.append(converted if check is None else check)
-            stored_columns.append(stored)
+            stored_columns.append(check if is_json and check is not None and self.render_json else stored)
         return stored_columns, check_columns, bad_rows
 
     def _slow(
@@ -442,14 +470,12 @@ def _run(
     done = 0
     source_sums: dict[str, Checksums] = {}
     server_checks: dict[str, ServerChecks] = {}
-    digest_since: DigestSince | None = getattr(target, "digest_since", None)
-    load_columns: Callable[[Table, list[list[str | None]]], None] | None = getattr(
-        target, "load_columns", None
-    )
+    read_back: ReadBack | None = getattr(target, "read_back", None)
+    write_copy: Callable[[Table, bytes], None] | None = getattr(target, "write_copy", None)
     run_id = str(uuid.uuid4())
     committed = False
-    # The server loads and checksums one batch while this thread reads and converts the next.
-    writer = BackgroundWriter(enabled=load_columns is not None and digest_since is not None)
+    # The server loads and reads back one batch while this thread reads and converts the next.
+    writer = BackgroundWriter(enabled=write_copy is not None and read_back is not None)
     if writer.pool is None:
         ddl_answer()  # without the writer, wait before the transaction opens: a Hrana stream expires when idle
     target.begin(replace=replace)
@@ -461,7 +487,6 @@ def _run(
     # Large tables are converted in worker processes; this one only sends their COPY data.
     from engine.dbpath import parallel  # it imports this module
 
-    write_copy: Callable[[Table, bytes], None] | None = getattr(target, "write_copy", None)
     source = None
     if (
         writer.pool is not None
@@ -476,7 +501,11 @@ def _run(
         for table in schema.tables:
             converter = TableConverter(table, target.dialect)
             sums = Checksums(table, [_identity for _ in table.columns])
-            checks = ServerChecks(table, digest_since) if digest_since is not None else None
+            checks = (
+                ServerChecks(table, read_back, getattr(target, "copy_encoding"))  # noqa: B009 (PostgreSQL only)
+                if read_back is not None
+                else None
+            )
             entry = report.tables[table.name] = TableReport(source_rows=totals[table.name])
             bounds = (
                 parallel.chunk_bounds(conn, table)
@@ -485,14 +514,15 @@ def _run(
             )
             if bounds is not None and workers is not None and source is not None and checks is not None:
                 assert write_copy is not None
-                encoding: str = getattr(target, "copy_encoding")  # noqa: B009 (PostgreSQL only)
                 chunks: deque[Future[parallel.Chunk]] = deque()
                 ahead = 0
                 for _ in bounds:
                     # One chunk more than workers keeps both busy; the rest waits (memory stays bounded).
                     while ahead < len(bounds) and len(chunks) <= parallel.WORKERS:
                         chunks.append(
-                            workers.submit(parallel.convert_chunk, source, table, encoding, bounds[ahead])
+                            workers.submit(
+                                parallel.convert_chunk, source, table, checks.encoding, bounds[ahead]
+                            )
                         )
                         ahead += 1
                     chunk = chunks.popleft().result()
@@ -517,14 +547,13 @@ def _run(
                 if bad:
                     entry.rejected_rows += len(bad)
                 elif not report.rejected:  # after a rejection keep scanning, to report them all
-                    if load_columns is not None and checks is not None:
+                    if write_copy is not None and checks is not None:
                         writer.submit(
                             _load_and_check,
-                            load_columns,
+                            write_copy,
                             checks,
                             table,
                             stored,
-                            converted,
                             limit=MAX_PENDING if plans else MAX_PENDING_EARLY,
                         )
                     else:

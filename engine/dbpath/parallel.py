@@ -2,10 +2,9 @@
 
 A table with at least ``MIN_ROWS`` rows in a SQLite file, bound for PostgreSQL, is cut by rowid into
 chunks of ``CHUNK_ROWS`` rows. Each worker opens the source read-only and turns a chunk into
-text-format COPY data plus its per-column digests (``ColumnDigests``). The importer's process stays the
-only writer: it sends the chunks to its one connection in source order, inside the import's one
-transaction, and compares each chunk's digests with what the server stored, so a failure anywhere still
-rolls back everything.
+text-format COPY data. The importer's process stays the only writer: it sends the chunks to its one
+connection in source order, inside the import's one transaction, and reads each segment back to compare
+it with what was sent, so a failure anywhere still rolls back everything.
 """
 
 from __future__ import annotations
@@ -16,11 +15,10 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.dbpath.digest import ColumnDigests, digest_texts
 from engine.dbpath.importer import BATCH_ROWS, MAX_REPORTED_REJECTIONS, Rejection, TableConverter
 from engine.dbpath.schema import Table
 from engine.dbpath.sql import column_list, quote
-from engine.dbpath.targets.postgres import copy_rows, pg_texts
+from engine.dbpath.targets.postgres import copy_data
 
 MIN_ROWS = 50_000  # below this, starting worker processes costs more than it saves
 CHUNK_ROWS = 20_000  # one server-side check per chunk; a few chunks in flight bound the memory
@@ -36,7 +34,7 @@ class Chunk:
     bad_rows: int = 0
     rejected: list[Rejection] = field(default_factory=list)
     data: bytes = b""  # COPY text; empty once a row was rejected (nothing is loaded then)
-    digests: list[str | None] = field(default_factory=list)
+    expected: bytes = b""  # what reading it back must give (``copy_data``): usually ``data`` itself
 
 
 def source_file(conn: sqlite3.Connection) -> str | None:
@@ -81,7 +79,7 @@ _sources: dict[str, sqlite3.Connection] = {}
 
 
 def convert_chunk(source: str, table: Table, encoding: str, bounds: Bounds) -> Chunk:
-    """In a worker: one chunk's rows as COPY data for PostgreSQL, with their digests and rejections."""
+    """In a worker: one chunk's rows as COPY data for PostgreSQL, with its rejections."""
     conn = _sources.get(source)
     if conn is None:
         conn = _sources[source] = sqlite3.connect(f"{Path(source).as_uri()}?mode=ro&immutable=1", uri=True)
@@ -95,20 +93,18 @@ def convert_chunk(source: str, table: Table, encoding: str, bounds: Bounds) -> C
         [b for b in bounds if b is not None],
     )
     converter = TableConverter(table, "postgresql")
-    digests = ColumnDigests(table.columns)
     chunk = Chunk()
-    parts: list[str] = []
+    parts: list[tuple[bytes, bytes]] = []
     while rows := cursor.fetchmany(BATCH_ROWS):
-        stored, converted, bad = converter.convert(rows, chunk.rejected)
+        stored, _, bad = converter.convert(rows, chunk.rejected)
         chunk.rows += len(rows)
         chunk.bad_rows += len(bad)
         if chunk.bad_rows:
             del chunk.rejected[MAX_REPORTED_REJECTIONS:]
             continue  # keep scanning, to report every rejection; nothing more to render
-        texts = [pg_texts(c, values) for c, values in zip(table.columns, stored, strict=True)]
-        parts.append(copy_rows(table.columns, texts))
-        digests.add([digest_texts(c, t, v) for c, t, v in zip(table.columns, texts, converted, strict=True)])
+        parts.append(copy_data(table.columns, stored, encoding))
     if not chunk.bad_rows:
-        chunk.data = "".join(parts).encode(encoding)
-        chunk.digests = digests.take()[1]
+        chunk.data = b"".join(sent for sent, _ in parts)
+        same = all(sent is expected for sent, expected in parts)
+        chunk.expected = chunk.data if same else b"".join(expected for _, expected in parts)
     return chunk

@@ -1,9 +1,12 @@
-"""PostgreSQL computes the import's checksums itself: its rendering of stored values must equal ours, and a
-load that stores something else than was sent fails verification and leaves the database empty."""
+"""A PostgreSQL load is verified by reading it back: the text the import sends must be exactly what the
+server prints for the stored values, and a load that stores something else than was meant fails
+verification, names the row and column, and leaves the database empty."""
 
 from __future__ import annotations
 
+import random
 import sqlite3
+import struct
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -11,13 +14,12 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
 
-from engine.dbpath.digest import jsonb_text, render_column, sql_text
 from engine.dbpath.fastpath import pg_decimal_texts
 from engine.dbpath.importer import import_preview
-from engine.dbpath.schema import Column
-from engine.dbpath.targets.postgres import copy_text
+from engine.dbpath.pgtext import jsonb_text
+from engine.dbpath.schema import Column, Table
+from engine.dbpath.targets.postgres import PostgresTarget, copy_data
 from tests.dbpath.conftest import FIDELITY_SCHEMA
 from tests.dbpath.fidelity import build_source
 
@@ -89,27 +91,44 @@ SQL_TYPES = {
 }
 
 
-@pytest.mark.parametrize(("column", "values"), CASES, ids=[f"{c.type}-{i}" for i, (c, _) in enumerate(CASES)])
-def test_server_renders_stored_values_as_we_do(pg_database: str, column: Column, values: list[Any]) -> None:
-    """Values go in as the import loads them (COPY text fields) and come out as the server renders them."""
-    sent = [None if v is None else jsonb_text(v) for v in values] if column.type == "Json" else values
-    with psycopg.connect(pg_database) as conn:
+def expected_and_read_back(url: str, column: Column, values: list[Any]) -> tuple[bytes, bytes | bytearray]:
+    """Values loaded as the import loads them (COPY text): what reading them back must give, and what it gave."""
+    table = Table("probe", None, (column,), ())
+    target = PostgresTarget(url)
+    try:
+        target.begin(replace=False)
         if column.is_enum:
-            conn.execute("CREATE TYPE \"Mood\" AS ENUM ('HAPPY', 'sad')")
+            target.execute(["CREATE TYPE \"Mood\" AS ENUM ('HAPPY', 'sad')"])
         sql_type = '"Mood"' if column.is_enum else SQL_TYPES[column.type]
-        conn.execute(f"CREATE TABLE probe (n serial, {column.name} {sql_type})".encode())
-        fields = copy_text(column, values)
-        with conn.cursor().copy(
-            sql.SQL("COPY probe ({}) FROM STDIN").format(sql.Identifier(column.name))
-        ) as copy:
-            copy.write("".join(f"{field}\n" for field in fields).encode())
-        stored = [
-            r[0]
-            for r in conn.execute(
-                sql.SQL("SELECT {} FROM probe ORDER BY n").format(sql_text(column))
-            ).fetchall()
-        ]
-    assert render_column(column, sent) == stored
+        target.execute([f"CREATE TABLE probe ({column.name} {sql_type})"])
+        sent, expected = copy_data((column,), [values], "utf-8")
+        target.write_copy(table, sent)
+        stored, _ = target.read_back(table, None)
+        return expected, stored
+    finally:
+        target.close()
+
+
+@pytest.mark.parametrize(("column", "values"), CASES, ids=[f"{c.type}-{i}" for i, (c, _) in enumerate(CASES)])
+def test_server_prints_stored_values_as_they_were_sent(
+    pg_database: str, column: Column, values: list[Any]
+) -> None:
+    if column.type == "Json":  # the converter sends Json as jsonb prints it
+        values = [None if v is None else jsonb_text(v) for v in values]
+    expected, stored = expected_and_read_back(pg_database, column, values)
+    assert stored.decode().splitlines() == expected.decode().splitlines()
+
+
+def test_doubles_arrive_bit_for_bit(pg_database: str) -> None:
+    """The shortest text of a double reads back as the same bits: random bit patterns, powers of ten."""
+    rng = random.Random(7)
+    patterns = (struct.unpack("<d", rng.getrandbits(64).to_bytes(8, "little"))[0] for _ in range(20_000))
+    values: list[Any] = [v for v in patterns if v == v]  # NaN payloads: SQLite stores any NaN as NULL
+    values += [rng.uniform(-1e17, 1e17) for _ in range(5_000)] + [rng.uniform(-1, 1) for _ in range(5_000)]
+    values += [10.0**e for e in range(-20, 25)] + [-(10.0**e) - 0.5 for e in range(10, 18)]
+    values += [float("inf"), float("-inf"), float("nan"), -0.0, 5e-324, 1.7976931348623157e308]
+    expected, stored = expected_and_read_back(pg_database, Column("f", "f", "Float", True), values)
+    assert stored.decode().splitlines() == expected.decode().splitlines()
 
 
 def test_jsonb_text_refuses_what_is_not_json() -> None:
@@ -118,46 +137,49 @@ def test_jsonb_text_refuses_what_is_not_json() -> None:
             jsonb_text(text)
 
 
+Fields = list[list[bytes]]
+
+
+def _swap_notes(rows: Fields) -> Fields:
+    rows[0][9], rows[1][9] = rows[1][9], rows[0][9]
+    return rows
+
+
+def _longer_json_number(rows: Fields) -> Fields:
+    rows[0][7] = rows[0][7].replace(b"2.5", b"2.50")
+    return rows
+
+
 @pytest.mark.parametrize(
     ("corrupt", "problem"),
     [
         (
-            lambda rows: [(rows[0][0], "eve@example.com", *rows[0][2:]), *rows[1:]],
-            "accounts.email: checksums differ",
+            lambda rows: [[rows[0][0], b"eve@example.com", *rows[0][2:]], *rows[1:]],
+            "accounts.email: row id=1 was sent as 'ada@example.com' but stored as 'eve@example.com'",
         ),
         (lambda rows: rows[:-1], "accounts: 4 rows in the source, 3 in the target"),
-        (
-            lambda rows: [
-                (*rows[0][:9], rows[1][9], rows[0][10]),
-                (*rows[1][:9], rows[0][9], rows[1][10]),
-                *rows[2:],
-            ],
-            "accounts.note: checksums differ",
-        ),
-        (
-            lambda rows: [(*rows[0][:7], rows[0][7].replace("2.5", "2.50"), *rows[0][8:]), *rows[1:]],
-            "accounts.profile: checksums differ",
-        ),
+        (_swap_notes, "accounts.note: row id=1 was sent as"),
+        (_longer_json_number, "accounts.profile: row id=1 was sent as"),
     ],
     ids=["changed-value", "lost-row", "swapped-values", "changed-json-number"],
 )
 def test_postgresql_verification_catches_what_the_load_got_wrong(
     tmp_path: Path, pg_database: str, monkeypatch: pytest.MonkeyPatch, corrupt: Any, problem: str
 ) -> None:
-    from engine.dbpath.targets.postgres import PostgresTarget
-
     (tmp_path / "prisma").mkdir()
     schema = tmp_path / "prisma" / "schema.prisma"
     schema.write_text(FIDELITY_SCHEMA.read_text())
     source = build_source(tmp_path / "preview.sqlite")
-    original = PostgresTarget.load_columns
+    original = PostgresTarget.write_copy
 
-    def faulty_load(self: PostgresTarget, table: Any, columns: Any) -> None:
+    def faulty_write(self: PostgresTarget, table: Any, data: bytes) -> None:
+        """The server is sent something else than the import meant (and compares against)."""
         if table.name == "accounts":
-            columns = [list(c) for c in zip(*corrupt(list(zip(*columns, strict=True))), strict=True)]
-        original(self, table, columns)
+            rows = corrupt([line.split(b"\t") for line in data.splitlines()])
+            data = b"".join(b"\t".join(fields) + b"\n" for fields in rows)
+        original(self, table, data)
 
-    monkeypatch.setattr(PostgresTarget, "load_columns", faulty_load)
+    monkeypatch.setattr(PostgresTarget, "write_copy", faulty_write)
     report = import_preview(schema, source, pg_database)
 
     assert not report.ok and not report.verified
@@ -210,10 +232,10 @@ def test_failure_while_a_copy_is_open_leaves_the_database_empty(
     schema.write_text(FIDELITY_SCHEMA.read_text())
     source = build_source(tmp_path / "preview.sqlite")
 
-    def broken_add(self: ServerChecks, texts: Any, converted: Any) -> None:
+    def broken_add(self: ServerChecks, data: bytes, rows: int) -> None:
         raise RuntimeError("the checksum side broke after the rows were sent")
 
-    monkeypatch.setattr(ServerChecks, "add", broken_add)  # load_columns has opened the COPY by then
+    monkeypatch.setattr(ServerChecks, "add", broken_add)  # write_copy has opened the COPY by then
     with pytest.raises(RuntimeError, match="checksum side broke"):
         import_preview(schema, source, pg_database)
 

@@ -1,11 +1,15 @@
-"""PostgreSQL target: binary COPY into bare tables inside one transaction, keys and indexes after.
+"""PostgreSQL target: text COPY into bare tables inside one transaction, keys and indexes after.
 
 PostgreSQL DDL is transactional, so creating the tables, loading them, adding keys, verifying and
-recording the migration baseline is one transaction: any failure rolls all of it back.
+recording the migration baseline is one transaction: any failure rolls all of it back. Values are sent in
+the form the server prints them back (``pgtext``), so what was stored can be read back with ``COPY TO``
+and compared byte for byte with what was sent.
 """
 
 from __future__ import annotations
 
+import re
+import struct
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, suppress
 from datetime import datetime
@@ -17,6 +21,7 @@ from psycopg import sql
 from psycopg.copy import Copy, QueuedLibpqWriter
 from psycopg.types.json import set_json_dumps, set_json_loads
 
+from engine.dbpath.pgtext import decimal_texts
 from engine.dbpath.schema import Column, Table
 from engine.dbpath.targets.base import Dialect, Row
 from engine.errors import InputError, LaunchdeckError, TerminalError, TransientError
@@ -41,31 +46,49 @@ def copy_type(column: Column) -> str:
 
 
 NULL_FIELD = "\\N"
-BOOLEAN_TEXT = {True: "true", False: "false"}  # what bool::text prints, so the digest reuses the field
-# Kinds whose texts may hold a backslash, tab or newline: only these need COPY escaping.
+_pack_double = struct.Struct(">d").pack
+BOOLEAN_TEXT = {True: "t", False: "f"}  # what boolout prints
+# Kinds whose texts may hold a backslash or a control character: only these need COPY escaping.
 ESCAPED_KINDS = frozenset({"String", "Json", "Enum", "Bytes"})
+# What COPY TO escapes (CopyAttributeOutText): sending the same escapes makes the read-back identical.
+COPY_ESCAPES = (
+    ("\\", "\\\\"),
+    ("\t", "\\t"),
+    ("\n", "\\n"),
+    ("\r", "\\r"),
+    ("\b", "\\b"),
+    ("\f", "\\f"),
+    ("\v", "\\v"),
+)
+NEEDS_ESCAPE = re.compile("[\\\\\t\n\r\b\f\v]")
 
 
 def _escape_texts(values: list[str]) -> list[str]:
-    """COPY text escaping (backslash, tab, newline, carriage return) for a whole column at once.
+    """COPY text escaping for a whole column at once, exactly as ``COPY TO`` escapes.
 
     The values are joined on NUL, which no converted text holds (the converters refuse it), escaped with
-    four C-level replaces and split again.
+    C-level replaces and split again.
     """
     joined = "\x00".join(values)
-    if "\\" not in joined and "\t" not in joined and "\n" not in joined and "\r" not in joined:
+    if NEEDS_ESCAPE.search(joined) is None:
         return values
-    escaped = joined.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-    return escaped.split("\x00")
+    for raw, escaped in COPY_ESCAPES:
+        if raw in joined:
+            joined = joined.replace(raw, escaped)
+    return joined.split("\x00")
 
 
 def _bytea_text(value: bytes) -> str:
     return "\\x" + value.hex()  # bytea's input form; COPY escaping doubles the backslash
 
 
-def _datetime_text(values: Sequence[datetime]) -> list[str]:
-    # Always with microseconds: the same text to_char(..., 'YYYY-MM-DD HH24:MI:SS.US') gives back.
-    return list(map(datetime.isoformat, values, repeat(" "), repeat("microseconds")))
+def _datetime_text(values: Sequence[datetime | str]) -> list[str]:
+    """``YYYY-MM-DDTHH:MM:SS.mmm``, what ``read_back`` prints; texts from ``pg_datetime_texts`` already are."""
+    if isinstance(values[0], str):
+        return cast("list[str]", list(values))
+    return list(
+        map(datetime.isoformat, cast("Sequence[datetime]", values), repeat("T"), repeat("milliseconds"))
+    )
 
 
 def _each(render: Callable[[Any], str]) -> Callable[[Sequence[Any]], list[str]]:
@@ -83,7 +106,7 @@ TEXT_RENDERERS: dict[str, Callable[[Sequence[Any]], list[Any]]] = {
     "Int": _each(str),
     "BigInt": _each(str),
     "Float": _each(float.__repr__),  # the shortest text that reads back as the same double
-    "Decimal": _each(str),  # exact; numeric reads 1E+2 too
+    "Decimal": decimal_texts,  # read back through trim_scale: DECIMAL(65,30) pads to 30 places
     "Boolean": _each(BOOLEAN_TEXT.__getitem__),
     "DateTime": _datetime_text,
     "Bytes": _each(_bytea_text),
@@ -122,6 +145,27 @@ def copy_rows(columns: Sequence[Column], texts: Sequence[list[str | None]]) -> s
     return "\n".join(map("\t".join, zip(*fields, strict=True))) + "\n"
 
 
+def _float_hex(value: float) -> str:
+    return _pack_double(value).hex()
+
+
+def copy_data(columns: Sequence[Column], stored: Sequence[list[Any]], encoding: str) -> tuple[bytes, bytes]:
+    """Columns in stored form as (COPY text to send, the COPY text ``read_back`` must then give).
+
+    The two are the same object unless a Float column is present: float8out may print a double with more
+    digits than the shortest text it was sent as, so a Float is read back as the hex of its bits.
+    """
+    texts = [pg_texts(c, values) for c, values in zip(columns, stored, strict=True)]
+    sent = copy_rows(columns, texts).encode(encoding)
+    if not any(kind_of(c) == "Float" for c in columns):
+        return sent, sent
+    expected = [
+        [None if v is None else _float_hex(v) for v in values] if kind_of(c) == "Float" else column_texts
+        for c, column_texts, values in zip(columns, texts, stored, strict=True)
+    ]
+    return sent, copy_rows(columns, expected).encode(encoding)
+
+
 def copy_text(column: Column, values: Sequence[Any]) -> list[str]:
     """Stored values as COPY text fields (``\\N`` for NULL)."""
     return copy_fields(column, pg_texts(column, values))
@@ -136,6 +180,18 @@ def _json_text(obj: Any) -> str:
 def _raw_json(data: str | bytes) -> str:
     """Verification compares JSON by value, so keep the stored text as it comes."""
     return data if isinstance(data, str) else bytes(data).decode("utf-8")
+
+
+def _read_back_column(column: Column) -> sql.Composable:
+    name = sql.Identifier(column.name)
+    kind = kind_of(column)
+    if kind == "Decimal":  # DECIMAL(65,30) pads every value to 30 places
+        return sql.SQL("trim_scale({})").format(name)
+    if kind == "Float":
+        return sql.SQL("encode(float8send({}), 'hex')").format(name)
+    if kind == "DateTime":  # Prisma's TIMESTAMP(3): always three fractional digits, as sent
+        return sql.SQL("""to_char({}, 'YYYY-MM-DD"T"HH24:MI:SS.MS')""").format(name)
+    return name
 
 
 class PostgresTarget:
@@ -170,10 +226,11 @@ class PostgresTarget:
 
     def begin(self, *, replace: bool) -> None:
         self.conn.execute("SET LOCAL lock_timeout = '15s'")
-        # The checksums aggregate rows in stored order: no parallel workers to split them.
-        self.conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
-        # A checksum segment's sort and the key and index builds stay in memory instead of spilling.
-        self.conn.execute("SET LOCAL work_mem = '64MB'")
+        # The output forms the sent texts are written in (``pgtext``), whatever the server's defaults.
+        self.conn.execute("SET LOCAL bytea_output = 'hex'")
+        self.conn.execute("SET LOCAL extra_float_digits = 1")
+        self.conn.execute("SET LOCAL DateStyle = 'ISO, MDY'")
+        # The key and index builds stay in memory instead of spilling.
         self.conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
         if replace:
             self.conn.execute("DROP SCHEMA IF EXISTS public CASCADE")
@@ -194,18 +251,6 @@ class PostgresTarget:
             copy.set_types([copy_type(c) for c in table.columns])
             for row in rows:
                 copy.write_row(row)
-
-    def load_columns(self, table: Table, columns: Sequence[list[str | None]]) -> None:
-        """Append rows given column by column as ``pg_texts`` to the table's open text-format COPY.
-
-        Each column is escaped in C-level ``join``/``replace`` calls, with no Python call per row (binary
-        ``write_row`` costs one per row and one per Json value). The COPY stays open across batches and
-        its writer sends from its own thread, so the server parses one batch while the next is rendered;
-        ``end_load`` (called before any other statement) finishes it.
-        """
-        if not columns or not columns[0]:
-            return
-        self.write_copy(table, copy_rows(table.columns, columns).encode(self.conn.info.encoding))
 
     @property
     def copy_encoding(self) -> str:
@@ -248,15 +293,24 @@ class PostgresTarget:
             while batch := cursor.fetchmany(READ_BATCH):
                 yield batch
 
-    def digest_since(self, table: Table, after: str | None) -> tuple[int, str | None, list[str | None]]:
-        """(rows, last ctid, per-column digests) of the rows stored after ctid ``after``, by the server."""
-        from engine.dbpath.digest import digest_query
+    def read_back(self, table: Table, after: str | None) -> tuple[bytearray, str | None]:
+        """(COPY text, last ctid) of the rows stored after ctid ``after``, in stored order.
 
+        COPY into a table created in the same transaction appends pages in the order rows were sent, and a
+        TID range scan returns them in that order. Columns come back as ``copy_data`` expects them.
+        """
         self.end_load()
-        found = self.conn.execute(digest_query(table.columns, table.name, after=after)).fetchone()
-        if found is None:
-            return 0, after, [None] * len(table.columns)
-        return int(found[0]), found[1] or after, list(found[2:])
+        columns = sql.SQL(", ").join(map(_read_back_column, table.columns))
+        where = sql.SQL(" WHERE ctid > {}::tid").format(sql.Literal(after)) if after else sql.SQL("")
+        name = sql.Identifier(table.name)
+        cursor = self.conn.cursor()
+        stored = bytearray()  # one growing buffer: a list of the server's row messages costs more
+        query = sql.SQL("COPY (SELECT {} FROM {}{}) TO STDOUT").format(columns, name, where)
+        with cursor.copy(query) as copy:
+            for row in copy:
+                stored += row
+        last = self.conn.execute(sql.SQL("SELECT max(ctid)::text FROM {}{}").format(name, where)).fetchone()
+        return stored, (last[0] if last is not None and last[0] is not None else after)
 
     def after_load(self, table: Table) -> None:
         self.end_load()
