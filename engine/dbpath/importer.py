@@ -1,9 +1,11 @@
 """Import a generated app's preview data into its production database, verified.
 
 One run: read the Prisma schema, check the source matches it, create the tables from Prisma's own DDL,
-stream every row through its column's converter into bare tables, add keys and indexes, verify row
-counts and per-column checksums on both sides, record the Prisma migration baseline, commit. A value
-that cannot be converted is reported with its table, row key and column and the run commits nothing.
+stream every row through its column's converter into bare tables, add keys and indexes, verify, record
+the Prisma migration baseline, commit. Verification compares row counts and what was stored: a
+PostgreSQL target reads every segment back as COPY text and compares it byte for byte with what was sent
+(``ServerChecks``); a libSQL/SQLite target compares per-column checksums (``Checksums``). A value that
+cannot be converted is reported with its table, row key and column and the run commits nothing.
 """
 
 from __future__ import annotations
