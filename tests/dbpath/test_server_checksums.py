@@ -243,3 +243,9 @@ def test_failure_while_a_copy_is_open_leaves_the_database_empty(
         tables = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()
     assert tables == (0,)
     assert not (tmp_path / "prisma" / "migrations").exists()
+
+
+def test_a_batch_of_only_nulls_is_sent_as_nulls() -> None:
+    for kind in ("DateTime", "Decimal", "Float", "Json", "Bytes", "Boolean"):
+        column = Column("c", "c", kind, False)
+        assert copy_data((column,), [[None, None]], "utf-8") == (b"\\N\n\\N\n", b"\\N\n\\N\n")

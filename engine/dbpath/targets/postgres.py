@@ -84,7 +84,7 @@ def _bytea_text(value: bytes) -> str:
 
 def _datetime_text(values: Sequence[datetime | str]) -> list[str]:
     """``YYYY-MM-DDTHH:MM:SS.mmm``, what ``read_back`` prints; texts from ``pg_datetime_texts`` already are."""
-    if isinstance(values[0], str):
+    if values and isinstance(values[0], str):
         return cast("list[str]", list(values))
     return list(
         map(datetime.isoformat, cast("Sequence[datetime]", values), repeat("T"), repeat("milliseconds"))
