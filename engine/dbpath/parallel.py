@@ -21,7 +21,7 @@ from engine.dbpath.sql import column_list, quote
 from engine.dbpath.targets.postgres import copy_data
 
 MIN_ROWS = 50_000  # below this, starting worker processes costs more than it saves
-CHUNK_ROWS = 20_000  # one server-side check per chunk; a few chunks in flight bound the memory
+CHUNK_ROWS = 20_000  # a few chunks in flight bound the memory
 WORKERS = 2  # the machine's cores
 SHADOWING = frozenset({"rowid", "_rowid_", "oid"})
 
