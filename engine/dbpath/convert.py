@@ -212,7 +212,8 @@ def converter_for(column: Column) -> Converter:
 
 
 # -------------------------------------------------------------------------------------- canonical
-def _decimal_text(number: Decimal) -> str:
+def plain_decimal(number: Decimal) -> str:
+    """Plain digits without trailing fractional zeros; zero (negative zero too) as ``0``."""
     normal = number.normalize()
     return format(normal if normal != 0 else Decimal(0), "f")
 
@@ -241,7 +242,7 @@ def canonical(column: Column, value: Any) -> Any:
     if kind == "Float":
         return float(value)
     if kind == "Decimal":
-        return _decimal_text(to_decimal(value))
+        return plain_decimal(to_decimal(value))
     if kind == "Boolean":
         return to_bool(value)
     if kind == "DateTime":

@@ -15,6 +15,8 @@ from decimal import Decimal
 from json.encoder import c_encode_basestring, c_make_encoder  # type: ignore[attr-defined]
 from typing import Any
 
+from engine.dbpath.convert import plain_decimal
+
 
 # ------------------------------------------------------------------------------------- Json as jsonb
 def _jsonb_key(pair: tuple[str, Any]) -> tuple[int, bytes]:
@@ -86,25 +88,13 @@ def jsonb_text(text: str) -> str:
 
 
 # ------------------------------------------------------------------------------------- numbers
-def decimal_text(number: Decimal | str) -> str:
-    """``trim_scale(n)::text``: plain digits, no trailing fractional zeros, zero as ``0``.
-
-    ``number`` is a Decimal or the exact text of one (what ``pg_decimal_texts`` gives).
-    """
-    text = str(number)
-    if "E" in text or "e" in text:
-        text = format(Decimal(text).normalize(), "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text == "-0" else text
-
-
 def decimal_texts(values: Sequence[Any]) -> list[str]:
-    """``decimal_text`` of a column without NULLs, in C-level calls unless an exponent shows up."""
+    """``trim_scale(n)::text`` of a column without NULLs (Decimals or their exact texts): plain digits, no
+    trailing fractional zeros, zero as ``0``; in C-level calls unless an exponent shows up."""
     texts = list(map(str, values))
     joined = "".join(texts)
     if "E" in joined or "e" in joined:
-        return list(map(decimal_text, texts))
+        return [plain_decimal(Decimal(t)) for t in texts]
     if "." in joined:
         texts = [t.rstrip("0").rstrip(".") if "." in t else t for t in texts]
     return ["0" if t == "-0" else t for t in texts] if "-0" in texts else texts
