@@ -219,19 +219,13 @@ def _load_and_check(
     write_copy: Callable[[Table, bytes], None],
     checks: ServerChecks,
     table: Table,
-    stored: list[list[Any]],
+    data: bytes,
+    expected: bytes,
+    rows: int,
 ) -> None:
-    data, expected = copy_data(table.columns, stored, checks.encoding)
+    """Send COPY text to the target, then hand what reading it back must give (``copy_data``) to the checks."""
     write_copy(table, data)
-    checks.add(expected, len(stored[0]))
-
-
-def _load_chunk(
-    write_copy: Callable[[Table, bytes], None], checks: ServerChecks, table: Table, chunk: Any
-) -> None:
-    """A chunk a worker process converted (``parallel.Chunk``)."""
-    write_copy(table, chunk.data)
-    checks.add(chunk.expected, chunk.rows)
+    checks.add(expected, rows)
 
 
 class BackgroundWriter:
@@ -534,7 +528,9 @@ def _run(
                             chunk.rejected[: MAX_REPORTED_REJECTIONS - len(report.rejected)]
                         )
                     elif not report.rejected:
-                        writer.submit(_load_chunk, write_copy, checks, table, chunk)
+                        writer.submit(
+                            _load_and_check, write_copy, checks, table, chunk.data, chunk.expected, chunk.rows
+                        )
                         entry.imported_rows += chunk.rows
                     done += chunk.rows
                     if progress is not None:
@@ -550,12 +546,15 @@ def _run(
                     entry.rejected_rows += len(bad)
                 elif not report.rejected:  # after a rejection keep scanning, to report them all
                     if write_copy is not None and checks is not None:
+                        data, expected = copy_data(table.columns, stored, checks.encoding)
                         writer.submit(
                             _load_and_check,
                             write_copy,
                             checks,
                             table,
-                            stored,
+                            data,
+                            expected,
+                            len(rows),
                             limit=MAX_PENDING if plans else MAX_PENDING_EARLY,
                         )
                     else:
