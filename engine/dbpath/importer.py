@@ -18,7 +18,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import partial
 from itertools import repeat
@@ -38,7 +38,7 @@ from engine.dbpath.ddl import LoadPlan, load_plan, schema_and_ddl
 from engine.dbpath.fastpath import fast_path, json_checksum_values, pg_datetime_texts, pg_decimal_texts
 from engine.dbpath.pgtext import jsonb_text
 from engine.dbpath.schema import Column, PrismaSchema, Table
-from engine.dbpath.sources import check_matches, count_rows, open_source
+from engine.dbpath.sources import check_integrity, check_matches, count_rows, open_source
 from engine.dbpath.sql import column_list, quote
 from engine.dbpath.targets import Target, open_target, target_dialect
 from engine.dbpath.targets.postgres import copy_data
@@ -385,8 +385,10 @@ def import_preview(
     schema_text = schema_file.read_text(encoding="utf-8")
     datasource_provider(schema_text)  # a schema without a datasource fails before any connection
     dialect = target_dialect(target_url)
+    from engine.dbpath import parallel  # it imports this module
+
     # Prisma's engines run in Node while this process connects and checks the source.
-    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="prisma-engines")
+    pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="import-prepare")
     # Prisma's parser answers first: rows are read and converted while its schema engine computes the DDL.
     schema_ready: Future[PrismaSchema] = Future()
 
@@ -406,6 +408,14 @@ def import_preview(
     prepared = pool.submit(prepare)
     # load_plan builds SQL with sqlglot, a large package: imported while Node works, not after.
     pool.submit(importlib.import_module, "sqlglot")
+    # Reading every page of the source takes a while: it runs beside everything else, awaited before commit.
+    integrity = pool.submit(check_integrity, source)
+    # The worker processes start while Node runs, so the first rows are converted as soon as the schema is known.
+    workers = (
+        pool.submit(parallel.start_pool)
+        if dialect == "postgresql" and parallel.worth_starting(source)
+        else None
+    )
     attempt = 0
     try:
         while True:
@@ -427,8 +437,11 @@ def import_preview(
                             lambda: prepared.result()[1],
                             replace=replace,
                             progress=progress,
+                            source_checked=integrity.result,
+                            workers=workers,
                         )
                     except Exception as exc:
+                        integrity.result()  # a damaged source explains a failure better than its symptom
                         mapped = target.translate_error(exc)
                         if mapped is None:
                             raise
@@ -443,6 +456,8 @@ def import_preview(
                 target.close()
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+        if workers is not None and not workers.cancelled() and workers.exception() is None:
+            workers.result().shutdown(wait=True, cancel_futures=True)
     if report.ok:
         ddl = prepared.result()[1]
         write_baseline(migrations_dir or schema_file.parent / "migrations", ddl, target.dialect)
@@ -458,7 +473,11 @@ def _run(
     *,
     replace: bool,
     progress: Progress | None,
+    source_checked: Callable[[], None],
+    workers: Future[ProcessPoolExecutor] | None,
 ) -> ImportReport:
+    """One attempt: load every table in one transaction, verify, commit. ``source_checked`` raises when the
+    source turned out damaged; ``workers``, when given, is a pool for converting the large tables."""
     report = ImportReport()
     plans: list[LoadPlan] = []
     totals = {t.name: count_rows(conn, t.name) for t in schema.tables}
@@ -485,12 +504,13 @@ def _run(
 
     source = None
     if (
-        writer.pool is not None
+        workers is not None
+        and writer.pool is not None
         and write_copy is not None
         and max(totals.values(), default=0) >= parallel.MIN_ROWS
     ):
         source = parallel.source_file(conn)
-    workers = parallel.start_pool() if source is not None else None
+    pool = workers.result() if workers is not None and source is not None else None
 
     try:
         writer.submit(create_tables)
@@ -505,10 +525,10 @@ def _run(
             entry = report.tables[table.name] = TableReport(source_rows=totals[table.name])
             bounds = (
                 parallel.chunk_bounds(conn, table)
-                if workers is not None and totals[table.name] >= parallel.MIN_ROWS
+                if pool is not None and totals[table.name] >= parallel.MIN_ROWS
                 else None
             )
-            if bounds is not None and workers is not None and source is not None and checks is not None:
+            if bounds is not None and pool is not None and source is not None and checks is not None:
                 assert write_copy is not None
                 chunks: deque[Future[parallel.Chunk]] = deque()
                 ahead = 0
@@ -516,9 +536,7 @@ def _run(
                     # One chunk more than workers keeps both busy; the rest waits (memory stays bounded).
                     while ahead < len(bounds) and len(chunks) <= parallel.WORKERS:
                         chunks.append(
-                            workers.submit(
-                                parallel.convert_chunk, source, table, checks.encoding, bounds[ahead]
-                            )
+                            pool.submit(parallel.convert_chunk, source, table, checks.encoding, bounds[ahead])
                         )
                         ahead += 1
                     chunk = chunks.popleft().result()
@@ -571,6 +589,7 @@ def _run(
             else:
                 source_sums[table.name] = sums
         writer.drain()
+        source_checked()
         if report.rejected:
             for entry in report.tables.values():
                 entry.imported_rows = 0
@@ -614,8 +633,6 @@ def _run(
         raise
     finally:
         writer.close()
-        if workers is not None:
-            workers.shutdown(wait=True, cancel_futures=True)
 
 
 def _verify(

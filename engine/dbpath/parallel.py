@@ -17,10 +17,12 @@ from pathlib import Path
 
 from engine.dbpath.importer import BATCH_ROWS, MAX_REPORTED_REJECTIONS, Rejection, TableConverter
 from engine.dbpath.schema import Table
+from engine.dbpath.sources import SQLITE_MAGIC
 from engine.dbpath.sql import column_list, quote
 from engine.dbpath.targets.postgres import copy_data
 
 MIN_ROWS = 50_000  # below this, starting worker processes costs more than it saves
+MIN_FILE_BYTES = 2 << 20  # a smaller SQLite file holds no table of MIN_ROWS rows
 CHUNK_ROWS = 20_000  # a few chunks in flight bound the memory
 WORKERS = 2  # the machine's cores
 SHADOWING = frozenset({"rowid", "_rowid_", "oid"})
@@ -64,6 +66,16 @@ def chunk_bounds(conn: sqlite3.Connection, table: Table) -> list[Bounds] | None:
             last = int(found[0])
     except sqlite3.OperationalError:  # WITHOUT ROWID
         return None
+
+
+def worth_starting(source: Path | str) -> bool:
+    """Whether ``source`` is a SQLite file large enough to hold a table the workers would convert."""
+    path = Path(source)
+    try:
+        with path.open("rb") as handle:
+            return handle.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC and path.stat().st_size >= MIN_FILE_BYTES
+    except OSError:
+        return False
 
 
 def start_pool() -> ProcessPoolExecutor:

@@ -284,6 +284,24 @@ def test_corrupt_sqlite_file_is_refused(app_dir: Path, source: Path) -> None:
     assert not (app_dir / "x.db").exists()
 
 
+def test_source_damaged_where_the_rows_are_not_is_refused_and_nothing_is_loaded(
+    app_dir: Path, source: Path, pg_database: str
+) -> None:
+    # Garbage over an index page: every row still reads, only the full check of the file sees the damage.
+    with sqlite3.connect(source) as conn:
+        (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+        (root,) = conn.execute(
+            "SELECT rootpage FROM sqlite_schema WHERE name = 'accounts_email_key'"
+        ).fetchone()
+    conn.close()
+    data = bytearray(source.read_bytes())
+    data[(root - 1) * page_size : root * page_size] = b"\xfe" * page_size
+    source.write_bytes(bytes(data))
+    with pytest.raises(InputError, match="damaged SQLite file"):
+        import_preview(schema_of(app_dir), source, pg_database)
+    assert pg_rows(pg_database, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(0,)]
+
+
 def test_schema_that_does_not_match_the_data_is_refused(app_dir: Path, source: Path) -> None:
     schema = schema_of(app_dir)
     schema.write_text(schema.read_text().replace("  note        String?\n", "  notes       String?\n"))
@@ -405,6 +423,7 @@ def in_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     from engine.dbpath import parallel
 
     monkeypatch.setattr(parallel, "MIN_ROWS", 1)
+    monkeypatch.setattr(parallel, "MIN_FILE_BYTES", 1)
     monkeypatch.setattr(parallel, "CHUNK_ROWS", 2)
 
 

@@ -13,7 +13,7 @@ import struct
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, suppress
 from datetime import datetime
-from itertools import repeat
+from itertools import compress, repeat
 from typing import Any, cast
 
 import psycopg
@@ -63,19 +63,28 @@ COPY_ESCAPES = (
 NEEDS_ESCAPE = re.compile("[\\\\\t\n\r\b\f\v]")
 
 
+_needs_escape = NEEDS_ESCAPE.search
+
+
+def _escape_text(value: str) -> str:
+    for raw, escaped in COPY_ESCAPES:
+        if raw in value:
+            value = value.replace(raw, escaped)
+    return value
+
+
 def _escape_texts(values: list[str]) -> list[str]:
     """COPY text escaping for a whole column at once, exactly as ``COPY TO`` escapes.
 
-    The values are joined on NUL, which no converted text holds (the converters refuse it), escaped with
-    C-level replaces and split again.
+    The search runs in C over every value; only the few values that need it are escaped in Python.
     """
-    joined = "\x00".join(values)
-    if NEEDS_ESCAPE.search(joined) is None:
+    found = list(map(_needs_escape, values))
+    if not any(found):
         return values
-    for raw, escaped in COPY_ESCAPES:
-        if raw in joined:
-            joined = joined.replace(raw, escaped)
-    return joined.split("\x00")
+    escaped = list(values)
+    for index in compress(range(len(values)), found):
+        escaped[index] = _escape_text(values[index])
+    return escaped
 
 
 def _bytea_text(value: bytes) -> str:
