@@ -118,7 +118,9 @@ def measure(apps: int) -> dict[str, tuple[float, float]]:
             # A real operator signs in to an engine that has been up for a while; the engine computes the
             # console's figures at start (then every minute), so wait for that first warm-up, as they would.
             warm_up = wait_for_warm_caches(f"http://127.0.0.1:{ports['ENGINE']}", token)
-            print(f"  engine's first warm-up of the console's figures done {warm_up:.1f} s after the console answered")
+            print(
+                f"  engine's first warm-up of the console's figures done {warm_up:.1f} s after the console answered"
+            )
             results: dict[str, tuple[float, float]] = {}
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
@@ -148,7 +150,9 @@ def measure(apps: int) -> dict[str, tuple[float, float]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--apps", type=int, default=10_000)
     parser.add_argument("--baseline", type=int, default=500, help="the named baseline: the demo fleet size")
     args = parser.parse_args()
@@ -156,7 +160,9 @@ def main() -> None:
     for apps in (args.baseline, args.apps):
         print(f"fleet of {apps:,} apps:")
         runs[apps] = measure(apps)
-    print(f"\ntime to first render per page (s); baseline = demo fleet of {args.baseline:,} apps; target < {TARGET_S} s")
+    print(
+        f"\ntime to first render per page (s); baseline = demo fleet of {args.baseline:,} apps; target < {TARGET_S} s"
+    )
     print(f"{'page':<20} {'baseline first':>15} {'baseline warm':>14} {f'{args.apps:,} first':>14} "
           f"{f'{args.apps:,} warm':>13}  target")  # fmt: skip
     for label, _, _ in PAGES:

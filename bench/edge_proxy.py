@@ -46,8 +46,12 @@ def direct_spawns(server_dir: Path, count: int) -> list[float]:
     for _ in range(count):
         port = free_port()
         started = time.perf_counter()
-        child = subprocess.Popen(["node", "server.js"], cwd=server_dir, env={**os.environ, "PORT": str(port)},
-                                 stdout=subprocess.DEVNULL)
+        child = subprocess.Popen(
+            ["node", "server.js"],
+            cwd=server_dir,
+            env={**os.environ, "PORT": str(port)},
+            stdout=subprocess.DEVNULL,
+        )
         while not port_open(port):
             time.sleep(0.01)
         seconds.append(time.perf_counter() - started)
@@ -81,12 +85,16 @@ def next_figures(app_dir: Path, runs: int) -> None:
                 while edge.status("next").server_state != "stopped":
                     time.sleep(0.05)
                 started = time.perf_counter()
-                status = client.get(f"{edge.base_url}/", headers={"host": f"next.localhost:{edge.port}"}).status_code
+                status = client.get(
+                    f"{edge.base_url}/", headers={"host": f"next.localhost:{edge.port}"}
+                ).status_code
                 first.append(time.perf_counter() - started)
             warm = timings(client, f"{edge.base_url}/", f"next.localhost:{edge.port}", 200, check=False)
         cold = [s for s in edge.server_starts("next") if s.kind == "request"][-runs:]
         summary("cold start: spawn -> listening", [s.seconds for s in cold])
-        summary("cold start: request -> first response", [s.first_response_seconds or s.seconds for s in cold])
+        summary(
+            "cold start: request -> first response", [s.first_response_seconds or s.seconds for s in cold]
+        )
         summary(f"client: first GET / after scale to zero (HTTP {status})", first)
         summary("baseline: warm GET / through the edge host", warm)
     finally:
@@ -97,7 +105,9 @@ def next_figures(app_dir: Path, runs: int) -> None:
 def summary(name: str, seconds: list[float]) -> float:
     median = statistics.median(seconds)
     p95 = statistics.quantiles(seconds, n=20)[-1]
-    print(f"  {name:<44} median {median * 1000:7.3f} ms   p95 {p95 * 1000:7.3f} ms   ({len(seconds)} requests)")
+    print(
+        f"  {name:<44} median {median * 1000:7.3f} ms   p95 {p95 * 1000:7.3f} ms   ({len(seconds)} requests)"
+    )
     return median
 
 
@@ -119,7 +129,9 @@ def main() -> None:
     (static_dir / "page.html").write_text("x" * 2048)
     port = free_port()
     direct = subprocess.Popen(
-        ["node", "server.js"], cwd=server_dir, env={**os.environ, "PORT": str(port), "APP_VERSION": "bench"},
+        ["node", "server.js"],
+        cwd=server_dir,
+        env={**os.environ, "PORT": str(port), "APP_VERSION": "bench"},
         stdout=subprocess.DEVNULL,
     )
     edge = EdgeHost(work / "workspace", 0, idle_seconds=None)
@@ -127,22 +139,36 @@ def main() -> None:
         while not port_open(port):
             time.sleep(0.01)
         edge.start()
-        edge.stage("bench", "d1", static_dir, ServerSpec(["node", "server.js"], server_dir, {"APP_VERSION": "bench"}))
+        edge.stage(
+            "bench", "d1", static_dir, ServerSpec(["node", "server.js"], server_dir, {"APP_VERSION": "bench"})
+        )
         edge.promote("bench", "d1")
         host = f"bench.localhost:{edge.port}"
-        print(f"node {subprocess.check_output(['node', '--version'], text=True).strip()}, "
-              f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, app server sandbox: {edge.sandbox}")
+        print(
+            f"node {subprocess.check_output(['node', '--version'], text=True).strip()}, "
+            f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, app server sandbox: {edge.sandbox}"
+        )
         print("Proxy overhead (GET /dynamic, ~70-byte body):")
         with httpx.Client(trust_env=False) as client:
-            baseline = summary("baseline: Node server directly", timings(client, f"http://127.0.0.1:{port}/dynamic", None, args.requests))
-            proxied = summary("through the edge host (proxied)", timings(client, f"{edge.base_url}/dynamic", host, args.requests))
+            baseline = summary(
+                "baseline: Node server directly",
+                timings(client, f"http://127.0.0.1:{port}/dynamic", None, args.requests),
+            )
+            proxied = summary(
+                "through the edge host (proxied)",
+                timings(client, f"{edge.base_url}/dynamic", host, args.requests),
+            )
             print(f"  => proxy overhead per request: {(proxied - baseline) * 1000:.3f} ms (median vs median)")
             print("Static file from the blob store (2 KiB):")
-            summary("edge host static file", timings(client, f"{edge.base_url}/page.html", host, args.requests))
+            summary(
+                "edge host static file", timings(client, f"{edge.base_url}/page.html", host, args.requests)
+            )
         edge.stop()
 
         print(f"Cold start after scale to zero ({args.cold_starts} runs):")
-        edge = EdgeHost(work / "workspace", 0, idle_seconds=0.3, env_source=lambda app, dep: {"APP_VERSION": "bench"})
+        edge = EdgeHost(
+            work / "workspace", 0, idle_seconds=0.3, env_source=lambda app, dep: {"APP_VERSION": "bench"}
+        )
         edge.start()
         first_request = []
         with httpx.Client(trust_env=False) as client:
@@ -150,9 +176,11 @@ def main() -> None:
                 while edge.status("bench").server_state != "stopped":
                     time.sleep(0.05)
                 started = time.perf_counter()
-                client.get(f"{edge.base_url}/dynamic", headers={"host": f"bench.localhost:{edge.port}"}).raise_for_status()
+                client.get(
+                    f"{edge.base_url}/dynamic", headers={"host": f"bench.localhost:{edge.port}"}
+                ).raise_for_status()
                 first_request.append(time.perf_counter() - started)
-        cold = [s for s in edge.server_starts("bench") if s.kind == "request"][-args.cold_starts:]
+        cold = [s for s in edge.server_starts("bench") if s.kind == "request"][-args.cold_starts :]
         recorded = [s.seconds for s in cold]
         waited = [s.first_response_seconds or s.seconds for s in cold]
         summary("baseline: spawn node directly -> port open", direct_spawns(server_dir, args.cold_starts))

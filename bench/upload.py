@@ -55,8 +55,13 @@ def make_site(root: Path, seed: int = 7) -> int:
 def first_and_redeploy(site: Path, raw: int) -> None:
     emulator = CloudflareEmulator()
     with serve(emulator.app) as url:
-        client = CloudflarePages(emulator.account_id, emulator.api_token, base_url=url + "/client/v4",
-                                 limiter=RateLimiter(RATE_LIMIT, 300), poll_interval=0.05)
+        client = CloudflarePages(
+            emulator.account_id,
+            emulator.api_token,
+            base_url=url + "/client/v4",
+            limiter=RateLimiter(RATE_LIMIT, 300),
+            poll_interval=0.05,
+        )
         started = time.perf_counter()
         client.deploy("bench-site", site, {"DATABASE_URL": "libsql://bench"})
         elapsed = time.perf_counter() - started
@@ -66,13 +71,18 @@ def first_and_redeploy(site: Path, raw: int) -> None:
         started = time.perf_counter()
         client.deploy("bench-site", site, {})
         re_elapsed = time.perf_counter() - started
-        second = (client.http.stats.requests - first[0], client.http.stats.bytes_sent - first[1],
-                  emulator.uploads - first[2])
+        second = (
+            client.http.stats.requests - first[0],
+            client.http.stats.bytes_sent - first[1],
+            emulator.uploads - first[2],
+        )
         client.close()
     print("## Cloudflare Pages direct upload (1,000 files)")
     print(f"raw site size (baseline)          {raw:>14,} bytes")
-    print(f"first deploy: bytes sent          {first[1]:>14,} bytes  = {first[1] / raw:.3f} x raw "
-          f"(base64 alone: {4 / 3:.3f})")
+    print(
+        f"first deploy: bytes sent          {first[1]:>14,} bytes  = {first[1] / raw:.3f} x raw "
+        f"(base64 alone: {4 / 3:.3f})"
+    )
     print(f"first deploy: requests            {first[0]:>14,}        files uploaded {first[2]:,}")
     print(f"first deploy: time                {elapsed:>14.2f} s")
     print(f"redeploy, 1 file changed: files   {second[2]:>14,}        (target: 1)")
@@ -85,19 +95,30 @@ def workers_assets(site: Path, raw: int) -> None:
     emulator = CloudflareEmulator()
     try:
         with serve(emulator.app) as url:
-            client = CloudflareWorkers(emulator.account_id, emulator.api_token, base_url=url + "/client/v4",
-                                       limiter=RateLimiter(RATE_LIMIT, 300))
+            client = CloudflareWorkers(
+                emulator.account_id,
+                emulator.api_token,
+                base_url=url + "/client/v4",
+                limiter=RateLimiter(RATE_LIMIT, 300),
+            )
             started = time.perf_counter()
             client.stage("bench-worker", site, {})
             elapsed = time.perf_counter() - started
-            first = (client.http.stats.requests, client.http.stats.bytes_sent, client.upload_stats["bench-worker"])
+            first = (
+                client.http.stats.requests,
+                client.http.stats.bytes_sent,
+                client.upload_stats["bench-worker"],
+            )
             target = site / "assets/d5/f5.png"
             target.write_bytes(b"changed" + target.read_bytes()[7:])
             started = time.perf_counter()
             client.stage("bench-worker", site, {})
             re_elapsed = time.perf_counter() - started
-            second = (client.http.stats.requests - first[0], client.upload_stats["bench-worker"],
-                      client.http.stats.bytes_sent - first[1])
+            second = (
+                client.http.stats.requests - first[0],
+                client.upload_stats["bench-worker"],
+                client.http.stats.bytes_sent - first[1],
+            )
             client.close()
     finally:
         emulator.close()
@@ -121,8 +142,12 @@ def vercel_comparison(site: Path, raw: int) -> None:
         client.close()
     emulator.close()
     print("## Vercel (same site, one request per file, raw bodies)")
-    print(f"first deploy: bytes sent          {stats.bytes_sent:>14,} bytes  = {stats.bytes_sent / raw:.3f} x raw")
-    print(f"first deploy: requests            {stats.requests:>14,}        files uploaded {emulator.uploads:,}")
+    print(
+        f"first deploy: bytes sent          {stats.bytes_sent:>14,} bytes  = {stats.bytes_sent / raw:.3f} x raw"
+    )
+    print(
+        f"first deploy: requests            {stats.requests:>14,}        files uploaded {emulator.uploads:,}"
+    )
     print(f"first deploy: time                {elapsed:>14.2f} s")
 
 
@@ -138,12 +163,19 @@ def fleet(deploys: int, window: float, workers: int, tmp: Path) -> None:
     limiter = RateLimiter(RATE_LIMIT, window * RATE_SLACK)
     failures: list[str] = []
     with serve(emulator.app) as url:
-        client = CloudflarePages(emulator.account_id, emulator.api_token, base_url=url + "/client/v4",
-                                 limiter=limiter, poll_interval=0.05)
+        client = CloudflarePages(
+            emulator.account_id,
+            emulator.api_token,
+            base_url=url + "/client/v4",
+            limiter=limiter,
+            poll_interval=0.05,
+        )
         started = time.perf_counter()
         with ThreadPoolExecutor(workers, thread_name_prefix="deploy") as pool:
-            futures = {pool.submit(client.deploy, f"app-{i}", site, {"APP": str(i)}): i
-                       for i, site in enumerate(sites)}
+            futures = {
+                pool.submit(client.deploy, f"app-{i}", site, {"APP": str(i)}): i
+                for i, site in enumerate(sites)
+            }
             for future in as_completed(futures):
                 try:
                     future.result()
@@ -157,21 +189,30 @@ def fleet(deploys: int, window: float, workers: int, tmp: Path) -> None:
     duplicates = sum(1 for p in emulator.projects.values() if len(p.deployments) != 1)
     missing = deploys - len(emulator.projects)
     print(f"## {deploys} deployments queued at once, {workers} workers, limit {RATE_LIMIT} per {window:g} s")
-    print(f"requests made                     {requests:>14,}        ({requests / deploys:.1f} per deploy, "
-          f"{retries} retried)")
+    print(
+        f"requests made                     {requests:>14,}        ({requests / deploys:.1f} per deploy, "
+        f"{retries} retried)"
+    )
     print(f"rate-limit lower bound (baseline) {bound:>14.2f} s")
-    print(f"total time                        {elapsed:>14.2f} s  = {elapsed / bound:.3f} x bound (target <= 1.2)"
-          if bound else f"total time {elapsed:.2f} s (all requests fit in one window)")
+    print(
+        f"total time                        {elapsed:>14.2f} s  = {elapsed / bound:.3f} x bound (target <= 1.2)"
+        if bound
+        else f"total time {elapsed:.2f} s (all requests fit in one window)"
+    )
     print(f"failures                          {len(failures):>14}")
     print(f"duplicate or missing resources    {duplicates + missing:>14}")
-    print(f"429s the server sent              {emulator.window.rejected:>14}        peak in any window "
-          f"{emulator.window.peak:,} of {RATE_LIMIT:,}")
+    print(
+        f"429s the server sent              {emulator.window.rejected:>14}        peak in any window "
+        f"{emulator.window.peak:,} of {RATE_LIMIT:,}"
+    )
     for failure in failures[:5]:
         print("  ", failure)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--deploys", type=int, default=500)
     parser.add_argument("--window", type=float, default=20.0, help="rate-limit window in seconds (real: 300)")
     parser.add_argument("--workers", type=int, default=16)

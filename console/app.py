@@ -78,8 +78,12 @@ def pages_for(role: str) -> list[st.Page]:
     ]
     finance = [
         st.Page("pages/usage.py", title="Usage", icon=":material/query_stats:", url_path="usage"),
-        st.Page("pages/pricing.py", title="Pricing & margins", icon=":material/payments:", url_path="pricing"),
-        st.Page("pages/cost_model.py", title="Cost model", icon=":material/calculate:", url_path="cost-model"),
+        st.Page(
+            "pages/pricing.py", title="Pricing & margins", icon=":material/payments:", url_path="pricing"
+        ),
+        st.Page(
+            "pages/cost_model.py", title="Cost model", icon=":material/calculate:", url_path="cost-model"
+        ),
     ]
     return [*operator, *finance] if role == "operator" else finance
 

@@ -38,7 +38,13 @@ DATABASES = {
 HOSTS = (("cloudflare", 0.7), ("vercel", 0.15), ("local", 0.15))
 STATES = (("active", 0.88), ("suspended", 0.05), ("failed", 0.04), ("deploying", 0.03))
 # Median monthly requests of an app per tier: traffic grows with what the owner pays for.
-MONTHLY_REQUESTS = {"free": 3_000, "starter": 40_000, "pro": 400_000, "business": 3_000_000, "enterprise": 8_000_000}
+MONTHLY_REQUESTS = {
+    "free": 3_000,
+    "starter": 40_000,
+    "pro": 400_000,
+    "business": 3_000_000,
+    "enterprise": 8_000_000,
+}
 WORDS = (
     "atlas", "birch", "cedar", "delta", "ember", "fjord", "grove", "harbor", "iris", "juniper", "kite",
     "lumen", "maple", "nova", "orbit", "pixel", "quill", "river", "sable", "tide", "umber", "vale",
@@ -90,7 +96,11 @@ def seed_demo(
     hosts = _pick(rng, HOSTS, apps)
     states = _pick(rng, STATES, apps)
     # Whole days, ending at today's midnight (UTC), so no chart ends on a half-counted day.
-    end = (now or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
+    end = (
+        (now or datetime.now(UTC))
+        .astimezone(UTC)
+        .replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
+    )
     start = end - timedelta(days=days)
 
     # Owners: each has one tier; an owner gets as many apps as the tier allows (most have one to three).
@@ -117,7 +127,11 @@ def seed_demo(
             "vercel": f"https://{name}.vercel.app",
             "local": f"http://{name}.localhost:8472/",
         }[host]
-        custom = f"{name.removeprefix(DEMO_PREFIX)}.demo.example" if tier in ("pro", "business") and i % 3 == 0 else None
+        custom = (
+            f"{name.removeprefix(DEMO_PREFIX)}.demo.example"
+            if tier in ("pro", "business") and i % 3 == 0
+            else None
+        )
         created = start - timedelta(days=int(rng.integers(1, 200)))
         app_rows.append(
             (name, owners[i], "web", states[i], url if states[i] != "failed" else None, custom, database,
@@ -169,15 +183,23 @@ def seed_demo(
 
 
 def _usage_frame(
-    rng: np.random.Generator, apps: list[dict[str, object]], start: datetime, end: datetime, reading_hours: int
+    rng: np.random.Generator,
+    apps: list[dict[str, object]],
+    start: datetime,
+    end: datetime,
+    reading_hours: int,
 ) -> pl.DataFrame:
     """Hourly (or coarser) readings: a per-app traffic level, a daily cycle, weekly dip and slow growth.
     Failed apps never served; suspended apps stop a random number of days before the end."""
-    hours = np.arange(np.datetime64(start, "us"), np.datetime64(end, "us"), np.timedelta64(reading_hours, "h"))
+    hours = np.arange(
+        np.datetime64(start, "us"), np.datetime64(end, "us"), np.timedelta64(reading_hours, "h")
+    )
     steps = len(hours)
     hour_of_day = (hours.astype("datetime64[h]").astype(np.int64) % 24).astype(float)
     day_index = np.arange(steps) * reading_hours / 24
-    shape = (1 + 0.6 * np.sin((hour_of_day - 9) / 24 * 2 * np.pi)) * (1 + 0.3 * day_index / max(day_index[-1], 1))
+    shape = (1 + 0.6 * np.sin((hour_of_day - 9) / 24 * 2 * np.pi)) * (
+        1 + 0.3 * day_index / max(day_index[-1], 1)
+    )
     weekday = (hours.astype("datetime64[D]").astype(np.int64) + 4) % 7  # 0 = Monday
     shape = shape * np.where(weekday >= 5, 0.7, 1.0)
     shape = shape / shape.mean()
@@ -191,7 +213,9 @@ def _usage_frame(
         # busier in the day; its traffic falls in those hours. Idle hours read and write nothing.
         active_share = float(rng.beta(1.2, 6.0))
         active = rng.random(steps) < np.clip(active_share * shape, 0.0, 1.0)
-        requests = np.where(active, rng.poisson(np.maximum(per_step * shape / max(active_share, 0.01), 0.0)), 0)
+        requests = np.where(
+            active, rng.poisson(np.maximum(per_step * shape / max(active_share, 0.01), 0.0)), 0
+        )
         if app["status"] == "suspended":
             requests[steps - int(rng.integers(1, max(steps // 3, 2))) :] = 0
         reads = requests * int(rng.integers(3, 40))
@@ -221,7 +245,9 @@ EXAMPLE_APP = "taskboard"
 EXAMPLE_NAME = "example-taskboard"
 
 
-def seed_workspace(settings: Settings, *, apps: int = 500, days: int = 90, reading_hours: int = 1) -> SeedResult:
+def seed_workspace(
+    settings: Settings, *, apps: int = 500, days: int = 90, reading_hours: int = 1
+) -> SeedResult:
     """Seed the workspace's store before its engine starts (the engine is the store's only writer)."""
     from engine.service import find_running_engine
 

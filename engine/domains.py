@@ -78,7 +78,9 @@ def normalize_domain(raw: str, *, edge_hostname: str = "localhost") -> str:
     if not name:
         raise InputError(f"the domain name is empty: {example}")
     if "://" in name or "/" in name or ":" in name or "@" in name:
-        raise InputError(f"{_shown(raw)} is not a bare domain name: drop the scheme, port and path ({example})")
+        raise InputError(
+            f"{_shown(raw)} is not a bare domain name: drop the scheme, port and path ({example})"
+        )
     if any(ch.isspace() for ch in name):
         raise InputError(f"{_shown(raw)} contains spaces: {example}")
     if name.startswith("*"):
@@ -103,7 +105,9 @@ def normalize_domain(raw: str, *, edge_hostname: str = "localhost") -> str:
                     f"label {label!r} of {_shown(raw)} may contain only letters, digits and hyphens"
                 )
             if len(lower) > 63:
-                raise InputError(f"label {label[:20]}... of {_shown(raw)} has {len(lower)} characters; at most 63")
+                raise InputError(
+                    f"label {label[:20]}... of {_shown(raw)} has {len(lower)} characters; at most 63"
+                )
             if lower.startswith("-") or lower.endswith("-"):
                 raise InputError(f"label {label!r} of {_shown(raw)} must not start or end with a hyphen")
     if name.isascii() and len(name) > 253:
@@ -116,12 +120,16 @@ def normalize_domain(raw: str, *, edge_hostname: str = "localhost") -> str:
         raise InputError(f"{_shown(raw)} is {len(ascii_name)} characters long in DNS form; at most 253")
     for label in ascii_name.split("."):
         if len(label) > 63:
-            raise InputError(f"label {label[:20]}... of {_shown(raw)} is {len(label)} characters in DNS form; at most 63")
+            raise InputError(
+                f"label {label[:20]}... of {_shown(raw)} is {len(label)} characters in DNS form; at most 63"
+            )
     if ascii_name.split(".")[-1].isdigit():
         raise InputError(f"{_shown(raw)} ends in an all-numeric label; top-level domains are not numbers")
     for reserved in ("localhost", edge_hostname):
         if ascii_name == reserved or ascii_name.endswith("." + reserved):
-            raise InputError(f"{_shown(raw)} is under {reserved}, which Launchdeck serves itself; use your own domain")
+            raise InputError(
+                f"{_shown(raw)} is under {reserved}, which Launchdeck serves itself; use your own domain"
+            )
     return ascii_name
 
 
@@ -138,7 +146,9 @@ def parse_resolvers(values: Sequence[str] | str | None) -> list[tuple[str, int]]
     for item in (i.strip() for i in items):
         if not item:
             continue
-        match = re.match(r"^\[(?P<v6>[^\]]+)\](?::(?P<p6>\d+))?$|^(?P<v4>[^:]+)(?::(?P<p4>\d+))?$|^(?P<bare6>.*:.*)$", item)
+        match = re.match(
+            r"^\[(?P<v6>[^\]]+)\](?::(?P<p6>\d+))?$|^(?P<v4>[^:]+)(?::(?P<p4>\d+))?$|^(?P<bare6>.*:.*)$", item
+        )
         address = port_text = None
         if match:
             address = match.group("v6") or match.group("v4") or match.group("bare6")
@@ -146,7 +156,9 @@ def parse_resolvers(values: Sequence[str] | str | None) -> list[tuple[str, int]]
         try:
             ipaddress.ip_address(address or "")
         except ValueError:
-            raise InputError(f"DNS resolver {item!r} must be an IP address with an optional port: 1.1.1.1 or 127.0.0.1:5353") from None
+            raise InputError(
+                f"DNS resolver {item!r} must be an IP address with an optional port: 1.1.1.1 or 127.0.0.1:5353"
+            ) from None
         port = int(port_text) if port_text else 53
         if not 0 < port < 65536:
             raise InputError(f"DNS resolver {item!r} has port {port}; use 1-65535")
@@ -176,7 +188,9 @@ def _require(store: Store, app: str, raw: str, edge_hostname: str) -> Domain:
     domain = normalize_domain(raw, edge_hostname=edge_hostname)
     found = get(store, domain)
     if found is None or found.app != app:
-        raise NotFound(f"{domain} is not a domain of {app}; add it first with `launchdeck domains add {app} {domain}`")
+        raise NotFound(
+            f"{domain} is not a domain of {app}; add it first with `launchdeck domains add {app} {domain}`"
+        )
     return found
 
 
@@ -196,8 +210,14 @@ def add(store: Store, app: str, raw_domain: str, *, edge_hostname: str = "localh
         return existing
     store.execute(
         "INSERT INTO domains (domain, app, unicode_name, cname_target, txt_name, txt_value) VALUES (?, ?, ?, ?, ?, ?)",
-        [domain, app, idna.decode(domain), f"{app}.{edge_hostname}", f"{TXT_PREFIX}.{domain}",
-         f"launchdeck-verify={secrets.token_urlsafe(24)}"],
+        [
+            domain,
+            app,
+            idna.decode(domain),
+            f"{app}.{edge_hostname}",
+            f"{TXT_PREFIX}.{domain}",
+            f"launchdeck-verify={secrets.token_urlsafe(24)}",
+        ],
     )
     added = get(store, domain)
     assert added is not None
@@ -252,8 +272,13 @@ def check(
         texts = _lookup(resolver, found.txt_name, "TXT")
     except (dns.exception.Timeout, dns.resolver.NoNameservers) as exc:
         servers = ", ".join(f"{a}:{p}" for a, p in resolvers) or "the system resolver"
-        _save(store, found, found.dns_status, found.certificate_status,
-              f"DNS check could not complete ({type(exc).__name__}) using {servers}; try again")
+        _save(
+            store,
+            found,
+            found.dns_status,
+            found.certificate_status,
+            f"DNS check could not complete ({type(exc).__name__}) using {servers}; try again",
+        )
         result = get(store, found.domain)
         assert result is not None
         return result
@@ -266,7 +291,9 @@ def check(
     if texts is None:
         missing.append(f"no TXT record at {found.txt_name} yet (create it with {found.txt_value})")
     elif found.txt_value not in texts:
-        wrong.append(f"TXT at {found.txt_name} holds {', '.join(repr(t) for t in texts)}, expected {found.txt_value!r}")
+        wrong.append(
+            f"TXT at {found.txt_name} holds {', '.join(repr(t) for t in texts)}, expected {found.txt_value!r}"
+        )
     if wrong:
         dns_status, certificate, detail = "invalid", "failed", "; ".join(wrong + missing)
     elif missing:
@@ -276,7 +303,11 @@ def check(
             dns_status, certificate = "pending", "pending"
         detail = "; ".join(missing)
     else:
-        dns_status, certificate, detail = "valid", "issued", f"CNAME and TXT verified. {LOCAL_CERTIFICATE_NOTE}"
+        dns_status, certificate, detail = (
+            "valid",
+            "issued",
+            f"CNAME and TXT verified. {LOCAL_CERTIFICATE_NOTE}",
+        )
     _save(store, found, dns_status, certificate, detail)
     if router is not None:
         if dns_status == "valid":
@@ -301,8 +332,14 @@ def _save(store: Store, domain: Domain, dns_status: str, certificate: str, detai
     )
 
 
-def remove(store: Store, app: str, raw_domain: str, *, router: DomainRouter | None = None,
-           edge_hostname: str = "localhost") -> None:
+def remove(
+    store: Store,
+    app: str,
+    raw_domain: str,
+    *,
+    router: DomainRouter | None = None,
+    edge_hostname: str = "localhost",
+) -> None:
     found = _require(store, app, raw_domain, edge_hostname)
     store.execute("DELETE FROM domains WHERE domain = ?", [found.domain])
     store.execute(
@@ -324,8 +361,12 @@ def remove_app_domains(store: Store, app: str, *, router: DomainRouter | None = 
 
 
 def check_pending(
-    store: Store, *, resolvers: Sequence[tuple[str, int]] = (), router: DomainRouter | None = None,
-    edge_hostname: str = "localhost", include_valid: bool = False,
+    store: Store,
+    *,
+    resolvers: Sequence[tuple[str, int]] = (),
+    router: DomainRouter | None = None,
+    edge_hostname: str = "localhost",
+    include_valid: bool = False,
 ) -> list[Domain]:
     """Re-check every domain that is not valid yet (the scheduler's domain and certificate poll); with
     ``include_valid``, verified ones too (a removed record makes them invalid and unroutes them)."""
@@ -377,18 +418,28 @@ def api_router() -> Any:
 
     @router.post("/check")
     def check_route(body: CheckBody, engine: Any = engine_dep, _: Any = deployer) -> dict[str, Any]:
-        resolvers = parse_resolvers(body.resolvers if body.resolvers is not None else engine.settings.dns_resolvers)
+        resolvers = parse_resolvers(
+            body.resolvers if body.resolvers is not None else engine.settings.dns_resolvers
+        )
         return check(
-            engine.store, body.app, body.domain, resolvers=resolvers, router=router_of(engine),
+            engine.store,
+            body.app,
+            body.domain,
+            resolvers=resolvers,
+            router=router_of(engine),
             edge_hostname=engine.settings.edge_hostname,
         ).to_json()
 
     @router.get("")
-    def list_route(app: str | None = None, engine: Any = engine_dep, _: Any = any_role) -> list[dict[str, Any]]:
+    def list_route(
+        app: str | None = None, engine: Any = engine_dep, _: Any = any_role
+    ) -> list[dict[str, Any]]:
         return [d.to_json() for d in list_domains(engine.store, app)]
 
     @router.delete("/{domain}", status_code=204)
     def delete_route(domain: str, app: str, engine: Any = engine_dep, _: Any = deployer) -> None:
-        remove(engine.store, app, domain, router=router_of(engine), edge_hostname=engine.settings.edge_hostname)
+        remove(
+            engine.store, app, domain, router=router_of(engine), edge_hostname=engine.settings.edge_hostname
+        )
 
     return router

@@ -29,7 +29,9 @@ costed = fleet["cost_cents"].null_count() < fleet.height
 
 filters = st.columns(5)
 tier = filters[0].multiselect("Tier", sorted(fleet["tier"].unique().to_list()))
-providers = sorted({p for p in fleet["database_provider"].to_list() + fleet["hosting_provider"].to_list() if p})
+providers = sorted(
+    {p for p in fleet["database_provider"].to_list() + fleet["hosting_provider"].to_list() if p}
+)
 provider = filters[1].multiselect("Provider", providers)
 state = filters[2].multiselect("State", sorted(fleet["status"].unique().to_list()))
 owner = filters[3].text_input("Owner contains")
@@ -38,7 +40,9 @@ shown = fleet
 if tier:
     shown = shown.filter(pl.col("tier").is_in(tier))
 if provider:
-    shown = shown.filter(pl.col("database_provider").is_in(provider) | pl.col("hosting_provider").is_in(provider))
+    shown = shown.filter(
+        pl.col("database_provider").is_in(provider) | pl.col("hosting_provider").is_in(provider)
+    )
 if state:
     shown = shown.filter(pl.col("status").is_in(state))
 if owner:
@@ -52,7 +56,9 @@ cols[0].metric("Apps shown", f"{shown.height:,} of {fleet.height:,}")
 cols[1].metric("Serving", f"{shown.filter(pl.col('status') == 'active').height:,}")
 cols[2].metric("Cost this month", ui.money(total) if costed else "—",
                help="Allocated cost in the latest month with metered usage.")  # fmt: skip
-cols[3].metric("Average per app", ui.money(total / shown.height) if total is not None and shown.height else "—")
+cols[3].metric(
+    "Average per app", ui.money(total / shown.height) if total is not None and shown.height else "—"
+)
 if not costed:
     st.caption("No costs yet: they come from metered usage (`launchdeck usage collect`).")
 if st.button("Refresh", icon=":material/refresh:"):
@@ -129,12 +135,16 @@ with resume:
 with rollback:
     kept = [str(d["id"]) for d in history if d["status"] == "succeeded"]
     target = st.selectbox("Roll back to", kept, index=None, placeholder="the previous live deployment")
-    st.caption("The deployment's configuration snapshot comes back with it; database migrations are not reversed.")
+    st.caption(
+        "The deployment's configuration snapshot comes back with it; database migrations are not reversed."
+    )
     confirm = st.checkbox(f"Yes, roll {chosen} back", key="confirm-rollback")
     if st.button("Roll back", disabled=not confirm):
         act("Rollback", ui.client().rollback, chosen, target)
 with destroy:
-    st.warning("Destroying deletes the database, its role, files, processes, domains and secrets. It cannot be undone.")
+    st.warning(
+        "Destroying deletes the database, its role, files, processes, domains and secrets. It cannot be undone."
+    )
     typed = st.text_input(f"Type {chosen} to confirm", key="confirm-destroy")
     if st.button("Destroy", type="primary", disabled=typed != chosen):
         act("Destroy", ui.client().destroy, chosen)

@@ -41,7 +41,9 @@ def cost_label(choice: str, costs: dict[str, Any] | None) -> str:
     entry = costs["choices"].get(choice)
     if entry is None or entry["costed_as"] is None:
         return "no cost to Launchdeck (the user's own)"
-    share = ui.money(entry["app_cents"]) if entry["app_cents"] or not entry["plan_base_cents"] else "under $0.01"
+    share = (
+        ui.money(entry["app_cents"]) if entry["app_cents"] or not entry["plan_base_cents"] else "under $0.01"
+    )
     return (
         f"≈ {share}/mo for this app "
         f"({entry['costed_as']} {entry['plan']}: {ui.money(entry['plan_base_cents'])}/mo base fee "
@@ -51,7 +53,9 @@ def cost_label(choice: str, costs: dict[str, Any] | None) -> str:
 
 def step_database(costs: dict[str, Any] | None) -> None:
     left, right = st.columns(2)
-    answers.app_dir = left.text_input("App folder (on the engine's machine)", answers.app_dir, key="wiz-app-dir")
+    answers.app_dir = left.text_input(
+        "App folder (on the engine's machine)", answers.app_dir, key="wiz-app-dir"
+    )
     answers.name = right.text_input("App name", answers.name, placeholder="my-app", key="wiz-name",
                                     help="Lower-case letters, digits and hyphens; it becomes the host name.")  # fmt: skip
     left, right = st.columns(2)
@@ -70,14 +74,20 @@ def step_database(costs: dict[str, Any] | None) -> None:
         captions=[f"{wizard.DATABASES[c][1]} {cost_label(c, costs)}" for c in choices],
     )
     if answers.database == "byo":
-        answers.database_url = st.text_input("Database URL", answers.database_url, type="password", key="wiz-database-url")
+        answers.database_url = st.text_input(
+            "Database URL", answers.database_url, type="password", key="wiz-database-url"
+        )
     answers.import_data = st.checkbox(
         "Import data from preview", answers.import_data, key="wiz-import",
         help="Transfer the preview SQLite data (users, posts, …) to the production database; "
         "row counts and checksums are verified after the copy.",
     )  # fmt: skip
     if st.button("Next: Hosting →", type="primary", key="wiz-next-1"):
-        go(2, wizard.check_database(answers) + wizard.check_tier(answers, tiers, ui.call(ui.owner_apps, answers.owner) or []))
+        go(
+            2,
+            wizard.check_database(answers)
+            + wizard.check_tier(answers, tiers, ui.call(ui.owner_apps, answers.owner) or []),
+        )
         st.rerun()
 
 
@@ -98,7 +108,9 @@ def step_hosting() -> None:
                     horizontal=True)  # fmt: skip
     answers.custom_domain = mode == "custom"
     if answers.custom_domain:
-        answers.domain = st.text_input("Custom domain", answers.domain, placeholder="myapp.com", key="wiz-domain")
+        answers.domain = st.text_input(
+            "Custom domain", answers.domain, placeholder="myapp.com", key="wiz-domain"
+        )
         if answers.domain:
             problems = wizard.check_domain(answers.domain)
             (st.error(problems[0]) if problems else st.success(f"{answers.domain} is a valid domain name"))
@@ -122,7 +134,11 @@ def step_hosting() -> None:
         go(1)
         st.rerun()
     if forward.button("Next: Review →", type="primary", key="wiz-next-2"):
-        go(3, wizard.check_hosting(answers) + wizard.check_tier(answers, tiers, ui.call(ui.owner_apps, answers.owner) or []))
+        go(
+            3,
+            wizard.check_hosting(answers)
+            + wizard.check_tier(answers, tiers, ui.call(ui.owner_apps, answers.owner) or []),
+        )
         st.rerun()
 
 
@@ -151,10 +167,15 @@ def step_review(costs: dict[str, Any] | None) -> None:
             f"**{answers.tier} tier limits**: {tier['max_deployed_apps']} deployed apps, "
             f"{tier['max_custom_domains']} custom domains, databases: "
             f"{', '.join(tier['allowed_database_providers'])}"
-            + (f"; monthly quotas: {', '.join(f'{k} {v:,}' for k, v in quotas.items())}" if quotas else "")
-            .replace("-1", "unlimited")
+            + (
+                f"; monthly quotas: {', '.join(f'{k} {v:,}' for k, v in quotas.items())}" if quotas else ""
+            ).replace("-1", "unlimited")
         )
-    problems = wizard.check_database(answers) + wizard.check_hosting(answers) + wizard.check_tier(answers, tiers, ui.call(ui.owner_apps, answers.owner) or [])
+    problems = (
+        wizard.check_database(answers)
+        + wizard.check_hosting(answers)
+        + wizard.check_tier(answers, tiers, ui.call(ui.owner_apps, answers.owner) or [])
+    )
     for problem in problems:
         st.error(problem)
     back, forward = st.columns([1, 1])

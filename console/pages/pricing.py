@@ -48,7 +48,9 @@ cols[3].metric("Margin", ui.money(totals["margin_cents"]),
 cols[4].metric("Railway baseline", ui.money(latest["railway_baseline_cents"]),
                help="The same apps, each as an always-on Railway service (data/prices/railway.toml).")  # fmt: skip
 if latest["revenue_source"] == "list_price":
-    st.caption("Revenue is each tier's list price (Stripe is not configured or has no invoices for the month).")
+    st.caption(
+        "Revenue is each tier's list price (Stripe is not configured or has no invoices for the month)."
+    )
 
 tiers = pl.DataFrame(
     [{"month": m["month"][:7], **row} for m in data["months"] for row in m["tiers"]], infer_schema_length=None

@@ -84,7 +84,11 @@ def render(deployment_id: str) -> None:
         )  # fmt: skip
         if st.button("Cancel deployment", type="secondary"):
             accepted = ui.call(ui.client().cancel, deployment_id)
-            st.toast("Cancel requested: finished steps are being undone." if accepted else "It had already finished.")
+            st.toast(
+                "Cancel requested: finished steps are being undone."
+                if accepted
+                else "It had already finished."
+            )
     elif deployment["status"] == "succeeded":
         url = deployment.get("url")
         st.success(f"Live at {url}" if url else "Succeeded.")

@@ -54,10 +54,14 @@ if data is None:
     st.stop()
 rows = pl.DataFrame(data["rows"], infer_schema_length=None)
 if rows.is_empty():
-    st.info("No usage in the ledger for this period yet. Metering collects it hourly (`launchdeck usage collect`).")
+    st.info(
+        "No usage in the ledger for this period yet. Metering collects it hourly (`launchdeck usage collect`)."
+    )
     st.stop()
 rows = rows.with_columns(pl.col("period").str.to_datetime())
-st.caption("Build minutes are not metered by the ledger yet; a metric with no reading shows as a gap, not zero.")
+st.caption(
+    "Build minutes are not metered by the ledger yet; a metric with no reading shows as a gap, not zero."
+)
 
 if app is None:
     chosen = st.multiselect("Metrics", list(METRICS), default=["requests", "db_rows_read", "db_storage_bytes"],

@@ -94,7 +94,8 @@ def fleet_body(engine: Engine, owner: str | None, contains: str | None, limit: i
     with engine.store.connection() as connection:
         total = connection.execute(f"SELECT count(*) FROM deployed_apps{where}", params).fetchone()
         rows = connection.execute(
-            f"SELECT {', '.join(FLEET_FIELDS)} FROM deployed_apps{where} ORDER BY name LIMIT ?", [*params, limit]
+            f"SELECT {', '.join(FLEET_FIELDS)} FROM deployed_apps{where} ORDER BY name LIMIT ?",
+            [*params, limit],
         ).fetchall()
     app_cents = month_costs(engine, latest_month(engine)).app_cents() if engine.store.scalar(
         "SELECT count(*) > 0 FROM usage_ledger") else {}  # fmt: skip
@@ -235,7 +236,9 @@ def estimate(
     in force: the app's share of the provider's bill when it joins the apps already there, every one of
     them using the median monthly usage of the apps of its tier in the latest month of the ledger."""
     default_tiers().get(tier)
-    return cached(engine, ("estimate", tier, storage_bytes), lambda: estimate_for(engine, tier, storage_bytes))
+    return cached(
+        engine, ("estimate", tier, storage_bytes), lambda: estimate_for(engine, tier, storage_bytes)
+    )
 
 
 def estimate_for(engine: Engine, tier: str, storage_bytes: int | None) -> dict[str, Any]:
@@ -317,13 +320,17 @@ def margins_uncached(engine: Engine, month: date, least: int) -> dict[str, Any]:
 
 
 @router.get("/api/analytics/margins")
-def margins(engine: EngineDep, principal: Reader, month: str | None = None, least: int = 20) -> dict[str, Any]:
+def margins(
+    engine: EngineDep, principal: Reader, month: str | None = None, least: int = 20
+) -> dict[str, Any]:
     """Revenue, cost and margin per tier for a month, the least profitable apps and the Railway baseline."""
     return margins_payload(engine, month_or_latest(engine, month), min(max(least, 1), 200))
 
 
 @router.get("/api/analytics/margins/history")
-def margin_history(engine: EngineDep, principal: Reader, months: int = Query(default=3, ge=1, le=24)) -> dict[str, Any]:
+def margin_history(
+    engine: EngineDep, principal: Reader, months: int = Query(default=3, ge=1, le=24)
+) -> dict[str, Any]:
     """Per-tier margins for each of the last ``months`` months that have usage, oldest first."""
     return cached(engine, ("history", months), lambda: history_for(engine, months))
 
@@ -375,7 +382,9 @@ def architectures(principal: Reader) -> list[str]:
 def usage_window(engine: Engine, days: int) -> tuple[datetime, datetime]:
     """The last ``days`` days up to the newest reading (or now, when the ledger is empty)."""
     last = engine.store.scalar("SELECT max(hour_start) FROM usage_ledger")
-    end = (last or datetime.now(UTC).replace(tzinfo=None, minute=0, second=0, microsecond=0)) + timedelta(hours=1)
+    end = (last or datetime.now(UTC).replace(tzinfo=None, minute=0, second=0, microsecond=0)) + timedelta(
+        hours=1
+    )
     return end - timedelta(days=days), end
 
 
@@ -398,7 +407,9 @@ def usage(
             raise InputError(f"no app named {app!r}")
         rows = usage_series(engine.store, start=start, end=end, app_id=found["id"], grain="day")
         return {"app": found["name"], "tier": found["tier"], "grain": "day", "metrics": METRICS, "rows": rows}
-    return cached(engine, ("fleet-usage", start, end, provider), lambda: fleet_usage(engine, start, end, provider))
+    return cached(
+        engine, ("fleet-usage", start, end, provider), lambda: fleet_usage(engine, start, end, provider)
+    )
 
 
 def fleet_usage(engine: Engine, start: datetime, end: datetime, provider: str | None) -> dict[str, Any]:
@@ -426,7 +437,9 @@ def price_sheets(engine: EngineDep, principal: Reader) -> list[dict[str, Any]]:
     recorded = {(r["provider"], r["effective_from"]): r for r in list_versions(engine.store)}
     result = []
     for sheet in catalog.sheets.values():
-        in_force = sheet.version_for(month).effective_from if sheet.versions[0].effective_from <= month else None
+        in_force = (
+            sheet.version_for(month).effective_from if sheet.versions[0].effective_from <= month else None
+        )
         for version in sheet.versions:
             plan = version.plans.get(catalog.account.get(sheet.provider, sheet.default_plan))
             result.append(

@@ -24,7 +24,10 @@ async def stripe_webhook(request: Request, engine: EngineDep) -> dict[str, Any] 
         raise ConfigError("STRIPE_WEBHOOK_SECRET is not set: the engine cannot verify Stripe's deliveries")
     try:
         outcome = handle_webhook(
-            engine.store, await request.body(), request.headers.get("Stripe-Signature"), secret.get_secret_value()
+            engine.store,
+            await request.body(),
+            request.headers.get("Stripe-Signature"),
+            secret.get_secret_value(),
         )
     except AuthError as exc:
         return JSONResponse(error_body("AuthError", str(exc)), status_code=400)

@@ -10,7 +10,9 @@ from typing import Annotated, Any
 
 import typer
 
-app = typer.Typer(help="Custom domains: the DNS records to create, and their verification.", no_args_is_help=True)
+app = typer.Typer(
+    help="Custom domains: the DNS records to create, and their verification.", no_args_is_help=True
+)
 
 
 def _print_domain(data: dict[str, Any]) -> None:
@@ -46,7 +48,10 @@ def check_command(
     domain: Annotated[str, typer.Argument(help="the domain added with `domains add`")],
     resolver: Annotated[
         list[str] | None,
-        typer.Option("--resolver", help="DNS resolver ip or ip:port (repeatable); default: LAUNCHDECK_DNS_RESOLVERS or the system's"),
+        typer.Option(
+            "--resolver",
+            help="DNS resolver ip or ip:port (repeatable); default: LAUNCHDECK_DNS_RESOLVERS or the system's",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:

@@ -69,7 +69,9 @@ class Manifest:
             "deployment_id": self.deployment_id,
             "created_at": self.created_at,
             "files": {path: [f.digest, f.size, f.content_type] for path, f in self.files.items()},
-            "server": None if self.command is None else {"command": self.command, "env_names": self.env_names},
+            "server": None
+            if self.command is None
+            else {"command": self.command, "env_names": self.env_names},
         }
 
     @classmethod
@@ -106,11 +108,15 @@ def static_mounts(static: StaticSource | None) -> dict[str, Path]:
     """``Path`` -> served at ``/``; ``{"/_next/static": dir, "/": public}`` -> each folder at its prefix."""
     if static is None:
         return {}
-    mounts = {"/": Path(static)} if isinstance(static, str | Path) else {k: Path(v) for k, v in static.items()}
+    mounts = (
+        {"/": Path(static)} if isinstance(static, str | Path) else {k: Path(v) for k, v in static.items()}
+    )
     checked: dict[str, Path] = {}
     for prefix, folder in mounts.items():
         if not prefix.startswith("/"):
-            raise InputError(f"static mount {prefix!r} must be a URL path starting with '/', like /_next/static")
+            raise InputError(
+                f"static mount {prefix!r} must be a URL path starting with '/', like /_next/static"
+            )
         if not folder.is_dir():
             raise InputError(f"static folder {folder} does not exist or is not a folder")
         checked["/" + prefix.strip("/")] = folder

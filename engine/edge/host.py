@@ -152,12 +152,19 @@ class EdgeHost:
         self._sock = sock
         config = uvicorn.Config(
             # proxy_headers off: the edge host is the first hop, so a client's X-Forwarded-For is not trusted
-            EdgeApp(self), log_level="warning", lifespan="on", access_log=False, proxy_headers=False,
-            timeout_keep_alive=5, timeout_graceful_shutdown=5,
+            EdgeApp(self),
+            log_level="warning",
+            lifespan="on",
+            access_log=False,
+            proxy_headers=False,
+            timeout_keep_alive=5,
+            timeout_graceful_shutdown=5,
         )
         self._server = uvicorn.Server(config)
         self._stopping.clear()
-        serve = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, name="edge-http", daemon=True)
+        serve = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, name="edge-http", daemon=True
+        )
         house = threading.Thread(target=self._housekeeping, name="edge-housekeeping", daemon=True)
         self._threads = [serve, house]
         serve.start()
@@ -204,8 +211,11 @@ class EdgeHost:
                 for (app, deployment_id), server in servers:
                     route = apps.get(app)
                     live = route is not None and route.live == deployment_id
-                    idle = self.idle_seconds if live else min(self.idle_seconds or RETIRED_IDLE_SECONDS,
-                                                              RETIRED_IDLE_SECONDS)
+                    idle = (
+                        self.idle_seconds
+                        if live
+                        else min(self.idle_seconds or RETIRED_IDLE_SECONDS, RETIRED_IDLE_SECONDS)
+                    )
                     server.tick(idle, restart=live)
                 if time.monotonic() - last_flush >= FLUSH_SECONDS:
                     self.usage.flush()
@@ -235,7 +245,11 @@ class EdgeHost:
         return self._app_dir(app) / "deployments" / deployment_id
 
     def stage(
-        self, app: str, deployment_id: str, static: StaticSource | str | None, server: ServerSpec | None = None
+        self,
+        app: str,
+        deployment_id: str,
+        static: StaticSource | str | None,
+        server: ServerSpec | None = None,
     ) -> Manifest:
         """Copy a deployment's static files (into the blob store) and server bundle; does not serve it
         publicly until ``promote``. Staging an id again replaces that staged copy unless it is live.
@@ -265,7 +279,12 @@ class EdgeHost:
         manifest: Manifest | None = None
         try:
             manifest = write_staged(
-                directory, put_blob, app, deployment_id, Path(static) if isinstance(static, str) else static, server
+                directory,
+                put_blob,
+                app,
+                deployment_id,
+                Path(static) if isinstance(static, str) else static,
+                server,
             )
         finally:
             if manifest is not None:
@@ -309,10 +328,16 @@ class EdgeHost:
             if directory.name.endswith(".partial"):
                 continue
             manifest = self.manifest(app, directory.name)
-            found.append(DeploymentInfo(
-                manifest.deployment_id, manifest.created_at, len(manifest.files),
-                sum(f.size for f in manifest.files.values()), manifest.has_server, manifest.deployment_id == live,
-            ))
+            found.append(
+                DeploymentInfo(
+                    manifest.deployment_id,
+                    manifest.created_at,
+                    len(manifest.files),
+                    sum(f.size for f in manifest.files.values()),
+                    manifest.has_server,
+                    manifest.deployment_id == live,
+                )
+            )
         return sorted(found, key=lambda d: d.created_at)
 
     def apps(self) -> dict[str, AppRoute]:
@@ -463,13 +488,21 @@ class EdgeHost:
                 command = manifest.command
                 env = self._server_env(app, manifest)
                 if self.sandbox == "bwrap":
-                    command = bwrap_prefix(
-                        manifest.server_dir, hidden=[self.root.parent], writable=sqlite_folders(env)
-                    ) + command
+                    command = (
+                        bwrap_prefix(
+                            manifest.server_dir, hidden=[self.root.parent], writable=sqlite_folders(env)
+                        )
+                        + command
+                    )
                 server = ServerProcess(
-                    app, manifest.deployment_id, command, manifest.server_dir,
-                    env, self._app_dir(app) / "logs" / f"{manifest.deployment_id}.log",
-                    on_start=self.usage.record_start, startup_timeout=self.startup_timeout,
+                    app,
+                    manifest.deployment_id,
+                    command,
+                    manifest.server_dir,
+                    env,
+                    self._app_dir(app) / "logs" / f"{manifest.deployment_id}.log",
+                    on_start=self.usage.record_start,
+                    startup_timeout=self.startup_timeout,
                     pid_file=self.root / "run" / f"{app}--{manifest.deployment_id}.json",
                 )
                 self._servers[key] = server
@@ -481,8 +514,12 @@ class EdgeHost:
         app_env = self._env.get((app, manifest.deployment_id))
         if app_env is None and manifest.env_names:
             if self.env_source is None:
-                log.warning("%s/%s: no env_source to restore %d variables after a restart",
-                            app, manifest.deployment_id, len(manifest.env_names))
+                log.warning(
+                    "%s/%s: no env_source to restore %d variables after a restart",
+                    app,
+                    manifest.deployment_id,
+                    len(manifest.env_names),
+                )
             else:
                 app_env = dict(self.env_source(app, manifest.deployment_id))
         env.update(app_env or {})
@@ -543,7 +580,8 @@ class EdgeHost:
             suspended=route.suspended,
             url=self.url(app),
             server_state=(server.state.value if server else State.STOPPED.value)
-            if route.live and manifest.has_server else None,
+            if route.live and manifest.has_server
+            else None,
             server_pid=server.pid if server else None,
             server_restarts=server.restarts if server else 0,
             last_cold_start_seconds=self.last_cold_start(app),

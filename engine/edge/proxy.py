@@ -31,8 +31,18 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 HOP_BY_HOP = frozenset(
-    {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-     "trailers", "transfer-encoding", "upgrade", "proxy-connection"}
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-connection",
+    }
 )
 IMMUTABLE_PREFIX = "/_next/static/"
 
@@ -68,7 +78,9 @@ class EdgeApp:
         request = Request(scope, receive)
         target = self.host.resolve(request.headers.get("host", ""))
         if target is None:
-            await PlainTextResponse("No app is served at this address.\n", status_code=404)(scope, receive, send)
+            await PlainTextResponse("No app is served at this address.\n", status_code=404)(
+                scope, receive, send
+            )
             return
         app, manifest, suspended = target
         context = _RequestContext()
@@ -108,13 +120,16 @@ class EdgeApp:
             return await self._proxy(request, app, manifest, context)
         not_found = manifest.files.get("/404.html")
         if not_found is not None and request.method in ("GET", "HEAD"):
-            return FileResponse(self.host.blobs.path(not_found.digest), status_code=404, media_type=not_found.content_type)
+            return FileResponse(
+                self.host.blobs.path(not_found.digest), status_code=404, media_type=not_found.content_type
+            )
         return PlainTextResponse("Not found.\n", status_code=404)
 
     def _static(self, request: Request, path: str, file: StaticFile) -> Response:
         etag = f'"{file.digest}"'
         cache = (
-            "public, max-age=31536000, immutable" if path.startswith(IMMUTABLE_PREFIX)
+            "public, max-age=31536000, immutable"
+            if path.startswith(IMMUTABLE_PREFIX)
             else "public, max-age=0, must-revalidate"
         )
         if etag in request.headers.get("if-none-match", ""):
@@ -122,8 +137,11 @@ class EdgeApp:
         headers = {"etag": etag, "cache-control": cache}
         body = self.small_files.get(file)
         if body is not None:  # small files from memory: FileResponse costs several thread hops
-            return Response(body if request.method == "GET" else b"", media_type=file.content_type,
-                            headers={**headers, "content-length": str(file.size)})
+            return Response(
+                body if request.method == "GET" else b"",
+                media_type=file.content_type,
+                headers={**headers, "content-length": str(file.size)},
+            )
         return FileResponse(self.host.blobs.path(file.digest), media_type=file.content_type, headers=headers)
 
     # -- proxy ------------------------------------------------------------------------------------
@@ -135,12 +153,15 @@ class EdgeApp:
             return port, False
         return await anyio.to_thread.run_sync(server.acquire, self.host.startup_timeout), True
 
-    async def _proxy(self, request: Request, app: str, manifest: Manifest, context: _RequestContext) -> Response:
+    async def _proxy(
+        self, request: Request, app: str, manifest: Manifest, context: _RequestContext
+    ) -> Response:
         assert self.client is not None
         server = self.host.server(app, manifest)
         # the edge is the first hop: forwarding headers from the client would let it spoof its address
         headers = [
-            (k, v) for k, v in request.headers.raw
+            (k, v)
+            for k, v in request.headers.raw
             if (name := k.decode("latin-1").lower()) not in HOP_BY_HOP and not name.startswith("x-forwarded-")
         ]
         client_ip = request.client.host if request.client else "127.0.0.1"
@@ -157,7 +178,9 @@ class EdgeApp:
             try:
                 port, waited = await self._acquire(server)
             except TransientError as exc:
-                return PlainTextResponse(f"{app} is starting: {exc}\n", status_code=503, headers={"retry-after": "1"})
+                return PlainTextResponse(
+                    f"{app} is starting: {exc}\n", status_code=503, headers={"retry-after": "1"}
+                )
             except TerminalError as exc:
                 return PlainTextResponse(f"{app} is unavailable: {exc}\n", status_code=502)
             upstream_request = self.client.build_request(
@@ -179,7 +202,9 @@ class EdgeApp:
                 return PlainTextResponse(f"{app}'s server failed: {type(exc).__name__}\n", status_code=502)
             context.server, context.upstream = server, upstream
             if waited:
-                self.host.usage.note_first_response(app, manifest.deployment_id, time.perf_counter() - arrived)
+                self.host.usage.note_first_response(
+                    app, manifest.deployment_id, time.perf_counter() - arrived
+                )
             response = StreamingResponse(upstream.aiter_raw(), status_code=upstream.status_code)
             response.raw_headers = [
                 (k, v) for k, v in upstream.headers.raw if k.decode("latin-1").lower() not in HOP_BY_HOP

@@ -27,7 +27,8 @@ def bwrap_works() -> bool:
     try:
         probe = subprocess.run(
             [binary, "--unshare-all", "--share-net", "--ro-bind", "/", "/", "--", "true"],
-            capture_output=True, timeout=10,
+            capture_output=True,
+            timeout=10,
         )
     except (OSError, subprocess.TimeoutExpired):
         return False

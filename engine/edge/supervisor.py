@@ -149,14 +149,18 @@ class ServerProcess:
                     self.last_active = self.running_since
                     seconds = self.running_since - started
                     # recorded before any waiter wakes, so whoever sees the server running sees this start
-                    self._on_start(self.app, ServerStart(self.deployment_id, kind, round(seconds, 4), time.time()))
+                    self._on_start(
+                        self.app, ServerStart(self.deployment_id, kind, round(seconds, 4), time.time())
+                    )
                     self._cond.notify_all()
                     return
                 if code is not None:
                     self._failed_locked(f"server exited with code {code} before listening on its port")
                     return
                 if time.monotonic() > deadline:
-                    self._failed_locked(f"server did not listen on its port within {self.startup_timeout:g} s")
+                    self._failed_locked(
+                        f"server did not listen on its port within {self.startup_timeout:g} s"
+                    )
                     return
             time.sleep(0.01)
 

@@ -59,8 +59,12 @@ class UsageBook:
         """Attach the user-visible wait to the cold start that a request just caused."""
         with self._lock:
             starts = self._starts.get(app)
-            if starts and starts[-1].kind == "request" and starts[-1].deployment_id == deployment_id \
-                    and starts[-1].first_response_seconds is None:
+            if (
+                starts
+                and starts[-1].kind == "request"
+                and starts[-1].deployment_id == deployment_id
+                and starts[-1].first_response_seconds is None
+            ):
                 starts[-1] = replace(starts[-1], first_response_seconds=round(seconds, 4))
                 self._dirty = True
 

@@ -78,8 +78,7 @@ class CloudflarePages:
             secrets=[api_token],
             transport=transport,
             retry=retry,
-            limiter=limiter
-            or shared_limiter("cloudflare", account_id, RATE_LIMIT, RATE_PERIOD * RATE_SLACK),
+            limiter=limiter or shared_limiter("cloudflare", account_id, RATE_LIMIT, RATE_PERIOD * RATE_SLACK),
             error_message=error_message,
         )
         self._jwt: dict[str, str] = {}
@@ -122,8 +121,10 @@ class CloudflarePages:
         env_vars: dict[str, Any] = {k: {"type": "secret_text", "value": v} for k, v in env.items()}
         env_vars.update({k: None for k in remove})
         self._result(
-            "PATCH", self._projects(project),
-            json={"deployment_configs": {"production": {"env_vars": env_vars}}}, idempotent=True,
+            "PATCH",
+            self._projects(project),
+            json={"deployment_configs": {"production": {"env_vars": env_vars}}},
+            idempotent=True,
         )
 
     def add_domain(self, project: str, domain: str) -> DomainStatus:
@@ -147,7 +148,8 @@ class CloudflarePages:
             return existing
         try:
             created: dict[str, Any] = self._result(
-                "POST", self._projects(),
+                "POST",
+                self._projects(),
                 json={"name": project, "production_branch": self.production_branch},
             )
         except ProviderConflict:
@@ -188,8 +190,11 @@ class CloudflarePages:
         hashes = sorted({a.hash for a in files})
         missing = set(self._asset_call(project, lambda t: self._check_missing(t, hashes)))
         to_upload = list({a.hash: a for a in files if a.hash in missing}.values())
-        self.upload_stats[project] = {"files": len(files), "uploaded": len(to_upload),
-                            "bytes": sum(a.size for a in to_upload)}
+        self.upload_stats[project] = {
+            "files": len(files),
+            "uploaded": len(to_upload),
+            "bytes": sum(a.size for a in to_upload),
+        }
         batches = assets.buckets(to_upload)
         with ThreadPoolExecutor(assets.BULK_UPLOAD_CONCURRENCY, thread_name_prefix="cf-upload") as pool:
             for future in [pool.submit(self._upload_bucket, project, b) for b in batches]:
@@ -205,11 +210,12 @@ class CloudflarePages:
             ("manifest", (None, json.dumps(manifest), None)),
             ("branch", (None, self.production_branch, None)),
         ]
-        parts += [(name, (name, (files_dir / name).read_bytes(), "application/octet-stream"))
-                  for name in FORM_FILES if (files_dir / name).is_file()]
-        result: dict[str, Any] = self._result(
-            "POST", f"{self._projects(project)}/deployments", files=parts
-        )
+        parts += [
+            (name, (name, (files_dir / name).read_bytes(), "application/octet-stream"))
+            for name in FORM_FILES
+            if (files_dir / name).is_file()
+        ]
+        result: dict[str, Any] = self._result("POST", f"{self._projects(project)}/deployments", files=parts)
         return result
 
     def _upload_bucket(self, project: str, bucket: list[assets.Asset]) -> None:
@@ -222,8 +228,11 @@ class CloudflarePages:
 
     def _post_assets(self, what: str, token: str, body: Any) -> dict[str, Any]:
         result: dict[str, Any] = self.http.json(
-            "POST", f"/pages/assets/{what}", json=body,
-            headers={"Authorization": f"Bearer {token}"}, idempotent=True,
+            "POST",
+            f"/pages/assets/{what}",
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+            idempotent=True,
         )
         return result
 
@@ -269,8 +278,9 @@ class CloudflarePages:
                 )
             if time.monotonic() + delay > deadline:
                 raise ProviderUnavailable(
-                    "cloudflare", f"deployment {deployment_id} of {project} not live after "
-                    f"{self.deploy_timeout:.0f}s (stage {stage.get('name')} {stage.get('status')})"
+                    "cloudflare",
+                    f"deployment {deployment_id} of {project} not live after "
+                    f"{self.deploy_timeout:.0f}s (stage {stage.get('name')} {stage.get('status')})",
                 )
             time.sleep(delay)
             delay = min(delay * 2, self.poll_interval * 8)
@@ -288,7 +298,10 @@ def _expired(token: str, leeway: float = 10.0) -> bool:
 def _deployment(project: str, result: dict[str, Any]) -> Deployment:
     stage = result.get("latest_stage") or {}
     return Deployment(
-        provider="cloudflare", project=project, id=result["id"], url=result["url"],
+        provider="cloudflare",
+        project=project,
+        id=result["id"],
+        url=result["url"],
         status=str(stage.get("status", "")),
     )
 

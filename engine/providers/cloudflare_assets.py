@@ -23,9 +23,22 @@ BULK_UPLOAD_CONCURRENCY = 3  # constants.ts
 DEFAULT_MAX_FILE_COUNT = 20000  # used when the upload JWT has no max_file_count_allowed claim
 # validate.ts: never uploaded as assets. The first four go to the deployment form instead.
 SPECIAL_FILES = ("_headers", "_redirects", "_routes.json", "_worker.js")
-IGNORED = ("functions", "functions/*", "**/.DS_Store", ".DS_Store", "**/node_modules", "node_modules",
-           "**/node_modules/*", "node_modules/*", "**/.git", ".git", ".git/*", "**/.git/*",
-           ".wrangler", ".wrangler/*")
+IGNORED = (
+    "functions",
+    "functions/*",
+    "**/.DS_Store",
+    ".DS_Store",
+    "**/node_modules",
+    "node_modules",
+    "**/node_modules/*",
+    "node_modules/*",
+    "**/.git",
+    ".git",
+    ".git/*",
+    "**/.git/*",
+    ".wrangler",
+    ".wrangler/*",
+)
 
 
 @dataclass(frozen=True)
@@ -71,8 +84,11 @@ def collect(root: Path, *, max_files: int = DEFAULT_MAX_FILE_COUNT) -> list[Asse
                 f"{relative} is {size:,} bytes; Cloudflare Pages takes files up to {MAX_ASSET_SIZE:,} bytes. "
                 "Split it or serve it from object storage."
             )
-        assets.append(Asset(path, "/" + relative, asset_hash(path.read_bytes(), path.name), size,
-                            content_type(path.name)))
+        assets.append(
+            Asset(
+                path, "/" + relative, asset_hash(path.read_bytes(), path.name), size, content_type(path.name)
+            )
+        )
     if len(assets) > max_files:
         raise InputError(
             f"{root} has {len(assets):,} files; this Cloudflare Pages project allows {max_files:,}."
@@ -104,7 +120,11 @@ def buckets(missing: list[Asset]) -> list[list[Asset]]:
 
 def upload_payload(bucket: list[Asset]) -> list[dict[str, object]]:
     return [
-        {"key": a.hash, "value": base64.b64encode(a.path.read_bytes()).decode(),
-         "metadata": {"contentType": a.content_type}, "base64": True}
+        {
+            "key": a.hash,
+            "value": base64.b64encode(a.path.read_bytes()).decode(),
+            "metadata": {"contentType": a.content_type},
+            "base64": True,
+        }
         for a in bucket
     ]

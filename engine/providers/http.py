@@ -84,7 +84,9 @@ class RateLimiter:
     everyone after the server said 429, so one throttled thread stops the others too.
     """
 
-    def __init__(self, limit: int, period: float, *, clock: Clock = time.monotonic, sleep: Sleep = time.sleep):
+    def __init__(
+        self, limit: int, period: float, *, clock: Clock = time.monotonic, sleep: Sleep = time.sleep
+    ):
         if limit < 1 or period <= 0:
             raise ValueError("rate limit needs limit >= 1 and period > 0")
         self.limit, self.period = limit, period
@@ -311,8 +313,10 @@ class ProviderClient:
             error = self._unavailable(message, status=status, retry_after=retry_after)
             if status == 429 and self.limiter is not None and retry_after:
                 self.limiter.hold(retry_after)
-            if status in self.retry.retry_any_method or (safe and status in self.retry.retry_idempotent) or (
-                safe and status >= 500
+            if (
+                status in self.retry.retry_any_method
+                or (safe and status in self.retry.retry_idempotent)
+                or (safe and status >= 500)
             ):
                 raise _Retry(error)
             raise error

@@ -21,7 +21,10 @@ from engine.providers.http import ProviderClient, RetryPolicy
 
 # The spec's GeneralError: POST, PATCH, DELETE and PUT are not safe to repeat; 503 and 423 always are.
 NEON_RETRY = RetryPolicy(
-    attempts=8, base_delay=0.5, max_delay=20.0, retry_any_method=frozenset({423, 429, 503}),
+    attempts=8,
+    base_delay=0.5,
+    max_delay=20.0,
+    retry_any_method=frozenset({423, 429, 503}),
     idempotent_methods=frozenset({"GET", "HEAD", "OPTIONS"}),
 )
 
@@ -146,8 +149,11 @@ class Neon:
         body = self.http.json(
             "GET",
             f"/projects/{project_id}/connection_uri",
-            params={"database_name": self.database_name, "role_name": self.role_name,
-                    "pooled": str(pooled).lower()},
+            params={
+                "database_name": self.database_name,
+                "role_name": self.role_name,
+                "pooled": str(pooled).lower(),
+            },
         )
         uri: str = body["uri"]
         self.http.add_secret(uri)
@@ -162,8 +168,11 @@ class Neon:
     ) -> list[dict[str, Any]]:
         """Per-project consumption history (Scale plans and above), all pages."""
         params: dict[str, Any] = {
-            "project_ids": ",".join(project_ids), "from": start, "to": end,
-            "granularity": granularity, "limit": 100,
+            "project_ids": ",".join(project_ids),
+            "from": start,
+            "to": end,
+            "granularity": granularity,
+            "limit": 100,
         }
         projects: list[dict[str, Any]] = []
         while True:

@@ -33,7 +33,9 @@ class RunningEngine:
 @pytest.fixture(scope="session")
 def running_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEngine]:
     workspace: Path = tmp_path_factory.mktemp("console-workspace")
-    settings = Settings(workspace=workspace, edge_port=free_port(), extra_pipelines="tests.console.steps_pipeline")
+    settings = Settings(
+        workspace=workspace, edge_port=free_port(), extra_pipelines="tests.console.steps_pipeline"
+    )
     engine = Engine(settings)
     seed_demo(engine.store, apps=DEMO_APPS, days=DEMO_DAYS)
     store = engine.store

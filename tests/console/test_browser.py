@@ -73,9 +73,18 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
            **{f"LAUNCHDECK_{name}_PORT": str(port) for name, port in ports.items()}}  # fmt: skip
     log = (workspace / "up.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "engine.cli", "up", "--demo"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "engine.cli", "up", "--demo"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
-    demo = Demo(f"http://127.0.0.1:{ports['CONSOLE']}", f"http://127.0.0.1:{ports['ENGINE']}", ports["EDGE"], workspace)
+    demo = Demo(
+        f"http://127.0.0.1:{ports['CONSOLE']}",
+        f"http://127.0.0.1:{ports['ENGINE']}",
+        ports["EDGE"],
+        workspace,
+    )
     try:
         wait_until(lambda: process.poll() is None and httpx.get(f"{demo.console}/_stcore/health").status_code == 200,
                    120, "launchdeck up --demo")  # fmt: skip
@@ -148,7 +157,9 @@ def test_every_page_as_operator_with_screenshots(browser: Browser, demo: Demo) -
     for label, heading, ready in PAGES:
         open_page(page, label, heading, ready)
         expect(page.get_by_text("Demo data").first).to_be_visible()
-        page.screenshot(path=SCREENSHOTS / f"{label.lower().replace(' & ', '-').replace(' ', '-')}.png", full_page=True)
+        page.screenshot(
+            path=SCREENSHOTS / f"{label.lower().replace(' & ', '-').replace(' ', '-')}.png", full_page=True
+        )
         if label == "Status":  # the live run: cancel it from the page and watch the page say so
             expect(page.get_by_text("Uploading 47 files (2.3 MB)")).to_be_visible()
             page.get_by_role("button", name="Cancel deployment").click()
@@ -180,7 +191,9 @@ def test_deploy_through_the_wizard_then_suspend(browser: Browser, demo: Demo) ->
                 client.cancel(str(deployment["id"]))
     page = sign_in(browser, demo, demo.operator_token)
     open_page(page, *PAGES[0])
-    page.get_by_label("App folder (on the engine's machine)").fill(str(ROOT / "data" / "examples" / "taskboard"))
+    page.get_by_label("App folder (on the engine's machine)").fill(
+        str(ROOT / "data" / "examples" / "taskboard")
+    )
     page.get_by_role("textbox", name="App name").fill("browser-taskboard")
     page.get_by_label("Owner (user id)").fill("browser-owner")
     page.get_by_role("button", name="Next: Hosting →").click()
@@ -213,7 +226,12 @@ def test_deploy_through_the_wizard_then_suspend(browser: Browser, demo: Demo) ->
     expect(page.get_by_text("Suspend of browser-taskboard started")).to_be_visible()
 
     def suspended() -> bool:
-        return httpx.get(f"http://127.0.0.1:{demo.edge_port}/", headers={"Host": "browser-taskboard.localhost"}).status_code == 503
+        return (
+            httpx.get(
+                f"http://127.0.0.1:{demo.edge_port}/", headers={"Host": "browser-taskboard.localhost"}
+            ).status_code
+            == 503
+        )
 
     wait_until(suspended, 60, "the suspended app answering 503")
     page.screenshot(path=SCREENSHOTS / "apps-suspended.png", full_page=True)

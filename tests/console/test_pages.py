@@ -69,7 +69,9 @@ def test_platform_token_is_not_for_the_console(running_engine: RunningEngine) ->
     assert "use an operator or finance token" in texts(at, "error")
 
 
-def test_unreachable_engine_is_a_message(running_engine: RunningEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreachable_engine_is_a_message(
+    running_engine: RunningEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from tests.servers.asgi import free_port
 
     monkeypatch.setenv("LAUNCHDECK_ENGINE_URL", f"http://127.0.0.1:{free_port()}")
@@ -108,7 +110,9 @@ def test_usage_page_draws_charts_for_the_fleet_and_one_app(running_engine: Runni
     at = signed_in(running_engine.finance)
     at.switch_page("pages/usage.py").run()
     assert len(at.get("vega_lite_chart")) == 3  # the three default metrics, per provider
-    app = running_engine.engine.store.scalar("SELECT name FROM deployed_apps WHERE status = 'active' ORDER BY name")
+    app = running_engine.engine.store.scalar(
+        "SELECT name FROM deployed_apps WHERE status = 'active' ORDER BY name"
+    )
     at.selectbox[0].select(app).run()
     no_exception(at)
     charts = at.get("vega_lite_chart")

@@ -39,7 +39,12 @@ def test_a_finished_deployment_shows_each_step_with_its_detail(running_engine: R
     assert finished["deployment"]["status"] == "succeeded"
     at = status_page(running_engine, str(finished["deployment"]["id"]))
     page = texts(at, "markdown") + texts(at, "caption")
-    for expected in ("Database provisioned", "Data imported", "142 rows transferred from preview", "47 files (2.3 MB)"):
+    for expected in (
+        "Database provisioned",
+        "Data imported",
+        "142 rows transferred from preview",
+        "47 files (2.3 MB)",
+    ):
         assert expected in page
     assert at.progress[0].value == 100
     assert "deployment finished" in at.code[0].value
@@ -48,7 +53,9 @@ def test_a_finished_deployment_shows_each_step_with_its_detail(running_engine: R
 
 def test_a_running_deployment_shows_progress_eta_and_can_be_cancelled(running_engine: RunningEngine) -> None:
     with EngineClient(running_engine.url, running_engine.operator) as client:
-        client.wait(client.start_pipeline("status-history", "console-steps", {}), timeout=30)  # history for the ETA
+        client.wait(
+            client.start_pipeline("status-history", "console-steps", {}), timeout=30
+        )  # history for the ETA
         deployment_id = client.start_pipeline("status-running", "console-steps", {"hold": True})
         try:
             wait_for_step(client, deployment_id, "Deploying", "running")

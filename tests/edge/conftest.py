@@ -44,7 +44,9 @@ def client() -> Iterator[httpx.Client]:
         yield http
 
 
-def fetch(client: httpx.Client, edge: EdgeHost, host: str, path: str = "/", **kwargs: object) -> httpx.Response:
+def fetch(
+    client: httpx.Client, edge: EdgeHost, host: str, path: str = "/", **kwargs: object
+) -> httpx.Response:
     headers = {"host": f"{host}:{edge.port}", **kwargs.pop("headers", {})}  # type: ignore[dict-item]
     return client.request(kwargs.pop("method", "GET"), f"{edge.base_url}{path}", headers=headers, **kwargs)  # type: ignore[arg-type]
 

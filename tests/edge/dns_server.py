@@ -39,7 +39,9 @@ def free_udp_port() -> int:
 def dns_server() -> Iterator[tuple[ZoneResolver, tuple[str, int]]]:
     resolver = ZoneResolver()
     port = free_udp_port()
-    server = DNSServer(resolver, address="127.0.0.1", port=port, logger=DNSLogger("-request,-reply,-truncated", logf=print))
+    server = DNSServer(
+        resolver, address="127.0.0.1", port=port, logger=DNSLogger("-request,-reply,-truncated", logf=print)
+    )
     server.start_thread()
     try:
         yield resolver, ("127.0.0.1", port)

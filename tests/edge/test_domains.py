@@ -33,7 +33,9 @@ def dns() -> Iterator[tuple[ZoneResolver, tuple[str, int]]]:
         yield running
 
 
-def publish(zone: ZoneResolver, domain: domains.Domain, *, cname: str | None = None, txt: str | None = None) -> None:
+def publish(
+    zone: ZoneResolver, domain: domains.Domain, *, cname: str | None = None, txt: str | None = None
+) -> None:
     zone.records[(domain.domain, "CNAME")] = [cname or domain.cname_target]
     zone.records[(domain.txt_name, "TXT")] = [txt or domain.txt_value]
 
@@ -89,11 +91,19 @@ def test_missing_records_stay_pending(store: Store, dns: tuple[ZoneResolver, tup
 
 @pytest.mark.parametrize(
     ("cname", "txt", "message"),
-    [("elsewhere.example.net", None, "points to elsewhere.example.net"), (None, "launchdeck-verify=wrong", "expected")],
+    [
+        ("elsewhere.example.net", None, "points to elsewhere.example.net"),
+        (None, "launchdeck-verify=wrong", "expected"),
+    ],
 )
 def test_a_wrong_record_makes_the_domain_invalid(
-    store: Store, dns: tuple[ZoneResolver, tuple[str, int]], edge: EdgeHost, tmp_path: Path,
-    cname: str | None, txt: str | None, message: str,
+    store: Store,
+    dns: tuple[ZoneResolver, tuple[str, int]],
+    edge: EdgeHost,
+    tmp_path: Path,
+    cname: str | None,
+    txt: str | None,
+    message: str,
 ) -> None:
     zone, resolver = dns
     edge.stage("shop", "d1", static_site(tmp_path / "s", {"index.html": "the shop"}))
@@ -111,29 +121,41 @@ def test_a_wrong_record_makes_the_domain_invalid(
         assert fetch(client, edge, "shop.example.com").status_code == 404
 
 
-def test_the_poll_rechecks_what_is_not_verified(store: Store, dns: tuple[ZoneResolver, tuple[str, int]]) -> None:
+def test_the_poll_rechecks_what_is_not_verified(
+    store: Store, dns: tuple[ZoneResolver, tuple[str, int]]
+) -> None:
     zone, resolver = dns
     shop = domains.add(store, "shop", "shop.example.com")
     blog = domains.add(store, "blog", "blog.example.com")
     publish(zone, shop)
-    assert [d.domain for d in domains.check_pending(store, resolvers=[resolver])] == ["blog.example.com", "shop.example.com"]
+    assert [d.domain for d in domains.check_pending(store, resolvers=[resolver])] == [
+        "blog.example.com",
+        "shop.example.com",
+    ]
     publish(zone, blog)
     assert [(d.domain, d.dns_status) for d in domains.check_pending(store, resolvers=[resolver])] == [
         ("blog.example.com", "valid")
     ]
     del zone.records[(shop.domain, "CNAME")]
     rechecked = domains.check_pending(store, resolvers=[resolver], include_valid=True)
-    assert {(d.domain, d.dns_status) for d in rechecked} == {("blog.example.com", "valid"), ("shop.example.com", "invalid")}
+    assert {(d.domain, d.dns_status) for d in rechecked} == {
+        ("blog.example.com", "valid"),
+        ("shop.example.com", "invalid"),
+    }
 
 
 def test_an_unreachable_resolver_changes_nothing(store: Store) -> None:
     domains.add(store, "shop", "shop.example.com")
-    checked = domains.check(store, "shop", "shop.example.com", resolvers=[("127.0.0.1", free_udp_port())], timeout=0.3)
+    checked = domains.check(
+        store, "shop", "shop.example.com", resolvers=[("127.0.0.1", free_udp_port())], timeout=0.3
+    )
     assert checked.dns_status == "pending"
     assert "could not complete" in (checked.detail or "")
 
 
-def test_removing_domains(store: Store, dns: tuple[ZoneResolver, tuple[str, int]], edge: EdgeHost, tmp_path: Path) -> None:
+def test_removing_domains(
+    store: Store, dns: tuple[ZoneResolver, tuple[str, int]], edge: EdgeHost, tmp_path: Path
+) -> None:
     zone, resolver = dns
     edge.stage("shop", "d1", static_site(tmp_path / "s", {"index.html": "the shop"}))
     edge.promote("shop", "d1")
@@ -173,7 +195,9 @@ def test_bad_domain_names_are_rejected_with_a_message(store: Store, name: str, m
 
 def test_resolver_addresses_are_parsed() -> None:
     assert domains.parse_resolvers("127.0.0.1:5353, 1.1.1.1,[::1]:53") == [
-        ("127.0.0.1", 5353), ("1.1.1.1", 53), ("::1", 53)
+        ("127.0.0.1", 5353),
+        ("1.1.1.1", 53),
+        ("::1", 53),
     ]
     with pytest.raises(InputError, match="must be an IP address"):
         domains.parse_resolvers(["dns.google"])

@@ -30,7 +30,9 @@ from tests.servers.asgi import serve
 
 
 @pytest.fixture
-def api(edge: EdgeHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Store, ZoneResolver]]:
+def api(
+    edge: EdgeHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Store, ZoneResolver]]:
     store = Store(tmp_path / "store.duckdb")
     try:
         store.execute("INSERT INTO deployed_apps (name, user_id) VALUES ('shop', 'owner-1')")

@@ -31,10 +31,20 @@ def wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> None:
 
 
 def test_static_files_by_host_header(edge: EdgeHost, client: httpx.Client, tmp_path: Path) -> None:
-    edge.stage("blog", "d1", static_site(tmp_path / "blog", {
-        "index.html": "<h1>blog home</h1>", "about.html": "about the blog", "docs/index.html": "docs",
-        "_next/static/app.js": "console.log(1)", "404.html": "blog: page not found",
-    }))
+    edge.stage(
+        "blog",
+        "d1",
+        static_site(
+            tmp_path / "blog",
+            {
+                "index.html": "<h1>blog home</h1>",
+                "about.html": "about the blog",
+                "docs/index.html": "docs",
+                "_next/static/app.js": "console.log(1)",
+                "404.html": "blog: page not found",
+            },
+        ),
+    )
     edge.stage("shop", "d1", static_site(tmp_path / "shop", {"index.html": "<h1>shop home</h1>"}))
     edge.promote("blog", "d1")
     edge.promote("shop", "d1")
@@ -46,7 +56,13 @@ def test_static_files_by_host_header(edge: EdgeHost, client: httpx.Client, tmp_p
     script = fetch(client, edge, "blog.localhost", "/_next/static/app.js")
     assert script.headers["content-type"].startswith(("text/javascript", "application/javascript"))
     assert "immutable" in script.headers["cache-control"]
-    again = fetch(client, edge, "blog.localhost", "/_next/static/app.js", headers={"if-none-match": script.headers["etag"]})
+    again = fetch(
+        client,
+        edge,
+        "blog.localhost",
+        "/_next/static/app.js",
+        headers={"if-none-match": script.headers["etag"]},
+    )
     assert again.status_code == 304
     missing = fetch(client, edge, "blog.localhost", "/nope")
     assert (missing.status_code, missing.text) == (404, "blog: page not found")
@@ -56,7 +72,9 @@ def test_static_files_by_host_header(edge: EdgeHost, client: httpx.Client, tmp_p
 
 def test_folders_mounted_at_url_prefixes(edge: EdgeHost, client: httpx.Client, tmp_path: Path) -> None:
     built = static_site(tmp_path / "next-static", {"chunks/app.js": "chunk"})
-    public = static_site(tmp_path / "public", {"favicon.ico": "icon", "_next/static/chunks/app.js": "shadowed"})
+    public = static_site(
+        tmp_path / "public", {"favicon.ico": "icon", "_next/static/chunks/app.js": "shadowed"}
+    )
     edge.stage("app", "d1", {"/_next/static": built, "/": public})
     edge.promote("app", "d1")
     assert fetch(client, edge, "app.localhost", "/_next/static/chunks/app.js").text == "chunk"
@@ -66,14 +84,18 @@ def test_folders_mounted_at_url_prefixes(edge: EdgeHost, client: httpx.Client, t
 
 
 def test_identical_files_are_stored_once(edge: EdgeHost, tmp_path: Path) -> None:
-    site = static_site(tmp_path / "site", {"index.html": "same bytes", "copy.html": "same bytes", "a.css": "a{}"})
+    site = static_site(
+        tmp_path / "site", {"index.html": "same bytes", "copy.html": "same bytes", "a.css": "a{}"}
+    )
     edge.stage("one", "d1", site)
     edge.stage("one", "d2", site)
     edge.stage("two", "d1", site)
     assert len(edge.blobs.digests()) == 2
 
 
-def test_symlinks_out_of_the_static_folder_are_not_published(edge: EdgeHost, client: httpx.Client, tmp_path: Path) -> None:
+def test_symlinks_out_of_the_static_folder_are_not_published(
+    edge: EdgeHost, client: httpx.Client, tmp_path: Path
+) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("host secret")
     site = static_site(tmp_path / "site", {"index.html": "home"})
@@ -87,13 +109,24 @@ def test_server_part_is_proxied_with_its_environment(
     edge: EdgeHost, client: httpx.Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CREDENTIALS_ENCRYPTION_KEY", "engine-secret-not-for-apps")
-    edge.stage("api", "d1", static_site(tmp_path / "public", {"logo.txt": "static logo"}),
-               node_server(tmp_path / "srv", "v1"))
+    edge.stage(
+        "api",
+        "d1",
+        static_site(tmp_path / "public", {"logo.txt": "static logo"}),
+        node_server(tmp_path / "srv", "v1"),
+    )
     edge.promote("api", "d1")
 
     assert fetch(client, edge, "api.localhost", "/logo.txt").text == "static logo"
-    response = fetch(client, edge, "api.localhost", "/items?x=1", method="POST", content=b"z" * 5000,
-                     headers={"x-forwarded-for": "6.6.6.6"})
+    response = fetch(
+        client,
+        edge,
+        "api.localhost",
+        "/items?x=1",
+        method="POST",
+        content=b"z" * 5000,
+        headers={"x-forwarded-for": "6.6.6.6"},
+    )
     assert response.status_code == 200
     assert response.text.startswith("server v1 ")
     assert f"host api.localhost:{edge.port} POST /items?x=1 body=5000 xff=127.0.0.1" in response.text
@@ -127,7 +160,9 @@ def test_the_sandbox_hides_the_workspace_from_app_servers(
     assert fetch(client, edge, "app.localhost", "/probe").text == seen
 
 
-def test_a_disposable_server_bundle_is_linked_not_copied(edge: EdgeHost, client: httpx.Client, tmp_path: Path) -> None:
+def test_a_disposable_server_bundle_is_linked_not_copied(
+    edge: EdgeHost, client: httpx.Client, tmp_path: Path
+) -> None:
     spec = node_server(tmp_path / "workcopy", "v1")
     edge.stage("app", "d1", None, ServerSpec(spec.command, spec.cwd, spec.env, link_files=True))
     staged = edge.manifest("app", "d1").server_dir / "server.js"
@@ -139,8 +174,12 @@ def test_a_disposable_server_bundle_is_linked_not_copied(edge: EdgeHost, client:
 
 def test_promote_is_atomic(edge: EdgeHost, client: httpx.Client, tmp_path: Path) -> None:
     for version in ("v1", "v2"):
-        edge.stage("app", version, static_site(tmp_path / f"static-{version}", {"index.html": f"page {version}"}),
-                   node_server(tmp_path / f"srv-{version}", version))
+        edge.stage(
+            "app",
+            version,
+            static_site(tmp_path / f"static-{version}", {"index.html": f"page {version}"}),
+            node_server(tmp_path / f"srv-{version}", version),
+        )
     edge.promote("app", "v1")
     seen: list[tuple[int, str]] = []
     stop = threading.Event()
@@ -165,28 +204,38 @@ def test_promote_is_atomic(edge: EdgeHost, client: httpx.Client, tmp_path: Path)
     assert {status for status, _ in seen} == {200}
     assert {text for _, text in seen} == {"page v1", "server v1", "page v2", "server v2"}
     first_new = next(i for i, (_, text) in enumerate(seen) if text.endswith("v2"))
-    assert all(text.endswith("v2") for _, text in seen[first_new + 2:])  # the two paths may straddle the switch
+    assert all(
+        text.endswith("v2") for _, text in seen[first_new + 2 :]
+    )  # the two paths may straddle the switch
     assert fetch(client, edge, "app.localhost").text == "page v2"
 
 
-def test_rollback_and_restart_keep_serving(make_edge: Callable[..., EdgeHost], client: httpx.Client, tmp_path: Path) -> None:
+def test_rollback_and_restart_keep_serving(
+    make_edge: Callable[..., EdgeHost], client: httpx.Client, tmp_path: Path
+) -> None:
     edge = make_edge(idle_seconds=None)
     for version in ("v1", "v2"):
         edge.stage("app", version, None, node_server(tmp_path / f"srv-{version}", version))
     edge.promote("app", "v1")
     edge.promote("app", "v2")
     assert fetch(client, edge, "app.localhost").text.startswith("server v2")
-    assert fetch(client, edge, "v1.app.localhost").text.startswith("server v1")  # preview of a kept deployment
+    assert fetch(client, edge, "v1.app.localhost").text.startswith(
+        "server v1"
+    )  # preview of a kept deployment
     edge.rollback("app", "v1")
     assert fetch(client, edge, "app.localhost").text.startswith("server v1")
     edge.stop()
 
-    restarted = make_edge(idle_seconds=None, env_source=lambda app, deployment: {"APP_VERSION": deployment + "-env"})
+    restarted = make_edge(
+        idle_seconds=None, env_source=lambda app, deployment: {"APP_VERSION": deployment + "-env"}
+    )
     assert restarted.live("app") == "v1"
     assert fetch(client, restarted, "app.localhost").text.startswith("server v1-env")
 
 
-def test_a_first_deployment_can_be_checked_before_it_goes_live(edge: EdgeHost, client: httpx.Client, tmp_path: Path) -> None:
+def test_a_first_deployment_can_be_checked_before_it_goes_live(
+    edge: EdgeHost, client: httpx.Client, tmp_path: Path
+) -> None:
     edge.stage("app", "d1", None, node_server(tmp_path / "srv", "v1"))
     assert fetch(client, edge, "app.localhost").status_code == 404
     status, body, _ = edge.health("app", deployment_id="d1")
@@ -194,7 +243,9 @@ def test_a_first_deployment_can_be_checked_before_it_goes_live(edge: EdgeHost, c
     assert edge.live("app") is None
 
 
-def test_prune_keeps_the_newest_and_the_live_deployment(edge: EdgeHost, client: httpx.Client, tmp_path: Path) -> None:
+def test_prune_keeps_the_newest_and_the_live_deployment(
+    edge: EdgeHost, client: httpx.Client, tmp_path: Path
+) -> None:
     for number in range(1, 6):
         edge.stage("app", f"d{number}", static_site(tmp_path / f"s{number}", {"index.html": f"v{number}"}))
     edge.promote("app", "d2")
@@ -204,12 +255,16 @@ def test_prune_keeps_the_newest_and_the_live_deployment(edge: EdgeHost, client: 
     assert fetch(client, edge, "app.localhost").text == "v2"
 
 
-def test_failed_server_start_keeps_the_live_deployment(edge: EdgeHost, client: httpx.Client, tmp_path: Path) -> None:
+def test_failed_server_start_keeps_the_live_deployment(
+    edge: EdgeHost, client: httpx.Client, tmp_path: Path
+) -> None:
     edge.stage("app", "good", None, node_server(tmp_path / "good", "good"))
     edge.promote("app", "good")
     broken = tmp_path / "broken"
     broken.mkdir()
-    edge.stage("app", "bad", None, ServerSpec(["node", "-e", "console.error('boom'); process.exit(3)"], broken))
+    edge.stage(
+        "app", "bad", None, ServerSpec(["node", "-e", "console.error('boom'); process.exit(3)"], broken)
+    )
     with pytest.raises(TerminalError, match="exited with code 3"):
         edge.promote("app", "bad")
     with pytest.raises(TerminalError, match="exited with code 3"):  # tried again, not a remembered failure
@@ -237,7 +292,9 @@ def test_killed_server_comes_back(edge: EdgeHost, client: httpx.Client, tmp_path
     assert [s.kind for s in edge.server_starts("app")] == ["promote", "restart"]
 
 
-def test_scale_to_zero_and_cold_start(make_edge: Callable[..., EdgeHost], client: httpx.Client, tmp_path: Path) -> None:
+def test_scale_to_zero_and_cold_start(
+    make_edge: Callable[..., EdgeHost], client: httpx.Client, tmp_path: Path
+) -> None:
     edge = make_edge(idle_seconds=0.5)
     edge.stage("app", "d1", None, node_server(tmp_path / "srv", "v1"))
     edge.promote("app", "d1")
@@ -276,8 +333,12 @@ def test_concurrent_requests_share_one_cold_start(make_edge: Callable[..., EdgeH
     assert [s.kind for s in edge.server_starts("app")] == ["promote", "request"]
 
 
-def test_suspend_answers_503_and_resume_serves_again(edge: EdgeHost, client: httpx.Client, tmp_path: Path) -> None:
-    edge.stage("app", "d1", static_site(tmp_path / "s", {"index.html": "home"}), node_server(tmp_path / "srv", "v1"))
+def test_suspend_answers_503_and_resume_serves_again(
+    edge: EdgeHost, client: httpx.Client, tmp_path: Path
+) -> None:
+    edge.stage(
+        "app", "d1", static_site(tmp_path / "s", {"index.html": "home"}), node_server(tmp_path / "srv", "v1")
+    )
     edge.promote("app", "d1")
     pid = edge.status("app").server_pid
     edge.suspend("app")
@@ -295,8 +356,12 @@ def test_remove_app_leaves_nothing(edge: EdgeHost, client: httpx.Client, tmp_pat
     shared = {"shared.css": "body{}"}
     edge.stage("keep", "d1", static_site(tmp_path / "keep", {**shared, "index.html": "keep"}))
     edge.promote("keep", "d1")
-    edge.stage("gone", "d1", static_site(tmp_path / "gone", {**shared, "index.html": "gone v1"}),
-               node_server(tmp_path / "srv", "v1"))
+    edge.stage(
+        "gone",
+        "d1",
+        static_site(tmp_path / "gone", {**shared, "index.html": "gone v1"}),
+        node_server(tmp_path / "srv", "v1"),
+    )
     edge.stage("gone", "d2", static_site(tmp_path / "gone2", {**shared, "index.html": "gone v2"}))
     edge.promote("gone", "d1")
     edge.route_domain("gone.example.com", "gone")
@@ -322,9 +387,16 @@ def test_remove_app_leaves_nothing(edge: EdgeHost, client: httpx.Client, tmp_pat
     assert leftovers == []
 
 
-def test_usage_counters_survive_a_restart(make_edge: Callable[..., EdgeHost], client: httpx.Client, tmp_path: Path) -> None:
+def test_usage_counters_survive_a_restart(
+    make_edge: Callable[..., EdgeHost], client: httpx.Client, tmp_path: Path
+) -> None:
     edge = make_edge(idle_seconds=None)
-    edge.stage("app", "d1", static_site(tmp_path / "s", {"index.html": "x" * 1000}), node_server(tmp_path / "srv", "v1"))
+    edge.stage(
+        "app",
+        "d1",
+        static_site(tmp_path / "s", {"index.html": "x" * 1000}),
+        node_server(tmp_path / "srv", "v1"),
+    )
     edge.promote("app", "d1")
     sent = 0
     for path in ("/", "/", "/dynamic"):
@@ -363,7 +435,8 @@ def test_servers_of_an_engine_killed_without_stopping_are_reaped_at_the_next_sta
     spec = node_server(tmp_path / "srv", "v1")
     engine = subprocess.Popen(
         [sys.executable, "-c", ENGINE_THAT_DIES, str(tmp_path / "workspace"), str(spec.cwd)],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert engine.stdout is not None
@@ -378,7 +451,9 @@ def test_servers_of_an_engine_killed_without_stopping_are_reaped_at_the_next_sta
 
         edge = make_edge(idle_seconds=None, sandbox="none", env_source=lambda app, dep: {"APP_VERSION": "v1"})
 
-        wait_for(lambda: not psutil.pid_exists(orphan) or psutil.Process(orphan).status() == psutil.STATUS_ZOMBIE)
+        wait_for(
+            lambda: not psutil.pid_exists(orphan) or psutil.Process(orphan).status() == psutil.STATUS_ZOMBIE
+        )
         assert fetch(client, edge, "app.localhost").text.startswith("server v1")
     finally:
         with contextlib.suppress(ProcessLookupError):

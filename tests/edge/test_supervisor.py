@@ -15,12 +15,19 @@ from engine.errors import TerminalError
 def test_a_crashing_server_is_retried_with_backoff_then_reported(tmp_path: Path) -> None:
     starts: list[ServerStart] = []
     server = ServerProcess(
-        "app", "d1", ["node", "-e", "console.log('starting'); process.exit(7)"], tmp_path, {"PATH": "/usr/bin:/bin"},
-        tmp_path / "server.log", on_start=lambda app, start: starts.append(start),
+        "app",
+        "d1",
+        ["node", "-e", "console.log('starting'); process.exit(7)"],
+        tmp_path,
+        {"PATH": "/usr/bin:/bin"},
+        tmp_path / "server.log",
+        on_start=lambda app, start: starts.append(start),
     )
     began = time.monotonic()
     try:
-        with pytest.raises(TerminalError, match=f"failed {GIVE_UP_AFTER} times in a row: server exited with code 7"):
+        with pytest.raises(
+            TerminalError, match=f"failed {GIVE_UP_AFTER} times in a row: server exited with code 7"
+        ):
             server.acquire(timeout=60)
         waited = time.monotonic() - began
     finally:

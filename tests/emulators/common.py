@@ -235,8 +235,18 @@ class AppServer:
         base = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
         with log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                env={**base, **env, "PORT": str(self.port), "HOSTNAME": "127.0.0.1", "NODE_ENV": "production"},
+                command,
+                cwd=cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={
+                    **base,
+                    **env,
+                    "PORT": str(self.port),
+                    "HOSTNAME": "127.0.0.1",
+                    "NODE_ENV": "production",
+                },
             )
 
     def wait_ready(self, timeout: float = 60.0) -> None:
@@ -260,8 +270,18 @@ class AppServer:
                 self.process.wait()
 
 
-HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "upgrade", "te", "trailer",
-                        "proxy-authorization", "proxy-authenticate"})
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "upgrade",
+        "te",
+        "trailer",
+        "proxy-authorization",
+        "proxy-authenticate",
+    }
+)
 
 
 async def forward(scope: Scope, receive: Receive, send: Send, port: int) -> None:

@@ -78,8 +78,10 @@ class NeonEmulator:
                 conn.execute(statement)
 
     def uri(self, project: EmulatedProject) -> str:
-        return (f"postgresql://{project.pg_role}:{project.password}@127.0.0.1:5432/"
-                f"{project.pg_database}?sslmode=disable")
+        return (
+            f"postgresql://{project.pg_role}:{project.password}@127.0.0.1:5432/"
+            f"{project.pg_database}?sslmode=disable"
+        )
 
     def drop_all(self) -> None:
         """Drop every database and role this emulator made; tests call it when they finish."""
@@ -96,38 +98,73 @@ class NeonEmulator:
     # -- JSON shapes (required fields of the spec's schemas) ------------------------------------------
     def _project_json(self, p: EmulatedProject, *, listing: bool = False) -> dict[str, Any]:
         common = {
-            "id": p.id, "platform_id": "aws", "region_id": p.region_id, "name": p.name,
-            "pg_version": p.pg_version, "proxy_host": "127.0.0.1", "branch_logical_size_limit": 512,
-            "branch_logical_size_limit_bytes": 536870912, "store_passwords": True, "cpu_used_sec": 0,
-            "provisioner": "k8s-neonvm", "creation_source": "console", "created_at": p.created_at,
-            "updated_at": p.created_at, "owner_id": "emulated-owner",
+            "id": p.id,
+            "platform_id": "aws",
+            "region_id": p.region_id,
+            "name": p.name,
+            "pg_version": p.pg_version,
+            "proxy_host": "127.0.0.1",
+            "branch_logical_size_limit": 512,
+            "branch_logical_size_limit_bytes": 536870912,
+            "store_passwords": True,
+            "cpu_used_sec": 0,
+            "provisioner": "k8s-neonvm",
+            "creation_source": "console",
+            "created_at": p.created_at,
+            "updated_at": p.created_at,
+            "owner_id": "emulated-owner",
         }
         if listing:
             return {**common, "active_time": 0}
         return {
-            **common, "consumption_period_start": p.created_at, "consumption_period_end": p.created_at,
-            "active_time_seconds": 0, "compute_time_seconds": 0, "written_data_bytes": 0,
-            "data_transfer_bytes": 0, "data_storage_bytes_hour": 0, "history_retention_seconds": 86400,
+            **common,
+            "consumption_period_start": p.created_at,
+            "consumption_period_end": p.created_at,
+            "active_time_seconds": 0,
+            "compute_time_seconds": 0,
+            "written_data_bytes": 0,
+            "data_transfer_bytes": 0,
+            "data_storage_bytes_hour": 0,
+            "history_retention_seconds": 86400,
         }
 
     def _endpoint_json(self, p: EmulatedProject) -> dict[str, Any]:
         return {
-            "host": "127.0.0.1", "id": p.endpoint_id, "project_id": p.id, "branch_id": p.branch_id,
-            "region_id": p.region_id, "autoscaling_limit_min_cu": 0.25, "autoscaling_limit_max_cu": 1,
-            "type": "read_write", "current_state": p.endpoint_state, "pooler_enabled": False,
-            "pooler_mode": "transaction", "disabled": False, "passwordless_access": True,
-            "creation_source": "console", "created_at": p.created_at, "updated_at": _now(),
-            "settings": {}, "proxy_host": "127.0.0.1", "suspend_timeout_seconds": 0,
+            "host": "127.0.0.1",
+            "id": p.endpoint_id,
+            "project_id": p.id,
+            "branch_id": p.branch_id,
+            "region_id": p.region_id,
+            "autoscaling_limit_min_cu": 0.25,
+            "autoscaling_limit_max_cu": 1,
+            "type": "read_write",
+            "current_state": p.endpoint_state,
+            "pooler_enabled": False,
+            "pooler_mode": "transaction",
+            "disabled": False,
+            "passwordless_access": True,
+            "creation_source": "console",
+            "created_at": p.created_at,
+            "updated_at": _now(),
+            "settings": {},
+            "proxy_host": "127.0.0.1",
+            "suspend_timeout_seconds": 0,
             "provisioner": "k8s-neonvm",
         }
 
     def _operation(self, p: EmulatedProject, action: str) -> dict[str, Any]:
         return {
             "id": f"{secrets.token_hex(4)}-{secrets.token_hex(2)}-4{secrets.token_hex(2)[1:]}-"
-                  f"8{secrets.token_hex(2)[1:]}-{secrets.token_hex(6)}",
-            "project_id": p.id, "branch_id": p.branch_id, "endpoint_id": p.endpoint_id,
-            "action": action, "status": "finished", "failures_count": 0,
-            "created_at": _now(), "updated_at": _now(), "total_duration_ms": 1,
+            f"8{secrets.token_hex(2)[1:]}-{secrets.token_hex(6)}",
+            "project_id": p.id,
+            "branch_id": p.branch_id,
+            "endpoint_id": p.endpoint_id,
+            "action": action,
+            "status": "finished",
+            "failures_count": 0,
+            "created_at": _now(),
+            "updated_at": _now(),
+            "total_duration_ms": 1,
         }
 
     # -- routes --------------------------------------------------------------------------------------
@@ -152,8 +189,13 @@ class NeonEmulator:
         search = request.query_params.get("search", "")
         limit = int(request.query_params.get("limit", "10"))
         found = [p for p in self.projects.values() if search in p.name or search in p.id][:limit]
-        return JSONResponse({"projects": [self._project_json(p, listing=True) for p in found],
-                             "applications": {}, "integrations": {}})
+        return JSONResponse(
+            {
+                "projects": [self._project_json(p, listing=True) for p in found],
+                "applications": {},
+                "integrations": {},
+            }
+        )
 
     async def create_project(self, request: Request) -> Response:
         if (denied := self._guard(request)) is not None:
@@ -166,10 +208,15 @@ class NeonEmulator:
             return self._error(400, "database_name and role_name must be simple identifiers", "BAD_REQUEST")
         serial = next(self._serial)
         project = EmulatedProject(
-            id=f"{next(_WORDS)}-{next(_NOUNS)}-{serial}", name=spec.get("name") or f"project-{serial}",
-            region_id=spec.get("region_id", "aws-us-east-2"), pg_version=int(spec.get("pg_version", 17)),
-            database_name=database_name, role_name=role_name, password=secrets.token_urlsafe(18),
-            branch_id=f"br-{next(_WORDS)}-{serial}", endpoint_id=f"ep-{next(_NOUNS)}-{serial}",
+            id=f"{next(_WORDS)}-{next(_NOUNS)}-{serial}",
+            name=spec.get("name") or f"project-{serial}",
+            region_id=spec.get("region_id", "aws-us-east-2"),
+            pg_version=int(spec.get("pg_version", 17)),
+            database_name=database_name,
+            role_name=role_name,
+            password=secrets.token_urlsafe(18),
+            branch_id=f"br-{next(_WORDS)}-{serial}",
+            endpoint_id=f"ep-{next(_NOUNS)}-{serial}",
         )
         await anyio.to_thread.run_sync(self._create_on_server, project)
         with self._lock:
@@ -178,22 +225,59 @@ class NeonEmulator:
         uri = self.uri(project)
         body = {
             "project": self._project_json(project),
-            "connection_uris": [{"connection_uri": uri, "connection_parameters": {
-                "database": project.pg_database, "password": project.password, "role": project.pg_role,
-                "host": "127.0.0.1", "pooler_host": "127.0.0.1"}}],
-            "roles": [{"branch_id": project.branch_id, "name": role_name, "password": project.password,
-                       "protected": False, "created_at": project.created_at, "updated_at": project.created_at}],
-            "databases": [{"id": serial, "branch_id": project.branch_id, "name": database_name,
-                           "owner_name": role_name, "created_at": project.created_at,
-                           "updated_at": project.created_at}],
-            "operations": [self._operation(project, "create_timeline"),
-                           self._operation(project, "start_compute")],
-            "branch": {"id": project.branch_id, "project_id": project.id, "name": branch.get("name", "main"),
-                       "current_state": "ready", "state_changed_at": project.created_at,
-                       "creation_source": "console", "created_at": project.created_at,
-                       "updated_at": project.created_at, "default": True, "protected": False,
-                       "cpu_used_sec": 0, "active_time_seconds": 0, "compute_time_seconds": 0,
-                       "written_data_bytes": 0, "data_transfer_bytes": 0},
+            "connection_uris": [
+                {
+                    "connection_uri": uri,
+                    "connection_parameters": {
+                        "database": project.pg_database,
+                        "password": project.password,
+                        "role": project.pg_role,
+                        "host": "127.0.0.1",
+                        "pooler_host": "127.0.0.1",
+                    },
+                }
+            ],
+            "roles": [
+                {
+                    "branch_id": project.branch_id,
+                    "name": role_name,
+                    "password": project.password,
+                    "protected": False,
+                    "created_at": project.created_at,
+                    "updated_at": project.created_at,
+                }
+            ],
+            "databases": [
+                {
+                    "id": serial,
+                    "branch_id": project.branch_id,
+                    "name": database_name,
+                    "owner_name": role_name,
+                    "created_at": project.created_at,
+                    "updated_at": project.created_at,
+                }
+            ],
+            "operations": [
+                self._operation(project, "create_timeline"),
+                self._operation(project, "start_compute"),
+            ],
+            "branch": {
+                "id": project.branch_id,
+                "project_id": project.id,
+                "name": branch.get("name", "main"),
+                "current_state": "ready",
+                "state_changed_at": project.created_at,
+                "creation_source": "console",
+                "created_at": project.created_at,
+                "updated_at": project.created_at,
+                "default": True,
+                "protected": False,
+                "cpu_used_sec": 0,
+                "active_time_seconds": 0,
+                "compute_time_seconds": 0,
+                "written_data_bytes": 0,
+                "data_transfer_bytes": 0,
+            },
             "endpoints": [self._endpoint_json(project)],
         }
         return JSONResponse(body, status_code=201)
@@ -261,8 +345,11 @@ class NeonEmulator:
         return JSONResponse({"endpoint": self._endpoint_json(project), "operations": [op]})
 
     def _terminate(self, project: EmulatedProject) -> None:
-        self._admin(sql.SQL("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = {}")
-                    .format(sql.Literal(project.pg_database)))
+        self._admin(
+            sql.SQL("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = {}").format(
+                sql.Literal(project.pg_database)
+            )
+        )
 
     async def consumption(self, request: Request) -> Response:
         if (denied := self._guard(request)) is not None:
@@ -272,12 +359,26 @@ class NeonEmulator:
         wanted = [self.projects[pid] for pid in ids if pid in self.projects]
         sizes = await anyio.to_thread.run_sync(self._sizes, wanted)
         projects = [
-            {"project_id": p.id, "periods": [{
-                "period_id": str(uuid.uuid5(uuid.NAMESPACE_URL, p.id)), "period_plan": "scale",
-                "period_start": start, "consumption": [{
-                    "timeframe_start": start, "timeframe_end": end, "active_time_seconds": 0,
-                    "compute_time_seconds": 0, "written_data_bytes": 0,
-                    "synthetic_storage_size_bytes": sizes[p.id]}]}]}
+            {
+                "project_id": p.id,
+                "periods": [
+                    {
+                        "period_id": str(uuid.uuid5(uuid.NAMESPACE_URL, p.id)),
+                        "period_plan": "scale",
+                        "period_start": start,
+                        "consumption": [
+                            {
+                                "timeframe_start": start,
+                                "timeframe_end": end,
+                                "active_time_seconds": 0,
+                                "compute_time_seconds": 0,
+                                "written_data_bytes": 0,
+                                "synthetic_storage_size_bytes": sizes[p.id],
+                            }
+                        ],
+                    }
+                ],
+            }
             for p in wanted
         ]
         return JSONResponse({"projects": projects})
@@ -292,21 +393,28 @@ class NeonEmulator:
 
     def _starlette(self) -> Starlette:
         p = "/api/v2/projects/{project_id}"
-        return Starlette(routes=[
-            Route("/api/v2/projects", self.list_projects, methods=["GET"]),
-            Route("/api/v2/projects", self.create_project, methods=["POST"]),
-            Route(p, self.get_project, methods=["GET"]),
-            Route(p, self.delete_project, methods=["DELETE"]),
-            Route(f"{p}/connection_uri", self.connection_uri, methods=["GET"]),
-            Route(f"{p}/endpoints", self.list_endpoints, methods=["GET"]),
-            Route(f"{p}/endpoints/{{endpoint_id}}/{{action:str}}", self.endpoint_action, methods=["POST"]),
-            Route("/api/v2/consumption_history/projects", self.consumption, methods=["GET"]),
-        ])
+        return Starlette(
+            routes=[
+                Route("/api/v2/projects", self.list_projects, methods=["GET"]),
+                Route("/api/v2/projects", self.create_project, methods=["POST"]),
+                Route(p, self.get_project, methods=["GET"]),
+                Route(p, self.delete_project, methods=["DELETE"]),
+                Route(f"{p}/connection_uri", self.connection_uri, methods=["GET"]),
+                Route(f"{p}/endpoints", self.list_endpoints, methods=["GET"]),
+                Route(
+                    f"{p}/endpoints/{{endpoint_id}}/{{action:str}}", self.endpoint_action, methods=["POST"]
+                ),
+                Route("/api/v2/consumption_history/projects", self.consumption, methods=["GET"]),
+            ]
+        )
 
 
 def _fault_answer(fault: Fault) -> tuple[int, bytes, dict[str, str]]:
     """Neon's error body is ``GeneralError`` {code, message}; 423 is "operations in progress"."""
-    default = ("project already has running operations, scheduling of new ones is prohibited"
-               if fault.status == 423 else f"injected fault {fault.status}")
+    default = (
+        "project already has running operations, scheduling of new ones is prohibited"
+        if fault.status == 423
+        else f"injected fault {fault.status}"
+    )
     body = fault.body if fault.body is not None else {"code": "", "message": default}
     return fault.status or 500, json.dumps(body).encode(), {"content-type": "application/json"}

@@ -33,14 +33,22 @@ class EmulatedDatabase:
     group: str
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
     config: dict[str, Any] = field(
-        default_factory=lambda: {"size_limit": "0", "block_reads": False, "block_writes": False,
-                                 "delete_protection": False, "allowed_ips": [], "allowed_aws_vpc_ids": []}
+        default_factory=lambda: {
+            "size_limit": "0",
+            "block_reads": False,
+            "block_writes": False,
+            "delete_protection": False,
+            "allowed_ips": [],
+            "allowed_aws_vpc_ids": [],
+        }
     )
     tokens: set[str] = field(default_factory=set)
 
 
 class TursoEmulator:
-    def __init__(self, root: Path, *, org: str = "acme", api_token: str = "turso-api-token-0123456789") -> None:
+    def __init__(
+        self, root: Path, *, org: str = "acme", api_token: str = "turso-api-token-0123456789"
+    ) -> None:
         self.root, self.org, self.api_token = root, org, api_token
         root.mkdir(parents=True, exist_ok=True)
         self.groups: dict[str, str] = {}  # name -> location
@@ -73,11 +81,16 @@ class TursoEmulator:
 
     def _db_json(self, request: Request, db: EmulatedDatabase) -> dict[str, Any]:
         return {
-            "Name": db.name, "DbId": db.id, "Hostname": self._hostname(request, db.name),
-            "block_reads": db.config["block_reads"], "block_writes": db.config["block_writes"],
+            "Name": db.name,
+            "DbId": db.id,
+            "Hostname": self._hostname(request, db.name),
+            "block_reads": db.config["block_reads"],
+            "block_writes": db.config["block_writes"],
             "regions": [self.groups.get(db.group, "aws-us-east-1")],
-            "primaryRegion": self.groups.get(db.group, "aws-us-east-1"), "group": db.group,
-            "delete_protection": db.config["delete_protection"], "parent": None,
+            "primaryRegion": self.groups.get(db.group, "aws-us-east-1"),
+            "group": db.group,
+            "delete_protection": db.config["delete_protection"],
+            "parent": None,
         }
 
     def _authorized(self, request: Request) -> bool:
@@ -123,8 +136,9 @@ class TursoEmulator:
             _new_sqlite(self.path_of(name))
             self.databases[name] = db
             self.creates += 1
-        return JSONResponse({"database": {"DbId": db.id, "Hostname": self._hostname(request, name),
-                                          "Name": name}})
+        return JSONResponse(
+            {"database": {"DbId": db.id, "Hostname": self._hostname(request, name), "Name": name}}
+        )
 
     async def get_database(self, request: Request) -> Response:
         if (denied := self._guard(request)) is not None:
@@ -203,8 +217,14 @@ class TursoEmulator:
 
     def _group_json(self, name: str) -> dict[str, Any]:
         location = self.groups[name]
-        return {"name": name, "version": "v0.24.0", "uuid": str(uuid.uuid5(uuid.NAMESPACE_DNS, name)),
-                "locations": [location], "primary": location, "delete_protection": False}
+        return {
+            "name": name,
+            "version": "v0.24.0",
+            "uuid": str(uuid.uuid5(uuid.NAMESPACE_DNS, name)),
+            "locations": [location],
+            "primary": location,
+            "delete_protection": False,
+        }
 
     async def database_host(self, request: Request) -> Response:
         """Requests to a database's own host: ``/v1/upload`` here, the rest to the Hrana server."""
@@ -259,18 +279,22 @@ class TursoEmulator:
 
     def _starlette(self) -> Starlette:
         org = "/v1/organizations/{org}"
-        return Starlette(routes=[
-            Route(f"{org}/databases", self.list_databases, methods=["GET"]),
-            Route(f"{org}/databases", self.create_database, methods=["POST"]),
-            Route(f"{org}/databases/{{name}}", self.get_database, methods=["GET"]),
-            Route(f"{org}/databases/{{name}}", self.delete_database, methods=["DELETE"]),
-            Route(f"{org}/databases/{{name}}/configuration", self.configuration, methods=["GET", "PATCH"]),
-            Route(f"{org}/databases/{{name}}/auth/tokens", self.create_token, methods=["POST"]),
-            Route(f"{org}/databases/{{name}}/usage", self.usage, methods=["GET"]),
-            Route(f"{org}/groups/{{group}}", self.get_group, methods=["GET"]),
-            Route(f"{org}/groups", self.create_group, methods=["POST"]),
-            Route("/_db/{db}/{rest:path}", self.database_host, methods=["GET", "POST"]),
-        ])
+        return Starlette(
+            routes=[
+                Route(f"{org}/databases", self.list_databases, methods=["GET"]),
+                Route(f"{org}/databases", self.create_database, methods=["POST"]),
+                Route(f"{org}/databases/{{name}}", self.get_database, methods=["GET"]),
+                Route(f"{org}/databases/{{name}}", self.delete_database, methods=["DELETE"]),
+                Route(
+                    f"{org}/databases/{{name}}/configuration", self.configuration, methods=["GET", "PATCH"]
+                ),
+                Route(f"{org}/databases/{{name}}/auth/tokens", self.create_token, methods=["POST"]),
+                Route(f"{org}/databases/{{name}}/usage", self.usage, methods=["GET"]),
+                Route(f"{org}/groups/{{group}}", self.get_group, methods=["GET"]),
+                Route(f"{org}/groups", self.create_group, methods=["POST"]),
+                Route("/_db/{db}/{rest:path}", self.database_host, methods=["GET", "POST"]),
+            ]
+        )
 
 
 def _new_sqlite(path: Path) -> None:

@@ -108,8 +108,11 @@ class VercelEmulator:
     def _serve(self, deployment: EmulatedDeployment | None, path: str) -> Response:
         if deployment is None:
             return Response("deployment not found", status_code=404)
-        for candidate in ([path.lstrip("/"), f"{path.strip('/')}/index.html".lstrip("/"), f"{path.lstrip('/')}.html"]
-                          if path != "/" else ["index.html"]):
+        for candidate in (
+            [path.lstrip("/"), f"{path.strip('/')}/index.html".lstrip("/"), f"{path.lstrip('/')}.html"]
+            if path != "/"
+            else ["index.html"]
+        ):
             sha = deployment.files.get(candidate)
             if sha is not None:
                 media = mimetypes.guess_type(candidate)[0] or "application/octet-stream"
@@ -137,28 +140,64 @@ class VercelEmulator:
         targets = {}
         if production is not None:  # the project's production alias, on this emulator's port
             alias = f"{p.name}.vercel.localhost:{production.host.rsplit(':', 1)[1]}"
-            targets["production"] = {"id": production.id, "alias": [alias], "createdAt": production.created_at,
-                                     "createdIn": "iad1",
-                                     "creator": {"uid": "emulated-user", "email": "ops@example.com",
-                                                 "username": "emulated-user"},
-                                     "deploymentHostname": production.host, "name": p.name, "plan": "hobby",
-                                     "previewCommentsEnabled": False, "private": True, "readyState": "READY",
-                                     "type": "LAMBDAS", "url": production.host, "userId": "emulated-user"}
-        return {"accountId": OWNER, "targets": targets, "directoryListing": False, "id": p.id, "name": p.name,
-                "nodeVersion": "22.x", "resourceConfig": {"functionDefaultRegions": ["iad1"]},
-                "defaultResourceConfig": {"functionDefaultRegions": ["iad1"]},
-                "createdAt": p.created_at, "updatedAt": p.created_at}
+            targets["production"] = {
+                "id": production.id,
+                "alias": [alias],
+                "createdAt": production.created_at,
+                "createdIn": "iad1",
+                "creator": {"uid": "emulated-user", "email": "ops@example.com", "username": "emulated-user"},
+                "deploymentHostname": production.host,
+                "name": p.name,
+                "plan": "hobby",
+                "previewCommentsEnabled": False,
+                "private": True,
+                "readyState": "READY",
+                "type": "LAMBDAS",
+                "url": production.host,
+                "userId": "emulated-user",
+            }
+        return {
+            "accountId": OWNER,
+            "targets": targets,
+            "directoryListing": False,
+            "id": p.id,
+            "name": p.name,
+            "nodeVersion": "22.x",
+            "resourceConfig": {"functionDefaultRegions": ["iad1"]},
+            "defaultResourceConfig": {"functionDefaultRegions": ["iad1"]},
+            "createdAt": p.created_at,
+            "updatedAt": p.created_at,
+        }
 
     def _deployment_json(self, d: EmulatedDeployment) -> dict[str, Any]:
         return {
-            "build": {"env": []}, "env": [], "inspectorUrl": None, "isInConcurrentBuildsQueue": False,
-            "isInSystemBuildsQueue": False, "projectSettings": {},
-            "aliasAssigned": d.state == "READY", "bootedAt": d.created_at, "buildingAt": d.created_at,
-            "buildSkipped": False, "creator": {"uid": "emulated-user"}, "public": False,
-            "status": d.state, "readyState": d.state, "id": d.id, "createdAt": d.created_at,
-            "name": d.project, "type": "LAMBDAS", "meta": {}, "regions": ["iad1"], "url": d.host,
-            "version": 2, "projectId": d.project_id, "plan": "hobby", "createdIn": "iad1",
-            "ownerId": OWNER, "routes": None,
+            "build": {"env": []},
+            "env": [],
+            "inspectorUrl": None,
+            "isInConcurrentBuildsQueue": False,
+            "isInSystemBuildsQueue": False,
+            "projectSettings": {},
+            "aliasAssigned": d.state == "READY",
+            "bootedAt": d.created_at,
+            "buildingAt": d.created_at,
+            "buildSkipped": False,
+            "creator": {"uid": "emulated-user"},
+            "public": False,
+            "status": d.state,
+            "readyState": d.state,
+            "id": d.id,
+            "createdAt": d.created_at,
+            "name": d.project,
+            "type": "LAMBDAS",
+            "meta": {},
+            "regions": ["iad1"],
+            "url": d.host,
+            "version": 2,
+            "projectId": d.project_id,
+            "plan": "hobby",
+            "createdIn": "iad1",
+            "ownerId": OWNER,
+            "routes": None,
         } | ({"target": d.target} if d.target else {})
 
     # -- routes --------------------------------------------------------------------------------------
@@ -173,11 +212,15 @@ class VercelEmulator:
             return denied
         name = (await request.json()).get("name", "")
         if not re.fullmatch(r"[a-z0-9._-]{1,100}", name) or "---" in name:
-            return self._error(400, "invalid_name", "Project names can be up to 100 characters long and must "
-                               "be lowercase. They can include letters, digits, and '.', '_', '-'.")
+            return self._error(
+                400,
+                "invalid_name",
+                "Project names can be up to 100 characters long and must "
+                "be lowercase. They can include letters, digits, and '.', '_', '-'.",
+            )
         with self._lock:
             if name in self.projects:
-                return self._error(409, "conflict", f"Project \"{name}\" already exists")
+                return self._error(409, "conflict", f'Project "{name}" already exists')
             self.projects[name] = EmulatedProject(name)
         return JSONResponse(self._project_json(self.projects[name]))
 
@@ -206,11 +249,24 @@ class VercelEmulator:
         created, failed = [], []
         for item in items:
             if item["key"] in project.env and not upsert:
-                failed.append({"error": {"code": "ENV_ALREADY_EXISTS", "message":
-                               f"A variable with the name `{item['key']}` already exists", "key": item["key"]}})
+                failed.append(
+                    {
+                        "error": {
+                            "code": "ENV_ALREADY_EXISTS",
+                            "message": f"A variable with the name `{item['key']}` already exists",
+                            "key": item["key"],
+                        }
+                    }
+                )
                 continue
-            record = {"id": secrets.token_hex(8), "key": item["key"], "type": item["type"],
-                      "target": item.get("target", []), "createdAt": _ms(), "updatedAt": _ms()}
+            record = {
+                "id": secrets.token_hex(8),
+                "key": item["key"],
+                "type": item["type"],
+                "target": item.get("target", []),
+                "createdAt": _ms(),
+                "updatedAt": _ms(),
+            }
             project.env[item["key"]] = {**record, "value": item["value"]}
             created.append({**record, "value": ""})
         return JSONResponse({"created": created, "failed": failed}, status_code=201)
@@ -244,8 +300,11 @@ class VercelEmulator:
         host = request.headers.get("host", "127.0.0.1")
         port = host.rsplit(":", 1)[1] if ":" in host else "80"
         deployment = EmulatedDeployment(
-            id=deployment_id, project_id=project.id, project=project.name,
-            host=f"{project.name}-{deployment_id[4:13]}.vercel.localhost:{port}", files=files,
+            id=deployment_id,
+            project_id=project.id,
+            project=project.name,
+            host=f"{project.name}-{deployment_id[4:13]}.vercel.localhost:{port}",
+            files=files,
             target=body.get("target"),
             framework=(body.get("projectSettings") or {}).get("framework"),
         )
@@ -266,17 +325,31 @@ class VercelEmulator:
             path = workdir / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(self.blobs[sha])
-        env = {**env, "VERCEL": "1", "VERCEL_ENV": deployment.target or "preview", "VERCEL_URL": deployment.host}
+        env = {
+            **env,
+            "VERCEL": "1",
+            "VERCEL_ENV": deployment.target or "preview",
+            "VERCEL_URL": deployment.host,
+        }
         log = self.root / deployment.id / "build.log"
         try:
             cache = self.root / "cache" / deployment.project  # Vercel keeps a build cache per project
-            result = build(workdir, env, timeout=900, memory_mb=3072, log_path=log,
-                           npm_cache=cache / "npm", build_cache=cache / "next")
-            server = AppServer(result.server_command, result.server_dir, env, self.root / deployment.id / "server.log")
+            result = build(
+                workdir,
+                env,
+                timeout=900,
+                memory_mb=3072,
+                log_path=log,
+                npm_cache=cache / "npm",
+                build_cache=cache / "next",
+            )
+            server = AppServer(
+                result.server_command, result.server_dir, env, self.root / deployment.id / "server.log"
+            )
             deployment.server = server
             server.wait_ready()
         except (LaunchdeckError, RuntimeError) as exc:
-            deployment.error = f"Command \"npm run build\" exited with 1: {str(exc)[-400:]}"
+            deployment.error = f'Command "npm run build" exited with 1: {str(exc)[-400:]}'
             deployment.state = "ERROR"
             return
         deployment.state = "READY"
@@ -309,7 +382,9 @@ class VercelEmulator:
                     self.projects[deployment.project].production = deployment.id
         body = self._deployment_json(deployment)
         if deployment.state == "ERROR":
-            body.update(errorCode="BUILD_FAILED", errorMessage=deployment.error or "The deployment failed (emulated)")
+            body.update(
+                errorCode="BUILD_FAILED", errorMessage=deployment.error or "The deployment failed (emulated)"
+            )
         return JSONResponse(body)
 
     async def promote(self, request: Request) -> Response:
@@ -320,7 +395,9 @@ class VercelEmulator:
             return project
         deployment = self.deployments.get(request.path_params["deployment"])
         if deployment is None or deployment.project_id != project.id or deployment.state != "READY":
-            return self._error(400, "invalid_deployment", "Only ready deployments of this project can be promoted")
+            return self._error(
+                400, "invalid_deployment", "Only ready deployments of this project can be promoted"
+            )
         project.production = deployment.id
         return Response(status_code=201)
 
@@ -332,16 +409,26 @@ class VercelEmulator:
             return project
         name = (await request.json()).get("name", "")
         if not re.fullmatch(r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}", name):
-            return self._error(400, "invalid_domain", f"Invalid domain name \"{name}\"")
+            return self._error(400, "invalid_domain", f'Invalid domain name "{name}"')
         if name in project.domains:
             return self._error(409, "domain_already_in_use", "Cannot add domain since it is already in use")
         apex = ".".join(name.split(".")[-2:])
         project.domains[name] = {
-            "name": name, "apexName": apex, "projectId": project.id, "verified": False, "polls": 0,
-            "verification": [{"type": "TXT", "domain": f"_vercel.{apex}",
-                              "value": f"vc-domain-verify={name},{secrets.token_hex(10)}",
-                              "reason": "pending_domain_verification"}],
-            "createdAt": _ms(), "updatedAt": _ms(),
+            "name": name,
+            "apexName": apex,
+            "projectId": project.id,
+            "verified": False,
+            "polls": 0,
+            "verification": [
+                {
+                    "type": "TXT",
+                    "domain": f"_vercel.{apex}",
+                    "value": f"vc-domain-verify={name},{secrets.token_hex(10)}",
+                    "reason": "pending_domain_verification",
+                }
+            ],
+            "createdAt": _ms(),
+            "updatedAt": _ms(),
         }
         return JSONResponse(_domain_json(project.domains[name]))
 
@@ -361,19 +448,21 @@ class VercelEmulator:
         return JSONResponse(_domain_json(domain))
 
     def _starlette(self) -> Starlette:
-        return Starlette(routes=[
-            Route("/v9/projects/{key}", self.get_project, methods=["GET"]),
-            Route("/v9/projects/{key}", self.delete_project, methods=["DELETE"]),
-            Route("/v11/projects", self.create_project, methods=["POST"]),
-            Route("/v10/projects/{key}/env", self.upsert_env, methods=["POST"]),
-            Route("/v2/files", self.upload_file, methods=["POST"]),
-            Route("/v13/deployments", self.create_deployment, methods=["POST"]),
-            Route("/v13/deployments/{key}", self.get_deployment, methods=["GET"]),
-            Route("/v13/deployments/{key}", self.delete_deployment, methods=["DELETE"]),
-            Route("/v10/projects/{project}/promote/{deployment}", self.promote, methods=["POST"]),
-            Route("/v10/projects/{key}/domains", self.add_domain, methods=["POST"]),
-            Route("/v9/projects/{key}/domains/{domain}", self.get_domain, methods=["GET"]),
-        ])
+        return Starlette(
+            routes=[
+                Route("/v9/projects/{key}", self.get_project, methods=["GET"]),
+                Route("/v9/projects/{key}", self.delete_project, methods=["DELETE"]),
+                Route("/v11/projects", self.create_project, methods=["POST"]),
+                Route("/v10/projects/{key}/env", self.upsert_env, methods=["POST"]),
+                Route("/v2/files", self.upload_file, methods=["POST"]),
+                Route("/v13/deployments", self.create_deployment, methods=["POST"]),
+                Route("/v13/deployments/{key}", self.get_deployment, methods=["GET"]),
+                Route("/v13/deployments/{key}", self.delete_deployment, methods=["DELETE"]),
+                Route("/v10/projects/{project}/promote/{deployment}", self.promote, methods=["POST"]),
+                Route("/v10/projects/{key}/domains", self.add_domain, methods=["POST"]),
+                Route("/v9/projects/{key}/domains/{domain}", self.get_domain, methods=["GET"]),
+            ]
+        )
 
 
 def _domain_json(domain: dict[str, Any]) -> dict[str, Any]:

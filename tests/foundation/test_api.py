@@ -16,7 +16,9 @@ from engine.service import Engine
 
 @pytest.fixture
 def engine(workspace: Path) -> Iterator[Engine]:
-    service = Engine(Settings(workspace=workspace, edge_port=0, extra_pipelines="tests.foundation.selftest_pipeline"))
+    service = Engine(
+        Settings(workspace=workspace, edge_port=0, extra_pipelines="tests.foundation.selftest_pipeline")
+    )
     service.start_in_thread()
     yield service
     service.stop_thread()

@@ -30,12 +30,15 @@ def spec(name: str) -> tuple[OpenAPI, str]:
         for operation in operations.values():
             if isinstance(operation, dict) and "responses" in operation:
                 operation["responses"] = {
-                    (k.upper() if k.lower().endswith("xx") else k): v for k, v in operation["responses"].items()}
+                    (k.upper() if k.lower().endswith("xx") else k): v
+                    for k, v in operation["responses"].items()
+                }
                 # Its operations list only the legacy key pair, though the document-level security
                 # (and wrangler, and Cloudflare's docs) accept an API token as a bearer token.
                 if "security" in operation and "security" in document:
                     operation["security"] = operation["security"] + [
-                        r for r in document["security"] if r not in operation["security"]]
+                        r for r in document["security"] if r not in operation["security"]
+                    ]
     # Its path parameters reuse schemas marked readOnly (meant for bodies); a path is always "written".
     schemas = document.get("components", {}).get("schemas", {})
     for operations in document["paths"].values():

@@ -41,11 +41,15 @@ def test_deploy_serves_the_site_at_its_own_url_and_in_production(
     emulator, _ = cloudflare_emulator
     assert isinstance(cloudflare, HostingProvider)
     site = write_site(tmp_path / "out", SITE)
-    deployment = cloudflare.deploy("blog", site, {"DATABASE_URL": "libsql://db.example", "API_KEY": "s3cr3t-v4lue"})
+    deployment = cloudflare.deploy(
+        "blog", site, {"DATABASE_URL": "libsql://db.example", "API_KEY": "s3cr3t-v4lue"}
+    )
     page = fetch(deployment.url)
     assert page.status_code == 200 and "Hello v1" in page.text
     assert fetch(deployment.url + "/about").text == "<h1>About</h1>"
-    assert fetch(f"http://blog.pages.localhost:{deployment.url.rsplit(':', 1)[1]}/").text == "<h1>Hello v1</h1>"
+    assert (
+        fetch(f"http://blog.pages.localhost:{deployment.url.rsplit(':', 1)[1]}/").text == "<h1>Hello v1</h1>"
+    )
     # index, about, app.js (= copy.js, one hash) and app.txt; node_modules and _headers are not assets
     assert emulator.uploads == 4
     project = emulator.projects["blog"]
@@ -64,7 +68,11 @@ def test_redeploy_with_one_file_changed_uploads_exactly_one(
     (site / "page7.html").write_text("<p>seven, edited</p>")
     second = cloudflare.deploy("docs", site, {})
     assert emulator.uploads - before == 1
-    assert cloudflare.upload_stats["docs"] == {"files": 50, "uploaded": 1, "bytes": len("<p>seven, edited</p>")}
+    assert cloudflare.upload_stats["docs"] == {
+        "files": 50,
+        "uploaded": 1,
+        "bytes": len("<p>seven, edited</p>"),
+    }
     assert fetch(second.url + "/page7.html").text == "<p>seven, edited</p>"
 
 
@@ -112,8 +120,14 @@ def test_client_limiter_keeps_under_the_server_limit(tmp_path: Path) -> None:
         emulator = CloudflareEmulator(rate_limit=12, rate_period=1.0)
         with serve(emulator.app) as url:
             limiter = RateLimiter(12, 1.05) if limited else RateLimiter(10_000, 1.0)
-            client = CloudflarePages(emulator.account_id, emulator.api_token, base_url=url + "/client/v4",
-                                     retry=FAST_RETRY, limiter=limiter, poll_interval=0.01)
+            client = CloudflarePages(
+                emulator.account_id,
+                emulator.api_token,
+                base_url=url + "/client/v4",
+                retry=FAST_RETRY,
+                limiter=limiter,
+                poll_interval=0.01,
+            )
             for n in range(3):
                 client.deploy(f"site-{n}", site, {})
             client.close()
@@ -166,8 +180,13 @@ def test_wrong_token_is_terminal_and_redacted(
     cloudflare_emulator: tuple[CloudflareEmulator, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     emulator, url = cloudflare_emulator
-    client = CloudflarePages(emulator.account_id, "bad-token-zyxwvu987654", base_url=url, retry=FAST_RETRY,
-                             limiter=RateLimiter(100, 1))
+    client = CloudflarePages(
+        emulator.account_id,
+        "bad-token-zyxwvu987654",
+        base_url=url,
+        retry=FAST_RETRY,
+        limiter=RateLimiter(100, 1),
+    )
     with caplog.at_level("DEBUG"), pytest.raises(ProviderError, match="Authentication error") as caught:
         client.deploy("x", write_site(tmp_path / "out", {"index.html": "x"}), {})
     client.close()

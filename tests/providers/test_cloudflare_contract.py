@@ -20,20 +20,44 @@ from tests.emulators.cloudflare import CloudflareEmulator
 from tests.providers.conftest import write_site
 from tests.providers.contract import SPECS, check
 
-HASHES = {"type": "object", "required": ["hashes"], "additionalProperties": False,
-          "properties": {"hashes": {"type": "array", "items": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}}}
+HASHES = {
+    "type": "object",
+    "required": ["hashes"],
+    "additionalProperties": False,
+    "properties": {"hashes": {"type": "array", "items": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}},
+}
 # cloudflare-typescript src/resources/pages/assets.ts: AssetUploadParams (the KV bulk-write shape).
-UPLOAD = {"type": "array", "items": {
-    "type": "object", "required": ["key", "value", "metadata", "base64"], "additionalProperties": False,
-    "properties": {"key": {"type": "string", "pattern": "^[0-9a-f]{32}$"}, "value": {"type": "string"},
-                   "metadata": {"type": "object", "required": ["contentType"],
-                                "properties": {"contentType": {"type": "string"}}},
-                   "base64": {"const": True}}}}
+UPLOAD = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "required": ["key", "value", "metadata", "base64"],
+        "additionalProperties": False,
+        "properties": {
+            "key": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+            "value": {"type": "string"},
+            "metadata": {
+                "type": "object",
+                "required": ["contentType"],
+                "properties": {"contentType": {"type": "string"}},
+            },
+            "base64": {"const": True},
+        },
+    },
+}
 ENVELOPE = {"type": "object", "required": ["success", "errors", "messages", "result"]}
-STRINGS = {"type": "object", "required": ["result"], "properties": {"result": {
-    "type": "array", "items": {"type": "string"}}}}
-JWT_RESULT = {"type": "object", "required": ["result"], "properties": {"result": {
-    "type": "object", "required": ["jwt"], "properties": {"jwt": {"type": "string"}}}}}
+STRINGS = {
+    "type": "object",
+    "required": ["result"],
+    "properties": {"result": {"type": "array", "items": {"type": "string"}}},
+}
+JWT_RESULT = {
+    "type": "object",
+    "required": ["result"],
+    "properties": {
+        "result": {"type": "object", "required": ["jwt"], "properties": {"jwt": {"type": "string"}}}
+    },
+}
 SDK_SHAPES = {  # path: (request schema, response schema)
     "/client/v4/pages/assets/check-missing": (HASHES, STRINGS),
     "/client/v4/pages/assets/upsert-hashes": (HASHES, ENVELOPE),
@@ -45,8 +69,11 @@ def test_every_exchange_follows_the_spec_or_the_sdk(
     cloudflare: CloudflarePages, cloudflare_emulator: tuple[CloudflareEmulator, str], tmp_path: Path
 ) -> None:
     emulator, _ = cloudflare_emulator
-    first = cloudflare.deploy("contract", write_site(tmp_path / "v1", {"index.html": "1", "a.css": "b{}"}),
-                              {"DATABASE_URL": "postgresql://u:p@h/db"})
+    first = cloudflare.deploy(
+        "contract",
+        write_site(tmp_path / "v1", {"index.html": "1", "a.css": "b{}"}),
+        {"DATABASE_URL": "postgresql://u:p@h/db"},
+    )
     emulator.expire_upload_tokens()
     cloudflare.deploy("contract", write_site(tmp_path / "v2", {"index.html": "2", "a.css": "b{}"}), {})
     cloudflare.rollback("contract", first.id)
@@ -64,12 +91,14 @@ def test_every_exchange_follows_the_spec_or_the_sdk(
     for exchange in errors:
         OAS30Validator(failure).validate(exchange.response_json)
 
-    checked, uncovered = check("cloudflare/openapi.pages.json", exchanges, prefix="/client/v4",
-                               skip_status=(401, 404))
+    checked, uncovered = check(
+        "cloudflare/openapi.pages.json", exchanges, prefix="/client/v4", skip_status=(401, 404)
+    )
     assert checked >= 12
     assert uncovered == [
         "GET /client/v4/accounts/0123456789abcdef0123456789abcdef/pages/projects/contract/upload-token",
-        "POST /client/v4/pages/assets/check-missing", "POST /client/v4/pages/assets/upload",
+        "POST /client/v4/pages/assets/check-missing",
+        "POST /client/v4/pages/assets/upload",
         "POST /client/v4/pages/assets/upsert-hashes",
     ]
     for exchange in exchanges:

@@ -19,8 +19,15 @@ SECRET = "sk-live-0123456789abcdef"
 
 
 def _client(handler: httpx.MockTransport, **kwargs: object) -> ProviderClient:
-    return ProviderClient("acme", "https://api.acme.test", headers={"Authorization": f"Bearer {SECRET}"},
-                          secrets=[SECRET], transport=handler, retry=FAST, **kwargs)  # type: ignore[arg-type]
+    return ProviderClient(
+        "acme",
+        "https://api.acme.test",
+        headers={"Authorization": f"Bearer {SECRET}"},
+        secrets=[SECRET],
+        transport=handler,
+        retry=FAST,
+        **kwargs,
+    )  # type: ignore[arg-type]
 
 
 def test_post_read_timeout_is_not_retried_but_get_is() -> None:
@@ -55,8 +62,12 @@ def test_connect_errors_are_retried_for_any_method() -> None:
 
 
 def test_status_mapping_keeps_the_providers_message() -> None:
-    answers = {"/gone": (404, {"error": "no such thing"}), "/taken": (409, {"message": "name taken"}),
-               "/quota": (402, {"error": {"message": "over quota"}}), "/down": (502, {"error": "bad gateway"})}
+    answers = {
+        "/gone": (404, {"error": "no such thing"}),
+        "/taken": (409, {"message": "name taken"}),
+        "/quota": (402, {"error": {"message": "over quota"}}),
+        "/down": (502, {"error": "bad gateway"}),
+    }
 
     def handler(request: httpx.Request) -> httpx.Response:
         status, body = answers[request.url.path]
@@ -100,7 +111,10 @@ def test_credentials_never_reach_logs_or_errors(caplog: pytest.LogCaptureFixture
         return httpx.Response(503, json={"error": f"token {SECRET} rejected by postgresql://u:pa55w0rd@db/x"})
 
     client = _client(httpx.MockTransport(handler))
-    with caplog.at_level(logging.DEBUG, logger="launchdeck.providers"), pytest.raises(ProviderUnavailable) as e:
+    with (
+        caplog.at_level(logging.DEBUG, logger="launchdeck.providers"),
+        pytest.raises(ProviderUnavailable) as e,
+    ):
         client.request("GET", "/x")
     text = str(e.value) + caplog.text
     assert "rejected" in text and SECRET not in text and "pa55w0rd" not in text

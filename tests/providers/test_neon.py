@@ -30,15 +30,22 @@ def test_provision_returns_a_uri_that_connects_and_is_adopted_on_rerun(
     assert handle.url not in repr(handle)
 
 
-def test_destroy_drops_the_real_database_and_role(neon: Neon, neon_emulator: tuple[NeonEmulator, str]) -> None:
+def test_destroy_drops_the_real_database_and_role(
+    neon: Neon, neon_emulator: tuple[NeonEmulator, str]
+) -> None:
     emulator, _ = neon_emulator
     handle = neon.provision("app-2")
     project = emulator.projects[handle.id]
     neon.destroy("app-2")
     neon.destroy("app-2")  # already gone: fine
     with psycopg.connect(emulator.admin_dsn) as admin:
-        assert admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [project.pg_database]).fetchone() is None
-        assert admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [project.pg_role]).fetchone() is None
+        assert (
+            admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [project.pg_database]).fetchone()
+            is None
+        )
+        assert (
+            admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [project.pg_role]).fetchone() is None
+        )
     assert neon.find("app-2") is None
 
 

@@ -141,8 +141,12 @@ def test_every_exchange_follows_the_turso_spec(
 def _pipeline(url: str, token: str, *sql: str) -> httpx.Response:
     requests = [{"type": "execute", "stmt": {"sql": s}} for s in sql] + [{"type": "close"}]
     # Resolved relative to the URL, as the libSQL clients do (hrana-client: new URL("v3/pipeline", url)).
-    return httpx.post(httpx.URL(url).join("v3/pipeline"), json={"baton": None, "requests": requests},
-                      headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    return httpx.post(
+        httpx.URL(url).join("v3/pipeline"),
+        json={"baton": None, "requests": requests},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
 
 
 def test_the_handle_url_and_token_reach_the_database_over_hrana(
@@ -151,8 +155,13 @@ def test_the_handle_url_and_token_reach_the_database_over_hrana(
     emulator, _ = turso_emulator
     handle = turso.provision("app-9")
     assert handle.token is not None
-    answer = _pipeline(handle.url, handle.token, "CREATE TABLE t (x INTEGER)", "INSERT INTO t VALUES (41), (1)",
-                       "SELECT sum(x) FROM t")
+    answer = _pipeline(
+        handle.url,
+        handle.token,
+        "CREATE TABLE t (x INTEGER)",
+        "INSERT INTO t VALUES (41), (1)",
+        "SELECT sum(x) FROM t",
+    )
     assert answer.status_code == 200, answer.text
     assert answer.json()["results"][2]["response"]["result"]["rows"] == [[{"type": "integer", "value": "42"}]]
     with sqlite3.connect(emulator.path_of("app-9")) as conn:

@@ -24,8 +24,10 @@ def test_deploy_uploads_only_missing_files_and_serves_them(
 ) -> None:
     emulator, _ = vercel_emulator
     assert isinstance(vercel, HostingProvider)
-    site = write_site(tmp_path / "out", {"index.html": "<h1>v1</h1>", "a/b.js": "x()", "dup.js": "x()",
-                                         "node_modules/x.js": "no"})
+    site = write_site(
+        tmp_path / "out",
+        {"index.html": "<h1>v1</h1>", "a/b.js": "x()", "dup.js": "x()", "node_modules/x.js": "no"},
+    )
     deployment = vercel.deploy("store", site, {"DATABASE_URL": "postgresql://u:pw@h/db"})
     assert fetch(deployment.url).text == "<h1>v1</h1>"
     assert fetch(deployment.url + "/a/b.js").text == "x()"
@@ -79,7 +81,9 @@ def test_env_upsert_replaces_values(vercel: Vercel, vercel_emulator: tuple[Verce
     assert emulator.projects["envs"].env["TOKEN"]["value"] == "second-value-456"
 
 
-def test_domains_and_destroy(vercel: Vercel, vercel_emulator: tuple[VercelEmulator, str], tmp_path: Path) -> None:
+def test_domains_and_destroy(
+    vercel: Vercel, vercel_emulator: tuple[VercelEmulator, str], tmp_path: Path
+) -> None:
     emulator, _ = vercel_emulator
     deployment = vercel.deploy("brand", write_site(tmp_path / "out", {"index.html": "x"}), {})
     added = vercel.add_domain("brand", "www.example.org")
@@ -107,5 +111,7 @@ def test_every_exchange_follows_the_vercel_spec(
     # missing_files (400) is not in the OpenAPI document: its shape follows vercel/vercel's client.
     missing = [e for e in emulator.recorder.exchanges if e.status == 400]
     assert missing and all(e.response_json["error"]["code"] == "missing_files" for e in missing)
-    checked, uncovered = check("vercel/vercel-spec.subset.json", emulator.recorder.exchanges, skip_status=(400, 404))
+    checked, uncovered = check(
+        "vercel/vercel-spec.subset.json", emulator.recorder.exchanges, skip_status=(400, 404)
+    )
     assert checked >= 12 and uncovered == []
