@@ -278,7 +278,8 @@ def compare(expected: Facts, found: Facts) -> list[str]:
 class Measured:
     seconds: float
     peak_mb: float  # RSS of the process itself
-    tree_mb: float  # RSS of it and its children (Node for Prisma's engines)
+    tree_mb: float  # RSS of it and its children (Node for Prisma's engines, worker processes)
+    tree_pss_mb: float  # PSS of it and its children: pages shared between them counted once
     cpu_s: float  # CPU of the process and its descendants (worker processes under a forkserver too)
     server_cpu_s: float  # CPU of the PostgreSQL backends serving the database (sampled, so about)
     result: subprocess.CompletedProcess[str]
@@ -293,7 +294,7 @@ def run_measured(command: list[str], admin_url: str, database: str, **kwargs: An
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
     watched = psutil.Process(process.pid)
-    peak = tree_peak = 0
+    peak = tree_peak = tree_pss_peak = 0
     out: list[str] = []
     backends: dict[int, psutil.Process] = {}
     backend_cpu: dict[int, float] = {}
@@ -312,19 +313,25 @@ def run_measured(command: list[str], admin_url: str, database: str, **kwargs: An
         tick = 0
         while process.poll() is None:
             try:
-                own = watched.memory_info().rss
+                # PSS walks every page table: sampled every 5th tick, so the sampler takes little of the CPU.
+                pss = tick % 5 == 0
+                memory = watched.memory_full_info() if pss else watched.memory_info()
+                own, own_pss = memory.rss, getattr(memory, "pss", 0)
                 times = watched.cpu_times()
                 tree_cpu[watched.pid] = times.user + times.system
-                children = 0
+                children = children_pss = 0
                 for child in watched.children(recursive=True):
                     with contextlib.suppress(psutil.NoSuchProcess):
-                        children += child.memory_info().rss
+                        memory = child.memory_full_info() if pss else child.memory_info()
+                        children += memory.rss
+                        children_pss += getattr(memory, "pss", 0)
                         times = child.cpu_times()
                         tree_cpu[child.pid] = times.user + times.system
             except psutil.NoSuchProcess:
                 break
             peak = max(peak, own)
             tree_peak = max(tree_peak, own + children)
+            tree_pss_peak = max(tree_pss_peak, own_pss + children_pss)
             if tick % 5 == 0:
                 for (pid,) in admin.execute(
                     "SELECT pid FROM pg_stat_activity WHERE datname = %s", (database,)
@@ -345,7 +352,9 @@ def run_measured(command: list[str], admin_url: str, database: str, **kwargs: An
     result = subprocess.CompletedProcess(
         command, process.returncode, out[0] if out else "", out[1] if len(out) > 1 else ""
     )
-    return Measured(seconds, peak / 1e6, tree_peak / 1e6, cpu, sum(backend_cpu.values()), result)
+    return Measured(
+        seconds, peak / 1e6, tree_peak / 1e6, tree_pss_peak / 1e6, cpu, sum(backend_cpu.values()), result
+    )
 
 
 def fresh_database(admin_url: str, label: str) -> str:
@@ -463,6 +472,7 @@ def bench_scale(scale: float, admin_url: str, workdir: Path, rounds: int) -> dic
     ld_times: list[float] = []
     pg_times: list[float] = []
     ld_peaks: list[float] = []
+    ld_tree_pss: list[float] = []
     cpu_ratios: list[float] = []
     for _ in range(rounds):
         pg, pg_problems, pg_keys = run_pgloader(source, scale, admin_url, workdir, expected)
@@ -473,7 +483,7 @@ def bench_scale(scale: float, admin_url: str, workdir: Path, rounds: int) -> dic
         ):
             print(
                 f"  {label} {run.seconds:6.2f} s  {rows / run.seconds:9,.0f} rows/s  peak {run.peak_mb:4.0f} MB"
-                f" (with children {run.tree_mb:4.0f})  cpu {run.cpu_s:5.1f} s + server {run.server_cpu_s:5.1f} s"
+                f" (with children: RSS sum {run.tree_mb:4.0f}, PSS sum {run.tree_pss_mb:4.0f})  cpu {run.cpu_s:5.1f} s + server {run.server_cpu_s:5.1f} s"
                 f"  checks {'pass' if not problems else 'FAIL'}  keys kept {keys}/3{extra}"
             )
             for problem in problems[:6]:
@@ -487,11 +497,13 @@ def bench_scale(scale: float, admin_url: str, workdir: Path, rounds: int) -> dic
         pg_times.append(pg.seconds)
         ld_times.append(ld.seconds)
         ld_peaks.append(ld.peak_mb)
+        ld_tree_pss.append(ld.tree_pss_mb)
     print(
         f"  median speed-up over {rounds} pair(s): {statistics.median(ratios):.2f}x (target >= 2x); "
         f"CPU {statistics.median(cpu_ratios):.2f}x less   "
-        f"peak memory target <= 150 MB: {'met' if max(ld_peaks) <= 150 else 'MISSED'} (process itself;"
-        " Node, run for Prisma's engines at the start, counted in 'with children')"
+        f"peak memory target <= 150 MB: {'met' if max(ld_peaks) <= 150 else 'MISSED'} by the process itself,"
+        f" {'met' if max(ld_tree_pss) <= 150 else 'MISSED'} with its children (PSS sum {max(ld_tree_pss):.0f} MB:"
+        " Node for Prisma's engines at the start, the worker processes for large tables)"
     )
     return {
         "scale": scale,
@@ -499,6 +511,7 @@ def bench_scale(scale: float, admin_url: str, workdir: Path, rounds: int) -> dic
         "pgloader_s": statistics.median(pg_times),
         "launchdeck_s": statistics.median(ld_times),
         "launchdeck_peak_mb": max(ld_peaks),
+        "launchdeck_tree_pss_mb": max(ld_tree_pss),
     }
 
 

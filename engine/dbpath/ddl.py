@@ -20,7 +20,6 @@ from typing import Any, Literal
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from engine.config import settings
 from engine.dbpath import node
 from engine.dbpath.schema import PrismaSchema, schema_from_dmmf
 from engine.dbpath.transform import datasource_provider, transform_schema
@@ -41,7 +40,10 @@ def schema_for_dialect(schema_text: str, dialect: Dialect | str) -> str:
 @contextmanager
 def scratch_database(admin_url: str | None = None) -> Iterator[str]:
     """A throw-away PostgreSQL database on the admin server; dropped whatever happens."""
-    admin_url = admin_url or settings().postgres_admin_url
+    if admin_url is None:
+        from engine.config import settings  # pydantic-settings costs 60 ms at start; only needed here
+
+        admin_url = settings().postgres_admin_url
     name = f"launchdeck_scratch_{secrets.token_hex(6)}"
     try:
         with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as admin:
