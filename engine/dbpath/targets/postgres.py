@@ -73,17 +73,18 @@ def _escape_text(value: str) -> str:
     return value
 
 
-def _escape_texts(values: list[str]) -> list[str]:
-    """COPY text escaping for a whole column at once, exactly as ``COPY TO`` escapes.
+def _escape_texts(values: list[str | None]) -> list[str | None]:
+    """COPY text escaping for a whole column at once, exactly as ``COPY TO`` escapes; NULL stays None.
 
-    The search runs in C over every value; only the few values that need it are escaped in Python.
+    The search runs in C over every value (``str(None)`` needs no escape); only the few values that need
+    it are escaped in Python.
     """
-    found = list(map(_needs_escape, values))
+    found = list(map(_needs_escape, map(str, values)))
     if not any(found):
         return values
     escaped = list(values)
     for index in compress(range(len(values)), found):
-        escaped[index] = _escape_text(values[index])
+        escaped[index] = _escape_text(cast("str", values[index]))
     return escaped
 
 
@@ -129,7 +130,7 @@ def kind_of(column: Column) -> str:
 def pg_texts(column: Column, values: Sequence[Any]) -> list[str | None]:
     """Stored values as the text PostgreSQL reads, before COPY escaping; None for NULL."""
     render = TEXT_RENDERERS[kind_of(column)]
-    if None not in values:
+    if render is _same or None not in values:  # texts already, NULL (None) included
         return render(values)
     present = render([v for v in values if v is not None])
     found = iter(present)
@@ -138,14 +139,11 @@ def pg_texts(column: Column, values: Sequence[Any]) -> list[str | None]:
 
 def copy_fields(column: Column, texts: list[str | None]) -> list[str]:
     """``pg_texts`` as COPY text fields: escaped where the kind needs it, ``\\N`` for NULL."""
+    if kind_of(column) in ESCAPED_KINDS:
+        texts = _escape_texts(texts)
     if None in texts:
-        present = [t for t in texts if t is not None]
-        if kind_of(column) in ESCAPED_KINDS:
-            present = _escape_texts(present)
-        found = iter(present)
-        return [NULL_FIELD if t is None else next(found) for t in texts]
-    present_texts = cast("list[str]", texts)
-    return _escape_texts(present_texts) if kind_of(column) in ESCAPED_KINDS else present_texts
+        return [NULL_FIELD if t is None else t for t in texts]
+    return cast("list[str]", texts)
 
 
 def copy_rows(columns: Sequence[Column], texts: Sequence[list[str | None]]) -> str:
