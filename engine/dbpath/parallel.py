@@ -15,7 +15,13 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.dbpath.importer import BATCH_ROWS, MAX_REPORTED_REJECTIONS, Rejection, TableConverter
+from engine.dbpath.importer import (
+    BATCH_ROWS,
+    MAX_REPORTED_REJECTIONS,
+    Rejection,
+    TableConverter,
+    without_cyclic_gc,
+)
 from engine.dbpath.schema import Table
 from engine.dbpath.sources import SQLITE_MAGIC
 from engine.dbpath.sql import column_list, quote
@@ -92,6 +98,11 @@ _sources: dict[str, sqlite3.Connection] = {}
 
 def convert_chunk(source: str, table: Table, encoding: str, bounds: Bounds) -> Chunk:
     """In a worker: one chunk's rows as COPY data for PostgreSQL, with its rejections."""
+    with without_cyclic_gc():
+        return _convert_chunk(source, table, encoding, bounds)
+
+
+def _convert_chunk(source: str, table: Table, encoding: str, bounds: Bounds) -> Chunk:
     conn = _sources.get(source)
     if conn is None:
         conn = _sources[source] = sqlite3.connect(f"{Path(source).as_uri()}?mode=ro&immutable=1", uri=True)
