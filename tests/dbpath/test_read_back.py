@@ -37,7 +37,17 @@ JSON_TEXTS = [
     '  {"emoji": "\\ud83d\\ude80", "n": -12.500}  ',
 ]
 CASES: list[tuple[Column, list[Any]]] = [
-    (Column("s", "s", "String", False), ["", "tab\t nl\n \\N 'q' \"", "emoji 🎉", "\x01\x1f", None]),
+    (
+        Column("s", "s", "String", False),
+        [
+            "",
+            "tab\t nl\n \\N 'q' \"",
+            "emoji 🎉 and a family 👨\u200d👩\u200d👧",
+            "\x01\x1f",
+            "cr\r bs\b ff\f vt\v \\\\ \u00a0\u2028\x7f",
+            None,
+        ],
+    ),
     (Column("i", "i", "Int", False), [0, -1, 2**31 - 1, -(2**31), None]),
     (Column("b", "b", "BigInt", True), [2**63 - 1, -(2**63), 2**53 + 1, 0]),
     (Column("f", "f", "Float", False), [0.1, -0.0, 1e300, 5e-324, 123456789012345.0, 1e16, None]),

@@ -8,12 +8,12 @@ and compared byte for byte with what was sent.
 
 from __future__ import annotations
 
-import re
 import struct
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, suppress
 from datetime import datetime
 from itertools import compress, repeat
+from operator import contains, not_
 from typing import Any, cast
 
 import psycopg
@@ -60,10 +60,6 @@ COPY_ESCAPES = (
     ("\f", "\\f"),
     ("\v", "\\v"),
 )
-NEEDS_ESCAPE = re.compile("[\\\\\t\n\r\b\f\v]")
-
-
-_needs_escape = NEEDS_ESCAPE.search
 
 
 def _escape_text(value: str) -> str:
@@ -76,14 +72,19 @@ def _escape_text(value: str) -> str:
 def _escape_texts(values: list[str | None]) -> list[str | None]:
     """COPY text escaping for a whole column at once, exactly as ``COPY TO`` escapes; NULL stays None.
 
-    The search runs in C over every value (``str(None)`` needs no escape); only the few values that need
-    it are escaped in Python.
+    The characters COPY escapes are a backslash and control characters, which ``isprintable`` refuses: C
+    scans find the few values that may need it (``str(None)`` needs none), and only those are escaped.
     """
-    found = list(map(_needs_escape, map(str, values)))
-    if not any(found):
+    texts = cast("list[str]", values if None not in values else list(map(str, values)))
+    joined = "".join(texts)
+    backslash = "\\" in joined
+    if not backslash and joined.isprintable():
         return values
+    suspects = set(compress(range(len(texts)), map(not_, map(str.isprintable, texts))))
+    if backslash:
+        suspects.update(compress(range(len(texts)), map(contains, texts, repeat("\\"))))
     escaped = list(values)
-    for index in compress(range(len(values)), found):
+    for index in suspects:
         escaped[index] = _escape_text(cast("str", values[index]))
     return escaped
 
