@@ -55,7 +55,7 @@ MAX_PENDING = 2  # converted batches waiting for the writer: bounds memory
 MAX_PENDING_EARLY = 6  # while Prisma's schema engine computes the DDL, convert a little further ahead
 MIGRATION_NAME = "0_init"
 SEGMENT_ROWS = 50_000  # rows sent before they are read back and compared: bounds what is held
-SEGMENT_BYTES = 4 << 20
+SEGMENT_BYTES = 8 << 20
 HASH_MASK = (1 << 64) - 1
 ROW_SALT = 0x5BD1E995
 
