@@ -10,7 +10,6 @@ cannot be converted is reported with its table, row key and column and the run c
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import importlib
 import shutil
@@ -18,38 +17,38 @@ import sqlite3
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from contextlib import contextmanager
 from datetime import UTC, datetime
-from functools import partial
 from itertools import repeat
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from engine.dbpath.batches import (
+    BATCH_ROWS,
+    MAX_REPORTED_REJECTIONS,
+    Rejection,
+    TableConverter,
+    display_value,
+    without_cyclic_gc,
+)
 from engine.dbpath.convert import (
     Converter,
-    Unconvertible,
-    column_pipeline,
     to_datetime,
     to_decimal,
 )
 from engine.dbpath.ddl import LoadPlan, load_plan, schema_and_ddl
-from engine.dbpath.fastpath import fast_path, json_checksum_values, pg_datetime_texts, pg_decimal_texts
-from engine.dbpath.pgtext import jsonb_text
+from engine.dbpath.pgtext import copy_data
 from engine.dbpath.schema import Column, PrismaSchema, Table
 from engine.dbpath.sources import check_integrity, check_matches, count_rows, open_source
 from engine.dbpath.sql import column_list, quote
 from engine.dbpath.targets import Target, open_target, target_dialect
-from engine.dbpath.targets.postgres import copy_data
 from engine.dbpath.transform import datasource_provider
 from engine.errors import Conflict, InputError, TransientError
 
 Progress = Callable[[int, int, str], None]
-BATCH_ROWS = 5_000
-MAX_REPORTED_REJECTIONS = 1_000
 MAX_ATTEMPTS = 3
 MAX_PENDING = 2  # converted batches waiting for the writer: bounds memory
 MAX_PENDING_EARLY = 6  # while Prisma's schema engine computes the DDL, convert a little further ahead
@@ -64,14 +63,6 @@ class TableReport(BaseModel):
     source_rows: int = 0
     imported_rows: int = 0
     rejected_rows: int = 0
-
-
-class Rejection(BaseModel):
-    table: str
-    key: str
-    column: str
-    value: Any
-    reason: str
 
 
 class ImportReport(BaseModel):
@@ -208,7 +199,7 @@ class ServerChecks:
             )
             for column, want, got in zip(self.table.columns, meant, found, strict=False):
                 if want != got:
-                    return f"{self.table.name}.{column.name}: row {key} was sent as {_render(want)!r} but stored as {_render(got)!r}"
+                    return f"{self.table.name}.{column.name}: row {key} was sent as {display_value(want)!r} but stored as {display_value(got)!r}"
             return f"{self.table.name}: row {key} was stored otherwise than it was sent"
         return None  # the same lines, a different number of them: counted in ``problems``
 
@@ -262,123 +253,6 @@ class BackgroundWriter:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
         self.pending.clear()
-
-
-# ------------------------------------------------------------------------------------- conversion
-@contextmanager
-def without_cyclic_gc() -> Iterator[None]:
-    """Rows and converted values hold no reference cycles, yet the cyclic collector scans them again and
-    again while they are built (12% of the conversion time): it is off while an import runs."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def _render(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return f"x'{value.hex()[:200]}'"
-    if isinstance(value, str) and len(value) > 500:
-        return value[:500] + "..."
-    return value
-
-
-def _column_texts(column: Column) -> Callable[[Sequence[Any]], list[Any] | None] | None:
-    if column.type == "Decimal":
-        return partial(pg_decimal_texts, required=column.required)
-    if column.type == "DateTime":
-        return pg_datetime_texts
-    return None
-
-
-class TableConverter:
-    def __init__(self, table: Table, dialect: str) -> None:
-        self.table = table
-        self.steps = [column_pipeline(c, dialect) for c in table.columns]
-        self.fast = [fast_path(c) for c in table.columns]
-        # PostgreSQL stores Json as jsonb and prints it back its own way: that text is what is sent.
-        self.render_json = jsonb_text if dialect == "postgresql" else None
-        self.key_index = [i for i, c in enumerate(table.columns) if c.name in table.key_columns]
-        # Columns PostgreSQL takes as texts rendered for a whole column at once (COPY is text): a Decimal
-        # stored as REAL as the exact text of the double, a DateTime stored as epoch milliseconds.
-        self.column_texts = [
-            _column_texts(c) if dialect == "postgresql" and not c.is_enum else None for c in table.columns
-        ]
-
-    def key_of(self, row: Sequence[Any]) -> str:
-        return ", ".join(f"{self.table.columns[i].name}={row[i]!r}" for i in self.key_index)
-
-    def convert(
-        self, rows: list[tuple[Any, ...]], rejected: list[Rejection]
-    ) -> tuple[list[list[Any]], list[list[Any]], set[int]]:
-        """(columns in stored form, columns in checksum form, indexes of rejected rows)."""
-        bad_rows: set[int] = set()
-        check_columns: list[list[Any]] = []
-        stored_columns: list[list[Any]] = []
-        for index, values in enumerate(zip(*rows, strict=True)):
-            convert, store = self.steps[index]
-            is_json = self.table.columns[index].type == "Json" and not self.table.columns[index].is_enum
-            check: list[Any] | None = None
-            render = self.column_texts[index]
-            if render is not None:
-                texts = render(values)
-                if texts is not None:
-                    check_columns.append(texts)
-                    stored_columns.append(texts)
-                    continue
-            converted = self.fast[index](values)
-            if converted is not None and is_json:
-                check = json_checksum_values(converted, render=self.render_json)
-                converted = converted if check is not None else None  # invalid JSON: reported below
-            try:
-                if converted is None:
-                    converted = list(map(convert, values))
-                stored = converted if store is None else [None if v is None else store(v) for v in converted]
-            except Unconvertible:
-                check = None
-                converted, stored = self._slow(index, values, convert, store, rows, rejected, bad_rows)
-            if is_json and check is None and self.render_json is not None:
-                check = [None if v is None else self.render_json(v) for v in converted]
-            check_columns.append(converted if check is None else check)
-            stored_columns.append(check if is_json and check is not None and self.render_json else stored)
-        return stored_columns, check_columns, bad_rows
-
-    def _slow(
-        self,
-        index: int,
-        values: Sequence[Any],
-        convert: Converter,
-        store: Converter | None,
-        rows: list[tuple[Any, ...]],
-        rejected: list[Rejection],
-        bad_rows: set[int],
-    ) -> tuple[list[Any], list[Any]]:
-        converted: list[Any] = []
-        stored: list[Any] = []
-        column = self.table.columns[index]
-        for row_number, value in enumerate(values):
-            try:
-                good = convert(value)
-                kept = store(good) if store is not None and good is not None else good
-            except Unconvertible as exc:
-                good = kept = None
-                bad_rows.add(row_number)
-                if len(rejected) < MAX_REPORTED_REJECTIONS:
-                    rejected.append(
-                        Rejection(
-                            table=self.table.name,
-                            key=self.key_of(rows[row_number]),
-                            column=column.name,
-                            value=_render(value),
-                            reason=str(exc),
-                        )
-                    )
-            converted.append(good)
-            stored.append(kept)
-        return converted, stored
 
 
 # ------------------------------------------------------------------------------------- the run

@@ -15,17 +15,17 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.dbpath.importer import (
+from engine.dbpath.batches import (
     BATCH_ROWS,
     MAX_REPORTED_REJECTIONS,
     Rejection,
     TableConverter,
     without_cyclic_gc,
 )
+from engine.dbpath.pgtext import copy_data
 from engine.dbpath.schema import Table
 from engine.dbpath.sources import SQLITE_MAGIC
 from engine.dbpath.sql import column_list, quote
-from engine.dbpath.targets.postgres import copy_data
 
 MIN_ROWS = 50_000  # below this, starting worker processes costs more than it saves
 MIN_FILE_BYTES = 2 << 20  # a smaller SQLite file holds no table of MIN_ROWS rows

@@ -17,9 +17,9 @@ import pytest
 
 from engine.dbpath.fastpath import pg_decimal_texts
 from engine.dbpath.importer import import_preview
-from engine.dbpath.pgtext import jsonb_text
+from engine.dbpath.pgtext import copy_data, jsonb_text
 from engine.dbpath.schema import Column, Table
-from engine.dbpath.targets.postgres import PostgresTarget, copy_data
+from engine.dbpath.targets.postgres import PostgresTarget
 from tests.dbpath.conftest import FIDELITY_SCHEMA
 from tests.dbpath.fidelity import build_source
 

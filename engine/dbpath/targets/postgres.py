@@ -8,20 +8,16 @@ and compared byte for byte with what was sent.
 
 from __future__ import annotations
 
-import struct
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, suppress
-from datetime import datetime
-from itertools import compress, repeat
-from operator import contains, not_
-from typing import Any, cast
+from typing import Any
 
 import psycopg
 from psycopg import sql
 from psycopg.copy import Copy, QueuedLibpqWriter
 from psycopg.types.json import set_json_dumps, set_json_loads
 
-from engine.dbpath.pgtext import decimal_texts
+from engine.dbpath.pgtext import kind_of
 from engine.dbpath.schema import Column, Table
 from engine.dbpath.targets.base import Dialect, Row
 from engine.errors import InputError, LaunchdeckError, TerminalError, TransientError
@@ -43,140 +39,6 @@ COPY_TYPES = {
 def copy_type(column: Column) -> str:
     # An enum's binary form is its label's text, so it travels as text into the enum-typed column.
     return "text" if column.is_enum else COPY_TYPES[column.type]
-
-
-NULL_FIELD = "\\N"
-_pack_double = struct.Struct(">d").pack
-BOOLEAN_TEXT = {True: "t", False: "f"}  # what boolout prints
-# Kinds whose texts may hold a backslash or a control character: only these need COPY escaping.
-ESCAPED_KINDS = frozenset({"String", "Json", "Enum", "Bytes"})
-# What COPY TO escapes (CopyAttributeOutText): sending the same escapes makes the read-back identical.
-COPY_ESCAPES = (
-    ("\\", "\\\\"),
-    ("\t", "\\t"),
-    ("\n", "\\n"),
-    ("\r", "\\r"),
-    ("\b", "\\b"),
-    ("\f", "\\f"),
-    ("\v", "\\v"),
-)
-
-
-def _escape_text(value: str) -> str:
-    for raw, escaped in COPY_ESCAPES:
-        if raw in value:
-            value = value.replace(raw, escaped)
-    return value
-
-
-def _escape_texts(values: list[str | None]) -> list[str | None]:
-    """COPY text escaping for a whole column at once, exactly as ``COPY TO`` escapes; NULL stays None.
-
-    The characters COPY escapes are a backslash and control characters, which ``isprintable`` refuses: C
-    scans find the few values that may need it (``str(None)`` needs none), and only those are escaped.
-    """
-    texts = cast("list[str]", values if None not in values else list(map(str, values)))
-    joined = "".join(texts)
-    backslash = "\\" in joined
-    if not backslash and joined.isprintable():
-        return values
-    suspects = set(compress(range(len(texts)), map(not_, map(str.isprintable, texts))))
-    if backslash:
-        suspects.update(compress(range(len(texts)), map(contains, texts, repeat("\\"))))
-    escaped = list(values)
-    for index in suspects:
-        escaped[index] = _escape_text(cast("str", values[index]))
-    return escaped
-
-
-def _bytea_text(value: bytes) -> str:
-    return "\\x" + value.hex()  # bytea's input form; COPY escaping doubles the backslash
-
-
-def _datetime_text(values: Sequence[datetime | str]) -> list[str]:
-    """``YYYY-MM-DDTHH:MM:SS.mmm``, what ``read_back`` prints; texts from ``pg_datetime_texts`` already are."""
-    if values and isinstance(values[0], str):
-        return cast("list[str]", list(values))
-    return list(
-        map(datetime.isoformat, cast("Sequence[datetime]", values), repeat("T"), repeat("milliseconds"))
-    )
-
-
-def _each(render: Callable[[Any], str]) -> Callable[[Sequence[Any]], list[str]]:
-    return lambda values: list(map(render, values))
-
-
-def _same(values: Sequence[Any]) -> list[Any]:
-    return list(values)
-
-
-TEXT_RENDERERS: dict[str, Callable[[Sequence[Any]], list[Any]]] = {
-    "String": _same,
-    "Json": _same,
-    "Enum": _same,
-    "Int": _each(str),
-    "BigInt": _each(str),
-    "Float": _each(float.__repr__),  # the shortest text that reads back as the same double
-    "Decimal": decimal_texts,  # read back through trim_scale: DECIMAL(65,30) pads to 30 places
-    "Boolean": _each(BOOLEAN_TEXT.__getitem__),
-    "DateTime": _datetime_text,
-    "Bytes": _each(_bytea_text),
-}
-
-
-def kind_of(column: Column) -> str:
-    return "Enum" if column.is_enum else column.type
-
-
-def pg_texts(column: Column, values: Sequence[Any]) -> list[str | None]:
-    """Stored values as the text PostgreSQL reads, before COPY escaping; None for NULL."""
-    render = TEXT_RENDERERS[kind_of(column)]
-    if render is _same or None not in values:  # texts already, NULL (None) included
-        return render(values)
-    present = render([v for v in values if v is not None])
-    found = iter(present)
-    return [None if v is None else next(found) for v in values]
-
-
-def copy_fields(column: Column, texts: list[str | None]) -> list[str]:
-    """``pg_texts`` as COPY text fields: escaped where the kind needs it, ``\\N`` for NULL."""
-    if kind_of(column) in ESCAPED_KINDS:
-        texts = _escape_texts(texts)
-    if None in texts:
-        return [NULL_FIELD if t is None else t for t in texts]
-    return cast("list[str]", texts)
-
-
-def copy_rows(columns: Sequence[Column], texts: Sequence[list[str | None]]) -> str:
-    """Rows given column by column as ``pg_texts``, as text-format COPY data (one line per row)."""
-    fields = [copy_fields(c, t) for c, t in zip(columns, texts, strict=True)]
-    return "\n".join(map("\t".join, zip(*fields, strict=True))) + "\n"
-
-
-def _float_hex(value: float) -> str:
-    return _pack_double(value).hex()
-
-
-def copy_data(columns: Sequence[Column], stored: Sequence[list[Any]], encoding: str) -> tuple[bytes, bytes]:
-    """Columns in stored form as (COPY text to send, the COPY text ``read_back`` must then give).
-
-    The two are the same object unless a Float column is present: float8out may print a double with more
-    digits than the shortest text it was sent as, so a Float is read back as the hex of its bits.
-    """
-    texts = [pg_texts(c, values) for c, values in zip(columns, stored, strict=True)]
-    sent = copy_rows(columns, texts).encode(encoding)
-    if not any(kind_of(c) == "Float" for c in columns):
-        return sent, sent
-    expected = [
-        [None if v is None else _float_hex(v) for v in values] if kind_of(c) == "Float" else column_texts
-        for c, column_texts, values in zip(columns, texts, stored, strict=True)
-    ]
-    return sent, copy_rows(columns, expected).encode(encoding)
-
-
-def copy_text(column: Column, values: Sequence[Any]) -> list[str]:
-    """Stored values as COPY text fields (``\\N`` for NULL)."""
-    return copy_fields(column, pg_texts(column, values))
 
 
 def _json_text(obj: Any) -> str:
