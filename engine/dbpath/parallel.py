@@ -24,7 +24,7 @@ from engine.dbpath.batches import (
 )
 from engine.dbpath.pgtext import copy_data
 from engine.dbpath.schema import Table
-from engine.dbpath.sources import SQLITE_MAGIC
+from engine.dbpath.sources import connect_read_only, is_sqlite_file
 from engine.dbpath.sql import column_list, quote
 
 MIN_ROWS = 50_000  # below this, starting worker processes costs more than it saves
@@ -77,11 +77,7 @@ def chunk_bounds(conn: sqlite3.Connection, table: Table) -> list[Bounds] | None:
 def worth_starting(source: Path | str) -> bool:
     """Whether ``source`` is a SQLite file large enough to hold a table the workers would convert."""
     path = Path(source)
-    try:
-        with path.open("rb") as handle:
-            return handle.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC and path.stat().st_size >= MIN_FILE_BYTES
-    except OSError:
-        return False
+    return is_sqlite_file(path) and path.stat().st_size >= MIN_FILE_BYTES
 
 
 def start_pool() -> ProcessPoolExecutor:
@@ -105,7 +101,7 @@ def convert_chunk(source: str, table: Table, encoding: str, bounds: Bounds) -> C
 def _convert_chunk(source: str, table: Table, encoding: str, bounds: Bounds) -> Chunk:
     conn = _sources.get(source)
     if conn is None:
-        conn = _sources[source] = sqlite3.connect(f"{Path(source).as_uri()}?mode=ro&immutable=1", uri=True)
+        conn = _sources[source] = connect_read_only(source)
     after, upto = bounds
     conditions = [
         c for c in ("rowid > ?" if after is not None else "", "rowid <= ?" if upto is not None else "") if c

@@ -18,14 +18,26 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 SKIPPED_TABLES = frozenset({"_prisma_migrations"})
 
 
+def is_sqlite_file(path: Path) -> bool:
+    """Whether ``path`` is a SQLite database file (else a dump, or nothing readable)."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+    except OSError:
+        return False
+
+
+def connect_read_only(path: Path | str) -> sqlite3.Connection:
+    """A connection that can neither change the file nor leave a journal beside it."""
+    return sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+
+
 @contextmanager
 def open_source(source: Path | str) -> Iterator[sqlite3.Connection]:
     path = Path(source)
     if not path.is_file():
         raise InputError(f"the source {path} does not exist or is not a file")
-    with path.open("rb") as handle:
-        head = handle.read(len(SQLITE_MAGIC))
-    conn = _open_file(path) if head == SQLITE_MAGIC else _load_dump(path)
+    conn = _open_file(path) if is_sqlite_file(path) else _load_dump(path)
     try:
         yield conn
     finally:
@@ -33,7 +45,7 @@ def open_source(source: Path | str) -> Iterator[sqlite3.Connection]:
 
 
 def _open_file(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+    conn = connect_read_only(path)
     try:
         conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()
     except sqlite3.DatabaseError as exc:
@@ -53,10 +65,9 @@ def check_integrity(source: Path | str) -> None:
     connection (SQLite releases the GIL) while the rows are read, and waits for it before committing.
     """
     path = Path(source)
-    with path.open("rb") as handle:
-        if handle.read(len(SQLITE_MAGIC)) != SQLITE_MAGIC:
-            return
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+    if not is_sqlite_file(path):
+        return
+    conn = connect_read_only(path)
     try:
         problems = [row[0] for row in conn.execute("PRAGMA quick_check").fetchall()]
     except sqlite3.DatabaseError as exc:
