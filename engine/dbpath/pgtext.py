@@ -212,9 +212,8 @@ def copy_fields(column: Column, texts: list[str | None]) -> list[str]:
     return cast("list[str]", texts)
 
 
-def copy_rows(columns: Sequence[Column], texts: Sequence[list[str | None]]) -> str:
-    """Rows given column by column as ``pg_texts``, as text-format COPY data (one line per row)."""
-    fields = [copy_fields(c, t) for c, t in zip(columns, texts, strict=True)]
+def _copy_lines(fields: Sequence[list[str]]) -> str:
+    """Fields given column by column as text-format COPY data, one line per row."""
     return "\n".join(map("\t".join, zip(*fields, strict=True))) + "\n"
 
 
@@ -228,12 +227,14 @@ def copy_data(columns: Sequence[Column], stored: Sequence[list[Any]], encoding: 
     The two are the same object unless a Float column is present: float8out may print a double with more
     digits than the shortest text it was sent as, so a Float is read back as the hex of its bits.
     """
-    texts = [pg_texts(c, values) for c, values in zip(columns, stored, strict=True)]
-    sent = copy_rows(columns, texts).encode(encoding)
+    fields = [copy_fields(c, pg_texts(c, values)) for c, values in zip(columns, stored, strict=True)]
+    sent = _copy_lines(fields).encode(encoding)
     if not any(kind_of(c) == "Float" for c in columns):
         return sent, sent
     expected = [
-        [None if v is None else _float_hex(v) for v in values] if kind_of(c) == "Float" else column_texts
-        for c, column_texts, values in zip(columns, texts, stored, strict=True)
+        copy_fields(c, [None if v is None else _float_hex(v) for v in values])
+        if kind_of(c) == "Float"
+        else sent_fields
+        for c, sent_fields, values in zip(columns, fields, stored, strict=True)
     ]
-    return sent, copy_rows(columns, expected).encode(encoding)
+    return sent, _copy_lines(expected).encode(encoding)
