@@ -140,7 +140,9 @@ def test_faults_rate_limit_server_error_and_dropped_connection(
     limited = client.post("/v3/pipeline", json={"baton": None, "requests": []})
     assert limited.status_code == 429 and limited.headers["retry-after"] == "3"
     assert client.post("/v3/pipeline", json={"baton": None, "requests": []}).status_code == 502
-    with pytest.raises(httpx.RemoteProtocolError):
+    # The connection closes mid-answer: the client sees the body cut short or, when the close races the
+    # request's last bytes, a reset. Either way no answer arrives (the import retries both).
+    with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
         client.post("/v3/pipeline", json={"baton": None, "requests": []})
     assert pipeline(client, None, execute("SELECT 1"))["results"][0]["type"] == "ok"
 
