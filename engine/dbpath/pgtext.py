@@ -3,9 +3,9 @@
 The import verifies a PostgreSQL load by reading every segment of rows back as COPY text right after
 loading it and comparing the bytes with what it sent (``ServerChecks`` in the importer). That works
 because each value is sent in the very form PostgreSQL's output gives for the stored value: Boolean
-``t``/``f``, DateTime as ``YYYY-MM-DDTHH:MM:SS.mmm`` (read back through ``to_char``), Decimal without
-trailing fractional zeros (read back through ``trim_scale``), Json as jsonb prints it, and COPY's own
-escapes. Float is the one exception: ``copy_data`` gives the hex of its bits as what reading it back
+``t``/``f``, DateTime as ``YYYY-MM-DD HH:MM:SS.mmm`` without trailing fractional zeros (the ISO DateStyle
+the import sets), Decimal without trailing fractional zeros (read back through ``trim_scale``), Json as
+jsonb prints it, and COPY's own escapes. Float is the one exception: ``copy_data`` gives the hex of its bits as what reading it back
 must give, since float8out may print more digits than the shortest text it was sent as.
 
 Nothing here talks to the database, so the worker processes that render COPY text do not load psycopg.
@@ -158,13 +158,16 @@ def _bytea_text(value: bytes) -> str:
     return "\\x" + value.hex()  # bytea's input form; COPY escaping doubles the backslash
 
 
+def _timestamp_text(moment: datetime) -> str:
+    text = moment.isoformat(" ", "milliseconds")
+    return text[:-4] if text.endswith(".000") else text.rstrip("0")
+
+
 def _datetime_text(values: Sequence[datetime | str]) -> list[str]:
-    """``YYYY-MM-DDTHH:MM:SS.mmm``, what ``read_back`` prints; texts from ``pg_datetime_texts`` already are."""
+    """What PostgreSQL prints for the stored timestamps (``pg_datetime_texts`` gives texts already)."""
     if values and isinstance(values[0], str):
         return cast("list[str]", list(values))
-    return list(
-        map(datetime.isoformat, cast("Sequence[datetime]", values), repeat("T"), repeat("milliseconds"))
-    )
+    return list(map(_timestamp_text, cast("Sequence[datetime]", values)))
 
 
 def _each(render: Callable[[Any], str]) -> Callable[[Sequence[Any]], list[str]]:

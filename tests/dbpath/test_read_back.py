@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from engine.dbpath.fastpath import pg_decimal_texts
+from engine.dbpath.fastpath import pg_datetime_texts, pg_decimal_texts
 from engine.dbpath.importer import import_preview
 from engine.dbpath.pgtext import copy_data, jsonb_text
 from engine.dbpath.schema import Column, Table
@@ -36,6 +36,14 @@ JSON_TEXTS = [
     "12345678901234567890123",
     '  {"emoji": "\\ud83d\\ude80", "n": -12.500}  ',
 ]
+
+
+def epoch_ms_texts(*values: int) -> list[str]:
+    texts = pg_datetime_texts(values)
+    assert texts is not None, "epoch milliseconds in range take the whole-column path"
+    return texts
+
+
 CASES: list[tuple[Column, list[Any]]] = [
     (
         Column("s", "s", "String", False),
@@ -82,7 +90,18 @@ CASES: list[tuple[Column, list[Any]]] = [
     (Column("o", "o", "Boolean", False), [True, False, None]),
     (
         Column("t", "t", "DateTime", False),
-        [datetime(2026, 1, 1, 0, 0, 0, 123000), datetime(1, 1, 1), datetime(9999, 12, 31, 23, 59, 59), None],
+        [
+            datetime(2026, 1, 1, 0, 0, 0, 123000),
+            datetime(2026, 1, 1, 0, 0, 0, 120000),
+            datetime(2026, 1, 1, 0, 0, 0, 100000),
+            datetime(1, 1, 1),
+            datetime(9999, 12, 31, 23, 59, 59),
+            None,
+        ],
+    ),
+    (  # epoch milliseconds, rendered a whole column at once
+        Column("t", "t", "DateTime", True),
+        epoch_ms_texts(1_767_225_600_123, 1_767_225_600_120, 1_767_225_600_100, 0, -1, -62_135_596_800_000),
     ),
     (Column("j", "j", "Json", False), [*JSON_TEXTS, None]),
     (Column("y", "y", "Bytes", False), [b"\x00\x01\xfe\xff", b"", None]),

@@ -59,8 +59,6 @@ def _read_back_column(column: Column) -> sql.Composable:
         return sql.SQL("trim_scale({})").format(name)
     if kind == "Float":
         return sql.SQL("encode(float8send({}), 'hex')").format(name)
-    if kind == "DateTime":  # Prisma's TIMESTAMP(3): always three fractional digits, as sent
-        return sql.SQL("""to_char({}, 'YYYY-MM-DD"T"HH24:MI:SS.MS')""").format(name)
     return name
 
 
