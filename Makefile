@@ -15,6 +15,8 @@ setup:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m pip install -q uv
 	uv sync --frozen --compile-bytecode --python $(PYTHON)
+	@# The project's own modules too (installed editable): each start of the CLI or a worker skips compiling them.
+	$(VENV)/bin/python -m compileall -q -j 0 -x node_modules engine pipelines console >/dev/null
 	@for d in $(NPM_DIRS); do \
 	  if [ ! -f $$d/node_modules/.package-lock.json ] || [ $$d/package-lock.json -nt $$d/node_modules/.package-lock.json ]; then \
 	    echo "npm ci in $$d"; (cd $$d && npm ci --no-audit --no-fund --loglevel=error) || exit 1; fi; done
