@@ -290,6 +290,9 @@ def import_preview(
     dialect = target_dialect(target_url)
     from engine.dbpath import parallel  # it imports this module
 
+    wants_workers = dialect == "postgresql" and parallel.worth_starting(source)
+    # Forked before this process starts a thread (parallel.forked_pool), the workers start at once.
+    forked = parallel.forked_pool() if wants_workers else None
     # Prisma's engines run in Node while this process connects and checks the source.
     pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="import-prepare")
     # Prisma's parser answers first: rows are read and converted while its schema engine computes the DDL.
@@ -313,12 +316,13 @@ def import_preview(
     pool.submit(importlib.import_module, "sqlglot")
     # Reading every page of the source takes a while: it runs beside everything else, awaited before commit.
     integrity = pool.submit(check_integrity, source)
-    # The worker processes start while Node runs, so the first rows are converted as soon as the schema is known.
-    workers = (
-        pool.submit(parallel.start_pool)
-        if dialect == "postgresql" and parallel.worth_starting(source)
-        else None
-    )
+    # Otherwise they start while Node runs, so the first rows are converted as soon as the schema is known.
+    workers: Future[ProcessPoolExecutor] | None = None
+    if forked is not None:
+        workers = Future()
+        workers.set_result(forked)
+    elif wants_workers:
+        workers = pool.submit(parallel.start_pool)
     attempt = 0
     try:
         while True:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import sqlite3
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,13 +81,30 @@ def worth_starting(source: Path | str) -> bool:
     return is_sqlite_file(path) and path.stat().st_size >= MIN_FILE_BYTES
 
 
+def _started(context: multiprocessing.context.BaseContext) -> ProcessPoolExecutor:
+    pool = ProcessPoolExecutor(max_workers=WORKERS, mp_context=context)
+    for _ in range(WORKERS):  # start them now, not at the first chunk
+        pool.submit(int)
+    return pool
+
+
+def forked_pool() -> ProcessPoolExecutor | None:
+    """Workers forked from this process, or None when it runs other threads.
+
+    A forked worker shares the modules this process imported, page for page, and imports nothing
+    itself: one copy of them in memory instead of a second one in a forkserver. A fork copies only the
+    thread that calls it, so with other threads running it could copy a lock one of them holds; then
+    ``start_pool`` starts the workers from a clean forkserver instead.
+    """
+    if threading.active_count() > 1:
+        return None
+    return _started(multiprocessing.get_context("fork"))
+
+
 def start_pool() -> ProcessPoolExecutor:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])  # each worker forks with the converters imported
-    pool = ProcessPoolExecutor(max_workers=WORKERS, mp_context=context)
-    for _ in range(WORKERS):  # start them now: they import while the small tables are converted
-        pool.submit(int)
-    return pool
+    return _started(context)
 
 
 _sources: dict[str, sqlite3.Connection] = {}

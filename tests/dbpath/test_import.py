@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -432,6 +434,33 @@ def test_fidelity_matrix_into_postgresql_through_worker_processes(
     app_dir: Path, source: Path, pg_database: str
 ) -> None:
     test_fidelity_matrix_into_postgresql(app_dir, source, pg_database)
+
+
+@pytest.mark.usefixtures("in_workers")
+def test_worker_processes_from_a_process_running_other_threads(
+    app_dir: Path, source: Path, pg_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the console's server calls it: a fork could copy another thread's lock, so a forkserver starts
+    the workers, with the same result."""
+    from engine.dbpath import parallel
+
+    started: list[str] = []
+    start_pool = parallel.start_pool
+
+    def start_forkserver_pool() -> ProcessPoolExecutor:
+        started.append("forkserver")
+        return start_pool()
+
+    monkeypatch.setattr(parallel, "start_pool", start_forkserver_pool)
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        test_fidelity_matrix_into_postgresql(app_dir, source, pg_database)
+    finally:
+        stop.set()
+        other.join()
+    assert started == ["forkserver"]
 
 
 @pytest.mark.usefixtures("in_workers")
