@@ -5,8 +5,9 @@ loading it and comparing the bytes with what it sent (``ServerChecks`` in the im
 because each value is sent in the very form PostgreSQL's output gives for the stored value: Boolean
 ``t``/``f``, DateTime as ``YYYY-MM-DD HH:MM:SS.mmm`` without trailing fractional zeros (the ISO DateStyle
 the import sets), Decimal without trailing fractional zeros (read back through ``trim_scale``), Json as
-jsonb prints it, and COPY's own escapes. Float is the one exception: ``copy_data`` gives the hex of its bits as what reading it back
-must give, since float8out may print more digits than the shortest text it was sent as.
+jsonb prints it, and COPY's own escapes. Float is the one exception: ``copy_data`` gives the hex of its
+bits as what reading it back must give, since float8out may print more digits than the shortest text it
+was sent as.
 
 Nothing here talks to the database, so the worker processes that render COPY text do not load psycopg.
 """
