@@ -89,7 +89,7 @@ class TableConverter:
         stored_columns: list[list[Any]] = []
         for index, values in enumerate(zip(*rows, strict=True)):
             convert, store = self.steps[index]
-            is_json = self.table.columns[index].type == "Json" and not self.table.columns[index].is_enum
+            is_json = self.table.columns[index].kind == "Json"
             check: list[Any] | None = None
             render = self.column_texts[index]
             if render is not None:

@@ -234,7 +234,7 @@ def canonical(column: Column, value: Any) -> Any:
     """The comparable form of a converted (source) or stored (target) value."""
     if value is None:
         return None
-    kind = "Enum" if column.is_enum else column.type
+    kind = column.kind
     if kind in ("String", "Enum"):
         return str(value)
     if kind in ("Int", "BigInt"):

@@ -53,7 +53,7 @@ def fast_path(column: Column) -> FastPath:
 def _convert(
     column: Column, values: Sequence[Any], present: Sequence[Any], kinds: set[type], has_null: bool
 ) -> list[Any] | None:
-    kind = "Enum" if column.is_enum else column.type
+    kind = column.kind
     if kind == "String" and kinds == {str}:
         return None if "\x00" in "\x01".join(present) else list(values)
     if kind == "Json" and kinds == {str}:

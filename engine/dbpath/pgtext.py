@@ -193,13 +193,9 @@ TEXT_RENDERERS: dict[str, Callable[[Sequence[Any]], list[Any]]] = {
 }
 
 
-def kind_of(column: Column) -> str:
-    return "Enum" if column.is_enum else column.type
-
-
 def pg_texts(column: Column, values: Sequence[Any]) -> list[str | None]:
     """Stored values as the text PostgreSQL reads, before COPY escaping; None for NULL."""
-    render = TEXT_RENDERERS[kind_of(column)]
+    render = TEXT_RENDERERS[column.kind]
     if render is _same or None not in values:  # texts already, NULL (None) included
         return render(values)
     present = render([v for v in values if v is not None])
@@ -209,7 +205,7 @@ def pg_texts(column: Column, values: Sequence[Any]) -> list[str | None]:
 
 def copy_fields(column: Column, texts: list[str | None]) -> list[str]:
     """``pg_texts`` as COPY text fields: escaped where the kind needs it, ``\\N`` for NULL."""
-    if kind_of(column) in ESCAPED_KINDS:
+    if column.kind in ESCAPED_KINDS:
         texts = _escape_texts(texts)
     if None in texts:
         return [NULL_FIELD if t is None else t for t in texts]
@@ -233,11 +229,11 @@ def copy_data(columns: Sequence[Column], stored: Sequence[list[Any]], encoding: 
     """
     fields = [copy_fields(c, pg_texts(c, values)) for c, values in zip(columns, stored, strict=True)]
     sent = _copy_lines(fields).encode(encoding)
-    if not any(kind_of(c) == "Float" for c in columns):
+    if not any(c.kind == "Float" for c in columns):
         return sent, sent
     expected = [
         copy_fields(c, [None if v is None else _float_hex(v) for v in values])
-        if kind_of(c) == "Float"
+        if c.kind == "Float"
         else sent_fields
         for c, sent_fields, values in zip(columns, fields, stored, strict=True)
     ]

@@ -31,6 +31,11 @@ class Column:
     def is_enum(self) -> bool:
         return self.enum_values is not None
 
+    @property
+    def kind(self) -> str:
+        """The scalar type, or ``Enum`` for an enum column (its ``type`` is the enum's own name)."""
+        return "Enum" if self.is_enum else self.type
+
 
 @dataclass(frozen=True)
 class Table:

@@ -17,7 +17,6 @@ from psycopg import sql
 from psycopg.copy import Copy, QueuedLibpqWriter
 from psycopg.types.json import set_json_dumps, set_json_loads
 
-from engine.dbpath.pgtext import kind_of
 from engine.dbpath.schema import Column, Table
 from engine.dbpath.targets.base import Dialect, Row
 from engine.errors import InputError, LaunchdeckError, TerminalError, TransientError
@@ -54,7 +53,7 @@ def _raw_json(data: str | bytes) -> str:
 
 def _read_back_column(column: Column) -> sql.Composable:
     name = sql.Identifier(column.name)
-    kind = kind_of(column)
+    kind = column.kind
     if kind == "Decimal":  # DECIMAL(65,30) pads every value to 30 places
         return sql.SQL("trim_scale({})").format(name)
     if kind == "Float":
