@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import psycopg
+from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from engine.dbpath import node
@@ -160,22 +161,13 @@ def load_plan(ddl: str, dialect: Dialect | str) -> LoadPlan:
 
 
 def add_primary_key(table: str, constraint: str, columns: list[str]) -> str:
-    from sqlglot import exp  # imported here: a large package the rest of an import never needs
-
-    alter = exp.Alter(
-        this=exp.to_table(exp.to_identifier(table, quoted=True).sql("postgres"), dialect="postgres"),
-        kind="TABLE",
-        actions=[
-            exp.AddConstraint(
-                expressions=[
-                    exp.Constraint(
-                        this=exp.to_identifier(constraint, quoted=True),
-                        expressions=[
-                            exp.PrimaryKey(expressions=[exp.to_identifier(c, quoted=True) for c in columns])
-                        ],
-                    )
-                ]
-            )
-        ],
+    # psycopg's composition (loaded anyway) quotes as PostgreSQL does; no parser needed for one statement.
+    return (
+        sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({})")
+        .format(
+            sql.Identifier(table),
+            sql.Identifier(constraint),
+            sql.SQL(", ").join(map(sql.Identifier, columns)),
+        )
+        .as_string()
     )
-    return alter.sql("postgres")

@@ -11,7 +11,6 @@ cannot be converted is reported with its table, row key and column and the run c
 from __future__ import annotations
 
 import hashlib
-import importlib
 import shutil
 import sqlite3
 import time
@@ -54,7 +53,7 @@ MAX_PENDING = 2  # converted batches waiting for the writer: bounds memory
 MAX_PENDING_EARLY = 6  # while Prisma's schema engine computes the DDL, convert a little further ahead
 MIGRATION_NAME = "0_init"
 SEGMENT_ROWS = 50_000  # rows sent before they are read back and compared: bounds what is held
-SEGMENT_BYTES = 8 << 20
+SEGMENT_BYTES = 4 << 20
 HASH_MASK = (1 << 64) - 1
 ROW_SALT = 0x5BD1E995
 
@@ -312,11 +311,9 @@ def import_preview(
             raise
 
     prepared = pool.submit(prepare)
-    # load_plan builds SQL with sqlglot, a large package: imported while Node works, not after.
-    pool.submit(importlib.import_module, "sqlglot")
     # Reading every page of the source takes a while: it runs beside everything else, awaited before commit.
     integrity = pool.submit(check_integrity, source)
-    # Otherwise they start while Node runs, so the first rows are converted as soon as the schema is known.
+    # Otherwise they start while Node runs, ready to convert once it has exited (see ``_run``).
     workers: Future[ProcessPoolExecutor] | None = None
     if forked is not None:
         workers = Future()
@@ -423,6 +420,10 @@ def _run(
     pool = workers.result() if workers is not None and source is not None else None
 
     try:
+        if pool is not None:
+            # The workers start converting once Node has exited: Prisma's engines (about 80 MB) and two
+            # converting workers at the same time would take the import over its memory budget.
+            ddl_answer()
         writer.submit(create_tables)
         for table in schema.tables:
             converter = TableConverter(table, target.dialect)

@@ -30,7 +30,7 @@ from engine.dbpath.sql import column_list, quote
 
 MIN_ROWS = 50_000  # below this, starting worker processes costs more than it saves
 MIN_FILE_BYTES = 2 << 20  # a smaller SQLite file holds no table of MIN_ROWS rows
-CHUNK_ROWS = 20_000  # a few chunks in flight bound the memory
+CHUNK_ROWS = 10_000  # a few chunks in flight bound the memory
 WORKERS = 2  # the machine's cores
 SHADOWING = frozenset({"rowid", "_rowid_", "oid"})
 
