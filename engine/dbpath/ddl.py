@@ -23,19 +23,13 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from engine.dbpath import node
 from engine.dbpath.schema import PrismaSchema, schema_from_dmmf
-from engine.dbpath.transform import datasource_provider, transform_schema
+from engine.dbpath.transform import datasource_provider, schema_for_dialect
 from engine.errors import InputError, TerminalError
 
 Dialect = Literal["postgresql", "sqlite"]
 STATEMENT_HEADER = re.compile(r"^-- (\w+)\n", re.MULTILINE)
 PRIMARY_KEY = re.compile(r',\s*\n\s*CONSTRAINT "([^"]+)" PRIMARY KEY \(([^)]*)\)')
 CREATE_TABLE_NAME = re.compile(r'^CREATE TABLE "([^"]+)"')
-
-
-def schema_for_dialect(schema_text: str, dialect: Dialect | str) -> str:
-    if dialect not in ("postgresql", "sqlite"):
-        raise InputError(f"unknown dialect {dialect!r}: use postgresql or sqlite")
-    return transform_schema(schema_text, "postgresql" if dialect == "postgresql" else "libsql")
 
 
 @contextmanager
@@ -72,15 +66,11 @@ def ddl_for_schema(schema_text: str, dialect: Dialect | str, *, url: str | None 
     """What Prisma's schema engine creates for ``schema_text`` on ``dialect``, as one SQL script."""
     target_schema = schema_for_dialect(schema_text, dialect)
     if dialect == "sqlite":
-        return str(node.call({"op": "ddl", "schema": target_schema, "dialect": "sqlite"})["sql"])
+        return str(node.call(node.ddl_request(target_schema, dialect))["sql"])
     if url is not None:
-        return str(
-            node.call({"op": "ddl", "schema": target_schema, "dialect": "postgresql", "url": url})["sql"]
-        )
+        return str(node.call(node.ddl_request(target_schema, dialect, url=url))["sql"])
     with scratch_database() as scratch:
-        return str(
-            node.call({"op": "ddl", "schema": target_schema, "dialect": "postgresql", "url": scratch})["sql"]
-        )
+        return str(node.call(node.ddl_request(target_schema, dialect, url=scratch))["sql"])
 
 
 def schema_and_ddl(
@@ -95,12 +85,9 @@ def schema_and_ddl(
     ``on_schema`` gets the parsed schema as soon as Prisma's parser answers, while the schema engine is
     still computing the DDL.
     """
-    target_schema = schema_for_dialect(schema_text, dialect)
-    request = {"op": "ddl", "schema": target_schema, "dialect": dialect, "withDmmf": True}
-    if dialect == "postgresql":
-        if url is None:
-            raise InputError("PostgreSQL DDL needs the server's URL")
-        request["url"] = url
+    if dialect == "postgresql" and url is None:
+        raise InputError("PostgreSQL DDL needs the server's URL")
+    request = node.ddl_request(schema_for_dialect(schema_text, dialect), dialect, url=url, with_dmmf=True)
     provider = datasource_provider(schema_text)
     parsed: list[PrismaSchema] = []
 

@@ -201,3 +201,10 @@ def prisma_config_for(target: Target | str, schema_path: str = "prisma/schema.pr
         '  datasource: { url: env("DATABASE_URL") },\n'
         "});\n"
     )
+
+
+def schema_for_dialect(schema_text: str, dialect: str) -> str:
+    """The schema transformed for a SQL dialect's target: PostgreSQL, or libSQL for SQLite."""
+    if dialect not in ("postgresql", "sqlite"):
+        raise InputError(f"unknown dialect {dialect!r}: use postgresql or sqlite")
+    return transform_schema(schema_text, "postgresql" if dialect == "postgresql" else "libsql")

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
 from pathlib import Path
+from typing import Any
 
+import psutil
+import pytest
 from typer.testing import CliRunner
 
 from engine.cli.db import EXIT_BAD_INPUT, EXIT_NOT_VERIFIED, app
+from engine.dbpath import node
 from tests.dbpath.conftest import FIDELITY_SCHEMA, HERE
 from tests.dbpath.fidelity import build_source
 
@@ -79,3 +84,36 @@ def test_import_human_output_names_the_bad_value(tmp_path: Path) -> None:
     assert result.exit_code == EXIT_NOT_VERIFIED
     assert "table accounts, row id=9, column plan, value 'GOLD'" in result.stderr
     assert not (tmp_path / "prod.db").exists()
+
+
+def test_import_runs_prismas_engines_once_and_leaves_no_node_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The command line starts Node before the importer loads; the importer takes that run over.
+    started: list[list[str]] = []
+    real_popen = subprocess.Popen
+
+    def counting_popen(args: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        if str(node.SCRIPT) in args:
+            started.append(args)
+        return real_popen(args, **kwargs)
+
+    monkeypatch.setattr(node.subprocess, "Popen", counting_popen)
+    (tmp_path / "prisma").mkdir()
+    schema = tmp_path / "prisma" / "schema.prisma"
+    schema.write_text(FIDELITY_SCHEMA.read_text())
+    source = build_source(tmp_path / "preview.sqlite")
+    args = ["import", "--schema", str(schema), "--to", f"file:{tmp_path / 'prod.db'}", "--json"]
+
+    ok = runner.invoke(app, [*args, "--from", str(source)])
+    assert ok.exit_code == 0, ok.output
+    assert len(started) == 1
+
+    # A failed import does not leave Node waiting on a pipe nobody reads.
+    missing = runner.invoke(app, [*args, "--from", str(tmp_path / "missing.sqlite")])
+    assert missing.exit_code == EXIT_BAD_INPUT
+    assert "missing.sqlite" in json.loads(missing.stdout)["error"]
+    assert len(started) == 2
+    engines = [p for p in psutil.Process().children() if str(node.SCRIPT) in " ".join(p.cmdline())]
+    _, alive = psutil.wait_procs(engines, timeout=10)
+    assert alive == []
