@@ -294,7 +294,8 @@ def import_preview(
     forked = parallel.forked_pool() if wants_workers else None
     # Prisma's engines run in Node while this process connects and checks the source.
     pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="import-prepare")
-    # Prisma's parser answers first: rows are read and converted while its schema engine computes the DDL.
+    # Prisma's parser answers first: small tables are read and converted here while its schema engine
+    # computes the DDL (worker processes wait for it to exit, see ``_run``).
     schema_ready: Future[PrismaSchema] = Future()
 
     def prepare() -> tuple[PrismaSchema, str]:

@@ -63,7 +63,7 @@ def call_lines(
     A run ``start_early`` began on the same request is taken over instead of starting another.
     """
     running = _early.pop(_key(request), None) or _Running(request)
-    return running.answers(request, timeout=timeout, on_line=on_line)
+    return running.answers(timeout=timeout, on_line=on_line)
 
 
 def start_early(request: dict[str, Any]) -> None:
@@ -91,6 +91,7 @@ class _Running:
     """One run of ``dbpath.mjs``: started with its request on stdin, answered by ``answers``."""
 
     def __init__(self, request: dict[str, Any]) -> None:
+        self.op = request.get("op")
         self.process = subprocess.Popen(
             # V8's baseline WebAssembly compiler only: Prisma's engines start 0.1 s sooner in 40 MB less.
             [_node(), "--liftoff-only", str(SCRIPT)],
@@ -112,7 +113,6 @@ class _Running:
 
     def answers(
         self,
-        request: dict[str, Any],
         *,
         timeout: float,
         on_line: Callable[[dict[str, Any]], None] | None,
@@ -143,9 +143,7 @@ class _Running:
                 timer.cancel()
             reader.join(timeout=5)
         if timer.finished.is_set() and process.returncode not in (0, 1):
-            raise TerminalError(
-                f"Prisma's engine did not answer {request.get('op')!r} within {timeout:.0f} s"
-            )
+            raise TerminalError(f"Prisma's engine did not answer {self.op!r} within {timeout:.0f} s")
         errors = stderr[0].decode(errors="replace")[-2000:] if stderr else ""
         last = lines[-1] if lines else b"{}"
         try:
