@@ -17,7 +17,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from engine.dbpath.convert import Converter, Unconvertible, column_pipeline
-from engine.dbpath.fastpath import fast_path, json_checksum_values, pg_datetime_texts, pg_decimal_texts
+from engine.dbpath.fastpath import fast_path, json_checksum_values, pg_decimal_texts, pg_timestamps
+from engine.dbpath.pgbinary import ColumnValues
 from engine.dbpath.pgtext import jsonb_text
 from engine.dbpath.schema import Column, Table
 
@@ -55,11 +56,11 @@ def display_value(value: Any) -> Any:
     return value
 
 
-def _column_texts(column: Column) -> Callable[[Sequence[Any]], list[Any] | None] | None:
+def _whole_column(column: Column) -> Callable[[Sequence[Any]], ColumnValues | None] | None:
     if column.type == "Decimal":
         return partial(pg_decimal_texts, required=column.required)
     if column.type == "DateTime":
-        return pg_datetime_texts
+        return pg_timestamps
     return None
 
 
@@ -71,10 +72,10 @@ class TableConverter:
         # PostgreSQL stores Json as jsonb and prints it back its own way: that text is what is sent.
         self.render_json = jsonb_text if dialect == "postgresql" else None
         self.key_index = [i for i, c in enumerate(table.columns) if c.name in table.key_columns]
-        # Columns PostgreSQL takes as texts rendered for a whole column at once (COPY is text): a Decimal
-        # stored as REAL as the exact text of the double, a DateTime stored as epoch milliseconds.
-        self.column_texts = [
-            _column_texts(c) if dialect == "postgresql" and not c.is_enum else None for c in table.columns
+        # Columns converted for PostgreSQL a whole column at once: a Decimal stored as REAL as the exact
+        # text of the double, a DateTime stored as epoch milliseconds as PostgreSQL's timestamps.
+        self.whole_column = [
+            _whole_column(c) if dialect == "postgresql" and not c.is_enum else None for c in table.columns
         ]
 
     def key_of(self, row: Sequence[Any]) -> str:
@@ -82,21 +83,21 @@ class TableConverter:
 
     def convert(
         self, rows: list[tuple[Any, ...]], rejected: list[Rejection]
-    ) -> tuple[list[list[Any]], list[list[Any]], set[int]]:
+    ) -> tuple[list[ColumnValues], list[ColumnValues], set[int]]:
         """(columns in stored form, columns in checksum form, indexes of rejected rows)."""
         bad_rows: set[int] = set()
-        check_columns: list[list[Any]] = []
-        stored_columns: list[list[Any]] = []
+        check_columns: list[ColumnValues] = []
+        stored_columns: list[ColumnValues] = []
         for index, values in enumerate(zip(*rows, strict=True)):
             convert, store = self.steps[index]
             is_json = self.table.columns[index].kind == "Json"
             check: list[Any] | None = None
-            render = self.column_texts[index]
-            if render is not None:
-                texts = render(values)
-                if texts is not None:
-                    check_columns.append(texts)
-                    stored_columns.append(texts)
+            whole = self.whole_column[index]
+            if whole is not None:
+                converted = whole(values)
+                if converted is not None:
+                    check_columns.append(converted)
+                    stored_columns.append(converted)
                     continue
             converted = self.fast[index](values)
             if converted is not None and is_json:

@@ -16,7 +16,7 @@ import math
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, InvalidOperation
 from typing import Any
 
 from engine.dbpath.schema import Column
@@ -212,9 +212,13 @@ def converter_for(column: Column) -> Converter:
 
 
 # -------------------------------------------------------------------------------------- canonical
+# normalize() rounds to its context's precision, 28 digits by default: this one keeps every digit.
+EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
+
+
 def plain_decimal(number: Decimal) -> str:
     """Plain digits without trailing fractional zeros; zero (negative zero too) as ``0``."""
-    normal = number.normalize()
+    normal = number.normalize(EXACT)
     return format(normal if normal != 0 else Decimal(0), "f")
 
 
@@ -263,7 +267,7 @@ PG_DECIMAL_INTEGER_DIGITS = 35
 
 
 def _pg_decimal(value: Decimal) -> Decimal:
-    exponent = value.normalize().as_tuple().exponent
+    exponent = value.normalize(EXACT).as_tuple().exponent
     if isinstance(exponent, int) and exponent < -PG_DECIMAL_SCALE:
         raise Unconvertible(f"more than {PG_DECIMAL_SCALE} decimal places; DECIMAL(65,30) would round it")
     if value != 0 and value.adjusted() >= PG_DECIMAL_INTEGER_DIGITS:
@@ -278,7 +282,7 @@ def _sqlite_decimal(value: Decimal) -> int | float:
     if value == value.to_integral_value() and INT64[0] <= value <= INT64[1]:
         return int(value)
     number = float(value)
-    if Decimal(repr(number)).normalize() != value.normalize():
+    if Decimal(repr(number)).normalize(EXACT) != value.normalize(EXACT):
         raise Unconvertible("needs more precision than a libSQL/SQLite DECIMAL column keeps (a double)")
     return number
 

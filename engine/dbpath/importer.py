@@ -3,7 +3,8 @@
 One run: read the Prisma schema, check the source matches it, create the tables from Prisma's own DDL,
 stream every row through its column's converter into bare tables, add keys and indexes, verify, record
 the Prisma migration baseline, commit. Verification compares row counts and what was stored: a
-PostgreSQL target reads every segment back as COPY text and compares it byte for byte with what was sent
+PostgreSQL target reads every segment back with binary COPY and compares it byte for byte with what was
+sent
 (``ServerChecks``); a libSQL/SQLite target compares per-column checksums (``Checksums``). A value that
 cannot be converted is reported with its table, row key and column and the run commits nothing.
 """
@@ -39,7 +40,7 @@ from engine.dbpath.convert import (
     to_decimal,
 )
 from engine.dbpath.ddl import LoadPlan, load_plan, schema_and_ddl
-from engine.dbpath.pgtext import copy_data
+from engine.dbpath.pgbinary import ColumnValues, copy_rows, field_value, split_rows
 from engine.dbpath.schema import Column, PrismaSchema, Table
 from engine.dbpath.sources import check_integrity, check_matches, count_rows, open_source
 from engine.dbpath.sql import column_list, quote
@@ -127,9 +128,9 @@ class Checksums:
                 ]
             )
 
-    def add_columns(self, columns: Sequence[Sequence[Any]]) -> None:
+    def add_columns(self, columns: Sequence[ColumnValues]) -> None:
         """Columns already in comparable form (the converter's checksum columns)."""
-        if not columns or not columns[0]:
+        if not columns or len(columns[0]) == 0:
             return
         for index, values in enumerate(columns):
             self.sums[index] = (self.sums[index] + sum(map(hash, values))) & HASH_MASK
@@ -154,11 +155,11 @@ def _consists_of(whole: bytes | bytearray, pieces: list[bytes]) -> bool:
 
 
 class ServerChecks:
-    """A PostgreSQL load verified by reading it back: every segment of rows is read with ``COPY TO`` as
-    soon as it is loaded and compared byte for byte with the COPY text that was sent. Values are sent in
-    the form the server prints them (``pgtext``), so any value stored otherwise than it was meant (a
-    lost, changed, moved or invented row or value) shows as a difference, reported with its row and
-    column."""
+    """A PostgreSQL load verified by reading it back: every segment of rows is read with binary ``COPY TO``
+    as soon as it is loaded and compared byte for byte with the binary COPY tuples that were sent. Values
+    are sent in the form the server sends them back (``pgbinary``), so any value stored otherwise than it
+    was meant (a lost, changed, moved or invented row or value) shows as a difference, reported with its
+    row and column."""
 
     def __init__(self, table: Table, read_back: ReadBack, encoding: str) -> None:
         self.table = table
@@ -173,7 +174,7 @@ class ServerChecks:
         self.difference: str | None = None
 
     def add(self, data: bytes, rows: int) -> None:
-        """What reading back the COPY text just written must give (``copy_data``), ``rows`` lines of it."""
+        """The tuples just written (``copy_rows``), ``rows`` of them: what reading them back must give."""
         self.pending.append(data)
         self.pending_rows += rows
         self.pending_bytes += len(data)
@@ -190,27 +191,29 @@ class ServerChecks:
         if _consists_of(stored, sent):
             self.stored += rows
             return
-        self.stored += stored.count(b"\n")
+        stored_rows = split_rows(stored)
+        self.stored += len(stored_rows)
         if self.difference is None:
-            self.difference = self.describe(b"".join(sent), bytes(stored))
+            self.difference = self.describe(split_rows(b"".join(sent)), stored_rows)
 
-    def describe(self, sent: bytes, stored: bytes) -> str | None:
-        """The first differing value: its row key, column and both texts."""
-        for sent_line, stored_line in zip(sent.split(b"\n"), stored.split(b"\n"), strict=False):
-            if sent_line == stored_line:
+    def describe(self, sent: list[list[bytes | None]], stored: list[list[bytes | None]]) -> str | None:
+        """The first differing value: its row key, column and both values."""
+        columns = self.table.columns
+        for meant, found in zip(sent, stored, strict=False):
+            if meant == found:
                 continue
-            meant = sent_line.decode(self.encoding).split("\t")
-            found = stored_line.decode(self.encoding).split("\t")
             key = ", ".join(
-                f"{c.name}={meant[i]}"
-                for i, c in enumerate(self.table.columns)
+                f"{c.name}={field_value(c, meant[i], self.encoding)}"
+                for i, c in enumerate(columns)
                 if c.name in self.table.key_columns
             )
-            for column, want, got in zip(self.table.columns, meant, found, strict=False):
+            for column, want, got in zip(columns, meant, found, strict=False):
                 if want != got:
-                    return f"{self.table.name}.{column.name}: row {key} was sent as {display_value(want)!r} but stored as {display_value(got)!r}"
+                    sent_as = display_value(field_value(column, want, self.encoding))
+                    stored_as = display_value(field_value(column, got, self.encoding))
+                    return f"{self.table.name}.{column.name}: row {key} was sent as {sent_as!r} but stored as {stored_as!r}"
             return f"{self.table.name}: row {key} was stored otherwise than it was sent"
-        return None  # the same lines, a different number of them: counted in ``problems``
+        return None  # the same rows, a different number of them: counted in ``problems``
 
     def problems(self) -> list[str]:
         found = []
@@ -222,16 +225,11 @@ class ServerChecks:
 
 
 def _load_and_check(
-    write_copy: Callable[[Table, bytes], None],
-    checks: ServerChecks,
-    table: Table,
-    data: bytes,
-    expected: bytes,
-    rows: int,
+    write_copy: Callable[[Table, bytes], None], checks: ServerChecks, table: Table, data: bytes, rows: int
 ) -> None:
-    """Send COPY text to the target, then hand what reading it back must give (``copy_data``) to the checks."""
+    """Send binary COPY tuples to the target, then hand them to the checks to compare with the read-back."""
     write_copy(table, data)
-    checks.add(expected, rows)
+    checks.add(data, rows)
 
 
 class BackgroundWriter:
@@ -458,9 +456,7 @@ def _run(
                             chunk.rejected[: MAX_REPORTED_REJECTIONS - len(report.rejected)]
                         )
                     elif not report.rejected:
-                        writer.submit(
-                            _load_and_check, write_copy, checks, table, chunk.data, chunk.expected, chunk.rows
-                        )
+                        writer.submit(_load_and_check, write_copy, checks, table, chunk.data, chunk.rows)
                         entry.imported_rows += chunk.rows
                     done += chunk.rows
                     if progress is not None:
@@ -476,14 +472,12 @@ def _run(
                     entry.rejected_rows += len(bad)
                 elif not report.rejected:  # after a rejection keep scanning, to report them all
                     if write_copy is not None and checks is not None:
-                        data, expected = copy_data(table.columns, stored, checks.encoding)
                         writer.submit(
                             _load_and_check,
                             write_copy,
                             checks,
                             table,
-                            data,
-                            expected,
+                            copy_rows(table.columns, stored, checks.encoding),
                             len(rows),
                             limit=MAX_PENDING if plans else MAX_PENDING_EARLY,
                         )

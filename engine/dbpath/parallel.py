@@ -2,7 +2,7 @@
 
 A table with at least ``MIN_ROWS`` rows in a SQLite file, bound for PostgreSQL, is cut by rowid into
 chunks of ``CHUNK_ROWS`` rows. Each worker opens the source read-only and turns a chunk into
-text-format COPY data. The importer's process stays the only writer: it sends the chunks to its one
+binary COPY tuples. The importer's process stays the only writer: it sends the chunks to its one
 connection in source order, inside the import's one transaction, and reads each segment back to compare
 it with what was sent, so a failure anywhere still rolls back everything.
 """
@@ -23,7 +23,7 @@ from engine.dbpath.batches import (
     TableConverter,
     without_cyclic_gc,
 )
-from engine.dbpath.pgtext import copy_data
+from engine.dbpath.pgbinary import copy_rows
 from engine.dbpath.schema import Table
 from engine.dbpath.sources import connect_read_only, is_sqlite_file
 from engine.dbpath.sql import column_list, quote
@@ -42,8 +42,7 @@ class Chunk:
     rows: int = 0
     bad_rows: int = 0
     rejected: list[Rejection] = field(default_factory=list)
-    data: bytes = b""  # COPY text; empty once a row was rejected (nothing is loaded then)
-    expected: bytes = b""  # what reading it back must give (``copy_data``): usually ``data`` itself
+    data: bytes = b""  # binary COPY tuples; empty once a row was rejected (nothing is loaded then)
 
 
 def source_file(conn: sqlite3.Connection) -> str | None:
@@ -111,7 +110,7 @@ _sources: dict[str, sqlite3.Connection] = {}
 
 
 def convert_chunk(source: str, table: Table, encoding: str, bounds: Bounds) -> Chunk:
-    """In a worker: one chunk's rows as COPY data for PostgreSQL, with its rejections."""
+    """In a worker: one chunk's rows as binary COPY tuples for PostgreSQL, with its rejections."""
     with without_cyclic_gc():
         return _convert_chunk(source, table, encoding, bounds)
 
@@ -131,7 +130,7 @@ def _convert_chunk(source: str, table: Table, encoding: str, bounds: Bounds) -> 
     )
     converter = TableConverter(table, "postgresql")
     chunk = Chunk()
-    parts: list[tuple[bytes, bytes]] = []
+    parts: list[bytes] = []
     while rows := cursor.fetchmany(BATCH_ROWS):
         stored, _, bad = converter.convert(rows, chunk.rejected)
         chunk.rows += len(rows)
@@ -139,9 +138,7 @@ def _convert_chunk(source: str, table: Table, encoding: str, bounds: Bounds) -> 
         if chunk.bad_rows:
             del chunk.rejected[MAX_REPORTED_REJECTIONS:]
             continue  # keep scanning, to report every rejection; nothing more to render
-        parts.append(copy_data(table.columns, stored, encoding))
+        parts.append(copy_rows(table.columns, stored, encoding))
     if not chunk.bad_rows:
-        chunk.data = b"".join(sent for sent, _ in parts)
-        same = all(sent is expected for sent, expected in parts)
-        chunk.expected = chunk.data if same else b"".join(expected for _, expected in parts)
+        chunk.data = b"".join(parts)
     return chunk

@@ -1,13 +1,15 @@
-"""A PostgreSQL load is verified by reading it back: the text the import sends must be exactly what the
-server prints for the stored values, and a load that stores something else than was meant fails
-verification, names the row and column, and leaves the database empty."""
+"""A PostgreSQL load is verified by reading it back: the binary COPY the import sends must be exactly what
+the server sends back for the stored values, the stored values must be the ones meant, and a load that
+stores something else than was meant fails verification, names the row and column, and leaves the
+database empty."""
 
 from __future__ import annotations
 
+import json
 import random
 import sqlite3
 import struct
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -15,9 +17,11 @@ from typing import Any
 import psycopg
 import pytest
 
-from engine.dbpath.fastpath import pg_datetime_texts, pg_decimal_texts
+from engine.dbpath.convert import EPOCH
+from engine.dbpath.fastpath import pg_decimal_texts, pg_timestamps
 from engine.dbpath.importer import import_preview
-from engine.dbpath.pgtext import copy_data, jsonb_text
+from engine.dbpath.pgbinary import NULL, copy_rows, split_rows
+from engine.dbpath.pgtext import jsonb_text
 from engine.dbpath.schema import Column, Table
 from engine.dbpath.targets.postgres import PostgresTarget
 from tests.dbpath.conftest import FIDELITY_SCHEMA
@@ -38,10 +42,7 @@ JSON_TEXTS = [
 ]
 
 
-def epoch_ms_texts(*values: int) -> list[str]:
-    texts = pg_datetime_texts(values)
-    assert texts is not None, "epoch milliseconds in range take the whole-column path"
-    return texts
+EPOCH_MS = (1_767_225_600_123, 1_767_225_600_120, 1_767_225_600_100, 0, -1, -62_135_596_800_000)
 
 
 CASES: list[tuple[Column, list[Any]]] = [
@@ -99,10 +100,7 @@ CASES: list[tuple[Column, list[Any]]] = [
             None,
         ],
     ),
-    (  # epoch milliseconds, rendered a whole column at once
-        Column("t", "t", "DateTime", True),
-        epoch_ms_texts(1_767_225_600_123, 1_767_225_600_120, 1_767_225_600_100, 0, -1, -62_135_596_800_000),
-    ),
+    (Column("t", "t", "DateTime", True), list(EPOCH_MS)),  # epoch milliseconds: a whole column at once
     (Column("j", "j", "Json", False), [*JSON_TEXTS, None]),
     (Column("y", "y", "Bytes", False), [b"\x00\x01\xfe\xff", b"", None]),
     (Column("e", "e", "Mood", False, enum_values=("HAPPY", "sad")), ["HAPPY", "sad", None]),
@@ -120,8 +118,9 @@ SQL_TYPES = {
 }
 
 
-def expected_and_read_back(url: str, column: Column, values: list[Any]) -> tuple[bytes, bytes | bytearray]:
-    """Values loaded as the import loads them (COPY text): what reading them back must give, and what it gave."""
+def load_and_read_back(url: str, column: Column, values: Any) -> tuple[bytes, bytes | bytearray, list[Any]]:
+    """Values loaded as the import loads them (binary COPY): what was sent, what reading it back gave, and
+    the stored values as a query returns them."""
     table = Table("probe", None, (column,), ())
     target = PostgresTarget(url)
     try:
@@ -130,22 +129,45 @@ def expected_and_read_back(url: str, column: Column, values: list[Any]) -> tuple
             target.execute(["CREATE TYPE \"Mood\" AS ENUM ('HAPPY', 'sad')"])
         sql_type = '"Mood"' if column.is_enum else SQL_TYPES[column.type]
         target.execute([f"CREATE TABLE probe ({column.name} {sql_type})"])
-        sent, expected = copy_data((column,), [values], "utf-8")
+        sent = copy_rows((column,), [values], "utf-8")
         target.write_copy(table, sent)
         stored, _ = target.read_back(table, None)
-        return expected, stored
+        queried = [row[0] for row in target.conn.execute(f"SELECT {column.name} FROM probe").fetchall()]
+        return sent, stored, queried
     finally:
         target.close()
 
 
+def _as_meant(column: Column, value: Any) -> Any:
+    """What the stored value must equal, computed without the encoder."""
+    if value is None:
+        return None
+    if column.type == "Decimal":
+        return Decimal(str(value))
+    if column.type == "Float":
+        return struct.pack(">d", value)
+    if column.type == "DateTime" and isinstance(value, int):
+        return EPOCH + timedelta(milliseconds=value)
+    if column.type == "DateTime":
+        return value.replace(microsecond=value.microsecond // 1000 * 1000)
+    if column.type == "Json":
+        return json.loads(value, parse_float=Decimal, parse_int=Decimal)
+    return value
+
+
 @pytest.mark.parametrize(("column", "values"), CASES, ids=[f"{c.type}-{i}" for i, (c, _) in enumerate(CASES)])
-def test_server_prints_stored_values_as_they_were_sent(
+def test_server_sends_back_what_was_sent_and_stores_what_was_meant(
     pg_database: str, column: Column, values: list[Any]
 ) -> None:
+    sent_values: Any = values
     if column.type == "Json":  # the converter sends Json as jsonb prints it
-        values = [None if v is None else jsonb_text(v) for v in values]
-    expected, stored = expected_and_read_back(pg_database, column, values)
-    assert stored.decode().splitlines() == expected.decode().splitlines()
+        sent_values = [None if v is None else jsonb_text(v) for v in values]
+    if values == list(EPOCH_MS):
+        sent_values = pg_timestamps(values)
+        assert sent_values is not None, "epoch milliseconds in range take the whole-column path"
+    sent, stored, queried = load_and_read_back(pg_database, column, sent_values)
+    assert split_rows(stored) == split_rows(sent)
+    assert [_as_meant(column, v) for v in queried] == [_as_meant(column, v) for v in values]
 
 
 def test_doubles_arrive_bit_for_bit(pg_database: str) -> None:
@@ -156,8 +178,9 @@ def test_doubles_arrive_bit_for_bit(pg_database: str) -> None:
     values += [rng.uniform(-1e17, 1e17) for _ in range(5_000)] + [rng.uniform(-1, 1) for _ in range(5_000)]
     values += [10.0**e for e in range(-20, 25)] + [-(10.0**e) - 0.5 for e in range(10, 18)]
     values += [float("inf"), float("-inf"), float("nan"), -0.0, 5e-324, 1.7976931348623157e308]
-    expected, stored = expected_and_read_back(pg_database, Column("f", "f", "Float", True), values)
-    assert stored.decode().splitlines() == expected.decode().splitlines()
+    sent, stored, queried = load_and_read_back(pg_database, Column("f", "f", "Float", True), values)
+    assert stored == sent
+    assert [struct.pack(">d", v) for v in queried] == [struct.pack(">d", v) for v in values]
 
 
 def test_jsonb_text_refuses_what_is_not_json() -> None:
@@ -166,7 +189,15 @@ def test_jsonb_text_refuses_what_is_not_json() -> None:
             jsonb_text(text)
 
 
-Fields = list[list[bytes]]
+Fields = list[list[bytes | None]]
+
+
+def _tuples(rows: Fields) -> bytes:
+    return b"".join(
+        struct.pack(">h", len(fields))
+        + b"".join(NULL if f is None else struct.pack(">i", len(f)) + f for f in fields)
+        for fields in rows
+    )
 
 
 def _swap_notes(rows: Fields) -> Fields:
@@ -175,7 +206,9 @@ def _swap_notes(rows: Fields) -> Fields:
 
 
 def _longer_json_number(rows: Fields) -> Fields:
-    rows[0][7] = rows[0][7].replace(b"2.5", b"2.50")
+    profile = rows[0][7]
+    assert profile is not None and b"2.5" in profile
+    rows[0][7] = profile.replace(b"2.5", b"2.50")
     return rows
 
 
@@ -204,8 +237,7 @@ def test_postgresql_verification_catches_what_the_load_got_wrong(
     def faulty_write(self: PostgresTarget, table: Any, data: bytes) -> None:
         """The server is sent something else than the import meant (and compares against)."""
         if table.name == "accounts":
-            rows = corrupt([line.split(b"\t") for line in data.splitlines()])
-            data = b"".join(b"\t".join(fields) + b"\n" for fields in rows)
+            data = _tuples(corrupt(split_rows(data)))
         original(self, table, data)
 
     monkeypatch.setattr(PostgresTarget, "write_copy", faulty_write)
@@ -275,6 +307,6 @@ def test_failure_while_a_copy_is_open_leaves_the_database_empty(
 
 
 def test_a_batch_of_only_nulls_is_sent_as_nulls() -> None:
-    for kind in ("DateTime", "Decimal", "Float", "Json", "Bytes", "Boolean"):
+    for kind in ("DateTime", "Decimal", "Float", "Json", "Bytes", "Boolean", "String", "Int"):
         column = Column("c", "c", kind, False)
-        assert copy_data((column,), [[None, None]], "utf-8") == (b"\\N\n\\N\n", b"\\N\n\\N\n")
+        assert split_rows(copy_rows((column,), [[None, None]], "utf-8")) == [[None], [None]]
