@@ -170,6 +170,24 @@ def test_server_sends_back_what_was_sent_and_stores_what_was_meant(
     assert [_as_meant(column, v) for v in queried] == [_as_meant(column, v) for v in values]
 
 
+def test_decimals_arrive_exactly(pg_database: str) -> None:
+    """numeric's base-10000 digits, weight and scale, encoded a whole column at once: random digits at
+    every position DECIMAL(65,30) allows, either sign, as Decimals and as the texts of doubles."""
+    rng = random.Random(11)
+    values: list[Any] = []
+    for _ in range(3_000):
+        digits = "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 60)))
+        point = rng.randint(max(0, len(digits) - 30), min(len(digits), 35))
+        text = f"{rng.choice(['', '-'])}{digits[:point] or '0'}.{digits[point:] or '0'}"
+        values.append(Decimal(text))
+    values += [Decimal(10) ** e for e in range(-30, 35)] + [-(Decimal(10) ** e) + 1 for e in range(0, 35)]
+    values += [repr(rng.uniform(-1e6, 1e6)) for _ in range(1_000)] + [None]
+    rng.shuffle(values)
+    sent, stored, queried = load_and_read_back(pg_database, Column("d", "d", "Decimal", False), values)
+    assert stored == sent
+    assert queried == [None if v is None else Decimal(v) for v in values]
+
+
 def test_doubles_arrive_bit_for_bit(pg_database: str) -> None:
     """The shortest text of a double reads back as the same bits: random bit patterns, powers of ten."""
     rng = random.Random(7)
