@@ -4,9 +4,8 @@ One run: read the Prisma schema, check the source matches it, create the tables 
 stream every row through its column's converter into bare tables, add keys and indexes, verify, record
 the Prisma migration baseline, commit. Verification compares row counts and what was stored: a
 PostgreSQL target reads every segment back with binary COPY and compares it byte for byte with what was
-sent
-(``ServerChecks``); a libSQL/SQLite target compares per-column checksums (``Checksums``). A value that
-cannot be converted is reported with its table, row key and column and the run commits nothing.
+sent (``ServerChecks``); a libSQL/SQLite target compares per-column checksums (``Checksums``). A value
+that cannot be converted is reported with its table, row key and column and the run commits nothing.
 """
 
 from __future__ import annotations
