@@ -39,7 +39,7 @@ from engine.dbpath.convert import (
     to_decimal,
 )
 from engine.dbpath.ddl import LoadPlan, load_plan, schema_and_ddl
-from engine.dbpath.pgbinary import ColumnValues, copy_rows, field_value, split_rows
+from engine.dbpath.pgbinary import ColumnValues, check_native_types, copy_rows, field_value, split_rows
 from engine.dbpath.schema import Column, PrismaSchema, Table
 from engine.dbpath.sources import check_integrity, check_matches, count_rows, open_source
 from engine.dbpath.sql import column_list, quote
@@ -327,6 +327,8 @@ def import_preview(
                 with open_source(source) as conn:
                     schema = schema_ready.result()  # a retry after a lost connection reuses the answer
                     check_matches(schema, conn)
+                    if target.dialect == "postgresql":
+                        check_native_types(schema.tables)
                     if not replace and not target.is_empty():
                         raise Conflict(
                             f"the target {target.description} already holds tables; pass --replace to overwrite them"

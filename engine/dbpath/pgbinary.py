@@ -28,7 +28,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from engine.dbpath.pgtext import decimal_texts
-from engine.dbpath.schema import Column
+from engine.dbpath.schema import Column, Table
+from engine.errors import InputError
 
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # then flags 0 and no header extension
 TRAILER = b"\xff\xff"
@@ -38,6 +39,37 @@ PG_EPOCH_MS = 946_684_800_000  # PG_EPOCH in Unix epoch milliseconds
 # A column's values: a list, or a numpy array where a whole column was converted at once (``fastpath``).
 ColumnValues = Sequence[Any] | NDArray[np.int64]
 FIXED_TYPES = {"Int": ">i4", "BigInt": ">i8", "Float": ">f8", "Boolean": "u1", "DateTime": ">i8"}
+# Native types (``@db.X``) whose columns take the binary form of their Prisma type's default column.
+SAME_BINARY_FORM = frozenset(
+    {
+        "Text",
+        "VarChar",
+        "Char",
+        "Citext",
+        "Integer",
+        "BigInt",
+        "DoublePrecision",
+        "Decimal",
+        "Timestamp",
+        "Timestamptz",
+        "JsonB",
+        "Json",  # json keeps the text it is given: the jsonb text, without jsonb's version byte
+        "ByteA",
+        "Boolean",
+    }
+)
+DEFAULT_COLUMNS = {
+    "String": "TEXT",
+    "Int": "INTEGER",
+    "BigInt": "BIGINT",
+    "Float": "DOUBLE PRECISION",
+    "Decimal": "DECIMAL(65,30)",
+    "Boolean": "BOOLEAN",
+    "DateTime": "TIMESTAMP(3)",
+    "Json": "JSONB",
+    "Bytes": "BYTEA",
+    "Enum": "the enum's type",
+}
 _MILLISECOND = timedelta(milliseconds=1)
 _NUMERIC_NEGATIVE = 0x4000
 
@@ -99,7 +131,7 @@ def _variable_fields(column: Column, values: Sequence[Any], encoding: str) -> li
         data = [b"" if v is None else v for v in values] if nulls else list(values)
     else:
         texts = ["" if v is None else v for v in values] if nulls else values
-        if column.kind == "Json":  # jsonb's binary form: a version byte, then the text
+        if column.kind == "Json" and column.native_type != "Json":  # jsonb: a version byte, then the text
             texts = list(map("\x01".__add__, texts))
         data = list(map(_encoder(encoding), texts))
         for index in nulls:
@@ -170,6 +202,19 @@ def _numeric_fields(values: Sequence[Any]) -> list[bytes]:
 
 
 # ------------------------------------------------------------------------------------- rows
+def check_native_types(tables: Sequence[Table]) -> None:
+    """Refuse, before anything is written, a column whose ``@db`` type takes another binary form."""
+    for table in tables:
+        for column in table.columns:
+            if column.native_type is not None and column.native_type not in SAME_BINARY_FORM:
+                raise InputError(
+                    f"{table.name}.{column.name} is declared @db.{column.native_type}, which the import "
+                    f"cannot load into PostgreSQL yet; remove the attribute (the column is then "
+                    f"{DEFAULT_COLUMNS[column.kind]}) or use one of: "
+                    + ", ".join(f"@db.{name}" for name in sorted(SAME_BINARY_FORM))
+                )
+
+
 def column_fields(column: Column, values: ColumnValues, encoding: str) -> list[list[bytes]]:
     """A column's fields in binary COPY form, as one or two pieces per row."""
     if column.kind in FIXED_TYPES:
@@ -232,4 +277,5 @@ def field_value(column: Column, field: bytes | None, encoding: str) -> Any:
         return _numeric_text(field)
     if kind == "Bytes":
         return field
-    return (field[1:] if kind == "Json" else field).decode(encoding, errors="replace")
+    is_jsonb = kind == "Json" and column.native_type != "Json"
+    return (field[1:] if is_jsonb else field).decode(encoding, errors="replace")

@@ -26,6 +26,7 @@ class Column:
     required: bool
     enum_values: tuple[str, ...] | None = None
     autoincrement: bool = False
+    native_type: str | None = None  # a ``@db.X`` attribute's X, in a schema written for PostgreSQL
 
     @property
     def is_enum(self) -> bool:
@@ -96,6 +97,11 @@ def _column_name(field: dict[str, Any]) -> str:
     return str(field.get("dbName") or field["name"])
 
 
+def _native_type(field: dict[str, Any]) -> str | None:
+    native = field.get("nativeType")  # ["VarChar", ["255"]]
+    return str(native[0]) if native else None
+
+
 def _model_table(model: dict[str, Any], enums: dict[str, tuple[str, ...]]) -> Table:
     columns: list[Column] = []
     by_field: dict[str, str] = {}
@@ -116,6 +122,7 @@ def _model_table(model: dict[str, Any], enums: dict[str, tuple[str, ...]]) -> Ta
             required=bool(field["isRequired"]),
             enum_values=enums.get(field["type"]) if field["kind"] == "enum" else None,
             autoincrement=autoincrement,
+            native_type=_native_type(field),
         )
         columns.append(column)
         by_field[field["name"]] = column.name
@@ -162,8 +169,8 @@ def _implicit_many_to_many(models: dict[str, dict[str, Any]]) -> list[Table]:
                 name=f"_{relation}",
                 model=None,
                 columns=(
-                    Column(field="A", name="A", type=a["type"], required=True),
-                    Column(field="B", name="B", type=b["type"], required=True),
+                    Column(field="A", name="A", type=a["type"], required=True, native_type=_native_type(a)),
+                    Column(field="B", name="B", type=b["type"], required=True, native_type=_native_type(b)),
                 ),
                 primary_key=("A", "B"),
             )

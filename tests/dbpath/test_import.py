@@ -485,3 +485,65 @@ def test_worker_processes_with_replace_keep_the_target_on_failure(app_dir: Path,
         import_preview(schema_of(app_dir), source, pg_database, replace=True)
     assert pg_rows(pg_database, "SELECT id FROM keep_me") == [(42,)]
     assert pg_rows(pg_database, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(1,)]
+
+
+# ------------------------------------------------------------------------------------ native types
+NATIVE_SCHEMA = """
+datasource db {
+  provider = "postgresql"
+}
+
+model Order {
+  id       Int      @id
+  code     String   @db.VarChar(12)
+  total    Decimal  @db.Decimal(10, 2)
+  placedAt DateTime @db.Timestamptz(3)
+  payload  Json     @db.Json
+  %s
+}
+"""
+
+
+def _native_source(path: Path, extra: str = "") -> Path:
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            f'CREATE TABLE "Order" (id INTEGER PRIMARY KEY, code TEXT, total DECIMAL, "placedAt" DATETIME,'
+            f" payload TEXT{extra})"
+        )
+        conn.execute(
+            'INSERT INTO "Order" VALUES (1, \'A-1\', 12.5, 1767225600123, \'{"b": 1, "a": [1.50]}\''
+            + (", 'x'" if extra else "")
+            + ")"
+        )
+    conn.close()
+    return path
+
+
+def test_schema_written_for_postgresql_keeps_its_native_types(app_dir: Path, pg_database: str) -> None:
+    schema_of(app_dir).write_text(NATIVE_SCHEMA % "")
+    report = import_preview(schema_of(app_dir), _native_source(app_dir / "preview.sqlite"), pg_database)
+    assert report.ok and report.verified, report.error
+    assert pg_rows(
+        pg_database, 'SELECT code, total, "placedAt" AT TIME ZONE \'UTC\', payload::text FROM "Order"'
+    ) == [("A-1", Decimal("12.50"), datetime(2026, 1, 1, 0, 0, 0, 123000), '{"a": [1.50], "b": 1}')]
+    types = pg_rows(
+        pg_database,
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
+        " WHERE attrelid = '\"Order\"'::regclass AND attnum > 0 ORDER BY attnum",
+    )
+    assert [t for (t,) in types][1:] == [
+        "character varying(12)",
+        "numeric(10,2)",
+        "timestamp(3) with time zone",
+        "json",
+    ]
+
+
+def test_native_type_the_import_cannot_send_is_refused_before_anything_is_written(
+    app_dir: Path, pg_database: str
+) -> None:
+    schema_of(app_dir).write_text(NATIVE_SCHEMA % "ref String @db.Uuid")
+    source = _native_source(app_dir / "preview.sqlite", ", ref TEXT")
+    with pytest.raises(InputError, match=r"Order\.ref is declared @db\.Uuid.*remove the attribute"):
+        import_preview(schema_of(app_dir), source, pg_database)
+    assert pg_rows(pg_database, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(0,)]
