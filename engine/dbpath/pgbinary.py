@@ -75,7 +75,7 @@ _NUMERIC_NEGATIVE = 0x4000
 
 
 # ------------------------------------------------------------------------------------- fixed width
-def timestamps(values: Sequence[datetime]) -> list[int]:
+def _timestamps(values: Sequence[datetime]) -> list[int]:
     """Microseconds since 2000-01-01, cut to the millisecond: Prisma's DateTime is TIMESTAMP(3)."""
     return [(moment - PG_EPOCH) // _MILLISECOND * 1000 for moment in values]
 
@@ -89,7 +89,7 @@ def _fixed_fields(column: Column, values: ColumnValues) -> list[bytes]:
     if nulls:
         present = [v for v in values if v is not None]
     if column.kind == "DateTime" and not isinstance(present, np.ndarray):
-        present = timestamps(present)
+        present = _timestamps(present)
     records = np.empty(len(present), dtype=[("length", ">i4"), ("value", dtype)])
     records["length"] = dtype.itemsize
     records["value"] = present
@@ -124,6 +124,11 @@ def _encoder(encoding: str) -> Callable[[str], bytes]:
     return lambda text: text.encode(encoding)
 
 
+def _is_jsonb(column: Column) -> bool:
+    """jsonb's binary form is a version byte, then the text; ``@db.Json`` (json) is the text alone."""
+    return column.kind == "Json" and column.native_type != "Json"
+
+
 def _variable_fields(column: Column, values: Sequence[Any], encoding: str) -> list[list[bytes]]:
     """(length prefixes, data) of a text-like or bytea column: two pieces per row."""
     nulls = _nulls(values)
@@ -131,7 +136,7 @@ def _variable_fields(column: Column, values: Sequence[Any], encoding: str) -> li
         data = [b"" if v is None else v for v in values] if nulls else list(values)
     else:
         texts = ["" if v is None else v for v in values] if nulls else values
-        if column.kind == "Json" and column.native_type != "Json":  # jsonb: a version byte, then the text
+        if _is_jsonb(column):
             texts = list(map("\x01".__add__, texts))
         data = list(map(_encoder(encoding), texts))
         for index in nulls:
@@ -277,5 +282,4 @@ def field_value(column: Column, field: bytes | None, encoding: str) -> Any:
         return _numeric_text(field)
     if kind == "Bytes":
         return field
-    is_jsonb = kind == "Json" and column.native_type != "Json"
-    return (field[1:] if is_jsonb else field).decode(encoding, errors="replace")
+    return (field[1:] if _is_jsonb(column) else field).decode(encoding, errors="replace")

@@ -20,7 +20,7 @@ import pytest
 from engine.dbpath.convert import EPOCH
 from engine.dbpath.fastpath import pg_decimal_texts, pg_timestamps
 from engine.dbpath.importer import import_preview
-from engine.dbpath.pgbinary import NULL, copy_rows, split_rows
+from engine.dbpath.pgbinary import DEFAULT_COLUMNS, NULL, copy_rows, split_rows
 from engine.dbpath.pgtext import jsonb_text
 from engine.dbpath.schema import Column, Table
 from engine.dbpath.targets.postgres import PostgresTarget
@@ -105,17 +105,6 @@ CASES: list[tuple[Column, list[Any]]] = [
     (Column("y", "y", "Bytes", False), [b"\x00\x01\xfe\xff", b"", None]),
     (Column("e", "e", "Mood", False, enum_values=("HAPPY", "sad")), ["HAPPY", "sad", None]),
 ]
-SQL_TYPES = {
-    "String": "text",
-    "Int": "integer",
-    "BigInt": "bigint",
-    "Float": "double precision",
-    "Decimal": "decimal(65,30)",
-    "Boolean": "boolean",
-    "DateTime": "timestamp(3)",
-    "Json": "jsonb",
-    "Bytes": "bytea",
-}
 
 
 def load_and_read_back(url: str, column: Column, values: Any) -> tuple[bytes, bytes | bytearray, list[Any]]:
@@ -127,7 +116,7 @@ def load_and_read_back(url: str, column: Column, values: Any) -> tuple[bytes, by
         target.begin(replace=False)
         if column.is_enum:
             target.execute(["CREATE TYPE \"Mood\" AS ENUM ('HAPPY', 'sad')"])
-        sql_type = '"Mood"' if column.is_enum else SQL_TYPES[column.type]
+        sql_type = '"Mood"' if column.is_enum else DEFAULT_COLUMNS[column.type]
         target.execute([f"CREATE TABLE probe ({column.name} {sql_type})"])
         sent = copy_rows((column,), [values], "utf-8")
         target.write_copy(table, sent)
