@@ -3,19 +3,48 @@
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from datetime import UTC, datetime
 from typing import Any
 
 from engine.auth import Principal
 from engine.edge.names import check_app_name
-from engine.errors import Forbidden, NotFound
+from engine.errors import NotFound
 from engine.store import Store
 
 
 def validate_app_name(name: str) -> str:
     """An app name becomes a host name (`<app>.localhost`): the edge host's rule is the one rule."""
     return check_app_name(name)
+
+
+# -- environment-variable names: the one rule the API, the CLI and the console apply -----------------
+# (The isolation work brings a rule module of its own for what a process must never receive; when it
+# lands, env_name_problem() is the one place to point at it.)
+ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+RESERVED_ENV = frozenset(
+    {"DATABASE_URL", "TURSO_DATABASE_URL", "TURSO_AUTH_TOKEN", "NEXTAUTH_SECRET", "NEXTAUTH_URL", "AUTH_TRUST_HOST"}
+)
+PROCESS_ENV = frozenset(
+    {"PATH", "HOME", "USER", "SHELL", "PWD", "TMPDIR", "NODE_OPTIONS", "NODE_PATH", "NODE_EXTRA_CA_CERTS",
+     "NPM_CONFIG_USERCONFIG", "BASH_ENV", "ENV", "IFS", "PYTHONPATH", "PYTHONHOME"}
+)  # fmt: skip
+PROCESS_ENV_PREFIXES = ("LD_", "DYLD_", "LAUNCHDECK_", "npm_config_".upper())
+
+
+def env_name_problem(name: str) -> str | None:
+    """What is wrong with an app variable's name, or None when it may be set."""
+    if not ENV_NAME.match(name):
+        return (
+            f"{name[:60]!r} is not a valid variable name: use upper-case letters, digits and _, "
+            "not starting with a digit (e.g. STRIPE_SECRET_KEY)"
+        )
+    if name in RESERVED_ENV:
+        return f"{name} is set by Launchdeck for the chosen database and sign-in URL: remove it"
+    if name in PROCESS_ENV or name.startswith(PROCESS_ENV_PREFIXES):
+        return f"{name} would change how the app's processes start, so an app may not set it: remove it"
+    return None
 
 
 def audit(
@@ -27,32 +56,52 @@ def audit(
     )
 
 
-def get_or_create_app(store: Store, name: str, *, owner: str, tier: str = "starter") -> dict[str, Any]:
+# The app's tier is its owner's subscription tier, read through (a subscription changed by Stripe or
+# an operator shows at once); `free` without one.
+APP_SELECT = (
+    "SELECT a.* REPLACE (coalesce(s.tier, 'free') AS tier) FROM deployed_apps a"
+    " LEFT JOIN user_subscriptions s ON s.user_id = a.user_id AND s.status <> 'canceled'"
+)
+APP_STATES = ("provisioning", "deploying", "active", "failed", "suspended", "destroyed")
+
+
+def name_unavailable(name: str) -> NotFound:
+    return NotFound(f"no app named {name!r} that this token can use; choose another app name")
+
+
+def get_or_create_app(
+    store: Store, name: str, *, owner: str, principal: Principal | None = None, check_slot: bool = False
+) -> dict[str, Any]:
+    """The app named ``name``, created for ``owner`` when new. A name another tenant holds answers 404,
+    as a missing app does. With ``check_slot``, a new app must fit the owner's tier; the count and the
+    insert are one transaction, so concurrent first deploys cannot all squeeze in."""
+    from engine.costs.tiers import check_app_slot, subscription_tier
+
     validate_app_name(name)
     with store.transaction() as connection:
-        row = connection.execute("SELECT id FROM deployed_apps WHERE name = ?", [name]).fetchone()
+        row = connection.execute("SELECT user_id FROM deployed_apps WHERE name = ?", [name]).fetchone()
         if row is None:
+            tier = check_app_slot(connection, owner) if check_slot else subscription_tier(connection, owner)
             connection.execute(
                 "INSERT INTO deployed_apps (name, user_id, tier, status) VALUES (?, ?, ?, 'provisioning')",
                 [name, owner, tier],
             )
-    app = get_app(store, name)
-    if app["user_id"] != owner and owner != "operator":
-        raise Forbidden(f"app {name!r} belongs to another owner")
-    return app
+        elif principal is not None and not principal.may_see_owner(str(row[0])):
+            raise name_unavailable(name)
+        elif principal is None and row[0] != owner and owner != "operator":
+            raise name_unavailable(name)
+    return get_app(store, name)
 
 
 def get_app(store: Store, name_or_id: str) -> dict[str, Any]:
-    row = store.fetchone(
-        "SELECT * FROM deployed_apps WHERE name = ? OR CAST(id AS TEXT) = ?", [name_or_id, name_or_id]
-    )
+    row = store.fetchone(f"{APP_SELECT} WHERE a.name = ? OR CAST(a.id AS TEXT) = ?", [name_or_id, name_or_id])
     if row is None:
         raise NotFound(f"no app named {name_or_id!r}; `launchdeck apps` lists them")
     return row
 
 
 def visible_to(principal: Principal, app: dict[str, Any]) -> bool:
-    return principal.role != "platform" or app["user_id"] == principal.name
+    return principal.may_see_owner(str(app["user_id"]))
 
 
 def require_visible(principal: Principal, app: dict[str, Any]) -> dict[str, Any]:
@@ -61,10 +110,59 @@ def require_visible(principal: Principal, app: dict[str, Any]) -> dict[str, Any]
     return app
 
 
-def list_apps(store: Store, principal: Principal) -> list[dict[str, Any]]:
-    if principal.role == "platform":
-        return store.fetchall("SELECT * FROM deployed_apps WHERE user_id = ? ORDER BY name", [principal.name])
-    return store.fetchall("SELECT * FROM deployed_apps ORDER BY name")
+def visible_app(store: Store, principal: Principal, name: str) -> dict[str, Any]:
+    """The app, or the same 404 whether it is missing or another tenant's."""
+    try:
+        app = get_app(store, name)
+    except NotFound:
+        raise NotFound(f"no app named {name!r}; `launchdeck apps` lists them") from None
+    return require_visible(principal, app)
+
+
+def owner_filter(principal: Principal) -> tuple[str, list[Any]]:
+    """A WHERE clause (on ``deployed_apps a``) for the apps a principal may see."""
+    if principal.role != "platform":
+        return "TRUE", []
+    if principal.users is not None:
+        owners = [principal.owner_for(user) for user in principal.users]
+        return f"a.user_id IN ({', '.join('?' for _ in owners)})", owners
+    return "(a.user_id = ? OR starts_with(a.user_id, ?))", [principal.name, principal.name + "/"]
+
+
+def list_apps(store: Store, principal: Principal, status: str | None = None) -> list[dict[str, Any]]:
+    clause, params = owner_filter(principal)
+    if status is not None:
+        clause += " AND a.status = ?"
+        params.append(status)
+    return store.fetchall(f"{APP_SELECT} WHERE {clause} ORDER BY a.name", params)
+
+
+def track_app_states(store: Store, forget_secrets: Any) -> Any:
+    """A runner listener: an app that has never been live is ``deploying`` while its web deployment
+    runs and ``failed`` when it fails, which frees its tier slot and its secrets. An app that is live
+    keeps the state of what it serves."""
+
+    def on_event(event: str, deployment: dict[str, Any]) -> None:
+        if deployment.get("pipeline") != "web" or not deployment.get("app_id"):
+            return
+        app = store.fetchone(
+            "SELECT status, live_deployment_id FROM deployed_apps WHERE id = ?", [deployment["app_id"]]
+        )
+        if app is None or app["live_deployment_id"] is not None:
+            return
+        if event == "started" and app["status"] in ("provisioning", "failed"):
+            store.execute(
+                "UPDATE deployed_apps SET status = 'deploying', updated_at = now() WHERE id = ?",
+                [deployment["app_id"]],
+            )
+        elif event in ("failed", "cancelled") and app["status"] in ("provisioning", "deploying"):
+            store.execute(
+                "UPDATE deployed_apps SET status = 'failed', updated_at = now() WHERE id = ?",
+                [deployment["app_id"]],
+            )
+            forget_secrets(str(deployment["app_id"]))
+
+    return on_event
 
 
 def deployment_status(store: Store, deployment_id: str, *, log_lines: int = 20) -> dict[str, Any]:

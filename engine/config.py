@@ -33,6 +33,22 @@ class Settings(BaseSettings):
     # App servers behind the edge host: "auto" (bubblewrap where it works), "bwrap" (required) or "none".
     edge_sandbox: str = "auto"
 
+    # The API's limits. Uploads: the body, what an archive may unpack to, and its entries; other
+    # requests: the body. Per token: requests per period ("limits" notation, e.g. "600/minute"), and
+    # concurrent status streams, each closed after sse_max_seconds.
+    upload_max_bytes: int = Field(default=200_000_000, ge=1)
+    upload_max_unpacked_bytes: int = Field(default=1_000_000_000, ge=1)
+    upload_max_files: int = Field(default=50_000, ge=1)
+    request_max_bytes: int = Field(default=1_000_000, ge=1024)
+    rate_limit: str = Field(default="1200/minute", pattern=r"^\d+\s*(/|per)\s*\d*\s*(second|minute|hour|day)s?$")
+    sse_max_per_token: int = Field(default=8, ge=1)
+    sse_max_seconds: float = Field(default=3600.0, gt=0)
+    # Hosts a desktop build's git_remote may point at (https only).
+    git_allowed_hosts: str = "github.com,gitlab.com"
+    # Where the first operator token is written at a new workspace's first start (mode 0600); unset, it
+    # is only printed once. Only its hash is kept in the store.
+    operator_token_file: Path | None = None
+
     # Pipeline runner
     workers: int = Field(default=4, ge=1, le=64)
     lock_timeout_seconds: float = Field(default=30.0, ge=0)
@@ -95,7 +111,8 @@ class Settings(BaseSettings):
         return self.workspace / "vault.key"
 
     @property
-    def operator_token_path(self) -> Path:
+    def legacy_operator_token_path(self) -> Path:
+        """Where earlier versions kept the first operator token in plaintext (now only warned about)."""
         return self.workspace / "operator.token"
 
     @property

@@ -10,11 +10,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from engine import errors
+from engine.uploads import TooLarge
 
 if TYPE_CHECKING:
     from engine.service import Engine
 
 STATUS_BY_ERROR: list[tuple[type[errors.LaunchdeckError], int]] = [
+    (TooLarge, 413),
     (errors.AuthError, 401),
     (errors.Forbidden, 403),
     (errors.TierLimitExceeded, 403),
@@ -32,7 +34,8 @@ def error_body(kind: str, message: str) -> dict[str, dict[str, str]]:
 
 
 def create_app(engine: Engine) -> FastAPI:
-    from engine.api import analytics, billing, core, deploy
+    from engine.api import analytics, billing, core, deploy, uploads
+    from engine.api.limits import ApiLimits, StreamSlots
 
     app = FastAPI(
         title="Launchdeck engine",
@@ -40,6 +43,8 @@ def create_app(engine: Engine) -> FastAPI:
         description="Deploy generated full-stack apps and account for what each one costs.",
     )
     app.state.engine = engine
+    app.state.stream_slots = StreamSlots(engine.settings.sse_max_per_token)
+    app.add_middleware(ApiLimits, engine=engine)
 
     @app.exception_handler(errors.LaunchdeckError)
     async def launchdeck_error(_: Request, exc: errors.LaunchdeckError) -> JSONResponse:
@@ -50,12 +55,14 @@ def create_app(engine: Engine) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def bad_body(_: Request, exc: RequestValidationError) -> JSONResponse:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'] if p != 'body')}: {e['msg']}" for e in exc.errors()
+            f"{'.'.join(str(p) for p in e['loc'] if p not in ('body', 'query', 'path')) or 'body'}: {e['msg']}"
+            for e in exc.errors()[:10]
         )
         return JSONResponse(error_body("InputError", f"bad request: {problems}"), status_code=422)
 
     app.include_router(core.router)
     app.include_router(deploy.router)
+    app.include_router(uploads.router)
     app.include_router(analytics.router)
     app.include_router(billing.router)
     from engine import domains

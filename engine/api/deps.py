@@ -1,20 +1,27 @@
-"""Request dependencies: the engine and the caller's principal, with role checks."""
+"""Request dependencies: the engine, the caller's principal with role checks, and the apps the caller
+may see. Ownership is one small set of dependencies, reused by every router:
+
+- ``PathApp``: the app named by the path parameter ``name``, or 404 (missing and not-yours look alike).
+- ``visible_app(engine, principal, name)``: the same, for an app named in a body or query.
+- ``owner_clause(principal)``: a SQL condition on ``deployed_apps a`` for listing.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from engine import apps
 from engine.auth import Principal, Role, authenticate
 from engine.errors import Forbidden
 
 if TYPE_CHECKING:
     from engine.service import Engine
 
-_bearer = HTTPBearer(auto_error=False)
+_bearer = HTTPBearer(auto_error=False, description="an engine token: `ldk_...`")
 
 
 def get_engine(request: Request) -> Engine:
@@ -28,6 +35,9 @@ EngineDep = Annotated["Engine", Depends(get_engine)]
 def get_principal(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
+    known = getattr(request.state, "principal", None)  # authenticated by the limits middleware already
+    if isinstance(known, Principal):
+        return known
     return authenticate(get_engine(request).store, credentials.credentials if credentials else None)
 
 
@@ -46,3 +56,25 @@ AnyRole = Annotated[Principal, Depends(get_principal)]
 Operator = Annotated[Principal, Depends(require("operator"))]
 Deployer = Annotated[Principal, Depends(require("operator", "platform"))]
 Reader = Annotated[Principal, Depends(require("operator", "finance"))]
+
+
+def visible_app(engine: Engine, principal: Principal, name: str) -> dict[str, Any]:
+    """The app ``name`` if the caller may see it; otherwise the same 404 as for a missing app."""
+    return apps.visible_app(engine.store, principal, name)
+
+
+def path_app(name: str, engine: EngineDep, principal: AnyRole) -> dict[str, Any]:
+    return visible_app(engine, principal, name)
+
+
+PathApp = Annotated[dict[str, Any], Depends(path_app)]
+
+
+def owner_clause(principal: Principal) -> tuple[str, list[Any]]:
+    """``(sql, params)``: a condition on ``deployed_apps a`` that keeps the apps the caller may see."""
+    return apps.owner_filter(principal)
+
+
+def operator_only(principal: Principal, what: str) -> None:
+    if principal.role != "operator":
+        raise Forbidden(f"{what} is for operators only")

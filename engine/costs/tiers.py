@@ -1,5 +1,8 @@
 """User tiers from ``data/tiers.toml`` and their enforcement.
 
+A user's tier is their subscription's (``user_subscriptions``; ``free`` without one or once canceled):
+callers never choose it. Operators may override it (``override_tier``, audited).
+
 ``check_deploy_allowed`` is the deploy preflight: it refuses a deploy that would go over the owner's tier and
 names the limit and the tier that lifts it. ``over_quota`` is what hourly metering runs: it finds apps over
 their tier's monthly quotas (and users over their spend cap) and returns what to do; the caller's callbacks
@@ -8,6 +11,7 @@ notify and suspend (suspending is the lifecycle pipeline's job, not this module'
 
 from __future__ import annotations
 
+import json
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -79,6 +83,107 @@ def _limit_text(value: int) -> str:
     return "unlimited" if value == UNLIMITED else str(value)
 
 
+SUBSCRIPTION_TIER_SQL = (
+    "SELECT tier FROM user_subscriptions WHERE user_id = ? AND status <> 'canceled'"
+)
+
+
+def subscription_tier(store: Store | Any, user_id: str) -> str:
+    """The user's tier: their subscription's, ``free`` without one. ``store`` may be a raw connection
+    inside a transaction."""
+    if isinstance(store, Store):
+        tier = store.scalar(SUBSCRIPTION_TIER_SQL, [user_id])
+    else:
+        row = store.execute(SUBSCRIPTION_TIER_SQL, [user_id]).fetchone()
+        tier = row[0] if row else None
+    return str(tier) if tier else "free"
+
+
+def check_app_slot(connection: Any, user_id: str, tiers: TierTable | None = None) -> str:
+    """Inside the transaction that creates an app: refuse if the owner has no app slot left, so
+    concurrent first deploys cannot all squeeze in. Returns the owner's tier."""
+    tiers = tiers or default_tiers()
+    tier = subscription_tier(connection, user_id)
+    current = tiers.get(tier)
+    marks = ", ".join("?" for _ in LIVE_STATUSES)
+    apps = int(
+        connection.execute(
+            f"SELECT count(*) FROM deployed_apps WHERE user_id = ? AND status IN ({marks})", [user_id, *LIVE_STATUSES]
+        ).fetchone()[0]
+    )
+    if not current.allows_count("max_deployed_apps", apps + 1):
+        lifter = tiers.lifting(tier, lambda t: t.allows_count("max_deployed_apps", apps + 1))
+        raise TierLimitExceeded(
+            f"deploy refused: the {tier} tier allows {_limit_text(current.max_deployed_apps)} deployed app(s) "
+            f"(max_deployed_apps) and {user_id} has {apps}"
+            + (f"; the {lifter.name} tier allows {_limit_text(lifter.max_deployed_apps)}" if lifter else "")
+        )
+    return tier
+
+
+def override_tier(
+    store: Store, user_id: str, tier: str, *, actor: str, reason: str, tiers: TierTable | None = None
+) -> dict[str, Any]:
+    """An operator sets a user's tier (outside Stripe); the user's apps follow, and the audit log keeps
+    who, why, and the tier before. A later subscription event from Stripe supersedes it."""
+    tiers = tiers or default_tiers()
+    chosen = tiers.get(tier)
+    if not reason.strip():
+        raise InputError("reason: say why the tier is overridden (it goes in the audit log)")
+    before = subscription_tier(store, user_id)
+    with store.transaction() as connection:
+        connection.execute(
+            "INSERT INTO user_subscriptions (user_id, tier, status, max_deployed_apps, max_custom_domains)"
+            " VALUES (?, ?, 'active', ?, ?) ON CONFLICT (user_id) DO UPDATE SET tier = excluded.tier,"
+            " status = 'active', max_deployed_apps = excluded.max_deployed_apps,"
+            " max_custom_domains = excluded.max_custom_domains, updated_at = now()",
+            [user_id, chosen.name, chosen.max_deployed_apps, chosen.max_custom_domains],
+        )
+        connection.execute(
+            "UPDATE deployed_apps SET tier = ?, updated_at = now() WHERE user_id = ?", [chosen.name, user_id]
+        )
+        connection.execute(
+            "INSERT INTO audit_log (actor, action, target, detail) VALUES (?, 'override tier', ?, ?)",
+            [actor, user_id, json.dumps({"from": before, "to": chosen.name, "reason": reason})],
+        )
+    return {"user_id": user_id, "tier": chosen.name, "previous_tier": before}
+
+
+def resume_hold(store: Store, app: dict[str, Any]) -> str | None:
+    """Why a platform may not resume (or redeploy) this suspended app, or None. An app that metering
+    suspended for going over its quota stays suspended until an operator resumes it or the quota is
+    lifted: a new month began, or the owner's subscription changed since. An operator's suspension
+    is lifted by an operator only."""
+    if app.get("status") != "suspended":
+        return None
+    last = store.fetchone(
+        "SELECT requested_by, created_at, params FROM deployments WHERE app_id = ? AND pipeline = 'suspend'"
+        " AND status = 'succeeded' ORDER BY created_at DESC LIMIT 1",
+        [app["id"]],
+    )
+    if last is None:
+        return None
+    by = str(last["requested_by"])
+    if by.startswith("operator:"):
+        return f"{app['name']} was suspended by an operator; only an operator can resume it"
+    if by != "metering":
+        return None
+    suspended_at = last["created_at"]
+    month_now = store.scalar("SELECT date_trunc('month', now())")
+    if suspended_at < month_now:
+        return None
+    changed = store.scalar(
+        "SELECT updated_at FROM user_subscriptions WHERE user_id = ?", [app["user_id"]]
+    )
+    if changed is not None and changed > suspended_at:
+        return None
+    reason = json.loads(last["params"] or "{}").get("reason") or "over its tier's monthly quota"
+    return (
+        f"{app['name']} was suspended for going over quota ({reason}); it resumes when an operator resumes it, "
+        "when the owner's tier changes, or at the start of next month"
+    )
+
+
 def check_deploy_allowed(
     store: Store,
     user_id: str,
@@ -91,11 +196,11 @@ def check_deploy_allowed(
 ) -> None:
     """Raise ``TierLimitExceeded`` if deploying one more app (or redeploying ``app_name``) goes over the tier.
 
-    ``tier`` None: the user's subscription tier (``free`` without one).
+    ``tier`` None: the user's subscription tier (``free`` without one); the deploy pipeline always passes None.
     """
     tiers = tiers or default_tiers()
     if tier is None:
-        tier = store.scalar("SELECT tier FROM user_subscriptions WHERE user_id = ?", [user_id]) or "free"
+        tier = subscription_tier(store, user_id)
     current = tiers.get(tier)
     problems: list[str] = []
     if database_provider is not None and database_provider not in current.allowed_database_providers:

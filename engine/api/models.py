@@ -1,0 +1,231 @@
+"""Response models of the engine's API. They are the contract: the OpenAPI document is built from them,
+and ``engine/api_types.py`` (the client's types) is generated from that document.
+
+Identifiers and times travel as strings (what a JSON client receives), converted here from the store's
+UUIDs and timestamps.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+
+def _text(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return None if value is None else str(value)
+
+
+Id = Annotated[str, BeforeValidator(_text)]
+Time = Annotated[str, BeforeValidator(_text)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class ErrorDetail(Model):
+    type: str = Field(description="the engine.errors class, e.g. InputError, NotFound, TierLimitExceeded")
+    message: str = Field(description="what went wrong and what to do, naming the field or rule")
+
+
+class ErrorBody(Model):
+    error: ErrorDetail
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": text}
+    for code, text in {
+        401: "missing, unknown, revoked or expired token",
+        403: "the token's role may not do this, or a tier limit",
+        404: "not found, or not the caller's",
+        413: "body over the size limit",
+        422: "bad input; the message names the field",
+        429: "rate limit or stream limit reached; see Retry-After",
+    }.items()
+}
+
+
+class Health(Model):
+    status: Literal["ok"]
+
+
+class App(Model):
+    id: Id
+    name: str
+    user_id: str = Field(description="owner: the platform, 'platform/user', or 'operator'")
+    platform: str
+    status: str = Field(description="provisioning | deploying | active | failed | suspended | destroyed")
+    deployment_url: str | None
+    custom_domain: str | None
+    database_provider: str | None
+    database_id: str | None
+    hosting_provider: str | None
+    hosting_project_id: str | None
+    tier: str = Field(description="the owner's subscription tier (free without one)")
+    live_deployment_id: Id | None
+    created_at: Time
+    updated_at: Time
+    last_deployed_at: Time | None
+
+
+class DeploymentSummary(Model):
+    id: Id
+    pipeline: str
+    status: str
+    url: str | None
+    error: str | None
+    created_at: Time
+    finished_at: Time | None
+
+
+class AppDetail(App):
+    deployments: list[DeploymentSummary]
+    secrets: list[str] = Field(description="names only: values are never returned")
+    hosting: dict[str, Any] | None = Field(description="local edge host: server state, cold start, traffic")
+
+
+class Started(Model):
+    deployment_id: Id
+    app: str
+    status_url: str
+
+
+class Deployment(Model):
+    id: Id
+    app_id: Id
+    pipeline: str
+    status: str = Field(description="pending | running | succeeded | failed | cancelled")
+    url: str | None
+    error: str | None
+    requested_by: str
+    created_at: Time
+    started_at: Time | None
+    finished_at: Time | None
+    cancel_requested: bool
+
+
+class StepRun(Model):
+    position: int
+    name: str
+    status: str
+    attempts: int
+    started_at: Time | None
+    finished_at: Time | None
+    detail: str | None
+    progress_done: int | None
+    progress_total: int | None
+    progress_unit: str | None
+    error: str | None
+    seconds: float | None
+
+
+class LogLine(Model):
+    logged_at: Time
+    step: str | None
+    line: str
+
+
+class DeploymentStatus(Model):
+    deployment: Deployment
+    app: str | None = None
+    steps: list[StepRun]
+    eta_seconds: float | None
+    log: list[LogLine]
+
+
+class CancelResult(Model):
+    deployment_id: Id
+    cancel_requested: bool
+
+
+class TokenInfo(Model):
+    id: Id
+    name: str
+    role: str
+    principal: str
+    users: list[str] | None = Field(description="a platform token limited to these users' apps")
+    created_at: Time
+    expires_at: Time | None
+    revoked_at: Time | None
+
+
+class IssuedToken(Model):
+    token: str = Field(description="shown this once: only its hash is kept")
+    id: Id
+    role: str
+    principal: str
+    users: list[str] | None
+    expires_at: Time | None
+
+
+class VaultRotation(Model):
+    secrets: int
+    old_key_id: str
+    new_key_id: str
+    new_key_path: str | None
+
+
+class AuditEntry(Model):
+    id: int
+    logged_at: Time
+    actor: str
+    action: str
+    target: str | None
+    detail: Any
+
+
+class UploadInfo(Model):
+    upload_id: Id
+    kind: str = Field(description="app | preview")
+    format: str = Field(description="tar.gz | zip | sqlite | sql")
+    digest: str = Field(description="sha256:<hex> of the body; identical bodies are stored once")
+    size_bytes: int
+    files: int
+    created_at: Time
+
+
+class DatabaseInfo(Model):
+    id: str
+    app: str
+    provider: str | None
+    status: str
+
+
+class TierOverride(Model):
+    user_id: str
+    tier: str
+    previous_tier: str
+
+
+class Subscription(Model):
+    user_id: str
+    tier: str
+    status: str
+    max_deployed_apps: int
+    max_custom_domains: int
+    apps: int = Field(description="apps of this user that hold a tier slot")
+
+
+class DnsRecord(Model):
+    type: str
+    name: str
+    value: str
+
+
+class DomainInfo(Model):
+    domain: str
+    app: str
+    unicode_name: str
+    cname_target: str
+    txt_name: str
+    txt_value: str
+    dns_status: str
+    certificate_status: str
+    detail: str | None
+    checked_at: Time | None
+    verified_at: Time | None
+    records: list[DnsRecord]
