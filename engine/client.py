@@ -7,6 +7,8 @@ same name, so callers handle the same exceptions on both sides of the wire.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -66,6 +68,8 @@ class EngineClient:
             cls = _error_class(kind)
             if cls is errors.LockTimeout:
                 raise errors.LockTimeout(message, holder="")
+            if cls is errors.RateLimited:
+                raise errors.RateLimited(message, retry_after=float(response.headers.get("Retry-After", "1")))
             raise cls(message)
         if response.status_code == 204 or not response.content:
             return None
@@ -77,9 +81,79 @@ class EngineClient:
         result: dict[str, Any] = self.request("GET", "/healthz")
         return result
 
-    def issue_token(self, name: str, role: str, principal: str | None = None) -> str:
-        body = {"name": name, "role": role, "principal": principal}
-        return str(self.request("POST", "/api/tokens", json=body)["token"])
+    def issue_token(
+        self,
+        name: str,
+        role: str,
+        principal: str | None = None,
+        *,
+        users: list[str] | None = None,
+        expires_in_days: float | None = None,
+    ) -> str:
+        return str(self.issue_token_record(name, role, principal, users=users, expires_in_days=expires_in_days)["token"])
+
+    def issue_token_record(
+        self,
+        name: str,
+        role: str,
+        principal: str | None = None,
+        *,
+        users: list[str] | None = None,
+        expires_in_days: float | None = None,
+    ) -> dict[str, Any]:
+        body = {"name": name, "role": role, "principal": principal, "users": users, "expires_in_days": expires_in_days}
+        result: dict[str, Any] = self.request(
+            "POST", "/api/tokens", json={k: v for k, v in body.items() if v is not None}
+        )
+        return result
+
+    def tokens(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.request("GET", "/api/tokens")
+        return result
+
+    def revoke_token(self, token_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("DELETE", f"/api/tokens/{token_id}")
+        return result
+
+    # -- uploads and tiers ------------------------------------------------------------------------
+
+    def upload(
+        self, path: Path, kind: str = "app", progress: Callable[[int, int], None] | None = None
+    ) -> dict[str, Any]:
+        """Send a file as an upload (streamed), calling ``progress(sent, total)`` as it goes."""
+        total = path.stat().st_size
+
+        def chunks() -> Iterator[bytes]:
+            sent = 0
+            with path.open("rb") as handle:
+                while block := handle.read(256 * 1024):
+                    sent += len(block)
+                    yield block
+                    if progress:
+                        progress(sent, total)
+
+        result: dict[str, Any] = self.request(
+            "POST",
+            "/api/uploads",
+            params={"kind": kind},
+            content=chunks(),
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(total)},
+        )
+        return result
+
+    def subscription(self, user_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("GET", f"/api/subscriptions/{user_id}")
+        return result
+
+    def override_tier(self, user_id: str, tier: str, reason: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request(
+            "PUT", f"/api/subscriptions/{user_id}/tier", json={"tier": tier, "reason": reason}
+        )
+        return result
+
+    def databases(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.request("GET", "/api/databases")
+        return result
 
     def rotate_vault(self) -> dict[str, Any]:
         result: dict[str, Any] = self.request("POST", "/api/vault/rotate")
@@ -87,8 +161,10 @@ class EngineClient:
 
     # -- apps and deployments ---------------------------------------------------------------------
 
-    def apps(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.request("GET", "/api/apps")
+    def apps(self, status: str | None = None) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.request(
+            "GET", "/api/apps", params={"status": status} if status else None
+        )
         return result
 
     def app(self, name: str) -> dict[str, Any]:
@@ -134,9 +210,12 @@ class EngineClient:
 
     def deploy_web(
         self,
-        source_path: str,
+        source_path: str | None = None,
         *,
         app: str,
+        upload_id: str | None = None,
+        preview_upload_id: str | None = None,
+        user: str | None = None,
         db: str = "local-libsql",
         host: str = "local",
         domain: str | None = None,
@@ -151,6 +230,9 @@ class EngineClient:
         body = {
             "app": app,
             "source_path": source_path,
+            "upload_id": upload_id,
+            "preview_upload_id": preview_upload_id,
+            "user": user,
             "db": db,
             "host": host,
             "domain": domain,

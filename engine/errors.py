@@ -31,6 +31,10 @@ class InputError(LaunchdeckError):
     """Bad input from a user: a file, a flag, a request body. The message says what to fix."""
 
 
+class TooLarge(InputError):
+    """A request body or an upload's content is over a size limit (HTTP 413)."""
+
+
 class NotFound(LaunchdeckError):
     """A named thing (app, deployment, secret, database) does not exist."""
 
@@ -80,6 +84,10 @@ class TransientError(LaunchdeckError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class RateLimited(TransientError):
+    """The engine's rate limit for a token was reached (HTTP 429); ``retry_after`` says when to retry."""
 
 
 class TerminalError(LaunchdeckError):

@@ -94,7 +94,20 @@ class Engine:
         from engine import jobs
 
         jobs.install(self)
-        self.first_token = ensure_first_operator_token(self.store, str(settings.operator_token_path))
+        from engine.apps import track_app_states
+
+        self.runner.on_event(track_app_states(self.store, self.vault.delete))
+        # A new workspace's first operator token: shown once by the command that started the engine, and
+        # written only where the operator asked (LAUNCHDECK_OPERATOR_TOKEN_FILE); the store keeps its hash.
+        self.first_token = ensure_first_operator_token(self.store)
+        if self.first_token and settings.operator_token_file:
+            write_private(settings.operator_token_file, self.first_token + "\n")
+        if settings.legacy_operator_token_path.exists():
+            log.warning(
+                "%s holds an operator token in plaintext (written by an earlier version): revoke it with "
+                "`launchdeck tokens revoke` and delete the file",
+                settings.legacy_operator_token_path,
+            )
 
     # -- lifecycle --------------------------------------------------------------------------------
 

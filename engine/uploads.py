@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from engine.errors import InputError, NotFound
+from engine.errors import InputError, NotFound, TooLarge
 from engine.store import Store
 
 UploadKind = Literal["app", "preview"]
@@ -36,10 +36,6 @@ ZIP_MAGIC = b"PK\x03\x04"
 CHUNK = 1 << 20
 # Folders a build makes or installs: never worth unpacking (the build makes its own).
 SKIPPED_FOLDERS = frozenset({"node_modules", ".next", ".git"})
-
-
-class TooLarge(InputError):
-    """The body or the unpacked archive is over a limit; the API answers 413."""
 
 
 @dataclass(frozen=True)

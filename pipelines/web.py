@@ -62,7 +62,8 @@ def preview_source(source: Path, params: dict[str, Any]) -> Path | None:
     match = re.search(r'url\s*=\s*"file:([^"]+)"', schema.read_text())
     if match:  # Prisma resolves a relative file: URL against the schema's folder
         candidate = (schema.parent / match.group(1)).resolve()
-        if candidate.is_file():
+        # Only a file inside the app's own folder: a tenant's schema never names what the engine reads.
+        if candidate.is_file() and candidate.is_relative_to(source.resolve()):
             return candidate
     return None
 
@@ -86,10 +87,10 @@ def preflight(ctx: StepContext) -> str:
     engine, params = engine_of(ctx), ctx.params
     source = Path(params["source_path"])
     schema_path(source)
-    check_deploy_allowed(
+    check_deploy_allowed(  # the owner's subscription tier: a request never chooses it
         engine.store,
         str(ctx.app["user_id"]),
-        params.get("tier"),
+        None,
         params["db"],
         bool(params.get("domain")),
         app_name=ctx.app_name,
@@ -192,7 +193,8 @@ def provision_database(ctx: StepContext) -> str:
                 raise import_failure(report)
             prepare_for_upload(seed)
         if kind == "byo":
-            url, token, database_id = engine.vault.get(ctx.app_id, "byo:DATABASE_URL"), None, "byo"
+            # A unique id per app, so deleting "the byo database" can never pick another app's.
+            url, token, database_id = engine.vault.get(ctx.app_id, "byo:DATABASE_URL"), None, f"byo-{ctx.app_name}"
         else:
             with using_database(engine, kind, ctx.app_name) as provider:
                 if kind == "turso":
@@ -461,6 +463,8 @@ def verify_and_promote(ctx: StepContext) -> str:
 
 def record_live(ctx: StepContext, url: str, provider_deployment_id: str | None = None) -> str:
     """The deployment is what production serves now: say so in the deployment and the app records."""
+    from engine.costs.tiers import subscription_tier
+
     engine = engine_of(ctx)
     snapshot: dict[str, Any] = {"params": ctx.params, "env_names": ctx.state.get("env_names", [])}
     if provider_deployment_id:  # what a rollback to this deployment asks the cloud host to promote
@@ -476,7 +480,7 @@ def record_live(ctx: StepContext, url: str, provider_deployment_id: str | None =
         live_deployment_id=ctx.deployment_id,
         hosting_provider=ctx.params["host"],
         hosting_project_id=ctx.app_name,
-        tier=ctx.params.get("tier") or ctx.app["tier"],
+        tier=subscription_tier(engine.store, str(ctx.app["user_id"])),
         config=json.dumps(snapshot),
         last_deployed_at=datetime.now(UTC),
     )

@@ -10,13 +10,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from engine import errors
-from engine.uploads import TooLarge
 
 if TYPE_CHECKING:
     from engine.service import Engine
 
 STATUS_BY_ERROR: list[tuple[type[errors.LaunchdeckError], int]] = [
-    (TooLarge, 413),
+    (errors.TooLarge, 413),
+    (errors.RateLimited, 429),
     (errors.AuthError, 401),
     (errors.Forbidden, 403),
     (errors.TierLimitExceeded, 403),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -49,30 +50,77 @@ def current_settings() -> Settings:
         fail(str(exc))
 
 
-def read_token(settings: Settings) -> str | None:
+def read_token() -> str | None:
+    """The caller's engine token: LAUNCHDECK_TOKEN, else the file LAUNCHDECK_TOKEN_FILE names."""
     token = os.environ.get("LAUNCHDECK_TOKEN")
     if token:
         return token.strip()
-    if settings.operator_token_path.exists():
-        return settings.operator_token_path.read_text().strip()
+    path = os.environ.get("LAUNCHDECK_TOKEN_FILE")
+    if path:
+        try:
+            return Path(path).expanduser().read_text().strip()
+        except OSError as exc:
+            fail(f"LAUNCHDECK_TOKEN_FILE: cannot read {path} ({exc.strerror})")
     return None
 
 
+def show_first_token(token: str | None) -> None:
+    if token:
+        typer.echo(
+            "first operator token (shown this once; only its hash is kept, so store it now):\n"
+            f"  {token}\n"
+            "sign in to the console with it, or set LAUNCHDECK_TOKEN for commands",
+            err=True,
+        )
+
+
+SESSION_SECONDS = 3600
+
+
+def session_token(store: Any, purpose: str) -> tuple[str, str]:
+    """A short-lived operator token for a command on this machine (which may open the store, so it is
+    the operator's): (token, id). Revoked when the command ends; it expires in an hour regardless."""
+    from datetime import UTC, datetime, timedelta
+
+    from engine.auth import issue_token, token_info
+
+    token = issue_token(
+        store,
+        role="operator",
+        principal="operator",
+        name=f"launchdeck {purpose} (this machine)",
+        expires_at=datetime.now(UTC) + timedelta(seconds=SESSION_SECONDS),
+    )
+    return token, str(token_info(store, token)["id"])
+
+
+def remote_url(engine_url: str | None) -> str | None:
+    return engine_url or os.environ.get("LAUNCHDECK_ENGINE_URL") or None
+
+
 @contextmanager
-def engine_client() -> Iterator[EngineClient]:
-    """A client of the engine serving this workspace; when none runs, an embedded one in-process."""
+def engine_client(engine_url: str | None = None) -> Iterator[EngineClient]:
+    """A client of the engine at ``engine_url`` (or LAUNCHDECK_ENGINE_URL), else of the engine serving this
+    workspace; when none runs, an embedded one in-process for the command's duration."""
     from engine.service import Engine, find_running_engine
 
     settings = current_settings()
-    url = find_running_engine(settings)
+    url = remote_url(engine_url) or find_running_engine(settings)
     embedded: Engine | None = None
+    token = read_token()
+    session: str | None = None
     if url is None:
         try:
             embedded = Engine(settings)
         except LaunchdeckError as exc:
             fail(str(exc))
+        show_first_token(embedded.first_token)
+        if token is None:
+            token, session = session_token(embedded.store, "command")
         url = embedded.start_in_thread()
-    client = EngineClient(url, read_token(settings))
+    elif token is None:
+        fail(f"the engine at {url} needs a token: set LAUNCHDECK_TOKEN (or LAUNCHDECK_TOKEN_FILE)")
+    client = EngineClient(url, token)
     try:
         yield client
     except LaunchdeckError as exc:
@@ -80,6 +128,8 @@ def engine_client() -> Iterator[EngineClient]:
     finally:
         client.close()
         if embedded is not None:
+            if session is not None:
+                embedded.store.execute("UPDATE api_tokens SET revoked_at = now() WHERE CAST(id AS TEXT) = ?", [session])
             embedded.stop_thread()
 
 
@@ -111,8 +161,9 @@ def engine(
     typer.echo(
         f"engine on http://{settings.engine_host}:{settings.engine_port}  (workspace {settings.workspace})"
     )
-    if service.first_token:
-        typer.echo(f"first operator token written to {settings.operator_token_path}")
+    show_first_token(service.first_token)
+    if service.first_token and settings.operator_token_file:
+        typer.echo(f"(also written to {settings.operator_token_file}, as LAUNCHDECK_OPERATOR_TOKEN_FILE asks)", err=True)
     service.serve_forever()
 
 
@@ -162,11 +213,26 @@ def up(
             else "demo workspace: demo apps already present"
         )
     engine_url = f"http://{settings.engine_host}:{settings.engine_port}"
+    from engine.service import find_running_engine
+
+    if find_running_engine(settings):
+        fail(f"an engine already serves {settings.workspace}: stop it first (`launchdeck stop`)")
+    # Before the engine holds the store: the first operator token (shown once here) and, for seeding the
+    # demo, a token of this command's own.
+    demo_token: str | None = None
+    demo_token_id: str | None = None
+    store = open_store(settings)
+    try:
+        from engine.auth import ensure_first_operator_token
+
+        show_first_token(ensure_first_operator_token(store))
+        if demo:
+            demo_token, demo_token_id = session_token(store, "up --demo")
+    finally:
+        store.close()
     launchdeck = [sys.executable, "-m", "engine.cli"]
     children = [subprocess.Popen([*launchdeck, "engine"])]
     deadline = time.monotonic() + 60
-    from engine.service import find_running_engine
-
     while find_running_engine(settings) is None:
         if children[0].poll() is not None or time.monotonic() > deadline:
             fail("the engine did not start; see its messages above")
@@ -174,15 +240,17 @@ def up(
     if demo:
         from engine.demo import deploy_example
 
-        with EngineClient(engine_url, read_token(settings)) as client:
+        with EngineClient(engine_url, demo_token) as client:
             typer.echo(f"demo workspace: {deploy_example(client)}")
+            client.revoke_token(str(demo_token_id))
     children.append(
         subprocess.Popen(console_command(settings, settings.console_port), env=console_env(engine_url))
     )
     typer.echo(
         f"\nLaunchdeck is up.\n  engine API: {engine_url}  (OpenAPI at {engine_url}/docs)\n"
         f"  console:    http://{settings.engine_host}:{settings.console_port}\n"
-        f"  operator token: {settings.operator_token_path}\nPress Ctrl-C to stop.\n"
+        "  operator token: shown above on a new workspace; `launchdeck tokens create NAME --role operator`\n"
+        "  (with the engine stopped) makes another.\nPress Ctrl-C to stop.\n"
     )
 
     def stop(*_: object) -> None:
@@ -205,12 +273,43 @@ def up(
     stop()
 
 
+def open_store(settings: Settings) -> Any:
+    """The store itself, for commands on this machine while no engine runs (DuckDB allows one process)."""
+    from engine.store import Store
+
+    try:
+        return Store(settings.store_path, memory_limit=settings.duckdb_memory_limit)
+    except Exception as exc:  # duckdb.IOException when another process holds the file
+        fail(f"cannot open the store {settings.store_path} ({type(exc).__name__}); is an engine running?")
+
+
+@app.command()
+def stop() -> None:
+    """Stop the engine serving this workspace (one started by `launchdeck deploy` in the background, say)."""
+    from engine.service import find_running_engine
+
+    settings = current_settings()
+    url = find_running_engine(settings)
+    if url is None:
+        typer.echo("no engine is running for this workspace")
+        return
+    pid = int(json.loads(settings.engine_info_path.read_text())["pid"])
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while find_running_engine(settings) is not None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    typer.echo(f"stopped the engine at {url} (pid {pid}); deployed apps are served again when one runs")
+
+
 # -- apps and deployments ---------------------------------------------------------------------------
 
 
 @app.command()
 def apps(
     app_name: Annotated[str | None, typer.Argument(metavar="[APP]", help="show one app in detail")] = None,
+    state: Annotated[
+        str | None, typer.Option(help="only apps in this state: provisioning, deploying, active, failed, ...")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """List every app with its live deployment, URL, database, tier and state; or one app in detail."""
@@ -222,7 +321,7 @@ def apps(
                 return
             typer.echo(render_app(detail))
             return
-        rows = client.apps()
+        rows = client.apps(state)
     if as_json:
         echo_json(rows)
         return
@@ -310,13 +409,49 @@ def status(
         raise typer.Exit(1)
 
 
+def follow(client: EngineClient, deployment_id: str, *, quiet: bool) -> dict[str, Any]:
+    """Wait for a deployment to end, with a progress bar per stage on a terminal."""
+    if quiet:
+        return client.wait(deployment_id, poll=0.5)
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    marks = {"succeeded": "✓", "running": "◐", "failed": "✗", "pending": "○", "undone": "↺", "skipped": "-",
+             "cancelled": "✗"}  # fmt: skip
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[note]}"), TimeElapsedColumn(),
+        transient=False,
+    ) as bars:  # fmt: skip
+        tasks: dict[int, Any] = {}
+        while True:
+            status = client.status(deployment_id)
+            for step in status["steps"]:
+                position = int(step["position"])
+                if position not in tasks:
+                    tasks[position] = bars.add_task(step["name"], total=1, note="", start=False)
+                task = tasks[position]
+                total = step["progress_total"] or 1
+                done = step["progress_done"] if step["progress_total"] else (1 if step["status"] == "succeeded" else 0)
+                note = step["error"] or step["detail"] or ""
+                if step["progress_total"]:
+                    note = f"{step['progress_done']:,}/{step['progress_total']:,} {step['progress_unit'] or ''}"
+                if step["status"] != "pending":
+                    bars.start_task(task)
+                bars.update(task, total=total, completed=done, note=note[:70],
+                            description=f"{marks.get(step['status'], '?')} {step['name']:<12}")  # fmt: skip
+                if step["status"] in ("succeeded", "failed", "skipped", "undone", "cancelled"):
+                    bars.stop_task(task)
+            if status["deployment"]["status"] in ("succeeded", "failed", "cancelled"):
+                return status
+            time.sleep(0.5)
+
+
 def run_and_report(client: EngineClient, started: dict[str, Any], *, as_json: bool) -> None:
     deployment_id = started["deployment_id"]
     if not as_json:
         typer.echo(
             f"deployment {deployment_id} started; following it (Ctrl-C stops following, not the deployment)"
         )
-    status = client.wait(deployment_id, poll=0.5)
+    status = follow(client, deployment_id, quiet=as_json or not sys.stdout.isatty())
     deployment = status["deployment"]
     if as_json:
         live = deployment["status"] == "succeeded" and deployment["url"]
@@ -347,6 +482,8 @@ def run_and_report(client: EngineClient, started: dict[str, Any], *, as_json: bo
 
 
 def parse_env(pairs: list[str]) -> dict[str, str]:
+    from engine.apps import env_name_problem
+
     env: dict[str, str] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
@@ -354,6 +491,9 @@ def parse_env(pairs: list[str]) -> dict[str, str]:
             fail(f"--env {pair!r}: write it as KEY=VALUE")
         if name in env:
             fail(f"--env {name} is given twice")
+        problem = env_name_problem(name)
+        if problem:
+            fail(f"--env {problem}")
         env[name] = value
     return env
 
@@ -373,39 +513,144 @@ def deploy(
         str | None, typer.Option(help="custom domain (then `launchdeck domains check`)")
     ] = None,
     env: Annotated[list[str] | None, typer.Option("--env", help="KEY=VALUE for the app; repeat")] = None,
-    tier: Annotated[str | None, typer.Option(help="pricing tier (default: the owner's subscription)")] = None,
+    tier: Annotated[
+        str | None, typer.Option(help="operators: override the owner's tier (audited); default: their subscription's")
+    ] = None,
     preview: Annotated[Path | None, typer.Option(help="preview SQLite file or SQL dump to import")] = None,
     no_import_data: Annotated[bool, typer.Option("--no-import-data", help="start with empty tables")] = False,
+    engine_url: Annotated[
+        str | None,
+        typer.Option("--engine", help="a (remote) engine's URL: the app is packed and uploaded; token from "
+                     "LAUNCHDECK_TOKEN or LAUNCHDECK_TOKEN_FILE"),
+    ] = None,  # fmt: skip
+    user: Annotated[str | None, typer.Option(help="platform tokens: the end user the app belongs to")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Deploy an app folder: preflight, database, environment, code transformation, build and host, verify.
 
+    With --engine the folder is packed (as its .gitignore says; never node_modules, .next or .env*),
+    uploaded and deployed there. Without it, the engine serving this workspace deploys it; when none
+    runs, one is started in the background and keeps serving the app (`launchdeck stop` stops it).
     Exit code 0 only when the deployment is live and healthy; a failed one leaves the previous one serving."""
-    from engine.service import find_running_engine
-
     source = app_dir.resolve()
     if not (source / "package.json").is_file():
         fail(f"{app_dir} has no package.json: give the generated app's folder")
-    if find_running_engine(current_settings()) is None and not as_json:
-        typer.echo(
-            "no engine is running, so this command runs one for itself: the app is deployed and kept, and "
-            "it is served whenever an engine runs (`launchdeck engine` or `make run`)",
-            err=True,
-        )
-    with engine_client() as client:
-        started = client.deploy_web(
-            str(source),
-            app=name or source.name.lower().replace("_", "-"),
-            db=db,
-            host=host,
-            domain=domain,
-            env=parse_env(env or []),
-            tier=tier,
-            import_data=not no_import_data,
-            database_url=database_url,
-            preview=str(preview.resolve()) if preview else None,
-        )
-        run_and_report(client, started, as_json=as_json)
+    app_name = name or source.name.lower().replace("_", "-")
+    variables = parse_env(env or [])
+    url = remote_url(engine_url)
+    session_id: str | None = None
+    if url is None:
+        url, token, session_id = local_engine(as_json=as_json)
+    else:
+        token = read_token()
+        if token is None:
+            fail(f"the engine at {url} needs a token: set LAUNCHDECK_TOKEN (or LAUNCHDECK_TOKEN_FILE)")
+    options: dict[str, Any] = {
+        "app": app_name, "db": db, "host": host, "domain": domain, "env": variables, "tier": tier,
+        "import_data": not no_import_data, "database_url": database_url, "user": user,
+    }  # fmt: skip
+    with EngineClient(url, token, timeout=300) as client:
+        try:
+            if remote_url(engine_url) is None and client.whoami()["role"] == "operator":
+                # this machine's engine reads the folder itself (paths are for operators)
+                started = client.deploy_web(
+                    str(source), preview=str(preview.resolve()) if preview else None, **options
+                )
+            else:
+                started = client.deploy_web(**upload_app(client, source, preview, not no_import_data, as_json), **options)
+            run_and_report(client, started, as_json=as_json)
+        except LaunchdeckError as exc:
+            fail(str(exc))
+        finally:
+            if session_id is not None:
+                with contextlib.suppress(LaunchdeckError):
+                    client.revoke_token(session_id)
+
+
+def local_engine(*, as_json: bool) -> tuple[str, str, str | None]:
+    """The engine serving this workspace: (url, token, id of a token to revoke after). When none runs,
+    one is started in the background, so the app keeps being served after this command ends."""
+    from engine.auth import ensure_first_operator_token
+    from engine.service import find_running_engine
+
+    settings = current_settings()
+    url = find_running_engine(settings)
+    if url is not None:
+        token = read_token()
+        if token is None:
+            fail(f"the engine at {url} needs a token: set LAUNCHDECK_TOKEN (or LAUNCHDECK_TOKEN_FILE)")
+        return url, token, None
+    store = open_store(settings)
+    try:
+        show_first_token(ensure_first_operator_token(store))
+        token, token_id = session_token(store, "deploy")
+    finally:
+        store.close()
+    log = settings.workspace / "logs" / "engine.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if k != "LAUNCHDECK_OPERATOR_TOKEN_FILE"}
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "engine.cli", "engine"],
+            stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while (url := find_running_engine(settings)) is None:
+        if process.poll() is not None or time.monotonic() > deadline:
+            fail(f"the engine did not start; see {log}")
+        time.sleep(0.2)
+    message = (
+        f"no engine was running, so one was started in the background (pid {process.pid}, log {log}) at {url}; "
+        "it keeps serving the app after this command ends: `launchdeck stop` stops it"
+    )
+    typer.echo(message, err=True)
+    return url, token, token_id
+
+
+def upload_app(
+    client: EngineClient, source: Path, preview: Path | None, import_data: bool, as_json: bool
+) -> dict[str, Any]:
+    """Pack and upload the app folder (and its preview database): the deploy request's upload ids."""
+    import tempfile
+
+    from engine.cli.pack import pack
+
+    quiet = as_json or not sys.stdout.isatty()
+    with tempfile.TemporaryDirectory(prefix="launchdeck-pack-") as scratch:
+        packed = pack(source, Path(scratch) / "app.tar.gz")
+        for link in packed.skipped_links:
+            typer.echo(f"left out {link}: a symlink to outside the app folder", err=True)
+        if not as_json:
+            size = packed.path.stat().st_size
+            typer.echo(f"packed {packed.files} files ({packed.bytes_in / 1e6:.1f} MB) into {size / 1e6:.1f} MB")
+        app_upload = send(client, packed.path, "app", "uploading the app", quiet)
+    ids = {"upload_id": app_upload["upload_id"]}
+    if import_data:
+        found = preview.resolve() if preview else find_preview(source)
+        if found is not None:
+            ids["preview_upload_id"] = send(client, found, "preview", f"uploading {found.name}", quiet)["upload_id"]
+    return ids
+
+
+def find_preview(source: Path) -> Path | None:
+    from pipelines.web import preview_source
+
+    try:
+        return preview_source(source, {})
+    except LaunchdeckError:
+        return None
+
+
+def send(client: EngineClient, path: Path, kind: str, label: str, quiet: bool) -> dict[str, Any]:
+    if quiet:
+        return client.upload(path, kind)
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    with Progress(TextColumn(label), BarColumn(), DownloadColumn(), TransferSpeedColumn()) as bars:
+        task = bars.add_task(label, total=path.stat().st_size)
+        result = client.upload(path, kind, progress=lambda sent, _: bars.update(task, completed=sent))
+    typer.echo(f"  {kind} upload {result['upload_id']} ({result['digest'][:19]}…)")
+    return result
 
 
 AppArgument = Annotated[str, typer.Argument(metavar="APP", help="app name (`launchdeck apps` lists them)")]
@@ -493,12 +738,95 @@ def tokens_create(
     name: Annotated[str, typer.Argument(help="who the token is for")],
     role: Annotated[str, typer.Option(help="operator, finance or platform")],
     principal: Annotated[
-        str | None, typer.Option(help="platform tokens: the owner of the apps it may see")
+        str | None, typer.Option(help="platform tokens: the platform (owner of its apps); default NAME")
     ] = None,
+    users: Annotated[
+        list[str] | None, typer.Option("--user", help="platform tokens: only this user's apps; repeat")
+    ] = None,
+    expires_in_days: Annotated[float | None, typer.Option(help="the token stops working after this many days")] = None,
+    engine_url: Annotated[str | None, typer.Option("--engine", help="a (remote) engine's URL")] = None,
 ) -> None:
-    """Issue an engine API token. It is printed once; only its hash is kept."""
+    """Issue an engine API token. It is printed once; only its hash is kept.
+
+    On the engine's machine with no engine running, this needs no token (it writes to the store itself):
+    the way to a new operator token when the first one is lost."""
+    from engine.service import find_running_engine
+
+    settings = current_settings()
+    if remote_url(engine_url) is None and find_running_engine(settings) is None and read_token() is None:
+        from datetime import UTC, datetime, timedelta
+
+        from engine.auth import issue_token
+
+        store = open_store(settings)
+        try:
+            expires = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
+            token = issue_token(
+                store, role=role, principal=principal or name, name=name, expires_at=expires, users=users or None
+            )
+            from engine.apps import audit
+
+            audit(store, "operator:this-machine", "issue token", name, {"role": role, "principal": principal or name})
+        except LaunchdeckError as exc:
+            fail(str(exc))
+        finally:
+            store.close()
+        typer.echo(token)
+        return
+    with engine_client(engine_url) as client:
+        typer.echo(client.issue_token(name, role, principal, users=users or None, expires_in_days=expires_in_days))
+
+
+@tokens_app.command("list")
+def tokens_list(
+    engine_url: Annotated[str | None, typer.Option("--engine", help="a (remote) engine's URL")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Tokens (operators: all; a platform: its own), with role, scope, expiry and revocation; never the token."""
+    with engine_client(engine_url) as client:
+        rows = client.tokens()
+    if as_json:
+        echo_json(rows)
+        return
+    typer.echo(f"{'ID':<36}  {'NAME':<24} {'ROLE':<9} {'PRINCIPAL':<16} {'EXPIRES':<20} STATE")
+    for row in rows:
+        state = "revoked" if row["revoked_at"] else "active"
+        scope = f" users: {', '.join(row['users'])}" if row["users"] else ""
+        typer.echo(
+            f"{row['id']:<36}  {row['name'][:24]:<24} {row['role']:<9} {row['principal'][:16]:<16} "
+            f"{(row['expires_at'] or 'never')[:19]:<20} {state}{scope}"
+        )
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(
+    token_id: Annotated[str, typer.Argument(metavar="ID", help="the token's id (`launchdeck tokens list`)")],
+    engine_url: Annotated[str | None, typer.Option("--engine", help="a (remote) engine's URL")] = None,
+) -> None:
+    """Revoke a token: it stops working at once."""
+    with engine_client(engine_url) as client:
+        row = client.revoke_token(token_id)
+    typer.echo(f"revoked {row['name']} ({row['role']}, {row['principal']}) at {row['revoked_at']}")
+
+
+@app.command()
+def tier(
+    user_id: Annotated[str, typer.Argument(metavar="USER", help="owner id: a platform, or platform/user")],
+    set_to: Annotated[str | None, typer.Option("--set", help="operators: override the tier to this one")] = None,
+    reason: Annotated[str | None, typer.Option(help="why (kept in the audit log); required with --set")] = None,
+) -> None:
+    """Show a user's tier and limits (from their subscription); operators may override it, audited."""
     with engine_client() as client:
-        typer.echo(client.issue_token(name, role, principal))
+        if set_to is not None:
+            if not reason:
+                fail("--reason: say why the tier is overridden (it goes in the audit log)")
+            changed = client.override_tier(user_id, set_to, reason)
+            typer.echo(f"{user_id}: {changed['previous_tier']} -> {changed['tier']}")
+        info = client.subscription(user_id)
+    typer.echo(
+        f"{info['user_id']}: {info['tier']} tier ({info['status']}), {info['apps']} of "
+        f"{'unlimited' if info['max_deployed_apps'] < 0 else info['max_deployed_apps']} app slot(s) used"
+    )
 
 
 def store_when_no_engine_runs() -> Any:

@@ -24,7 +24,8 @@ def settings_of(ctx: Any) -> Settings:
 
 
 def owner_of(ctx: Any) -> str:
-    return str(ctx.params.get("owner") or ctx.app["user_id"])
+    # Always the app's owner: whose store accounts and tokens a build uses is never a request's choice.
+    return str(ctx.app["user_id"])
 
 
 def build_dir(ctx: Any, kind: str) -> Path:
