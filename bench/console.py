@@ -98,6 +98,7 @@ def measure(apps: int) -> dict[str, tuple[float, float]]:
         seeded_copy(apps, Path(workspace))
         ports = {name: free_port() for name in ("ENGINE", "CONSOLE", "EDGE")}
         env = {**os.environ, "LAUNCHDECK_WORKSPACE": workspace,
+               "LAUNCHDECK_OPERATOR_TOKEN_FILE": str(Path(workspace) / "operator.token"),
                **{f"LAUNCHDECK_{name}_PORT": str(port) for name, port in ports.items()}}  # fmt: skip
         log = open(Path(workspace) / "up.log", "w")  # noqa: SIM115 - closed in finally
         up = subprocess.Popen([sys.executable, "-m", "engine.cli", "up"], cwd=ROOT, env=env, stdout=log,

@@ -59,7 +59,7 @@ def main() -> None:
         settings = Settings(workspace=Path(scratch) / "workspace", edge_port=0, edge_idle_seconds=2.0)
         engine = Engine(settings)
         url = engine.start_in_thread()
-        client = EngineClient(url, settings.operator_token_path.read_text().strip(), timeout=120)
+        client = EngineClient(url, str(engine.first_token), timeout=120)
         try:
             for label in ("first deployment", "redeploy (npm and Next caches warm)"):
                 started = time.perf_counter()

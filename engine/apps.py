@@ -24,7 +24,14 @@ def validate_app_name(name: str) -> str:
 # lands, env_name_problem() is the one place to point at it.)
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 RESERVED_ENV = frozenset(
-    {"DATABASE_URL", "TURSO_DATABASE_URL", "TURSO_AUTH_TOKEN", "NEXTAUTH_SECRET", "NEXTAUTH_URL", "AUTH_TRUST_HOST"}
+    {
+        "DATABASE_URL",
+        "TURSO_DATABASE_URL",
+        "TURSO_AUTH_TOKEN",
+        "NEXTAUTH_SECRET",
+        "NEXTAUTH_URL",
+        "AUTH_TRUST_HOST",
+    }
 )
 PROCESS_ENV = frozenset(
     {"PATH", "HOME", "USER", "SHELL", "PWD", "TMPDIR", "NODE_OPTIONS", "NODE_PATH", "NODE_EXTRA_CA_CERTS",
@@ -86,9 +93,9 @@ def get_or_create_app(
                 "INSERT INTO deployed_apps (name, user_id, tier, status) VALUES (?, ?, ?, 'provisioning')",
                 [name, owner, tier],
             )
-        elif principal is not None and not principal.may_see_owner(str(row[0])):
-            raise name_unavailable(name)
-        elif principal is None and row[0] != owner and owner != "operator":
+        elif (principal is not None and not principal.may_see_owner(str(row[0]))) or (
+            principal is None and row[0] != owner and owner != "operator"
+        ):
             raise name_unavailable(name)
     return get_app(store, name)
 

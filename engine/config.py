@@ -40,7 +40,9 @@ class Settings(BaseSettings):
     upload_max_unpacked_bytes: int = Field(default=1_000_000_000, ge=1)
     upload_max_files: int = Field(default=50_000, ge=1)
     request_max_bytes: int = Field(default=1_000_000, ge=1024)
-    rate_limit: str = Field(default="1200/minute", pattern=r"^\d+\s*(/|per)\s*\d*\s*(second|minute|hour|day)s?$")
+    rate_limit: str = Field(
+        default="1200/minute", pattern=r"^\d+\s*(/|per)\s*\d*\s*(second|minute|hour|day)s?$"
+    )
     sse_max_per_token: int = Field(default=8, ge=1)
     sse_max_seconds: float = Field(default=3600.0, gt=0)
     # Hosts a desktop build's git_remote may point at (https only).

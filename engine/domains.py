@@ -22,6 +22,8 @@ import dns.resolver
 import idna
 from pydantic import BaseModel, ConfigDict, Field
 
+from engine.api.deps import AnyRole, Deployer, EngineDep, owner_clause, visible_app
+from engine.api.models import ERRORS, DomainInfo
 from engine.errors import Conflict, InputError, NotFound
 from engine.store import Store
 
@@ -406,7 +408,8 @@ def check_domain_slot(store: Store, owner: str, domain: str) -> None:
     tier = tiers.get(subscription_tier(store, owner))
     count = int(
         store.scalar(
-            "SELECT count(*) FROM domains d JOIN deployed_apps a ON a.name = d.app WHERE a.user_id = ?", [owner]
+            "SELECT count(*) FROM domains d JOIN deployed_apps a ON a.name = d.app WHERE a.user_id = ?",
+            [owner],
         )
     )
     if not tier.allows_count("max_custom_domains", count + 1):
@@ -424,8 +427,6 @@ def api_router() -> Any:
     apps. Uses ``engine.edge`` (the EdgeHost) to route a verified domain, else the edge routing file."""
     from fastapi import APIRouter, Query
 
-    from engine.api.deps import AnyRole, Deployer, EngineDep, owner_clause, visible_app
-    from engine.api.models import ERRORS, DomainInfo
     from engine.edge.routes import RouteTable
     from engine.errors import Forbidden
 
@@ -490,6 +491,8 @@ def api_router() -> Any:
         app: str = Query(min_length=1, max_length=63, description="the app the domain belongs to"),
     ) -> None:
         visible_app(engine, principal, app)
-        remove(engine.store, app, domain, router=router_of(engine), edge_hostname=engine.settings.edge_hostname)
+        remove(
+            engine.store, app, domain, router=router_of(engine), edge_hostname=engine.settings.edge_hostname
+        )
 
     return router

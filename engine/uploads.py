@@ -68,6 +68,13 @@ class Upload:
         }
 
 
+def _upload(row: dict[str, Any]) -> Upload:
+    return Upload(
+        id=str(row["id"]), owner=row["owner"], kind=row["kind"], format=row["format"], digest=row["digest"],
+        size_bytes=int(row["size_bytes"]), files=int(row["files"]), created_at=row["created_at"],
+    )  # fmt: skip
+
+
 def root(workspace: Path) -> Path:
     return workspace / "uploads"
 
@@ -110,7 +117,15 @@ async def receive(
         if size == 0:
             raise InputError("the upload is empty: send the archive (or database file) as the request body")
         return await asyncio.to_thread(
-            store_body, store, workspace, body, digest.hexdigest(), size, owner=owner, kind=kind, limits=limits
+            store_body,
+            store,
+            workspace,
+            body,
+            digest.hexdigest(),
+            size,
+            owner=owner,
+            kind=kind,
+            limits=limits,
         )
     finally:
         body.unlink(missing_ok=True)
@@ -132,7 +147,7 @@ def store_body(
     )
     target = content_path(workspace, kind, digest)
     if existing is not None and target.exists():
-        return Upload(**{k: (str(v) if k == "id" else v) for k, v in existing.items()})
+        return _upload(existing)
     with body.open("rb") as handle:
         head = handle.read(16)
     if kind == "app":
@@ -140,7 +155,7 @@ def store_body(
     else:
         fmt, files = keep_preview(body, head, target)
     if existing is not None:  # the row outlived its content (cleaned up by hand): content is back now
-        return Upload(**{k: (str(v) if k == "id" else v) for k, v in existing.items()})
+        return _upload(existing)
     upload_id = str(uuid.uuid4())
     store.execute(
         "INSERT INTO uploads (id, owner, kind, format, digest, size_bytes, files) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -151,7 +166,7 @@ def store_body(
         "SELECT * FROM uploads WHERE owner = ? AND kind = ? AND digest = ?", [owner, kind, digest]
     )
     assert row is not None
-    return Upload(**{k: (str(v) if k == "id" else v) for k, v in row.items()})
+    return _upload(row)
 
 
 # -- preview databases --------------------------------------------------------------------------
@@ -244,9 +259,13 @@ def _app_root(tree: Path) -> Path:
     if (tree / "package.json").is_file():
         return tree
     entries = [e for e in tree.iterdir() if e.name not in ("__MACOSX",)]
-    if len(entries) == 1 and entries[0].is_dir() and not entries[0].is_symlink():
-        if (entries[0] / "package.json").is_file():
-            return entries[0]
+    if (
+        len(entries) == 1
+        and entries[0].is_dir()
+        and not entries[0].is_symlink()
+        and (entries[0] / "package.json").is_file()
+    ):
+        return entries[0]
     raise InputError(
         "the archive has no package.json at its root (or in its one top-level folder): archive the "
         "generated app's folder itself"
@@ -256,7 +275,9 @@ def _app_root(tree: Path) -> Path:
 def _member_path(name: str) -> PurePosixPath | None:
     """The entry's path inside the root, or None for the root itself; refuses escapes."""
     if name.startswith("/") or (len(name) > 1 and name[1] == ":") or name.startswith("\\"):
-        raise InputError(f"archive entry {name!r} is an absolute path: archive the app folder with relative paths")
+        raise InputError(
+            f"archive entry {name!r} is an absolute path: archive the app folder with relative paths"
+        )
     parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
     if ".." in parts:
         raise InputError(f"archive entry {name!r} points outside the app folder (..): refused")
@@ -338,7 +359,9 @@ def _unpack_tar(body: Path, tree: Path, limits: Limits) -> int:
     except (tarfile.TarError, EOFError, OSError) as exc:
         if isinstance(exc, tarfile.FilterError):
             raise InputError(f"archive refused: {exc}") from None
-        raise InputError(f"the .tar.gz could not be read ({type(exc).__name__}: {exc}); create it again") from None
+        raise InputError(
+            f"the .tar.gz could not be read ({type(exc).__name__}: {exc}); create it again"
+        ) from None
     return budget.files
 
 
@@ -353,11 +376,15 @@ def _unpack_zip(body: Path, tree: Path, limits: Limits) -> int:
                     continue
                 mode = info.external_attr >> 16
                 link: str | None = None
-                if mode and (stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+                if mode and (
+                    stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+                ):
                     raise InputError(f"archive entry {info.filename!r} is a device file or FIFO: refused")
                 if mode and stat.S_ISLNK(mode):
                     if info.file_size > 4096:
-                        raise InputError(f"archive entry {info.filename!r} is a symlink with an oversized target")
+                        raise InputError(
+                            f"archive entry {info.filename!r} is a symlink with an oversized target"
+                        )
                     link = archive.read(info).decode("utf-8", "replace")
                     if not _link_inside(path, link):
                         raise InputError(
@@ -375,7 +402,9 @@ def _unpack_zip(body: Path, tree: Path, limits: Limits) -> int:
                     continue
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 if not destination.parent.resolve().is_relative_to(tree.resolve()):
-                    raise InputError(f"archive entry {info.filename!r} would be written through a link: refused")
+                    raise InputError(
+                        f"archive entry {info.filename!r} would be written through a link: refused"
+                    )
                 if link is not None:
                     os.symlink(link, destination)
                     continue
@@ -386,7 +415,9 @@ def _unpack_zip(body: Path, tree: Path, limits: Limits) -> int:
                 mode = (info.external_attr >> 16) & 0o777
                 os.chmod(destination, 0o755 if mode & 0o100 else 0o644)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, NotImplementedError) as exc:
-        raise InputError(f"the .zip could not be read ({type(exc).__name__}: {exc}); create it again") from None
+        raise InputError(
+            f"the .zip could not be read ({type(exc).__name__}: {exc}); create it again"
+        ) from None
     return budget.files
 
 
@@ -398,7 +429,7 @@ def get(store: Store, upload_id: str, *, kind: UploadKind) -> Upload:
     if row is None or row["kind"] != kind:
         noun = "app" if kind == "app" else "preview database"
         raise NotFound(f"no {noun} upload {upload_id}: upload it first with POST /api/uploads?kind={kind}")
-    return Upload(**{k: (str(v) if k == "id" else v) for k, v in row.items()})
+    return _upload(row)
 
 
 def app_folder(workspace: Path, upload: Upload) -> Path:
@@ -424,4 +455,4 @@ def list_uploads(store: Store, owners: list[str] | None) -> list[Upload]:
         rows = store.fetchall(
             f"SELECT * FROM uploads WHERE owner IN ({marks}) ORDER BY created_at DESC LIMIT 1000", owners
         )
-    return [Upload(**{k: (str(v) if k == "id" else v) for k, v in row.items()}) for row in rows]
+    return [_upload(row) for row in rows]

@@ -194,7 +194,11 @@ def provision_database(ctx: StepContext) -> str:
             prepare_for_upload(seed)
         if kind == "byo":
             # A unique id per app, so deleting "the byo database" can never pick another app's.
-            url, token, database_id = engine.vault.get(ctx.app_id, "byo:DATABASE_URL"), None, f"byo-{ctx.app_name}"
+            url, token, database_id = (
+                engine.vault.get(ctx.app_id, "byo:DATABASE_URL"),
+                None,
+                f"byo-{ctx.app_name}",
+            )
         else:
             with using_database(engine, kind, ctx.app_name) as provider:
                 if kind == "turso":

@@ -4,8 +4,8 @@ tokens, tiers and the vault."""
 from __future__ import annotations
 
 import contextlib
-import re
 import dataclasses
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -92,18 +92,26 @@ def start_pipeline(body: PipelineRun, engine: EngineDep, principal: Operator) ->
             f"pipeline: no pipeline named {body.pipeline[:60]!r}; known: {', '.join(sorted(engine.runner.pipelines))}"
         )
     app = get_or_create_app(engine.store, body.app, owner=body.owner or "operator", principal=principal)
-    lock_timeout = min(30.0, engine.settings.lock_timeout_seconds) if body.lock_timeout is None else body.lock_timeout
+    lock_timeout = (
+        min(30.0, engine.settings.lock_timeout_seconds) if body.lock_timeout is None else body.lock_timeout
+    )
     deployment_id = engine.runner.submit(
         str(app["id"]), body.pipeline, body.params, requested_by=principal.actor, lock_timeout=lock_timeout
     )
     audit(engine.store, principal.actor, f"start {body.pipeline}", body.app, {"deployment": deployment_id})
-    return {"deployment_id": deployment_id, "app": app["name"], "status_url": f"/api/deploy/status/{deployment_id}"}
+    return {
+        "deployment_id": deployment_id,
+        "app": app["name"],
+        "status_url": f"/api/deploy/status/{deployment_id}",
+    }
 
 
 def visible_deployment(engine: Any, principal: Principal, deployment_id: str) -> dict[str, Any]:
     """A deployment's status if the caller may see its app; 404 otherwise (also when the app is gone)."""
     status = deployment_status(engine.store, deployment_id)
-    row = engine.store.fetchone("SELECT name FROM deployed_apps WHERE id = ?", [status["deployment"]["app_id"]])
+    row = engine.store.fetchone(
+        "SELECT name FROM deployed_apps WHERE id = ?", [status["deployment"]["app_id"]]
+    )
     if row is None:
         if principal.role == "platform":
             raise NotFound(f"no deployment {deployment_id}")
@@ -135,7 +143,9 @@ def cancel(deployment_id: str, engine: EngineDep, principal: Deployer) -> dict[s
 class TokenRequest(BaseModel):
     name: str = Field(min_length=1, max_length=100, description="who the token is for")
     role: Literal["operator", "finance", "platform"]
-    principal: str | None = Field(default=None, description="for platform tokens: the platform (default: name)")
+    principal: str | None = Field(
+        default=None, description="for platform tokens: the platform (default: name)"
+    )
     users: list[str] | None = Field(
         default=None, max_length=1000, description="platform tokens: only these users' apps (default: all)"
     )
@@ -151,6 +161,8 @@ def new_token(body: TokenRequest, engine: EngineDep, principal: Operator) -> dic
     expires = body.expires_at
     if body.expires_in_days is not None:
         expires = datetime.now(UTC) + timedelta(days=body.expires_in_days)
+    if expires is not None and (expires if expires.tzinfo else expires.replace(tzinfo=UTC)) <= datetime.now(UTC):
+        raise InputError("expires_at: the time is in the past; give a future time")
     token = issue_token(
         engine.store, role=body.role, principal=owner, name=body.name, expires_at=expires, users=body.users
     )
@@ -186,7 +198,8 @@ def subscription_of(engine: Any, user_id: str) -> dict[str, Any]:
     tier = default_tiers().get(subscription_tier(engine.store, user_id))
     marks = ", ".join("?" for _ in LIVE_STATUSES)
     apps = engine.store.scalar(
-        f"SELECT count(*) FROM deployed_apps WHERE user_id = ? AND status IN ({marks})", [user_id, *LIVE_STATUSES]
+        f"SELECT count(*) FROM deployed_apps WHERE user_id = ? AND status IN ({marks})",
+        [user_id, *LIVE_STATUSES],
     )
     return {
         **row,

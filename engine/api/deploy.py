@@ -42,11 +42,17 @@ class Body(BaseModel):
 
 
 class AppSource(Body):
-    app: str = Field(min_length=1, max_length=63, description="app name: becomes <app>.<edge host>; a-z, 0-9, -")
-    user: str | None = Field(
-        default=None, max_length=100, description="platforms: the end user the app belongs to (owner platform/user)"
+    app: str = Field(
+        min_length=1, max_length=63, description="app name: becomes <app>.<edge host>; a-z, 0-9, -"
     )
-    owner: str | None = Field(default=None, max_length=200, description="operators only: the owner of a new app")
+    user: str | None = Field(
+        default=None,
+        max_length=100,
+        description="platforms: the end user the app belongs to (owner platform/user)",
+    )
+    owner: str | None = Field(
+        default=None, max_length=200, description="operators only: the owner of a new app"
+    )
     preview_upload_id: str | None = Field(
         default=None, max_length=64, description="a preview database upload (POST /api/uploads?kind=preview)"
     )
@@ -66,7 +72,9 @@ class DeployWeb(AppSource):
     database_url: SecretStr | None = Field(default=None, description="required with db=byo")
     host: HostChoice = "local"
     domain: str | None = Field(default=None, max_length=300)
-    env: dict[str, SecretStr] = Field(default_factory=dict, max_length=200, description="the app's own variables")
+    env: dict[str, SecretStr] = Field(
+        default_factory=dict, max_length=200, description="the app's own variables"
+    )
     tier: str | None = Field(
         default=None, max_length=40,
         description="operators only: override the owner's tier (audited); platforms never choose it",
@@ -84,9 +92,13 @@ class DeployWeb(AppSource):
 
 
 class DeployDatabase(AppSource):
-    upload_id: str | None = Field(default=None, max_length=64, description="the app's upload: its Prisma schema")
+    upload_id: str | None = Field(
+        default=None, max_length=64, description="the app's upload: its Prisma schema"
+    )
     schema_path: str | None = Field(
-        default=None, max_length=4096, description="operators only: prisma/schema.prisma on the engine's machine"
+        default=None,
+        max_length=4096,
+        description="operators only: prisma/schema.prisma on the engine's machine",
     )
     db: DatabaseChoice = "local-libsql"
     database_url: SecretStr | None = None
@@ -94,7 +106,9 @@ class DeployDatabase(AppSource):
 
 class MigrateData(Body):
     app: str = Field(min_length=1, max_length=63)
-    upload_id: str | None = Field(default=None, max_length=64, description="the app's upload: its Prisma schema")
+    upload_id: str | None = Field(
+        default=None, max_length=64, description="the app's upload: its Prisma schema"
+    )
     schema_path: str | None = Field(default=None, max_length=4096, description="operators only")
     preview_upload_id: str | None = Field(default=None, max_length=64)
     preview: str | None = Field(default=None, max_length=4096, description="operators only")
@@ -102,7 +116,9 @@ class MigrateData(Body):
 
 
 class RollbackRequest(Body):
-    to: str | None = Field(default=None, max_length=64, description="deployment id; default: the one before the live one")
+    to: str | None = Field(
+        default=None, max_length=64, description="deployment id; default: the one before the live one"
+    )
 
 
 # -- shared -----------------------------------------------------------------------------------------
@@ -130,7 +146,9 @@ def operator_path(principal: Principal, value: str, field: str) -> str:
     return str(path)
 
 
-def owned_upload(engine: Engine, principal: Principal, upload_id: str, kind: uploads.UploadKind) -> uploads.Upload:
+def owned_upload(
+    engine: Engine, principal: Principal, upload_id: str, kind: uploads.UploadKind
+) -> uploads.Upload:
     upload = uploads.get(engine.store, upload_id, kind=kind)
     if principal.role != "operator" and upload.owner != principal.name:
         noun = "app" if kind == "app" else "preview database"
@@ -142,7 +160,9 @@ def app_folder(engine: Engine, principal: Principal, upload_id: str | None, path
     if (upload_id is None) == (path is None):
         raise InputError("upload_id: give the app's upload_id (or, operators only, a source_path), not both")
     if upload_id is not None:
-        return uploads.app_folder(engine.settings.workspace, owned_upload(engine, principal, upload_id, "app"))
+        return uploads.app_folder(
+            engine.settings.workspace, owned_upload(engine, principal, upload_id, "app")
+        )
     assert path is not None
     folder = Path(operator_path(principal, path, "source_path"))
     if not (folder / "package.json").is_file():
@@ -162,7 +182,9 @@ def preview_of(engine: Engine, principal: Principal, upload_id: str | None, path
 def schema_of(folder: Path) -> str:
     schema = folder / "prisma" / "schema.prisma"
     if not schema.is_file():
-        raise InputError("upload_id: the uploaded app has no prisma/schema.prisma; Launchdeck deploys Prisma apps")
+        raise InputError(
+            "upload_id: the uploaded app has no prisma/schema.prisma; Launchdeck deploys Prisma apps"
+        )
     return str(schema)
 
 
@@ -222,7 +244,9 @@ def deploy_web(body: DeployWeb, engine: EngineDep, principal: Deployer) -> dict[
     preview = preview_of(engine, principal, body.preview_upload_id, body.preview)
     if body.db == "byo" and body.database_url is None:
         raise InputError("database_url: required when db is byo")
-    domain = normalize_domain(body.domain, edge_hostname=engine.settings.edge_hostname) if body.domain else None
+    domain = (
+        normalize_domain(body.domain, edge_hostname=engine.settings.edge_hostname) if body.domain else None
+    )
     if body.tier is not None:
         if principal.role != "operator":
             raise Forbidden("tier: a platform never chooses the tier; it is the owner's subscription's")
@@ -269,7 +293,9 @@ def deploy_database(body: DeployDatabase, engine: EngineDep, principal: Deployer
     refuse_held(engine, principal, app)
     if body.database_url is not None:
         engine.vault.put(str(app["id"]), "byo:DATABASE_URL", body.database_url.get_secret_value())
-    return _start(engine, principal, app, "database", {"schema_path": schema, "db": body.db, "preview": preview})
+    return _start(
+        engine, principal, app, "database", {"schema_path": schema, "db": body.db, "preview": preview}
+    )
 
 
 @router.post("/api/deploy/migrate-data", status_code=202, response_model=Started)
@@ -293,6 +319,7 @@ def migrate_data(body: MigrateData, engine: EngineDep, principal: Deployer) -> d
 @router.get(
     "/api/deploy/status/{deployment_id}/events",
     response_class=StreamingResponse,
+    response_model=None,
     responses={200: {"content": {"text/event-stream": {}}, "description": "status events until the end"}},
 )
 async def status_events(
@@ -362,20 +389,33 @@ def destroy(app: PathApp, engine: EngineDep, principal: Deployer) -> dict[str, A
 # -- databases (the plan's /api/turso/databases answers too) ----------------------------------------
 
 
-def _databases(engine: Engine, principal: Principal, providers: tuple[str, ...] | None) -> list[dict[str, Any]]:
+def _databases(
+    engine: Engine, principal: Principal, providers: tuple[str, ...] | None
+) -> list[dict[str, Any]]:
     clause, params = owner_clause(principal)
     if providers is not None:
         clause += f" AND a.database_provider IN ({', '.join('?' for _ in providers)})"
         params = [*params, *providers]
-    rows = engine.store.fetchall(f"{APP_SELECT} WHERE {clause} AND a.database_id IS NOT NULL ORDER BY a.name", params)
+    rows = engine.store.fetchall(
+        f"{APP_SELECT} WHERE {clause} AND a.database_id IS NOT NULL ORDER BY a.name", params
+    )
     return [
-        {"id": app["database_id"], "app": app["name"], "provider": app["database_provider"], "status": app["status"]}
+        {
+            "id": app["database_id"],
+            "app": app["name"],
+            "provider": app["database_provider"],
+            "status": app["status"],
+        }
         for app in rows
     ]
 
 
 def _delete_database(
-    engine: Engine, principal: Principal, database_id: str, app_name: str | None, providers: tuple[str, ...] | None
+    engine: Engine,
+    principal: Principal,
+    database_id: str,
+    app_name: str | None,
+    providers: tuple[str, ...] | None,
 ) -> dict[str, Any]:
     matches = [d for d in _databases(engine, principal, providers) if d["id"] == database_id]
     if app_name is not None:
@@ -447,13 +487,20 @@ def check_native_params(engine: Engine, principal: Principal, params: dict[str, 
             params[name] = operator_path(principal, str(params[name]), f"params.{name}")
     for name in ("server_url", "updater_endpoint"):
         value = params.get(name)
-        if value is not None and (not isinstance(value, str) or urlsplit(value).scheme not in ("http", "https")):
+        if value is not None and (
+            not isinstance(value, str) or urlsplit(value).scheme not in ("http", "https")
+        ):
             raise InputError(f"params.{name}: give an http(s) URL")
     remote = params.get("git_remote")
     if remote is not None:
         allowed = [h.strip().lower() for h in engine.settings.git_allowed_hosts.split(",") if h.strip()]
         parts = urlsplit(str(remote))
-        if parts.scheme != "https" or (parts.hostname or "").lower() not in allowed or parts.username or parts.password:
+        if (
+            parts.scheme != "https"
+            or (parts.hostname or "").lower() not in allowed
+            or parts.username
+            or parts.password
+        ):
             raise InputError(
                 f"params.git_remote: must be an https URL on {', '.join(allowed)} (LAUNCHDECK_GIT_ALLOWED_HOSTS), "
                 "without credentials"
@@ -461,11 +508,15 @@ def check_native_params(engine: Engine, principal: Principal, params: dict[str, 
     return params
 
 
-def _native(engine: Engine, principal: Principal, body: DeployNative, pipeline: str, **extra: Any) -> dict[str, Any]:
+def _native(
+    engine: Engine, principal: Principal, body: DeployNative, pipeline: str, **extra: Any
+) -> dict[str, Any]:
     app = visible_app(engine, principal, body.app)
     params = check_native_params(engine, principal, dict(body.params))
     if not app["deployment_url"] and not params.get("server_url") and not params.get("web_dir"):
-        raise InputError(f"app: {body.app} has no live URL yet: deploy its web app first, or give params.server_url")
+        raise InputError(
+            f"app: {body.app} has no live URL yet: deploy its web app first, or give params.server_url"
+        )
     return _start(engine, principal, app, pipeline, {"server_url": app["deployment_url"], **params, **extra})
 
 
@@ -482,6 +533,3 @@ def deploy_android(body: DeployNative, engine: EngineDep, principal: Deployer) -
 @router.post("/api/deploy/desktop", status_code=202, response_model=Started)
 def deploy_desktop(body: DeployNative, engine: EngineDep, principal: Deployer) -> dict[str, Any]:
     return _native(engine, principal, body, "desktop")
-
-
-

@@ -32,7 +32,9 @@ def _error(kind: str, message: str) -> bytes:
     return json.dumps({"error": {"type": kind, "message": message}}).encode()
 
 
-async def _answer(send: Send, status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> None:
+async def _answer(
+    send: Send, status: int, kind: str, message: str, headers: dict[str, str] | None = None
+) -> None:
     body = _error(kind, message)
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
@@ -58,7 +60,9 @@ class ApiLimits:
         if path.startswith("/api/") and not path.startswith(UNAUTHENTICATED):
             scheme, _, token = headers.get("authorization", "").partition(" ")
             try:
-                principal = authenticate(self.engine.store, token.strip() if scheme.lower() == "bearer" else None)
+                principal = authenticate(
+                    self.engine.store, token.strip() if scheme.lower() == "bearer" else None
+                )
             except AuthError as exc:
                 await _answer(send, 401, "AuthError", str(exc), {"WWW-Authenticate": "Bearer"})
                 return
@@ -83,7 +87,7 @@ class ApiLimits:
             if int(length) > limit:
                 await _answer(send, 413, "TooLarge", _too_large(limit, streamed))
                 return
-        if streamed or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE") and length is None:
+        if streamed or (scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE") and length is None):
             await self.app(scope, receive, send)
             return
         body, more = bytearray(), True

@@ -129,7 +129,9 @@ def engine_client(engine_url: str | None = None) -> Iterator[EngineClient]:
         client.close()
         if embedded is not None:
             if session is not None:
-                embedded.store.execute("UPDATE api_tokens SET revoked_at = now() WHERE CAST(id AS TEXT) = ?", [session])
+                embedded.store.execute(
+                    "UPDATE api_tokens SET revoked_at = now() WHERE CAST(id AS TEXT) = ?", [session]
+                )
             embedded.stop_thread()
 
 
@@ -163,7 +165,10 @@ def engine(
     )
     show_first_token(service.first_token)
     if service.first_token and settings.operator_token_file:
-        typer.echo(f"(also written to {settings.operator_token_file}, as LAUNCHDECK_OPERATOR_TOKEN_FILE asks)", err=True)
+        typer.echo(
+            f"(also written to {settings.operator_token_file}, as LAUNCHDECK_OPERATOR_TOKEN_FILE asks)",
+            err=True,
+        )
     service.serve_forever()
 
 
@@ -225,7 +230,12 @@ def up(
     try:
         from engine.auth import ensure_first_operator_token
 
-        show_first_token(ensure_first_operator_token(store))
+        first = ensure_first_operator_token(store)
+        show_first_token(first)
+        if first and settings.operator_token_file:
+            from engine.files import write_private
+
+            write_private(settings.operator_token_file, first + "\n")
         if demo:
             demo_token, demo_token_id = session_token(store, "up --demo")
     finally:
@@ -430,10 +440,16 @@ def follow(client: EngineClient, deployment_id: str, *, quiet: bool) -> dict[str
                     tasks[position] = bars.add_task(step["name"], total=1, note="", start=False)
                 task = tasks[position]
                 total = step["progress_total"] or 1
-                done = step["progress_done"] if step["progress_total"] else (1 if step["status"] == "succeeded" else 0)
+                done = (
+                    step["progress_done"]
+                    if step["progress_total"]
+                    else (1 if step["status"] == "succeeded" else 0)
+                )
                 note = step["error"] or step["detail"] or ""
                 if step["progress_total"]:
-                    note = f"{step['progress_done']:,}/{step['progress_total']:,} {step['progress_unit'] or ''}"
+                    note = (
+                        f"{step['progress_done']:,}/{step['progress_total']:,} {step['progress_unit'] or ''}"
+                    )
                 if step["status"] != "pending":
                     bars.start_task(task)
                 bars.update(task, total=total, completed=done, note=note[:70],
@@ -514,15 +530,19 @@ def deploy(
     ] = None,
     env: Annotated[list[str] | None, typer.Option("--env", help="KEY=VALUE for the app; repeat")] = None,
     tier: Annotated[
-        str | None, typer.Option(help="operators: override the owner's tier (audited); default: their subscription's")
+        str | None,
+        typer.Option(help="operators: override the owner's tier (audited); default: their subscription's"),
     ] = None,
     preview: Annotated[Path | None, typer.Option(help="preview SQLite file or SQL dump to import")] = None,
     no_import_data: Annotated[bool, typer.Option("--no-import-data", help="start with empty tables")] = False,
     engine_url: Annotated[
         str | None,
-        typer.Option("--engine", help="a (remote) engine's URL: the app is packed and uploaded; token from "
-                     "LAUNCHDECK_TOKEN or LAUNCHDECK_TOKEN_FILE"),
-    ] = None,  # fmt: skip
+        typer.Option(
+            "--engine",
+            help="a (remote) engine's URL: the app is packed and uploaded; token from "
+            "LAUNCHDECK_TOKEN or LAUNCHDECK_TOKEN_FILE",
+        ),
+    ] = None,
     user: Annotated[str | None, typer.Option(help="platform tokens: the end user the app belongs to")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
@@ -542,9 +562,10 @@ def deploy(
     if url is None:
         url, token, session_id = local_engine(as_json=as_json)
     else:
-        token = read_token()
-        if token is None:
+        found = read_token()
+        if found is None:
             fail(f"the engine at {url} needs a token: set LAUNCHDECK_TOKEN (or LAUNCHDECK_TOKEN_FILE)")
+        token = found
     options: dict[str, Any] = {
         "app": app_name, "db": db, "host": host, "domain": domain, "env": variables, "tier": tier,
         "import_data": not no_import_data, "database_url": database_url, "user": user,
@@ -557,7 +578,9 @@ def deploy(
                     str(source), preview=str(preview.resolve()) if preview else None, **options
                 )
             else:
-                started = client.deploy_web(**upload_app(client, source, preview, not no_import_data, as_json), **options)
+                started = client.deploy_web(
+                    **upload_app(client, source, preview, not no_import_data, as_json), **options
+                )
             run_and_report(client, started, as_json=as_json)
         except LaunchdeckError as exc:
             fail(str(exc))
@@ -622,13 +645,17 @@ def upload_app(
             typer.echo(f"left out {link}: a symlink to outside the app folder", err=True)
         if not as_json:
             size = packed.path.stat().st_size
-            typer.echo(f"packed {packed.files} files ({packed.bytes_in / 1e6:.1f} MB) into {size / 1e6:.1f} MB")
+            typer.echo(
+                f"packed {packed.files} files ({packed.bytes_in / 1e6:.1f} MB) into {size / 1e6:.1f} MB"
+            )
         app_upload = send(client, packed.path, "app", "uploading the app", quiet)
     ids = {"upload_id": app_upload["upload_id"]}
     if import_data:
         found = preview.resolve() if preview else find_preview(source)
         if found is not None:
-            ids["preview_upload_id"] = send(client, found, "preview", f"uploading {found.name}", quiet)["upload_id"]
+            ids["preview_upload_id"] = send(client, found, "preview", f"uploading {found.name}", quiet)[
+                "upload_id"
+            ]
     return ids
 
 
@@ -743,7 +770,9 @@ def tokens_create(
     users: Annotated[
         list[str] | None, typer.Option("--user", help="platform tokens: only this user's apps; repeat")
     ] = None,
-    expires_in_days: Annotated[float | None, typer.Option(help="the token stops working after this many days")] = None,
+    expires_in_days: Annotated[
+        float | None, typer.Option(help="the token stops working after this many days")
+    ] = None,
     engine_url: Annotated[str | None, typer.Option("--engine", help="a (remote) engine's URL")] = None,
 ) -> None:
     """Issue an engine API token. It is printed once; only its hash is kept.
@@ -762,11 +791,22 @@ def tokens_create(
         try:
             expires = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
             token = issue_token(
-                store, role=role, principal=principal or name, name=name, expires_at=expires, users=users or None
+                store,
+                role=role,
+                principal=principal or name,
+                name=name,
+                expires_at=expires,
+                users=users or None,
             )
             from engine.apps import audit
 
-            audit(store, "operator:this-machine", "issue token", name, {"role": role, "principal": principal or name})
+            audit(
+                store,
+                "operator:this-machine",
+                "issue token",
+                name,
+                {"role": role, "principal": principal or name},
+            )
         except LaunchdeckError as exc:
             fail(str(exc))
         finally:
@@ -774,7 +814,9 @@ def tokens_create(
         typer.echo(token)
         return
     with engine_client(engine_url) as client:
-        typer.echo(client.issue_token(name, role, principal, users=users or None, expires_in_days=expires_in_days))
+        typer.echo(
+            client.issue_token(name, role, principal, users=users or None, expires_in_days=expires_in_days)
+        )
 
 
 @tokens_app.command("list")
@@ -812,8 +854,12 @@ def tokens_revoke(
 @app.command()
 def tier(
     user_id: Annotated[str, typer.Argument(metavar="USER", help="owner id: a platform, or platform/user")],
-    set_to: Annotated[str | None, typer.Option("--set", help="operators: override the tier to this one")] = None,
-    reason: Annotated[str | None, typer.Option(help="why (kept in the audit log); required with --set")] = None,
+    set_to: Annotated[
+        str | None, typer.Option("--set", help="operators: override the tier to this one")
+    ] = None,
+    reason: Annotated[
+        str | None, typer.Option(help="why (kept in the audit log); required with --set")
+    ] = None,
 ) -> None:
     """Show a user's tier and limits (from their subscription); operators may override it, audited."""
     with engine_client() as client:

@@ -76,25 +76,28 @@ def app_files(root: Path) -> list[PurePosixPath]:
 def pack(root: Path, out: Path) -> Packed:
     root = root.resolve()
     packed = Packed(out, 0, 0)
-    with out.open("wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0, compresslevel=6) as zipped:
-        with tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as archive:
-            for relative in app_files(root):
-                source = root / Path(*relative.parts)
-                if source.is_symlink():
-                    target = (source.parent / os.readlink(source)).resolve()
-                    if not target.is_relative_to(root):
-                        packed.skipped_links.append(str(relative))  # the engine would refuse it
-                        continue
-                info = archive.gettarinfo(str(source), arcname=str(relative))
-                info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
-                info.mode = 0o755 if info.mode & 0o100 else 0o644
-                if info.isreg():
-                    with source.open("rb") as handle:
-                        archive.addfile(info, handle)
-                    packed.bytes_in += info.size
-                elif info.issym():
-                    archive.addfile(info)
-                else:
+    with (
+        out.open("wb") as raw,
+        gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0, compresslevel=6) as zipped,
+        tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as archive,
+    ):
+        for relative in app_files(root):
+            source = root / Path(*relative.parts)
+            if source.is_symlink():
+                target = (source.parent / os.readlink(source)).resolve()
+                if not target.is_relative_to(root):
+                    packed.skipped_links.append(str(relative))  # the engine would refuse it
                     continue
-                packed.files += 1
+            info = archive.gettarinfo(str(source), arcname=str(relative))
+            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+            info.mode = 0o755 if info.mode & 0o100 else 0o644
+            if info.isreg():
+                with source.open("rb") as handle:
+                    archive.addfile(info, handle)
+                packed.bytes_in += info.size
+            elif info.issym():
+                archive.addfile(info)
+            else:
+                continue
+            packed.files += 1
     return packed

@@ -83,9 +83,7 @@ def _limit_text(value: int) -> str:
     return "unlimited" if value == UNLIMITED else str(value)
 
 
-SUBSCRIPTION_TIER_SQL = (
-    "SELECT tier FROM user_subscriptions WHERE user_id = ? AND status <> 'canceled'"
-)
+SUBSCRIPTION_TIER_SQL = "SELECT tier FROM user_subscriptions WHERE user_id = ? AND status <> 'canceled'"
 
 
 def subscription_tier(store: Store | Any, user_id: str) -> str:
@@ -108,7 +106,8 @@ def check_app_slot(connection: Any, user_id: str, tiers: TierTable | None = None
     marks = ", ".join("?" for _ in LIVE_STATUSES)
     apps = int(
         connection.execute(
-            f"SELECT count(*) FROM deployed_apps WHERE user_id = ? AND status IN ({marks})", [user_id, *LIVE_STATUSES]
+            f"SELECT count(*) FROM deployed_apps WHERE user_id = ? AND status IN ({marks})",
+            [user_id, *LIVE_STATUSES],
         ).fetchone()[0]
     )
     if not current.allows_count("max_deployed_apps", apps + 1):
@@ -172,9 +171,7 @@ def resume_hold(store: Store, app: dict[str, Any]) -> str | None:
     month_now = store.scalar("SELECT date_trunc('month', now())")
     if suspended_at < month_now:
         return None
-    changed = store.scalar(
-        "SELECT updated_at FROM user_subscriptions WHERE user_id = ?", [app["user_id"]]
-    )
+    changed = store.scalar("SELECT updated_at FROM user_subscriptions WHERE user_id = ?", [app["user_id"]])
     if changed is not None and changed > suspended_at:
         return None
     reason = json.loads(last["params"] or "{}").get("reason") or "over its tier's monthly quota"

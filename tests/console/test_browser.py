@@ -20,6 +20,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from engine.client import EngineClient
 from tests.servers.asgi import free_port
+from tests.servers.engine import operator_token, token_file
 
 pytestmark = pytest.mark.browser
 
@@ -49,7 +50,7 @@ class Demo:
 
     @property
     def operator_token(self) -> str:
-        return (self.workspace / "operator.token").read_text().strip()
+        return operator_token(self.workspace)
 
 
 def wait_until(check: object, timeout: float, what: str) -> None:
@@ -70,6 +71,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     ports = {name: free_port() for name in ("ENGINE", "CONSOLE", "EDGE")}
     # The Status page follows a real run of a small test pipeline (tests/console/steps_pipeline.py).
     env = {**os.environ, "LAUNCHDECK_WORKSPACE": str(workspace), "LAUNCHDECK_EXTRA_PIPELINES": "tests.console.steps_pipeline",
+           "LAUNCHDECK_OPERATOR_TOKEN_FILE": str(token_file(workspace)),
            **{f"LAUNCHDECK_{name}_PORT": str(port) for name, port in ports.items()}}  # fmt: skip
     log = (workspace / "up.log").open("w")
     process = subprocess.Popen(

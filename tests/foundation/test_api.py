@@ -80,7 +80,7 @@ def test_platform_token_sees_only_its_own_apps(engine: Engine, http: httpx.Clien
     listed = http.get("/api/apps", headers=bearer(token_a)).json()
     assert [app["name"] for app in listed] == ["alpha-app"]
     assert http.get("/api/apps/beta-app", headers=bearer(token_a)).status_code == 404
-    operator = (engine.settings.operator_token_path).read_text().strip()
+    operator = str(engine.first_token)
     assert {a["name"] for a in http.get("/api/apps", headers=bearer(operator)).json()} == {
         "alpha-app",
         "beta-app",
@@ -97,14 +97,14 @@ def test_platform_token_cannot_deploy_into_another_owners_app(engine: Engine, ht
 
 
 def test_bad_body_names_the_field(engine: Engine, http: httpx.Client) -> None:
-    operator = engine.settings.operator_token_path.read_text().strip()
+    operator = str(engine.first_token)
     response = http.post("/api/deployments", json={"pipeline": "selftest"}, headers=bearer(operator))
     assert response.status_code == 422
     assert "app" in response.json()["error"]["message"]
 
 
 def test_secrets_are_never_returned(engine: Engine, http: httpx.Client) -> None:
-    operator = bearer(engine.settings.operator_token_path.read_text().strip())
+    operator = bearer(str(engine.first_token))
     get_or_create_app(engine.store, "shop", owner="operator")
     assert (
         http.put(

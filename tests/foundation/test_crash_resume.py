@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 
 from engine.client import EngineClient
-from tests.servers.engine import engine_process
+from tests.servers.engine import engine_process, operator_token
 
 PLUGIN = {"LAUNCHDECK_EXTRA_PIPELINES": "tests.foundation.selftest_pipeline"}
 
@@ -24,7 +24,7 @@ def test_killed_engine_resumes_and_creates_each_resource_once(workspace: Path, p
         connection.execute(f"CREATE TABLE {table} (resource TEXT NOT NULL)")
     try:
         with engine_process(workspace, extra_env=PLUGIN) as (url, process):
-            token = (workspace / "operator.token").read_text().strip()
+            token = operator_token(workspace)
             with EngineClient(url, token) as client:
                 deployment = client.start_pipeline(
                     "crashy",

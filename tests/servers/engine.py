@@ -16,12 +16,27 @@ import httpx
 from tests.servers.asgi import free_port
 
 
+def token_file(workspace: Path) -> Path:
+    return workspace.parent / f"{workspace.name}-operator.token"
+
+
+def operator_token(workspace: Path) -> str:
+    """The first operator token of an engine started by ``engine_process`` on ``workspace``."""
+    return token_file(workspace).read_text().strip()
+
+
 @contextmanager
 def engine_process(
     workspace: Path, *, extra_env: dict[str, str] | None = None
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = free_port()
-    env = {**os.environ, "LAUNCHDECK_WORKSPACE": str(workspace), **(extra_env or {})}
+    # The first operator token is written only where asked: beside the workspace (operator_token()).
+    env = {
+        **os.environ,
+        "LAUNCHDECK_WORKSPACE": str(workspace),
+        "LAUNCHDECK_OPERATOR_TOKEN_FILE": str(token_file(workspace)),
+        **(extra_env or {}),
+    }
     log = (workspace.parent / f"engine-{port}.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "engine.cli", "engine", "--port", str(port)],

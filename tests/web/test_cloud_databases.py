@@ -42,7 +42,7 @@ def clouds(tmp_path: Path) -> Iterator[Clouds]:
             )
             engine = Engine(settings)
             url = engine.start_in_thread()
-            client = EngineClient(url, settings.operator_token_path.read_text().strip())
+            client = EngineClient(url, str(engine.first_token))
             try:
                 yield turso, neon, client, engine
             finally:

@@ -81,7 +81,7 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
                 CLOUDFLARE_API_TOKEN=cloudflare.api_token,
             )
             engine = Engine(settings)
-            client = EngineClient(engine.start_in_thread(), settings.operator_token_path.read_text().strip())
+            client = EngineClient(engine.start_in_thread(), str(engine.first_token))
             try:
                 yield Cloud(turso, neon, vercel, cloudflare, client, engine)
             finally:

@@ -23,7 +23,7 @@ import pytest
 
 from engine.client import EngineClient
 from engine.providers.local_postgres import identifier_for
-from tests.servers.engine import engine_process
+from tests.servers.engine import engine_process, operator_token
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "data" / "examples"
 pytestmark = pytest.mark.slow
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.slow
 class Fleet:
     def __init__(self, url: str, workspace: Path) -> None:
         self.workspace = workspace
-        self.client = EngineClient(url, (workspace / "operator.token").read_text().strip(), timeout=120)
+        self.client = EngineClient(url, operator_token(workspace), timeout=120)
 
     def deploy(self, source: Path, app: str, **options: Any) -> dict[str, Any]:
         started = self.client.deploy_web(str(source), app=app, **options)
