@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine import errors
 
@@ -35,7 +36,7 @@ def error_body(kind: str, message: str) -> dict[str, dict[str, str]]:
 
 def create_app(engine: Engine) -> FastAPI:
     from engine.api import analytics, billing, core, deploy, uploads
-    from engine.api.limits import ApiLimits, StreamSlots
+    from engine.api.limits import ApiLimits, RateLimits, StreamSlots
 
     app = FastAPI(
         title="Launchdeck engine",
@@ -44,13 +45,26 @@ def create_app(engine: Engine) -> FastAPI:
     )
     app.state.engine = engine
     app.state.stream_slots = StreamSlots(engine.settings.sse_max_per_token)
-    app.add_middleware(ApiLimits, engine=engine)
+    app.state.rate_limits = RateLimits(engine.settings.rate_limit)
+    app.add_middleware(ApiLimits, engine=engine, rates=app.state.rate_limits)
 
     @app.exception_handler(errors.LaunchdeckError)
     async def launchdeck_error(_: Request, exc: errors.LaunchdeckError) -> JSONResponse:
         status = next((code for kind, code in STATUS_BY_ERROR if isinstance(exc, kind)), 500)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return JSONResponse(error_body(type(exc).__name__, str(exc)), status_code=status, headers=headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = {404: "NotFound", 405: "MethodNotAllowed", 401: "AuthError", 403: "Forbidden"}.get(
+            exc.status_code, "HTTPError"
+        )
+        detail = str(exc.detail)
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = "no such route: GET /openapi.json lists the engine's routes"
+        elif exc.status_code == 405:
+            detail = f"method not allowed on this route ({detail}): GET /openapi.json lists the methods"
+        return JSONResponse(error_body(kind, detail), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def bad_body(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -161,7 +161,9 @@ def new_token(body: TokenRequest, engine: EngineDep, principal: Operator) -> dic
     expires = body.expires_at
     if body.expires_in_days is not None:
         expires = datetime.now(UTC) + timedelta(days=body.expires_in_days)
-    if expires is not None and (expires if expires.tzinfo else expires.replace(tzinfo=UTC)) <= datetime.now(UTC):
+    if expires is not None and (expires if expires.tzinfo else expires.replace(tzinfo=UTC)) <= datetime.now(
+        UTC
+    ):
         raise InputError("expires_at: the time is in the past; give a future time")
     token = issue_token(
         engine.store, role=body.role, principal=owner, name=body.name, expires_at=expires, users=body.users

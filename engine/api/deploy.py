@@ -23,7 +23,14 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from engine import uploads
 from engine.api.deps import AnyRole, Deployer, EngineDep, PathApp, owner_clause, visible_app
 from engine.api.models import ERRORS, DatabaseInfo, DeploymentStatus, Started
-from engine.apps import APP_SELECT, audit, deployment_status, env_name_problem, get_or_create_app
+from engine.apps import (
+    APP_SELECT,
+    audit,
+    deployment_status,
+    env_name_problem,
+    get_or_create_app,
+    name_unavailable,
+)
 from engine.auth import Principal
 from engine.costs.tiers import check_deploy_allowed, override_tier, resume_hold
 from engine.domains import normalize_domain
@@ -226,6 +233,13 @@ def forget_if_never_deployed(engine: Engine, app: dict[str, Any]) -> None:
         engine.store.execute("DELETE FROM deployed_apps WHERE id = ?", [app["id"]])
 
 
+def refuse_taken(engine: Engine, principal: Principal, name: str) -> None:
+    """Before anything else is looked at: a name another tenant holds answers 404, like a missing app."""
+    row = engine.store.fetchone("SELECT user_id FROM deployed_apps WHERE name = ?", [name])
+    if row is not None and not principal.may_see_owner(str(row["user_id"])):
+        raise name_unavailable(name)
+
+
 def new_or_owned_app(engine: Engine, principal: Principal, name: str, owner: str) -> dict[str, Any]:
     app = get_or_create_app(engine.store, name, owner=owner, principal=principal, check_slot=True)
     if principal.role == "operator" and app["user_id"] != owner and owner != "operator":
@@ -239,6 +253,7 @@ def new_or_owned_app(engine: Engine, principal: Principal, name: str, owner: str
 @router.post("/api/deploy/web", status_code=202, response_model=Started)
 def deploy_web(body: DeployWeb, engine: EngineDep, principal: Deployer) -> dict[str, Any]:
     """The one-click web deployment of an uploaded app (``upload_id``), with its preview data."""
+    refuse_taken(engine, principal, body.app)
     owner = owner_of(principal, body)
     source = app_folder(engine, principal, body.upload_id, body.source_path)
     preview = preview_of(engine, principal, body.preview_upload_id, body.preview)
@@ -274,6 +289,7 @@ def deploy_web(body: DeployWeb, engine: EngineDep, principal: Deployer) -> dict[
 @router.post("/api/deploy/database", status_code=202, response_model=Started)
 def deploy_database(body: DeployDatabase, engine: EngineDep, principal: Deployer) -> dict[str, Any]:
     """Provision the app's database from its Prisma schema and import the preview data; no hosting."""
+    refuse_taken(engine, principal, body.app)
     owner = owner_of(principal, body)
     if body.upload_id is not None:
         schema = schema_of(app_folder(engine, principal, body.upload_id, None))
@@ -443,7 +459,7 @@ def turso_databases(engine: EngineDep, principal: AnyRole) -> list[dict[str, Any
     return _databases(engine, principal, LIBSQL_FAMILY)
 
 
-@router.delete("/api/databases/{database_id}", status_code=202, response_model=Started)
+@router.delete("/api/databases/{database_id:path}", status_code=202, response_model=Started)
 def delete_database(
     database_id: str,
     engine: EngineDep,
@@ -453,7 +469,7 @@ def delete_database(
     return _delete_database(engine, principal, database_id, app, None)
 
 
-@router.delete("/api/turso/databases/{database_id}", status_code=202, response_model=Started)
+@router.delete("/api/turso/databases/{database_id:path}", status_code=202, response_model=Started)
 def delete_turso_database(
     database_id: str,
     engine: EngineDep,

@@ -42,12 +42,26 @@ async def _answer(
     await send({"type": "http.response.body", "body": body})
 
 
+class RateLimits:
+    """Per-key moving windows (keys expire with their window, so the state stays bounded)."""
+
+    def __init__(self, rate: str) -> None:
+        self.rate = parse(rate)
+        self.limiter = strategies.MovingWindowRateLimiter(storage.MemoryStorage())
+
+    def wait(self, key: str) -> int | None:
+        """None when the request may go ahead; else the seconds to wait."""
+        if self.limiter.hit(self.rate, key):
+            return None
+        reset = self.limiter.get_window_stats(self.rate, key).reset_time
+        return max(1, math.ceil(reset - time.time()))
+
+
 class ApiLimits:
-    def __init__(self, app: ASGIApp, engine: Engine) -> None:
+    def __init__(self, app: ASGIApp, engine: Engine, rates: RateLimits) -> None:
         self.app = app
         self.engine = engine
-        self.rate = parse(engine.settings.rate_limit)
-        self.limiter = strategies.MovingWindowRateLimiter(storage.MemoryStorage())
+        self.rates = rates
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -68,12 +82,11 @@ class ApiLimits:
                 return
             scope.setdefault("state", {})["principal"] = principal
             key = f"token:{principal.token_id}"
-        if not path.startswith(NOT_LIMITED) and not self.limiter.hit(self.rate, key):
-            reset = self.limiter.get_window_stats(self.rate, key).reset_time
-            wait = max(1, math.ceil(reset - time.time()))
+        wait = None if path.startswith(NOT_LIMITED) else self.rates.wait(key)
+        if wait is not None:
             await _answer(
                 send, 429, "RateLimited",
-                f"rate limit of {self.rate} for this token reached (LAUNCHDECK_RATE_LIMIT): retry in {wait} s",
+                f"rate limit of {self.rates.rate} for this token reached (LAUNCHDECK_RATE_LIMIT): retry in {wait} s",
                 {"Retry-After": str(wait)},
             )  # fmt: skip
             return

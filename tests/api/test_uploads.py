@@ -59,7 +59,9 @@ def stored_apps(engine: Engine) -> set[str]:
 
 def test_an_app_archive_is_stored_once_and_named_by_its_digest(engine: Engine, http: httpx.Client) -> None:
     token = platform_token(engine, "uploader")
-    body = tar_gz([PACKAGE, ("app/page.tsx", b"export default () => null\n"), link("current", "app/page.tsx")])
+    body = tar_gz(
+        [PACKAGE, ("app/page.tsx", b"export default () => null\n"), link("current", "app/page.tsx")]
+    )
     first = upload(http, token, body)
     assert first.status_code == 201, first.text
     again = upload(http, token, body)
@@ -123,7 +125,11 @@ HOSTILE = {
     "absolute": (tar_gz([PACKAGE, ("/etc/cron.d/evil", b"x")]), 422, "is an absolute path"),
     "symlink-out": (tar_gz([PACKAGE, link("leak", "../../../vault.key")]), 422, "outside the app folder"),
     "absolute-symlink": (tar_gz([PACKAGE, link("leak", "/etc/shadow")]), 422, "outside the app folder"),
-    "hardlink-out": (tar_gz([PACKAGE, link("leak", "../../x", tarfile.LNKTYPE)]), 422, "outside the app folder"),
+    "hardlink-out": (
+        tar_gz([PACKAGE, link("leak", "../../x", tarfile.LNKTYPE)]),
+        422,
+        "outside the app folder",
+    ),
     "device": (tar_gz([PACKAGE, device("dev/null")]), 422, "device file"),
     "zip-symlink-out": (zip_symlink_out(), 422, "outside the app folder"),
     "zip-bomb": (zip_bomb(), 413, "unpacks to more than"),
@@ -135,7 +141,9 @@ HOSTILE = {
 
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))
-def test_a_hostile_archive_is_refused_and_leaves_nothing_behind(engine: Engine, http: httpx.Client, case: str) -> None:
+def test_a_hostile_archive_is_refused_and_leaves_nothing_behind(
+    engine: Engine, http: httpx.Client, case: str
+) -> None:
     body, status, message = HOSTILE[case]
     token = platform_token(engine, f"hostile-{case}")
     before_apps, before_rows = stored_apps(engine), engine.store.scalar("SELECT count(*) FROM uploads")
@@ -160,7 +168,9 @@ def test_an_upload_without_a_token_is_refused_before_its_body_is_read(engine: En
     assert answer.startswith("HTTP/1.1 401") and "unknown engine token" in answer
 
 
-def test_a_preview_database_is_a_sqlite_file_or_a_sql_dump(engine: Engine, http: httpx.Client, tmp_path: Path) -> None:
+def test_a_preview_database_is_a_sqlite_file_or_a_sql_dump(
+    engine: Engine, http: httpx.Client, tmp_path: Path
+) -> None:
     token = platform_token(engine, "previewer")
     database = tmp_path / "preview.sqlite"
     connection = sqlite3.connect(database)
@@ -169,7 +179,9 @@ def test_a_preview_database_is_a_sqlite_file_or_a_sql_dump(engine: Engine, http:
     connection.close()
     as_file = upload(http, token, database.read_bytes(), kind="preview")
     assert as_file.status_code == 201 and as_file.json()["format"] == "sqlite", as_file.text
-    dump = upload(http, token, b"CREATE TABLE t (id INTEGER PRIMARY KEY);\nINSERT INTO t VALUES (1);\n", kind="preview")
+    dump = upload(
+        http, token, b"CREATE TABLE t (id INTEGER PRIMARY KEY);\nINSERT INTO t VALUES (1);\n", kind="preview"
+    )
     assert dump.status_code == 201 and dump.json()["format"] == "sql", dump.text
     archive = upload(http, token, tar_gz([PACKAGE]), kind="preview")
     assert archive.status_code == 422 and "not an archive" in archive.json()["error"]["message"]
