@@ -5,6 +5,7 @@ tier slots hold under concurrent first deploys and come back when a first deploy
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 import threading
 import uuid
@@ -25,7 +26,7 @@ from tests.api.conftest import bearer, operator, platform_token
 def tiny_app(marker: str) -> bytes:
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w:gz") as archive:
-        data = ('{"name": "%s"}' % marker).encode()
+        data = json.dumps({"name": marker}).encode()
         info = tarfile.TarInfo("package.json")
         info.size = len(data)
         archive.addfile(info, io.BytesIO(data))
@@ -136,7 +137,7 @@ def test_two_platforms_cannot_reach_each_other(engine: Engine, tenants: tuple[Te
 
 def test_lists_show_only_the_callers_own(engine: Engine, tenants: tuple[Tenant, Tenant]) -> None:
     alpha, beta = tenants
-    for me, other in ((alpha, beta), (beta, alpha)):
+    for me in (alpha, beta):
         assert [a["name"] for a in me.call("GET", "/api/apps").json()] == [me.app]
         assert [d["domain"] for d in me.call("GET", "/api/domains").json()] == [me.domain]
         assert [d["app"] for d in me.call("GET", "/api/databases").json()] == [me.app]
