@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from engine import api_types as T
 from engine import errors
 
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -77,8 +78,8 @@ class EngineClient:
 
     # -- engine -----------------------------------------------------------------------------------
 
-    def healthz(self) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("GET", "/healthz")
+    def healthz(self) -> T.Health:
+        result: T.Health = self.request("GET", "/healthz")
         return result
 
     def issue_token(
@@ -104,7 +105,7 @@ class EngineClient:
         *,
         users: list[str] | None = None,
         expires_in_days: float | None = None,
-    ) -> dict[str, Any]:
+    ) -> T.IssuedToken:
         body = {
             "name": name,
             "role": role,
@@ -112,24 +113,24 @@ class EngineClient:
             "users": users,
             "expires_in_days": expires_in_days,
         }
-        result: dict[str, Any] = self.request(
+        result: T.IssuedToken = self.request(
             "POST", "/api/tokens", json={k: v for k, v in body.items() if v is not None}
         )
         return result
 
-    def tokens(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.request("GET", "/api/tokens")
+    def tokens(self) -> list[T.TokenInfo]:
+        result: list[T.TokenInfo] = self.request("GET", "/api/tokens")
         return result
 
-    def revoke_token(self, token_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("DELETE", f"/api/tokens/{token_id}")
+    def revoke_token(self, token_id: str) -> T.TokenInfo:
+        result: T.TokenInfo = self.request("DELETE", f"/api/tokens/{token_id}")
         return result
 
     # -- uploads and tiers ------------------------------------------------------------------------
 
     def upload(
         self, path: Path, kind: str = "app", progress: Callable[[int, int], None] | None = None
-    ) -> dict[str, Any]:
+    ) -> T.UploadInfo:
         """Send a file as an upload (streamed), calling ``progress(sent, total)`` as it goes."""
         total = path.stat().st_size
 
@@ -142,7 +143,7 @@ class EngineClient:
                     if progress:
                         progress(sent, total)
 
-        result: dict[str, Any] = self.request(
+        result: T.UploadInfo = self.request(
             "POST",
             "/api/uploads",
             params={"kind": kind},
@@ -151,34 +152,32 @@ class EngineClient:
         )
         return result
 
-    def subscription(self, user_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("GET", f"/api/subscriptions/{user_id}")
+    def subscription(self, user_id: str) -> T.Subscription:
+        result: T.Subscription = self.request("GET", f"/api/subscriptions/{user_id}")
         return result
 
-    def override_tier(self, user_id: str, tier: str, reason: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.request(
+    def override_tier(self, user_id: str, tier: str, reason: str) -> T.TierOverride:
+        result: T.TierOverride = self.request(
             "PUT", f"/api/subscriptions/{user_id}/tier", json={"tier": tier, "reason": reason}
         )
         return result
 
-    def databases(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.request("GET", "/api/databases")
+    def databases(self) -> list[T.DatabaseInfo]:
+        result: list[T.DatabaseInfo] = self.request("GET", "/api/databases")
         return result
 
-    def rotate_vault(self) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("POST", "/api/vault/rotate")
+    def rotate_vault(self) -> T.VaultRotation:
+        result: T.VaultRotation = self.request("POST", "/api/vault/rotate")
         return result
 
     # -- apps and deployments ---------------------------------------------------------------------
 
-    def apps(self, status: str | None = None) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.request(
-            "GET", "/api/apps", params={"status": status} if status else None
-        )
+    def apps(self, status: str | None = None) -> list[T.App]:
+        result: list[T.App] = self.request("GET", "/api/apps", params={"status": status} if status else None)
         return result
 
-    def app(self, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("GET", f"/api/apps/{name}")
+    def app(self, name: str) -> T.AppDetail:
+        result: T.AppDetail = self.request("GET", f"/api/apps/{name}")
         return result
 
     def put_secret(self, app: str, name: str, value: str) -> None:
@@ -190,14 +189,14 @@ class EngineClient:
         body = {"app": app, "pipeline": pipeline, "params": params, "lock_timeout": lock_timeout}
         return str(self.request("POST", "/api/deployments", json=body)["deployment_id"])
 
-    def status(self, deployment_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("GET", f"/api/deploy/status/{deployment_id}")
+    def status(self, deployment_id: str) -> T.DeploymentStatus:
+        result: T.DeploymentStatus = self.request("GET", f"/api/deploy/status/{deployment_id}")
         return result
 
     def cancel(self, deployment_id: str) -> bool:
         return bool(self.request("POST", f"/api/deployments/{deployment_id}/cancel")["cancel_requested"])
 
-    def wait(self, deployment_id: str, timeout: float = 1800.0, poll: float = 0.25) -> dict[str, Any]:
+    def wait(self, deployment_id: str, timeout: float = 1800.0, poll: float = 0.25) -> T.DeploymentStatus:
         deadline = time.monotonic() + timeout
         while True:
             status = self.status(deployment_id)
@@ -205,8 +204,8 @@ class EngineClient:
                 return status
             time.sleep(poll)
 
-    def audit(self, limit: int = 100) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.request("GET", "/api/audit", params={"limit": limit})
+    def audit(self, limit: int = 100) -> list[T.AuditEntry]:
+        result: list[T.AuditEntry] = self.request("GET", "/api/audit", params={"limit": limit})
         return result
 
     # -- session ----------------------------------------------------------------------------------
@@ -235,7 +234,7 @@ class EngineClient:
         import_data: bool = True,
         database_url: str | None = None,
         preview: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> T.Started:
         """Start a web deployment (``POST /api/deploy/web``); returns ``{"deployment_id", "app", "status_url"}``."""
         body = {
             "app": app,
@@ -253,25 +252,25 @@ class EngineClient:
             "database_url": database_url,
             "preview": preview,
         }
-        result: dict[str, Any] = self.request(
+        result: T.Started = self.request(
             "POST", "/api/deploy/web", json={k: v for k, v in body.items() if v is not None}
         )
         return result
 
-    def suspend(self, app: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("POST", f"/api/apps/{app}/suspend")
+    def suspend(self, app: str) -> T.Started:
+        result: T.Started = self.request("POST", f"/api/apps/{app}/suspend")
         return result
 
-    def resume(self, app: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("POST", f"/api/apps/{app}/resume")
+    def resume(self, app: str) -> T.Started:
+        result: T.Started = self.request("POST", f"/api/apps/{app}/resume")
         return result
 
-    def rollback(self, app: str, to: str | None = None) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("POST", f"/api/apps/{app}/rollback", json={"to": to})
+    def rollback(self, app: str, to: str | None = None) -> T.Started:
+        result: T.Started = self.request("POST", f"/api/apps/{app}/rollback", json={"to": to})
         return result
 
-    def destroy(self, app: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("POST", f"/api/apps/{app}/destroy")
+    def destroy(self, app: str) -> T.Started:
+        result: T.Started = self.request("POST", f"/api/apps/{app}/destroy")
         return result
 
     def recent_deployments(self, limit: int = 50) -> list[dict[str, Any]]:

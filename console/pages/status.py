@@ -3,11 +3,10 @@ time remaining, the tail of the log, and cancel."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import streamlit as st
 
 from console import ui
+from engine.api_types import StepRun
 
 ui.require_role(ui.OPERATOR_ONLY)
 st.title("Deployment status")
@@ -35,7 +34,7 @@ st.session_state.deployment_id = st.selectbox(
 )  # fmt: skip
 
 
-def overall_progress(steps: list[dict[str, Any]]) -> float:
+def overall_progress(steps: list[StepRun]) -> float:
     """Finished steps count whole; the running one counts by its own progress when it reports any."""
     if not steps:
         return 0.0
@@ -48,7 +47,7 @@ def overall_progress(steps: list[dict[str, Any]]) -> float:
     return done / len(steps)
 
 
-def render_step(step: dict[str, Any]) -> None:
+def render_step(step: StepRun) -> None:
     mark = MARKS.get(step["status"], "•")
     line, seconds = st.columns([6, 1])
     line.markdown(f"{mark} **{step['name']}** · {step['status']}")

@@ -17,6 +17,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from engine import api_types as T
 from engine.client import EngineClient
 from engine.config import PROJECT_ROOT, Settings, load_settings
 from engine.errors import ConfigError, LaunchdeckError
@@ -346,7 +347,7 @@ def apps(
         )
 
 
-def render_app(detail: dict[str, Any]) -> str:
+def render_app(detail: T.AppDetail) -> str:
     lines = [
         f"{detail['name']}: {detail['status']} ({detail['tier']} tier, owner {detail['user_id']})",
         f"  url:       {detail['deployment_url'] or '-'}",
@@ -370,7 +371,7 @@ def render_app(detail: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def render_status(status: dict[str, Any]) -> str:
+def render_status(status: T.DeploymentStatus) -> str:
     deployment = status["deployment"]
     lines = [f"deployment {deployment['id']} of {status.get('app', '?')}: {deployment['status']}"]
     marks = {"succeeded": "✓", "running": "◐", "failed": "✗", "pending": "○", "undone": "↺", "skipped": "-"}
@@ -419,7 +420,7 @@ def status(
         raise typer.Exit(1)
 
 
-def follow(client: EngineClient, deployment_id: str, *, quiet: bool) -> dict[str, Any]:
+def follow(client: EngineClient, deployment_id: str, *, quiet: bool) -> T.DeploymentStatus:
     """Wait for a deployment to end, with a progress bar per stage on a terminal."""
     if quiet:
         return client.wait(deployment_id, poll=0.5)
@@ -461,7 +462,7 @@ def follow(client: EngineClient, deployment_id: str, *, quiet: bool) -> dict[str
             time.sleep(0.5)
 
 
-def run_and_report(client: EngineClient, started: dict[str, Any], *, as_json: bool) -> None:
+def run_and_report(client: EngineClient, started: T.Started, *, as_json: bool) -> None:
     deployment_id = started["deployment_id"]
     if not as_json:
         typer.echo(
@@ -668,7 +669,7 @@ def find_preview(source: Path) -> Path | None:
         return None
 
 
-def send(client: EngineClient, path: Path, kind: str, label: str, quiet: bool) -> dict[str, Any]:
+def send(client: EngineClient, path: Path, kind: str, label: str, quiet: bool) -> T.UploadInfo:
     if quiet:
         return client.upload(path, kind)
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
