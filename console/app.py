@@ -56,8 +56,8 @@ def sign_in(token: str) -> None:
 
 def sign_in_page() -> None:
     st.title("Launchdeck console")
-    st.write("Sign in with an engine token. `launchdeck up` writes the first operator token to the workspace "
-             "(`operator.token`); `launchdeck tokens create NAME --role finance` makes one for finance.")  # fmt: skip
+    st.write("Sign in with an engine token. `launchdeck up` shows the first operator token once, when it starts on a "
+             "new workspace; `launchdeck tokens create NAME --role finance` makes one for finance.")  # fmt: skip
     with st.form("sign-in"):
         token = st.text_input("Engine token", type="password", placeholder="ldk_…")
         if st.form_submit_button("Sign in", type="primary"):
@@ -75,6 +75,7 @@ def pages_for(role: str) -> list[st.Page]:
         st.Page("pages/deploy.py", title="Deploy", icon=":material/rocket_launch:", url_path="deploy"),
         st.Page("pages/status.py", title="Status", icon=":material/monitor_heart:", url_path="status"),
         st.Page("pages/apps.py", title="Apps", icon=":material/apps:", url_path="apps"),
+        st.Page("pages/tokens.py", title="Tokens", icon=":material/key:", url_path="tokens"),
     ]
     finance = [
         st.Page("pages/usage.py", title="Usage", icon=":material/query_stats:", url_path="usage"),

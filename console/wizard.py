@@ -6,13 +6,12 @@ not for safety."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import idna
 
-from engine.apps import validate_app_name
+from engine.apps import env_name_problem, validate_app_name
 from engine.errors import InputError
 
 DATABASES = {
@@ -30,15 +29,23 @@ HOSTS = {
         "Served from this machine at http://<app>.localhost (the embedded default).",
     ),
 }
-# Variables Launchdeck sets itself (the database path and NextAuth); a user value would be overwritten.
-RESERVED_ENV = ("DATABASE_URL", "TURSO_DATABASE_URL", "TURSO_AUTH_TOKEN", "NEXTAUTH_SECRET", "NEXTAUTH_URL")
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 BYO_SCHEMES = ("postgres://", "postgresql://", "libsql://", "file:")
+
+
+SOURCES = {
+    "folder": "A folder on the engine's machine",
+    "upload": "Upload the app (.tar.gz or .zip) and its preview database",
+}
 
 
 @dataclass
 class Answers:
+    source: str = "folder"
     app_dir: str = "data/examples/taskboard"
+    archive: bytes | None = None
+    archive_name: str = ""
+    preview: bytes | None = None
+    preview_name: str = ""
     name: str = ""
     owner: str = "operator"
     tier: str = "starter"
@@ -83,14 +90,11 @@ def check_env(rows: list[dict[str, str]]) -> list[str]:
         name, value = row.get("name", "").strip(), row.get("value", "")
         if not name and not value:
             continue
-        if not ENV_NAME.match(name):
-            problems.append(
-                f"'{name}' is not a usable variable name: use letters, digits and _, not starting with a digit."
-            )
-        elif name in seen:
+        problem = env_name_problem(name)  # the engine's own rule: the API refuses what this refuses
+        if name in seen:
             problems.append(f"{name} is set twice: remove one of the two rows.")
-        elif name in RESERVED_ENV:
-            problems.append(f"{name} is set by Launchdeck (database and sign-in): remove it.")
+        elif problem:
+            problems.append(problem[0].upper() + problem[1:] + ".")
         elif not value:
             problems.append(f"{name} has no value: enter one or remove the row.")
         seen.add(name)
@@ -151,8 +155,10 @@ def check_database(answers: Answers) -> list[str]:
         validate_app_name(answers.name)
     except InputError as exc:
         problems.append(str(exc) if answers.name else "Enter an app name (it becomes the app's host name).")
-    if not answers.app_dir.strip():
+    if answers.source == "folder" and not answers.app_dir.strip():
         problems.append("Enter the app folder to deploy (on the engine's machine).")
+    if answers.source == "upload" and not answers.archive:
+        problems.append("Choose the app's archive to upload (a .tar.gz or .zip of its folder).")
     if answers.database == "byo" and not answers.database_url.startswith(BYO_SCHEMES):
         problems.append(
             "Bring-your-own needs a database URL starting with postgresql://, libsql:// or file:."

@@ -148,6 +148,7 @@ class Health(TypedDict):
 class IssuedToken(TypedDict):
     expires_at: str | None
     id: str
+    name: str
     principal: str
     role: str
     token: str

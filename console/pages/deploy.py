@@ -51,18 +51,46 @@ def cost_label(choice: str, costs: dict[str, Any] | None) -> str:
     )
 
 
+def owner_tier(owner: str) -> str | None:
+    found = ui.call(ui.client().subscription, owner) if owner.strip() else None
+    return str(found["tier"]) if found else None
+
+
+def step_source() -> None:
+    sources = list(wizard.SOURCES)
+    answers.source = st.radio("The app", sources, index=sources.index(answers.source), key="wiz-source",
+                              format_func=lambda s: wizard.SOURCES[s], horizontal=True)  # fmt: skip
+    if answers.source == "folder":
+        answers.app_dir = st.text_input(
+            "App folder (on the engine's machine)", answers.app_dir, key="wiz-app-dir"
+        )
+        return
+    left, right = st.columns(2)
+    archive = left.file_uploader("App archive", type=["gz", "tgz", "zip"], key="wiz-archive",
+                                 help="The generated app's folder as a .tar.gz or .zip, without node_modules")  # fmt: skip
+    if archive is not None:
+        answers.archive, answers.archive_name = archive.getvalue(), archive.name
+    preview = right.file_uploader("Preview database (optional)", type=["sqlite", "db", "sql"], key="wiz-preview",
+                                  help="sql.js `db.export()` output or a SQL dump")  # fmt: skip
+    if preview is not None:
+        answers.preview, answers.preview_name = preview.getvalue(), preview.name
+
+
 def step_database(costs: dict[str, Any] | None) -> None:
+    step_source()
     left, right = st.columns(2)
-    answers.app_dir = left.text_input(
-        "App folder (on the engine's machine)", answers.app_dir, key="wiz-app-dir"
-    )
-    answers.name = right.text_input("App name", answers.name, placeholder="my-app", key="wiz-name",
-                                    help="Lower-case letters, digits and hyphens; it becomes the host name.")  # fmt: skip
-    left, right = st.columns(2)
-    answers.owner = left.text_input("Owner (user id)", answers.owner, key="wiz-owner")
+    answers.name = left.text_input("App name", answers.name, placeholder="my-app", key="wiz-name",
+                                   help="Lower-case letters, digits and hyphens; it becomes the host name.")  # fmt: skip
+    answers.owner = right.text_input("Owner (user id)", answers.owner, key="wiz-owner")
     tier_names = list(tiers) or [answers.tier]
-    answers.tier = right.selectbox("Owner's tier", tier_names, key="wiz-tier",
-                                   index=tier_names.index(answers.tier) if answers.tier in tier_names else 0)  # fmt: skip
+    subscribed = owner_tier(answers.owner)
+    answers.tier = st.selectbox("Owner's tier", tier_names, key="wiz-tier",
+                                index=tier_names.index(answers.tier) if answers.tier in tier_names else 0,
+                                help="The owner's subscription decides the tier; choosing another overrides it for "
+                                "this owner, with an entry in the audit log.")  # fmt: skip
+    if subscribed and subscribed != answers.tier:
+        st.caption(f"{answers.owner}'s subscription is on {subscribed}: deploying overrides it to {answers.tier} "
+                   "(audited).")  # fmt: skip
     st.subheader("Database")
     choices = list(wizard.DATABASES)
     answers.database = st.radio(
@@ -145,7 +173,8 @@ def step_hosting() -> None:
 def step_review(costs: dict[str, Any] | None) -> None:
     st.subheader("Review")
     summary = {
-        "App": f"{answers.name} from {answers.app_dir}",
+        "App": f"{answers.name} from "
+        + (answers.app_dir if answers.source == "folder" else f"the upload {answers.archive_name}"),
         "Owner": f"{answers.owner} ({answers.tier} tier)",
         "Database": wizard.DATABASES[answers.database][0]
         + (", importing preview data" if answers.import_data else ", empty"),
@@ -183,24 +212,52 @@ def step_review(costs: dict[str, Any] | None) -> None:
         go(2)
         st.rerun()
     if forward.button("Deploy", type="primary", disabled=bool(problems), key="wiz-deploy"):
-        started = ui.call(
-            ui.client().deploy_web,
-            answers.app_dir,
-            app=answers.name,
-            db=answers.database,
-            host=answers.host,
-            domain=answers.domain if answers.custom_domain else None,
-            env=wizard.env_dict(answers.env),
-            tier=answers.tier,
-            owner=answers.owner,
-            import_data=answers.import_data,
-            database_url=answers.database_url or None,
+        sources = upload_sources() if answers.source == "upload" else {"source_path": answers.app_dir}
+        started = (
+            None
+            if sources is None
+            else ui.call(
+                ui.client().deploy_web,
+                **sources,
+                app=answers.name,
+                db=answers.database,
+                host=answers.host,
+                domain=answers.domain if answers.custom_domain else None,
+                env=wizard.env_dict(answers.env),
+                tier=answers.tier if answers.tier != owner_tier(answers.owner) else None,
+                owner=answers.owner,
+                import_data=answers.import_data,
+                database_url=answers.database_url or None,
+            )
         )
         if started:
             st.session_state.deployment_id = str(started["deployment_id"])
             st.session_state.wizard = None
             ui.refresh_fleet()
             st.switch_page("pages/status.py")
+
+
+def upload_sources() -> dict[str, str] | None:
+    """Send the archive (and the preview database) to the engine; their upload ids for the deploy."""
+    import tempfile
+    from pathlib import Path
+
+    sources: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="launchdeck-console-") as scratch:
+        for kind, data, field in (
+            ("app", answers.archive, "upload_id"),
+            ("preview", answers.preview, "preview_upload_id"),
+        ):
+            if not data:
+                continue
+            path = Path(scratch) / kind
+            path.write_bytes(data)
+            with st.spinner(f"Uploading the {kind} ({len(data) / 1e6:.1f} MB)…"):
+                sent = ui.call(ui.client().upload, path, kind)
+            if sent is None:
+                return None
+            sources[field] = str(sent["upload_id"])
+    return sources
 
 
 costs = ui.call(estimate, *ui.key(), answers.tier)

@@ -156,6 +156,7 @@ class TokenInfo(Model):
 class IssuedToken(Model):
     token: str = Field(description="shown this once: only its hash is kept")
     id: Id
+    name: str
     role: str
     principal: str
     users: list[str] | None

@@ -19,6 +19,7 @@ OPERATOR_PAGES = {
     "pages/deploy.py": "Deploy an app",
     "pages/status.py": "Deployment status",
     "pages/apps.py": "Apps",
+    "pages/tokens.py": "Tokens",
 }
 FINANCE_PAGES = {
     "pages/usage.py": "Usage",
@@ -234,7 +235,7 @@ def test_wizard_shows_the_engines_refusal_of_a_deploy(running_engine: RunningEng
     at.button(key="wiz-next-2").click().run()
     at.button(key="wiz-deploy").click().run()
     no_exception(at)
-    assert f"source_path {tmp_path} has no package.json" in texts(at, "error")
+    assert f"source_path: {tmp_path} has no package.json" in texts(at, "error")
     assert at.title[0].value == "Deploy an app"
 
 
@@ -254,3 +255,32 @@ def test_destroy_needs_the_app_name_typed(running_engine: RunningEngine) -> None
     at.checkbox(key="confirm-suspend").check().run()
     assert not next(b for b in at.button if b.label == "Suspend").disabled
     assert "No deployment history" in texts(at, "caption")  # demo apps have none: they were never deployed
+
+
+def test_tokens_page_issues_a_token_once_and_revokes_it(running_engine: RunningEngine) -> None:
+    at = signed_in(running_engine.operator)
+    at.switch_page("pages/tokens.py").run()
+    at.text_input(key="token-name").input("page-made")
+    at.button[0].click().run()  # the form's Issue button
+    no_exception(at)
+    token = at.code[0].value
+    assert token.startswith("ldk_") and "Copy it now" in texts(at, "success")
+    from engine.auth import authenticate
+
+    assert authenticate(running_engine.engine.store, token).name == "page-made"
+    choice = next(o for o in at.selectbox(key="token-revoke-choice").options if o.startswith("page-made"))
+    at.selectbox(key="token-revoke-choice").select(choice).run()
+    at.button(key="token-revoke").click().run()
+    no_exception(at)
+    revoked = running_engine.engine.store.scalar("SELECT revoked_at FROM api_tokens WHERE name = 'page-made'")
+    assert revoked is not None
+
+
+def test_wizard_refuses_a_variable_name_the_engine_refuses(running_engine: RunningEngine) -> None:
+    at = to_step_two(running_engine)
+    at.button(key="wiz-add-env").click().run()
+    at.text_input(key="env-name-0").input("my_var")
+    at.text_input(key="env-value-0").input("x")
+    at.run()
+    at.button(key="wiz-next-2").click().run()
+    assert "is not a valid variable name" in texts(at, "error")  # the API answers 422 for the same name
