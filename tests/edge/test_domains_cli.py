@@ -36,6 +36,8 @@ def api(
     store = Store(tmp_path / "store.duckdb")
     try:
         store.execute("INSERT INTO deployed_apps (name, user_id) VALUES ('shop', 'owner-1')")
+        # A custom domain needs a tier that includes one (the free tier has none).
+        store.execute("INSERT INTO user_subscriptions (user_id, tier) VALUES ('owner-1', 'pro')")
         token = issue_token(store, role="operator", principal="ops", name="test")
         with dns_server() as (zone, (address, port)):
             settings = Settings(workspace=tmp_path / "workspace", dns_resolvers=f"{address}:{port}")
