@@ -271,7 +271,7 @@ def deploy_example(client: EngineClient, app: str = EXAMPLE_APP) -> str:
         return f"{EXAMPLE_NAME} is already deployed"
     try:
         started = client.deploy_web(
-            str(PROJECT_ROOT / "data" / "examples" / app), app=EXAMPLE_NAME, tier="pro", owner="operator"
+            str(PROJECT_ROOT / "data" / "examples" / app), app=EXAMPLE_NAME, owner="operator"
         )
     except LaunchdeckError as exc:
         return f"the example app was not deployed: {exc}"

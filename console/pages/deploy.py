@@ -13,8 +13,12 @@ ui.require_role(ui.OPERATOR_ONLY)
 st.title("Deploy an app")
 ui.demo_banner()
 
-if st.session_state.wizard is None:
-    st.session_state.wizard = {"step": 1, "answers": Answers()}
+if st.session_state.wizard is None:  # the tier starts as the default owner's own: no override unless chosen
+    subscribed = ui.call(ui.client().subscription, Answers.owner)
+    st.session_state.wizard = {
+        "step": 1,
+        "answers": Answers(tier=str(subscribed["tier"]) if subscribed else "free"),
+    }
 state: dict[str, Any] = st.session_state.wizard
 answers: Answers = state["answers"]
 tiers: dict[str, Any] = ui.call(ui.cached_tiers, *ui.key()) or {}
