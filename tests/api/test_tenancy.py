@@ -42,6 +42,8 @@ class Tenant:
             engine.store.scalar("SELECT CAST(id AS TEXT) FROM api_tokens WHERE name = ?", [name])
         )
         self.app = f"{name}-app"
+        # On a tier with room for apps and domains, so that no tier limit can stand in for an ownership check.
+        engine.store.execute("INSERT INTO user_subscriptions (user_id, tier) VALUES (?, 'business')", [name])
         app = get_or_create_app(engine.store, self.app, owner=name)
         engine.store.execute(
             "UPDATE deployed_apps SET status = 'active', database_provider = 'local-libsql', database_id = ?"
@@ -83,48 +85,51 @@ def snapshot(engine: Engine, tenant: Tenant) -> dict[str, Any]:
     }
 
 
-def attempts(victim: Tenant, thief: Tenant) -> list[tuple[str, str, dict[str, Any]]]:
-    """Every route a platform token may call, aimed at the victim's things."""
+def attempts(victim: Tenant, thief: Tenant) -> list[tuple[int, str, str, dict[str, Any]]]:
+    """Every route a platform token may call, aimed at the victim's things, with the answer expected:
+    404 where the victim's thing is named (the same as for a missing one), 403 for what no platform may
+    do, 409 for a domain another tenant holds."""
     app, dep = victim.app, victim.deployment
     web = {"app": app, "upload_id": thief.upload_id}
     native = {"app": app, "params": {"bundle_id": "com.x.y"}}
+    database = f"databases/{app}/{app}.db"
     return [
-        ("GET", f"/api/apps/{app}", {}),
-        ("POST", f"/api/apps/{app}/suspend", {}),
-        ("POST", f"/api/apps/{app}/resume", {}),
-        ("POST", f"/api/apps/{app}/rollback", {"json": {}}),
-        ("POST", f"/api/apps/{app}/destroy", {}),
-        ("PUT", f"/api/apps/{app}/secrets/expo_token", {"json": {"value": "stolen"}}),
-        ("POST", "/api/deploy/web", {"json": web}),
-        ("POST", "/api/deploy/web", {"json": {"app": thief.app, "upload_id": victim.upload_id}}),
-        ("POST", "/api/deploy/database", {"json": web}),
-        ("POST", "/api/deploy/migrate-data", {"json": {**web, "preview_upload_id": thief.upload_id}}),
-        ("POST", "/api/deploy/ios", {"json": native}),
-        ("POST", "/api/deploy/android", {"json": native}),
-        ("POST", "/api/deploy/desktop", {"json": native}),
-        ("GET", f"/api/deploy/status/{dep}", {}),
-        ("GET", f"/api/deploy/status/{dep}/events", {}),
-        ("POST", f"/api/deployments/{dep}/cancel", {}),
-        ("POST", "/api/domains/configure", {"json": {"app": app, "domain": "new.example.com"}}),
-        ("POST", "/api/domains/check", {"json": {"app": app, "domain": victim.domain}}),
-        ("DELETE", f"/api/domains/{victim.domain}", {"params": {"app": app}}),
-        ("POST", "/api/domains/configure", {"json": {"app": thief.app, "domain": victim.domain}}),
-        ("DELETE", f"/api/databases/databases/{app}/{app}.db", {}),
-        ("DELETE", f"/api/turso/databases/databases/{app}/{app}.db", {}),
-        ("DELETE", f"/api/tokens/{victim.token_id}", {}),
-        ("GET", f"/api/subscriptions/{victim.name}", {}),
-        ("GET", "/api/analytics/usage", {"params": {"app": app}}),
-        ("GET", "/api/analytics/costs", {}),
-        ("POST", "/api/deployments", {"json": {"app": app, "pipeline": "selftest"}}),
+        (404, "GET", f"/api/apps/{app}", {}),
+        (404, "POST", f"/api/apps/{app}/suspend", {}),
+        (404, "POST", f"/api/apps/{app}/resume", {}),
+        (404, "POST", f"/api/apps/{app}/rollback", {"json": {}}),
+        (404, "POST", f"/api/apps/{app}/destroy", {}),
+        (404, "PUT", f"/api/apps/{app}/secrets/expo_token", {"json": {"value": "stolen"}}),
+        (404, "POST", "/api/deploy/web", {"json": web}),
+        (404, "POST", "/api/deploy/web", {"json": {"app": thief.app, "upload_id": victim.upload_id}}),
+        (404, "POST", "/api/deploy/database", {"json": web}),
+        (404, "POST", "/api/deploy/migrate-data", {"json": {**web, "preview_upload_id": thief.upload_id}}),
+        (404, "POST", "/api/deploy/ios", {"json": native}),
+        (404, "POST", "/api/deploy/android", {"json": native}),
+        (404, "POST", "/api/deploy/desktop", {"json": native}),
+        (404, "GET", f"/api/deploy/status/{dep}", {}),
+        (404, "GET", f"/api/deploy/status/{dep}/events", {}),
+        (404, "POST", f"/api/deployments/{dep}/cancel", {}),
+        (404, "POST", "/api/domains/configure", {"json": {"app": app, "domain": "new.example.com"}}),
+        (404, "POST", "/api/domains/check", {"json": {"app": app, "domain": victim.domain}}),
+        (404, "DELETE", f"/api/domains/{victim.domain}", {"params": {"app": app}}),
+        (409, "POST", "/api/domains/configure", {"json": {"app": thief.app, "domain": victim.domain}}),
+        (404, "DELETE", f"/api/databases/{database}", {}),
+        (404, "DELETE", f"/api/turso/databases/{database}", {}),
+        (404, "DELETE", f"/api/tokens/{victim.token_id}", {}),
+        (404, "GET", f"/api/subscriptions/{victim.name}", {}),
+        (403, "GET", "/api/analytics/usage", {"params": {"app": app}}),
+        (403, "GET", "/api/analytics/costs", {}),
+        (403, "POST", "/api/deployments", {"json": {"app": app, "pipeline": "selftest"}}),
     ]
 
 
 def test_two_platforms_cannot_reach_each_other(engine: Engine, tenants: tuple[Tenant, Tenant]) -> None:
     for victim, thief in (tenants, tenants[::-1]):
         before = snapshot(engine, victim)
-        for method, path, kwargs in attempts(victim, thief):
+        for expected, method, path, kwargs in attempts(victim, thief):
             response = thief.call(method, path, **kwargs)
-            assert response.status_code in (403, 404, 409), (
+            assert response.status_code == expected, (
                 method,
                 path,
                 response.status_code,
