@@ -26,6 +26,7 @@ STATUS_BY_ERROR: list[tuple[type[errors.LaunchdeckError], int]] = [
     (errors.Conflict, 409),
     (errors.InputError, 422),
     (errors.NotAvailableYet, 501),
+    (errors.ConfigError, 503),  # the engine is not configured for this (a setting is missing)
     (errors.TransientError, 503),
 ]
 
