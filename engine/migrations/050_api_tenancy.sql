@@ -19,3 +19,5 @@ ALTER TABLE api_tokens ADD COLUMN users JSON;
 
 -- An app with no subscription is on the free tier, here as in enforcement.
 ALTER TABLE deployed_apps ALTER COLUMN tier SET DEFAULT 'free';
+UPDATE deployed_apps SET tier = 'free'
+WHERE user_id NOT IN (SELECT user_id FROM user_subscriptions WHERE status <> 'canceled');
