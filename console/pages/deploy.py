@@ -34,7 +34,7 @@ def go(step: int, problems: list[str] | None = None) -> None:
         state["step"] = step
 
 
-@st.cache_data(ttl=60, show_spinner=False)
+@st.cache_data(ttl=60, show_spinner=False, max_entries=32)
 def estimate(url: str, token: str, tier: str) -> dict[str, Any]:
     return ui.client_for(url, token).deploy_estimate(tier)
 

@@ -62,7 +62,7 @@ def _ts(value: int | None) -> datetime | None:
 
 
 def apply_event(store: Store, event: Any, *, tiers: TierTable | None = None) -> str:
-    """Apply a verified event once. Returns what happened: applied, duplicate or ignored."""
+    """Apply a verified event once. Returns what happened: applied, duplicate, stale or ignored."""
     tiers = tiers or default_tiers()
     # One transaction: the event is marked applied only if applying it succeeded (the store's lock is reentrant).
     with store.transaction() as connection:
@@ -86,6 +86,10 @@ def _apply(store: Store, event: Any, tiers: TierTable) -> str:
         if tier_name is None:
             return "ignored"
         tier = tiers.get(tier_name)
+        event_at = _ts(event.get("created"))
+        last = store.scalar("SELECT stripe_event_at FROM user_subscriptions WHERE user_id = ?", [user])
+        if event_at is not None and last is not None and event_at < last:
+            return "stale"  # Stripe does not promise order: a newer event already set this subscription
         status = (
             "canceled"
             if deleted
@@ -93,13 +97,14 @@ def _apply(store: Store, event: Any, tiers: TierTable) -> str:
         )
         store.execute(
             "INSERT INTO user_subscriptions (user_id, tier, status, max_deployed_apps, max_custom_domains,"
-            " stripe_customer_id, stripe_subscription_id, current_period_start, current_period_end)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET tier = excluded.tier,"
+            " stripe_customer_id, stripe_subscription_id, current_period_start, current_period_end, stripe_event_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET tier = excluded.tier,"
             " status = excluded.status, max_deployed_apps = excluded.max_deployed_apps,"
             " max_custom_domains = excluded.max_custom_domains, stripe_customer_id = excluded.stripe_customer_id,"
             " stripe_subscription_id = excluded.stripe_subscription_id,"
             " current_period_start = excluded.current_period_start,"
-            " current_period_end = excluded.current_period_end, updated_at = now()",
+            " current_period_end = excluded.current_period_end, stripe_event_at = excluded.stripe_event_at,"
+            " updated_at = now()",
             [
                 user,
                 tier.name,
@@ -110,6 +115,7 @@ def _apply(store: Store, event: Any, tiers: TierTable) -> str:
                 obj.get("id"),
                 _ts(obj.get("current_period_start")),
                 _ts(obj.get("current_period_end")),
+                event_at,
             ],
         )
         return "applied"
