@@ -21,7 +21,12 @@ import httpx
 from engine.config import Settings
 from engine.costs.ledger import IngestResult, ingest
 from engine.costs.rollup import cost_month
-from engine.costs.sources import EdgeTrafficSource, PostgresUsageSource, SqliteFileUsageSource
+from engine.costs.sources import (
+    EdgeResourceSource,
+    EdgeTrafficSource,
+    PostgresUsageSource,
+    SqliteFileUsageSource,
+)
 from engine.costs.sources.cloud import CloudflareWorkersUsageSource, NeonUsageSource, TursoUsageSource
 from engine.costs.tiers import QuotaAction, over_quota, record_action
 from engine.costs.usage import Reading, StoreCounterState, UsageSource, previous_hour, registered_sources
@@ -34,6 +39,8 @@ METERED_STATUSES = ("active", "suspended", "deploying")
 
 class EdgeCounters(Protocol):
     def usage_counters(self) -> dict[str, Any]: ...
+
+    def resource_hour(self, hour_start: str) -> dict[str, Any]: ...
 
 
 def _apps(store: Store, provider: str) -> list[dict[str, Any]]:
@@ -117,6 +124,7 @@ def local_sources(store: Store, settings: Settings, *, edge: EdgeCounters | None
             return None if value is None else str(value)
 
         sources.append(EdgeTrafficSource(edge.usage_counters, app_id_for=app_id_for, state=state))
+        sources.append(EdgeResourceSource(edge.resource_hour, app_id_for=app_id_for))
     return sources + cloud_sources(store, settings) + registered_sources(store, settings)
 
 

@@ -26,7 +26,7 @@ import typer
 from engine.config import load_settings
 from engine.costs.margins import export_month, margins_for
 from engine.costs.money import cents_to_dollars
-from engine.costs.rollup import cost_month
+from engine.costs.rollup import RAILWAY_MEASURED, RAILWAY_RESERVED_ONLY, cost_month
 from engine.costs.simulate import ARCHITECTURES, Scenario, simulate
 from engine.errors import InputError, LaunchdeckError
 from engine.store import Store
@@ -122,15 +122,35 @@ def costs(
         f"{result.month:%Y-%m} ({'closed' if result.closed else 'open'}, allocation {result.method}): "
         f"{cents_to_dollars(result.total_cents())}"
     )
+    if by in ("app", "tier"):
+        typer.echo(f"  {'':<32} {'cost':>12}  {RESERVED_LABEL:>20}  {MEASURED_LABEL}")
     for row in rows:
         key = row.get("name") or row.get("provider") or row.get("tier")
         cents = row.get("cost_cents", row.get("bill_cents", 0))
-        extra = (
-            f"  (Railway: {cents_to_dollars(row['railway_baseline_cents'])})"
-            if row.get("railway_baseline_cents")
-            else ""
+        typer.echo(f"  {key:<32} {cents_to_dollars(cents):>12}{_baselines(row)}")
+    if by == "app" and any(r.get("railway_basis") not in (None, RAILWAY_MEASURED) for r in rows):
+        typer.echo(f"  * {RAILWAY_RESERVED_ONLY}: its measured column repeats the reserved size")
+
+
+RESERVED_LABEL = "Railway reserved"
+MEASURED_LABEL = "Railway measured"
+
+
+def _baselines(row: dict[str, Any]) -> str:
+    """Both Railway baselines of an app or tier row: the reserved size and what was measured."""
+    if "railway_baseline_cents" not in row or row.get("app_id", "") is None:
+        return ""
+    reserved = row["railway_baseline_cents"]
+    measured = row.get("railway_measured_cents")
+    if "railway_basis" in row:  # an app: a missing measurement falls back to the reserved size, marked
+        shown = cents_to_dollars(reserved if measured is None else measured) + (
+            "" if measured is not None else " *"
         )
-        typer.echo(f"  {key:<32} {cents_to_dollars(cents):>12}{extra}")
+    else:  # a tier: measured apps at their measurement, the others at the reserved size
+        shown = (
+            f"{cents_to_dollars(measured or 0)} ({row.get('apps_measured', 0)}/{row.get('apps', 0)} measured)"
+        )
+    return f"  {cents_to_dollars(reserved):>20}  {shown}"
 
 
 @margins_app.callback()
@@ -167,6 +187,8 @@ def margins(
         typer.echo(
             f"  {tier['tier']:<12} revenue {cents_to_dollars(tier['revenue_cents']):>10}  cost "
             f"{cents_to_dollars(tier['cost_cents']):>10}  margin {cents_to_dollars(tier['margin_cents']):>10} ({percent})"
+            f"  {RESERVED_LABEL} {cents_to_dollars(tier['railway_baseline_cents'])}, {MEASURED_LABEL} "
+            f"{cents_to_dollars(tier['railway_measured_cents'])} ({tier['apps_measured']}/{tier['apps']} apps measured)"
         )
     typer.echo(f"  idle (no app) cost {cents_to_dollars(result.idle_cents)}")
     for app in result.least_profitable(least):

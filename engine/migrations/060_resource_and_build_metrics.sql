@@ -50,3 +50,7 @@ ALTER TABLE daily_usage ADD COLUMN builds_android BIGINT;
 ALTER TABLE daily_usage ADD COLUMN builds_ios BIGINT;
 ALTER TABLE daily_usage ADD COLUMN build_minutes BIGINT;
 ALTER TABLE daily_usage ADD COLUMN fee_cents BIGINT;
+
+-- A closed month keeps both Railway baselines: the reserved size and what the app measured (NULL: the app
+-- never ran on this machine that month, so only the reserved size applies).
+ALTER TABLE monthly_margins ADD COLUMN railway_measured_cents BIGINT;
