@@ -38,9 +38,9 @@ METERED_STATUSES = ("active", "suspended", "deploying")
 
 
 class EdgeCounters(Protocol):
-    def usage_counters(self) -> dict[str, Any]: ...
+    """The edge host as metering reads it; ``resource_hour(hour_start)`` (CPU and memory per app) is optional."""
 
-    def resource_hour(self, hour_start: str) -> dict[str, Any]: ...
+    def usage_counters(self) -> dict[str, Any]: ...
 
 
 def _apps(store: Store, provider: str) -> list[dict[str, Any]]:
@@ -124,7 +124,9 @@ def local_sources(store: Store, settings: Settings, *, edge: EdgeCounters | None
             return None if value is None else str(value)
 
         sources.append(EdgeTrafficSource(edge.usage_counters, app_id_for=app_id_for, state=state))
-        sources.append(EdgeResourceSource(edge.resource_hour, app_id_for=app_id_for))
+        resource_hour = getattr(edge, "resource_hour", None)
+        if resource_hour is not None:
+            sources.append(EdgeResourceSource(resource_hour, app_id_for=app_id_for))
     return sources + cloud_sources(store, settings) + registered_sources(store, settings)
 
 
