@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from fastapi import APIRouter, BackgroundTasks, Query, Response
@@ -22,7 +23,13 @@ from engine.costs.margins import margins_for
 from engine.costs.model import AppUsage, cost_provider
 from engine.costs.rollup import MonthCosts, cost_month, parse_month
 from engine.costs.sheets import default_catalog, list_versions
-from engine.costs.simulate import ARCHITECTURES, Scenario, simulate
+from engine.costs.simulate import (
+    ARCHITECTURES,
+    DOCUMENTED_CPU_MS_PER_REQUEST,
+    Scenario,
+    measured_cpu_ms_per_request,
+    simulate,
+)
 from engine.costs.tiers import default_tiers
 from engine.costs.usage import METRICS
 from engine.errors import InputError
@@ -362,16 +369,36 @@ class SimulateRequest(BaseModel):
     storage_bytes_per_app: int = Field(default=Scenario.storage_bytes_per_app, ge=0)
     active_hours_per_active_app: int = Field(default=Scenario.active_hours_per_active_app, ge=0, le=744)
     idle_requests_per_app: int = Field(default=Scenario.idle_requests_per_app, ge=0)
+    # None: the fleet's measured median CPU time per request, else the documented figure
+    cpu_ms_per_request: Decimal | None = Field(default=None, ge=0, le=300_000, decimal_places=3)
     tier_mix: dict[str, float] | None = None
     architecture: str = Scenario.architecture
     plans: dict[str, str] = Field(default_factory=dict)
 
 
 @router.post("/api/analytics/simulate")
-def simulate_pricing(body: SimulateRequest, principal: Reader) -> dict[str, Any]:
-    """Cost a synthetic fleet on one architecture with the sheets in force, and its margin from a tier mix."""
+def simulate_pricing(body: SimulateRequest, engine: EngineDep, principal: Reader) -> dict[str, Any]:
+    """Cost a synthetic fleet on one architecture with the sheets in force, and its margin from a tier mix.
+    CPU time per request defaults to the fleet's measured median (else a documented figure); the answer's
+    ``cpu_ms_per_request_basis`` says which."""
     fields = body.model_dump(exclude_none=True)
-    return simulate(Scenario(**fields))
+    basis = "given"
+    if body.cpu_ms_per_request is None:
+        measured = measured_cpu_ms_per_request(engine.store)
+        fields["cpu_ms_per_request"] = measured if measured is not None else DOCUMENTED_CPU_MS_PER_REQUEST
+        basis = "the fleet's measured median" if measured is not None else "documented"
+    return {**simulate(Scenario(**fields)), "cpu_ms_per_request_basis": basis}
+
+
+@router.get("/api/analytics/cpu-per-request")
+def cpu_per_request(engine: EngineDep, principal: Reader) -> dict[str, Any]:
+    """The fleet's measured median CPU milliseconds per request (None: not measured yet) and the documented
+    figure simulate falls back to (the Cost model page's slider starts at whichever applies)."""
+    measured = measured_cpu_ms_per_request(engine.store)
+    return {
+        "measured_median": None if measured is None else str(measured),
+        "documented": str(DOCUMENTED_CPU_MS_PER_REQUEST),
+    }
 
 
 @router.get("/api/analytics/simulate/architectures")

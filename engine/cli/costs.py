@@ -18,6 +18,7 @@ import json
 from collections.abc import Callable
 from contextlib import closing
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,7 +28,13 @@ from engine.config import load_settings
 from engine.costs.margins import export_month, margins_for
 from engine.costs.money import cents_to_dollars
 from engine.costs.rollup import RAILWAY_MEASURED, RAILWAY_RESERVED_ONLY, cost_month
-from engine.costs.simulate import ARCHITECTURES, Scenario, simulate
+from engine.costs.simulate import (
+    ARCHITECTURES,
+    DOCUMENTED_CPU_MS_PER_REQUEST,
+    Scenario,
+    measured_cpu_ms_per_request,
+    simulate,
+)
 from engine.errors import InputError, LaunchdeckError
 from engine.store import Store
 
@@ -199,6 +206,20 @@ def margins(
         typer.echo(f"  wrote {path}")
 
 
+def _cpu_per_request(given: str | None) -> tuple[Decimal, str]:
+    """The CPU time per request to simulate with, and where it came from."""
+    if given is not None:
+        return Decimal(given), "given"
+    try:
+        with closing(store_factory()) as store:
+            measured = measured_cpu_ms_per_request(store)
+    except (LaunchdeckError, typer.Exit):  # the store cannot be read here (an engine holds it)
+        return DOCUMENTED_CPU_MS_PER_REQUEST, "documented (the store was not readable for a measured median)"
+    if measured is not None:
+        return measured, "the fleet's measured median"
+    return DOCUMENTED_CPU_MS_PER_REQUEST, "documented: Cloudflare's Workers pricing examples"
+
+
 @pricing_app.command("simulate")
 def pricing_simulate(
     apps: Annotated[int, typer.Option(help="apps in the fleet")] = 500,
@@ -210,6 +231,13 @@ def pricing_simulate(
         str, typer.Option(help="tier=share,... adding up to 1")
     ] = "starter=0.7,pro=0.25,business=0.05",
     architecture: Annotated[str, typer.Option(help=" | ".join(ARCHITECTURES))] = "turso+cloudflare",
+    cpu_ms_per_request: Annotated[
+        str | None,
+        typer.Option(
+            help="CPU milliseconds per request that Workers and Vercel Functions bill (default: the fleet's "
+            f"measured median, else {DOCUMENTED_CPU_MS_PER_REQUEST} ms from Cloudflare's pricing examples)"
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Cost, revenue and margin of a synthetic fleet, with the same sheets and model as real months."""
@@ -217,6 +245,16 @@ def pricing_simulate(
         mix = {k.strip(): float(v) for k, v in (part.split("=") for part in tier_mix.split(",") if part)}
     except ValueError:
         _fail(InputError(f"--tier-mix {tier_mix!r} is not tier=share,... (for example starter=0.7,pro=0.3)"))
+        return
+    try:
+        cpu, cpu_basis = _cpu_per_request(cpu_ms_per_request)
+    except InvalidOperation:
+        _fail(
+            InputError(f"--cpu-ms-per-request {cpu_ms_per_request!r} is not a number of milliseconds, e.g. 5")
+        )
+        return
+    except LaunchdeckError as exc:
+        _fail(exc)
         return
     try:
         result = simulate(
@@ -228,18 +266,23 @@ def pricing_simulate(
                 requests_per_active_app=requests,
                 tier_mix=mix,
                 architecture=architecture,
+                cpu_ms_per_request=cpu,
             )
         )
     except LaunchdeckError as exc:
         _fail(exc)
         return
+    result["cpu_ms_per_request_basis"] = cpu_basis
     if as_json:
         _echo_json(result)
         return
     typer.echo(
-        f"{architecture}, {apps} apps, {active_share:.0%} active: {cents_to_dollars(result['total_cents'])}/month "
+        f"{architecture}, {apps} apps, {active_share:.0%} active, {cpu} ms CPU per request ({cpu_basis}): "
+        f"{cents_to_dollars(result['total_cents'])}/month "
         f"({cents_to_dollars(round(result['per_app_cents']['mean']))}/app)"
     )
+    for problem in result.get("limit_problems", []):
+        typer.echo(f"  limit: {problem}")
     for provider, cents in result["provider_bills_cents"].items():
         typer.echo(f"  {provider:<12} {cents_to_dollars(cents):>12}")
     typer.echo(

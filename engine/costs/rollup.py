@@ -304,6 +304,8 @@ def cost_month(
         usages = [
             AppUsage(app_id, usage.get(app_id, {}).get(provider, {})) for app_id in sorted(members[provider])
         ]
+        if plan.meter("scripts") is not None:  # a per-script charge: one script per app live in the month
+            usages = [AppUsage(u.app_id, {**u.metrics, "scripts": int(u.app_id in apps)}) for u in usages]
         bills.append(
             cost_provider(provider, plan, usages, method=method, effective_from=str(version.effective_from))
         )

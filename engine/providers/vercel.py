@@ -173,6 +173,27 @@ class Vercel:
             return self.domain(project, domain)
         return _domain(result)
 
+    def domain_status(self, project: str, domain: str) -> DomainStatus:
+        """Ask Vercel to verify a pending domain (its TXT record published?), then read it."""
+        current = self.domain(project, domain)
+        if current.status == "verified":
+            return current
+        with contextlib.suppress(ProviderError):  # 400: the records are not there yet; the read says so
+            self.http.request(
+                "POST",
+                f"/v9/projects/{project}/domains/{domain}/verify",
+                params=self._params(),
+                idempotent=True,
+            )
+        return self.domain(project, domain)
+
+    def remove_domain(self, project: str, domain: str) -> None:
+        with contextlib.suppress(ProviderNotFound):
+            self.http.request("DELETE", f"/v9/projects/{project}/domains/{domain}", params=self._params())
+
+    def preview_headers(self, project: str, deployment_id: str) -> dict[str, str]:
+        return {}  # a preview deployment answers at its own URL
+
     # -- projects and domains ----------------------------------------------------------------------
     def exists(self, project: str) -> bool:
         return self.get_project(project) is not None
