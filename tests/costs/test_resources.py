@@ -155,4 +155,6 @@ def test_a_closed_month_keeps_both_baselines_and_writes_deployment_usage(store: 
     )
     assert row is not None and row["period_start"].date() == date(2026, 10, 1)
     assert row["period_end"].date() == date(2026, 11, 1)
-    assert row["total_cost_cents"] == sum(c for a, c in cost_month(store, "2026-10").app_cents().items() if a == idle)
+    assert row["total_cost_cents"] == sum(
+        c for a, c in cost_month(store, "2026-10").app_cents().items() if a == idle
+    )
