@@ -63,6 +63,15 @@ def _workers(store: Store) -> dict[str, str]:
     return {r["app_id"]: r["hosting_project_id"] for r in rows}
 
 
+def _platform_apps(store: Store) -> dict[str, str]:
+    """App id -> 'cloudflare-platforms' for the apps hosted as user Workers in the dispatch namespace."""
+    rows = store.fetchall(
+        "SELECT CAST(a.id AS TEXT) AS app_id FROM deployed_apps a JOIN cloudflare_hosting h ON h.app = a.name"
+        " WHERE a.hosting_provider = 'cloudflare' AND h.mode = 'platforms'"
+    )
+    return {r["app_id"]: "cloudflare-platforms" for r in rows}
+
+
 def sqlite_path(database_id: str, workspace: Path) -> Path:
     path = Path(database_id.removeprefix("file://").removeprefix("file:"))
     return path if path.is_absolute() else workspace / path
@@ -97,7 +106,9 @@ def cloud_sources(store: Store, settings: Settings) -> list[UsageSource]:
             settings.cloudflare_api_token.get_secret_value(),
             base_url=settings.cloudflare_api_url,
         )
-        found.append(CloudflareWorkersUsageSource(workers, lambda: _workers(store)))
+        found.append(
+            CloudflareWorkersUsageSource(workers, lambda: _workers(store), lambda: _platform_apps(store))
+        )
     return found
 
 

@@ -171,10 +171,8 @@ class CloudflareHosting:
         self._for(project).delete_deployment(project, deployment_id)
 
     def destroy(self, project: str) -> None:
-        from engine.costs.limits import forget_cloudflare_mode
-
+        # The app keeps its recorded mode: its last month is still costed on the plan it ran on.
         self._for(project).destroy(project)
-        forget_cloudflare_mode(self.store, project)
 
     def add_domain(self, project: str, domain: str) -> DomainStatus:
         return self._for(project).add_domain(project, domain)

@@ -169,7 +169,3 @@ def record_cloudflare_mode(store: Store, app: str, mode: str) -> None:
     store.execute(
         "INSERT INTO cloudflare_hosting (app, mode) VALUES (?, ?) ON CONFLICT (app) DO NOTHING", [app, mode]
     )
-
-
-def forget_cloudflare_mode(store: Store, app: str) -> None:
-    store.execute("DELETE FROM cloudflare_hosting WHERE app = ?", [app])

@@ -230,8 +230,12 @@ def fleet(store: Store, month: date, catalog: Catalog) -> dict[str, AppInfo]:
     """Apps that were live during the month, with the tier their owner is on."""
     rows = store.fetchall(
         "SELECT CAST(a.id AS TEXT) AS app_id, a.name, a.user_id, coalesce(s.tier, a.tier) AS tier,"
-        " a.database_provider, a.hosting_provider, a.platform"
+        " a.database_provider, a.platform,"
+        # an app hosted as a user Worker in the Workers for Platforms namespace is billed on that plan
+        " CASE WHEN a.hosting_provider = 'cloudflare' AND h.mode = 'platforms' THEN 'cloudflare-platforms'"
+        " ELSE a.hosting_provider END AS hosting_provider"
         " FROM deployed_apps a LEFT JOIN user_subscriptions s ON s.user_id = a.user_id"
+        " LEFT JOIN cloudflare_hosting h ON h.app = a.name"
         " WHERE a.created_at < ? AND (a.status <> 'destroyed' OR a.updated_at >= ?)"
         # An app whose first deploy failed (or has not finished) never ran: it carries no cost and no revenue.
         " AND NOT (a.status IN ('provisioning', 'failed') AND a.live_deployment_id IS NULL)",

@@ -137,9 +137,16 @@ class CloudflareWorkersUsageSource(_ClientSource):
 
     client: WorkersAnalyticsClient
 
-    def __init__(self, client: WorkersAnalyticsClient, scripts: Databases) -> None:
+    def __init__(
+        self,
+        client: WorkersAnalyticsClient,
+        scripts: Databases,
+        providers: Callable[[], Mapping[str, str]] = dict,
+    ) -> None:
         self.client = client
         self.scripts = scripts
+        # app -> the sheet its Worker is billed on ("cloudflare-platforms" for a user Worker); default cloudflare
+        self.providers = providers
 
     def collect(self, hour_start: datetime) -> list[Reading]:
         start, end = _iso(hour_start), _iso(hour_start + timedelta(hours=1))
@@ -148,13 +155,14 @@ class CloudflareWorkersUsageSource(_ClientSource):
         if not scripts:
             return []
         by_script = self.client.invocations(sorted(set(scripts.values())), start, end)  # one query per chunk
+        providers = self.providers()
         for app_id, script in scripts.items():
             totals = by_script[script]
             requests, cpu_us = totals.get("requests"), totals.get("cpuTimeUs")
             readings.append(
                 Reading(
                     app_id=app_id,
-                    provider="cloudflare",
+                    provider=providers.get(app_id, "cloudflare"),
                     source=self.name,
                     hour_start=hour_start,
                     metrics={
