@@ -319,6 +319,6 @@ def _hostname_status(found: Mapping[str, Any], apps_zone: str) -> DomainStatus:
         *(e.get("message", "") for e in ssl.get("validation_errors") or []),
     ]
     if errors:
-        records["errors"] = "; ".join(str(e) for e in errors if e)
+        records["errors"] = "; ".join(dict.fromkeys(str(e) for e in errors if e))
     records["hostname status"], records["certificate status"] = str(hostname), str(certificate)
     return DomainStatus(name=str(found["hostname"]), status=status, verification=records)

@@ -447,6 +447,36 @@ class VercelEmulator:
             domain.pop("verification", None)
         return JSONResponse(_domain_json(domain))
 
+    async def verify_domain(self, request: Request) -> Response:
+        """Vercel checks the domain's TXT record now: verified once the emulator's polls say so."""
+        if (denied := self._guard(request)) is not None:
+            return denied
+        project = self._project(request.path_params["key"])
+        if isinstance(project, Response):
+            return project
+        domain = project.domains.get(request.path_params["domain"])
+        if domain is None:
+            return self._error(404, "not_found", "The domain was not found")
+        domain["polls"] += 1
+        if domain["polls"] >= self.polls_to_ready:
+            domain["verified"] = True
+            domain.pop("verification", None)
+            return JSONResponse(_domain_json(domain))
+        # Chosen here: what Vercel answers while the TXT record is missing is not in the spec.
+        return self._error(
+            400, "missing_txt_record", "Domain is not verified yet: the TXT record was not found"
+        )
+
+    async def delete_domain(self, request: Request) -> Response:
+        if (denied := self._guard(request)) is not None:
+            return denied
+        project = self._project(request.path_params["key"])
+        if isinstance(project, Response):
+            return project
+        if project.domains.pop(request.path_params["domain"], None) is None:
+            return self._error(404, "not_found", "The domain was not found")
+        return JSONResponse({})
+
     def _starlette(self) -> Starlette:
         return Starlette(
             routes=[
@@ -461,6 +491,8 @@ class VercelEmulator:
                 Route("/v10/projects/{project}/promote/{deployment}", self.promote, methods=["POST"]),
                 Route("/v10/projects/{key}/domains", self.add_domain, methods=["POST"]),
                 Route("/v9/projects/{key}/domains/{domain}", self.get_domain, methods=["GET"]),
+                Route("/v9/projects/{key}/domains/{domain}", self.delete_domain, methods=["DELETE"]),
+                Route("/v9/projects/{key}/domains/{domain}/verify", self.verify_domain, methods=["POST"]),
             ]
         )
 

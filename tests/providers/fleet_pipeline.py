@@ -33,7 +33,7 @@ def prebuilt(ctx: StepContext) -> str:
     if bundle.exists():
         shutil.rmtree(bundle)
     shutil.copytree(Path(ctx.params["bundle"]), bundle)
-    env = {"APP_NAME": ctx.app_name}
+    env = {"APP_NAME": ctx.app_name, "GREETING": str(ctx.params.get("greeting", "hello"))}
     engine.vault.put(ctx.app_id, f"env@{ctx.deployment_id}", json.dumps(env))
     ctx.state["env_names"] = sorted(env)
     ctx.state["worker_bundle"] = str(bundle)

@@ -66,7 +66,7 @@ def bundle(root: Path) -> Path:
         root,
         {
             "worker.json": json.dumps({"main_module": "worker.js", "compatibility_date": "2026-04-01"}),
-            "modules/worker.js": "export default { fetch: (request, env) => new Response(`hello from ${env.APP_NAME}`) };\n",
+            "modules/worker.js": "export default { fetch: (request, env) => new Response(`${env.GREETING} from ${env.APP_NAME}`) };\n",
             "assets/api/health": '{"ok": true}',
         },
     )
