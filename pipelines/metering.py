@@ -27,7 +27,13 @@ from engine.costs.sources import (
     PostgresUsageSource,
     SqliteFileUsageSource,
 )
-from engine.costs.sources.cloud import CloudflareWorkersUsageSource, NeonUsageSource, TursoUsageSource
+from engine.costs.sources.builds import LocalBuildSource, MobileCostSource
+from engine.costs.sources.cloud import (
+    CloudflareWorkersUsageSource,
+    NeonUsageSource,
+    TursoUsageSource,
+    VercelUsageSource,
+)
 from engine.costs.tiers import QuotaAction, over_quota, record_action
 from engine.costs.usage import Reading, StoreCounterState, UsageSource, previous_hour, registered_sources
 from engine.errors import LaunchdeckError, TransientError
@@ -78,7 +84,7 @@ def sqlite_path(database_id: str, workspace: Path) -> Path:
 
 
 def cloud_sources(store: Store, settings: Settings) -> list[UsageSource]:
-    """Turso, Neon and Cloudflare Workers usage for the apps on them, when their credentials are configured."""
+    """Turso, Neon, Cloudflare Workers and Vercel usage for the apps on them, when their credentials are set."""
     found: list[UsageSource] = []
     if settings.turso_org_id and settings.turso_api_token:
         from engine.providers.turso import Turso
@@ -109,13 +115,31 @@ def cloud_sources(store: Store, settings: Settings) -> list[UsageSource]:
         found.append(
             CloudflareWorkersUsageSource(workers, lambda: _workers(store), lambda: _platform_apps(store))
         )
+    if settings.vercel_token:
+        from engine.providers.vercel import Vercel
+
+        vercel = Vercel(settings.vercel_token.get_secret_value(), base_url=settings.vercel_api_url)
+        found.append(VercelUsageSource(vercel, lambda: _hosted_on(store, "vercel")))
     return found
+
+
+def _hosted_on(store: Store, host: str) -> dict[str, str]:
+    """App id -> project name (the app's name) for the apps hosted on ``host``."""
+    marks = ", ".join("?" for _ in METERED_STATUSES)
+    rows = store.fetchall(
+        f"SELECT CAST(id AS TEXT) AS app_id, name FROM deployed_apps WHERE hosting_provider = ?"
+        f" AND status IN ({marks})",
+        [host, *METERED_STATUSES],
+    )
+    return {r["app_id"]: r["name"] for r in rows}
 
 
 def local_sources(store: Store, settings: Settings, *, edge: EdgeCounters | None = None) -> list[UsageSource]:
     """The usage sources of this machine, the configured cloud ones, and every registered source."""
     state = StoreCounterState(store)
     sources: list[UsageSource] = [
+        LocalBuildSource(store),
+        MobileCostSource(store),
         PostgresUsageSource(
             settings.postgres_admin_url,
             lambda: {a["app_id"]: a["database_id"] for a in _apps(store, "local-postgres")},

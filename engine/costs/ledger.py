@@ -49,7 +49,7 @@ def _greatest(column: str) -> str:
 
 
 # Counters the daily rollup sums under their own name (the original six are spelled out below).
-PLAIN_COUNTERS = ("build_cpu_ms", "builds_android", "builds_ios", "build_minutes", "fee_cents")
+PLAIN_COUNTERS = ("build_ms", "builds_android", "builds_ios", "build_minutes", "fee_cents")
 
 # The batch's new rows (the registered ``ledger_batch``) summed per app, provider and day.
 DAILY_BATCH = (

@@ -46,7 +46,7 @@ SELECT app_id, provider,
        sum(cpu_ms) AS cpu_ms,
        max(memory_peak_bytes) AS memory_peak_bytes,
        sum(memory_byte_hours) AS memory_byte_hours,
-       sum(build_cpu_ms) AS build_cpu_ms,
+       sum(build_ms) AS build_ms,
        sum(builds_android) AS builds_android,
        sum(builds_ios) AS builds_ios,
        sum(build_minutes) AS build_minutes,
@@ -67,7 +67,7 @@ MONTHLY_METRICS = (
     "cpu_ms",
     "memory_peak_bytes",
     "memory_byte_hours",  # the sum of hourly memory averages: GB-hours x 1e9
-    "build_cpu_ms",
+    "build_ms",
     "builds_android",
     "builds_ios",
     "build_minutes",
@@ -561,7 +561,7 @@ SELECT app_id, provider, day, db_rows_read, db_rows_written,
        CAST(round(db_storage_bytes_sum / nullif(db_storage_bytes_count, 0)) AS BIGINT) AS db_storage_bytes_peak,
        CAST(round(db_storage_bytes_sum / nullif(db_storage_bytes_count, 0)) AS BIGINT) AS db_storage_bytes_avg,
        db_active_hours, requests, bandwidth_bytes, compute_ms, cpu_ms, memory_peak_bytes, memory_byte_hours,
-       build_cpu_ms, builds_android, builds_ios, build_minutes, fee_cents
+       build_ms, builds_android, builds_ios, build_minutes, fee_cents
 FROM daily_usage
 WHERE day >= ? AND day < ? {app_filter}
 """

@@ -30,7 +30,7 @@ METRICS = (
     "cpu_ms",  # an app server's CPU time on this machine (compute_ms is what a host bills)
     "memory_peak_bytes",
     "memory_avg_bytes",  # averaged over the whole hour, 0 while the server is stopped
-    "build_cpu_ms",
+    "build_ms",
     "builds_android",
     "builds_ios",
     "build_minutes",

@@ -2,13 +2,14 @@
 --   cpu_ms             an app server's CPU time (user + system of its process tree), counter
 --   memory_peak_bytes  its largest resident memory sampled in the hour, gauge
 --   memory_avg_bytes   its resident memory averaged over the whole hour (0 while stopped), gauge
---   build_cpu_ms       CPU time of a build run on this machine (npm ci + the app's build), counter
+--   build_ms           wall-clock time of builds run on this machine (install + build; the sandbox does not
+--                      report CPU time yet), counter
 --   builds_android, builds_ios, build_minutes   EAS builds and their minutes, counters
 --   fee_cents          fixed fees as charged (store registrations), counter
 ALTER TABLE ledger_readings ADD COLUMN cpu_ms BIGINT;
 ALTER TABLE ledger_readings ADD COLUMN memory_peak_bytes BIGINT;
 ALTER TABLE ledger_readings ADD COLUMN memory_avg_bytes BIGINT;
-ALTER TABLE ledger_readings ADD COLUMN build_cpu_ms BIGINT;
+ALTER TABLE ledger_readings ADD COLUMN build_ms BIGINT;
 ALTER TABLE ledger_readings ADD COLUMN builds_android BIGINT;
 ALTER TABLE ledger_readings ADD COLUMN builds_ios BIGINT;
 ALTER TABLE ledger_readings ADD COLUMN build_minutes BIGINT;
@@ -32,7 +33,7 @@ SELECT
     r.cpu_ms,
     r.memory_peak_bytes,
     r.memory_avg_bytes,
-    r.build_cpu_ms,
+    r.build_ms,
     r.builds_android,
     r.builds_ios,
     r.build_minutes,
@@ -45,7 +46,7 @@ FROM ledger_readings r, names;
 ALTER TABLE daily_usage ADD COLUMN cpu_ms BIGINT;
 ALTER TABLE daily_usage ADD COLUMN memory_peak_bytes BIGINT;
 ALTER TABLE daily_usage ADD COLUMN memory_byte_hours HUGEINT;
-ALTER TABLE daily_usage ADD COLUMN build_cpu_ms BIGINT;
+ALTER TABLE daily_usage ADD COLUMN build_ms BIGINT;
 ALTER TABLE daily_usage ADD COLUMN builds_android BIGINT;
 ALTER TABLE daily_usage ADD COLUMN builds_ios BIGINT;
 ALTER TABLE daily_usage ADD COLUMN build_minutes BIGINT;

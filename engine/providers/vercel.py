@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -193,6 +194,22 @@ class Vercel:
 
     def preview_headers(self, project: str, deployment_id: str) -> dict[str, str]:
         return {}  # a preview deployment answers at its own URL
+
+    # -- usage -------------------------------------------------------------------------------------
+    def charges(self, start: str, end: str) -> list[dict[str, Any]]:
+        """FOCUS billing charges in ``[start, end)`` (ISO-8601 UTC; one day granularity), one dict per charge:
+        ``GET /v1/billing/charges`` answers JSON Lines (docs: rest-api/billing/list-focus-billing-charges)."""
+        response = self.http.request(
+            "GET", "/v1/billing/charges", params=self._params(**{"from": start, "to": end}), idempotent=True
+        )
+        charges: list[dict[str, Any]] = []
+        for line in response.text.splitlines():
+            if line.strip():
+                try:
+                    charges.append(json.loads(line))
+                except ValueError as exc:
+                    raise ProviderError("vercel", f"billing charges: a line is not JSON ({exc})") from None
+        return charges
 
     # -- projects and domains ----------------------------------------------------------------------
     def exists(self, project: str) -> bool:
