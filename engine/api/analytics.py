@@ -485,3 +485,73 @@ def price_sheets(engine: EngineDep, principal: Reader) -> list[dict[str, Any]]:
                 }
             )
     return result
+
+
+USAGE_STATS = (
+    "requests",
+    "bandwidth_bytes",
+    "db_rows_read",
+    "db_rows_written",
+    "db_storage_bytes_peak",
+    "cpu_ms",
+)
+
+
+@router.get("/api/usage/apps")
+def app_usage_stats(
+    engine: EngineDep, principal: AnyRole, month: str | None = None, owner: str | None = None
+) -> dict[str, Any]:
+    """The plan's UsageStats panel: each app's usage and cost in a month (the latest with usage when none is
+    named), against its tier's monthly quotas. A platform token sees its own apps only; operators and finance
+    see every app, or one owner's."""
+    if principal.role == "platform":
+        owner = principal.name
+    chosen = month_or_latest(engine, month)
+    result = month_costs(engine, chosen)
+    tiers = default_tiers()
+    app_cents = result.app_cents()
+    apps = []
+    for app_id, info in sorted(result.apps.items(), key=lambda kv: kv[1].name):
+        if owner is not None and info.user_id != owner:
+            continue
+        totals: dict[str, int] = {}
+        for metrics in result.usage.get(app_id, {}).values():
+            for name in USAGE_STATS:
+                value = metrics.get(name)
+                if value is not None:
+                    totals[name] = (
+                        max(totals.get(name, 0), value)
+                        if name.endswith("_peak")
+                        else totals.get(name, 0) + value
+                    )
+        tier = tiers.tiers.get(info.tier)
+        quotas = {
+            name: {
+                "used": totals.get(name, 0),
+                "limit": limit,
+                "percent": round(100 * totals.get(name, 0) / limit, 1),
+            }
+            for name, limit in (tier.quotas.items() if tier else [])
+            if limit > 0
+        }
+        apps.append(
+            {
+                "app": info.name,
+                "tier": info.tier,
+                "cost_cents": app_cents.get(app_id, 0),
+                "usage": totals,
+                "quotas": quotas,
+                "railway_reserved_cents": result.railway_cents.get(app_id, 0),
+                "railway_measured_cents": result.railway_measured.get(app_id),
+            }
+        )
+    return {"month": chosen.isoformat(), "closed": result.closed, "owner": owner, "apps": apps}
+
+
+@router.get("/api/providers/headroom")
+def provider_headroom(engine: EngineDep, principal: Reader) -> list[dict[str, Any]]:
+    """Each provider account's plan limit for one more app (Turso databases, Neon projects, Workers, user
+    Workers), what Launchdeck's apps use, what is left, and what lifts it."""
+    from engine.costs.limits import headroom
+
+    return [row.as_dict() for row in headroom(engine.store)]
