@@ -21,8 +21,7 @@ from engine.edge import EdgeHost
 from engine.store import Store
 from pipelines.metering import collect_hour
 from tests.costs.conftest import add_app
-from tests.edge.conftest import fetch
-from tests.edge.test_edge_host import node_server
+from tests.edge.conftest import fetch, node_server
 
 MB = 1_000_000
 
