@@ -322,6 +322,10 @@ def margins_uncached(engine: Engine, month: date, least: int) -> dict[str, Any]:
         "totals": result.totals(),
         "idle_cents": result.idle_cents,
         "railway_baseline_cents": sum(a["railway_baseline_cents"] for a in result.apps),
+        # measured where the app ran on this machine, the reserved size for the others (apps_measured says how many)
+        "railway_measured_cents": sum(t["railway_measured_cents"] for t in result.tiers),
+        "apps_measured": sum(t["apps_measured"] for t in result.tiers),
+        "apps": len(result.apps),
         "least_profitable": result.least_profitable(least),
     }
 
