@@ -170,7 +170,9 @@ def ingest_frame(store: Store, frame: pl.DataFrame) -> IngestResult:
     if frame.is_empty():
         return IngestResult(0, 0, 0)
     if dict(frame.schema) != LEDGER_SCHEMA:
-        missing = [pl.lit(None).alias(name) for name in LEDGER_SCHEMA if name not in frame.columns]  # not measured
+        missing = [
+            pl.lit(None).alias(name) for name in LEDGER_SCHEMA if name not in frame.columns
+        ]  # not measured
         frame = frame.with_columns(missing).select(
             [pl.col(name).cast(dtype) for name, dtype in LEDGER_SCHEMA.items()]
         )
