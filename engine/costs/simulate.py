@@ -17,7 +17,13 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from engine.costs.model import AppUsage, cost_provider, payment_fee_cents, railway_baseline_cents
+from engine.costs.model import (
+    AppUsage,
+    cost_provider,
+    payment_fee_cents,
+    railway_baseline_cents,
+    railway_measured_cents,
+)
 from engine.costs.money import largest_remainder
 from engine.costs.sheets import Catalog, default_catalog
 from engine.costs.tiers import TierTable, default_tiers
@@ -31,7 +37,8 @@ ARCHITECTURES = {
     "neon+cloudflare": ("neon", "cloudflare", False),
     "shared-db+cloudflare": ("neon", "cloudflare", True),
     "turso+vercel": ("turso", "vercel", False),
-    "railway": ("railway", None, False),
+    "railway": ("railway", None, False),  # the plan's baseline: every app reserves 0.5 vCPU and 0.5 GB
+    "railway-measured": ("railway-measured", None, False),  # billed per minute of use, asleep when idle
 }
 HOURS_PER_MONTH = 730
 DATABASE_METRICS = frozenset(
@@ -39,6 +46,9 @@ DATABASE_METRICS = frozenset(
 )
 HOSTING_METRICS = frozenset({"requests", "bandwidth_bytes", "compute_ms", "scripts"})
 DOCUMENTED_CPU_MS_PER_REQUEST = Decimal(7)
+# What a Next.js example app's server holds and burns while up (bench/measured_use.py, data/examples/shop).
+SERVER_MEMORY_MB = 120
+SERVER_IDLE_CPU_MS_PER_HOUR = 3_600
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,10 @@ class Scenario:
     active_hours_per_active_app: int = 120
     idle_requests_per_app: int = 0
     cpu_ms_per_request: Decimal = DOCUMENTED_CPU_MS_PER_REQUEST
+    # A container platform billed by use (Railway, measured): a server is up in an active app's active hours
+    # (asleep otherwise, as with app sleeping), holding this much memory and using this CPU while idle.
+    server_memory_mb: int = SERVER_MEMORY_MB
+    server_idle_cpu_ms_per_hour: int = SERVER_IDLE_CPU_MS_PER_HOUR
     tier_mix: dict[str, float] = field(
         default_factory=lambda: {"starter": 0.7, "pro": 0.25, "business": 0.05}
     )
@@ -112,14 +126,25 @@ def simulate(
     ids = [f"app-{i:06d}" for i in range(scenario.apps)]
     bills: dict[str, int] = {}
     per_app = dict.fromkeys(ids, 0)
-    if database == "railway":
+    if database in ("railway", "railway-measured"):
         _, plan = catalog.plan_for("railway", scenario.month, scenario.plans.get("railway"))
         assert plan.baseline is not None
         for app_id, usage in zip(ids, fleet, strict=True):
-            per_app[app_id] = railway_baseline_cents(
-                plan.baseline, usage["bandwidth_bytes"], usage["db_storage_bytes_peak"]
+            if database == "railway":
+                per_app[app_id] = railway_baseline_cents(
+                    plan.baseline, usage["bandwidth_bytes"], usage["db_storage_bytes_peak"]
+                )
+                continue
+            awake = usage["db_active_hours"]  # the app's server is up in its active hours only
+            cpu = usage["compute_ms"] + awake * scenario.server_idle_cpu_ms_per_hour
+            per_app[app_id] = railway_measured_cents(
+                plan.baseline,
+                cpu,
+                awake * scenario.server_memory_mb * 1_000_000,
+                usage["bandwidth_bytes"],
+                usage["db_storage_bytes_peak"],
             )
-        bills["railway"] = sum(per_app.values())
+        bills[database] = sum(per_app.values())
     else:
         for provider in (database, hosting):
             if provider is None:
