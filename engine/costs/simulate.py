@@ -24,7 +24,7 @@ from engine.costs.model import (
     railway_baseline_cents,
     railway_measured_cents,
 )
-from engine.costs.money import largest_remainder
+from engine.costs.money import largest_remainder, to_cents
 from engine.costs.sheets import Catalog, default_catalog
 from engine.costs.tiers import TierTable, default_tiers
 from engine.errors import InputError
@@ -144,7 +144,8 @@ def simulate(
                 usage["bandwidth_bytes"],
                 usage["db_storage_bytes_peak"],
             )
-        bills[database] = sum(per_app.values())
+        # Hobby is a minimum usage commitment: the account pays at least its base fee (it covers that much usage).
+        bills[database] = max(sum(per_app.values()), to_cents(plan.base_fee))
     else:
         for provider in (database, hosting):
             if provider is None:
