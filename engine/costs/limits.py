@@ -100,13 +100,15 @@ def lifted_by(catalog: Catalog, provider: str, month: date, needed: int) -> str 
     return None
 
 
-def headroom(store: Store, *, catalog: Catalog | None = None, month: date | None = None) -> list[Headroom]:
-    """Each provider account's plan limit for one more app, what is used, and what lifts it."""
+def headroom(
+    store: Store, *, catalog: Catalog | None = None, month: date | None = None, only: str | None = None
+) -> list[Headroom]:
+    """Each provider account's plan limit for one more app, what is used, and what lifts it (``only``: one)."""
     catalog = catalog or default_catalog()
     month = month or datetime.now(UTC).date().replace(day=1)
     rows = []
     for provider, limit_name in APP_LIMITS.items():
-        if provider not in catalog.sheets:
+        if provider not in catalog.sheets or only not in (None, provider):
             continue
         _, plan = catalog.plan_for(provider, month)
         limit = _limit(plan.limits.get(limit_name, "unlimited"))
@@ -128,8 +130,8 @@ def check_room(
     store: Store, provider: str, *, catalog: Catalog | None = None, month: date | None = None
 ) -> None:
     """Refuse, before anything is created, one more app on ``provider`` when its plan's limit is reached."""
-    for row in headroom(store, catalog=catalog, month=month):
-        if row.provider == provider and row.left is not None and row.left < 1:
+    for row in headroom(store, catalog=catalog, month=month, only=provider):
+        if row.left is not None and row.left < 1:
             lift = f"; {row.lifted_by} lifts it" if row.lifted_by else ""
             raise PlanLimitReached(
                 f"{provider}'s {row.plan} plan allows {row.limit} {row.limit_name} and Launchdeck's apps use "
