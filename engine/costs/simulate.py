@@ -46,9 +46,10 @@ DATABASE_METRICS = frozenset(
 )
 HOSTING_METRICS = frozenset({"requests", "bandwidth_bytes", "compute_ms", "scripts"})
 DOCUMENTED_CPU_MS_PER_REQUEST = Decimal(7)
-# What a Next.js example app's server holds and burns while up (bench/measured_use.py, data/examples/shop).
-SERVER_MEMORY_MB = 120
-SERVER_IDLE_CPU_MS_PER_HOUR = 3_600
+# What a Next.js example app's server holds and burns while up, measured by bench/measured_use.py on
+# data/examples/shop (2026-12-07): 240 MB resident at its peak; idle, under the 10 ms tick of CPU accounting.
+SERVER_MEMORY_MB = 240
+SERVER_IDLE_CPU_MS_PER_HOUR = 0
 
 
 @dataclass(frozen=True)
