@@ -231,7 +231,10 @@ def verify_domain_before_promote(
     from engine.errors import ProviderError, TerminalError
 
     name = normalize_domain(domain, edge_hostname=engine.settings.edge_hostname)
-    owner = engine.store.scalar("SELECT app FROM domains WHERE domain = ?", [name])
+    owner = engine.store.scalar(
+        "SELECT app FROM domains WHERE domain = ? UNION ALL SELECT app FROM cloud_domains WHERE domain = ?",
+        [name, name],
+    )
     if owner is not None and owner != app:
         raise TerminalError(f"{name} already belongs to {owner}; remove it there first. Nothing was changed.")
     try:
@@ -272,26 +275,22 @@ def verify_domain_before_promote(
 
 
 def record_cloud_domain(store: Store, app: str, status: DomainStatus, kind: str) -> None:
-    """Keep a cloud domain's state in ``domains`` (what the console and `launchdeck domains` show)."""
-    import idna
+    """Keep a cloud domain's state as its host reported it (``cloud_domains``)."""
+    import json
 
-    records = status.verification
-    cname = next((v for k, v in records.items() if k.startswith("CNAME")), kind)
-    txt = next(((k.removeprefix("TXT "), v) for k, v in records.items() if k.startswith("TXT")), ("", ""))
-    dns, certificate = {
-        "active": ("valid", "issued"),
-        "verified": ("valid", "issued"),
-        "failed": ("invalid", "failed"),
+    records = {k: v for k, v in status.verification.items() if k.split(" ")[0] in ("CNAME", "TXT")}
+    state, certificate = {
+        "active": ("active", "issued"),
+        "verified": ("active", "issued"),
+        "failed": ("failed", "failed"),
     }.get(status.status, ("pending", "pending"))
-    detail = f"{kind}: " + ", ".join(
-        f"{k} {v}" for k, v in records.items() if k.split(" ")[0] not in ("CNAME", "TXT")
-    )
+    detail = ", ".join(f"{k} {v}" for k, v in status.verification.items() if k not in records)
     store.execute(
-        "INSERT INTO domains (domain, app, unicode_name, cname_target, txt_name, txt_value, dns_status,"
-        " certificate_status, detail, checked_at, verified_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, now(),"
-        " CASE WHEN ? = 'valid' THEN now() END) ON CONFLICT (domain) DO UPDATE SET dns_status = excluded.dns_status,"
-        " certificate_status = excluded.certificate_status, detail = excluded.detail, checked_at = now(),"
-        " cname_target = excluded.cname_target, txt_name = excluded.txt_name, txt_value = excluded.txt_value,"
-        " verified_at = CASE WHEN excluded.dns_status = 'valid' THEN coalesce(domains.verified_at, now()) END",
-        [status.name, app, idna.decode(status.name), cname, txt[0], txt[1], dns, certificate, detail, dns],
+        "INSERT INTO cloud_domains (domain, app, host, status, certificate_status, records, detail, verified_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, CASE WHEN ? = 'active' THEN now()::TIMESTAMP END)"
+        " ON CONFLICT (domain) DO UPDATE SET app = excluded.app, host = excluded.host, status = excluded.status,"
+        " certificate_status = excluded.certificate_status, records = excluded.records, detail = excluded.detail,"
+        " checked_at = now()::TIMESTAMP, verified_at = CASE WHEN excluded.status = 'active'"
+        " THEN coalesce(cloud_domains.verified_at, now()::TIMESTAMP) END",
+        [status.name, app, kind, state, certificate, json.dumps(records), detail or None, state],
     )
