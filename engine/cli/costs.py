@@ -284,7 +284,7 @@ def pricing_simulate(
     for problem in result.get("limit_problems", []):
         typer.echo(f"  limit: {problem}")
     for provider, cents in result["provider_bills_cents"].items():
-        typer.echo(f"  {provider:<12} {cents_to_dollars(cents):>12}")
+        typer.echo(f"  {provider:<22} {cents_to_dollars(cents):>12}")
     typer.echo(
         f"  revenue {cents_to_dollars(result['revenue_cents'])}, Stripe fees "
         f"{cents_to_dollars(result['payment_fee_cents'])}, margin {cents_to_dollars(result['margin_cents'])} "
