@@ -172,7 +172,11 @@ class CloudflareHosting:
 
     def destroy(self, project: str) -> None:
         # The app keeps its recorded mode: its last month is still costed on the plan it ran on.
-        self._for(project).destroy(project)
+        client = self._for(project)
+        client.destroy(project)
+        for row in self.store.fetchall("SELECT domain FROM cloud_domains WHERE app = ?", [project]):
+            client.remove_domain(project, row["domain"])  # a custom hostname is the zone's, not the script's
+        self.store.execute("DELETE FROM cloud_domains WHERE app = ?", [project])
 
     def add_domain(self, project: str, domain: str) -> DomainStatus:
         return self._for(project).add_domain(project, domain)

@@ -31,7 +31,7 @@ from engine.costs.simulate import (
     simulate,
 )
 from engine.costs.tiers import default_tiers
-from engine.costs.usage import METRICS
+from engine.costs.usage import GAUGES, METRICS
 from engine.errors import InputError
 
 if TYPE_CHECKING:
@@ -444,14 +444,15 @@ def usage(
 
 
 def fleet_usage(engine: Engine, start: datetime, end: datetime, provider: str | None) -> dict[str, Any]:
-    """Daily usage summed per provider. Storage is a gauge: the fleet's storage in an hour is the sum of
+    """Daily usage summed per provider. Storage and memory are gauges: the fleet's in an hour is the sum of
     the apps' readings in that hour, and a day's figure is the largest hourly one."""
     where = "hour_start >= ? AND hour_start < ?" + (" AND provider = ?" if provider else "")
     params: list[Any] = [start, end, *([provider] if provider else [])]
-    counters = [m for m in METRICS if m != "db_storage_bytes"]
+    counters = [m for m in METRICS if m not in GAUGES]
+    gauges = ", ".join(f"max({m}) AS {m}" for m in METRICS if m in GAUGES)
     rows = engine.store.fetchall(
         f"SELECT provider, date_trunc('day', hour_start) AS period, {', '.join(f'sum({m}) AS {m}' for m in counters)},"
-        " max(db_storage_bytes) AS db_storage_bytes FROM ("
+        f" {gauges} FROM ("
         f" SELECT provider, hour_start, {', '.join(f'sum({m}) AS {m}' for m in METRICS)}"
         f" FROM usage_ledger WHERE {where} GROUP BY provider, hour_start"
         ") GROUP BY ALL ORDER BY period, provider",

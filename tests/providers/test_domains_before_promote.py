@@ -113,6 +113,12 @@ def test_a_custom_hostnames_life_pending_active_failed_before_promote(cloud: Fle
     assert "blocked.example.org" not in saas.hostnames
     assert live_text(cloud) == "v3 from shop" and get_app(store, "shop")["live_deployment_id"] == live
 
+    # Destroyed: the app's custom hostname goes with it (it is the zone's, not the user Worker's).
+    destroyed = cloud.engine.runner.submit(str(get_app(store, "shop")["id"]), "destroy", {}, requested_by="test")
+    assert cloud.engine.runner.wait(destroyed, timeout=120)["status"] == "succeeded"
+    assert "shop.example.org" not in saas.hostnames
+    assert store.scalar("SELECT count(*) FROM cloud_domains WHERE app = 'shop'") == 0
+
 
 def test_vercel_domain_is_verified_before_it_is_reported_active(tmp_path: Path) -> None:
     emulator = VercelEmulator(polls_to_ready=6)  # each status read is a read, a verify and a read again
