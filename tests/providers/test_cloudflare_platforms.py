@@ -16,7 +16,7 @@ import httpx
 import jsonschema
 import pytest
 
-from engine.errors import ProviderError
+from engine.errors import PlanLimitReached, ProviderError
 from engine.providers import cloudflare_platforms
 from engine.providers.base import CloudHost
 from engine.providers.cloudflare_platforms import CloudflarePlatforms, _hostname_status
@@ -170,6 +170,19 @@ def test_custom_hostname_life_pending_active_failed(
     client.remove_domain("shop", "never.example.org")
     assert "never.example.org" not in cf.workers.platforms.hostnames
     assert failing.status == "pending"
+
+
+def test_custom_hostnames_stop_at_the_zones_cap_before_anything_is_created(
+    platform: tuple[CloudflareEmulator, CloudflarePlatforms, str], tmp_path: Path
+) -> None:
+    cf, client, _ = platform
+    cf.workers.platforms.hostname_cap = 1
+    client.stage("shop", user_bundle(tmp_path / "v1", "v1"), {})
+    client.add_domain("shop", "one.example.org")
+    with pytest.raises(PlanLimitReached, match="holds 1 custom hostnames, its cap"):
+        client.add_domain("shop", "two.example.org")
+    assert set(cf.workers.platforms.hostnames) == {"one.example.org"}
+    assert client.add_domain("shop", "one.example.org").name == "one.example.org"  # adopting is no new one
 
 
 def test_plain_workers_stop_at_the_accounts_cap(tmp_path: Path) -> None:

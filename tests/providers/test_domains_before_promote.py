@@ -114,7 +114,9 @@ def test_a_custom_hostnames_life_pending_active_failed_before_promote(cloud: Fle
     assert live_text(cloud) == "v3 from shop" and get_app(store, "shop")["live_deployment_id"] == live
 
     # Destroyed: the app's custom hostname goes with it (it is the zone's, not the user Worker's).
-    destroyed = cloud.engine.runner.submit(str(get_app(store, "shop")["id"]), "destroy", {}, requested_by="test")
+    destroyed = cloud.engine.runner.submit(
+        str(get_app(store, "shop")["id"]), "destroy", {}, requested_by="test"
+    )
     assert cloud.engine.runner.wait(destroyed, timeout=120)["status"] == "succeeded"
     assert "shop.example.org" not in saas.hostnames
     assert store.scalar("SELECT count(*) FROM cloud_domains WHERE app = 'shop'") == 0
