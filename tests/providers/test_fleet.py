@@ -31,6 +31,7 @@ from tests.servers.asgi import serve
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.timeout(1800),  # 600 deploys: about 3 minutes on an idle machine, several on a busy one
     pytest.mark.skipif(not WRANGLER.exists(), reason="npm ci in tests/emulators/node first"),
 ]
 FLEET = 600
