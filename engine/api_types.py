@@ -192,6 +192,7 @@ class SimulateRequest(TypedDict, closed=True):
     apps: NotRequired[int]
     architecture: NotRequired[str]
     bytes_per_request: NotRequired[int]
+    cpu_ms_per_request: NotRequired[float | str | None]
     idle_requests_per_app: NotRequired[int]
     plans: NotRequired[dict[str, str]]
     reads_per_active_app: NotRequired[int]
@@ -220,6 +221,12 @@ class StepRun(TypedDict):
     seconds: float | None
     started_at: str | None
     status: str
+
+
+class SubscribeBody(TypedDict, closed=True):
+    email: NotRequired[str | None]
+    tier: str
+    user: str
 
 
 class Subscription(TypedDict):

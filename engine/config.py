@@ -88,6 +88,18 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("CREDENTIALS_ENCRYPTION_KEY")
     )
 
+    # Cloudflare hosting: one Worker per app ("workers", capped at the plan's Workers per account), user Workers in
+    # a Workers for Platforms dispatch namespace ("platforms"), or "auto": Workers until the account's Workers
+    # reach cloudflare_platforms_after (default: 90% of the plan's cap), Workers for Platforms after that.
+    cloudflare_mode: str = Field(default="auto", pattern="^(auto|workers|platforms)$")
+    cloudflare_platforms_after: int | None = Field(default=None, ge=0)
+    cloudflare_dispatch_namespace: str = Field(default="launchdeck", pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    # The zone the dispatch Worker serves apps on (<app>.<zone>) and users' own domains CNAME to (Cloudflare for SaaS).
+    cloudflare_apps_zone: str | None = None
+    # Per user Worker limits the dispatch Worker applies (Workers for Platforms custom limits).
+    cloudflare_user_cpu_ms: int = Field(default=50, ge=1, le=300_000)
+    cloudflare_user_subrequests: int = Field(default=50, ge=1, le=10_000)
+
     # One base-URL override per cloud API, so the same code talks to the service or an emulator.
     turso_api_url: str = "https://api.turso.tech"
     neon_api_url: str = "https://console.neon.tech/api/v2"

@@ -25,6 +25,10 @@ from engine.store import Store
 DEMO_PREFIX = "demo-"
 DEMO_USER_PREFIX = "demo-user-"
 SOURCES = ("demo-database", "demo-hosting")
+# A locally served demo app's server, as bench/measured_use.py measured data/examples/shop's (2026-12-07):
+# 10.55 ms of CPU per request, 240 MB resident while up.
+DEMO_SERVER_CPU_MS_PER_REQUEST = 10.55
+DEMO_SERVER_MEMORY_BYTES = 240_000_000
 
 # Share of apps per tier, and which databases each tier's apps use (allowed by data/tiers.toml).
 TIER_MIX = {"free": 0.06, "starter": 0.44, "pro": 0.30, "business": 0.15, "enterprise": 0.05}
@@ -229,13 +233,17 @@ def _usage_frame(
                  "db_rows_read": reads, "db_rows_written": writes, "db_storage_bytes": storage}
             )
         )  # fmt: skip
-        frames.append(
-            pl.DataFrame(
-                {**common, "provider": [app["hosting_provider"]] * steps, "source": [SOURCES[1]] * steps,
-                 "requests": requests, "bandwidth_bytes": requests * size,
-                 "compute_ms": requests * 7 if app["hosting_provider"] != "local" else [None] * steps}
-            )
-        )  # fmt: skip
+        hosting = {**common, "provider": [app["hosting_provider"]] * steps, "source": [SOURCES[1]] * steps,
+                   "requests": requests, "bandwidth_bytes": requests * size,
+                   "compute_ms": requests * 7 if app["hosting_provider"] != "local" else [None] * steps}  # fmt: skip
+        if app["hosting_provider"] == "local":  # served here: its server's CPU and memory are measured too
+            up = requests > 0  # up in the hours it served (scaled to zero in the others)
+            hosting |= {
+                "cpu_ms": np.round(requests * DEMO_SERVER_CPU_MS_PER_REQUEST).astype(np.int64),
+                "memory_peak_bytes": np.where(up, DEMO_SERVER_MEMORY_BYTES, 0),
+                "memory_avg_bytes": np.where(up, DEMO_SERVER_MEMORY_BYTES * reading_hours, 0),
+            }
+        frames.append(pl.DataFrame(hosting))
     if not frames:
         return pl.DataFrame()
     return with_keys(pl.concat(frames, how="diagonal_relaxed"))

@@ -122,6 +122,11 @@ class ProviderConflict(ProviderError):
     """The provider refused because of current state: a name taken, an operation in the way (HTTP 409)."""
 
 
+class PlanLimitReached(TerminalError):
+    """A provider plan's limit (databases, projects, Workers, custom hostnames) would be exceeded; the message
+    names the limit, the plan and what lifts it. Raised before anything is created."""
+
+
 class BuildFailed(TerminalError):
     """An app's install or build failed (or timed out) in the sandbox; the message ends with the log tail."""
 

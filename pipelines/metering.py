@@ -21,8 +21,19 @@ import httpx
 from engine.config import Settings
 from engine.costs.ledger import IngestResult, ingest
 from engine.costs.rollup import cost_month
-from engine.costs.sources import EdgeTrafficSource, PostgresUsageSource, SqliteFileUsageSource
-from engine.costs.sources.cloud import CloudflareWorkersUsageSource, NeonUsageSource, TursoUsageSource
+from engine.costs.sources import (
+    EdgeResourceSource,
+    EdgeTrafficSource,
+    PostgresUsageSource,
+    SqliteFileUsageSource,
+)
+from engine.costs.sources.builds import LocalBuildSource, MobileCostSource
+from engine.costs.sources.cloud import (
+    CloudflareWorkersUsageSource,
+    NeonUsageSource,
+    TursoUsageSource,
+    VercelUsageSource,
+)
 from engine.costs.tiers import QuotaAction, over_quota, record_action
 from engine.costs.usage import Reading, StoreCounterState, UsageSource, previous_hour, registered_sources
 from engine.errors import LaunchdeckError, TransientError
@@ -33,6 +44,8 @@ METERED_STATUSES = ("active", "suspended", "deploying")
 
 
 class EdgeCounters(Protocol):
+    """The edge host as metering reads it; ``resource_hour(hour_start)`` (CPU and memory per app) is optional."""
+
     def usage_counters(self) -> dict[str, Any]: ...
 
 
@@ -56,13 +69,22 @@ def _workers(store: Store) -> dict[str, str]:
     return {r["app_id"]: r["hosting_project_id"] for r in rows}
 
 
+def _platform_apps(store: Store) -> dict[str, str]:
+    """App id -> 'cloudflare-platforms' for the apps hosted as user Workers in the dispatch namespace."""
+    rows = store.fetchall(
+        "SELECT CAST(a.id AS TEXT) AS app_id FROM deployed_apps a JOIN cloudflare_hosting h ON h.app = a.name"
+        " WHERE a.hosting_provider = 'cloudflare' AND h.mode = 'platforms'"
+    )
+    return {r["app_id"]: "cloudflare-platforms" for r in rows}
+
+
 def sqlite_path(database_id: str, workspace: Path) -> Path:
     path = Path(database_id.removeprefix("file://").removeprefix("file:"))
     return path if path.is_absolute() else workspace / path
 
 
 def cloud_sources(store: Store, settings: Settings) -> list[UsageSource]:
-    """Turso, Neon and Cloudflare Workers usage for the apps on them, when their credentials are configured."""
+    """Turso, Neon, Cloudflare Workers and Vercel usage for the apps on them, when their credentials are set."""
     found: list[UsageSource] = []
     if settings.turso_org_id and settings.turso_api_token:
         from engine.providers.turso import Turso
@@ -90,14 +112,34 @@ def cloud_sources(store: Store, settings: Settings) -> list[UsageSource]:
             settings.cloudflare_api_token.get_secret_value(),
             base_url=settings.cloudflare_api_url,
         )
-        found.append(CloudflareWorkersUsageSource(workers, lambda: _workers(store)))
+        found.append(
+            CloudflareWorkersUsageSource(workers, lambda: _workers(store), lambda: _platform_apps(store))
+        )
+    if settings.vercel_token:
+        from engine.providers.vercel import Vercel
+
+        vercel = Vercel(settings.vercel_token.get_secret_value(), base_url=settings.vercel_api_url)
+        found.append(VercelUsageSource(vercel, lambda: _hosted_on(store, "vercel")))
     return found
+
+
+def _hosted_on(store: Store, host: str) -> dict[str, str]:
+    """App id -> project name (the app's name) for the apps hosted on ``host``."""
+    marks = ", ".join("?" for _ in METERED_STATUSES)
+    rows = store.fetchall(
+        f"SELECT CAST(id AS TEXT) AS app_id, name FROM deployed_apps WHERE hosting_provider = ?"
+        f" AND status IN ({marks})",
+        [host, *METERED_STATUSES],
+    )
+    return {r["app_id"]: r["name"] for r in rows}
 
 
 def local_sources(store: Store, settings: Settings, *, edge: EdgeCounters | None = None) -> list[UsageSource]:
     """The usage sources of this machine, the configured cloud ones, and every registered source."""
     state = StoreCounterState(store)
     sources: list[UsageSource] = [
+        LocalBuildSource(store),
+        MobileCostSource(store),
         PostgresUsageSource(
             settings.postgres_admin_url,
             lambda: {a["app_id"]: a["database_id"] for a in _apps(store, "local-postgres")},
@@ -117,6 +159,9 @@ def local_sources(store: Store, settings: Settings, *, edge: EdgeCounters | None
             return None if value is None else str(value)
 
         sources.append(EdgeTrafficSource(edge.usage_counters, app_id_for=app_id_for, state=state))
+        resource_hour = getattr(edge, "resource_hour", None)
+        if resource_hour is not None:
+            sources.append(EdgeResourceSource(resource_hour, app_id_for=app_id_for))
     return sources + cloud_sources(store, settings) + registered_sources(store, settings)
 
 

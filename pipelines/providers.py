@@ -1,16 +1,21 @@
-"""Which provider serves a deployment's database choice, built from the engine's own settings."""
+"""Which provider serves a deployment's database and hosting choice, built from the engine's own settings, and
+the provider plan limits preflight checks before anything is created."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import ConfigError, InputError
-from engine.providers.base import CloudHost, DatabaseProvider
+from engine.providers.base import CloudHost, DatabaseProvider, Deployment, DomainStatus
 
 if TYPE_CHECKING:
+    from engine.config import Settings
+    from engine.providers.cloudflare_workers import CloudflareWorkers
     from engine.service import Engine
+    from engine.store import Store
 
 DATABASE_KINDS = ("local-libsql", "local-postgres", "turso", "neon", "byo")
 
@@ -69,15 +74,9 @@ def hosting_provider(engine: Engine, kind: str) -> CloudHost:
             raise ConfigError("--host vercel needs VERCEL_TOKEN")
         return Vercel(settings.vercel_token.get_secret_value(), base_url=settings.vercel_api_url)
     if kind == "cloudflare":
-        from engine.providers.cloudflare_workers import CloudflareWorkers
-
         if not (settings.cloudflare_account_id and settings.cloudflare_api_token):
             raise ConfigError("--host cloudflare needs CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN")
-        return CloudflareWorkers(
-            settings.cloudflare_account_id,
-            settings.cloudflare_api_token.get_secret_value(),
-            base_url=settings.cloudflare_api_url,
-        )
+        return CloudflareHosting(engine.store, settings)
     raise InputError(f"unknown cloud host {kind!r}: use one of {', '.join(HOST_KINDS)}")
 
 
@@ -88,3 +87,214 @@ def using_host(engine: Engine, kind: str) -> Iterator[CloudHost]:
         yield provider
     finally:
         provider.close()
+
+
+class CloudflareHosting:
+    """``--host cloudflare``: each app as its own Worker or as a user Worker in the Workers for Platforms
+    dispatch namespace, as ``cloudflare_hosting`` records (a new app as ``engine.costs.limits.cloudflare_mode``
+    decides). Deploy, rollback, suspend, resume and destroy are the same calls on either."""
+
+    name = "cloudflare"
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store, self.settings = store, settings
+        self._clients: dict[str, CloudflareWorkers] = {}
+
+    def mode(self, project: str) -> str:
+        from engine.costs.limits import cloudflare_mode
+
+        return cloudflare_mode(
+            self.store,
+            project,
+            setting=self.settings.cloudflare_mode,
+            platforms_after=self.settings.cloudflare_platforms_after,
+        )
+
+    def client(self, mode: str) -> CloudflareWorkers:
+        if mode not in self._clients:
+            settings = self.settings
+            assert settings.cloudflare_account_id and settings.cloudflare_api_token
+            token = settings.cloudflare_api_token.get_secret_value()
+            if mode == "platforms":
+                from engine.providers.cloudflare_platforms import CloudflarePlatforms
+
+                if not settings.cloudflare_apps_zone:
+                    raise ConfigError(
+                        "LAUNCHDECK_CLOUDFLARE_APPS_ZONE: Workers for Platforms serves apps at <app>.<zone>; name a "
+                        "zone on this Cloudflare account (or set LAUNCHDECK_CLOUDFLARE_MODE=workers)"
+                    )
+                self._clients[mode] = CloudflarePlatforms(
+                    settings.cloudflare_account_id,
+                    token,
+                    namespace=settings.cloudflare_dispatch_namespace,
+                    apps_zone=settings.cloudflare_apps_zone,
+                    limits={
+                        "cpuMs": settings.cloudflare_user_cpu_ms,
+                        "subRequests": settings.cloudflare_user_subrequests,
+                    },
+                    base_url=settings.cloudflare_api_url,
+                )
+            else:
+                from engine.providers.cloudflare_workers import CloudflareWorkers
+
+                self._clients[mode] = CloudflareWorkers(
+                    settings.cloudflare_account_id, token, base_url=settings.cloudflare_api_url
+                )
+        return self._clients[mode]
+
+    def _for(self, project: str) -> CloudflareWorkers:
+        return self.client(self.mode(project))
+
+    def stage(
+        self, project: str, files_dir: Path, env: Mapping[str, str], *, framework: str | None = None
+    ) -> Deployment:
+        from engine.costs.limits import record_cloudflare_mode
+
+        mode = self.mode(project)
+        staged = self.client(mode).stage(project, files_dir, env, framework=framework)
+        record_cloudflare_mode(self.store, project, mode)  # the app's scripts now live there
+        return staged
+
+    def promote(self, project: str, deployment_id: str) -> Deployment:
+        return self._for(project).promote(project, deployment_id)
+
+    def production_url(self, project: str) -> str:
+        return self._for(project).production_url(project)
+
+    def preview_headers(self, project: str, deployment_id: str) -> dict[str, str]:
+        return self._for(project).preview_headers(project, deployment_id)
+
+    def exists(self, project: str) -> bool:
+        return self._for(project).exists(project)
+
+    def delete_deployment(self, project: str, deployment_id: str) -> None:
+        self._for(project).delete_deployment(project, deployment_id)
+
+    def destroy(self, project: str) -> None:
+        # The app keeps its recorded mode: its last month is still costed on the plan it ran on.
+        client = self._for(project)
+        client.destroy(project)
+        for row in self.store.fetchall("SELECT domain FROM cloud_domains WHERE app = ?", [project]):
+            client.remove_domain(project, row["domain"])  # a custom hostname is the zone's, not the script's
+        self.store.execute("DELETE FROM cloud_domains WHERE app = ?", [project])
+
+    def add_domain(self, project: str, domain: str) -> DomainStatus:
+        return self._for(project).add_domain(project, domain)
+
+    def domain_status(self, project: str, domain: str) -> DomainStatus:
+        client: Any = self._for(project)
+        status: DomainStatus = client.domain_status(project, domain)
+        return status
+
+    def remove_domain(self, project: str, domain: str) -> None:
+        client: Any = self._for(project)
+        client.remove_domain(project, domain)
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+
+
+def check_plan_limits(engine: Engine, params: Mapping[str, Any], app: Mapping[str, Any]) -> None:
+    """Refuse a deploy that would go over a provider plan's limit, before anything is created: a new Turso
+    database or Neon project, a new Worker (or user Worker) on Cloudflare."""
+    from engine.costs.limits import check_room
+
+    store, app_name = engine.store, str(app["name"])
+    database = params.get("db")
+    if database in ("turso", "neon") and not (
+        app.get("database_provider") == database and app.get("database_id")
+    ):
+        check_room(store, str(database))
+    if params.get("host") == "cloudflare":
+        known = store.scalar("SELECT mode FROM cloudflare_hosting WHERE app = ?", [app_name])
+        if known is None:
+            hosting = CloudflareHosting(store, engine.settings)
+            mode = hosting.mode(app_name)
+            check_room(store, "cloudflare" if mode == "workers" else "cloudflare-platforms")
+            if mode == "platforms":
+                hosting.client(mode).close()  # a missing apps zone fails here, with the setting to set
+
+
+# -- a custom domain, verified before production points at a deployment ---------------------------------
+
+DOMAIN_WAIT_SECONDS = 120.0  # how long a deploy waits for a domain's validation before it gives up
+DOMAIN_POLL_SECONDS = 3.0
+
+
+def verify_domain_before_promote(
+    engine: Engine, host: Any, app: str, domain: str, log: Any, *, kind: str
+) -> str:
+    """Attach ``domain`` to the app on its cloud host (created, or the existing attachment adopted) and poll
+    its validation and certificate until it is active. Production is not touched here: a domain that fails
+    is removed and the deploy fails; one still pending when the wait ends fails the deploy with the records
+    its owner must publish (the attachment stays, so the next deploy finds it validated)."""
+    import time
+
+    from engine.domains import normalize_domain
+    from engine.errors import ProviderError, TerminalError
+
+    name = normalize_domain(domain, edge_hostname=engine.settings.edge_hostname)
+    owner = engine.store.scalar(
+        "SELECT app FROM domains WHERE domain = ? UNION ALL SELECT app FROM cloud_domains WHERE domain = ?",
+        [name, name],
+    )
+    if owner is not None and owner != app:
+        raise TerminalError(f"{name} already belongs to {owner}; remove it there first. Nothing was changed.")
+    try:
+        status = host.add_domain(app, name)
+    except (ProviderError, InputError) as exc:
+        raise TerminalError(
+            f"{name} could not be attached on {kind}: {exc}. Production was not changed."
+        ) from None
+    for record, value in status.verification.items():
+        if record.split(" ")[0] in ("CNAME", "TXT"):
+            log(f"DNS record for {name}: {record} -> {value}")
+    deadline = time.monotonic() + DOMAIN_WAIT_SECONDS
+    while status.status not in ("active", "verified", "failed") and time.monotonic() < deadline:
+        time.sleep(DOMAIN_POLL_SECONDS)
+        status = host.domain_status(app, name)
+    record_cloud_domain(engine.store, app, status, kind)
+    if status.status == "failed":
+        host.remove_domain(app, name)
+        why = status.verification.get("errors") or (
+            f"hostname {status.verification.get('hostname status')}, "
+            f"certificate {status.verification.get('certificate status')}"
+        )
+        raise TerminalError(
+            f"{name} failed validation on {kind} ({why}); it was removed. Production was not changed."
+        )
+    if status.status not in ("active", "verified"):
+        records = "; ".join(
+            f"{k} -> {v}" for k, v in status.verification.items() if k.split(" ")[0] in ("CNAME", "TXT")
+        )
+        raise TerminalError(
+            f"{name} is not validated yet after {DOMAIN_WAIT_SECONDS:.0f} s: publish {records}, then deploy again. "
+            "Production was not changed."
+        )
+    engine.store.execute(
+        "UPDATE deployed_apps SET custom_domain = ?, updated_at = now() WHERE name = ?", [name, app]
+    )
+    return f"{name} is active on {kind}"
+
+
+def record_cloud_domain(store: Store, app: str, status: DomainStatus, kind: str) -> None:
+    """Keep a cloud domain's state as its host reported it (``cloud_domains``)."""
+    import json
+
+    records = {k: v for k, v in status.verification.items() if k.split(" ")[0] in ("CNAME", "TXT")}
+    state, certificate = {
+        "active": ("active", "issued"),
+        "verified": ("active", "issued"),
+        "failed": ("failed", "failed"),
+    }.get(status.status, ("pending", "pending"))
+    detail = ", ".join(f"{k} {v}" for k, v in status.verification.items() if k not in records)
+    store.execute(
+        "INSERT INTO cloud_domains (domain, app, host, status, certificate_status, records, detail, verified_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, CASE WHEN ? = 'active' THEN now()::TIMESTAMP END)"
+        " ON CONFLICT (domain) DO UPDATE SET app = excluded.app, host = excluded.host, status = excluded.status,"
+        " certificate_status = excluded.certificate_status, records = excluded.records, detail = excluded.detail,"
+        " checked_at = now()::TIMESTAMP, verified_at = CASE WHEN excluded.status = 'active'"
+        " THEN coalesce(cloud_domains.verified_at, now()::TIMESTAMP) END",
+        [status.name, app, kind, state, certificate, json.dumps(records), detail or None, state],
+    )

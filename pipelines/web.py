@@ -83,6 +83,7 @@ def preflight(ctx: StepContext) -> str:
     from engine.costs.tiers import check_deploy_allowed
     from engine.webbuild import blocking
     from engine.webbuild import preflight as check_app
+    from pipelines.providers import check_plan_limits
 
     engine, params = engine_of(ctx), ctx.params
     source = Path(params["source_path"])
@@ -95,6 +96,9 @@ def preflight(ctx: StepContext) -> str:
         bool(params.get("domain")),
         app_name=ctx.app_name,
     )
+    check_plan_limits(
+        engine, params, ctx.app
+    )  # provider plans (databases, projects, Workers), before creating
     if params["db"] == "byo":
         check_byo_database(engine.vault.get(ctx.app_id, "byo:DATABASE_URL"))
     target = (
@@ -525,26 +529,29 @@ def discard_cloud_deployment(ctx: StepContext) -> None:
 
 
 def verify_and_promote_in_cloud(ctx: StepContext) -> str:
-    from pipelines.providers import using_host
+    from pipelines.providers import using_host, verify_domain_before_promote
 
     staged = ctx.state["cloud_deployment"]
-    status_code, body, seconds = fetch_health(staged["url"])
-    check_health(status_code, body)
     with using_host(engine_of(ctx), ctx.params["host"]) as provider:
+        headers = provider.preview_headers(ctx.app_name, staged["id"])  # e.g. through a dispatch Worker
+        status_code, body, seconds = fetch_health(staged["url"], headers=headers)
+        check_health(status_code, body)
+        domain = ""
+        if ctx.params.get("domain"):  # attached and validated first: a domain failure leaves production alone
+            domain = "; " + verify_domain_before_promote(
+                engine_of(ctx), provider, ctx.app_name, ctx.params["domain"], ctx.log, kind=ctx.params["host"]
+            )
         provider.promote(ctx.app_name, staged["id"])
         url = provider.production_url(ctx.app_name).rstrip("/") + "/"
         detail = f"health {status_code} in {seconds:.2f} s at {staged['url']}; " + record_live(
             ctx, url, staged["id"]
         )
-        if ctx.params.get("domain"):
-            domain = provider.add_domain(ctx.app_name, ctx.params["domain"])
-            for record, value in domain.verification.items():
-                ctx.log(f"create DNS record {record} -> {value}")
-            detail += f"; {domain.name} is {domain.status} on {ctx.params['host']}"
-    return detail
+    return detail + domain
 
 
-def fetch_health(deployment_url: str, timeout: float = 60.0) -> tuple[int, str, float]:
+def fetch_health(
+    deployment_url: str, timeout: float = 60.0, headers: dict[str, str] | None = None
+) -> tuple[int, str, float]:
     """GET /api/health of a deployment. ``*.localhost`` names (emulators) are not resolved by Python:
     connect to loopback and send the name as Host, as browsers do."""
     import time
@@ -552,7 +559,7 @@ def fetch_health(deployment_url: str, timeout: float = 60.0) -> tuple[int, str, 
     import httpx
 
     url = httpx.URL(deployment_url.rstrip("/") + "/api/health")
-    headers = {}
+    headers = dict(headers or {})
     if url.host.endswith(".localhost"):
         headers["Host"] = url.netloc.decode()
         url = url.copy_with(host="127.0.0.1")

@@ -61,6 +61,7 @@ cols[3].metric(
 )
 if not costed:
     st.caption("No costs yet: they come from metered usage (`launchdeck usage collect`).")
+
 if st.button("Refresh", icon=":material/refresh:"):
     ui.refresh_fleet()
     st.rerun()
@@ -148,3 +149,24 @@ with destroy:
     typed = st.text_input(f"Type {chosen} to confirm", key="confirm-destroy")
     if st.button("Destroy", type="primary", disabled=typed != chosen):
         act("Destroy", ui.client().destroy, chosen)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def headroom(url: str, token: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = ui.client_for(url, token).request("GET", "/api/providers/headroom")
+    return found
+
+
+with st.expander("Provider plan headroom", expanded=False):
+    st.caption("What each provider account's plan allows for one more app, what Launchdeck's apps use, and "
+               "what lifts the limit. A deploy past a limit is refused before anything is created.")  # fmt: skip
+    limits = ui.call(headroom, *ui.key())
+    if limits:
+        st.dataframe(
+            pl.DataFrame(limits, infer_schema_length=None).with_columns(
+                pl.col("limit").cast(pl.String).fill_null("unlimited"), pl.col("left").cast(pl.String).fill_null("—")
+            ),
+            hide_index=True, width="stretch",
+            column_config={"provider": "Provider", "plan": "Plan", "limit_name": "Limit of", "limit": "Limit",
+                           "used": "Used", "left": "Left", "lifted_by": "What lifts it"},
+        )  # fmt: skip

@@ -29,6 +29,12 @@ def architectures(url: str, token: str) -> list[str]:
     return ui.client_for(url, token).simulate_architectures()
 
 
+@st.cache_data(ttl=600, show_spinner=False)
+def cpu_defaults(url: str, token: str) -> dict[str, Any]:
+    found: dict[str, Any] = ui.client_for(url, token).request("GET", "/api/analytics/cpu-per-request")
+    return found
+
+
 left, right = st.columns(2)
 apps = left.slider("Apps", 10, 20_000, 500, step=10)
 active = left.slider("Share of apps active in a month", 0.0, 1.0, 0.2, step=0.05)
@@ -39,6 +45,15 @@ writes = left.select_slider("Rows written per active app per month",
 requests = right.select_slider("Requests per active app per month",
                                [1_000, 30_000, 300_000, 3_000_000], value=30_000)  # fmt: skip
 storage_mb = right.select_slider("Storage per app (MB)", [1, 20, 100, 500, 2_000], value=20)
+defaults = ui.call(cpu_defaults, *ui.key()) or {}
+measured_cpu = defaults.get("measured_median")
+start_cpu = min(50.0, round(float(measured_cpu or defaults.get("documented") or 7), 1))
+cpu_ms = right.slider(
+    "CPU time per request (ms)", 0.0, 50.0, start_cpu, step=0.5,
+    help="What Workers, Workers for Platforms and Vercel Functions bill beside requests. "
+    + (f"Starts at the fleet's measured median, {measured_cpu} ms." if measured_cpu
+       else "Starts at 7 ms, the average in Cloudflare's Workers pricing examples (no measured median yet)."),
+)  # fmt: skip
 st.markdown("**Tier mix** (shares of paying apps)")
 mix_cols = st.columns(3)
 starter = mix_cols[0].slider("Starter", 0, 100, 70)
@@ -56,7 +71,7 @@ for architecture in ui.call(architectures, *ui.key()) or []:
     assumptions = {
         "apps": apps, "active_share": active, "reads_per_active_app": reads, "writes_per_active_app": writes,
         "requests_per_active_app": requests, "storage_bytes_per_app": storage_mb * 1_000_000,
-        "tier_mix": tier_mix, "architecture": architecture,
+        "tier_mix": tier_mix, "architecture": architecture, "cpu_ms_per_request": cpu_ms,
     }  # fmt: skip
     result = ui.call(run, *ui.key(), json.dumps(assumptions, sort_keys=True))
     if result:
@@ -68,6 +83,7 @@ for architecture in ui.call(architectures, *ui.key()) or []:
             "margin_usd": result["margin_cents"] / 100,
             "margin_percent": result["margin_percent"],
             "bills": ", ".join(f"{p} {ui.money(c)}" for p, c in result["provider_bills_cents"].items()),
+            "limits": "; ".join(result.get("limit_problems", [])) or "within plan limits",
         })  # fmt: skip
 if not rows:
     st.stop()

@@ -1,5 +1,6 @@
 """Pricing & margins: per tier revenue, cost and margin by month; the least profitable apps; the price
-sheet versions in force; the Railway baseline beside the actual cost."""
+sheet versions in force; both Railway baselines (reserved size, measured use) beside the actual cost; subscribing
+a user to a paid tier."""
 
 from __future__ import annotations
 
@@ -38,15 +39,20 @@ if data is None or not data["months"]:
     st.stop()
 latest = data["months"][-1]
 totals = latest["totals"]
-cols = st.columns(5)
+cols = st.columns(6)
 cols[0].metric(f"Revenue {latest['month'][:7]}", ui.money(totals["revenue_cents"]),
                help=f"Source: {latest['revenue_source'].replace('_', ' ')}")  # fmt: skip
 cols[1].metric("Cost", ui.money(totals["cost_cents"]), help="Provider bills allocated to apps, plus idle.")
 cols[2].metric("Payment fees", ui.money(totals["payment_fee_cents"]))
 cols[3].metric("Margin", ui.money(totals["margin_cents"]),
                delta=f"{100 * totals['margin_cents'] / totals['revenue_cents']:.1f}%" if totals["revenue_cents"] else None)  # fmt: skip
-cols[4].metric("Railway baseline", ui.money(latest["railway_baseline_cents"]),
-               help="The same apps, each as an always-on Railway service (data/prices/railway.toml).")  # fmt: skip
+cols[4].metric("Railway, reserved size", ui.money(latest["railway_baseline_cents"]),
+               help="The same apps, each as an always-on Railway service of 0.5 vCPU and 0.5 GB "
+                    "(the plan's ~$15/app; data/prices/railway.toml).")  # fmt: skip
+cols[5].metric("Railway, measured use", ui.money(latest.get("railway_measured_cents", 0)),
+               help=f"{latest.get('apps_measured', 0)} of {latest.get('apps', 0)} apps at the CPU time and memory "
+                    "they used on this machine, at Railway's per-minute prices; apps that did not run here "
+                    "count at the reserved size.")  # fmt: skip
 if latest["revenue_source"] == "list_price":
     st.caption(
         "Revenue is each tier's list price (Stripe is not configured or has no invoices for the month)."
@@ -58,7 +64,8 @@ tiers = pl.DataFrame(
 st.subheader("Per tier, by month")
 dollars = tiers.with_columns(
     [(pl.col(c) / 100).alias(c.replace("_cents", "_usd")) for c in
-     ("revenue_cents", "cost_cents", "margin_cents", "payment_fee_cents", "railway_baseline_cents")]
+     ("revenue_cents", "cost_cents", "margin_cents", "payment_fee_cents", "railway_baseline_cents",
+      "railway_measured_cents")]
 )  # fmt: skip
 long = dollars.select("month", "tier", "revenue_usd", "cost_usd", "margin_usd").unpivot(
     index=["month", "tier"], variable_name="measure", value_name="usd"
@@ -76,18 +83,22 @@ chart = (
 st.altair_chart(chart)
 st.dataframe(
     dollars.select("month", "tier", "users", "apps", "revenue_usd", "cost_usd", "payment_fee_usd", "margin_usd",
-                   "margin_percent", "railway_baseline_usd"),
+                   "margin_percent", "railway_baseline_usd", "railway_measured_usd", "apps_measured"),
     hide_index=True, width="stretch",
     column_config={c: st.column_config.NumberColumn(format="$%.2f") for c in
-                   ("revenue_usd", "cost_usd", "payment_fee_usd", "margin_usd", "railway_baseline_usd")}
-    | {"margin_percent": st.column_config.NumberColumn("margin %", format="%.1f%%")},
+                   ("revenue_usd", "cost_usd", "payment_fee_usd", "margin_usd")}
+    | {"margin_percent": st.column_config.NumberColumn("margin %", format="%.1f%%"),
+       "railway_baseline_usd": st.column_config.NumberColumn("Railway, reserved size", format="$%.2f"),
+       "railway_measured_usd": st.column_config.NumberColumn("Railway, measured use", format="$%.2f"),
+       "apps_measured": "apps measured"},
 )  # fmt: skip
 st.caption(f"Idle cost in {latest['month'][:7]} (plan fees no app used): {ui.money(latest['idle_cents'])}.")
 
-st.subheader("Railway baseline beside actual cost")
+st.subheader("Both Railway baselines beside actual cost")
 baseline = pl.DataFrame(
     [{"month": m["month"][:7], "Launchdeck (actual)": m["totals"]["cost_cents"] / 100,
-      "Railway baseline": m["railway_baseline_cents"] / 100} for m in data["months"]]
+      "Railway, reserved size": m["railway_baseline_cents"] / 100,
+      "Railway, measured use": m.get("railway_measured_cents", 0) / 100} for m in data["months"]]
 ).unpivot(index="month", variable_name="what", value_name="usd")  # fmt: skip
 st.altair_chart(
     alt.Chart(baseline.to_pandas()).mark_bar().encode(
@@ -121,3 +132,22 @@ if versions:
         column_config={"source": st.column_config.LinkColumn("source"), "in_force": "in force this month",
                        "base_fee": "base fee (USD/month)"},
     )  # fmt: skip
+
+if not ui.read_only():
+    st.subheader("Subscribe a user to a paid tier")
+    st.caption("Creates the Stripe customer (or finds it again) and a subscription on the tier's monthly price; "
+               "the tier changes when Stripe's webhook confirms it.")  # fmt: skip
+    with st.form("subscribe"):
+        user = st.text_input("User (owner of apps)")
+        tier = st.selectbox("Tier", ["starter", "pro", "business"])
+        email = st.text_input("Email (optional)")
+        if st.form_submit_button("Subscribe") and user:
+            created = ui.call(
+                lambda: ui.client_for(*ui.key()).request(
+                    "POST",
+                    "/api/billing/subscriptions",
+                    json={"user": user, "tier": tier, "email": email or None},
+                )
+            )
+            if created:
+                st.success(f"Subscription {created['subscription_id']} created for {user} ({tier}).")

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from fastapi import APIRouter, BackgroundTasks, Query, Response
@@ -22,9 +23,15 @@ from engine.costs.margins import margins_for
 from engine.costs.model import AppUsage, cost_provider
 from engine.costs.rollup import MonthCosts, cost_month, parse_month
 from engine.costs.sheets import default_catalog, list_versions
-from engine.costs.simulate import ARCHITECTURES, Scenario, simulate
+from engine.costs.simulate import (
+    ARCHITECTURES,
+    DOCUMENTED_CPU_MS_PER_REQUEST,
+    Scenario,
+    measured_cpu_ms_per_request,
+    simulate,
+)
 from engine.costs.tiers import default_tiers
-from engine.costs.usage import METRICS
+from engine.costs.usage import GAUGES, METRICS
 from engine.errors import InputError
 
 if TYPE_CHECKING:
@@ -315,6 +322,10 @@ def margins_uncached(engine: Engine, month: date, least: int) -> dict[str, Any]:
         "totals": result.totals(),
         "idle_cents": result.idle_cents,
         "railway_baseline_cents": sum(a["railway_baseline_cents"] for a in result.apps),
+        # measured where the app ran on this machine, the reserved size for the others (apps_measured says how many)
+        "railway_measured_cents": sum(t["railway_measured_cents"] for t in result.tiers),
+        "apps_measured": sum(t["apps_measured"] for t in result.tiers),
+        "apps": len(result.apps),
         "least_profitable": result.least_profitable(least),
     }
 
@@ -362,16 +373,36 @@ class SimulateRequest(BaseModel):
     storage_bytes_per_app: int = Field(default=Scenario.storage_bytes_per_app, ge=0)
     active_hours_per_active_app: int = Field(default=Scenario.active_hours_per_active_app, ge=0, le=744)
     idle_requests_per_app: int = Field(default=Scenario.idle_requests_per_app, ge=0)
+    # None: the fleet's measured median CPU time per request, else the documented figure
+    cpu_ms_per_request: Decimal | None = Field(default=None, ge=0, le=300_000, decimal_places=3)
     tier_mix: dict[str, float] | None = None
     architecture: str = Scenario.architecture
     plans: dict[str, str] = Field(default_factory=dict)
 
 
 @router.post("/api/analytics/simulate")
-def simulate_pricing(body: SimulateRequest, principal: Reader) -> dict[str, Any]:
-    """Cost a synthetic fleet on one architecture with the sheets in force, and its margin from a tier mix."""
+def simulate_pricing(body: SimulateRequest, engine: EngineDep, principal: Reader) -> dict[str, Any]:
+    """Cost a synthetic fleet on one architecture with the sheets in force, and its margin from a tier mix.
+    CPU time per request defaults to the fleet's measured median (else a documented figure); the answer's
+    ``cpu_ms_per_request_basis`` says which."""
     fields = body.model_dump(exclude_none=True)
-    return simulate(Scenario(**fields))
+    basis = "given"
+    if body.cpu_ms_per_request is None:
+        measured = measured_cpu_ms_per_request(engine.store)
+        fields["cpu_ms_per_request"] = measured if measured is not None else DOCUMENTED_CPU_MS_PER_REQUEST
+        basis = "the fleet's measured median" if measured is not None else "documented"
+    return {**simulate(Scenario(**fields)), "cpu_ms_per_request_basis": basis}
+
+
+@router.get("/api/analytics/cpu-per-request")
+def cpu_per_request(engine: EngineDep, principal: Reader) -> dict[str, Any]:
+    """The fleet's measured median CPU milliseconds per request (None: not measured yet) and the documented
+    figure simulate falls back to (the Cost model page's slider starts at whichever applies)."""
+    measured = measured_cpu_ms_per_request(engine.store)
+    return {
+        "measured_median": None if measured is None else str(measured),
+        "documented": str(DOCUMENTED_CPU_MS_PER_REQUEST),
+    }
 
 
 @router.get("/api/analytics/simulate/architectures")
@@ -413,14 +444,15 @@ def usage(
 
 
 def fleet_usage(engine: Engine, start: datetime, end: datetime, provider: str | None) -> dict[str, Any]:
-    """Daily usage summed per provider. Storage is a gauge: the fleet's storage in an hour is the sum of
+    """Daily usage summed per provider. Storage and memory are gauges: the fleet's in an hour is the sum of
     the apps' readings in that hour, and a day's figure is the largest hourly one."""
     where = "hour_start >= ? AND hour_start < ?" + (" AND provider = ?" if provider else "")
     params: list[Any] = [start, end, *([provider] if provider else [])]
-    counters = [m for m in METRICS if m != "db_storage_bytes"]
+    counters = [m for m in METRICS if m not in GAUGES]
+    gauges = ", ".join(f"max({m}) AS {m}" for m in METRICS if m in GAUGES)
     rows = engine.store.fetchall(
         f"SELECT provider, date_trunc('day', hour_start) AS period, {', '.join(f'sum({m}) AS {m}' for m in counters)},"
-        " max(db_storage_bytes) AS db_storage_bytes FROM ("
+        f" {gauges} FROM ("
         f" SELECT provider, hour_start, {', '.join(f'sum({m}) AS {m}' for m in METRICS)}"
         f" FROM usage_ledger WHERE {where} GROUP BY provider, hour_start"
         ") GROUP BY ALL ORDER BY period, provider",
@@ -458,3 +490,73 @@ def price_sheets(engine: EngineDep, principal: Reader) -> list[dict[str, Any]]:
                 }
             )
     return result
+
+
+USAGE_STATS = (
+    "requests",
+    "bandwidth_bytes",
+    "db_rows_read",
+    "db_rows_written",
+    "db_storage_bytes_peak",
+    "cpu_ms",
+)
+
+
+@router.get("/api/usage/apps")
+def app_usage_stats(
+    engine: EngineDep, principal: AnyRole, month: str | None = None, owner: str | None = None
+) -> dict[str, Any]:
+    """The plan's UsageStats panel: each app's usage and cost in a month (the latest with usage when none is
+    named), against its tier's monthly quotas. A platform token sees its own apps only; operators and finance
+    see every app, or one owner's."""
+    if principal.role == "platform":
+        owner = principal.name
+    chosen = month_or_latest(engine, month)
+    result = month_costs(engine, chosen)
+    tiers = default_tiers()
+    app_cents = result.app_cents()
+    apps = []
+    for app_id, info in sorted(result.apps.items(), key=lambda kv: kv[1].name):
+        if owner is not None and info.user_id != owner:
+            continue
+        totals: dict[str, int] = {}
+        for metrics in result.usage.get(app_id, {}).values():
+            for name in USAGE_STATS:
+                value = metrics.get(name)
+                if value is not None:
+                    totals[name] = (
+                        max(totals.get(name, 0), value)
+                        if name.endswith("_peak")
+                        else totals.get(name, 0) + value
+                    )
+        tier = tiers.tiers.get(info.tier)
+        quotas = {
+            name: {
+                "used": totals.get(name, 0),
+                "limit": limit,
+                "percent": round(100 * totals.get(name, 0) / limit, 1),
+            }
+            for name, limit in (tier.quotas.items() if tier else [])
+            if limit > 0
+        }
+        apps.append(
+            {
+                "app": info.name,
+                "tier": info.tier,
+                "cost_cents": app_cents.get(app_id, 0),
+                "usage": totals,
+                "quotas": quotas,
+                "railway_reserved_cents": result.railway_cents.get(app_id, 0),
+                "railway_measured_cents": result.railway_measured.get(app_id),
+            }
+        )
+    return {"month": chosen.isoformat(), "closed": result.closed, "owner": owner, "apps": apps}
+
+
+@router.get("/api/providers/headroom")
+def provider_headroom(engine: EngineDep, principal: Reader) -> list[dict[str, Any]]:
+    """Each provider account's plan limit for one more app (Turso databases, Neon projects, Workers, user
+    Workers), what Launchdeck's apps use, what is left, and what lifts it."""
+    from engine.costs.limits import headroom
+
+    return [row.as_dict() for row in headroom(engine.store)]

@@ -75,6 +75,15 @@ def owner_clause(principal: Principal) -> tuple[str, list[Any]]:
     return apps.owner_filter(principal)
 
 
+def visible_owner(principal: Principal, owner: str) -> str:
+    """An owner id (``platform`` or ``platform/user``) the caller may act for; else the 404 a missing one gets."""
+    from engine.errors import NotFound
+
+    if not principal.may_see_owner(owner):
+        raise NotFound(f"no user {owner!r} among this token's")
+    return owner
+
+
 def operator_only(principal: Principal, what: str) -> None:
     if principal.role != "operator":
         raise Forbidden(f"{what} is for operators only")

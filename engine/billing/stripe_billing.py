@@ -15,6 +15,7 @@ from typing import TypeVar
 
 import stripe
 
+from engine.billing.webhooks import record_invoice
 from engine.config import Settings
 from engine.costs.rollup import month_end
 from engine.costs.tiers import TierTable, default_tiers
@@ -196,21 +197,17 @@ class StripeBilling:
                 {"status": "paid", "created": {"gte": start, "lt": end}, "limit": 100}
             ),
         )
-        totals: dict[str, tuple[str, int, str]] = {}
-        for invoice in invoices.auto_paging_iter():
-            user = users.get(invoice.customer if isinstance(invoice.customer, str) else None)
-            if user is None:
-                continue
-            _, amount, _ = totals.get(user["user_id"], (user["tier"], 0, invoice.id))
-            totals[user["user_id"]] = (user["tier"], amount + int(invoice.amount_paid), invoice.id)
-        with store.transaction() as connection:
-            for user_id, (tier, amount, invoice_id) in totals.items():
-                connection.execute(
-                    "INSERT OR REPLACE INTO revenue (month, user_id, tier, amount_cents, source, stripe_invoice_id)"
-                    " VALUES (?, ?, ?, ?, 'stripe', ?)",
-                    [month, user_id, tier, amount, invoice_id],
-                )
-        return len(totals)
+        synced_at = datetime.now(UTC).replace(tzinfo=None)
+        found = [
+            (users[invoice.customer]["user_id"], invoice.to_dict(), str(invoice.status or "paid"))
+            for invoice in invoices.auto_paging_iter()
+            if isinstance(invoice.customer, str) and invoice.customer in users
+        ]
+        with store.transaction():
+            for user_id, invoice, status in found:
+                # As Stripe says it is now: a webhook for an older event arriving later changes nothing.
+                record_invoice(store, user_id, invoice, status, synced_at)
+        return len({user_id for user_id, _, _ in found})
 
     # -- usage over quota as meter events ----------------------------------------------------------------
 

@@ -1,8 +1,14 @@
-"""Stripe webhooks: verified by ``Stripe-Signature`` with the stripe package, applied once, turned into tiers.
+"""Stripe webhooks: verified by ``Stripe-Signature`` with the stripe package, applied once and in order.
 
 Verification (``stripe.Webhook.construct_event``) checks the HMAC and that the signed timestamp is within the
 tolerance (default 300 s), which bounds replays in time; each event id is applied at most once, which stops a
 replay inside the window too.
+
+Stripe does not deliver events in order, and a delivery can come after a revenue sync has read the same
+invoice. So state is kept per object with the time of what last set it: a subscription event older than the
+one (or the sync) that set the user's subscription is stale and changes nothing; an invoice is one row
+(``stripe_invoices``), written by whichever of webhook and sync knows it newest, and a month's revenue is the
+sum of its paid invoices, the same whatever the order.
 """
 
 from __future__ import annotations
@@ -62,7 +68,7 @@ def _ts(value: int | None) -> datetime | None:
 
 
 def apply_event(store: Store, event: Any, *, tiers: TierTable | None = None) -> str:
-    """Apply a verified event once. Returns what happened: applied, duplicate, stale or ignored."""
+    """Apply a verified event once. Returns what happened: applied, stale, duplicate or ignored."""
     tiers = tiers or default_tiers()
     # One transaction: the event is marked applied only if applying it succeeded (the store's lock is reentrant).
     with store.transaction() as connection:
@@ -77,19 +83,19 @@ def apply_event(store: Store, event: Any, *, tiers: TierTable | None = None) -> 
 def _apply(store: Store, event: Any, tiers: TierTable) -> str:
     obj = event["data"]["object"]
     kind = event["type"]
+    at = _ts(event.get("created")) or datetime.now(UTC).replace(tzinfo=None)
     if kind in SUBSCRIPTION_EVENTS or kind == "customer.subscription.deleted":
         user = _user_of(store, obj.get("customer"), obj.get("metadata"))
         if user is None:
             return "ignored"
+        newer = store.scalar("SELECT stripe_event_at FROM user_subscriptions WHERE user_id = ?", [user])
+        if newer is not None and newer > at:
+            return "stale"  # a later event (or sync) already set this user's subscription
         deleted = kind == "customer.subscription.deleted" or obj.get("status") == "canceled"
         tier_name = "free" if deleted else _tier_of(store, obj, tiers)
         if tier_name is None:
             return "ignored"
         tier = tiers.get(tier_name)
-        event_at = _ts(event.get("created"))
-        last = store.scalar("SELECT stripe_event_at FROM user_subscriptions WHERE user_id = ?", [user])
-        if event_at is not None and last is not None and event_at < last:
-            return "stale"  # Stripe does not promise order: a newer event already set this subscription
         status = (
             "canceled"
             if deleted
@@ -115,27 +121,65 @@ def _apply(store: Store, event: Any, tiers: TierTable) -> str:
                 obj.get("id"),
                 _ts(obj.get("current_period_start")),
                 _ts(obj.get("current_period_end")),
-                event_at,
+                at,
             ],
         )
         return "applied"
-    if kind == "invoice.paid":
+    if kind in INVOICE_EVENTS:
         user = _user_of(store, obj.get("customer"), obj.get("metadata"))
         if user is None:
             return "ignored"
-        created = _ts(obj.get("created")) or datetime.now(UTC)
-        month = date(created.year, created.month, 1)
-        tier_name = str(
-            store.scalar("SELECT tier FROM user_subscriptions WHERE user_id = ?", [user]) or "free"
-        )
-        store.execute(
-            "INSERT INTO revenue (month, user_id, tier, amount_cents, source, stripe_invoice_id)"
-            " VALUES (?, ?, ?, ?, 'stripe', ?) ON CONFLICT (month, user_id, source) DO UPDATE SET"
-            " amount_cents = revenue.amount_cents + excluded.amount_cents, stripe_invoice_id = excluded.stripe_invoice_id",
-            [month, user, tier_name, int(obj.get("amount_paid") or 0), obj.get("id")],
-        )
-        return "applied"
+        status = INVOICE_EVENTS[kind] if kind != "invoice.updated" else str(obj.get("status") or "open")
+        written = record_invoice(store, user, obj, status, at)
+        return "applied" if written else "stale"
     return "ignored"
+
+
+# invoice event -> the invoice's status it reports (invoice.updated: the object's own)
+INVOICE_EVENTS = {
+    "invoice.paid": "paid",
+    "invoice.voided": "void",
+    "invoice.marked_uncollectible": "uncollectible",
+    "invoice.updated": "",
+}
+
+
+def record_invoice(store: Store, user: str, invoice: Any, status: str, at: datetime) -> bool:
+    """Keep an invoice as of ``at`` unless something newer already set it; then the month's revenue is again
+    the sum of the user's paid invoices. Returns whether the invoice was written. Run it inside the caller's
+    transaction (a webhook's, or a sync's around all its invoices)."""
+    created = _ts(invoice.get("created")) or at
+    month = date(created.year, created.month, 1)
+    amount = int(invoice.get("amount_paid") or 0) if status == "paid" else 0
+    known = store.scalar("SELECT event_at FROM stripe_invoices WHERE invoice_id = ?", [invoice["id"]])
+    if known is not None and known > at:
+        return False
+    store.execute(
+        "INSERT INTO stripe_invoices (invoice_id, user_id, month, amount_cents, status, event_at)"
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (invoice_id) DO UPDATE SET amount_cents = excluded.amount_cents,"
+        " status = excluded.status, event_at = excluded.event_at, recorded_at = now()",
+        [invoice["id"], user, month, amount, status, at],
+    )
+    refresh_revenue(store, user, month)
+    return True
+
+
+def refresh_revenue(store: Store, user: str, month: date) -> None:
+    """The user's Stripe revenue for a month: the sum of its paid invoices (no row when there is none)."""
+    total = store.fetchone(
+        "SELECT sum(amount_cents) AS amount, max(invoice_id) AS invoice FROM stripe_invoices"
+        " WHERE user_id = ? AND month = ? AND status = 'paid'",
+        [user, month],
+    )
+    store.execute("DELETE FROM revenue WHERE month = ? AND user_id = ? AND source = 'stripe'", [month, user])
+    if total is None or total["amount"] is None:
+        return
+    tier = store.scalar("SELECT tier FROM user_subscriptions WHERE user_id = ?", [user]) or "free"
+    store.execute(
+        "INSERT INTO revenue (month, user_id, tier, amount_cents, source, stripe_invoice_id)"
+        " VALUES (?, ?, ?, ?, 'stripe', ?)",
+        [month, user, tier, int(total["amount"]), total["invoice"]],
+    )
 
 
 def handle_webhook(

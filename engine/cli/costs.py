@@ -18,6 +18,7 @@ import json
 from collections.abc import Callable
 from contextlib import closing
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,8 +27,14 @@ import typer
 from engine.config import load_settings
 from engine.costs.margins import export_month, margins_for
 from engine.costs.money import cents_to_dollars
-from engine.costs.rollup import cost_month
-from engine.costs.simulate import ARCHITECTURES, Scenario, simulate
+from engine.costs.rollup import RAILWAY_MEASURED, RAILWAY_RESERVED_ONLY, cost_month
+from engine.costs.simulate import (
+    ARCHITECTURES,
+    DOCUMENTED_CPU_MS_PER_REQUEST,
+    Scenario,
+    measured_cpu_ms_per_request,
+    simulate,
+)
 from engine.errors import InputError, LaunchdeckError
 from engine.store import Store
 
@@ -122,15 +129,35 @@ def costs(
         f"{result.month:%Y-%m} ({'closed' if result.closed else 'open'}, allocation {result.method}): "
         f"{cents_to_dollars(result.total_cents())}"
     )
+    if by in ("app", "tier"):
+        typer.echo(f"  {'':<32} {'cost':>12}  {RESERVED_LABEL:>20}  {MEASURED_LABEL}")
     for row in rows:
         key = row.get("name") or row.get("provider") or row.get("tier")
         cents = row.get("cost_cents", row.get("bill_cents", 0))
-        extra = (
-            f"  (Railway: {cents_to_dollars(row['railway_baseline_cents'])})"
-            if row.get("railway_baseline_cents")
-            else ""
+        typer.echo(f"  {key:<32} {cents_to_dollars(cents):>12}{_baselines(row)}")
+    if by == "app" and any(r.get("railway_basis") not in (None, RAILWAY_MEASURED) for r in rows):
+        typer.echo(f"  * {RAILWAY_RESERVED_ONLY}: its measured column repeats the reserved size")
+
+
+RESERVED_LABEL = "Railway reserved"
+MEASURED_LABEL = "Railway measured"
+
+
+def _baselines(row: dict[str, Any]) -> str:
+    """Both Railway baselines of an app or tier row: the reserved size and what was measured."""
+    if "railway_baseline_cents" not in row or row.get("app_id", "") is None:
+        return ""
+    reserved = row["railway_baseline_cents"]
+    measured = row.get("railway_measured_cents")
+    if "railway_basis" in row:  # an app: a missing measurement falls back to the reserved size, marked
+        shown = cents_to_dollars(reserved if measured is None else measured) + (
+            "" if measured is not None else " *"
         )
-        typer.echo(f"  {key:<32} {cents_to_dollars(cents):>12}{extra}")
+    else:  # a tier: measured apps at their measurement, the others at the reserved size
+        shown = (
+            f"{cents_to_dollars(measured or 0)} ({row.get('apps_measured', 0)}/{row.get('apps', 0)} measured)"
+        )
+    return f"  {cents_to_dollars(reserved):>20}  {shown}"
 
 
 @margins_app.callback()
@@ -167,6 +194,8 @@ def margins(
         typer.echo(
             f"  {tier['tier']:<12} revenue {cents_to_dollars(tier['revenue_cents']):>10}  cost "
             f"{cents_to_dollars(tier['cost_cents']):>10}  margin {cents_to_dollars(tier['margin_cents']):>10} ({percent})"
+            f"  {RESERVED_LABEL} {cents_to_dollars(tier['railway_baseline_cents'])}, {MEASURED_LABEL} "
+            f"{cents_to_dollars(tier['railway_measured_cents'])} ({tier['apps_measured']}/{tier['apps']} apps measured)"
         )
     typer.echo(f"  idle (no app) cost {cents_to_dollars(result.idle_cents)}")
     for app in result.least_profitable(least):
@@ -175,6 +204,20 @@ def margins(
         )
     for path in files:
         typer.echo(f"  wrote {path}")
+
+
+def _cpu_per_request(given: str | None) -> tuple[Decimal, str]:
+    """The CPU time per request to simulate with, and where it came from."""
+    if given is not None:
+        return Decimal(given), "given"
+    try:
+        with closing(store_factory()) as store:
+            measured = measured_cpu_ms_per_request(store)
+    except (LaunchdeckError, typer.Exit):  # the store cannot be read here (an engine holds it)
+        return DOCUMENTED_CPU_MS_PER_REQUEST, "documented (the store was not readable for a measured median)"
+    if measured is not None:
+        return measured, "the fleet's measured median"
+    return DOCUMENTED_CPU_MS_PER_REQUEST, "documented: Cloudflare's Workers pricing examples"
 
 
 @pricing_app.command("simulate")
@@ -188,6 +231,13 @@ def pricing_simulate(
         str, typer.Option(help="tier=share,... adding up to 1")
     ] = "starter=0.7,pro=0.25,business=0.05",
     architecture: Annotated[str, typer.Option(help=" | ".join(ARCHITECTURES))] = "turso+cloudflare",
+    cpu_ms_per_request: Annotated[
+        str | None,
+        typer.Option(
+            help="CPU milliseconds per request that Workers and Vercel Functions bill (default: the fleet's "
+            f"measured median, else {DOCUMENTED_CPU_MS_PER_REQUEST} ms from Cloudflare's pricing examples)"
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Cost, revenue and margin of a synthetic fleet, with the same sheets and model as real months."""
@@ -195,6 +245,16 @@ def pricing_simulate(
         mix = {k.strip(): float(v) for k, v in (part.split("=") for part in tier_mix.split(",") if part)}
     except ValueError:
         _fail(InputError(f"--tier-mix {tier_mix!r} is not tier=share,... (for example starter=0.7,pro=0.3)"))
+        return
+    try:
+        cpu, cpu_basis = _cpu_per_request(cpu_ms_per_request)
+    except InvalidOperation:
+        _fail(
+            InputError(f"--cpu-ms-per-request {cpu_ms_per_request!r} is not a number of milliseconds, e.g. 5")
+        )
+        return
+    except LaunchdeckError as exc:
+        _fail(exc)
         return
     try:
         result = simulate(
@@ -206,20 +266,25 @@ def pricing_simulate(
                 requests_per_active_app=requests,
                 tier_mix=mix,
                 architecture=architecture,
+                cpu_ms_per_request=cpu,
             )
         )
     except LaunchdeckError as exc:
         _fail(exc)
         return
+    result["cpu_ms_per_request_basis"] = cpu_basis
     if as_json:
         _echo_json(result)
         return
     typer.echo(
-        f"{architecture}, {apps} apps, {active_share:.0%} active: {cents_to_dollars(result['total_cents'])}/month "
+        f"{architecture}, {apps} apps, {active_share:.0%} active, {cpu} ms CPU per request ({cpu_basis}): "
+        f"{cents_to_dollars(result['total_cents'])}/month "
         f"({cents_to_dollars(round(result['per_app_cents']['mean']))}/app)"
     )
+    for problem in result.get("limit_problems", []):
+        typer.echo(f"  limit: {problem}")
     for provider, cents in result["provider_bills_cents"].items():
-        typer.echo(f"  {provider:<12} {cents_to_dollars(cents):>12}")
+        typer.echo(f"  {provider:<22} {cents_to_dollars(cents):>12}")
     typer.echo(
         f"  revenue {cents_to_dollars(result['revenue_cents'])}, Stripe fees "
         f"{cents_to_dollars(result['payment_fee_cents'])}, margin {cents_to_dollars(result['margin_cents'])} "

@@ -12,4 +12,8 @@ What the console and the API call (all take the engine's ``Store``; months are `
 - ``simulate.simulate(Scenario(...))`` (what-if)
 - ``rollup.close_month(store, month)`` (operator action; the billing job closes months itself)
 - ``tiers.check_deploy_allowed(...)`` (deploy preflight), ``tiers.set_spend_cap(store, user, cents)``
+- ``limits.headroom(store)``, ``limits.check_room(store, provider)`` (provider plan limits, before anything is
+  created), ``limits.cloudflare_mode(store, app, ...)`` (Workers or Workers for Platforms)
+- usage sources in ``sources``: edge traffic and server resources, PostgreSQL, libSQL files, cloud usage APIs
+  (Turso, Neon, Cloudflare analytics, Vercel billing charges), local builds, mobile and desktop run costs
 """

@@ -17,7 +17,7 @@ from datetime import date, datetime
 import polars as pl
 import pyarrow as pa
 
-from engine.costs.usage import METRICS, Reading, hour_floor
+from engine.costs.usage import GAUGES, METRICS, Reading, hour_floor
 from engine.store import Store
 
 # The columns a batch brings. An ``idempotency_key`` column (``with_keys``) may come along; it is not stored.
@@ -39,14 +39,29 @@ def _add(column: str) -> str:
     )
 
 
+def _greatest(column: str) -> str:
+    """The larger of the stored and the new gauge; NULL (not measured) only while both sides are NULL."""
+    return (
+        f"{column} = CASE WHEN daily_usage.{column} IS NULL THEN excluded.{column}"
+        f" WHEN excluded.{column} IS NULL THEN daily_usage.{column}"
+        f" ELSE greatest(daily_usage.{column}, excluded.{column}) END"
+    )
+
+
+# Counters the daily rollup sums under their own name (the original six are spelled out below).
+PLAIN_COUNTERS = ("build_ms", "builds_android", "builds_ios", "build_minutes", "fee_cents")
+
 # The batch's new rows (the registered ``ledger_batch``) summed per app, provider and day.
 DAILY_BATCH = (
     "SELECT app_id, provider, CAST(hour_start AS DATE) AS day, sum(db_rows_read) AS db_rows_read,"
     " sum(db_rows_written) AS db_rows_written, max(db_storage_bytes) AS db_storage_bytes_max,"
     " sum(db_storage_bytes) AS db_storage_bytes_sum, count(db_storage_bytes) AS db_storage_bytes_count,"
     " count(*) FILTER (WHERE coalesce(db_rows_read, 0) + coalesce(db_rows_written, 0) > 0) AS db_active_hours,"
-    " sum(requests) AS requests, sum(bandwidth_bytes) AS bandwidth_bytes, sum(compute_ms) AS compute_ms"
-    " FROM ledger_batch GROUP BY ALL"
+    " sum(requests) AS requests, sum(bandwidth_bytes) AS bandwidth_bytes, sum(compute_ms) AS compute_ms,"
+    " sum(cpu_ms) AS cpu_ms, max(memory_peak_bytes) AS memory_peak_bytes,"
+    " sum(memory_avg_bytes) AS memory_byte_hours, "
+    + ", ".join(f"sum({m}) AS {m}" for m in PLAIN_COUNTERS)
+    + " FROM ledger_batch GROUP BY ALL"
 )
 # Days the daily rollup has no row for yet take a plain insert; otherwise the batch is folded in by MERGE.
 DAILY_INSERT = f"INSERT INTO daily_usage BY NAME {DAILY_BATCH}"
@@ -69,6 +84,10 @@ DAILY_MERGE = (
             _add("requests"),
             _add("bandwidth_bytes"),
             _add("compute_ms"),
+            _add("cpu_ms"),
+            _greatest("memory_peak_bytes"),
+            _add("memory_byte_hours"),
+            *(_add(m) for m in PLAIN_COUNTERS),
         ]
     )
     + " WHEN NOT MATCHED THEN INSERT BY NAME"
@@ -151,7 +170,12 @@ def ingest_frame(store: Store, frame: pl.DataFrame) -> IngestResult:
     if frame.is_empty():
         return IngestResult(0, 0, 0)
     if dict(frame.schema) != LEDGER_SCHEMA:
-        frame = frame.select([pl.col(name).cast(dtype) for name, dtype in LEDGER_SCHEMA.items()])
+        missing = [
+            pl.lit(None).alias(name) for name in LEDGER_SCHEMA if name not in frame.columns
+        ]  # not measured
+        frame = frame.with_columns(missing).select(
+            [pl.col(name).cast(dtype) for name, dtype in LEDGER_SCHEMA.items()]
+        )
     received = frame.height
     closed = closed_months(store)
     refused = 0
@@ -224,12 +248,19 @@ def usage_series(
         from engine.errors import InputError
 
         raise InputError(f"grain {grain!r} is not one of: hour, day, month")
-    sums = ", ".join(f"sum({m}) AS {m}" for m in METRICS if m != "db_storage_bytes")
+    # Counters add up; a peak is the largest; the memory average of a day is the mean of its hourly averages.
+    sums = ", ".join(
+        f"CAST(round(avg({m})) AS BIGINT) AS {m}"
+        if m == "memory_avg_bytes"
+        else f"max({m}) AS {m}"
+        if m in GAUGES
+        else f"sum({m}) AS {m}"
+        for m in METRICS
+    )
     where = "hour_start >= ? AND hour_start < ?" + (" AND app_id = ?" if app_id else "")
     params: list[object] = [hour_floor(start), hour_floor(end)] + ([app_id] if app_id else [])
     return store.fetchall(
-        f"SELECT app_id, date_trunc('{grain}', hour_start) AS period, {sums},"
-        " max(db_storage_bytes) AS db_storage_bytes"
+        f"SELECT app_id, date_trunc('{grain}', hour_start) AS period, {sums}"
         f" FROM usage_ledger WHERE {where} GROUP BY ALL ORDER BY period, app_id",
         params,
     )

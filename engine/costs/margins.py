@@ -116,6 +116,7 @@ def margins_for(
                     "cost_cents": cost,
                     "margin_cents": share - fee_share - cost,
                     "railway_baseline_cents": costs.railway_cents.get(app_id, 0),
+                    "railway_measured_cents": costs.railway_measured.get(app_id),
                 }
             )
     per_tier: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -129,6 +130,8 @@ def margins_for(
         row["apps"] += 1
         row["cost_cents"] += app["cost_cents"]
         row["railway_baseline_cents"] += app["railway_baseline_cents"]
+        row["railway_measured_cents"] += costs.railway_measured_or_reserved(app["app_id"])
+        row["apps_measured"] += app["railway_measured_cents"] is not None
     tier_rows = []
     order = list(tiers.tiers)
     for tier_name, values in sorted(
@@ -148,6 +151,9 @@ def margins_for(
                 if values["revenue_cents"]
                 else None,
                 "railway_baseline_cents": values["railway_baseline_cents"],
+                # Measured where the app ran here, the reserved size for the apps that did not.
+                "railway_measured_cents": values["railway_measured_cents"],
+                "apps_measured": values["apps_measured"],
             }
         )
     return Margins(costs.month, source, users, apps, tier_rows, costs.idle_cents())

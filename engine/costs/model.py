@@ -153,6 +153,28 @@ def railway_baseline_cents(
     return to_cents(dollars)
 
 
+MS_PER_MINUTE = Decimal(60_000)
+
+
+def railway_measured_cents(
+    baseline: RailwayBaseline,
+    cpu_ms: int,
+    memory_byte_hours: int,
+    bandwidth_bytes: int | None,
+    storage_bytes: int | None,
+) -> int:
+    """What one app would cost on Railway at what it measured: CPU time as vCPU-minutes, memory averaged
+    per hour as GB-minutes, plus egress and a volume the size of its database, in cents. A stopped server
+    counts nothing, as a Railway service with app sleeping bills nothing while it sleeps."""
+    if baseline.vcpu_minute is None or baseline.memory_gb_minute is None:
+        raise InputError("the Railway sheet has no per-minute vCPU and memory prices for a measured baseline")
+    dollars = Decimal(cpu_ms) / MS_PER_MINUTE * baseline.vcpu_minute
+    dollars += Decimal(memory_byte_hours) / GB * 60 * baseline.memory_gb_minute
+    dollars += Decimal(bandwidth_bytes or 0) / GB * baseline.egress_per_gb
+    dollars += Decimal(storage_bytes or 0) / GB * baseline.volume_gb_month
+    return to_cents(dollars)
+
+
 def payment_fee_cents(plan: Plan, amount_cents: int) -> int:
     """Stripe's fee for collecting ``amount_cents`` in one card charge with Billing (0 for a zero charge)."""
     if amount_cents <= 0:

@@ -15,12 +15,21 @@ from typing import Any
 
 import polars as pl
 
-from engine.costs.model import AppUsage, CostLine, ProviderBill, cost_provider, railway_baseline_cents
+from engine.costs.model import (
+    AppUsage,
+    CostLine,
+    ProviderBill,
+    cost_provider,
+    railway_baseline_cents,
+    railway_measured_cents,
+)
 from engine.costs.sheets import Catalog, default_catalog, record_versions
 from engine.errors import Conflict, InputError
 from engine.store import Store
 
 MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+RAILWAY_MEASURED = "measured"
+RAILWAY_RESERVED_ONLY = "reserved size only: the app did not run on this machine this month"
 
 # Monthly aggregates the price sheets can meter, from the daily rollup the ingest maintains.
 MONTHLY_SQL = """
@@ -33,7 +42,15 @@ SELECT app_id, provider,
        sum(db_active_hours) AS db_active_hours,
        sum(requests) AS requests,
        sum(bandwidth_bytes) AS bandwidth_bytes,
-       sum(compute_ms) AS compute_ms
+       sum(compute_ms) AS compute_ms,
+       sum(cpu_ms) AS cpu_ms,
+       max(memory_peak_bytes) AS memory_peak_bytes,
+       sum(memory_byte_hours) AS memory_byte_hours,
+       sum(build_ms) AS build_ms,
+       sum(builds_android) AS builds_android,
+       sum(builds_ios) AS builds_ios,
+       sum(build_minutes) AS build_minutes,
+       sum(fee_cents) AS fee_cents
 FROM daily_usage
 WHERE day >= ? AND day < ?
 GROUP BY app_id, provider
@@ -47,8 +64,16 @@ MONTHLY_METRICS = (
     "requests",
     "bandwidth_bytes",
     "compute_ms",
+    "cpu_ms",
+    "memory_peak_bytes",
+    "memory_byte_hours",  # the sum of hourly memory averages: GB-hours x 1e9
+    "build_ms",
+    "builds_android",
+    "builds_ios",
+    "build_minutes",
+    "fee_cents",
 )
-PEAKS = {"db_storage_bytes_peak", "db_storage_bytes_avg"}
+PEAKS = {"db_storage_bytes_peak", "db_storage_bytes_avg", "memory_peak_bytes"}
 
 
 def parse_month(text: str | date) -> date:
@@ -81,7 +106,14 @@ class MonthCosts:
     bills: list[ProviderBill]
     apps: dict[str, AppInfo]
     usage: dict[str, dict[str, dict[str, int | None]]]  # app -> provider -> metric -> value
-    railway_cents: dict[str, int]
+    railway_cents: dict[str, int]  # the reserved-size baseline (0.5 vCPU, 0.5 GB always on)
+    # The measured baseline: what each app used here, at Railway's per-minute prices. None: the app never
+    # ran on this machine in the month, so only the reserved size can be said.
+    railway_measured: dict[str, int | None] = field(default_factory=dict)
+
+    def railway_measured_or_reserved(self, app_id: str) -> int:
+        measured = self.railway_measured.get(app_id)
+        return self.railway_cents.get(app_id, 0) if measured is None else measured
 
     def lines(self) -> list[CostLine]:
         return [line for bill in self.bills for line in bill.lines]
@@ -131,6 +163,10 @@ class MonthCosts:
                         "cost_cents": sum(providers.values()),
                         "by_provider": providers,
                         "railway_baseline_cents": self.railway_cents.get(app_id, 0),
+                        "railway_measured_cents": self.railway_measured.get(app_id),
+                        "railway_basis": RAILWAY_MEASURED
+                        if self.railway_measured.get(app_id) is not None
+                        else RAILWAY_RESERVED_ONLY,
                         "usage": self.usage.get(app_id, {}),
                     }
                 )
@@ -142,7 +178,13 @@ class MonthCosts:
             return rows
         if dimension == "tier":
             per_tier: dict[str, dict[str, int]] = defaultdict(
-                lambda: {"apps": 0, "cost_cents": 0, "railway_baseline_cents": 0}
+                lambda: {
+                    "apps": 0,
+                    "cost_cents": 0,
+                    "railway_baseline_cents": 0,
+                    "railway_measured_cents": 0,
+                    "apps_measured": 0,
+                }
             )
             app_cents = self.app_cents()
             for app_id, info in self.apps.items():
@@ -150,9 +192,18 @@ class MonthCosts:
                 row["apps"] += 1
                 row["cost_cents"] += app_cents.get(app_id, 0)
                 row["railway_baseline_cents"] += self.railway_cents.get(app_id, 0)
+                row["railway_measured_cents"] += self.railway_measured_or_reserved(app_id)
+                row["apps_measured"] += self.railway_measured.get(app_id) is not None
             rows = [{"tier": tier, **values} for tier, values in sorted(per_tier.items())]
             rows.append(
-                {"tier": "(idle)", "apps": 0, "cost_cents": self.idle_cents(), "railway_baseline_cents": 0}
+                {
+                    "tier": "(idle)",
+                    "apps": 0,
+                    "cost_cents": self.idle_cents(),
+                    "railway_baseline_cents": 0,
+                    "railway_measured_cents": 0,
+                    "apps_measured": 0,
+                }
             )
             return rows
         raise InputError(f"--by {dimension!r} is not one of: app, provider, tier")
@@ -179,8 +230,12 @@ def fleet(store: Store, month: date, catalog: Catalog) -> dict[str, AppInfo]:
     """Apps that were live during the month, with the tier their owner is on."""
     rows = store.fetchall(
         "SELECT CAST(a.id AS TEXT) AS app_id, a.name, a.user_id, coalesce(s.tier, a.tier) AS tier,"
-        " a.database_provider, a.hosting_provider, a.platform"
+        " a.database_provider, a.platform,"
+        # an app hosted as a user Worker in the Workers for Platforms namespace is billed on that plan
+        " CASE WHEN a.hosting_provider = 'cloudflare' AND h.mode = 'platforms' THEN 'cloudflare-platforms'"
+        " ELSE a.hosting_provider END AS hosting_provider"
         " FROM deployed_apps a LEFT JOIN user_subscriptions s ON s.user_id = a.user_id"
+        " LEFT JOIN cloudflare_hosting h ON h.app = a.name"
         " WHERE a.created_at < ? AND (a.status <> 'destroyed' OR a.updated_at >= ?)"
         # An app whose first deploy failed (or has not finished) never ran: it carries no cost and no revenue.
         " AND NOT (a.status IN ('provisioning', 'failed') AND a.live_deployment_id IS NULL)",
@@ -253,18 +308,42 @@ def cost_month(
         usages = [
             AppUsage(app_id, usage.get(app_id, {}).get(provider, {})) for app_id in sorted(members[provider])
         ]
+        if plan.meter("scripts") is not None:  # a per-script charge: one script per app live in the month
+            usages = [AppUsage(u.app_id, {**u.metrics, "scripts": int(u.app_id in apps)}) for u in usages]
         bills.append(
             cost_provider(provider, plan, usages, method=method, effective_from=str(version.effective_from))
         )
-    _, baseline_plan = catalog.plan_for("railway", month)
-    railway = {}
-    if baseline_plan.baseline is not None:
-        for app_id in apps:
-            measured = list(usage.get(app_id, {}).values())
-            bandwidth = sum(m.get("bandwidth_bytes") or 0 for m in measured)
-            storage = max((m.get("db_storage_bytes_peak") or 0 for m in measured), default=0)
-            railway[app_id] = railway_baseline_cents(baseline_plan.baseline, bandwidth, storage)
-    return MonthCosts(month, method, False, bills, apps, usage, railway)
+    railway, measured_railway = railway_baselines(catalog, month, apps, usage)
+    return MonthCosts(month, method, False, bills, apps, usage, railway, measured_railway)
+
+
+def railway_baselines(
+    catalog: Catalog,
+    month: date,
+    apps: dict[str, AppInfo],
+    usage: dict[str, dict[str, dict[str, int | None]]],
+) -> tuple[dict[str, int], dict[str, int | None]]:
+    """Each app's Railway baseline at the reserved size, and at what it measured (None: not measured)."""
+    _, plan = catalog.plan_for("railway", month)
+    reserved: dict[str, int] = {}
+    measured: dict[str, int | None] = {}
+    baseline = plan.baseline
+    if baseline is None:
+        return reserved, measured
+    for app_id in apps:
+        metrics = list(usage.get(app_id, {}).values())
+        bandwidth = sum(m.get("bandwidth_bytes") or 0 for m in metrics)
+        storage = max((m.get("db_storage_bytes_peak") or 0 for m in metrics), default=0)
+        reserved[app_id] = railway_baseline_cents(baseline, bandwidth, storage)
+        memory = [m.get("memory_byte_hours") for m in metrics if m.get("memory_byte_hours") is not None]
+        if not memory or baseline.vcpu_minute is None:
+            measured[app_id] = None
+            continue
+        cpu = sum(m.get("cpu_ms") or 0 for m in metrics)
+        measured[app_id] = railway_measured_cents(
+            baseline, cpu, sum(v or 0 for v in memory), bandwidth, storage
+        )
+    return reserved, measured
 
 
 def _frozen(store: Store, month: date) -> MonthCosts:
@@ -299,19 +378,22 @@ def _frozen(store: Store, month: date) -> MonthCosts:
         )
     apps: dict[str, AppInfo] = {}
     railway: dict[str, int] = {}
+    measured: dict[str, int | None] = {}
     for row in store.fetchall(
-        "SELECT m.app_id, coalesce(a.name, m.app_id) AS name, m.user_id, m.tier, m.railway_baseline_cents"
+        "SELECT m.app_id, coalesce(a.name, m.app_id) AS name, m.user_id, m.tier, m.railway_baseline_cents,"
+        " m.railway_measured_cents"
         " FROM monthly_margins m LEFT JOIN deployed_apps a ON CAST(a.id AS TEXT) = m.app_id WHERE m.month = ?",
         [month],
     ):
         apps[row["app_id"]] = AppInfo(row["app_id"], row["name"], row["user_id"], row["tier"])
         railway[row["app_id"]] = row["railway_baseline_cents"]
+        measured[row["app_id"]] = row["railway_measured_cents"]
     usage: dict[str, dict[str, dict[str, int | None]]] = defaultdict(dict)
     for row in store.fetchall(
         "SELECT app_id, provider, metrics FROM monthly_app_usage WHERE month = ?", [month]
     ):
         usage[row["app_id"]][row["provider"]] = json.loads(row["metrics"])
-    return MonthCosts(month, closed["method"], True, bills, apps, dict(usage), railway)
+    return MonthCosts(month, closed["method"], True, bills, apps, dict(usage), railway, measured)
 
 
 def close_month(
@@ -371,6 +453,7 @@ def close_month(
         "payment_fee_cents",
         "cost_cents",
         "railway_baseline_cents",
+        "railway_measured_cents",
     )
     app_margins = pl.DataFrame(
         [[r[c] for c in margin_columns] for r in margins.apps],
@@ -395,18 +478,27 @@ def close_month(
         "close_margins": f"INSERT INTO monthly_margins SELECT $month, {', '.join(margin_columns)} FROM close_margins",
         "close_revenue": "INSERT OR IGNORE INTO revenue (month, user_id, tier, amount_cents, source)"
         " SELECT $month, user_id, tier, amount_cents, 'list_price' FROM close_revenue",
+        "close_deployment_usage": "INSERT INTO deployment_usage (deployed_app_id, period_start, period_end,"
+        " db_reads, db_writes, db_storage_bytes, requests, bandwidth_bytes, compute_ms, database_cost_cents,"
+        " hosting_cost_cents, total_cost_cents) SELECT CAST(app_id AS UUID), $month, $end, db_reads, db_writes,"
+        " db_storage_bytes, requests, bandwidth_bytes, compute_ms, database_cost_cents, hosting_cost_cents,"
+        " total_cost_cents FROM close_deployment_usage",
     }
     frames = {
         "close_cost_lines": cost_lines,
         "close_app_usage": app_usage,
         "close_margins": app_margins,
         "close_revenue": list_revenue,
+        "close_deployment_usage": deployment_usage_frame(costs, catalog or default_catalog()),
     }
     with store.transaction() as connection:
         try:
             for name, frame in frames.items():
                 connection.register(name, frame.to_arrow())
-                connection.execute(statements[name], {"month": month})
+                params: dict[str, Any] = {"month": month}
+                if "$end" in statements[name]:
+                    params["end"] = month_end(month)
+                connection.execute(statements[name], params)
         finally:
             for name in frames:
                 connection.unregister(name)
@@ -417,11 +509,59 @@ def close_month(
     return cost_month(store, month, catalog=catalog)
 
 
+def deployment_usage_frame(costs: MonthCosts, catalog: Catalog) -> pl.DataFrame:
+    """The plan's ``deployment_usage`` rows for a closed month: each app's usage summed over its providers and
+    its cost split into database, hosting and total (cents), as the plan's table has them."""
+    kinds = {provider: sheet.kind for provider, sheet in catalog.sheets.items()}
+    cents: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for line in costs.lines():
+        if line.app_id is not None:
+            cents[line.app_id][kinds.get(line.provider, "other")] += line.cents
+            cents[line.app_id]["total"] += line.cents
+    rows = []
+    for app_id in sorted(costs.apps):
+        metrics = list(costs.usage.get(app_id, {}).values())
+
+        def total(name: str, metrics: list[dict[str, int | None]] = metrics) -> int:
+            return sum(m.get(name) or 0 for m in metrics)
+
+        rows.append(
+            {
+                "app_id": app_id,
+                "db_reads": total("db_rows_read"),
+                "db_writes": total("db_rows_written"),
+                "db_storage_bytes": max((m.get("db_storage_bytes_peak") or 0 for m in metrics), default=0),
+                "requests": total("requests"),
+                "bandwidth_bytes": total("bandwidth_bytes"),
+                "compute_ms": total("compute_ms"),
+                "database_cost_cents": cents[app_id]["database"],
+                "hosting_cost_cents": cents[app_id]["hosting"],
+                "total_cost_cents": cents[app_id]["total"],
+            }
+        )
+    schema = {"app_id": pl.String} | {
+        name: pl.Int64
+        for name in (
+            "db_reads",
+            "db_writes",
+            "db_storage_bytes",
+            "requests",
+            "bandwidth_bytes",
+            "compute_ms",
+            "database_cost_cents",
+            "hosting_cost_cents",
+            "total_cost_cents",
+        )
+    }
+    return pl.DataFrame(rows, schema=schema)
+
+
 DAILY_SQL = """
 SELECT app_id, provider, day, db_rows_read, db_rows_written,
        CAST(round(db_storage_bytes_sum / nullif(db_storage_bytes_count, 0)) AS BIGINT) AS db_storage_bytes_peak,
        CAST(round(db_storage_bytes_sum / nullif(db_storage_bytes_count, 0)) AS BIGINT) AS db_storage_bytes_avg,
-       db_active_hours, requests, bandwidth_bytes, compute_ms
+       db_active_hours, requests, bandwidth_bytes, compute_ms, cpu_ms, memory_peak_bytes, memory_byte_hours,
+       build_ms, builds_android, builds_ios, build_minutes, fee_cents
 FROM daily_usage
 WHERE day >= ? AND day < ? {app_filter}
 """

@@ -51,6 +51,9 @@ class RailwayBaseline(BaseModel):
     memory_gb_month: Decimal
     egress_per_gb: Decimal
     volume_gb_month: Decimal
+    # Usage prices for what a service actually uses, per minute (the measured baseline).
+    vcpu_minute: Decimal | None = None
+    memory_gb_minute: Decimal | None = None
     source: str
     unverified: list[str] = []
 

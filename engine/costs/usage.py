@@ -20,9 +20,24 @@ if TYPE_CHECKING:
     from engine.store import Store
 
 # The ledger's metric columns. A reading may carry any subset; a metric it carries as None was not measured.
-METRICS = ("db_rows_read", "db_rows_written", "db_storage_bytes", "requests", "bandwidth_bytes", "compute_ms")
-COUNTERS = frozenset({"db_rows_read", "db_rows_written", "requests", "bandwidth_bytes", "compute_ms"})
-GAUGES = frozenset({"db_storage_bytes"})
+METRICS = (
+    "db_rows_read",
+    "db_rows_written",
+    "db_storage_bytes",
+    "requests",
+    "bandwidth_bytes",
+    "compute_ms",
+    "cpu_ms",  # an app server's CPU time on this machine (compute_ms is what a host bills)
+    "memory_peak_bytes",
+    "memory_avg_bytes",  # averaged over the whole hour, 0 while the server is stopped
+    "build_ms",
+    "builds_android",
+    "builds_ios",
+    "build_minutes",
+    "fee_cents",  # a fixed fee as charged (store registration), in cents
+)
+GAUGES = frozenset({"db_storage_bytes", "memory_peak_bytes", "memory_avg_bytes"})
+COUNTERS = frozenset(METRICS) - GAUGES
 
 
 def hour_floor(moment: datetime) -> datetime:

@@ -38,7 +38,7 @@ from engine.edge.proxy import EdgeApp
 from engine.edge.routes import AppRoute, RouteTable
 from engine.edge.sandbox import bwrap_prefix, resolve_mode
 from engine.edge.supervisor import ServerProcess, State, reap_orphans
-from engine.edge.usage import AppTraffic, ServerStart, UsageBook
+from engine.edge.usage import AppTraffic, HourUse, ServerStart, UsageBook
 from engine.errors import ConfigError, Conflict, InputError, NotFound, TransientError
 
 log = logging.getLogger("launchdeck.edge")
@@ -217,6 +217,11 @@ class EdgeHost:
                         else min(self.idle_seconds or RETIRED_IDLE_SECONDS, RETIRED_IDLE_SECONDS)
                     )
                     server.tick(idle, restart=live)
+                running: dict[str, list[int]] = {}
+                for (app, _), server in servers:
+                    if server.pid is not None:
+                        running.setdefault(app, []).append(server.pid)
+                self.usage.sample_resources(running)  # CPU and memory per hour, for metering
                 if time.monotonic() - last_flush >= FLUSH_SECONDS:
                     self.usage.flush()
                     last_flush = time.monotonic()
@@ -544,6 +549,10 @@ class EdgeHost:
 
     def usage_counters(self) -> dict[str, AppTraffic]:
         return self.usage.traffic()
+
+    def resource_hour(self, hour_start: str) -> dict[str, HourUse]:
+        """Each app's CPU time and memory in one UTC hour (ISO start), for metering."""
+        return self.usage.resource_hour(hour_start)
 
     def server_starts(self, app: str) -> list[ServerStart]:
         return self.usage.starts(app)

@@ -22,6 +22,3 @@ ALTER TABLE deployed_apps ALTER COLUMN tier SET DEFAULT 'free';
 UPDATE deployed_apps SET tier = 'free'
 WHERE user_id NOT IN (SELECT user_id FROM user_subscriptions WHERE status <> 'canceled');
 
--- The Stripe event a subscription row was last set from (its `created`), so an older event delivered
--- late can never undo a newer one.
-ALTER TABLE user_subscriptions ADD COLUMN stripe_event_at TIMESTAMP;

@@ -233,10 +233,7 @@ class CloudflareWorkers:
             return self._create(project, parts)
         self._enable_workers_dev(project)
         return Deployment(
-            "cloudflare",
-            project,
-            str(version["id"]),
-            self._workers_url(f"{str(version['id'])[:8]}-{project}"),
+            "cloudflare", project, str(version["id"]), self._version_url(project, str(version["id"]))
         )
 
     def promote(self, project: str, deployment_id: str) -> Deployment:
@@ -260,6 +257,14 @@ class CloudflareWorkers:
     def production_url(self, project: str) -> str:
         return self._workers_url(project)
 
+    def _version_url(self, project: str, version_id: str) -> str:
+        """Where a version answers before it takes traffic: its workers.dev preview URL."""
+        return self._workers_url(f"{version_id[:8]}-{project}")
+
+    def preview_headers(self, project: str, deployment_id: str) -> dict[str, str]:
+        """Headers a request to a staged version needs besides its URL: none on workers.dev."""
+        return {}
+
     def delete_deployment(self, project: str, deployment_id: str) -> None:
         """Nothing to do: the API has no call that deletes a version (only list, get and upload), and a
         version without traffic costs nothing. ``destroy`` removes them all with the script."""
@@ -278,6 +283,25 @@ class CloudflareWorkers:
             json={"hostname": domain, "service": project, "zone_id": zone["id"], "environment": "production"},
         )
         return DomainStatus(name=str(result["hostname"]), status="active")
+
+    def domain_status(self, project: str, domain: str) -> DomainStatus:
+        """A Workers Custom Domain serves as soon as it is attached (Cloudflare makes its record and certificate)."""
+        found = self._custom_domain(domain)
+        if found is None or found.get("service") != project:
+            raise ProviderNotFound("cloudflare", f"{domain} is not a Custom Domain of {project}")
+        return DomainStatus(name=domain, status="active")
+
+    def remove_domain(self, project: str, domain: str) -> None:
+        found = self._custom_domain(domain)
+        if found is not None and found.get("service") == project:
+            with contextlib.suppress(ProviderNotFound):
+                self.http.request("DELETE", f"/accounts/{self.account_id}/workers/domains/{found['id']}")
+
+    def _custom_domain(self, domain: str) -> dict[str, Any] | None:
+        listed = self._result(
+            "GET", f"/accounts/{self.account_id}/workers/domains", params={"hostname": domain}
+        )
+        return next((dict(d) for d in listed if d.get("hostname") == domain), None)
 
     # -- usage -------------------------------------------------------------------------------------
     def invocations(self, scripts: list[str], start: str, end: str) -> dict[str, dict[str, int | None]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -172,6 +173,43 @@ class Vercel:
         except ProviderConflict:
             return self.domain(project, domain)
         return _domain(result)
+
+    def domain_status(self, project: str, domain: str) -> DomainStatus:
+        """Ask Vercel to verify a pending domain (its TXT record published?), then read it."""
+        current = self.domain(project, domain)
+        if current.status == "verified":
+            return current
+        with contextlib.suppress(ProviderError):  # 400: the records are not there yet; the read says so
+            self.http.request(
+                "POST",
+                f"/v9/projects/{project}/domains/{domain}/verify",
+                params=self._params(),
+                idempotent=True,
+            )
+        return self.domain(project, domain)
+
+    def remove_domain(self, project: str, domain: str) -> None:
+        with contextlib.suppress(ProviderNotFound):
+            self.http.request("DELETE", f"/v9/projects/{project}/domains/{domain}", params=self._params())
+
+    def preview_headers(self, project: str, deployment_id: str) -> dict[str, str]:
+        return {}  # a preview deployment answers at its own URL
+
+    # -- usage -------------------------------------------------------------------------------------
+    def charges(self, start: str, end: str) -> list[dict[str, Any]]:
+        """FOCUS billing charges in ``[start, end)`` (ISO-8601 UTC; one day granularity), one dict per charge:
+        ``GET /v1/billing/charges`` answers JSON Lines (docs: rest-api/billing/list-focus-billing-charges)."""
+        response = self.http.request(
+            "GET", "/v1/billing/charges", params=self._params(**{"from": start, "to": end}), idempotent=True
+        )
+        charges: list[dict[str, Any]] = []
+        for line in response.text.splitlines():
+            if line.strip():
+                try:
+                    charges.append(json.loads(line))
+                except ValueError as exc:
+                    raise ProviderError("vercel", f"billing charges: a line is not JSON ({exc})") from None
+        return charges
 
     # -- projects and domains ----------------------------------------------------------------------
     def exists(self, project: str) -> bool:

@@ -11,6 +11,9 @@ from engine.api.contract import TYPES_FILE, client_types, openapi_document
 
 # Routes whose answers are not typed here: the costs engineer's (analytics, billing) and the status stream.
 UNTYPED = (
+    "/api/usage/",
+    "/api/providers/",
+    "/api/billing/",
     "/api/analytics/",
     "/api/console/",
     "/api/whoami",

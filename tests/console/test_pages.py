@@ -127,7 +127,9 @@ def test_pricing_page_shows_tiers_and_the_railway_baseline(running_engine: Runni
     at = signed_in(running_engine.finance)
     at.switch_page("pages/pricing.py").run()
     labels = {m.label: m.value for m in at.metric}
-    assert labels["Railway baseline"].startswith("$")
+    assert labels["Railway, reserved size"].startswith("$") and labels["Railway, measured use"].startswith(
+        "$"
+    )
     tiers = set(at.dataframe[0].value["tier"])
     assert {"starter", "pro", "business"} <= tiers
     sheets = at.dataframe[-1].value

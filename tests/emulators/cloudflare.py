@@ -56,6 +56,7 @@ from tests.emulators.common import (
 )
 
 API = "/client/v4"
+INTERNAL = "/__emulator/"  # what the shims of a dispatch Worker call back (never part of Cloudflare's API)
 Info = GraphQLResolveInfo[Any]
 WORKER_HOST = re.compile(r"^(?P<label>[a-z0-9-]+)\.(?P<subdomain>[a-z0-9-]+)\.workers\.localhost(?::\d+)?$")
 SITE_HOST = re.compile(r"^(?:(?P<short>[0-9a-f]{8})\.)?(?P<project>[a-z0-9-]+)\.pages\.localhost(?::\d+)?$")
@@ -107,6 +108,7 @@ class CloudflareEmulator:
         workers_subdomain: str = "launchdeck",
         zones: tuple[str, ...] = ("example.com",),
         work_dir: Path | None = None,
+        max_scripts: int = 500,
     ) -> None:
         self.account_id, self.api_token = account_id, api_token
         self.token_ttl, self.max_file_count, self.polls_to_finish = token_ttl, max_file_count, polls_to_finish
@@ -121,7 +123,7 @@ class CloudflareEmulator:
         self._signing_key = secrets.token_bytes(32)
         self._revoked_before = 0.0
         self._lock = threading.Lock()
-        self.workers = WorkersApi(self, workers_subdomain, zones, work_dir)
+        self.workers = WorkersApi(self, workers_subdomain, zones, work_dir, max_scripts)
         self._api = self._starlette()
         self.app = Instrumented(
             self._dispatch, self.faults, self.recorder, fault_answer=_fault_answer, record_prefix=API
@@ -143,6 +145,13 @@ class CloudflareEmulator:
         worker = WORKER_HOST.match(host)
         if worker and scope["type"] == "http":
             await self.workers.serve(worker["label"], worker["subdomain"], scope, receive, send)
+            return
+        if scope["type"] == "http" and scope["path"].startswith(INTERNAL):
+            await self.workers.platforms.internal(scope, receive, send)
+            return
+        routed = self.workers.platforms.routed_script(host) if scope["type"] == "http" else None
+        if routed is not None:
+            await self.workers.serve_script(routed, scope, receive, send)
             return
         if site and scope["type"] == "http":
             response = self._serve_site(site["project"], site["short"], scope["path"])
@@ -573,6 +582,8 @@ WRANGLER = Path(__file__).parent / "node" / "node_modules" / ".bin" / "wrangler"
 WORKERD_DATE = "2026-04-26"  # the runtime wrangler 4.86 ships (workerd 1.20260426.1): no newer date runs
 SCRIPT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 BUCKET_FILES = 50  # files per upload bucket (Cloudflare chooses; the docs give no number)
+BINDING_TYPES = ("secret_text", "plain_text", "assets", "dispatch_namespace", "kv_namespace")
+TOO_MANY_WORKERS = 10037  # chosen here: the code Cloudflare answers at the Workers cap is not documented
 
 
 @dataclass
@@ -585,6 +596,7 @@ class EmulatedVersion:
     created_on: str = field(default_factory=_now)
     server: AppServer | None = None
     cpu_seen: float | None = None  # workerd's CPU seconds when its last request was answered
+    answered: int = 0  # requests answered since its workerd started
 
     def secrets(self) -> dict[str, str]:
         return {b["name"]: b["text"] for b in self.metadata.get("bindings", []) if b["type"] == "secret_text"}
@@ -622,10 +634,20 @@ class WorkersApi:
     ``http://<first 8 of its id>-<script>.<subdomain>.workers.localhost:<port>/``.
     """
 
-    def __init__(self, cf: CloudflareEmulator, subdomain: str, zones: tuple[str, ...], work_dir: Path | None):
+    def __init__(
+        self,
+        cf: CloudflareEmulator,
+        subdomain: str,
+        zones: tuple[str, ...],
+        work_dir: Path | None,
+        max_scripts: int = 500,
+    ):
+        from tests.emulators.cloudflare_platforms import PlatformsApi
+
         self.cf, self.subdomain = cf, subdomain
         self.zones = {name: uuid.uuid4().hex for name in zones}
         self.scripts: dict[str, EmulatedScript] = {}
+        self.max_scripts = max_scripts  # Workers per account: 500 on Workers Paid, 100 on Free (limits page)
         self.assets: dict[str, tuple[bytes, str | None]] = {}  # hash -> (content, content type)
         self.uploads = 0  # files received by /workers/assets/upload
         self.sessions: dict[str, UploadSession] = {}
@@ -637,34 +659,62 @@ class WorkersApi:
         self._own_dir = work_dir is None
         self.work_dir = work_dir or Path(tempfile.mkdtemp(prefix="cf-workers-"))
         self._start_lock = threading.Lock()
+        self.platforms = PlatformsApi(self)
 
     def close(self) -> None:
-        for script in self.scripts.values():
+        for script in [*self.scripts.values(), *self.platforms.all_scripts()]:
             _stop(script)
         if self._own_dir:
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
     def routes(self) -> list[Route]:
         account = API + "/accounts/{account_id}/workers"
-        script = account + "/scripts/{script_name}"
+        # The same script routes serve plain Workers and user Workers in a dispatch namespace.
+        scripts = [
+            account + "/scripts/{script_name}",
+            account + "/dispatch/namespaces/{namespace}/scripts/{script_name}",
+        ]
+        per_script = [
+            route
+            for script in scripts
+            for route in (
+                Route(script + "/assets-upload-session", self.upload_session, methods=["POST"]),
+                Route(script, self.put_script, methods=["PUT"]),
+                Route(script, self.delete_script, methods=["DELETE"]),
+                Route(script + "/versions", self.post_version, methods=["POST"]),
+                Route(script + "/deployments", self.post_deployment, methods=["POST"]),
+                Route(script + "/deployments", self.get_deployments, methods=["GET"]),
+            )
+        ]
         return [
-            Route(script + "/assets-upload-session", self.upload_session, methods=["POST"]),
+            *per_script,
             Route(account + "/assets/upload", self.upload, methods=["POST"]),
-            Route(script, self.put_script, methods=["PUT"]),
-            Route(script, self.delete_script, methods=["DELETE"]),
-            Route(script + "/versions", self.post_version, methods=["POST"]),
-            Route(script + "/deployments", self.post_deployment, methods=["POST"]),
-            Route(script + "/deployments", self.get_deployments, methods=["GET"]),
-            Route(script + "/subdomain", self.script_subdomain, methods=["POST"]),
+            Route(scripts[0] + "/subdomain", self.script_subdomain, methods=["POST"]),
             Route(account + "/subdomain", self.account_subdomain, methods=["GET"]),
             Route(account + "/domains", self.put_domain, methods=["PUT"]),
+            Route(account + "/domains", self.list_domains, methods=["GET"]),
+            Route(account + "/domains/{domain_id}", self.delete_domain, methods=["DELETE"]),
             Route(API + "/zones", self.list_zones, methods=["GET"]),
             Route(API + "/graphql", self.graphql, methods=["POST"]),
+            *self.platforms.routes(),
         ]
 
     # -- helpers ------------------------------------------------------------------------------------
+    def _scripts(self, request: Request) -> dict[str, EmulatedScript] | Response:
+        """The account's Workers, or a dispatch namespace's user Workers when the path names one."""
+        namespace = request.path_params.get("namespace")
+        if namespace is None:
+            return self.scripts
+        found = self.platforms.namespaces.get(namespace)
+        if found is None:
+            return _envelope_error(404, 100119, f"dispatch namespace {namespace!r} was not found")
+        return found.scripts
+
     def _script(self, request: Request) -> EmulatedScript | Response:
-        script = self.scripts.get(request.path_params["script_name"])
+        scripts = self._scripts(request)
+        if isinstance(scripts, Response):
+            return scripts
+        script = scripts.get(request.path_params["script_name"])
         if script is None:
             return _envelope_error(404, 10007, "This Worker does not exist on your account.")
         return script
@@ -706,8 +756,21 @@ class WorkersApi:
         if main not in modules or not modules[main][1].endswith("javascript+module"):
             return _envelope_error(400, 10021, f"main_module {main!r} is not an uploaded ES module part")
         for binding in metadata.get("bindings", []):
-            if not binding.get("name") or binding.get("type") not in ("secret_text", "plain_text", "assets"):
+            if not binding.get("name") or binding.get("type") not in BINDING_TYPES:
                 return _envelope_error(400, 10021, f"binding {binding!r} is not supported here")
+            if (
+                binding["type"] == "dispatch_namespace"
+                and binding.get("namespace") not in self.platforms.namespaces
+            ):
+                return _envelope_error(
+                    400,
+                    10021,
+                    f"binding {binding['name']}: no dispatch namespace {binding.get('namespace')!r}",
+                )
+            if binding["type"] == "kv_namespace" and binding.get("namespace_id") not in self.platforms.kv:
+                return _envelope_error(
+                    400, 10021, f"binding {binding['name']}: no KV namespace {binding.get('namespace_id')!r}"
+                )
             if binding["type"] in ("secret_text", "plain_text") and not isinstance(binding.get("text"), str):
                 return _envelope_error(400, 10021, f"binding {binding['name']} needs text")
         asset_jwt = (metadata.get("assets") or {}).get("jwt")
@@ -840,10 +903,20 @@ class WorkersApi:
         name = request.path_params["script_name"]
         if not SCRIPT_NAME.match(name):
             return _envelope_error(400, 10016, "Invalid Worker name")
+        scripts = self._scripts(request)
+        if isinstance(scripts, Response):
+            return scripts
         parsed = await self._parse_upload(request)
         if isinstance(parsed, Response):
             return parsed
-        script = self.scripts.setdefault(name, EmulatedScript(name))
+        if scripts is self.scripts and name not in scripts and len(scripts) >= self.max_scripts:
+            return _envelope_error(
+                400,
+                TOO_MANY_WORKERS,
+                f"You have reached the limit of {self.max_scripts} Workers on this account. Delete a Worker, or "
+                "run your customers' code as user Workers in a Workers for Platforms dispatch namespace.",
+            )
+        script = scripts.setdefault(name, EmulatedScript(name))
         version = self._version(script, *parsed)
         self._deploy(script, [{"version_id": version.id, "percentage": 100}])
         runtime = self._version_json(version)["resources"]["script_runtime"]
@@ -867,7 +940,9 @@ class WorkersApi:
         script = self._script(request)
         if isinstance(script, Response):
             return script
-        del self.scripts[script.name]
+        scripts = self._scripts(request)
+        assert not isinstance(scripts, Response)
+        del scripts[script.name]
         self.domains = {k: v for k, v in self.domains.items() if v["service"] != script.name}
         await asyncio.to_thread(_stop, script)
         return _ok(None)
@@ -997,14 +1072,44 @@ class WorkersApi:
         self.domains[hostname] = domain
         return _ok(domain)
 
+    async def list_domains(self, request: Request) -> Response:
+        if (denied := self.cf._guard(request)) is not None:
+            return denied
+        hostname = request.query_params.get("hostname")
+        return _ok([d for d in self.domains.values() if hostname in (None, d["hostname"])])
+
+    async def delete_domain(self, request: Request) -> Response:
+        if (denied := self.cf._guard(request)) is not None:
+            return denied
+        found = next(
+            (k for k, d in self.domains.items() if d["id"] == request.path_params["domain_id"]), None
+        )
+        if found is None:
+            return _envelope_error(404, 100114, "Domain not found")
+        del self.domains[found]
+        return _ok(None)
+
     # -- serving ----------------------------------------------------------------------------------------
     async def serve(self, label: str, subdomain: str, scope: Scope, receive: Any, send: Any) -> None:
         found = self._resolve(label) if subdomain == self.subdomain else None
         if found is None:
             await Response("There is nothing here yet", status_code=404)(scope, receive, send)
             return
-        script, version = found
-        port = await asyncio.to_thread(self._running, script, version)
+        await self.serve_version(*found, scope, receive, send)
+
+    async def serve_script(self, name: str, scope: Scope, receive: Any, send: Any) -> None:
+        """A request a zone route sends to a Worker: its live version answers."""
+        script = self.scripts.get(name)
+        live = script.live() if script is not None else None
+        if script is None or live is None:
+            await Response("route to a Worker that does not exist", status_code=522)(scope, receive, send)
+            return
+        await self.serve_version(script, live, scope, receive, send)
+
+    async def serve_version(
+        self, script: EmulatedScript, version: EmulatedVersion, scope: Scope, receive: Any, send: Any
+    ) -> None:
+        port = await asyncio.to_thread(self._running, script, version, scope.get("server"))
         answered: list[int] = []
 
         async def watch(message: Any) -> None:
@@ -1034,11 +1139,14 @@ class WorkersApi:
         version = next((v for v in script.versions.values() if v.id.startswith(preview[1])), None)
         return (script, version) if version is not None else None
 
-    def _running(self, script: EmulatedScript, version: EmulatedVersion) -> int:
-        """Start the version on workerd the first time it is asked for; its port."""
+    def _running(
+        self, script: EmulatedScript, version: EmulatedVersion, server: tuple[str, int] | None = None
+    ) -> int:
+        """Start the version on workerd the first time it is asked for; its port. ``server``: the emulator's
+        own address, which the shims of a dispatch Worker call back."""
         with self._start_lock:
             if version.server is None or version.server.process.poll() is not None:
-                folder = self._write(script, version)
+                folder = self._write(script, version, server)
                 command = [
                     "sh",
                     "-c",
@@ -1054,6 +1162,7 @@ class WorkersApi:
                     version.server.stop()
                     raise
                 version.cpu_seen = _workerd_cpu(version.server)  # start-up is not an invocation's
+                version.answered = 0
             return version.server.port
 
     def _cpu_since_last(self, version: EmulatedVersion) -> int | None:
@@ -1135,8 +1244,12 @@ class WorkersApi:
             )
         return rows[: int(limit)]
 
-    def _write(self, script: EmulatedScript, version: EmulatedVersion) -> Path:
-        """The version as a wrangler project: modules/, assets/, wrangler.json and .dev.vars."""
+    def _write(
+        self, script: EmulatedScript, version: EmulatedVersion, server: tuple[str, int] | None = None
+    ) -> Path:
+        """The version as a wrangler project: modules/, assets/, wrangler.json and .dev.vars. A dispatch
+        namespace or KV binding (which ``wrangler dev --local`` cannot serve from this emulator's state) is
+        given to the Worker by a shim entry module that calls the emulator back."""
         folder = self.work_dir / script.name / version.id
         shutil.rmtree(folder, ignore_errors=True)
         for name, (content, _) in version.modules.items():
@@ -1162,6 +1275,12 @@ class WorkersApi:
                 **({"binding": binding} if binding else {}),
                 **{k: v for k, v in asset_config.items() if k in ("html_handling", "not_found_handling")},
             }
+        shim = self.platforms.shim(version.metadata, server)
+        if shim is not None:
+            _write_file(folder / "modules" / "__emulator_entry.mjs", shim.encode())
+            config["main"] = "modules/__emulator_entry.mjs"
+            config["find_additional_modules"] = True  # the Worker's own modules, imported by the shim
+            config["rules"] = [{"type": "ESModule", "globs": ["**/*.js", "**/*.mjs"]}]
         (folder / "wrangler.json").write_text(json.dumps(config, indent=2))
         texts = {b["name"]: b["text"] for b in metadata.get("bindings", []) if "text" in b}
         (folder / ".dev.vars").write_text("".join(f"{k}={_dotenv_quote(v)}\n" for k, v in texts.items()))

@@ -15,6 +15,7 @@ Without a framework the files are served as they are.
 from __future__ import annotations
 
 import hashlib
+import json
 import mimetypes
 import re
 import secrets
@@ -23,6 +24,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +80,8 @@ class VercelEmulator:
         self.faults = Faults()
         self.recorder = Recorder()
         self._lock = threading.Lock()
+        # (project, UTC day) -> requests and bytes served: what /v1/billing/charges reports
+        self.served: dict[tuple[str, str], dict[str, int]] = {}
         self._api = self._starlette()
         self.app = Instrumented(self._dispatch, self.faults, self.recorder, record_prefix="/v")
 
@@ -92,10 +96,23 @@ class VercelEmulator:
         site = SITE_HOST.match(host)
         if site and scope["type"] == "http":
             deployment = self._site(site["label"])
+            sent = [0]
+
+            async def counting(message: Any) -> None:
+                if message["type"] == "http.response.body":
+                    sent[0] += len(message.get("body", b""))
+                await send(message)
+
             if deployment is not None and deployment.server is not None:
-                await forward(scope, receive, send, deployment.server.port)
+                await forward(scope, receive, counting, deployment.server.port)
             else:
-                await self._serve(deployment, scope["path"])(scope, receive, send)
+                await self._serve(deployment, scope["path"])(scope, receive, counting)
+            if deployment is not None:
+                day = datetime.now(UTC).date().isoformat()
+                with self._lock:
+                    usage = self.served.setdefault((deployment.project, day), {"requests": 0, "bytes": 0})
+                    usage["requests"] += 1
+                    usage["bytes"] += sent[0]
         else:
             await self._api(scope, receive, send)
 
@@ -447,6 +464,72 @@ class VercelEmulator:
             domain.pop("verification", None)
         return JSONResponse(_domain_json(domain))
 
+    async def verify_domain(self, request: Request) -> Response:
+        """Vercel checks the domain's TXT record now: verified once the emulator's polls say so."""
+        if (denied := self._guard(request)) is not None:
+            return denied
+        project = self._project(request.path_params["key"])
+        if isinstance(project, Response):
+            return project
+        domain = project.domains.get(request.path_params["domain"])
+        if domain is None:
+            return self._error(404, "not_found", "The domain was not found")
+        domain["polls"] += 1
+        if domain["polls"] >= self.polls_to_ready:
+            domain["verified"] = True
+            domain.pop("verification", None)
+            return JSONResponse(_domain_json(domain))
+        # Chosen here: what Vercel answers while the TXT record is missing is not in the spec.
+        return self._error(
+            400, "missing_txt_record", "Domain is not verified yet: the TXT record was not found"
+        )
+
+    async def delete_domain(self, request: Request) -> Response:
+        if (denied := self._guard(request)) is not None:
+            return denied
+        project = self._project(request.path_params["key"])
+        if isinstance(project, Response):
+            return project
+        if project.domains.pop(request.path_params["domain"], None) is None:
+            return self._error(404, "not_found", "The domain was not found")
+        return JSONResponse({})
+
+    async def billing_charges(self, request: Request) -> Response:
+        """FOCUS v1.3 charges, one JSON object per line, for each project and day in [from, to): edge requests
+        and fast data transfer as the emulator served them (docs: rest-api/billing/list-focus-billing-charges)."""
+        if (denied := self._guard(request)) is not None:
+            return denied
+        try:
+            start = datetime.fromisoformat(request.query_params["from"].replace("Z", "+00:00"))
+            end = datetime.fromisoformat(request.query_params["to"].replace("Z", "+00:00"))
+        except (KeyError, ValueError):
+            return self._error(400, "bad_request", "from and to must be ISO 8601 date-times")
+        lines = []
+        for (project_name, day), usage in sorted(self.served.items()):
+            at = datetime.fromisoformat(day).replace(tzinfo=UTC)
+            project = self.projects.get(project_name)
+            if project is None or not start <= at < end:
+                continue
+            period = {
+                "ChargePeriodStart": at.isoformat().replace("+00:00", "Z"),
+                "ChargePeriodEnd": (at + timedelta(days=1)).isoformat().replace("+00:00", "Z"),
+                "ResourceId": project.id,
+                "ResourceName": project.name,
+                "ServiceCategory": "Networking",
+                "ChargeCategory": "Usage",
+                "BillingCurrency": "USD",
+            }
+            edge = usage["requests"] * 2.0 / 1_000_000
+            transfer = usage["bytes"] / 1e9
+            lines.append({**period, "ServiceName": "Edge Requests", "SkuId": "edge_requests",
+                          "ConsumedQuantity": usage["requests"], "ConsumedUnit": "Requests",
+                          "BilledCost": round(edge, 6), "EffectiveCost": round(edge, 6)})  # fmt: skip
+            lines.append({**period, "ServiceName": "Fast Data Transfer", "SkuId": "fast_data_transfer",
+                          "ConsumedQuantity": transfer, "ConsumedUnit": "GB",
+                          "BilledCost": round(transfer * 0.15, 6), "EffectiveCost": round(transfer * 0.15, 6)})  # fmt: skip
+        body = "".join(json.dumps(line) + "\n" for line in lines)
+        return Response(body, media_type="application/jsonl")
+
     def _starlette(self) -> Starlette:
         return Starlette(
             routes=[
@@ -461,6 +544,9 @@ class VercelEmulator:
                 Route("/v10/projects/{project}/promote/{deployment}", self.promote, methods=["POST"]),
                 Route("/v10/projects/{key}/domains", self.add_domain, methods=["POST"]),
                 Route("/v9/projects/{key}/domains/{domain}", self.get_domain, methods=["GET"]),
+                Route("/v9/projects/{key}/domains/{domain}", self.delete_domain, methods=["DELETE"]),
+                Route("/v1/billing/charges", self.billing_charges, methods=["GET"]),
+                Route("/v9/projects/{key}/domains/{domain}/verify", self.verify_domain, methods=["POST"]),
             ]
         )
 

@@ -34,6 +34,10 @@ class NeonUsageClient(Closable, Protocol):
     ) -> list[dict[str, Any]]: ...
 
 
+class VercelChargesClient(Closable, Protocol):
+    def charges(self, start: str, end: str) -> list[dict[str, Any]]: ...
+
+
 class WorkersAnalyticsClient(Closable, Protocol):
     def invocations(self, scripts: list[str], start: str, end: str) -> dict[str, dict[str, int | None]]: ...
 
@@ -137,9 +141,16 @@ class CloudflareWorkersUsageSource(_ClientSource):
 
     client: WorkersAnalyticsClient
 
-    def __init__(self, client: WorkersAnalyticsClient, scripts: Databases) -> None:
+    def __init__(
+        self,
+        client: WorkersAnalyticsClient,
+        scripts: Databases,
+        providers: Callable[[], Mapping[str, str]] = dict,
+    ) -> None:
         self.client = client
         self.scripts = scripts
+        # app -> the sheet its Worker is billed on ("cloudflare-platforms" for a user Worker); default cloudflare
+        self.providers = providers
 
     def collect(self, hour_start: datetime) -> list[Reading]:
         start, end = _iso(hour_start), _iso(hour_start + timedelta(hours=1))
@@ -148,13 +159,14 @@ class CloudflareWorkersUsageSource(_ClientSource):
         if not scripts:
             return []
         by_script = self.client.invocations(sorted(set(scripts.values())), start, end)  # one query per chunk
+        providers = self.providers()
         for app_id, script in scripts.items():
             totals = by_script[script]
             requests, cpu_us = totals.get("requests"), totals.get("cpuTimeUs")
             readings.append(
                 Reading(
                     app_id=app_id,
-                    provider="cloudflare",
+                    provider=providers.get(app_id, "cloudflare"),
                     source=self.name,
                     hour_start=hour_start,
                     metrics={
@@ -164,3 +176,47 @@ class CloudflareWorkersUsageSource(_ClientSource):
                 )
             )
         return readings
+
+
+# FOCUS charge (ServiceName, lower case) -> (ledger metric, factor from ConsumedQuantity in its ConsumedUnit)
+VERCEL_SERVICES = {
+    "edge requests": ("requests", 1),
+    "fast data transfer": ("bandwidth_bytes", 1_000_000_000),  # GB
+    "fluid active cpu": ("compute_ms", 3_600_000),  # CPU hours
+    "active cpu": ("compute_ms", 3_600_000),
+}
+
+
+class VercelUsageSource(_ClientSource):
+    """Requests, data transfer and Active CPU per project from Vercel's FOCUS billing charges.
+
+    Vercel reports days, not hours: a day's usage is one reading at the day's first hour, collected from the
+    day after it (any hour of it; collecting again adds nothing, the ledger's key is source, app and hour).
+    ``projects`` maps app id to the Vercel project name (the app's name)."""
+
+    name = "vercel-usage"
+
+    client: VercelChargesClient
+
+    def __init__(self, client: VercelChargesClient, projects: Databases) -> None:
+        self.client = client
+        self.projects = projects
+
+    def collect(self, hour_start: datetime) -> list[Reading]:
+        day = hour_start.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
+        by_project = {project: app for app, project in _resolve(self.projects).items()}
+        if not by_project:
+            return []
+        totals: dict[str, dict[str, int]] = {}
+        for charge in self.client.charges(_iso(day), _iso(day + timedelta(days=1))):
+            app_id = by_project.get(str(charge.get("ResourceName")))
+            service = VERCEL_SERVICES.get(str(charge.get("ServiceName", "")).lower())
+            if app_id is None or service is None:
+                continue
+            metric, factor = service
+            quantity = round(float(charge.get("ConsumedQuantity") or 0) * factor)
+            totals.setdefault(app_id, {})[metric] = totals.get(app_id, {}).get(metric, 0) + quantity
+        return [
+            Reading(app_id=app_id, provider="vercel", source=self.name, hour_start=day, metrics=metrics)
+            for app_id, metrics in sorted(totals.items())
+        ]
