@@ -7,6 +7,7 @@ If the app created a new file in the meantime, resume refuses rather than overwr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import shutil
@@ -37,7 +38,21 @@ class LocalLibsql:
         self.suspended_dir = self.root / "suspended"
 
     def path_for(self, name: str) -> Path:
-        return self.root / file_name_for(name)
+        """``<root>/<name>.d/<name>.db``: a folder per app, so that app's server can be given its own
+        database folder (SQLite writes its journal beside the file) and nothing else. A database made
+        before folders (``<root>/<name>.db``) stays where it is."""
+        file_name = file_name_for(name)
+        flat = self.root / file_name
+        if flat.exists():
+            return flat
+        return self.root / f"{file_name.removesuffix('.db')}.d" / file_name
+
+    def folder_for(self, name: str) -> Path | None:
+        """The app's own database folder, if its database lives in one (not a flat, shared folder)."""
+        path = self.path_for(name)
+        if path.parent == self.root or not path.parent.is_dir():
+            return None
+        return path.parent
 
     def _suspended_path(self, name: str) -> Path:
         return self.suspended_dir / file_name_for(name)
@@ -53,7 +68,7 @@ class LocalLibsql:
         if not path.exists() and self._suspended_path(name).exists():
             self.resume(name)
         if not path.exists():
-            self.root.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
             partial = path.with_name(f".{path.name}.new")
             conn = sqlite3.connect(partial)
             conn.execute("VACUUM")  # writes the header: an empty but valid database
@@ -94,6 +109,7 @@ class LocalLibsql:
             raise Conflict(
                 f"{path} was created while {name} was suspended; keep one of it and {parked} by hand, then resume"
             )
+        path.parent.mkdir(parents=True, exist_ok=True)
         for suffix in SIDE_FILES:
             side = Path(f"{parked}{suffix}")
             if side.exists():
@@ -104,3 +120,7 @@ class LocalLibsql:
         for base in (self.path_for(name), self._suspended_path(name)):
             for suffix in ("", *SIDE_FILES):
                 Path(f"{base}{suffix}").unlink(missing_ok=True)
+        folder = self.path_for(name).parent
+        if folder != self.root and folder != self.suspended_dir:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
