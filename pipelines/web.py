@@ -381,6 +381,7 @@ def build(ctx: StepContext) -> str:
         npm_cache=engine.settings.workspace / "npm-cache" / ctx.app_name,
         build_cache=engine.settings.workspace / "build-cache" / ctx.app_name,  # Next's incremental cache
         script=BUILD_SCRIPT if for_workers else "build",
+        **build_isolation(engine, ctx.app_name),
     )
     if for_workers:
         bundle = worker_bundle(workdir, build_dir(ctx) / "worker")
@@ -402,6 +403,29 @@ def build(ctx: StepContext) -> str:
         f"{result.install_command} {result.install_seconds:.1f} s + build {result.build_seconds:.1f} s "
         f"in a {result.sandbox} sandbox"
     )
+
+
+def build_isolation(engine: Any, app: str) -> dict[str, Any]:
+    """The app's own uid, database folder or PostgreSQL role for its build sandbox, from the engine's
+    records (never from a URL the tenant could set)."""
+    from engine.edge.sandbox import privileged
+    from engine.providers.local_libsql import LocalLibsql
+    from engine.providers.local_postgres import identifier_for
+    from engine.service import postgres_target
+
+    kind = engine.database_of(app)
+    options: dict[str, Any] = {"uid": engine.edge.uids.uid(app) if privileged() else None}
+    if kind == "local-libsql":
+        from engine.edge.sandbox import give_to
+
+        folder = LocalLibsql(engine.settings.workspace / "databases").folder_for(app)
+        if folder is not None and options["uid"] is not None:
+            give_to(folder, options["uid"])
+        options["database_folders"] = [folder.resolve()] if folder else []
+    elif kind == "local-postgres":
+        role = identifier_for(app)
+        options["postgres"] = (role, postgres_target(engine.settings.postgres_admin_url))
+    return options
 
 
 def static_mounts(ctx: StepContext) -> dict[str, Path]:

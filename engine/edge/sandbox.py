@@ -74,6 +74,30 @@ def privileged() -> bool:
     return os.geteuid() == 0
 
 
+def drop_to(uid: int, mounts: list[tuple[Path, Path]]) -> list[str]:
+    """The prefix that, as root, bind-mounts each host ``source`` onto its ``mount point`` in a private
+    mount namespace (so the unprivileged bwrap can open them wherever they are), then becomes ``uid``
+    with no capabilities, no supplementary groups and no_new_privs."""
+    argv = [UNSHARE, "--mount", "--propagation", "private", "--", "/bin/sh", "-c", _MOUNT_SCRIPT]
+    argv += ["launchdeck-mounts", str(len(mounts))]
+    for source, point in mounts:
+        argv += [str(source), str(point)]
+    argv += [
+        SETPRIV, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+        "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--",
+    ]  # fmt: skip
+    return argv
+
+
+def memfd(name: str, data: bytes) -> int:
+    """A file for ``bwrap --ro-bind-data``: contents that never touch the disk or a command line."""
+    fd = os.memfd_create(name, 0)
+    os.write(fd, data)
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.set_inheritable(fd, True)
+    return fd
+
+
 def _wrap_unprivileged(argv: list[str]) -> list[str]:
     if not privileged():
         return argv
@@ -204,13 +228,6 @@ class Launch:
         self.pass_fds = []
 
 
-def _memfd(name: str, data: bytes) -> int:
-    fd = os.memfd_create(name, 0)  # not MFD_CLOEXEC: inherited by bwrap (pass_fds)
-    os.write(fd, data)
-    os.lseek(fd, 0, os.SEEK_SET)
-    return fd
-
-
 @dataclass
 class ServerSandbox:
     """How to start one deployment's server in its sandbox (see the module's docstring)."""
@@ -272,8 +289,8 @@ class ServerSandbox:
         if self.pg_socket_dir is not None:
             args += ["--bind", str(self.pg_socket_dir), f"{INSIDE_RUN}/pg"]
             config.update(pg_socket=f"{INSIDE_RUN}/pg/pg.sock", pg_port=INSIDE_PG_PORT)
-        launcher_fd = _memfd("launcher", LAUNCHER_JS.read_bytes())
-        config_fd = _memfd("config", json.dumps(config).encode())
+        launcher_fd = memfd("launcher", LAUNCHER_JS.read_bytes())
+        config_fd = memfd("config", json.dumps(config).encode())
         args += [
             "--ro-bind-data", str(launcher_fd), f"{INSIDE_RUN}/launcher.js",
             "--ro-bind-data", str(config_fd), f"{INSIDE_RUN}/config.json",
@@ -291,14 +308,7 @@ class ServerSandbox:
             limits.append(f"--data={self.limits.memory_mb * 1024 * 1024}")
         argv = [*limits, "--"]
         if self.uid is not None:
-            argv += [UNSHARE, "--mount", "--propagation", "private", "--", "/bin/sh", "-c", _MOUNT_SCRIPT]
-            argv += ["launchdeck-mounts", str(len(mounts))]
-            for source, point in mounts:
-                argv += [str(source), str(point)]
-            argv += [
-                SETPRIV, f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
-                "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--",
-            ]  # fmt: skip
+            argv += drop_to(self.uid, mounts)
         argv += args
         env = {"PATH": SYSTEM_PATH}
         if cage is not None:
