@@ -281,7 +281,7 @@ class Runner:
         except Exception as exc:  # the journal must never be left "running" by a runner bug
             log.exception("runner error in %s", deployment_id)
             self._set_deployment(
-                deployment_id, status="failed", error=f"internal error: {exc}", finished_at="now()"
+                deployment_id, status="failed", error=redact(f"internal error: {exc}"), finished_at="now()"
             )
 
     def _execute(self, deployment_id: str) -> None:

@@ -157,11 +157,8 @@ def check_byo_database(url: str) -> None:
                 connection.execute("SELECT 1")
         except psycopg.Error as exc:
             raise TerminalError(f"could not connect to the bring-your-own database: {exc}".strip()) from None
-    elif url.startswith("file:"):
-        if not Path(url.removeprefix("file:")).parent.is_dir():
-            raise TerminalError(f"the bring-your-own database's folder does not exist: {url}")
-    else:
-        raise TerminalError("a bring-your-own database URL must start with postgresql:// or file:")
+    else:  # a file: URL would decide which host folder the sandboxes mount (review C3)
+        raise TerminalError("a bring-your-own database URL must start with postgresql://")
 
 
 # -- 1. database ------------------------------------------------------------------------------------
