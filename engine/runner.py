@@ -32,6 +32,7 @@ from engine.errors import (
     StepTimeout,
     TransientError,
 )
+from engine.procs import kill_for_thread
 from engine.redact import redact
 from engine.store import Store
 
@@ -39,6 +40,7 @@ log = logging.getLogger("launchdeck.runner")
 
 ACTIVE = ("pending", "running")
 FINISHED = ("succeeded", "failed", "cancelled")
+STOP_GRACE_SECONDS = 30.0  # how long a timed-out step may take to notice, after its processes were killed
 
 
 @dataclass(frozen=True)
@@ -405,6 +407,9 @@ class Runner:
         thread.join(step.timeout)
         if thread.is_alive():
             ctx.cancelled.set()  # tell the step to stop; its own subprocesses watch this event
+            # and stop the processes it started (a build), so its undo never runs beside them
+            kill_for_thread(thread.ident)
+            thread.join(STOP_GRACE_SECONDS)
             raise StepTimeout(f"step {step.name!r} did not finish within its timeout of {step.timeout:g} s")
         if "error" in outcome:
             raise outcome["error"]

@@ -33,6 +33,7 @@ from typing import IO, Literal
 from engine.cgroups import Cage, join_prefix
 from engine.edge.sandbox import BWRAP, SETPRIV, drop_to, memfd
 from engine.errors import TerminalError
+from engine.procs import tracked
 from engine.webbuild.limits import prlimit_args
 
 SandboxKind = Literal["bwrap", "user"]
@@ -362,28 +363,29 @@ def run_sandboxed(
                 os.close(fd)
     if disk_quota_mb:
         watch = DiskWatch([workdir, tmp, npm_cache], disk_quota_mb, process)
-    try:
-        returncode = process.wait(timeout=max(timeout, 0.1))
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        _kill_group(process)
-        returncode = process.wait()
-    finally:
-        if watch is not None:
-            watch.stop()
-        if process.poll() is None:
+    with tracked(process.pid):
+        try:
+            returncode = process.wait(timeout=max(timeout, 0.1))
+        except subprocess.TimeoutExpired:
+            timed_out = True
             _kill_group(process)
-            process.wait()
-        oom = cage.oom_killed() if cage else False
-        peak = cage.peak_memory_mb() if cage else None
-        if cage:
-            cage.remove()  # kills whatever is left, then deletes the cgroups
-        if mount_root is not None:  # empty mount points (the mounts lived in the private namespace)
-            for point in mount_root.iterdir():
+            returncode = process.wait()
+        finally:
+            if watch is not None:
+                watch.stop()
+            if process.poll() is None:
+                _kill_group(process)
+                process.wait()
+            oom = cage.oom_killed() if cage else False
+            peak = cage.peak_memory_mb() if cage else None
+            if cage:
+                cage.remove()  # kills whatever is left, then deletes the cgroups
+            if mount_root is not None:  # empty mount points (the mounts lived in the private namespace)
+                for point in mount_root.iterdir():
+                    with contextlib.suppress(OSError):
+                        point.rmdir()
                 with contextlib.suppress(OSError):
-                    point.rmdir()
-            with contextlib.suppress(OSError):
-                mount_root.rmdir()
+                    mount_root.rmdir()
     outcome = RunOutcome(returncode, timed_out, time.monotonic() - started, oom, peak)
     outcome.disk_exceeded = watch is not None and watch.exceeded
     return outcome
