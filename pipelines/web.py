@@ -406,7 +406,7 @@ def build_isolation(engine: Any, app: str) -> dict[str, Any]:
     """The app's own uid, database folder or PostgreSQL role for its build sandbox, from the engine's
     records (never from a URL the tenant could set)."""
     from engine.edge.sandbox import privileged
-    from engine.providers.local_libsql import LocalLibsql
+    from engine.providers.local_libsql import app_folder
     from engine.providers.local_postgres import identifier_for
     from engine.service import postgres_target
 
@@ -415,10 +415,10 @@ def build_isolation(engine: Any, app: str) -> dict[str, Any]:
     if kind == "local-libsql":
         from engine.edge.sandbox import give_to
 
-        folder = LocalLibsql(engine.settings.workspace / "databases").folder_for(app)
-        if folder is not None and options["uid"] is not None:
+        folder = app_folder(engine.settings.workspace, app)
+        if folder.is_dir() and options["uid"] is not None:
             give_to(folder, options["uid"])
-        options["database_folders"] = [folder.resolve()] if folder else []
+        options["database_folders"] = [folder.resolve()] if folder.is_dir() else []
     elif kind == "local-postgres":
         role = identifier_for(app)
         options["postgres"] = (role, postgres_target(engine.settings.postgres_admin_url))

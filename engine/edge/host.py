@@ -531,10 +531,10 @@ class EdgeHost:
         writable: list[Path] = []
         pg_dir: Path | None = None
         if database == "local-libsql":
-            from engine.providers.local_libsql import LocalLibsql
+            from engine.providers.local_libsql import app_folder
 
-            folder = LocalLibsql(self.workspace / "databases").folder_for(app)
-            if folder is not None:
+            folder = app_folder(self.workspace, app)
+            if folder.is_dir():
                 if uid is not None:
                     give_to(folder, uid)
                 writable.append(folder.resolve())

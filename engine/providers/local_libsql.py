@@ -7,7 +7,6 @@ If the app created a new file in the meantime, resume refuses rather than overwr
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import re
 import shutil
@@ -30,6 +29,12 @@ def file_name_for(app_name: str) -> str:
     return f"{clean}.db"
 
 
+def app_folder(workspace: Path, app_name: str) -> Path:
+    """Where an app's libSQL database lives: a folder of its own (``pipelines.providers`` gives each app
+    a LocalLibsql rooted there), so its server and build can be given that folder and nothing else."""
+    return workspace / "databases" / app_name
+
+
 class LocalLibsql:
     name = "local-libsql"
 
@@ -38,21 +43,7 @@ class LocalLibsql:
         self.suspended_dir = self.root / "suspended"
 
     def path_for(self, name: str) -> Path:
-        """``<root>/<name>.d/<name>.db``: a folder per app, so that app's server can be given its own
-        database folder (SQLite writes its journal beside the file) and nothing else. A database made
-        before folders (``<root>/<name>.db``) stays where it is."""
-        file_name = file_name_for(name)
-        flat = self.root / file_name
-        if flat.exists():
-            return flat
-        return self.root / f"{file_name.removesuffix('.db')}.d" / file_name
-
-    def folder_for(self, name: str) -> Path | None:
-        """The app's own database folder, if its database lives in one (not a flat, shared folder)."""
-        path = self.path_for(name)
-        if path.parent == self.root or not path.parent.is_dir():
-            return None
-        return path.parent
+        return self.root / file_name_for(name)
 
     def _suspended_path(self, name: str) -> Path:
         return self.suspended_dir / file_name_for(name)
@@ -68,7 +59,7 @@ class LocalLibsql:
         if not path.exists() and self._suspended_path(name).exists():
             self.resume(name)
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
+            self.root.mkdir(parents=True, exist_ok=True)
             partial = path.with_name(f".{path.name}.new")
             conn = sqlite3.connect(partial)
             conn.execute("VACUUM")  # writes the header: an empty but valid database
@@ -109,7 +100,6 @@ class LocalLibsql:
             raise Conflict(
                 f"{path} was created while {name} was suspended; keep one of it and {parked} by hand, then resume"
             )
-        path.parent.mkdir(parents=True, exist_ok=True)
         for suffix in SIDE_FILES:
             side = Path(f"{parked}{suffix}")
             if side.exists():
@@ -120,7 +110,3 @@ class LocalLibsql:
         for base in (self.path_for(name), self._suspended_path(name)):
             for suffix in ("", *SIDE_FILES):
                 Path(f"{base}{suffix}").unlink(missing_ok=True)
-        folder = self.path_for(name).parent
-        if folder != self.root and folder != self.suspended_dir:
-            with contextlib.suppress(OSError):
-                folder.rmdir()

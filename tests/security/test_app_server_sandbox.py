@@ -20,7 +20,7 @@ import pytest
 
 from engine.edge import EdgeHost, ServerSpec
 from engine.edge.sandbox import Limits, bwrap_works, privileged
-from engine.providers.local_libsql import LocalLibsql
+from engine.providers.local_libsql import LocalLibsql, app_folder
 from engine.providers.local_postgres import LocalPostgres, identifier_for
 from tests.edge.conftest import APP_SERVER_JS, fetch
 
@@ -58,7 +58,9 @@ def test_a_hostile_server_reaches_nothing_but_its_own_database(
     workspace.mkdir()
     (workspace / "vault.key").write_text("the engine's key")
     (workspace / "operator.token").write_text("ld_operator")
-    victim_db = Path(LocalLibsql(workspace / "databases").provision("victim").url.removeprefix("file:"))
+    victim_db = Path(
+        LocalLibsql(app_folder(workspace, "victim")).provision("victim").url.removeprefix("file:")
+    )
     kinds = {"victim": "local-libsql", probe_app: "local-postgres"}
     edge = EdgeHost(
         workspace,
