@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
+import json
 import os
 import secrets as random
 import threading
@@ -130,6 +132,11 @@ class Vault:
             ) from None
         value = plaintext.decode()
         redact.register(value)
+        if value.startswith("{"):  # a JSON object of values (a deployment's environment): each one too
+            with contextlib.suppress(ValueError):
+                for item in json.loads(value).values():
+                    if isinstance(item, str):
+                        redact.register(item)
         return value
 
     # -- secrets ----------------------------------------------------------------------------------

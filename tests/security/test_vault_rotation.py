@@ -38,3 +38,20 @@ def test_a_put_racing_a_rotation_stays_readable(tmp_path: Path) -> None:
     assert reopened.get("app", "racing") == "value-during"
     assert reopened.get("app", "existing") == "value-before"
     store.close()
+
+
+def test_each_value_of_a_stored_environment_is_redacted_after_a_restart(tmp_path: Path) -> None:
+    """L4: a deployment's environment is one JSON secret; after a restart, opening it must register
+    every value, or the build log would show any value whose name does not look secret."""
+    import json
+
+    from engine import redact
+
+    store = Store(tmp_path / "store.duckdb")
+    Vault(store, key_file=tmp_path / "vault.key").put(
+        "app", "env@d1", json.dumps({"GREETING_SALT": "plain-looking-value-93c1"})
+    )
+    reopened = Vault(store, key_file=tmp_path / "vault.key")
+    reopened.get("app", "env@d1")
+    assert redact.redact("log: plain-looking-value-93c1") == "log: ***"
+    store.close()
