@@ -198,7 +198,26 @@ def drop_escaping_links(root: Path) -> list[str]:
     return removed
 
 
+def real_folder(workdir: Path, relative: str) -> Path | None:
+    """``workdir/relative`` if it is a folder reached without any symbolic link (the build is untrusted:
+    a linked ``public`` or ``.next/cache`` would make the engine publish or copy whatever it points to,
+    review C4); None if it does not exist. Raises BuildFailed for a link."""
+    current = workdir
+    for part in Path(relative).parts:
+        current = current / part
+        if current.is_symlink():
+            raise BuildFailed(
+                f"the build made {relative} a symbolic link ({part} -> {os.readlink(current)}); build "
+                "outputs must be real folders",
+                log_path="",
+                log_tail="",
+            )
+    return current if current.is_dir() else None
+
+
 def _publishable(workdir: Path) -> tuple[Path, list[str], bool]:
+    for root in (".next", ".next/static", ".next/standalone", "public"):
+        real_folder(workdir, root)
     drop_escaping_links(workdir / ".next")
     if (workdir / "public").is_dir():
         drop_escaping_links(workdir / "public")
@@ -327,7 +346,8 @@ def build(
             egress.stop()
             if forwarder is not None:
                 forwarder.stop()
-        if build_cache and (workdir / ".next" / "cache").is_dir():
+        if build_cache and real_folder(workdir, ".next/cache") is not None:
+            drop_escaping_links(workdir / ".next" / "cache")
             shutil.rmtree(build_cache, ignore_errors=True)
             shutil.copytree(workdir / ".next" / "cache", build_cache, symlinks=True)
     return _result(workdir, kind, install, in_sync, steps, started, log_path, peak)
