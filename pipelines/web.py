@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from engine.service import Engine
 
 DB_URL, DB_TOKEN = "db:url", "db:token"
+DB_IMPORTING = (
+    "db:importing"  # set while a database is provisioned and imported; gone once the import committed
+)
 VERIFY_RETRY = RetryPolicy(max_attempts=10, base_delay=0.5, max_delay=3.0)
 
 
@@ -170,11 +173,19 @@ def provision_database(ctx: StepContext) -> str:
     engine, params = engine_of(ctx), ctx.params
     source = Path(params.get("source_path") or Path(params["schema_path"]).parent.parent)
     kind = params["db"]
-    if ctx.app["database_provider"] == kind and engine.vault.get_optional(ctx.app_id, DB_URL):
+    # An import that a crash interrupted left this marker: the database exists but may be empty or
+    # half-imported, so it is imported again (replacing what it holds), never "kept" (review M2).
+    interrupted = engine.vault.get_optional(ctx.app_id, DB_IMPORTING) is not None
+    if (
+        ctx.app["database_provider"] == kind
+        and engine.vault.get_optional(ctx.app_id, DB_URL)
+        and not interrupted
+    ):
         ctx.state["db_created"] = False
         return f"existing {kind} database {ctx.app['database_id']} kept (its data is not re-imported)"
 
     ctx.state["db_created"] = kind != "byo"
+    engine.vault.put(ctx.app_id, DB_IMPORTING, ctx.deployment_id)
     preview = preview_source(source, params) if params.get("import_data", True) else None
     schema = schema_path(source, params)
 
@@ -221,12 +232,13 @@ def provision_database(ctx: StepContext) -> str:
                 schema,
                 data,
                 target_url,
-                replace=kind == "byo" and bool(params.get("replace")),
+                replace=interrupted or (kind == "byo" and bool(params.get("replace"))),
                 progress=progress,
                 migrations_dir=build_dir(ctx) / "migrations",
             )
     if not report.ok:
         raise import_failure(report)
+    engine.vault.delete(ctx.app_id, DB_IMPORTING)
     tables = len(report.tables)
     rows = sum(t.imported_rows for t in report.tables.values())
     transferred = f", {rows} rows transferred from preview" if preview else ", no preview data"
@@ -266,9 +278,10 @@ def empty_database(schema: Path, scratch: Path) -> Path:
 
 
 def undo_database(ctx: StepContext) -> None:
+    engine = engine_of(ctx)
+    engine.vault.delete(ctx.app_id, DB_IMPORTING)
     if not ctx.state.get("db_created"):
         return
-    engine = engine_of(ctx)
     with using_database(engine, ctx.params["db"], ctx.app_name) as provider:
         provider.destroy(ctx.app_name)
     engine.vault.delete(ctx.app_id, DB_URL)
