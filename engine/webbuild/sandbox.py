@@ -81,7 +81,8 @@ def bwrap_usable() -> bool:
 
 
 def choose_sandbox() -> SandboxKind:
-    """bwrap when it works here; `LAUNCHDECK_BUILD_SANDBOX=user` forces the unprivileged-user fallback."""
+    """bwrap when it works here; `LAUNCHDECK_BUILD_SANDBOX=user` forces the unprivileged-user fallback
+    (no network isolation: for a single tenant), which is also the fallback in single-tenant mode."""
     forced = os.environ.get("LAUNCHDECK_BUILD_SANDBOX", "").strip().lower()
     if forced in ("bwrap", "user"):
         if forced == "bwrap" and not bwrap_usable():
@@ -90,7 +91,17 @@ def choose_sandbox() -> SandboxKind:
                 "(apt-get install bubblewrap; the kernel must allow user namespaces)"
             )
         return forced  # type: ignore[return-value]
-    return "bwrap" if bwrap_usable() else "user"
+    if bwrap_usable():
+        return "bwrap"
+    if os.environ.get("LAUNCHDECK_SINGLE_TENANT", "").strip().lower() in ("1", "true", "yes"):
+        return "user"
+    # Without bwrap a build shares the host's network (PostgreSQL, the engine API) and file system
+    # namespace: not a boundary between tenants (review M8).
+    raise TerminalError(
+        "builds run untrusted code and need bubblewrap, which does not work here (apt-get install "
+        "bubblewrap; the kernel must allow unprivileged user namespaces); the unprivileged-user fallback "
+        "is only for one tenant: set LAUNCHDECK_SINGLE_TENANT=true or LAUNCHDECK_BUILD_SANDBOX=user"
+    )
 
 
 def _root_layout() -> list[str]:

@@ -90,6 +90,8 @@ def test_a_hostile_server_reaches_nothing_but_its_own_database(
             "PROBE_OWN_ROLE": identifier_for(probe_app),
             "PROBE_ENGINE_PORT": str(loopback_service),
             "PROBE_EDGE_PORT": str(edge.port),
+            # refused by the API; here it reaches the edge anyway, which must keep it inside (C2)
+            "LD_PRELOAD": str(tmp_path / "evil.so"),
         }
         edge.stage(probe_app, "p1", None, ServerSpec(["node", "server.js"], probe_dir, env))
         edge.promote(probe_app, "p1")
@@ -106,6 +108,12 @@ def test_a_hostile_server_reaches_nothing_but_its_own_database(
                 assert len(tree) >= 2 and min(host_uids) >= 200_000, host_uids
                 # the victim (libSQL) can still write its own database folder
                 assert fetch(client, edge, "victim.localhost", "/api/health").status_code == 200
+            # the launchers outside (setpriv, bwrap) ran with the fixed environment, not the app's
+            server = edge.server(probe_app, edge.manifest(probe_app, "p1"))
+            assert server.pid is not None
+            outer = Path(f"/proc/{server.pid}/environ").read_bytes().split(b"\0")
+            assert not [v for v in outer if v.startswith(b"LD_PRELOAD")], outer
+            assert b"PATH=/usr/bin:/bin" in outer
             bomb = fetch(client, edge, f"{probe_app}.localhost", "/fork-bomb").json()
             assert bomb["alive"] <= 64, bomb
     finally:
