@@ -40,7 +40,12 @@ async function probe() {
     capabilities: /^0+$/.test(capEff) ? "refused: none" : "reached",
     etc_shadow: attempt(() => fs.readFileSync("/etc/shadow")),
     ssl_private: attempt(() => fs.readdirSync("/etc/ssl/private")),
-    workspace: attempt(() => fs.readdirSync(ws)),
+    // the app's own database folder is bound at its path under the workspace, so an empty skeleton of
+    // that path exists inside: what must not be there is the workspace's content
+    workspace: attempt(() => {
+      const seen = fs.readdirSync(ws).filter((n) => ["vault.key", "launchdeck.duckdb", "edge", "builds"].includes(n));
+      if (seen.length === 0) throw new Error(`only ${fs.readdirSync(ws).join(",")}`);
+    }),
     vault_key: attempt(() => fs.readFileSync(`${ws}/vault.key`)),
     store: attempt(() => fs.readFileSync(`${ws}/launchdeck.duckdb`)),
     other_tenant_db: attempt(() => fs.readFileSync(`${ws}/databases/victim/victim.db`)),
