@@ -38,7 +38,16 @@ from engine.edge.names import check_app_name, check_deployment_id, host_name, pa
 from engine.edge.pgproxy import PgForwarder
 from engine.edge.proxy import EdgeApp
 from engine.edge.routes import AppRoute, RouteTable
-from engine.edge.sandbox import Limits, ServerSandbox, UidBook, give_to, privileged, resolve_mode, run_root
+from engine.edge.sandbox import (
+    Limits,
+    ServerSandbox,
+    UidBook,
+    give_to,
+    privileged,
+    remove_run_folder,
+    resolve_mode,
+    run_root,
+)
 from engine.edge.supervisor import ServerProcess, State, reap_orphans
 from engine.edge.usage import AppTraffic, HourUse, ServerStart, UsageBook
 from engine.errors import ConfigError, Conflict, InputError, NotFound, TransientError
@@ -409,6 +418,8 @@ class EdgeHost:
         if server is not None:
             server.stop("deployment discarded")
         shutil.rmtree(self._deployment_dir(app, deployment_id), ignore_errors=True)
+        if self._run_root is not None:
+            remove_run_folder(self._run_root / self._server_key(app, deployment_id))
         for log_file in (self._app_dir(app) / "logs").glob(f"{deployment_id}.log*"):
             log_file.unlink(missing_ok=True)
 
@@ -526,7 +537,7 @@ class EdgeHost:
         if self._run_root is None:
             self._run_root = run_root(self.workspace)
         uid = self.uids.uid(app) if privileged() else None
-        key = hashlib.sha256(f"{app}/{manifest.deployment_id}".encode()).hexdigest()[:16]
+        key = self._server_key(app, manifest.deployment_id)
         database = self.database_source(app) if self.database_source else None
         writable: list[Path] = []
         pg_dir: Path | None = None
@@ -548,6 +559,10 @@ class EdgeHost:
             pg_socket_dir=pg_dir,
             limits=self.limits,
         )
+
+    @staticmethod
+    def _server_key(app: str, deployment_id: str) -> str:
+        return hashlib.sha256(f"{app}/{deployment_id}".encode()).hexdigest()[:16]
 
     def _pg_forwarder(self, app: str, uid: int | None) -> Path:
         """The folder holding the socket of the app's PostgreSQL forwarder (started once per app)."""

@@ -117,7 +117,13 @@ class PgForwarder:
                 log.warning("refused a database login as %r to %r (only %s may)", user, database, self.role)
                 conn.sendall(_error(f'this app may log in only as "{self.role}" to its own database'))
                 return
-            upstream = socket.create_connection(self.target, timeout=10)
+            host, port = self.target
+            if host.startswith("/"):  # the server's Unix socket folder (libpq's host=/run/postgresql)
+                upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                upstream.settimeout(10)
+                upstream.connect(f"{host}/.s.PGSQL.{port}")
+            else:
+                upstream = socket.create_connection((host, port), timeout=10)
             upstream.sendall(struct.pack("!I", length) + body)
             conn.settimeout(None)
             upstream.settimeout(None)

@@ -33,6 +33,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -323,3 +324,16 @@ def give_to(path: Path, uid: int) -> None:
     for child in path.iterdir():
         if not child.is_symlink():
             os.chown(child, uid, uid)
+
+
+def remove_run_folder(key_dir: Path) -> None:
+    """A stopped server's socket folder and mount points. The mount points are only ever mounted in the
+    server's private mount namespace, so on the host they are empty: ``rmdir``, never a recursive
+    delete that could follow a mount into the deployment or the database."""
+    shutil.rmtree(key_dir / "sock", ignore_errors=True)
+    if key_dir.is_dir():
+        for point in key_dir.glob("m*"):
+            with contextlib.suppress(OSError):
+                point.rmdir()
+        with contextlib.suppress(OSError):
+            key_dir.rmdir()
