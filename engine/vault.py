@@ -32,6 +32,9 @@ from engine.files import write_private
 from engine.store import Store
 
 NONCE_BYTES = 12
+# Variables of a deployment's environment that are addresses, not secrets (the app's own URL would
+# otherwise be starred out of every log line and status detail).
+PUBLIC_ENV = frozenset({"NEXTAUTH_URL", "AUTH_TRUST_HOST", "NODE_ENV"})
 
 
 def key_fingerprint(key: bytes) -> str:
@@ -134,8 +137,8 @@ class Vault:
         redact.register(value)
         if value.startswith("{"):  # a JSON object of values (a deployment's environment): each one too
             with contextlib.suppress(ValueError):
-                for item in json.loads(value).values():
-                    if isinstance(item, str):
+                for key, item in json.loads(value).items():
+                    if isinstance(item, str) and key not in PUBLIC_ENV:
                         redact.register(item)
         return value
 
