@@ -34,6 +34,7 @@ from engine.costs.simulate import (
 from engine.costs.tiers import default_tiers
 from engine.costs.usage import GAUGES, METRICS
 from engine.errors import InputError
+from engine.rules import DATABASE_KINDS, HOSTING_KINDS
 
 if TYPE_CHECKING:
     from engine.service import Engine
@@ -43,8 +44,6 @@ router = APIRouter(tags=["analytics"], responses=ERRORS)
 T = TypeVar("T")
 
 DEMO_PREFIX = "demo-"
-DATABASE_CHOICES = ("turso", "neon", "byo", "local-libsql", "local-postgres")
-HOSTING_CHOICES = ("cloudflare", "vercel", "local")
 
 
 @router.get("/api/whoami", tags=["engine"], response_model=Whoami)
@@ -257,7 +256,7 @@ def estimate_for(engine: Engine, tier: str, storage_bytes: int | None) -> dict[s
         for provider in info.providers:
             sharing[provider] = sharing.get(provider, 0) + 1
     choices: dict[str, dict[str, Any]] = {}
-    for choice in (*DATABASE_CHOICES, *HOSTING_CHOICES):
+    for choice in (*DATABASE_KINDS, *HOSTING_KINDS):
         costed_as = catalog.costed_as(choice)
         if costed_as is None:
             choices[choice] = {"costed_as": None, "plan": None, "plan_base_cents": 0, "app_cents": 0}

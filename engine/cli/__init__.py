@@ -499,7 +499,7 @@ def run_and_report(client: EngineClient, started: T.Started, *, as_json: bool) -
 
 
 def parse_env(pairs: list[str]) -> dict[str, str]:
-    from engine.apps import env_name_problem
+    from engine.rules import env_name_problem
 
     env: dict[str, str] = {}
     for pair in pairs:
