@@ -278,7 +278,7 @@ class ServerSandbox:
             "socket": f"{INSIDE_RUN}/sock/http.sock",
         }
         args = [
-            BWRAP, "--unshare-all", "--new-session", "--die-with-parent", "--cap-drop", "ALL",
+            BWRAP, "--unshare-all", "--unshare-user", "--disable-userns", "--new-session", "--die-with-parent", "--cap-drop", "ALL",
             "--hostname", "app", *root_layout(),
             "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
         ]  # fmt: skip

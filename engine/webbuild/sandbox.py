@@ -133,6 +133,8 @@ def bwrap_argv(
     args = [
         BWRAP,
         "--unshare-all",
+        "--unshare-user",
+        "--disable-userns",  # no nested user namespaces: less kernel surface for untrusted code
         "--die-with-parent",
         "--new-session",
         "--cap-drop",
@@ -161,7 +163,7 @@ def bwrap_argv(
         "/usr/bin:/bin",
     ]
     if os.geteuid() != 0:  # unprivileged engine: keep the old inside ids
-        args[6:6] = ["--uid", "1000", "--gid", "1000"]
+        args[8:8] = ["--uid", "1000", "--gid", "1000"]
     for path in extra_binds or []:  # the app's own database folder, at the path its URL names
         args += ["--bind", str(path), str(path)]
     if net_dir is not None:

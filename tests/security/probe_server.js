@@ -77,6 +77,7 @@ async function probe() {
     write_own_build: write("/app/written-by-the-app"),
     unmount_tmp: run("/usr/bin/umount", ["/tmp"]),
     remount_usr_rw: run("/usr/bin/mount", ["-o", "remount,rw", "/usr"]),
+    new_user_namespace: run("/usr/bin/unshare", ["--user", "--map-root-user", "/usr/bin/true"]),
   };
   const own = {};
   if (env.PROBE_OWN_ROLE) own.own_role = await pgLogin(env.PROBE_OWN_ROLE, env.PROBE_OWN_ROLE);
