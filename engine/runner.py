@@ -40,7 +40,7 @@ log = logging.getLogger("launchdeck.runner")
 
 ACTIVE = ("pending", "running")
 FINISHED = ("succeeded", "failed", "cancelled")
-STOP_GRACE_SECONDS = 30.0  # how long a timed-out step may take to notice, after its processes were killed
+STOP_GRACE_SECONDS = 10.0  # how long a timed-out step may take to notice, after its processes were killed
 
 
 @dataclass(frozen=True)
@@ -408,8 +408,8 @@ class Runner:
         if thread.is_alive():
             ctx.cancelled.set()  # tell the step to stop; its own subprocesses watch this event
             # and stop the processes it started (a build), so its undo never runs beside them
-            kill_for_thread(thread.ident)
-            thread.join(STOP_GRACE_SECONDS)
+            if kill_for_thread(thread.ident):  # its processes are gone: let it notice and return
+                thread.join(STOP_GRACE_SECONDS)
             raise StepTimeout(f"step {step.name!r} did not finish within its timeout of {step.timeout:g} s")
         if "error" in outcome:
             raise outcome["error"]
