@@ -135,7 +135,7 @@ class Vault:
             ) from None
         value = plaintext.decode()
         redact.register(value)
-        if value.startswith("{"):  # a JSON object of values (a deployment's environment): each one too
+        if name.startswith("env@") and value.startswith("{"):  # a deployment's environment: each value too
             with contextlib.suppress(ValueError):
                 for key, item in json.loads(value).items():
                     if isinstance(item, str) and key not in PUBLIC_ENV:
