@@ -1,6 +1,6 @@
 // Runs first inside an app server's sandbox (see engine/edge/sandbox.py). The sandbox has its own
 // network namespace with only a loopback, so the edge cannot reach a TCP port in it: this launcher
-// starts the app's command on 127.0.0.1:PORT inside, and once that port answers, listens on the Unix
+// starts the app's command on 127.0.0.1:PORT inside (in this process when it is `node <script>`), and once that port answers, listens on the Unix
 // socket the edge connects to (a folder bound in from outside, owned by this server's uid) and pipes
 // each connection through. If the app has a local PostgreSQL database, it also listens on
 // 127.0.0.1:5432 inside and pipes to the engine's per-app forwarder, which admits only the app's role.
@@ -9,6 +9,7 @@
 "use strict";
 const fs = require("fs");
 const net = require("net");
+const path = require("path");
 const { spawn } = require("child_process");
 
 const config = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
@@ -33,16 +34,25 @@ if (config.pg_socket) {
     .listen(config.pg_port, "127.0.0.1");
 }
 
-const child = spawn(config.command[0], config.command.slice(1), {
-  env: { ...config.env, PORT: String(port), HOSTNAME: "127.0.0.1" },
-  stdio: "inherit",
-});
-child.on("error", (err) => {
-  console.error(`launchdeck: could not run ${config.command[0]}: ${err.message}`);
-  process.exit(127);
-});
-child.on("exit", (code, signal) => process.exit(code === null ? 128 + (signal ? 15 : 0) : code));
-for (const sig of ["SIGTERM", "SIGINT"]) process.on(sig, () => child.kill(sig));
+const appEnv = { ...config.env, PORT: String(port), HOSTNAME: "127.0.0.1" };
+const [program, ...args] = config.command;
+// `node <script> ...` (a Next standalone server.js, `next start`) runs in this process: one Node start
+// instead of two on a cold start, one process less per server. Anything else is spawned.
+if ((program === "node" || program.endsWith("/node")) && args.length > 0 && !args[0].startsWith("-")) {
+  const script = path.resolve(args[0]);
+  for (const key of Object.keys(process.env)) delete process.env[key];
+  Object.assign(process.env, appEnv);
+  process.argv = [process.argv[0], script, ...args.slice(1)];
+  setImmediate(() => require(script));
+} else {
+  const child = spawn(program, args, { env: appEnv, stdio: "inherit" });
+  child.on("error", (err) => {
+    console.error(`launchdeck: could not run ${program}: ${err.message}`);
+    process.exit(127);
+  });
+  child.on("exit", (code, signal) => process.exit(code === null ? 128 + (signal ? 15 : 0) : code));
+  for (const sig of ["SIGTERM", "SIGINT"]) process.on(sig, () => child.kill(sig));
+}
 
 function waitForApp() {
   const probe = net.connect(port, "127.0.0.1");
