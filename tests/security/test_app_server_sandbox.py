@@ -22,10 +22,10 @@ from engine.edge import EdgeHost, ServerSpec
 from engine.edge.sandbox import Limits, bwrap_works, privileged
 from engine.providers.local_libsql import LocalLibsql, app_folder
 from engine.providers.local_postgres import LocalPostgres, identifier_for
+from engine.service import postgres_target
 from tests.edge.conftest import APP_SERVER_JS, fetch
 
 PROBE_JS = Path(__file__).with_name("probe_server.js")
-ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 pytestmark = pytest.mark.skipif(not bwrap_works(), reason="bubblewrap does not work here")
 
@@ -40,10 +40,10 @@ def loopback_service() -> Iterator[int]:
 
 
 @pytest.fixture
-def probe_app() -> Iterator[str]:
+def probe_app(pg_admin_url: str) -> Iterator[str]:
     """A unique app name whose local PostgreSQL role and database exist for the test, then go."""
     name = f"sec-probe-{secrets.token_hex(3)}"
-    provider = LocalPostgres(ADMIN_URL)
+    provider = LocalPostgres(pg_admin_url)
     provider.provision(name)
     try:
         yield name
@@ -52,7 +52,7 @@ def probe_app() -> Iterator[str]:
 
 
 def test_a_hostile_server_reaches_nothing_but_its_own_database(
-    tmp_path: Path, loopback_service: int, probe_app: str
+    tmp_path: Path, loopback_service: int, probe_app: str, pg_admin_url: str
 ) -> None:
     workspace = tmp_path / "workspace"
     workspace.mkdir()
@@ -68,6 +68,7 @@ def test_a_hostile_server_reaches_nothing_but_its_own_database(
         idle_seconds=None,
         database_source=kinds.get,
         limits=Limits(memory_mb=512, max_processes=64, cpus=1.0),
+        postgres_target=postgres_target(pg_admin_url),
     )
     edge.start()
     try:

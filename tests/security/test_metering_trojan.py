@@ -13,7 +13,6 @@ import pytest
 from engine.costs.sources.postgres import PostgresUsageSource
 from engine.providers.local_postgres import LocalPostgres
 
-ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 TROJANS = """
 CREATE TABLE public.trojan_ran (who text);
 GRANT INSERT ON public.trojan_ran TO PUBLIC;
@@ -29,9 +28,9 @@ INSERT INTO public.t VALUES (1);
 
 
 @pytest.fixture
-def app_database() -> Iterator[tuple[str, str]]:
+def app_database(pg_admin_url: str) -> Iterator[tuple[str, str]]:
     name = f"sec-meter-{secrets.token_hex(3)}"
-    provider = LocalPostgres(ADMIN_URL)
+    provider = LocalPostgres(pg_admin_url)
     handle = provider.provision(name)
     try:
         yield handle.url, handle.id
@@ -39,13 +38,13 @@ def app_database() -> Iterator[tuple[str, str]]:
         provider.destroy(name)
 
 
-def test_metering_runs_nothing_the_app_planted(app_database: tuple[str, str]) -> None:
+def test_metering_runs_nothing_the_app_planted(app_database: tuple[str, str], pg_admin_url: str) -> None:
     url, database = app_database
     with psycopg.connect(url, autocommit=True) as owner:
         owner.execute(TROJANS)
         owner.execute(f'ALTER DATABASE "{database}" SET search_path = evil, pg_catalog, public')
         owner.execute("SELECT * FROM public.t")  # some reads for the statistics
-    readings = PostgresUsageSource(ADMIN_URL, {"app": database}).collect(datetime(2026, 12, 7, tzinfo=UTC))
+    readings = PostgresUsageSource(pg_admin_url, {"app": database}).collect(datetime(2026, 12, 7, tzinfo=UTC))
     assert readings and (readings[0].metrics["db_storage_bytes"] or 0) > 0
     with psycopg.connect(url) as owner:
         ran = owner.execute("SELECT who FROM public.trojan_ran").fetchall()
