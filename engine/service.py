@@ -63,9 +63,14 @@ class Engine:
             key_file=settings.vault_key_path,
             env_key=env_key.get_secret_value() if env_key else None,
         )
-        self.runner = Runner(
-            self.store, registry(settings.extra_pipelines), workers=settings.workers, services=self
-        )
+        pipelines = registry(settings.extra_pipelines)
+        self.runner: Runner
+        if settings.runner == "temporal":
+            from engine.temporal.runner import TemporalRunner
+
+            self.runner = TemporalRunner(self.store, pipelines, settings=settings, services=self)
+        else:
+            self.runner = Runner(self.store, pipelines, workers=settings.workers, services=self)
         self.scheduler = BackgroundScheduler(timezone=UTC)
         self.edge = EdgeHost(
             settings.workspace,
