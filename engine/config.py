@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     temporal_address: str | None = None
     temporal_namespace: str = "default"
     temporal_queue_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]{0,60}$")
+    # Steps a `launchdeck worker` runs at once, per queue it serves.
+    worker_concurrency: int = Field(default=2, ge=1, le=64)
     # Build output a worker sends back: the largest blob the engine takes.
     worker_blob_max_bytes: int = Field(default=500_000_000, ge=1)
     # Extra modules that register pipelines (plugins); comma-separated import paths.

@@ -7,6 +7,8 @@ second and keeps workflow histories across restarts in its SQLite file, so runs 
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import signal
@@ -43,13 +45,34 @@ class DevServer:
         self.db_file, self.log_file, self.host = db_file, log_file, host
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
+        self.adopted_pid: int | None = None
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
+    @property
+    def info_file(self) -> Path:
+        return self.db_file.with_suffix(".server.json")
+
+    def _adopt(self) -> bool:
+        """An engine killed with -9 leaves its server running (its own process group, so a run's
+        history outlives the engine): the next engine takes that server over, at the same address."""
+        try:
+            info = json.loads(self.info_file.read_text())
+            pid, port = int(info["pid"]), int(info["port"])
+            os.kill(pid, 0)
+            with socket.create_connection((self.host, port), timeout=0.5):
+                pass
+        except (OSError, ValueError, KeyError):
+            return False
+        self.port, self.adopted_pid = port, pid
+        return True
+
     def start(self, timeout: float = 30.0) -> str:
         self.db_file.parent.mkdir(parents=True, exist_ok=True)
+        if self._adopt():
+            return self.address
         self.port = free_port(self.host)
         command = [
             temporal_binary(), "server", "start-dev",
@@ -68,6 +91,7 @@ class DevServer:
             self.process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
             )
+        self.info_file.write_text(json.dumps({"pid": self.process.pid, "port": self.port}))
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -84,6 +108,11 @@ class DevServer:
             time.sleep(0.05)
 
     def stop(self) -> None:
+        self.info_file.unlink(missing_ok=True)
+        adopted, self.adopted_pid = self.adopted_pid, None
+        if adopted is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(adopted, signal.SIGTERM)
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
