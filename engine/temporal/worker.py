@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -140,10 +142,24 @@ class WorkerContext:
         return self.api.download(digest, target)
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when the worker dies, so a lost worker leaves no build behind
+    to race the retry on another worker."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def run_process(ctx: Any, command: Sequence[str], *, cwd: Path, env: dict[str, str] | None = None) -> int:
     """Run a command in its own process group; when the step is cancelled (or times out), the whole
     group is stopped: SIGTERM, then SIGKILL two seconds later. Returns the exit code."""
-    process = subprocess.Popen(list(command), cwd=cwd, env=env, start_new_session=True, stdin=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        list(command),
+        cwd=cwd,
+        env=env,
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+    )
     try:
         while process.poll() is None:
             if ctx.cancelled.wait(0.1):
