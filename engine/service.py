@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import threading
 import time
@@ -155,6 +156,10 @@ class Engine:
         port = self.settings.engine_port
         self._server = self._server_for(port)
         self.url = f"http://{self.settings.engine_host}:{port}"
+        # uvicorn re-raises the SIGTERM it caught once it has stopped serving; with the default handler
+        # that ends the process before ``close`` runs (the store unflushed, Temporal's server left
+        # running). A handler that raises SystemExit lets ``close`` run first.
+        signal.signal(signal.SIGTERM, _exit_on_signal)
         self._start_background()
         self._write_info()
         try:
@@ -221,6 +226,10 @@ class Engine:
 
     def _write_info(self) -> None:
         write_private(self.settings.engine_info_path, json.dumps({"url": self.url, "pid": os.getpid()}))
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def find_running_engine(settings: Settings) -> str | None:

@@ -22,7 +22,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from engine.errors import NotFound
+from engine.errors import ConfigError, NotFound
 from engine.runner import ACTIVE, PipelineFactory, Runner, StepContext
 from engine.store import Store
 from engine.temporal import CONTROL, queue_name
@@ -43,6 +43,18 @@ def queue_prefix(settings: Settings) -> str:
     if settings.temporal_queue_prefix:
         return settings.temporal_queue_prefix
     return "ld-" + hashlib.sha256(str(settings.workspace.resolve()).encode()).hexdigest()[:12]
+
+
+async def connect(address: str, namespace: str, timeout: float = 30.0) -> Client:
+    """A client, once Temporal's frontend says it is healthy (a new server listens before it is)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            return await Client.connect(address, namespace=namespace)
+        except RuntimeError as exc:
+            if asyncio.get_running_loop().time() > deadline:
+                raise ConfigError(f"Temporal at {address} (LAUNCHDECK_TEMPORAL_ADDRESS) does not answer: {exc}") from None
+            await asyncio.sleep(0.2)
 
 
 class TemporalRunner(Runner):
@@ -82,11 +94,15 @@ class TemporalRunner(Runner):
             loop.set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="control"))
             threading.Thread(target=loop.run_forever, name="temporal", daemon=True).start()
             self._loop = loop
-            self._client = self._call(self._connect(address))
+            try:
+                self._client = self._call(self._connect(address))
+            except BaseException:
+                self.shutdown()
+                raise
             log.info("pipelines on Temporal at %s (namespace %s, queues %s.*)", address, self.namespace, self.prefix)
 
     async def _connect(self, address: str) -> Client:
-        client = await Client.connect(address, namespace=self.namespace)
+        client = await connect(address, self.namespace)
         self._worker = Worker(
             client,
             task_queue=queue_name(self.prefix, CONTROL),

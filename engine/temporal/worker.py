@@ -27,7 +27,6 @@ from typing import Any
 
 import httpx
 from temporalio import activity
-from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
@@ -37,6 +36,7 @@ from engine.runner import Step
 from engine.temporal import WORKER_QUEUES, queue_name
 from engine.temporal.activities import application_error, run_heartbeating, step_error
 from engine.temporal.blobs import file_digest
+from engine.temporal.runner import connect
 
 log = logging.getLogger("launchdeck.worker")
 
@@ -257,7 +257,7 @@ async def serve(
     config = await asyncio.to_thread(api.get, "/api/worker/config")
     name = name or f"{socket.gethostname()}-{os.getpid()}"
     workdir.mkdir(parents=True, exist_ok=True)
-    client = await Client.connect(temporal_address or config["address"], namespace=config["namespace"])
+    client = await connect(temporal_address or config["address"], config["namespace"])
     activities = WorkerActivities(api, workdir, name, config["extra_pipelines"])
     workers = [
         Worker(

@@ -17,21 +17,15 @@ from typing import Any
 import httpx
 import pytest
 
-from engine.temporal.server import DevServer
 from tests.servers.engine import engine_process, operator_token
 
 PLUGIN = {"LAUNCHDECK_EXTRA_PIPELINES": "tests.scaleout.pipelines"}
 
 
 @pytest.fixture(scope="session")
-def temporal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A Temporal dev server shared by the tests (as a cluster would be shared by engines)."""
-    folder = tmp_path_factory.mktemp("temporal")
-    server = DevServer(folder / "temporal.db", folder / "temporal.log")
-    try:
-        yield server.start()
-    finally:
-        server.stop()
+def temporal(shared_temporal: str) -> str:
+    """The Temporal dev server the test run shares (as engines share a cluster)."""
+    return shared_temporal
 
 
 class Engine:
@@ -74,7 +68,8 @@ class Engine:
 
 @contextmanager
 def running_engine(workspace: Path, temporal: str | None) -> Iterator[Engine]:
-    env = {**PLUGIN, **({"LAUNCHDECK_TEMPORAL_ADDRESS": temporal} if temporal else {})}
+    # No address: the engine starts (or takes over) its embedded dev server in the workspace.
+    env = {**PLUGIN, "LAUNCHDECK_TEMPORAL_ADDRESS": temporal or ""}
     with engine_process(workspace, extra_env=env) as (url, process):
         engine = Engine(url, process, workspace)
         try:

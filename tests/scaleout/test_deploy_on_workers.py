@@ -107,19 +107,24 @@ def test_a_failed_build_undoes_the_database_and_leaves_the_live_deployment(engin
     assert (engine.workspace / "sites" / live / "index.html").is_file()
 
 
-def test_a_run_finishes_after_the_engine_is_killed_and_restarted(tmp_path: Path, temporal: str) -> None:
+def test_a_run_finishes_after_the_engine_is_killed_and_restarted(tmp_path: Path) -> None:
+    """On the embedded Temporal: the killed engine's dev server keeps the run's history, and the next
+    engine takes that server over."""
     workspace = tmp_path / "workspace"
-    with running_engine(workspace, temporal) as first:
+    with running_engine(workspace, None) as first:
         token = first.worker_token()
         url = first.url
         deployment = first.deploy("shop", build_seconds=3)
         os.killpg(first.process.pid, signal.SIGKILL)  # mid-run: the build is waiting for a worker
         first.process.wait()
     time.sleep(0.5)
-    with running_engine(workspace, temporal) as second:
+    with running_engine(workspace, None) as second:
         with worker_process(second.url, token, tmp_path / "machine-a") as worker:
             status = second.wait(deployment)
         assert status["deployment"]["status"] == "succeeded", status
         assert [entry[0] for entry in worker.ledger] == ["start", "built", "done"]
         assert second.app("shop")["live_deployment_id"] == deployment
     del url
+    # The engine stopped normally stops its server too.
+    server = workspace / "temporal" / "temporal.server.json"
+    assert not server.exists()
