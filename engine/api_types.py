@@ -25,6 +25,11 @@ class App(TypedDict):
     user_id: str
 
 
+class Attempt(TypedDict):
+    attempt: int
+    worker: str
+
+
 class AuditEntry(TypedDict):
     action: str
     actor: str
@@ -115,6 +120,10 @@ class DeploymentSummary(TypedDict):
     url: str | None
 
 
+class Digests(TypedDict):
+    digests: list[str]
+
+
 class DnsRecord(TypedDict):
     name: str
     type: str
@@ -155,7 +164,11 @@ class IssuedToken(TypedDict):
     users: list[str] | None
 
 
-class LogLine(TypedDict):
+class LogLineInput(TypedDict):
+    line: str
+
+
+class LogLineOutput(TypedDict):
     line: str
     logged_at: str
     step: str | None
@@ -170,12 +183,25 @@ class MigrateData(TypedDict, closed=True):
     upload_id: NotRequired[str | None]
 
 
+class Outputs(TypedDict):
+    detail: NotRequired[str | None]
+    seconds: float
+    state: dict[str, Any]
+
+
 class PipelineRun(TypedDict):
     app: str
     lock_timeout: NotRequired[float | None]
     owner: NotRequired[str | None]
     params: NotRequired[dict[str, Any]]
     pipeline: str
+
+
+class Progress(TypedDict):
+    detail: NotRequired[str | None]
+    done: int
+    total: NotRequired[int | None]
+    unit: str
 
 
 class RollbackRequest(TypedDict, closed=True):
@@ -265,7 +291,7 @@ class TokenRequest(TypedDict):
     expires_in_days: NotRequired[float | None]
     name: str
     principal: NotRequired[str | None]
-    role: Literal["operator", "finance", "platform"]
+    role: Literal["operator", "finance", "platform", "worker"]
     users: NotRequired[list[str] | None]
 
 
@@ -320,7 +346,7 @@ class DeploymentStatus(TypedDict):
     app: NotRequired[str | None]
     deployment: Deployment
     eta_seconds: float | None
-    log: list[LogLine]
+    log: list[LogLineOutput]
     steps: list[StepRun]
 
 

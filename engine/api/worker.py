@@ -89,6 +89,21 @@ def attempt(deployment_id: str, position: int, body: Attempt, engine: EngineDep,
     engine.runner.journal_log(deployment_id, name, f"started (attempt {body.attempt}) on worker {body.worker}")
 
 
+class Outputs(BaseModel):
+    detail: str | None = Field(default=None, max_length=20_000)
+    state: dict[str, Any]
+    seconds: float = Field(ge=0)
+
+
+@router.post("/api/worker/deployments/{deployment_id}/steps/{position}/succeeded")
+def succeeded(deployment_id: str, position: int, body: Outputs, engine: EngineDep, principal: WorkerRole) -> None:
+    """A step on a worker finished: its outputs join the run's state, in the same transaction that marks
+    the step done (as for steps on the engine)."""
+    from engine.temporal.activities import record_success
+
+    record_success(engine.runner, deployment_id, position, _step_name(engine, deployment_id, position), body.detail, body.state, body.seconds)
+
+
 class LogLine(BaseModel):
     line: str = Field(max_length=20_000)
 

@@ -23,7 +23,7 @@ from temporalio.exceptions import ApplicationError
 
 from engine.errors import Cancelled, LaunchdeckError, StepTimeout, TransientError
 from engine.redact import redact
-from engine.runner import Step, StepContext
+from engine.runner import Runner, Step, StepContext
 
 if TYPE_CHECKING:
     from engine.temporal.runner import TemporalRunner
@@ -65,7 +65,8 @@ async def run_heartbeating(
                 raise application_error(
                     StepTimeout(f"step {name!r} did not finish within its timeout of {timeout:g} s")
                 )
-            activity.heartbeat()
+            if not activity.info().is_local:  # a local activity lives in its workflow's task instead
+                activity.heartbeat()
     except asyncio.CancelledError:
         cancelled.set()
         await asyncio.wait([future], timeout=STOP_GRACE_SECONDS)
@@ -78,6 +79,20 @@ def step_error(exc: BaseException, attempt: int, max_attempts: int, cancelled: b
     if error.type == "Transient" and (attempt >= max_attempts or cancelled):
         return ApplicationError(error.message, type="Terminal", non_retryable=True)
     return error
+
+
+def record_success(
+    runner: Runner, deployment_id: str, position: int, name: str, detail: str | None, state: dict[str, Any], seconds: float
+) -> None:
+    """Outputs and the step's success in one transaction: a later step never misses an output."""
+    with runner.store.transaction() as connection:
+        connection.execute("UPDATE deployments SET state = ? WHERE id = ?", [json.dumps(state), deployment_id])
+        connection.execute(
+            "UPDATE step_runs SET status = 'succeeded', finished_at = now(), detail = coalesce(?, detail)"
+            " WHERE deployment_id = ? AND position = ?",
+            [redact(detail) if detail else None, deployment_id, position],
+        )
+    runner.journal_log(deployment_id, name, f"succeeded in {seconds:.1f} s" + (f": {detail}" if detail else ""))
 
 
 class ControlActivities:
@@ -142,18 +157,10 @@ class ControlActivities:
         )
         self.runner.journal_log(deployment_id, name, f"started (attempt {attempt})")
 
-    def _succeeded(self, deployment_id: str, position: int, name: str, detail: str | None, state: dict[str, Any], seconds: float) -> None:
-        # Outputs and the step's success in one transaction: a later step never misses an output.
-        with self.runner.store.transaction() as connection:
-            connection.execute("UPDATE deployments SET state = ? WHERE id = ?", [json.dumps(state), deployment_id])
-            connection.execute(
-                "UPDATE step_runs SET status = 'succeeded', finished_at = now(), detail = coalesce(?, detail)"
-                " WHERE deployment_id = ? AND position = ?",
-                [redact(detail) if detail else None, deployment_id, position],
-            )
-        self.runner.journal_log(
-            deployment_id, name, f"succeeded in {seconds:.1f} s" + (f": {detail}" if detail else "")
-        )
+    def succeeded(
+        self, deployment_id: str, position: int, name: str, detail: str | None, state: dict[str, Any], seconds: float
+    ) -> None:
+        record_success(self.runner, deployment_id, position, name, detail, state, seconds)
 
     def _run(self, deployment_id: str, position: int, ctx: StepContext, step: Step) -> dict[str, Any]:
         info = activity.info()
@@ -175,7 +182,7 @@ class ControlActivities:
                 self.runner._set_step(deployment_id, position, status="pending", error=error.message)
             raise error from None
         seconds = time.monotonic() - started
-        self._succeeded(deployment_id, position, step.name, str(detail) if detail is not None else None, ctx.state, seconds)
+        self.succeeded(deployment_id, position, step.name, str(detail) if detail is not None else None, ctx.state, seconds)
         return {}
 
     # -- activities ---------------------------------------------------------------------------------
@@ -195,26 +202,6 @@ class ControlActivities:
             )
         finally:
             self.runner._untrack(deployment_id)
-
-    @activity.defn(name="step_started")
-    async def step_started(self, call: dict[str, Any]) -> None:
-        """A step on a worker queue is about to be scheduled: the journal shows it waiting for a worker."""
-        await asyncio.to_thread(
-            self.runner._set_step, call["deployment_id"], int(call["position"]), status="running", started_at="now()"
-        )
-
-    @activity.defn(name="step_finished")
-    async def step_finished(self, call: dict[str, Any]) -> None:
-        deployment_id, position = call["deployment_id"], int(call["position"])
-
-        def record() -> None:
-            deployment = self._deployment(deployment_id)
-            state = json.loads(deployment["state"] or "{}")
-            state.update(call.get("state") or {})
-            name = self._steps(deployment)[position].name
-            self._succeeded(deployment_id, position, name, call.get("detail"), state, float(call.get("seconds", 0)))
-
-        await asyncio.to_thread(record)
 
     @activity.defn(name="step_failed")
     async def step_failed(self, call: dict[str, Any]) -> None:
@@ -286,8 +273,6 @@ class ControlActivities:
         return [
             self.begin,
             self.run_step,
-            self.step_started,
-            self.step_finished,
             self.step_failed,
             self.undo_step,
             self.undone,

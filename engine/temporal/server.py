@@ -83,6 +83,8 @@ class DevServer:
             "--metrics-port", str(free_port(self.host)),
             "--headless",
             "--log-level", "error",
+            "--sqlite-pragma", "journal_mode=wal",
+            "--sqlite-pragma", "synchronous=normal",
             # A task on a queue that its worker just left is handed to another poller without delay.
             "--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
             "--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",

@@ -187,9 +187,11 @@ class WorkerActivities:
         self.api, self.workdir, self.name = api, workdir, name
         self.pipelines = registry(extra_pipelines)
 
-    def _prepare(self, call: dict[str, Any]) -> tuple[WorkerContext, Step]:
+    def _prepare(self, call: dict[str, Any], attempt: int | None = None) -> tuple[WorkerContext, Step]:
         deployment_id, position = call["deployment_id"], int(call["position"])
         spec = self.api.get(f"/api/worker/deployments/{deployment_id}")
+        if spec["cancel_requested"] and attempt is not None:
+            raise Cancelled("the deployment was cancelled")
         step = self.pipelines[spec["pipeline"]](spec["params"])[position]
         workdir = self.workdir / "deployments" / deployment_id
         workdir.mkdir(parents=True, exist_ok=True)
@@ -198,7 +200,10 @@ class WorkerActivities:
     @activity.defn(name="run_remote_step")
     async def run_remote_step(self, call: dict[str, Any]) -> dict[str, Any]:
         info = activity.info()
-        ctx, step = await asyncio.to_thread(self._prepare, call)
+        try:
+            ctx, step = await asyncio.to_thread(self._prepare, call, info.attempt)
+        except Cancelled as exc:
+            raise application_error(exc) from None
         await asyncio.to_thread(
             self.api.post,
             f"/api/worker/deployments/{ctx.deployment_id}/steps/{ctx.step_position}/attempt",
@@ -207,9 +212,6 @@ class WorkerActivities:
         started = time.monotonic()
 
         def run() -> Any:
-            spec = self.api.get(f"/api/worker/deployments/{ctx.deployment_id}")
-            if spec["cancel_requested"]:
-                raise Cancelled("the deployment was cancelled")
             return step.run(ctx)  # type: ignore[arg-type]
 
         try:
@@ -224,11 +226,13 @@ class WorkerActivities:
                 with contextlib.suppress(httpx.HTTPError):
                     ctx.log(f"transient error, retrying: {error.message}")
             raise error from None
-        return {
+        outputs = {
             "detail": str(detail) if detail is not None else None,
             "state": ctx.state,
             "seconds": time.monotonic() - started,
         }
+        await asyncio.to_thread(self.api.post, ctx._step_path("succeeded"), outputs)
+        return {}
 
     @activity.defn(name="undo_remote_step")
     async def undo_remote_step(self, call: dict[str, Any]) -> None:

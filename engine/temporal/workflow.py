@@ -1,8 +1,8 @@
 """The pipeline workflow: deterministic orchestration only (Temporal replays it from history).
 
 Everything that touches the world is an activity, named by string so that this module imports nothing
-but the SDK: the control activities ``begin``, ``run_step``, ``step_started``, ``step_finished``,
-``undo_step``, ``finish`` (engine) and ``run_remote_step``, ``undo_remote_step`` (workers).
+but the SDK: the control activities ``begin``, ``run_step``, ``step_failed``, ``undo_step``, ``undone``,
+``log``, ``finish`` (engine) and ``run_remote_step``, ``undo_remote_step`` (workers).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutError
 
-CONTROL_HEARTBEAT = timedelta(seconds=15)
 WORKER_HEARTBEAT = timedelta(seconds=5)  # a worker that dies is noticed this soon, and its step retried
 JOURNAL = timedelta(seconds=60)
+UNDO = timedelta(seconds=600)
 # A step's own failures are counted against its retry policy by the activity itself (it raises a
 # non-retryable error when they are used up); these extra attempts are for a worker or engine that died.
 INFRASTRUCTURE_ATTEMPTS = 2
@@ -55,13 +55,13 @@ class PipelineWorkflow:
         if self._current is not None and not self._current.done():
             self._current.cancel()
 
-    async def _control(self, activity: str, arg: dict[str, Any], prefix: str) -> Any:
-        return await workflow.execute_activity(
-            activity,
-            arg,
-            task_queue=_queue(prefix, "control"),
-            start_to_close_timeout=JOURNAL,
-            retry_policy=JOURNAL_RETRY,
+    async def _control(
+        self, activity: str, arg: dict[str, Any], prefix: str, timeout: timedelta = JOURNAL
+    ) -> Any:
+        # Local activities: the engine hosts the workflow and serves the control queue, so its own
+        # work skips the round trip through Temporal's task queues (milliseconds, not tens of them).
+        return await workflow.execute_local_activity(
+            activity, arg, start_to_close_timeout=timeout, retry_policy=JOURNAL_RETRY
         )
 
     @workflow.run
@@ -91,14 +91,14 @@ class PipelineWorkflow:
                         continue
                     undo_call = {**call, "position": undo_position, "failed_step": position}
                     if undo["queue"] == "control":
-                        await self._control("undo_step", undo_call, prefix)
+                        await self._control("undo_step", undo_call, prefix, UNDO)
                     else:
                         try:
                             await workflow.execute_activity(
                                 "undo_remote_step",
                                 undo_call,
                                 task_queue=_queue(prefix, undo["queue"]),
-                                start_to_close_timeout=timedelta(seconds=300),
+                                start_to_close_timeout=UNDO,
                                 retry_policy=RetryPolicy(maximum_attempts=3),
                             )
                         except ActivityError as undo_error:
@@ -122,23 +122,27 @@ class PipelineWorkflow:
             maximum_attempts=step["max_attempts"] + INFRASTRUCTURE_ATTEMPTS,
             non_retryable_error_types=["Terminal"],
         )
-        remote = step["queue"] != "control"
-        if remote:
-            await self._control("step_started", call, prefix)
-        self._current = asyncio.ensure_future(
-            workflow.execute_activity(
-                "run_remote_step" if remote else "run_step",
-                call,
-                task_queue=_queue(prefix, step["queue"]),
-                start_to_close_timeout=timedelta(seconds=step["timeout"] + TIMEOUT_GRACE),
-                heartbeat_timeout=WORKER_HEARTBEAT if remote else CONTROL_HEARTBEAT,
-                retry_policy=retry,
-                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        timeout = timedelta(seconds=step["timeout"] + TIMEOUT_GRACE)
+        wait = workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+        if step["queue"] == "control":  # in the engine, as a local activity (see ``_control``)
+            self._current = asyncio.ensure_future(
+                workflow.execute_local_activity(
+                    "run_step", call, start_to_close_timeout=timeout, retry_policy=retry, cancellation_type=wait
+                )
             )
-        )
+        else:  # on a worker: heartbeats tell Temporal within seconds that a worker is gone
+            self._current = asyncio.ensure_future(
+                workflow.execute_activity(
+                    "run_remote_step",
+                    call,
+                    task_queue=_queue(prefix, step["queue"]),
+                    start_to_close_timeout=timeout,
+                    heartbeat_timeout=WORKER_HEARTBEAT,
+                    retry_policy=retry,
+                    cancellation_type=wait,
+                )
+            )
         try:
-            result = await self._current
+            await self._current  # a worker reports its step's outputs to the engine's API before it ends
         finally:
             self._current = None
-        if remote:
-            await self._control("step_finished", {**call, **result}, prefix)
