@@ -41,7 +41,11 @@ STEPS = 20
 def engine(scratch: Path, runner: str) -> Iterator[Engine]:
     os.environ.pop("LAUNCHDECK_TEMPORAL_ADDRESS", None)  # the embedded default
     settings = Settings(
-        workspace=scratch / f"workspace-{runner}", edge_port=0, runner=runner, extra_pipelines=PLUGINS, workers=8
+        workspace=scratch / f"workspace-{runner}",
+        edge_port=0,
+        runner=runner,
+        extra_pipelines=PLUGINS,
+        workers=8,
     )
     started = Engine(settings)
     started.start_in_thread()
@@ -71,7 +75,9 @@ def overhead(scratch: Path, runs: int) -> None:
     with engine(scratch, "local") as local:
         app = new_app(local, "bench-local")
         timed_run(local, app, "noop", {})
-        results["in-process runner"] = statistics.median(timed_run(local, app, "noop", {}) for _ in range(runs))
+        results["in-process runner"] = statistics.median(
+            timed_run(local, app, "noop", {}) for _ in range(runs)
+        )
     with engine(scratch, "temporal") as temporal:
         app = new_app(temporal, "bench-temporal")
         timed_run(temporal, app, "noop", {})
@@ -89,7 +95,11 @@ def overhead(scratch: Path, runs: int) -> None:
     print(f"  {'runner':<40} {'run (s)':>8} {'per step (ms)':>14} {'overhead/step (ms)':>19}")
     for label, seconds in results.items():
         extra = (seconds - base) / STEPS * 1000
-        verdict = "" if label == "in-process runner" else ("  target <= 50 ms: met" if extra <= 50 else "  target <= 50 ms: NOT met")
+        verdict = (
+            ""
+            if label == "in-process runner"
+            else ("  target <= 50 ms: met" if extra <= 50 else "  target <= 50 ms: NOT met")
+        )
         print(f"  {label:<40} {seconds:>8.2f} {seconds / STEPS * 1000:>14.1f} {extra:>19.1f}{verdict}")
 
 
@@ -100,11 +110,15 @@ def deploys(scratch: Path, count: int, build_seconds: float) -> None:
             token = issue_token(temporal.store, role="worker", principal="bench", name="bench worker")
             assert temporal.url is not None
             for index in range(workers):
-                stack.enter_context(worker_process(temporal.url, token, scratch / f"deploys-{workers}" / f"machine-{index}"))
+                stack.enter_context(
+                    worker_process(temporal.url, token, scratch / f"deploys-{workers}" / f"machine-{index}")
+                )
             apps = [new_app(temporal, f"bench-{workers}-{i}") for i in range(count)]
             began = time.perf_counter()
             started = [
-                temporal.runner.submit(app, "scaleout", {"build_seconds": build_seconds}, requested_by="bench")
+                temporal.runner.submit(
+                    app, "scaleout", {"build_seconds": build_seconds}, requested_by="bench"
+                )
                 for app in apps
             ]
             statuses = [temporal.runner.wait(d, timeout=1800)["status"] for d in started]
@@ -118,7 +132,9 @@ def deploys(scratch: Path, count: int, build_seconds: float) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--deploys", type=int, default=20)
     parser.add_argument("--build-seconds", type=float, default=2.0)

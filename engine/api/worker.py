@@ -81,12 +81,16 @@ def _step_name(engine: Any, deployment_id: str, position: int) -> str:
 
 
 @router.post("/api/worker/deployments/{deployment_id}/steps/{position}/attempt")
-def attempt(deployment_id: str, position: int, body: Attempt, engine: EngineDep, principal: WorkerRole) -> None:
+def attempt(
+    deployment_id: str, position: int, body: Attempt, engine: EngineDep, principal: WorkerRole
+) -> None:
     name = _step_name(engine, deployment_id, position)
     engine.runner._set_step(
         deployment_id, position, status="running", attempts=body.attempt, started_at="now()", error=None
     )
-    engine.runner.journal_log(deployment_id, name, f"started (attempt {body.attempt}) on worker {body.worker}")
+    engine.runner.journal_log(
+        deployment_id, name, f"started (attempt {body.attempt}) on worker {body.worker}"
+    )
 
 
 class Outputs(BaseModel):
@@ -96,12 +100,22 @@ class Outputs(BaseModel):
 
 
 @router.post("/api/worker/deployments/{deployment_id}/steps/{position}/succeeded")
-def succeeded(deployment_id: str, position: int, body: Outputs, engine: EngineDep, principal: WorkerRole) -> None:
+def succeeded(
+    deployment_id: str, position: int, body: Outputs, engine: EngineDep, principal: WorkerRole
+) -> None:
     """A step on a worker finished: its outputs join the run's state, in the same transaction that marks
     the step done (as for steps on the engine)."""
     from engine.temporal.activities import record_success
 
-    record_success(engine.runner, deployment_id, position, _step_name(engine, deployment_id, position), body.detail, body.state, body.seconds)
+    record_success(
+        engine.runner,
+        deployment_id,
+        position,
+        _step_name(engine, deployment_id, position),
+        body.detail,
+        body.state,
+        body.seconds,
+    )
 
 
 class LogLine(BaseModel):
@@ -109,7 +123,9 @@ class LogLine(BaseModel):
 
 
 @router.post("/api/worker/deployments/{deployment_id}/steps/{position}/log")
-def log_line(deployment_id: str, position: int, body: LogLine, engine: EngineDep, principal: WorkerRole) -> None:
+def log_line(
+    deployment_id: str, position: int, body: LogLine, engine: EngineDep, principal: WorkerRole
+) -> None:
     engine.runner.journal_log(deployment_id, _step_name(engine, deployment_id, position), body.line)
 
 
@@ -121,7 +137,9 @@ class Progress(BaseModel):
 
 
 @router.post("/api/worker/deployments/{deployment_id}/steps/{position}/progress")
-def progress(deployment_id: str, position: int, body: Progress, engine: EngineDep, principal: WorkerRole) -> None:
+def progress(
+    deployment_id: str, position: int, body: Progress, engine: EngineDep, principal: WorkerRole
+) -> None:
     engine.store.execute(
         "UPDATE step_runs SET progress_done = ?, progress_total = ?, progress_unit = ?,"
         " detail = coalesce(?, detail) WHERE deployment_id = ? AND position = ?",

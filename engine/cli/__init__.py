@@ -191,7 +191,10 @@ def engine(
 @app.command()
 def worker(
     engine_url: Annotated[
-        str | None, typer.Option("--engine", help="the engine's URL (default: LAUNCHDECK_ENGINE_URL, or this workspace's engine)")
+        str | None,
+        typer.Option(
+            "--engine", help="the engine's URL (default: LAUNCHDECK_ENGINE_URL, or this workspace's engine)"
+        ),
     ] = None,
     queues: Annotated[str, typer.Option(help="task queues to serve, comma-separated")] = "build,import",
     workdir: Annotated[
@@ -218,7 +221,9 @@ def worker(
         fail("no engine: give --engine URL (or LAUNCHDECK_ENGINE_URL)")
     token = os.environ.get("LAUNCHDECK_WORKER_TOKEN")
     if not token:
-        fail("LAUNCHDECK_WORKER_TOKEN: a worker token is needed (`launchdeck tokens create NAME --role worker`)")
+        fail(
+            "LAUNCHDECK_WORKER_TOKEN: a worker token is needed (`launchdeck tokens create NAME --role worker`)"
+        )
     folder = workdir or Path.home() / ".launchdeck-worker"
     configure_logging(folder)
     listed = [q.strip() for q in queues.split(",") if q.strip()]

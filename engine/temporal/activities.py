@@ -82,17 +82,27 @@ def step_error(exc: BaseException, attempt: int, max_attempts: int, cancelled: b
 
 
 def record_success(
-    runner: Runner, deployment_id: str, position: int, name: str, detail: str | None, state: dict[str, Any], seconds: float
+    runner: Runner,
+    deployment_id: str,
+    position: int,
+    name: str,
+    detail: str | None,
+    state: dict[str, Any],
+    seconds: float,
 ) -> None:
     """Outputs and the step's success in one transaction: a later step never misses an output."""
     with runner.store.transaction() as connection:
-        connection.execute("UPDATE deployments SET state = ? WHERE id = ?", [json.dumps(state), deployment_id])
+        connection.execute(
+            "UPDATE deployments SET state = ? WHERE id = ?", [json.dumps(state), deployment_id]
+        )
         connection.execute(
             "UPDATE step_runs SET status = 'succeeded', finished_at = now(), detail = coalesce(?, detail)"
             " WHERE deployment_id = ? AND position = ?",
             [redact(detail) if detail else None, deployment_id, position],
         )
-    runner.journal_log(deployment_id, name, f"succeeded in {seconds:.1f} s" + (f": {detail}" if detail else ""))
+    runner.journal_log(
+        deployment_id, name, f"succeeded in {seconds:.1f} s" + (f": {detail}" if detail else "")
+    )
 
 
 class ControlActivities:
@@ -158,7 +168,13 @@ class ControlActivities:
         self.runner.journal_log(deployment_id, name, f"started (attempt {attempt})")
 
     def succeeded(
-        self, deployment_id: str, position: int, name: str, detail: str | None, state: dict[str, Any], seconds: float
+        self,
+        deployment_id: str,
+        position: int,
+        name: str,
+        detail: str | None,
+        state: dict[str, Any],
+        seconds: float,
     ) -> None:
         record_success(self.runner, deployment_id, position, name, detail, state, seconds)
 
@@ -178,11 +194,20 @@ class ControlActivities:
             # What the attempt noted (e.g. "this run created the project") is kept for the next attempt.
             self.runner._set_deployment(deployment_id, state=json.dumps(ctx.state))
             if error.type == "Transient" and not error.non_retryable:
-                self.runner.journal_log(deployment_id, step.name, f"transient error, retrying: {error.message}")
+                self.runner.journal_log(
+                    deployment_id, step.name, f"transient error, retrying: {error.message}"
+                )
                 self.runner._set_step(deployment_id, position, status="pending", error=error.message)
             raise error from None
         seconds = time.monotonic() - started
-        self.succeeded(deployment_id, position, step.name, str(detail) if detail is not None else None, ctx.state, seconds)
+        self.succeeded(
+            deployment_id,
+            position,
+            step.name,
+            str(detail) if detail is not None else None,
+            ctx.state,
+            seconds,
+        )
         return {}
 
     # -- activities ---------------------------------------------------------------------------------
@@ -228,7 +253,9 @@ class ControlActivities:
             try:
                 step.undo(ctx)
             except Exception as exc:
-                self.runner.journal_log(deployment_id, step.name, f"undo failed, clean up by hand: {redact(str(exc))}")
+                self.runner.journal_log(
+                    deployment_id, step.name, f"undo failed, clean up by hand: {redact(str(exc))}"
+                )
                 return
             self._undone(call)
 
@@ -263,7 +290,10 @@ class ControlActivities:
             else:
                 name = self._steps(self._deployment(deployment_id))[int(call["position"])].name
                 runner._set_deployment(
-                    deployment_id, status=status, error=f"{name}: {redact(str(call['error']))}", finished_at="now()"
+                    deployment_id,
+                    status=status,
+                    error=f"{name}: {redact(str(call['error']))}",
+                    finished_at="now()",
                 )
             runner._emit(status, deployment_id)
 

@@ -8,6 +8,7 @@ durable: an engine that was killed finds its runs where they were when it starts
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -53,7 +54,9 @@ async def connect(address: str, namespace: str, timeout: float = 30.0) -> Client
             return await Client.connect(address, namespace=namespace)
         except RuntimeError as exc:
             if asyncio.get_running_loop().time() > deadline:
-                raise ConfigError(f"Temporal at {address} (LAUNCHDECK_TEMPORAL_ADDRESS) does not answer: {exc}") from None
+                raise ConfigError(
+                    f"Temporal at {address} (LAUNCHDECK_TEMPORAL_ADDRESS) does not answer: {exc}"
+                ) from None
             await asyncio.sleep(0.2)
 
 
@@ -87,7 +90,9 @@ class TemporalRunner(Runner):
             if not address:
                 workspace = self.settings.workspace
                 (workspace / "logs").mkdir(parents=True, exist_ok=True)
-                self._server = DevServer(workspace / "temporal" / "temporal.db", workspace / "logs" / "temporal.log")
+                self._server = DevServer(
+                    workspace / "temporal" / "temporal.db", workspace / "logs" / "temporal.log"
+                )
                 address = self._server.start()
             self.address = address
             loop = asyncio.new_event_loop()
@@ -99,7 +104,12 @@ class TemporalRunner(Runner):
             except BaseException:
                 self.shutdown()
                 raise
-            log.info("pipelines on Temporal at %s (namespace %s, queues %s.*)", address, self.namespace, self.prefix)
+            log.info(
+                "pipelines on Temporal at %s (namespace %s, queues %s.*)",
+                address,
+                self.namespace,
+                self.prefix,
+            )
 
     async def _connect(self, address: str) -> Client:
         client = await connect(address, self.namespace)
@@ -126,15 +136,13 @@ class TemporalRunner(Runner):
 
     async def _start_workflow(self, deployment_id: str) -> None:
         assert self._client is not None
-        try:
+        with contextlib.suppress(WorkflowAlreadyStartedError):  # resumed: its history carries on
             await self._client.start_workflow(
                 PipelineWorkflow.run,
                 {"deployment_id": deployment_id, "prefix": self.prefix},
                 id=deployment_id,
                 task_queue=queue_name(self.prefix, CONTROL),
             )
-        except WorkflowAlreadyStartedError:
-            pass  # resumed: its history carries on where it was
 
     def resume_unfinished(self) -> list[str]:
         """Start the workflow of any journaled run Temporal does not know (its engine died between the

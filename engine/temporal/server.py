@@ -91,7 +91,11 @@ class DevServer:
         ]  # fmt: skip
         with self.log_file.open("ab") as log:
             self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
         self.info_file.write_text(json.dumps({"pid": self.process.pid, "port": self.port}))
         deadline = time.monotonic() + timeout

@@ -65,7 +65,9 @@ class EngineApi:
     def upload(self, paths: Sequence[Path]) -> dict[str, str]:
         """Send files as blobs, only those the engine lacks; returns {str(path): digest}."""
         digests = {str(path): file_digest(path) for path in paths}
-        missing = set(self.post("/api/worker/blob-check", {"digests": sorted(set(digests.values()))})["missing"])
+        missing = set(
+            self.post("/api/worker/blob-check", {"digests": sorted(set(digests.values()))})["missing"]
+        )
         for path_text, digest in digests.items():
             if digest not in missing:
                 continue
@@ -95,7 +97,9 @@ class WorkerContext:
 
     services = None  # no engine here: a worker step reaches the engine only through ``api``
 
-    def __init__(self, api: EngineApi, spec: dict[str, Any], position: int, step: Step, workdir: Path) -> None:
+    def __init__(
+        self, api: EngineApi, spec: dict[str, Any], position: int, step: Step, workdir: Path
+    ) -> None:
         self.api = api
         self.deployment_id: str = spec["deployment_id"]
         self.app: dict[str, Any] = spec["app"]
@@ -129,7 +133,9 @@ class WorkerContext:
         if total is not None and done < total and now - self._last_progress < 0.25:
             return
         self._last_progress = now
-        self.api.post(self._step_path("progress"), {"done": done, "total": total, "unit": unit, "detail": detail})
+        self.api.post(
+            self._step_path("progress"), {"done": done, "total": total, "unit": unit, "detail": detail}
+        )
 
     def check_cancelled(self) -> None:
         if self.cancelled.is_set():
@@ -276,7 +282,9 @@ async def serve(
         )
         for queue in queues
     ]
-    log.info("worker %s serving %s (%s.*) for %s", name, ", ".join(queues), config["queue_prefix"], engine_url)
+    log.info(
+        "worker %s serving %s (%s.*) for %s", name, ", ".join(queues), config["queue_prefix"], engine_url
+    )
     if ready is not None:
         ready.set()
     print(f"worker {name} serving {', '.join(queues)} for {engine_url}", flush=True)

@@ -39,7 +39,8 @@ def _describe(error: BaseException) -> tuple[str, bool]:
     if isinstance(cause, ApplicationError):
         return cause.message, cause.type == "Cancelled"
     if isinstance(cause, TimeoutError):
-        return f"the step did not finish within its timeout ({cause.type.name.lower()})", False
+        kind = cause.type.name.lower() if cause.type is not None else "timeout"
+        return f"the step did not finish within its timeout ({kind})", False
     return str(cause or error), False
 
 
@@ -77,14 +78,14 @@ class PipelineWorkflow:
             call = {"deployment_id": deployment_id, "position": position}
             try:
                 if self._cancelled:
-                    raise ApplicationError("the deployment was cancelled", type="Cancelled", non_retryable=True)
+                    raise ApplicationError(
+                        "the deployment was cancelled", type="Cancelled", non_retryable=True
+                    )
                 await self._run_step(step, call, prefix)
             except (ActivityError, ApplicationError, asyncio.CancelledError) as error:
                 message, cancelled = _describe(error)
                 cancelled = cancelled or self._cancelled
-                await self._control(
-                    "step_failed", {**call, "error": message, "cancelled": cancelled}, prefix
-                )
+                await self._control("step_failed", {**call, "error": message, "cancelled": cancelled}, prefix)
                 for undo_position in [position, *reversed(done)]:
                     undo = steps[undo_position]
                     if not undo["has_undo"]:
@@ -103,7 +104,12 @@ class PipelineWorkflow:
                             )
                         except ActivityError as undo_error:
                             await self._control(
-                                "log", {**undo_call, "line": f"undo failed, clean up by hand: {_describe(undo_error)[0]}"}, prefix
+                                "log",
+                                {
+                                    **undo_call,
+                                    "line": f"undo failed, clean up by hand: {_describe(undo_error)[0]}",
+                                },
+                                prefix,
                             )
                             continue
                         await self._control("undone", undo_call, prefix)
@@ -127,7 +133,11 @@ class PipelineWorkflow:
         if step["queue"] == "control":  # in the engine, as a local activity (see ``_control``)
             self._current = asyncio.ensure_future(
                 workflow.execute_local_activity(
-                    "run_step", call, start_to_close_timeout=timeout, retry_policy=retry, cancellation_type=wait
+                    "run_step",
+                    call,
+                    start_to_close_timeout=timeout,
+                    retry_policy=retry,
+                    cancellation_type=wait,
                 )
             )
         else:  # on a worker: heartbeats tell Temporal within seconds that a worker is gone

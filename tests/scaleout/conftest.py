@@ -41,7 +41,9 @@ class Engine:
         return str(response.json()["token"])
 
     def deploy(self, app: str, **params: Any) -> str:
-        response = self.client.post("/api/deployments", json={"app": app, "pipeline": "scaleout", "params": params})
+        response = self.client.post(
+            "/api/deployments", json={"app": app, "pipeline": "scaleout", "params": params}
+        )
         assert response.status_code == 202, response.text
         return str(response.json()["deployment_id"])
 

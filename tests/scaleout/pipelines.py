@@ -72,7 +72,15 @@ def build(ctx: Any) -> str:
     ledger = ctx.workdir.parent.parent / "ledger.txt"
     code = run_process(
         ctx,
-        [sys.executable, "-c", BUILD_SCRIPT, str(ledger), ctx.deployment_id, str(ctx.params.get("build_seconds", 0)), str(out)],
+        [
+            sys.executable,
+            "-c",
+            BUILD_SCRIPT,
+            str(ledger),
+            ctx.deployment_id,
+            str(ctx.params.get("build_seconds", 0)),
+            str(out),
+        ],
         cwd=ctx.workdir,
     )
     if code != 0:

@@ -18,7 +18,9 @@ from tests.scaleout.pipelines import BUILD_SCRIPT  # noqa: F401  (the build the 
 
 def database_exists(name: str) -> bool:
     with psycopg.connect(PG_ADMIN_URL) as connection:
-        return connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is not None
+        return (
+            connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is not None
+        )
 
 
 def steps(status: dict) -> dict[str, dict]:
@@ -55,7 +57,9 @@ def test_worker_killed_mid_build_is_retried_on_the_other_worker_once(engine: Eng
         worker_process(engine.url, token, tmp_path / "machine-b") as second,
     ):
         deployment = engine.deploy("shop", build_seconds=4)
-        wait_for(lambda: any(entry[0] == "start" for entry in first.ledger + second.ledger), "the build to start")
+        wait_for(
+            lambda: any(entry[0] == "start" for entry in first.ledger + second.ledger), "the build to start"
+        )
         victim, survivor = (first, second) if first.ledger else (second, first)
         victim.kill()
         status = engine.wait(deployment)
@@ -88,10 +92,14 @@ def test_cancel_stops_a_running_build_and_undoes_the_database(engine: Engine, tm
     assert steps(status)["build"]["status"] == "cancelled"
     assert steps(status)["database"]["status"] == "undone"
     assert not database_exists(f"shop_{deployment[:8]}_db")
-    assert not (tmp_path / "machine-a" / "deployments" / deployment).exists()  # the build's undo ran on the worker
+    assert not (
+        tmp_path / "machine-a" / "deployments" / deployment
+    ).exists()  # the build's undo ran on the worker
 
 
-def test_a_failed_build_undoes_the_database_and_leaves_the_live_deployment(engine: Engine, tmp_path: Path) -> None:
+def test_a_failed_build_undoes_the_database_and_leaves_the_live_deployment(
+    engine: Engine, tmp_path: Path
+) -> None:
     with worker_process(engine.url, engine.worker_token(), tmp_path / "machine-a"):
         live = engine.deploy("shop")
         assert engine.wait(live)["deployment"]["status"] == "succeeded"
