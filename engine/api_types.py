@@ -183,6 +183,10 @@ class MigrateData(TypedDict, closed=True):
     upload_id: NotRequired[str | None]
 
 
+class Missing(TypedDict):
+    missing: list[str]
+
+
 class Outputs(TypedDict):
     detail: NotRequired[str | None]
     seconds: float
@@ -247,6 +251,12 @@ class StepRun(TypedDict):
     seconds: float | None
     started_at: str | None
     status: str
+
+
+class StoredBlob(TypedDict):
+    bytes: NotRequired[int | None]
+    digest: str
+    stored: bool
 
 
 class SubscribeBody(TypedDict, closed=True):
@@ -318,6 +328,29 @@ class VaultRotation(TypedDict):
     new_key_path: str | None
     old_key_id: str
     secrets: int
+
+
+class WorkerApp(TypedDict):
+    id: str
+    name: str
+    user_id: str
+
+
+class WorkerConfig(TypedDict):
+    address: str | None
+    blob_max_bytes: int
+    extra_pipelines: str
+    namespace: str
+    queue_prefix: str
+
+
+class WorkerDeployment(TypedDict):
+    app: WorkerApp
+    cancel_requested: bool
+    deployment_id: str
+    params: dict[str, Any]
+    pipeline: str
+    state: dict[str, Any]
 
 
 class AppDetail(TypedDict):

@@ -19,6 +19,39 @@ from engine.temporal.blobs import BlobStore, check_digest
 router = APIRouter(tags=["workers"], responses=ERRORS)
 
 
+class WorkerConfig(BaseModel):
+    address: str | None = Field(description="Temporal's frontend, host:port")
+    namespace: str
+    queue_prefix: str = Field(description="this engine's task queues are <prefix>.<queue>")
+    extra_pipelines: str = Field(description="pipeline plugin modules the worker loads too")
+    blob_max_bytes: int
+
+
+class WorkerApp(BaseModel):
+    id: str
+    name: str
+    user_id: str
+
+
+class WorkerDeployment(BaseModel):
+    deployment_id: str
+    pipeline: str
+    params: dict[str, Any]
+    state: dict[str, Any]
+    cancel_requested: bool
+    app: WorkerApp
+
+
+class Missing(BaseModel):
+    missing: list[str] = Field(description="the digests the engine lacks")
+
+
+class StoredBlob(BaseModel):
+    digest: str
+    stored: bool = Field(description="false when the engine had it already")
+    bytes: int | None = None
+
+
 def blobs(engine: Any) -> BlobStore:
     return BlobStore(engine.settings.workspace / "blobs")
 
@@ -30,7 +63,7 @@ def runner_of(engine: Any) -> Any:
     return engine.runner
 
 
-@router.get("/api/worker/config")
+@router.get("/api/worker/config", response_model=WorkerConfig)
 def config(engine: EngineDep, principal: WorkerRole) -> dict[str, Any]:
     """Where Temporal is and which queues are this engine's; the pipeline modules to load."""
     runner = runner_of(engine)
@@ -49,7 +82,7 @@ def _deployment(engine: Any, deployment_id: str) -> dict[str, Any]:
     return dict(row)
 
 
-@router.get("/api/worker/deployments/{deployment_id}")
+@router.get("/api/worker/deployments/{deployment_id}", response_model=WorkerDeployment)
 def deployment(deployment_id: str, engine: EngineDep, principal: WorkerRole) -> dict[str, Any]:
     """What a step on a worker sees: the run's parameters and earlier steps' outputs."""
     row = _deployment(engine, deployment_id)
@@ -80,7 +113,7 @@ def _step_name(engine: Any, deployment_id: str, position: int) -> str:
     return str(row["name"])
 
 
-@router.post("/api/worker/deployments/{deployment_id}/steps/{position}/attempt")
+@router.post("/api/worker/deployments/{deployment_id}/steps/{position}/attempt", status_code=204)
 def attempt(
     deployment_id: str, position: int, body: Attempt, engine: EngineDep, principal: WorkerRole
 ) -> None:
@@ -99,7 +132,7 @@ class Outputs(BaseModel):
     seconds: float = Field(ge=0)
 
 
-@router.post("/api/worker/deployments/{deployment_id}/steps/{position}/succeeded")
+@router.post("/api/worker/deployments/{deployment_id}/steps/{position}/succeeded", status_code=204)
 def succeeded(
     deployment_id: str, position: int, body: Outputs, engine: EngineDep, principal: WorkerRole
 ) -> None:
@@ -122,7 +155,7 @@ class LogLine(BaseModel):
     line: str = Field(max_length=20_000)
 
 
-@router.post("/api/worker/deployments/{deployment_id}/steps/{position}/log")
+@router.post("/api/worker/deployments/{deployment_id}/steps/{position}/log", status_code=204)
 def log_line(
     deployment_id: str, position: int, body: LogLine, engine: EngineDep, principal: WorkerRole
 ) -> None:
@@ -136,7 +169,7 @@ class Progress(BaseModel):
     detail: str | None = Field(default=None, max_length=2000)
 
 
-@router.post("/api/worker/deployments/{deployment_id}/steps/{position}/progress")
+@router.post("/api/worker/deployments/{deployment_id}/steps/{position}/progress", status_code=204)
 def progress(
     deployment_id: str, position: int, body: Progress, engine: EngineDep, principal: WorkerRole
 ) -> None:
@@ -151,13 +184,13 @@ class Digests(BaseModel):
     digests: list[str] = Field(max_length=100_000)
 
 
-@router.post("/api/worker/blob-check")
+@router.post("/api/worker/blob-check", response_model=Missing)
 def missing(body: Digests, engine: EngineDep, principal: WorkerRole) -> dict[str, list[str]]:
     """Which of these blobs the engine lacks: the worker sends only those."""
     return {"missing": blobs(engine).missing([check_digest(d) for d in body.digests])}
 
 
-@router.put("/api/worker/blobs/{digest}", status_code=201)
+@router.put("/api/worker/blobs/{digest}", status_code=201, response_model=StoredBlob)
 async def put_blob(digest: str, request: Request, engine: EngineDep, principal: WorkerRole) -> dict[str, Any]:
     """A blob as the raw body, streamed to disk under LAUNCHDECK_WORKER_BLOB_MAX_BYTES, kept only when
     its SHA-256 is the one named."""
@@ -168,6 +201,12 @@ async def put_blob(digest: str, request: Request, engine: EngineDep, principal: 
     return {"digest": digest, "stored": True, "bytes": size}
 
 
-@router.get("/api/worker/blobs/{digest}")
+@router.get(
+    "/api/worker/blobs/{digest}",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
+    },
+)
 def get_blob(digest: str, engine: EngineDep, principal: WorkerRole) -> FileResponse:
     return FileResponse(blobs(engine).open(digest), media_type="application/octet-stream")

@@ -95,6 +95,8 @@ class TemporalRunner(Runner):
                 )
                 address = self._server.start()
             self.address = address
+            # A step's failure is journaled with its message; the SDK's traceback per failed attempt is noise.
+            logging.getLogger("temporalio.activity").setLevel(logging.ERROR)
             loop = asyncio.new_event_loop()
             loop.set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="control"))
             threading.Thread(target=loop.run_forever, name="temporal", daemon=True).start()

@@ -18,6 +18,7 @@ UNTYPED = (
     "/api/console/",
     "/api/whoami",
     "/api/stripe/webhook",
+    "/api/worker/blobs/",  # a blob is bytes both ways
     "/api/deploy/status/{deployment_id}/events",
 )
 PLAN_ROUTES = [

@@ -136,3 +136,35 @@ def test_a_run_finishes_after_the_engine_is_killed_and_restarted(tmp_path: Path)
     # The engine stopped normally stops its server too.
     server = workspace / "temporal" / "temporal.server.json"
     assert not server.exists()
+
+
+def overlapping(ledger: list[list[str]]) -> int:
+    """The most builds this worker ran at once, from its ledger's start and built lines."""
+    events = sorted(
+        (float(entry[3]), 1 if entry[0] == "start" else -1)
+        for entry in ledger
+        if entry[0] in ("start", "built")
+    )
+    running = most = 0
+    for _, change in events:
+        running += change
+        most = max(most, running)
+    return most
+
+
+def test_two_workers_with_their_own_folders_share_ten_deploys_within_their_limits(
+    engine: Engine, tmp_path: Path
+) -> None:
+    token = engine.worker_token()
+    with (
+        worker_process(engine.url, token, tmp_path / "machine-a", concurrency=1) as first,
+        worker_process(engine.url, token, tmp_path / "machine-b", concurrency=2) as second,
+    ):
+        started = [engine.deploy(f"app-{index}", build_seconds=1) for index in range(10)]
+        statuses = [engine.wait(deployment)["deployment"]["status"] for deployment in started]
+    assert statuses == ["succeeded"] * 10
+    built = [entry[1] for entry in first.ledger + second.ledger if entry[0] == "done"]
+    assert sorted(built) == sorted(started)  # each build once, on one of the two machines
+    assert first.ledger and second.ledger  # both served
+    assert overlapping(first.ledger) == 1
+    assert 1 <= overlapping(second.ledger) <= 2
