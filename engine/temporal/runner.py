@@ -74,6 +74,7 @@ class TemporalRunner(Runner):
         self._client: Client | None = None
         self._worker: Worker | None = None
         self._start_lock = threading.Lock()
+        self._loop_thread: threading.Thread | None = None
 
     # -- Temporal connection ----------------------------------------------------------------------
 
@@ -99,7 +100,8 @@ class TemporalRunner(Runner):
             logging.getLogger("temporalio.activity").setLevel(logging.ERROR)
             loop = asyncio.new_event_loop()
             loop.set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="control"))
-            threading.Thread(target=loop.run_forever, name="temporal", daemon=True).start()
+            self._loop_thread = threading.Thread(target=loop.run_forever, name="temporal", daemon=True)
+            self._loop_thread.start()
             self._loop = loop
             try:
                 self._client = self._call(self._connect(address))
@@ -197,6 +199,10 @@ class TemporalRunner(Runner):
             except Exception:
                 log.exception("stopping the Temporal worker")
             self._loop.call_soon_threadsafe(self._loop.stop)
+            if self._loop_thread is not None:
+                self._loop_thread.join(timeout=10)
+            if not self._loop.is_running():
+                self._loop.close()
         if self._server is not None:
             self._server.stop()
         self._executor.shutdown(wait=False)
