@@ -208,6 +208,22 @@ class Progress(TypedDict):
     unit: str
 
 
+class ProviderHeadroom(TypedDict):
+    left: int | None
+    lifted_by: str | None
+    limit: int | None
+    limit_name: str
+    plan: str
+    provider: str
+    used: int
+
+
+class Quota(TypedDict):
+    limit: int
+    percent: float
+    used: int
+
+
 class RollbackRequest(TypedDict, closed=True):
     to: NotRequired[str | None]
 
@@ -274,6 +290,14 @@ class Subscription(TypedDict):
     user_id: str
 
 
+class SubscriptionStarted(TypedDict):
+    note: str
+    subscription_id: str
+    tier_now: str | None
+    tier_requested: str
+    user: str
+
+
 class TierChange(TypedDict):
     reason: str
     tier: str
@@ -315,19 +339,16 @@ class UploadInfo(TypedDict):
     upload_id: str
 
 
-class ValidationError(TypedDict):
-    ctx: NotRequired[dict[str, Any]]
-    input: NotRequired[Any]
-    loc: list[str | int]
-    msg: str
-    type: str
-
-
 class VaultRotation(TypedDict):
     new_key_id: str
     new_key_path: str | None
     old_key_id: str
     secrets: int
+
+
+class Whoami(TypedDict):
+    principal: str
+    role: str
 
 
 class WorkerApp(TypedDict):
@@ -375,6 +396,16 @@ class AppDetail(TypedDict):
     user_id: str
 
 
+class AppUsage(TypedDict):
+    app: str
+    cost_cents: int
+    quotas: dict[str, Quota]
+    railway_measured_cents: int | None
+    railway_reserved_cents: int
+    tier: str
+    usage: dict[str, int]
+
+
 class DeploymentStatus(TypedDict):
     app: NotRequired[str | None]
     deployment: Deployment
@@ -387,5 +418,8 @@ class ErrorBody(TypedDict):
     error: ErrorDetail
 
 
-class HTTPValidationError(TypedDict):
-    detail: NotRequired[list[ValidationError]]
+class UsageReport(TypedDict):
+    apps: list[AppUsage]
+    closed: bool
+    month: str
+    owner: str | None

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     upload_max_bytes: int = Field(default=200_000_000, ge=1)
     upload_max_unpacked_bytes: int = Field(default=1_000_000_000, ge=1)
     upload_max_files: int = Field(default=50_000, ge=1)
+    # Uploads are forgotten (and their content deleted) this long after they arrive; a platform uploads
+    # again to redeploy later. A running deployment's upload is kept until it ends.
+    upload_retention_hours: float = Field(default=7 * 24, gt=0)
     request_max_bytes: int = Field(default=1_000_000, ge=1024)
     rate_limit: str = Field(
         default="1200/minute", pattern=r"^\d+\s*(/|per)\s*\d*\s*(second|minute|hour|day)s?$"

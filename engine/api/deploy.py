@@ -27,7 +27,6 @@ from engine.apps import (
     APP_SELECT,
     audit,
     deployment_status,
-    env_name_problem,
     get_or_create_app,
     name_unavailable,
 )
@@ -35,6 +34,7 @@ from engine.auth import Principal
 from engine.costs.tiers import check_deploy_allowed, override_tier, resume_hold
 from engine.domains import normalize_domain
 from engine.errors import Conflict, Forbidden, InputError, LaunchdeckError, NotFound
+from engine.rules import env_name_problem
 from engine.service import Engine
 
 router = APIRouter(tags=["deploy"], responses=ERRORS)

@@ -40,10 +40,6 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def not_available_yet(capability: str) -> NoReturn:
-    fail(f"{capability} is not available yet", code=2)
-
-
 def current_settings() -> Settings:
     try:
         return load_settings()
@@ -585,7 +581,7 @@ def run_and_report(client: EngineClient, started: T.Started, *, as_json: bool) -
 
 
 def parse_env(pairs: list[str]) -> dict[str, str]:
-    from engine.apps import env_name_problem
+    from engine.rules import env_name_problem
 
     env: dict[str, str] = {}
     for pair in pairs:

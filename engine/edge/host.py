@@ -33,13 +33,14 @@ import uvicorn
 
 from engine.edge.blobs import BlobStore
 from engine.edge.deployments import Manifest, ServerSpec, StaticSource, write_staged
-from engine.edge.names import check_app_name, check_deployment_id, host_name, parse_edge_host
+from engine.edge.names import check_deployment_id, host_name, parse_edge_host
 from engine.edge.proxy import EdgeApp
 from engine.edge.routes import AppRoute, RouteTable
 from engine.edge.sandbox import bwrap_prefix, resolve_mode
 from engine.edge.supervisor import ServerProcess, State, reap_orphans
 from engine.edge.usage import AppTraffic, HourUse, ServerStart, UsageBook
 from engine.errors import ConfigError, Conflict, InputError, NotFound, TransientError
+from engine.rules import check_app_name
 
 log = logging.getLogger("launchdeck.edge")
 

@@ -100,7 +100,8 @@ class PipelineWorkflow:
                                 undo_call,
                                 task_queue=_queue(prefix, undo["queue"]),
                                 start_to_close_timeout=UNDO,
-                                schedule_to_close_timeout=UNDO * 2,  # no worker for that long: clean up by hand
+                                # No worker for that long: the journal says to clean up by hand.
+                                schedule_to_close_timeout=UNDO * 2,
                                 retry_policy=RetryPolicy(maximum_attempts=3),
                             )
                         except ActivityError as undo_error:
