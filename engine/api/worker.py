@@ -117,13 +117,10 @@ def _step_name(engine: Any, deployment_id: str, position: int) -> str:
 def attempt(
     deployment_id: str, position: int, body: Attempt, engine: EngineDep, principal: WorkerRole
 ) -> None:
+    from engine.temporal.activities import mark_attempt
+
     name = _step_name(engine, deployment_id, position)
-    engine.runner._set_step(
-        deployment_id, position, status="running", attempts=body.attempt, started_at="now()", error=None
-    )
-    engine.runner.journal_log(
-        deployment_id, name, f"started (attempt {body.attempt}) on worker {body.worker}"
-    )
+    mark_attempt(engine.runner, deployment_id, position, name, f"worker {body.worker}")
 
 
 class Outputs(BaseModel):

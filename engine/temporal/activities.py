@@ -105,6 +105,25 @@ def record_success(
     )
 
 
+def mark_attempt(runner: Runner, deployment_id: str, position: int, name: str, where: str = "") -> None:
+    """Journal an attempt. Counted in the store, not from Temporal's attempt number, which starts again
+    at 1 when a local activity is re-run after its engine died."""
+    with runner.store.transaction() as connection:
+        connection.execute(
+            "UPDATE step_runs SET status = 'running', attempts = coalesce(attempts, 0) + 1, started_at = now(),"
+            " error = NULL WHERE deployment_id = ? AND position = ?",
+            [deployment_id, position],
+        )
+        row = connection.execute(
+            "SELECT attempts FROM step_runs WHERE deployment_id = ? AND position = ?",
+            [deployment_id, position],
+        ).fetchone()
+    attempt = int(row[0]) if row else 1
+    runner.journal_log(
+        deployment_id, name, f"started (attempt {attempt})" + (f" on {where}" if where else "")
+    )
+
+
 class ControlActivities:
     def __init__(self, runner: TemporalRunner) -> None:
         self.runner = runner
@@ -161,11 +180,8 @@ class ControlActivities:
             ]
         }
 
-    def mark_attempt(self, deployment_id: str, position: int, name: str, attempt: int) -> None:
-        self.runner._set_step(
-            deployment_id, position, status="running", attempts=attempt, started_at="now()", error=None
-        )
-        self.runner.journal_log(deployment_id, name, f"started (attempt {attempt})")
+    def mark_attempt(self, deployment_id: str, position: int, name: str, where: str = "") -> None:
+        mark_attempt(self.runner, deployment_id, position, name, where)
 
     def succeeded(
         self,
@@ -180,7 +196,7 @@ class ControlActivities:
 
     def _run(self, deployment_id: str, position: int, ctx: StepContext, step: Step) -> dict[str, Any]:
         info = activity.info()
-        self.mark_attempt(deployment_id, position, step.name, info.attempt)
+        self.mark_attempt(deployment_id, position, step.name)
         deployment = self._deployment(deployment_id)
         if deployment["cancel_requested"]:
             raise Cancelled("the deployment was cancelled")
