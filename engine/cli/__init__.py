@@ -272,7 +272,16 @@ def console_command(settings: Settings, port: int) -> list[str]:
 
 
 def console_env(engine_url: str) -> dict[str, str]:
-    return {**os.environ, "LAUNCHDECK_ENGINE_URL": engine_url}
+    """The console's environment: its own settings (LAUNCHDECK_*) and the basics, never the engine's
+    provider credentials or vault key (review L5)."""
+    from engine.childenv import child_env
+
+    own = {
+        k: v
+        for k, v in os.environ.items()
+        if k.startswith(("LAUNCHDECK_", "STREAMLIT_")) or k in ("PYTHONPATH", "VIRTUAL_ENV")
+    }
+    return child_env({**own, "LAUNCHDECK_ENGINE_URL": engine_url})
 
 
 @app.command()
