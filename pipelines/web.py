@@ -449,14 +449,33 @@ def check_health(status_code: int, body: str) -> None:
         raise TerminalError(f"/api/health answered {status_code}, not 200: {body[:300]}")
 
 
+def check_without_health(ctx: StepContext) -> str:
+    """No /api/health: GET / renders (below 500, not Next's error page) and the database answers with
+    the app's credentials and has the schema's tables. Says which checks ran."""
+    from engine.webbuild.appcheck import database_round_trip, page_problem, schema_tables
+
+    engine = engine_of(ctx)
+    home = engine.edge.health(ctx.app_name, "/", deployment_id=ctx.deployment_id, timeout=60)
+    problem = page_problem(home.status_code, home.body)
+    if problem is not None:
+        log = engine.edge.server_log(ctx.app_name, ctx.deployment_id, lines=20)
+        raise TransientError(f"{problem}\nserver log:\n{log}")
+    schema = Path(ctx.state.get("schema_path") or schema_path(Path(ctx.params["source_path"]), ctx.params))
+    tables = schema_tables(schema.read_text(encoding="utf-8", errors="replace"))
+    database = database_round_trip(deployment_env(ctx), tables)
+    return f"no /api/health: GET / {home.status_code} in {home.seconds:.2f} s; {database}"
+
+
 def verify_and_promote(ctx: StepContext) -> str:
     engine = engine_of(ctx)
     health = engine.edge.health(ctx.app_name, deployment_id=ctx.deployment_id, timeout=60)
-    check_health(health.status_code, health.body)
+    if health.status_code != 200 and health.status_code < 500:  # none (404), or behind a login wall
+        checks = check_without_health(ctx)
+    else:
+        check_health(health.status_code, health.body)
+        checks = f"health {health.status_code} in {health.seconds:.2f} s"
     engine.edge.promote(ctx.app_name, ctx.deployment_id)
-    detail = f"health {health.status_code} in {health.seconds:.2f} s; " + record_live(
-        ctx, public_url(ctx) + "/"
-    )
+    detail = f"{checks}; " + record_live(ctx, public_url(ctx) + "/")
     if ctx.params.get("domain"):
         from engine import domains
 

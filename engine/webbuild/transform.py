@@ -25,6 +25,14 @@ from engine.webbuild.appinfo import (
     read_package_json,
     source_files,
 )
+from engine.webbuild.fonts import (
+    FONTSOURCE_VERSION,
+    fontsource_package,
+    google_font_families,
+    write_font_mock,
+)
+from engine.webbuild.nextconfig import wrap_next_config
+from engine.webbuild.prismawrap import generator_outputs, write_patch_script
 from engine.webbuild.targets import Target, parse_target
 from engine.webbuild.validate import validate_schema
 
@@ -134,7 +142,9 @@ def _set_dependency(package: dict[str, Any], name: str, version: str, *, dev: bo
     package["devDependencies" if dev else "dependencies"] = dict(sorted(section.items()))
 
 
-def _production_package(package: dict[str, Any], target: Target, prisma_version: str) -> dict[str, Any]:
+def _production_package(
+    package: dict[str, Any], target: Target, prisma_version: str, after_generate: str, build_env: str = ""
+) -> dict[str, Any]:
     package = json.loads(json.dumps(package))
     package["private"] = True
     _set_dependency(package, "@prisma/client", prisma_version)
@@ -144,10 +154,12 @@ def _production_package(package: dict[str, Any], target: Target, prisma_version:
     # `prisma generate` runs once, in the build, not as an install hook.
     if "prisma generate" in scripts.get("postinstall", ""):
         del scripts["postinstall"]
-    build_script = scripts.get("build", "next build")
-    scripts["build"] = (
-        build_script if "prisma generate" in build_script else f"prisma generate && {build_script}"
+    build_script = re.sub(
+        r"(npx\s+)?prisma generate[^&;]*(&&|;)\s*", "", scripts.get("build") or "next build"
     )
+    if build_env:
+        build_script = re.sub(r"\bnext build\b", f"{build_env} next build", build_script)
+    scripts["build"] = f"prisma generate && {after_generate} && {build_script}"
     scripts["start"] = "next start"
     return package
 
@@ -161,6 +173,8 @@ _REPLACED_DRIVERS = (
     "@libsql/client",
     "@prisma/adapter-pg",
     "pg",
+    "sqlite3",
+    "@prisma/adapter-d1",
 )
 
 
@@ -181,30 +195,17 @@ def _unused_drivers(workdir: Path, package: dict[str, Any], target: Target) -> l
     return dropped
 
 
-_NEXT_CONFIG_NAMES = ("next.config.ts", "next.config.mjs", "next.config.js", "next.config.cjs")
-_CONFIG_OBJECT = re.compile(
-    r"(const\s+\w+\s*(?::\s*NextConfig\s*)?=\s*\{|module\.exports\s*=\s*\{|export\s+default\s*\{)"
-)
-
-
-def _standalone_output(workdir: Path) -> tuple[bool, str]:
-    for name in _NEXT_CONFIG_NAMES:
-        path = workdir / name
-        if not path.is_file():
-            continue
-        text = path.read_text(encoding="utf-8")
-        existing = re.search(r"\boutput\s*:\s*[\"'](\w+)[\"']", text)
-        if existing:
-            return existing.group(1) == "standalone", f"{name} already sets output: {existing.group(1)!r}"
-        match = _CONFIG_OBJECT.search(text)
-        if not match:
-            return False, f"{name} has no plain config object: served with `next start`"
-        path.write_text(
-            text[: match.end()] + ' output: "standalone",' + text[match.end() :], encoding="utf-8"
-        )
-        return True, f'{name}: output: "standalone" (a self-contained server)'
-    (workdir / "next.config.mjs").write_text('export default { output: "standalone" };\n', encoding="utf-8")
-    return True, 'next.config.mjs written with output: "standalone"'
+def workers_client_modules(app_dir: Path) -> list[clientmodule.ClientModule]:
+    modules = [clientmodule.analyse(path) for path in client_modules(app_dir)]
+    if not modules:
+        raise InputError(f"no file in {app_dir} constructs `new PrismaClient(...)`: nothing to connect")
+    for module in modules:
+        if not module.rewritable:
+            raise InputError(
+                f"{module.path.relative_to(app_dir)} exports {', '.join(module.unsupported)} besides the "
+                "Prisma client: move those to another file so the client module can be rewritten"
+            )
+    return modules
 
 
 def transform(
@@ -228,16 +229,8 @@ def transform(
     schema_path = find_schema(app_dir)
     if schema_path is None:
         raise InputError(f"{app_dir} has no Prisma schema (prisma/schema.prisma)")
-    modules = [clientmodule.analyse(path) for path in client_modules(app_dir)]
-    if not modules:
-        raise InputError(f"no file in {app_dir} constructs `new PrismaClient(...)`: nothing to connect")
-    for module in modules:
-        if not module.rewritable:
-            raise InputError(
-                f"{module.path.relative_to(app_dir)} exports {', '.join(module.unsupported)} besides the "
-                "Prisma client: move those to another file so the client module can be rewritten"
-            )
-
+    # Cloudflare Workers still get the client module rewritten (a per-request client on workerd).
+    modules = workers_client_modules(app_dir) if runtime == "workerd" else []
     copy_app(app_dir, workdir)
     changes = [
         f"copied {app_dir.name} to an isolated working copy (no node_modules, .env or preview database)"
@@ -266,13 +259,36 @@ def transform(
         (workdir / stale).unlink(missing_ok=True)
     (workdir / "prisma.config.ts").write_text(_prisma_config(schema_relative), encoding="utf-8")
 
-    for module in modules:
-        relative = module.path.relative_to(app_dir)
-        copied = workdir / relative
-        copied.write_text(clientmodule.render(module, target, runtime=runtime), encoding="utf-8")
-        changes.append(f"{relative.as_posix()}: PrismaClient built with {target.adapter_package} from env")
+    # The one interception point: the generated client supplies the deployment's adapter (no module of
+    # the app is rewritten; scripts/, seeds and tests are never touched).
+    if runtime == "workerd":
+        after_generate = "true"
+        for module in modules:
+            relative = module.path.relative_to(app_dir)
+            (workdir / relative).write_text(
+                clientmodule.render(module, target, runtime=runtime), encoding="utf-8"
+            )
+            changes.append(
+                f"{relative.as_posix()}: PrismaClient built with {target.adapter_package} from env"
+            )
+    else:
+        outputs = generator_outputs(new_schema, copied_schema.parent, workdir)
+        after_generate = write_patch_script(workdir, target, outputs)
+        changes.append(
+            f"after prisma generate: the generated client ({', '.join(['@prisma/client', *outputs])}) "
+            f"supplies {target.adapter_package} from the environment when the app gives no adapter"
+        )
+    families = google_font_families(workdir)
+    font_env = write_font_mock(workdir) if families else ""
+    if families:
+        changes.append(
+            "next/font/google served from the npm registry: "
+            + ", ".join(f"{family} ({fontsource_package(family)})" for family in families)
+        )
 
-    new_package = _production_package(package, target, prisma_after)
+    new_package = _production_package(package, target, prisma_after, after_generate, font_env)
+    for family in families:
+        _set_dependency(new_package, fontsource_package(family), FONTSOURCE_VERSION, dev=True)
     for dropped in _unused_drivers(workdir, new_package, target):
         changes.append(
             f"package.json: dropped {dropped} (no longer imported; native drivers need a compiler)"
@@ -288,8 +304,8 @@ def transform(
         (workdir / "package.json").write_text(json.dumps(new_package, indent=2) + "\n", encoding="utf-8")
         standalone = False
     else:
-        standalone, note = _standalone_output(workdir)
-        changes.append(note)
+        changes.append(wrap_next_config(workdir))
+        standalone = True
     os.chmod(workdir, 0o755)
     return TransformResult(
         workdir=workdir,
