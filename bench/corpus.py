@@ -86,9 +86,9 @@ def deploy_one(client: EngineClient, app: dict[str, Any], db: str, scratch: Path
     wall = time.perf_counter() - started
     row.status = "live" if status["deployment"]["status"] == "succeeded" else "failed"
     for step in status["steps"]:
-        if step.get("status") in ("succeeded", "failed"):
+        if step.get("status") in ("succeeded", "failed", "undone"):  # undone: ran, then rolled back
             row.seconds[step["name"]] = float(step.get("seconds") or 0)
-        if step.get("status") == "succeeded":
+        if step.get("status") in ("succeeded", "undone"):
             row.reached = step["name"]
         if step.get("status") == "failed" and not row.error:
             row.error = str(step.get("error") or "")

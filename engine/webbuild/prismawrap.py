@@ -3,8 +3,8 @@
 After `prisma generate`, a script written into the working copy patches every client the app can import
 (`@prisma/client` through `node_modules/.prisma/client`, a generator's custom `output`, the
 `prisma-client` generator's `client.ts`) so that its `PrismaClient` is a subclass that supplies the
-deployment's driver adapter when the caller gave none (or gave one for another database: D1 on a
-Cloudflare-only app, a SQLite adapter on PostgreSQL). The `globalThis` singleton, `new PrismaClient()`
+deployment's driver adapter when the caller gave none or another one (D1 on a Cloudflare-only app,
+better-sqlite3 whose native build needs downloads, a SQLite adapter on PostgreSQL). The `globalThis` singleton, `new PrismaClient()`
 anywhere, `log` and other options, `$extends`, `import` and `require`, JS and TS all keep working;
 `datasources` / `datasourceUrl` (gone in Prisma 7) are dropped in favour of the deployment's URL.
 
@@ -63,7 +63,7 @@ def wrapper_js(target: Target) -> str:
         "function __launchdeckOptions(options) {\n"
         "  const given = options || {};\n"
         "  const adapter = given.adapter;\n"
-        f'  if (adapter && adapter.provider === "{provider}" && !/d1/i.test(String(adapter.adapterName || ""))) return given;\n'
+        f'  if (adapter && adapter.provider === "{provider}" && String(adapter.adapterName || "") === "{target.adapter_package}") return given;\n'
         "  const { datasources, datasourceUrl, adapter: _ignored, accelerateUrl, ...rest } = given;\n"
         "  return { ...rest, adapter: __launchdeckAdapter() };\n"
         "}\n"
@@ -104,7 +104,7 @@ def _patcher(target: Target, outputs: list[str]) -> str:
         "  if (text.includes(MARKER)) { patched += 1; return; }\n"
         "  const re = /export const PrismaClient = (\\$Class\\.getPrismaClientClass\\([^)]*\\))/;\n"
         "  if (!re.test(text)) return;\n"
-        "  text = text.replace(re, (_m, call) => `export const PrismaClient = __launchdeckWrap(${call})`);\n"
+        "  text = text.replace(re, (_m, call) => `const __launchdeckBase = ${call}\nexport const PrismaClient = __launchdeckWrap(__launchdeckBase) as typeof __launchdeckBase`);\n"
         "  fs.writeFileSync(file, '// @ts-nocheck\\n' + text + WRAP);\n"
         "  patched += 1;\n"
         "}\n"

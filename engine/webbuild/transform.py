@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,15 @@ def copy_app(app_dir: Path, workdir: Path) -> None:
     workdir.parent.mkdir(parents=True, exist_ok=True)
     # symlinks=True: a link pointing outside the app is copied as a link, never followed.
     shutil.copytree(app_dir, workdir, ignore=_ignore, symlinks=True, dirs_exist_ok=True)
+    # The app may arrive read-only (an unpacked archive, a checked-out snapshot); the build writes its
+    # lockfile and outputs into the copy.
+    for directory, dirnames, filenames in os.walk(workdir):
+        for name in [*dirnames, *filenames]:
+            path = Path(directory) / name
+            if not path.is_symlink():
+                mode = path.stat().st_mode
+                path.chmod(mode | stat.S_IWUSR | (stat.S_IXUSR if path.is_dir() else 0))
+    workdir.chmod(workdir.stat().st_mode | stat.S_IWUSR | stat.S_IXUSR)
 
 
 def _schema_for(schema_text: str, target: Target) -> str:
@@ -178,21 +188,65 @@ _REPLACED_DRIVERS = (
 )
 
 
+# Adapters the app may construct itself that cannot run here (D1 needs a Workers binding; better-sqlite3
+# compiles a native module whose binaries come from outside the registry). The app's import still
+# resolves, to a stand-in whose adapter the generated client replaces with the deployment's.
+_SHIMMED_ADAPTERS = {
+    "@prisma/adapter-better-sqlite3": ("PrismaBetterSqlite3", "PrismaBetterSQLite3"),
+    "@prisma/adapter-d1": ("PrismaD1", "PrismaD1HTTP"),
+}
+
+
+def _shim(workdir: Path, name: str, classes: tuple[str, ...]) -> str:
+    folder = workdir / "launchdeck" / "shims" / name.replace("/", "__").lstrip("@")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "package.json").write_text(
+        json.dumps({"name": name, "version": "0.0.0-launchdeck", "main": "index.js", "types": "index.d.ts"}),
+        encoding="utf-8",
+    )
+    body = "".join(
+        f"class {cls} {{ constructor() {{ this.provider = 'sqlite'; this.adapterName = 'launchdeck-stand-in'; }} }}\n"
+        f"exports.{cls} = {cls};\n"
+        for cls in classes
+    )
+    (folder / "index.js").write_text(
+        f"// Launchdeck stand-in for {name}: the deployment's adapter replaces it.\n{body}", encoding="utf-8"
+    )
+    (folder / "index.d.ts").write_text(
+        "".join(f"export declare class {cls} {{ constructor(...args: any[]); }}\n" for cls in classes),
+        encoding="utf-8",
+    )
+    return "file:" + folder.relative_to(workdir).as_posix()
+
+
 def _unused_drivers(workdir: Path, package: dict[str, Any], target: Target) -> list[str]:
+    from engine.webbuild.preflight import outside_build
+
     keep = {target.adapter_package}
-    sources = [path.read_text(encoding="utf-8", errors="replace") for path in source_files(workdir)]
-    dropped = []
+    sources = [
+        path.read_text(encoding="utf-8", errors="replace")
+        for path in source_files(workdir)
+        if not outside_build(path.relative_to(workdir).as_posix())
+        and path.relative_to(workdir).parts[0] != "launchdeck"
+    ]
+    changes = []
     for name in _REPLACED_DRIVERS:
         if name in keep:
             continue
         imported = re.compile(rf"""["']{re.escape(name)}(/[^"']*)?["']""")
         if any(imported.search(text) for text in sources):
+            if name in _SHIMMED_ADAPTERS:
+                _set_dependency(package, name, _shim(workdir, name, _SHIMMED_ADAPTERS[name]))
+                changes.append(
+                    f"package.json: {name} stands in for the app's import (the deployment's "
+                    f"{target.adapter_package} replaces its adapter)"
+                )
             continue
         for section in ("dependencies", "devDependencies"):
             if name in (package.get(section) or {}):
                 del package[section][name]
-                dropped.append(name)
-    return dropped
+                changes.append(f"package.json: dropped {name} (not imported by the app's built code)")
+    return changes
 
 
 def workers_client_modules(app_dir: Path) -> list[clientmodule.ClientModule]:
@@ -289,11 +343,14 @@ def transform(
     new_package = _production_package(package, target, prisma_after, after_generate, font_env)
     for family in families:
         _set_dependency(new_package, fontsource_package(family), FONTSOURCE_VERSION, dev=True)
-    for dropped in _unused_drivers(workdir, new_package, target):
-        changes.append(
-            f"package.json: dropped {dropped} (no longer imported; native drivers need a compiler)"
+    changes += _unused_drivers(workdir, new_package, target)
+    lockfile_stale = (
+        any(
+            new_package.get(section) != package.get(section)
+            for section in ("dependencies", "devDependencies", "optionalDependencies")
         )
-    lockfile_stale = new_package != package or not (app_dir / "package-lock.json").is_file()
+        or not (app_dir / "package-lock.json").is_file()
+    )
     (workdir / "package.json").write_text(json.dumps(new_package, indent=2) + "\n", encoding="utf-8")
     changes.append(f"package.json: {target.adapter_package}@{prisma_after}, build runs prisma generate")
 

@@ -87,12 +87,15 @@ def test_unparseable_raw_sql_is_a_warning(tmp_path: Path) -> None:
     assert finding.severity == "warning" and finding.file == "lib/bad.ts"
 
 
-def test_google_font_blocks_with_its_line(tmp_path: Path) -> None:
-    layout = 'import type { ReactNode } from "react";\nimport { Inter } from "next/font/google";\n'
+def test_google_font_is_served_from_fontsource_not_refused(tmp_path: Path) -> None:
+    layout = (
+        'import type { ReactNode } from "react";\nimport { Inter, Geist_Mono } from "next/font/google";\n'
+    )
     app = make_app(tmp_path, {"app/layout.tsx": layout})
     [finding] = _only(preflight(app, "local-libsql"), "build-network-font")
-    assert (finding.file, finding.line, finding.severity) == ("app/layout.tsx", 2, "blocking")
-    assert "next/font/local" in finding.message
+    assert (finding.file, finding.line, finding.severity) == ("app/layout.tsx", 2, "warning")
+    assert "@fontsource/inter, @fontsource/geist-mono" in finding.message
+    assert blocking(preflight(app, "local-libsql")) == []
 
 
 def test_prerendered_page_reading_the_database(tmp_path: Path) -> None:
@@ -132,15 +135,34 @@ def test_prisma_versions(tmp_path: Path) -> None:
     ]
 
 
-def test_client_module_that_cannot_be_rewritten_blocks(tmp_path: Path) -> None:
+def test_client_modules_that_export_other_things_are_not_refused(tmp_path: Path) -> None:
+    """Services, helpers and types beside the client, seeds and scripts: nothing is rewritten, nothing
+    blocks (the generated client supplies the adapter)."""
     client = (
         'import { PrismaClient } from "@prisma/client";\n'
         "export const prisma = new PrismaClient();\n"
         "export function slugify(s: string) { return s.toLowerCase(); }\n"
+        "export type Repo = { id: number };\n"
     )
-    app = make_app(tmp_path, {"lib/prisma.ts": client})
-    [finding] = _only(preflight(app, "local-libsql"), "prisma-client-module")
-    assert finding.severity == "blocking" and "slugify" in finding.message
+    seed = 'const { PrismaClient } = require("@prisma/client");\nconst p = new PrismaClient();\n'
+    script = (
+        'import { PrismaClient } from "@prisma/client";\nnew PrismaClient().$use(async (a, n) => n(a));\n'
+    )
+    app = make_app(tmp_path, {"lib/prisma.ts": client, "prisma/seed.js": seed, "scripts/backfill.ts": script})
+    findings = preflight(app, "local-libsql")
+    assert blocking(findings) == []
+    assert _only(findings, "prisma-client-module") == []
+    [middleware] = _only(findings, "prisma-middleware")  # in scripts/: the build never reaches it
+    assert (middleware.file, middleware.severity) == ("scripts/backfill.ts", "warning")
+
+
+def test_non_utf8_file_is_skipped_with_a_note(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    (app / "lib" / "legacy.js").write_bytes(b"// caf\xa2 \xff\n export const x = 1;\n")
+    findings = preflight(app, "local-postgres")  # raw SQL and prerender scans read every source
+    [note] = _only(findings, "not-utf8")
+    assert (note.file, note.severity) == ("lib/legacy.js", "warning")
+    assert blocking(findings) == []
 
 
 def test_app_without_schema_blocks(tmp_path: Path) -> None:
