@@ -232,6 +232,7 @@ class EngineClient:
         tier: str | None = None,
         owner: str | None = None,
         import_data: bool = True,
+        seed: bool = False,
         database_url: str | None = None,
         preview: str | None = None,
     ) -> T.Started:
@@ -249,6 +250,7 @@ class EngineClient:
             "tier": tier,
             "owner": owner,
             "import_data": import_data,
+            "seed": seed,
             "database_url": database_url,
             "preview": preview,
         }

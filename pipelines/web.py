@@ -336,7 +336,9 @@ def transform(ctx: StepContext) -> str:
     if workdir.exists():  # a re-run after a crash: start from a clean copy
         shutil.rmtree(workdir)
     runtime = "workerd" if ctx.params.get("host") == "cloudflare" else "node"
-    result = transform_app(Path(ctx.params["source_path"]), workdir, target, runtime=runtime)
+    result = transform_app(
+        Path(ctx.params["source_path"]), workdir, target, runtime=runtime, seed=bool(ctx.params.get("seed"))
+    )
     baseline = build_dir(ctx) / "migrations"
     if baseline.is_dir():  # the import's migration baseline, so `prisma migrate deploy` works later
         shutil.copytree(baseline, workdir / "prisma" / "migrations", dirs_exist_ok=True)

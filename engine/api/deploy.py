@@ -87,6 +87,9 @@ class DeployWeb(AppSource):
         description="operators only: override the owner's tier (audited); platforms never choose it",
     )  # fmt: skip
     import_data: bool = True
+    seed: bool = Field(
+        default=False, description="run the app's seed script in the build, against the new database"
+    )
 
     @field_validator("env")
     @classmethod
@@ -281,6 +284,7 @@ def deploy_web(body: DeployWeb, engine: EngineDep, principal: Deployer) -> dict[
         "env_names": sorted(body.env),
         "preview": preview,
         "import_data": body.import_data,
+        "seed": body.seed,
         **({"upload_id": body.upload_id} if body.upload_id else {}),
     }
     return _start(engine, principal, app, "web", params)

@@ -545,6 +545,13 @@ def deploy(
         ),
     ] = None,
     user: Annotated[str | None, typer.Option(help="platform tokens: the end user the app belongs to")] = None,
+    seed: Annotated[
+        bool, typer.Option("--seed", help="run the app's seed script in the build, against the new database")
+    ] = False,
+    root: Annotated[
+        str | None,
+        typer.Option(help="the app's folder inside APP_DIR (a repository with the app in a subfolder)"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Deploy an app folder: preflight, database, environment, code transformation, build and host, verify.
@@ -553,10 +560,14 @@ def deploy(
     uploaded and deployed there. Without it, the engine serving this workspace deploys it; when none
     runs, one is started in the background and keeps serving the app (`launchdeck stop` stops it).
     Exit code 0 only when the deployment is live and healthy; a failed one leaves the previous one serving."""
-    source = app_dir.resolve()
+    repository = app_dir.resolve()
+    source = (repository / root).resolve() if root else repository
+    if not source.is_relative_to(repository):
+        fail(f"--root {root} leads outside {app_dir}")
     if not (source / "package.json").is_file():
-        fail(f"{app_dir} has no package.json: give the generated app's folder")
-    app_name = name or source.name.lower().replace("_", "-")
+        hint = "" if root else " (an app in a subfolder: add --root PATH)"
+        fail(f"{source} has no package.json: give the generated app's folder{hint}")
+    app_name = name or repository.name.lower().replace("_", "-")
     variables = parse_env(env or [])
     url = remote_url(engine_url)
     session_id: str | None = None
@@ -569,7 +580,7 @@ def deploy(
         token = found
     options: dict[str, Any] = {
         "app": app_name, "db": db, "host": host, "domain": domain, "env": variables, "tier": tier,
-        "import_data": not no_import_data, "database_url": database_url, "user": user,
+        "import_data": not no_import_data, "database_url": database_url, "user": user, "seed": seed,
     }  # fmt: skip
     with EngineClient(url, token, timeout=300) as client:
         try:

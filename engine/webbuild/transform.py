@@ -152,8 +152,30 @@ def _set_dependency(package: dict[str, Any], name: str, version: str, *, dev: bo
     package["devDependencies" if dev else "dependencies"] = dict(sorted(section.items()))
 
 
+def seed_command(app_dir: Path, package: dict[str, Any]) -> str | None:
+    """How the app seeds its database (package.json "prisma.seed", else prisma/seed.*), run with node
+    or tsx; None when it has no seed."""
+    configured = (
+        (package.get("prisma") or {}).get("seed") if isinstance(package.get("prisma"), dict) else None
+    )
+    candidates = re.findall(r"[\w./-]+\.(?:[cm]?[jt]s)\b", configured) if isinstance(configured, str) else []
+    candidates += [f"prisma/seed.{suffix}" for suffix in ("ts", "js", "mjs", "cjs", "mts")]
+    for candidate in candidates:
+        path = (app_dir / candidate).resolve()
+        if path.is_file() and path.is_relative_to(app_dir.resolve()):
+            relative = path.relative_to(app_dir.resolve()).as_posix()
+            runner = "npx --yes tsx" if path.suffix in (".ts", ".mts", ".cts") else "node"
+            return f"{runner} {relative}"
+    return None
+
+
 def _production_package(
-    package: dict[str, Any], target: Target, prisma_version: str, after_generate: str, build_env: str = ""
+    package: dict[str, Any],
+    target: Target,
+    prisma_version: str,
+    after_generate: str,
+    build_env: str = "",
+    seed: str | None = None,
 ) -> dict[str, Any]:
     package = json.loads(json.dumps(package))
     package["private"] = True
@@ -169,7 +191,8 @@ def _production_package(
     )
     if build_env:
         build_script = re.sub(r"\bnext build\b", f"{build_env} next build", build_script)
-    scripts["build"] = f"prisma generate && {after_generate} && {build_script}"
+    seeding = f"{seed} && " if seed else ""  # against the new database, before pages prerender
+    scripts["build"] = f"prisma generate && {after_generate} && {seeding}{build_script}"
     scripts["start"] = "next start"
     return package
 
@@ -263,10 +286,16 @@ def workers_client_modules(app_dir: Path) -> list[clientmodule.ClientModule]:
 
 
 def transform(
-    app_dir: Path | str, workdir: Path | str, target: str | Target, *, runtime: str = "node"
+    app_dir: Path | str,
+    workdir: Path | str,
+    target: str | Target,
+    *,
+    runtime: str = "node",
+    seed: bool = False,
 ) -> TransformResult:
     """Copies ``app_dir`` to ``workdir`` (new or empty) and transforms the copy for ``target``.
 
+    ``seed``: the build runs the app's seed script against the new database (``launchdeck deploy --seed``).
     ``runtime="workerd"``: for Cloudflare Workers, built with OpenNext (see ``engine.webbuild.workers``).
     Raises InputError when the app cannot be transformed (no Prisma schema, a client module that also
     exports other things); preflight reports the same problems earlier with file and line.
@@ -340,7 +369,14 @@ def transform(
             + ", ".join(f"{family} ({fontsource_package(family)})" for family in families)
         )
 
-    new_package = _production_package(package, target, prisma_after, after_generate, font_env)
+    seeding = seed_command(app_dir, package) if seed else None
+    if seed and seeding is None:
+        raise InputError(
+            f'--seed: {app_dir.name} has no seed script (package.json "prisma.seed" or prisma/seed.ts|js)'
+        )
+    if seeding:
+        changes.append(f"the build runs the seed `{seeding}` against the new database (--seed)")
+    new_package = _production_package(package, target, prisma_after, after_generate, font_env, seeding)
     for family in families:
         _set_dependency(new_package, fontsource_package(family), FONTSOURCE_VERSION, dev=True)
     changes += _unused_drivers(workdir, new_package, target)
