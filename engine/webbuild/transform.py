@@ -34,6 +34,7 @@ from engine.webbuild.fonts import (
 )
 from engine.webbuild.nextconfig import wrap_next_config
 from engine.webbuild.prismawrap import generator_outputs, write_patch_script
+from engine.webbuild.rawsql import rewrite_raw_sql
 from engine.webbuild.targets import Target, parse_target
 from engine.webbuild.validate import validate_schema
 
@@ -376,6 +377,8 @@ def transform(
         )
     if seeding:
         changes.append(f"the build runs the seed `{seeding}` against the new database (--seed)")
+    if runtime == "node":
+        changes += rewrite_raw_sql(workdir, target)
     new_package = _production_package(package, target, prisma_after, after_generate, font_env, seeding)
     for family in families:
         _set_dependency(new_package, fontsource_package(family), FONTSOURCE_VERSION, dev=True)

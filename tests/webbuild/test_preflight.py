@@ -48,8 +48,10 @@ def test_mixed_case_names_and_group_concat_get_sqlglot_rewrite(tmp_path: Path) -
     )
     app = make_app(tmp_path, {"app/api/names/route.ts": route})
 
-    [finding] = _only(preflight(app, "neon"), "raw-sql-dialect")
-    assert finding.line == 2
+    # sqlglot rewrites all of it: a warning (the working copy runs the rewrite), not a refusal
+    assert _only(preflight(app, "neon"), "raw-sql-dialect") == []
+    [finding] = _only(preflight(app, "neon"), "raw-sql-rewritten")
+    assert finding.line == 2 and finding.severity == "warning"
     assert "mixed-case name(s) User, createdAt" in finding.message  # the names PostgreSQL would fold
     # sqlglot's rewrite: STRING_AGG, quoted names, and the template's ${since} kept in place
     assert 'STRING_AGG(email, \',\') AS names FROM "User" WHERE "createdAt" > ${since}' in finding.message
@@ -65,8 +67,8 @@ def test_unsafe_query_placeholders_and_dynamic_sql(tmp_path: Path) -> None:
     app = make_app(tmp_path, {"lib/queries.ts": code})
 
     findings = preflight(app, "postgresql")
-    [dialect] = _only(findings, "raw-sql-dialect")
-    assert dialect.line == 2
+    [dialect] = _only(findings, "raw-sql-rewritten")  # sqlglot rewrites all of it: the copy runs that
+    assert (dialect.line, dialect.severity) == (2, "warning")
     assert "$1, $2" in dialect.message
     assert "COALESCE(name, '') <> $2" in dialect.message
     [dynamic] = _only(findings, "raw-sql-dynamic")
@@ -182,14 +184,15 @@ def test_unknown_target_says_what_to_use() -> None:
         preflight(EXAMPLES / "shop", "mysql")
 
 
-def test_boolean_compared_with_a_number_blocks_postgres(tmp_path: Path) -> None:
+def test_boolean_compared_with_a_number_is_rewritten_for_postgres(tmp_path: Path) -> None:
     schema = (
         'datasource db {\n  provider = "sqlite"\n}\n\n'
         'model Task {\n  id   Int     @id\n  done Boolean @default(false) @map("is_done")\n\n  @@map("tasks")\n}\n'
     )
     code = 'export const open = () => prisma.$queryRaw`SELECT id FROM "tasks" WHERE "is_done" = 0 AND id <> 1`;\n'
     app = make_app(tmp_path, {"prisma/schema.prisma": schema, "lib/open.ts": code})
-    [finding] = _only(preflight(app, "local-postgres"), "raw-sql-dialect")
+    [finding] = _only(preflight(app, "local-postgres"), "raw-sql-rewritten")
+    assert finding.severity == "warning"
     assert "compares a Boolean column with a number" in finding.message
     assert 'WHERE "is_done" = FALSE AND id <> 1' in finding.message  # only the Boolean comparison changes
     assert _only(preflight(app, "local-libsql"), "raw-sql-dialect") == []

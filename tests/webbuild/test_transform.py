@@ -141,3 +141,24 @@ def test_native_sqlite_driver_is_replaced_by_the_adapter(tmp_path: Path) -> None
     assert deps["@prisma/adapter-libsql"] == "7.10.0"
     assert deps["@prisma/adapter-better-sqlite3"].startswith("file:launchdeck/shims/")  # a stand-in
     assert any("dropped better-sqlite3" in change for change in result.changes)
+
+
+def test_raw_sql_sqlglot_can_rewrite_is_rewritten_in_the_copy_for_postgres(tmp_path: Path) -> None:
+    route = (
+        "export async function GET() {\n"
+        "  const rows = await prisma.$queryRaw`SELECT group_concat(email, ',') AS names\n"
+        "    FROM User WHERE createdAt > ${since}`;\n"
+        "  const old = await prisma.$queryRaw`SELECT id FROM User WHERE createdAt > datetime('now', '-7 days')`;\n"
+        "}\n"
+    )
+    app = make_app(tmp_path / "app", {"app/api/names/route.ts": route})
+    on_libsql = transform(app, tmp_path / "libsql", "local-libsql")
+    assert (on_libsql.workdir / "app/api/names/route.ts").read_text() == route
+    result = transform(app, tmp_path / "pg", "local-postgres")
+    copied = (result.workdir / "app/api/names/route.ts").read_text()
+    assert 'STRING_AGG(email, \',\') AS names FROM "User" WHERE "createdAt" > ${since}`' in copied
+    assert "datetime('now', '-7 days')" in copied  # sqlglot cannot rewrite it: left (preflight blocks)
+    assert [c for c in result.changes if "rewritten for PostgreSQL" in c][0].startswith(
+        "app/api/names/route.ts:2:"
+    )
+    assert (app / "app/api/names/route.ts").read_text() == route
