@@ -158,7 +158,7 @@ def test_raw_sql_sqlglot_can_rewrite_is_rewritten_in_the_copy_for_postgres(tmp_p
     copied = (result.workdir / "app/api/names/route.ts").read_text()
     assert 'STRING_AGG(email, \',\') AS names FROM "User" WHERE "createdAt" > ${since}`' in copied
     assert "datetime('now', '-7 days')" in copied  # sqlglot cannot rewrite it: left (preflight blocks)
-    assert [c for c in result.changes if "rewritten for PostgreSQL" in c][0].startswith(
+    assert next(c for c in result.changes if "rewritten for PostgreSQL" in c).startswith(
         "app/api/names/route.ts:2:"
     )
     assert (app / "app/api/names/route.ts").read_text() == route
