@@ -180,6 +180,9 @@ def provision_database(ctx: StepContext) -> str:
     ctx.state["db_created"] = kind != "byo"
     preview = preview_source(source, params) if params.get("import_data", True) else None
     schema = schema_path(source, params)
+    if preview is not None and holds_no_tables(preview):
+        ctx.log(f"the preview database {preview.name} holds no tables (never migrated): empty tables created")
+        preview = None
 
     def progress(done: int, total: int, table: str) -> None:
         ctx.progress(done, total, "rows", f"importing {table}")
@@ -234,6 +237,16 @@ def provision_database(ctx: StepContext) -> str:
     rows = sum(t.imported_rows for t in report.tables.values())
     transferred = f", {rows} rows transferred from preview" if preview else ", no preview data"
     return f"{kind} database {database_id}: {tables} tables created{transferred}"
+
+
+def holds_no_tables(preview: Path) -> bool:
+    """A committed SQLite file with no tables of its own (only Prisma's migration journal, or none)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{preview}?mode=ro", uri=True)) as conn:
+            names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    except sqlite3.DatabaseError:
+        return False  # not a SQLite file (a SQL dump): the importer reads it
+    return not [n for n in names if not n.startswith("sqlite_") and n != "_prisma_migrations"]
 
 
 def import_failure(report: Any) -> TerminalError:
