@@ -243,6 +243,42 @@ def _shim(workdir: Path, name: str, classes: tuple[str, ...]) -> str:
     return "file:" + folder.relative_to(workdir).as_posix()
 
 
+# An app written for Cloudflare (OpenNext) hosted on Node: its bindings come from getCloudflareContext(),
+# which only exists on workerd. On Node it answers with empty bindings (the D1 adapter made from one is a
+# stand-in too, replaced by the deployment's adapter).
+_OPENNEXT_ON_NODE = """// Launchdeck stand-in for @opennextjs/cloudflare on a Node host: no Workers bindings here.
+const env = new Proxy({}, { get: (_t, key) => (typeof key === "string" ? process.env[key] ?? {} : undefined) });
+const context = { env, cf: undefined, ctx: { waitUntil() {}, passThroughOnException() {} } };
+function getCloudflareContext(options) { return options && options.async ? Promise.resolve(context) : context; }
+function initOpenNextCloudflareForDev() {}
+function defineCloudflareConfig(config) { return config || {}; }
+module.exports = { getCloudflareContext, initOpenNextCloudflareForDev, defineCloudflareConfig };
+"""
+_OPENNEXT_TYPES = (
+    "export declare function getCloudflareContext(options?: any): any;\n"
+    "export declare function initOpenNextCloudflareForDev(options?: any): void;\n"
+    "export declare function defineCloudflareConfig(config?: any): any;\n"
+)
+
+
+def _opennext_on_node(workdir: Path, package: dict[str, Any]) -> list[str]:
+    name = "@opennextjs/cloudflare"
+    if not any(name in (package.get(section) or {}) for section in ("dependencies", "devDependencies")):
+        return []
+    folder = workdir / "launchdeck" / "shims" / "opennextjs__cloudflare"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "package.json").write_text(
+        json.dumps({"name": name, "version": "0.0.0-launchdeck", "main": "index.js", "types": "index.d.ts"}),
+        encoding="utf-8",
+    )
+    (folder / "index.js").write_text(_OPENNEXT_ON_NODE, encoding="utf-8")
+    (folder / "index.d.ts").write_text(_OPENNEXT_TYPES, encoding="utf-8")
+    _set_dependency(package, name, "file:" + folder.relative_to(workdir).as_posix())
+    return [
+        f"package.json: {name} stands in on the Node host (getCloudflareContext() has no Workers bindings)"
+    ]
+
+
 def _unused_drivers(workdir: Path, package: dict[str, Any], target: Target) -> list[str]:
     from engine.webbuild.preflight import outside_build
 
@@ -335,6 +371,8 @@ def transform(
         from engine.webbuild.workers import schema_for_workers
 
         new_schema = schema_for_workers(new_schema, target)
+    else:  # a Workers runtime the app chose for Cloudflare ("cloudflare", "workerd"): this build is Node's
+        new_schema = re.sub(r"^\s*runtime\s*=.*\n", "", new_schema, flags=re.MULTILINE)
     copied_schema.write_text(new_schema, encoding="utf-8")
     validate_schema(copied_schema)
     changes.append(f"{schema_relative}: provider {target.prisma_provider}, URLs moved to prisma.config.ts")
@@ -383,6 +421,8 @@ def transform(
     for family in families:
         _set_dependency(new_package, fontsource_package(family), FONTSOURCE_VERSION, dev=True)
     changes += _unused_drivers(workdir, new_package, target)
+    if runtime == "node":
+        changes += _opennext_on_node(workdir, new_package)
     lockfile_stale = (
         any(
             new_package.get(section) != package.get(section)
