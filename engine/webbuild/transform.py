@@ -36,7 +36,6 @@ from engine.webbuild.nextconfig import wrap_next_config
 from engine.webbuild.prismawrap import generator_outputs, write_patch_script
 from engine.webbuild.rawsql import rewrite_raw_sql
 from engine.webbuild.targets import Target, parse_target
-from engine.webbuild.validate import validate_schema
 
 # The Prisma 7 release apps are moved to (tested with both example apps).
 PRISMA_7_VERSION = "7.10.0"
@@ -374,7 +373,7 @@ def transform(
     else:  # a Workers runtime the app chose for Cloudflare ("cloudflare", "workerd"): this build is Node's
         new_schema = re.sub(r"^\s*runtime\s*=.*\n", "", new_schema, flags=re.MULTILINE)
     copied_schema.write_text(new_schema, encoding="utf-8")
-    validate_schema(copied_schema)
+    # Prisma 7 validates it in the build (`prisma generate`, with file and line): not twice.
     changes.append(f"{schema_relative}: provider {target.prisma_provider}, URLs moved to prisma.config.ts")
 
     for stale in ("prisma.config.js", "prisma.config.mjs"):
