@@ -107,7 +107,7 @@ def preflight(ctx: StepContext) -> str:
         else params["db"]
     )
     check_cloud_host(engine, params, source, target)
-    findings = check_app(source, target)
+    findings = check_app(source, target, env_names=params.get("env_names", []))
     for finding in findings:
         ctx.log(str(finding))
     stoppers = blocking(findings)

@@ -6,6 +6,7 @@ Each finding names the file and line and says what to do. A ``blocking`` finding
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from pathlib import Path
 
 from engine.errors import InputError
@@ -193,9 +194,41 @@ def _install_findings(app_dir: Path) -> list[Finding]:
     return findings
 
 
-def preflight(app_dir: Path | str, target_dialect: str | Target) -> list[Finding]:
+# Services whose SDK refuses to serve a page without its keys (they cannot be made up).
+_NEEDS_KEYS = {
+    "@clerk/nextjs": ("Clerk", ("NEXT_PUBLIC_CLERK_PUBLISHABLE_KEY", "CLERK_SECRET_KEY")),
+}
+
+
+def _key_findings(app_dir: Path, env_names: Collection[str] | None) -> list[Finding]:
+    package = read_package_json(app_dir)
+    findings = []
+    for name, (service, keys) in sorted(_NEEDS_KEYS.items()):
+        if not any(name in (package.get(section) or {}) for section in ("dependencies", "devDependencies")):
+            continue
+        missing = [key for key in keys if env_names is None or key not in env_names]
+        if not missing:
+            continue
+        findings.append(
+            Finding(
+                "package.json",
+                None,
+                "warning" if env_names is None else "blocking",
+                "service-keys",
+                f"the app uses {service} ({name}), which answers every page with an error without its "
+                f"keys: deploy with {' '.join(f'--env {key}=...' for key in missing)} from your "
+                f"{service} dashboard",
+            )
+        )
+    return findings
+
+
+def preflight(
+    app_dir: Path | str, target_dialect: str | Target, env_names: Collection[str] | None = None
+) -> list[Finding]:
     """Findings for deploying ``app_dir`` to ``target_dialect`` (`local-libsql`, `turso`,
-    `local-postgres`, `neon`, or `libsql` / `postgresql`), blocking ones first."""
+    `local-postgres`, `neon`, or `libsql` / `postgresql`), blocking ones first. ``env_names``: the
+    variables the deployment sets (then a service's missing keys block; unknown: a warning)."""
     app_dir = Path(app_dir).resolve()
     if not app_dir.is_dir():
         raise InputError(f"app folder {app_dir} does not exist")
@@ -206,6 +239,7 @@ def preflight(app_dir: Path | str, target_dialect: str | Target) -> list[Finding
         *raw_sql_findings(app_dir, target),
         *prerender_findings(app_dir),
         *network_findings(app_dir),
+        *_key_findings(app_dir, env_names),
         *(
             Finding(
                 path.relative_to(app_dir).as_posix(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -205,3 +206,17 @@ def test_prerendered_page_fetching_a_url_at_build(tmp_path: Path) -> None:
     [finding] = _only(preflight(app, "local-libsql"), "build-network-fetch")
     assert (finding.file, finding.line) == ("app/rates/page.tsx", 2)
     assert "https://api.example.com/rates" in finding.message
+
+
+def test_a_service_that_needs_keys_blocks_when_the_deployment_lacks_them(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    package = json.loads((app / "package.json").read_text())
+    package["dependencies"]["@clerk/nextjs"] = "^5.2.4"
+    (app / "package.json").write_text(json.dumps(package))
+    [unknown] = _only(preflight(app, "local-libsql"), "service-keys")
+    assert unknown.severity == "warning"
+    [lacking] = _only(preflight(app, "local-libsql", env_names=["CLERK_SECRET_KEY"]), "service-keys")
+    assert lacking.severity == "blocking" and "--env NEXT_PUBLIC_CLERK_PUBLISHABLE_KEY=..." in lacking.message
+    assert "CLERK_SECRET_KEY=" not in lacking.message
+    keys = ["CLERK_SECRET_KEY", "NEXT_PUBLIC_CLERK_PUBLISHABLE_KEY"]
+    assert _only(preflight(app, "local-libsql", env_names=keys), "service-keys") == []
