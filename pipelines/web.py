@@ -487,7 +487,11 @@ def verify_and_promote(ctx: StepContext) -> str:
     if health.status_code != 200 and health.status_code < 500:  # none (404), or behind a login wall
         checks = check_without_health(ctx)
     else:
-        check_health(health.status_code, health.body)
+        try:
+            check_health(health.status_code, health.body)
+        except (TransientError, TerminalError) as exc:  # what the app's server said about it
+            log = engine.edge.server_log(ctx.app_name, ctx.deployment_id, lines=15)
+            raise type(exc)(f"{exc}\nserver log (last lines):\n{log}") from None
         checks = f"health {health.status_code} in {health.seconds:.2f} s"
     engine.edge.promote(ctx.app_name, ctx.deployment_id)
     detail = f"{checks}; " + record_live(ctx, public_url(ctx) + "/")
