@@ -10,8 +10,11 @@ They run in order and share one engine (each build costs one to three minutes).
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,15 +31,19 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineClient]:
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """(url, operator token) of a real engine process."""
     if not (CORPUS / "corpus.json").is_file():
         pytest.fail(f"the corpus is not at {CORPUS}")
     workspace = tmp_path_factory.mktemp("corpus") / "workspace"
-    with (
-        engine_process(workspace, extra_env={"LAUNCHDECK_EDGE_PORT": "0"}) as (url, _),
-        EngineClient(url, operator_token(workspace), timeout=300) as engine,
-    ):
-        yield engine
+    with engine_process(workspace, extra_env={"LAUNCHDECK_EDGE_PORT": "0"}) as (url, _):
+        yield url, operator_token(workspace)
+
+
+@pytest.fixture
+def client(engine: tuple[str, str]) -> Iterator[EngineClient]:
+    with EngineClient(*engine, timeout=300) as client:
+        yield client
 
 
 def corpus_entry(name: str) -> dict[str, Any]:
@@ -116,9 +123,21 @@ def test_next14_nextauth_google_font_app(client: EngineClient, tmp_path: Path) -
     assert titles and all(title in listed.text for title in titles)  # the preview's rows, served
 
 
-def test_monorepo_subfolder_next16_app(client: EngineClient, tmp_path: Path) -> None:
-    status, preview = deploy(client, "Arfazrll__AI-Docs-Scanner", "docs-scanner", tmp_path)
-    url = live_url(status)
+def test_monorepo_subfolder_next16_app(engine: tuple[str, str], tmp_path: Path) -> None:
+    """Through the command line, as a user would: the repository's folder and --root apps/web."""
+    entry = corpus_entry("Arfazrll__AI-Docs-Scanner")
+    repository = tmp_path / "repository"
+    shutil.copytree(CORPUS / entry["name"], repository, symlinks=True)
+    preview = repository / entry["root"] / entry["preview"]
+    url, token = engine
+    env = {**os.environ, "LAUNCHDECK_TOKEN": token, "LAUNCHDECK_WORKSPACE": str(tmp_path / "none")}
+    result = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "deploy", str(repository), "--root", entry["root"],
+         "--name", "docs-scanner", "--preview", str(preview), "--engine", url, "--json"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1800,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    url = json.loads(result.stdout)["url"]
     assert get(url, "/").status_code == 200
     history = get(url, "/api/history")
     assert history.status_code == 200, history.text
