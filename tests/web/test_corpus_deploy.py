@@ -13,9 +13,9 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
