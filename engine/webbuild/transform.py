@@ -285,7 +285,9 @@ def _opennext_on_node(workdir: Path, package: dict[str, Any]) -> list[str]:
     ]
 
 
-def _unused_drivers(workdir: Path, package: dict[str, Any], target: Target) -> list[str]:
+def _unused_drivers(
+    workdir: Path, package: dict[str, Any], target: Target, *, stand_ins: bool = True
+) -> list[str]:
     from engine.webbuild.preflight import outside_build
 
     keep = {target.adapter_package}
@@ -301,7 +303,7 @@ def _unused_drivers(workdir: Path, package: dict[str, Any], target: Target) -> l
             continue
         imported = re.compile(rf"""["']{re.escape(name)}(/[^"']*)?["']""")
         if any(imported.search(text) for text in sources):
-            if name in _SHIMMED_ADAPTERS:
+            if stand_ins and name in _SHIMMED_ADAPTERS:
                 _set_dependency(package, name, _shim(workdir, name, _SHIMMED_ADAPTERS[name]))
                 changes.append(
                     f"package.json: {name} stands in for the app's import (the deployment's "
@@ -426,7 +428,7 @@ def transform(
     new_package = _production_package(package, target, prisma_after, after_generate, font_env, seeding)
     for family in families:
         _set_dependency(new_package, fontsource_package(family), FONTSOURCE_VERSION, dev=True)
-    changes += _unused_drivers(workdir, new_package, target)
+    changes += _unused_drivers(workdir, new_package, target, stand_ins=runtime == "node")
     if runtime == "node":
         changes += _opennext_on_node(workdir, new_package)
     lockfile_stale = (
