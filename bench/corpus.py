@@ -78,7 +78,9 @@ def deploy_one(client: EngineClient, app: dict[str, Any], db: str, scratch: Path
     name = re.sub(r"[^a-z0-9-]+", "-", app["name"].lower()).strip("-")[:40]
     started = time.perf_counter()
     try:
-        deployment = client.deploy_web(str(root), app=name, **options)
+        if app["root"] not in (".", ""):  # an app in a subfolder: the repository and --root
+            options["root"] = app["root"]
+        deployment = client.deploy_web(str(copy if "root" in options else root), app=name, **options)
         status = client.wait(deployment["deployment_id"], timeout=1800)
     except Exception as exc:  # the request itself was refused: report it as the first failure
         row.status, row.error = "failed", f"{type(exc).__name__}: {exc}"

@@ -233,6 +233,7 @@ class EngineClient:
         owner: str | None = None,
         import_data: bool = True,
         seed: bool = False,
+        root: str | None = None,
         database_url: str | None = None,
         preview: str | None = None,
     ) -> T.Started:
@@ -251,6 +252,7 @@ class EngineClient:
             "owner": owner,
             "import_data": import_data,
             "seed": seed,
+            "root": root,
             "database_url": database_url,
             "preview": preview,
         }

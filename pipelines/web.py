@@ -350,7 +350,12 @@ def transform(ctx: StepContext) -> str:
         shutil.rmtree(workdir)
     runtime = "workerd" if ctx.params.get("host") == "cloudflare" else "node"
     result = transform_app(
-        Path(ctx.params["source_path"]), workdir, target, runtime=runtime, seed=bool(ctx.params.get("seed"))
+        Path(ctx.params["source_path"]),
+        workdir,
+        target,
+        runtime=runtime,
+        seed=bool(ctx.params.get("seed")),
+        repository=ctx.params.get("repository_path"),
     )
     baseline = build_dir(ctx) / "migrations"
     if baseline.is_dir():  # the import's migration baseline, so `prisma migrate deploy` works later

@@ -581,17 +581,19 @@ def deploy(
     options: dict[str, Any] = {
         "app": app_name, "db": db, "host": host, "domain": domain, "env": variables, "tier": tier,
         "import_data": not no_import_data, "database_url": database_url, "user": user, "seed": seed,
+        "root": Path(root).as_posix() if root else None,
     }  # fmt: skip
     with EngineClient(url, token, timeout=300) as client:
         try:
             if remote_url(engine_url) is None and client.whoami()["role"] == "operator":
                 # this machine's engine reads the folder itself (paths are for operators)
                 started = client.deploy_web(
-                    str(source), preview=str(preview.resolve()) if preview else None, **options
+                    str(repository), preview=str(preview.resolve()) if preview else None, **options
                 )
-            else:
+            else:  # the whole repository travels: the app may use its workspace packages
                 started = client.deploy_web(
-                    **upload_app(client, source, preview, not no_import_data, as_json), **options
+                    **upload_app(client, repository, preview, not no_import_data, as_json, app_root=source),
+                    **options,
                 )
             run_and_report(client, started, as_json=as_json)
         except LaunchdeckError as exc:
@@ -643,7 +645,12 @@ def local_engine(*, as_json: bool) -> tuple[str, str, str | None]:
 
 
 def upload_app(
-    client: EngineClient, source: Path, preview: Path | None, import_data: bool, as_json: bool
+    client: EngineClient,
+    source: Path,
+    preview: Path | None,
+    import_data: bool,
+    as_json: bool,
+    app_root: Path | None = None,
 ) -> dict[str, Any]:
     """Pack and upload the app folder (and its preview database): the deploy request's upload ids."""
     import tempfile
@@ -663,7 +670,7 @@ def upload_app(
         app_upload = send(client, packed.path, "app", "uploading the app", quiet)
     ids = {"upload_id": app_upload["upload_id"]}
     if import_data:
-        found = preview.resolve() if preview else find_preview(source)
+        found = preview.resolve() if preview else find_preview(app_root or source)
         if found is not None:
             ids["preview_upload_id"] = send(client, found, "preview", f"uploading {found.name}", quiet)[
                 "upload_id"

@@ -317,6 +317,53 @@ def _unused_drivers(
     return changes
 
 
+def workspace_packages(repository: Path) -> dict[str, Path]:
+    """The repository's npm/yarn workspace packages (root package.json "workspaces"), by name."""
+    try:
+        root = json.loads((repository / "package.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    patterns = root.get("workspaces") if isinstance(root, dict) else None
+    if isinstance(patterns, dict):
+        patterns = patterns.get("packages")
+    found: dict[str, Path] = {}
+    for pattern in patterns if isinstance(patterns, list) else []:
+        if not isinstance(pattern, str) or ".." in pattern or pattern.startswith("/"):
+            continue
+        for folder in sorted(repository.glob(pattern)):
+            resolved = folder.resolve()
+            if not resolved.is_relative_to(repository.resolve()) or folder.is_symlink():
+                continue
+            try:
+                name = json.loads((folder / "package.json").read_text(encoding="utf-8")).get("name")
+            except (OSError, json.JSONDecodeError):
+                continue
+            if isinstance(name, str):
+                found[name] = folder
+    return found
+
+
+def _vendor_workspace_packages(
+    repository: Path, app_dir: Path, workdir: Path, package: dict[str, Any]
+) -> list[str]:
+    """Workspace packages the app depends on, copied into the working copy as `file:` dependencies
+    (the registry does not have them)."""
+    available = workspace_packages(repository)
+    changes = []
+    for section in ("dependencies", "devDependencies"):
+        for name in sorted(package.get(section) or {}):
+            folder = available.get(name)
+            if folder is None or folder.resolve() == app_dir.resolve():
+                continue
+            target = workdir / "launchdeck" / "workspace" / name.replace("/", "__").lstrip("@")
+            copy_app(folder, target)
+            package[section][name] = "file:" + target.relative_to(workdir).as_posix()
+            changes.append(
+                f"package.json: {name} from the repository's workspace ({folder.relative_to(repository)})"
+            )
+    return changes
+
+
 def workers_client_modules(app_dir: Path) -> list[clientmodule.ClientModule]:
     modules = [clientmodule.analyse(path) for path in client_modules(app_dir)]
     if not modules:
@@ -337,9 +384,11 @@ def transform(
     *,
     runtime: str = "node",
     seed: bool = False,
+    repository: Path | str | None = None,
 ) -> TransformResult:
     """Copies ``app_dir`` to ``workdir`` (new or empty) and transforms the copy for ``target``.
 
+    ``repository``: the repository ``app_dir`` lies in (``--root``): workspace packages come from it.
     ``seed``: the build runs the app's seed script against the new database (``launchdeck deploy --seed``).
     ``runtime="workerd"``: for Cloudflare Workers, built with OpenNext (see ``engine.webbuild.workers``).
     Raises InputError when the app cannot be transformed (no Prisma schema, a client module that also
@@ -429,6 +478,8 @@ def transform(
     for family in families:
         _set_dependency(new_package, fontsource_package(family), FONTSOURCE_VERSION, dev=True)
     changes += _unused_drivers(workdir, new_package, target, stand_ins=runtime == "node")
+    if repository is not None:
+        changes += _vendor_workspace_packages(Path(repository).resolve(), app_dir, workdir, new_package)
     if runtime == "node":
         changes += _opennext_on_node(workdir, new_package)
     lockfile_stale = (

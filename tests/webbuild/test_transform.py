@@ -162,3 +162,23 @@ def test_raw_sql_sqlglot_can_rewrite_is_rewritten_in_the_copy_for_postgres(tmp_p
         "app/api/names/route.ts:2:"
     )
     assert (app / "app/api/names/route.ts").read_text() == route
+
+
+def test_workspace_packages_of_the_repository_come_along(tmp_path: Path) -> None:
+    repository = tmp_path / "repo"
+    (repository / "packages" / "schemas").mkdir(parents=True)
+    (repository / "package.json").write_text(
+        json.dumps({"name": "mono", "workspaces": ["apps/*", "packages/*"]})
+    )
+    (repository / "packages" / "schemas" / "package.json").write_text(json.dumps({"name": "@mono/schemas"}))
+    (repository / "packages" / "schemas" / "index.ts").write_text("export type Row = { id: number };\n")
+    app = make_app(repository / "apps" / "web")
+    package = json.loads((app / "package.json").read_text())
+    package["dependencies"]["@mono/schemas"] = "*"
+    (app / "package.json").write_text(json.dumps(package))
+
+    result = transform(app, tmp_path / "work", "local-libsql", repository=repository)
+    deps = json.loads((result.workdir / "package.json").read_text())["dependencies"]
+    assert deps["@mono/schemas"] == "file:launchdeck/workspace/mono__schemas"
+    assert (result.workdir / "launchdeck/workspace/mono__schemas/index.ts").is_file()
+    assert any("from the repository's workspace (packages/schemas)" in c for c in result.changes)
