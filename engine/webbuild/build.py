@@ -167,6 +167,10 @@ def _sandbox_env(
         "YARN_ENABLE_IMMUTABLE_INSTALLS": "false",
         "YARN_ENABLE_TELEMETRY": "0",
     }
+    if Path("/usr/include/node/node.h").is_file():
+        # node-gyp compiles native modules against this Node's own headers instead of downloading them
+        # from nodejs.org (unreachable), when a package's prebuilt binary (GitHub) cannot be fetched.
+        env["npm_config_nodedir"] = "/usr"
     if Path(_SYSTEM_CAS).is_file():  # npm reads /etc/npmrc's cafile; corepack (plain Node) needs this
         env["NODE_EXTRA_CA_CERTS"] = _SYSTEM_CAS
     return {**app_env, **env}
