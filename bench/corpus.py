@@ -6,7 +6,7 @@ seconds per stage, the first failure's message; then the success rate. A failure
 machine's network (only the package registries are reachable) is named with its URL and counted apart.
 The engine's own time (all but install and build) is printed against the 2 s target.
 
-    .venv/bin/python bench/corpus.py [--db local-libsql|local-postgres] [--only NAME ...]
+    .venv/bin/python bench/corpus.py [--db local-libsql|local-postgres] [--only NAME ...] [--examples]
 """
 
 from __future__ import annotations
@@ -64,10 +64,22 @@ def build_seconds(detail: str) -> float:
     return sum(float(x) for x in re.findall(r"([\d.]+) s\b", detail.split(" in a ")[0]))
 
 
-def deploy_one(client: EngineClient, app: dict[str, Any], db: str, scratch: Path) -> Row:
+EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "examples"
+
+
+def example_apps() -> list[dict[str, Any]]:
+    """The repository's own two examples, as a baseline beside the corpus."""
+    return [
+        {"name": f"example-{name}", "root": ".", "preview": "preview.sqlite", "folder": str(EXAMPLES / name)}
+        for name in ("shop", "taskboard")
+    ]
+
+
+def deploy_one(client: EngineClient, app: dict[str, Any], db: str, scratch: Path, corpus: Path) -> Row:
     row = Row(app["name"])
     copy = scratch / app["name"]
-    shutil.copytree(CORPUS / app["name"], copy, symlinks=True)
+    source = Path(app["folder"]) if "folder" in app else corpus / app["name"]
+    shutil.copytree(source, copy, symlinks=True, ignore=shutil.ignore_patterns("node_modules", ".next"))
     root = copy / app["root"]
     preview = app.get("preview")
     options: dict[str, Any] = {"db": db}
@@ -122,6 +134,12 @@ def print_table(rows: list[Row], db: str) -> None:
         engine = f"{row.engine_seconds:>6.1f}" if row.engine_seconds is not None else f"{'-':>6}"
         error = f"network only: {row.network_url}" if row.network_url else short(row.error)
         print(f"{row.app[:32]:<32} {row.status:<7} {row.reached[:18]:<18} {secs}  {engine}  {error}")
+    examples = [r for r in rows if r.app.startswith("example-")]
+    if examples:
+        print(
+            f"\nexamples (baseline, not counted): {sum(r.status == 'live' for r in examples)}/{len(examples)} live"
+        )
+    rows = [r for r in rows if not r.app.startswith("example-")]
     live = sum(r.status == "live" for r in rows)
     network = sum(r.network_url is not None for r in rows)
     counted = len(rows) - network
@@ -155,8 +173,10 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="corpus app names (default: all)")
     parser.add_argument("--corpus", type=Path, default=CORPUS)
     parser.add_argument("--keep", action="store_true", help="keep the workspace (logs) and print its path")
+    parser.add_argument("--examples", action="store_true", help="also the two example apps (a baseline)")
     args = parser.parse_args()
-    apps = [a for a in corpus_apps(args.corpus) if not args.only or a["name"] in args.only]
+    everything = corpus_apps(args.corpus) + (example_apps() if args.examples else [])
+    apps = [a for a in everything if not args.only or a["name"] in args.only]
     scratch = Path(tempfile.mkdtemp(prefix="launchdeck-corpus-"))
     settings = Settings(workspace=scratch / "workspace", edge_port=0)
     engine = Engine(settings)
@@ -165,7 +185,7 @@ def main() -> None:
     rows = []
     try:
         for app in apps:
-            row = deploy_one(client, app, args.db, scratch)
+            row = deploy_one(client, app, args.db, scratch, args.corpus)
             rows.append(row)
             print(f"{row.app}: {row.status} ({row.reached}) {short(row.error, 300)}", flush=True)
     finally:
