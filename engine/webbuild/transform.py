@@ -21,6 +21,7 @@ from engine.errors import Conflict, InputError
 from engine.webbuild import clientmodule
 from engine.webbuild.appinfo import (
     client_modules,
+    dependency_spec,
     find_schema,
     prisma_versions,
     read_package_json,
@@ -152,6 +153,11 @@ def _set_dependency(package: dict[str, Any], name: str, version: str, *, dev: bo
     package["devDependencies" if dev else "dependencies"] = dict(sorted(section.items()))
 
 
+def _major(spec: str | None) -> int | None:
+    match = re.search(r"(\d+)", spec or "")
+    return int(match.group(1)) if match else None
+
+
 def seed_command(app_dir: Path, package: dict[str, Any]) -> str | None:
     """How the app seeds its database (package.json "prisma.seed", else prisma/seed.*), run with node
     or tsx; None when it has no seed."""
@@ -190,7 +196,12 @@ def _production_package(
         r"(npx\s+)?prisma generate[^&;]*(&&|;)\s*", "", scripts.get("build") or "next build"
     )
     if build_env:
-        build_script = re.sub(r"\bnext build\b", f"{build_env} next build", build_script)
+        # Turbopack does not read Next's mocked Google Fonts responses: the fonts need webpack (the
+        # default up to Next 15; Next 16 builds with Turbopack unless told --webpack).
+        build_script = re.sub(r"\s--turbo(pack)?\b", "", build_script)
+        next_major = _major(dependency_spec(package, "next"))
+        bundler = " --webpack" if next_major is None or next_major >= 16 else ""
+        build_script = re.sub(r"\bnext build\b", f"{build_env} next build{bundler}", build_script)
     seeding = f"{seed} && " if seed else ""  # against the new database, before pages prerender
     scripts["build"] = f"prisma generate && {after_generate} && {seeding}{build_script}"
     scripts["start"] = "next start"

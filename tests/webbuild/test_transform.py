@@ -182,3 +182,29 @@ def test_workspace_packages_of_the_repository_come_along(tmp_path: Path) -> None
     assert deps["@mono/schemas"] == "file:launchdeck/workspace/mono__schemas"
     assert (result.workdir / "launchdeck/workspace/mono__schemas/index.ts").is_file()
     assert any("from the repository's workspace (packages/schemas)" in c for c in result.changes)
+
+
+@pytest.mark.parametrize(
+    ("next_version", "script", "expected"),
+    [
+        ("16.2.10", "next build", "next build --webpack"),  # Turbopack ignores the fonts hook
+        ("^15.3.4", "next build --turbopack", "next build"),
+        ("14.2.3", "next build", "next build"),
+    ],
+)
+def test_google_fonts_build_with_webpack(
+    tmp_path: Path, next_version: str, script: str, expected: str
+) -> None:
+    layout = (
+        'import { Inter } from "next/font/google";\nexport const inter = Inter({ subsets: ["latin"] });\n'
+    )
+    app = make_app(tmp_path / "app", {"app/layout.tsx": layout})
+    package = json.loads((app / "package.json").read_text())
+    package["dependencies"]["next"] = next_version
+    package["scripts"]["build"] = script
+    (app / "package.json").write_text(json.dumps(package))
+    result = transform(app, tmp_path / "work", "local-libsql")
+    written = json.loads((result.workdir / "package.json").read_text())
+    assert written["scripts"]["build"].endswith(f'google-fonts.cjs" {expected}')
+    assert written["devDependencies"]["@fontsource/inter"] == "^5"
+    assert (app / "app/layout.tsx").read_text() == (result.workdir / "app/layout.tsx").read_text()
