@@ -208,3 +208,15 @@ def test_google_fonts_build_with_webpack(
     assert written["scripts"]["build"].endswith(f'google-fonts.cjs" {expected}')
     assert written["devDependencies"]["@fontsource/inter"] == "^5"
     assert (app / "app/layout.tsx").read_text() == (result.workdir / "app/layout.tsx").read_text()
+
+
+def test_seed_runs_in_the_build_only_when_asked(tmp_path: Path) -> None:
+    app = make_app(tmp_path / "app", {"prisma/seed.ts": "console.log('seeding');\n"})
+    plain = transform(app, tmp_path / "plain", "local-libsql")
+    assert "seed" not in json.loads((plain.workdir / "package.json").read_text())["scripts"]["build"]
+    seeded = transform(app, tmp_path / "seeded", "local-libsql", seed=True)
+    build = json.loads((seeded.workdir / "package.json").read_text())["scripts"]["build"]
+    assert "&& npx --yes tsx prisma/seed.ts && next build" in build  # before pages prerender
+    bare = make_app(tmp_path / "bare")
+    with pytest.raises(InputError, match="has no seed script"):
+        transform(bare, tmp_path / "bare-work", "local-libsql", seed=True)
