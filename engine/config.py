@@ -65,6 +65,19 @@ class Settings(BaseSettings):
     workers: int = Field(default=4, ge=1, le=64)
     lock_timeout_seconds: float = Field(default=30.0, ge=0)
     deployment_timeout_seconds: float = Field(default=1800.0, gt=0)
+    # Where pipelines run: "temporal" (the default: the embedded Temporal dev server, or the cluster at
+    # temporal_address) or "local" (the in-process runner, for tests of steps without Temporal).
+    runner: str = Field(default="temporal", pattern="^(temporal|local)$")
+    # A Temporal cluster's frontend (host:port); unset, the engine starts the dev server on SQLite in
+    # the workspace. The namespace must exist; task queues are prefixed per engine (default: from the
+    # workspace path), so engines can share one cluster.
+    temporal_address: str | None = None
+    temporal_namespace: str = "default"
+    temporal_queue_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]{0,60}$")
+    # Steps a `launchdeck worker` runs at once, per queue it serves.
+    worker_concurrency: int = Field(default=2, ge=1, le=64)
+    # Build output a worker sends back: the largest blob the engine takes.
+    worker_blob_max_bytes: int = Field(default=500_000_000, ge=1)
     # Extra modules that register pipelines (plugins); comma-separated import paths.
     extra_pipelines: str = ""
 

@@ -117,6 +117,12 @@ class Step:
     undo: UndoFunction | None = None
     timeout: float = 600.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # Where the step runs: "control" is the engine itself (store, vault, edge); "build" and "import" are
+    # `launchdeck worker` processes, possibly on other machines, which reach the engine only by its API.
+    queue: str = "control"
+    # Names of earlier steps this one needs; empty: all earlier steps (today's strict order). Recorded
+    # so that independent steps (database and install) can later run side by side.
+    needs: tuple[str, ...] = ()
 
 
 PipelineFactory = Callable[[dict[str, Any]], list[Step]]
@@ -227,8 +233,12 @@ class Runner:
                     holder=str(holder[0]),
                 )
             time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
-        self._executor.submit(self._execute_safely, deployment_id)
+        self._start(deployment_id, pipeline, params)
         return deployment_id
+
+    def _start(self, deployment_id: str, pipeline: str, params: dict[str, Any]) -> None:
+        """Start a journaled run (the in-process runner: on its thread pool)."""
+        self._executor.submit(self._execute_safely, deployment_id)
 
     def resume_unfinished(self) -> list[str]:
         """Start again every run the journal shows as unfinished (after a crash or a restart)."""

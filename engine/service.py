@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import threading
 import time
@@ -64,9 +65,14 @@ class Engine:
             key_file=settings.vault_key_path,
             env_key=env_key.get_secret_value() if env_key else None,
         )
-        self.runner = Runner(
-            self.store, registry(settings.extra_pipelines), workers=settings.workers, services=self
-        )
+        pipelines = registry(settings.extra_pipelines)
+        self.runner: Runner
+        if settings.runner == "temporal":
+            from engine.temporal.runner import TemporalRunner
+
+            self.runner = TemporalRunner(self.store, pipelines, settings=settings, services=self)
+        else:
+            self.runner = Runner(self.store, pipelines, workers=settings.workers, services=self)
         self.scheduler = BackgroundScheduler(timezone=UTC)
         self.edge = EdgeHost(
             settings.workspace,
@@ -155,6 +161,10 @@ class Engine:
         port = self.settings.engine_port
         self._server = self._server_for(port)
         self.url = f"http://{self.settings.engine_host}:{port}"
+        # uvicorn re-raises the SIGTERM it caught once it has stopped serving; with the default handler
+        # that ends the process before ``close`` runs (the store unflushed, Temporal's server left
+        # running). A handler that raises SystemExit lets ``close`` run first.
+        signal.signal(signal.SIGTERM, _exit_on_signal)
         self._start_background()
         self._write_info()
         try:
@@ -226,6 +236,10 @@ class Engine:
 
     def _write_info(self) -> None:
         write_private(self.settings.engine_info_path, json.dumps({"url": self.url, "pid": os.getpid()}))
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def postgres_target(admin_url: str) -> tuple[str, int]:

@@ -110,7 +110,7 @@ def preflight(ctx: StepContext) -> str:
         else params["db"]
     )
     check_cloud_host(engine, params, source, target)
-    findings = check_app(source, target)
+    findings = check_app(source, target, env_names=params.get("env_names", []))
     for finding in findings:
         ctx.log(str(finding))
     stoppers = blocking(findings)
@@ -188,6 +188,9 @@ def provision_database(ctx: StepContext) -> str:
     engine.vault.put(ctx.app_id, DB_IMPORTING, ctx.deployment_id)
     preview = preview_source(source, params) if params.get("import_data", True) else None
     schema = schema_path(source, params)
+    if preview is not None and holds_no_tables(preview):
+        ctx.log(f"the preview database {preview.name} holds no tables (never migrated): empty tables created")
+        preview = None
 
     def progress(done: int, total: int, table: str) -> None:
         ctx.progress(done, total, "rows", f"importing {table}")
@@ -243,6 +246,16 @@ def provision_database(ctx: StepContext) -> str:
     rows = sum(t.imported_rows for t in report.tables.values())
     transferred = f", {rows} rows transferred from preview" if preview else ", no preview data"
     return f"{kind} database {database_id}: {tables} tables created{transferred}"
+
+
+def holds_no_tables(preview: Path) -> bool:
+    """A committed SQLite file with no tables of its own (only Prisma's migration journal, or none)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{preview}?mode=ro", uri=True)) as conn:
+            names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    except sqlite3.DatabaseError:
+        return False  # not a SQLite file (a SQL dump): the importer reads it
+    return not [n for n in names if not n.startswith("sqlite_") and n != "_prisma_migrations"]
 
 
 def import_failure(report: Any) -> TerminalError:
@@ -346,7 +359,14 @@ def transform(ctx: StepContext) -> str:
     if workdir.exists():  # a re-run after a crash: start from a clean copy
         shutil.rmtree(workdir)
     runtime = "workerd" if ctx.params.get("host") == "cloudflare" else "node"
-    result = transform_app(Path(ctx.params["source_path"]), workdir, target, runtime=runtime)
+    result = transform_app(
+        Path(ctx.params["source_path"]),
+        workdir,
+        target,
+        runtime=runtime,
+        seed=bool(ctx.params.get("seed")),
+        repository=ctx.params.get("repository_path"),
+    )
     baseline = build_dir(ctx) / "migrations"
     if baseline.is_dir():  # the import's migration baseline, so `prisma migrate deploy` works later
         shutil.copytree(baseline, workdir / "prisma" / "migrations", dirs_exist_ok=True)
@@ -483,14 +503,37 @@ def check_health(status_code: int, body: str) -> None:
         raise TerminalError(f"/api/health answered {status_code}, not 200: {body[:300]}")
 
 
+def check_without_health(ctx: StepContext) -> str:
+    """No /api/health: GET / renders (below 500, not Next's error page) and the database answers with
+    the app's credentials and has the schema's tables. Says which checks ran."""
+    from engine.webbuild.appcheck import database_round_trip, page_problem, schema_tables
+
+    engine = engine_of(ctx)
+    home = engine.edge.health(ctx.app_name, "/", deployment_id=ctx.deployment_id, timeout=60)
+    problem = page_problem(home.status_code, home.body)
+    if problem is not None:
+        log = engine.edge.server_log(ctx.app_name, ctx.deployment_id, lines=20)
+        raise TransientError(f"{problem}\nserver log:\n{log}")
+    schema = Path(ctx.state.get("schema_path") or schema_path(Path(ctx.params["source_path"]), ctx.params))
+    tables = schema_tables(schema.read_text(encoding="utf-8", errors="replace"))
+    database = database_round_trip(deployment_env(ctx), tables)
+    return f"no /api/health: GET / {home.status_code} in {home.seconds:.2f} s; {database}"
+
+
 def verify_and_promote(ctx: StepContext) -> str:
     engine = engine_of(ctx)
     health = engine.edge.health(ctx.app_name, deployment_id=ctx.deployment_id, timeout=60)
-    check_health(health.status_code, health.body)
+    if health.status_code != 200 and health.status_code < 500:  # none (404), or behind a login wall
+        checks = check_without_health(ctx)
+    else:
+        try:
+            check_health(health.status_code, health.body)
+        except (TransientError, TerminalError) as exc:  # what the app's server said about it
+            log = engine.edge.server_log(ctx.app_name, ctx.deployment_id, lines=15)
+            raise type(exc)(f"{exc}\nserver log (last lines):\n{log}") from None
+        checks = f"health {health.status_code} in {health.seconds:.2f} s"
     engine.edge.promote(ctx.app_name, ctx.deployment_id)
-    detail = f"health {health.status_code} in {health.seconds:.2f} s; " + record_live(
-        ctx, public_url(ctx) + "/"
-    )
+    detail = f"{checks}; " + record_live(ctx, public_url(ctx) + "/")
     if ctx.params.get("domain"):
         from engine import domains
 

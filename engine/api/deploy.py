@@ -75,6 +75,12 @@ class DeployWeb(AppSource):
     source_path: str | None = Field(
         default=None, max_length=4096, description="operators only: the app's folder on the engine's machine"
     )
+    root: str | None = Field(
+        default=None,
+        max_length=300,
+        pattern=r"^[A-Za-z0-9_.@-]+(/[A-Za-z0-9_.@-]+)*$",
+        description="the app's folder inside the uploaded (or given) repository, e.g. apps/web",
+    )
     db: DatabaseChoice = "local-libsql"
     database_url: SecretStr | None = Field(default=None, description="required with db=byo")
     host: HostChoice = "local"
@@ -87,6 +93,9 @@ class DeployWeb(AppSource):
         description="operators only: override the owner's tier (audited); platforms never choose it",
     )  # fmt: skip
     import_data: bool = True
+    seed: bool = Field(
+        default=False, description="run the app's seed script in the build, against the new database"
+    )
 
     @field_validator("env")
     @classmethod
@@ -163,7 +172,26 @@ def owned_upload(
     return upload
 
 
-def app_folder(engine: Engine, principal: Principal, upload_id: str | None, path: str | None) -> Path:
+def app_root(repository: Path, root: str | None) -> Path:
+    """The app's folder: the repository itself, or ``root`` inside it (never outside)."""
+    if not root:
+        return repository
+    folder = (repository / root).resolve()
+    if ".." in Path(root).parts or not folder.is_relative_to(repository.resolve()):
+        raise InputError(f"root: {root} leads outside the app's repository")
+    if not (folder / "package.json").is_file():
+        raise InputError(f"root: {root} has no package.json; give the app's folder inside the repository")
+    return folder
+
+
+def app_folder(
+    engine: Engine,
+    principal: Principal,
+    upload_id: str | None,
+    path: str | None,
+    *,
+    needs_package: bool = True,
+) -> Path:
     if (upload_id is None) == (path is None):
         raise InputError("upload_id: give the app's upload_id (or, operators only, a source_path), not both")
     if upload_id is not None:
@@ -172,7 +200,7 @@ def app_folder(engine: Engine, principal: Principal, upload_id: str | None, path
         )
     assert path is not None
     folder = Path(operator_path(principal, path, "source_path"))
-    if not (folder / "package.json").is_file():
+    if needs_package and not (folder / "package.json").is_file():
         raise InputError(f"source_path: {folder} has no package.json; point it at the generated app's folder")
     return folder
 
@@ -277,7 +305,8 @@ def deploy_web(body: DeployWeb, engine: EngineDep, principal: Deployer) -> dict[
     """The one-click web deployment of an uploaded app (``upload_id``), with its preview data."""
     refuse_taken(engine, principal, body.app)
     owner = owner_of(principal, body)
-    source = app_folder(engine, principal, body.upload_id, body.source_path)
+    repository = app_folder(engine, principal, body.upload_id, body.source_path, needs_package=not body.root)
+    source = app_root(repository, body.root)
     preview = preview_of(engine, principal, body.preview_upload_id, body.preview)
     if body.db == "byo" and body.database_url is None:
         raise InputError("database_url: required when db is byo")
@@ -305,6 +334,8 @@ def deploy_web(body: DeployWeb, engine: EngineDep, principal: Deployer) -> dict[
         "env_names": sorted(body.env),
         "preview": preview,
         "import_data": body.import_data,
+        "seed": body.seed,
+        **({"repository_path": str(repository)} if body.root else {}),
         **({"upload_id": body.upload_id} if body.upload_id else {}),
     }
     return _start(engine, principal, app, "web", params)

@@ -127,6 +127,17 @@ def dependencies_installed(workdir: Path) -> bool:
     return bool(installed) and installed.keys() <= locked.keys()
 
 
+def package_manager(workdir: Path) -> str:
+    """npm, yarn or pnpm: the manager whose lockfile the app has (npm without one, or for bun.lock)."""
+    if (workdir / "package-lock.json").is_file():
+        return "npm"
+    if (workdir / "pnpm-lock.yaml").is_file():
+        return "pnpm"
+    if (workdir / "yarn.lock").is_file():
+        return "yarn"
+    return "npm"
+
+
 def _sandbox_env(
     app_env: dict[str, str], *, memory_mb: int, kind: SandboxKind, workdir: Path, tmp: Path, npm_cache: Path
 ) -> dict[str, str]:
@@ -159,10 +170,29 @@ def _sandbox_env(
         "npm_config_prefer_offline": "true",
         "NODE_OPTIONS": f"--max-old-space-size={heap_mb}",
         "LAUNCHDECK_WORKDIR": inside_workdir,
+        # corepack fetches yarn/pnpm from the npm registry (the only one the build reaches); this
+        # corepack release's signing keys predate the registry's current ones, so only the registry's
+        # own integrity hashes are checked.
+        "COREPACK_NPM_REGISTRY": "https://registry.npmjs.org",
+        "COREPACK_HOME": f"{inside_tmp}/home/corepack",
+        "COREPACK_ENABLE_DOWNLOAD_PROMPT": "0",
+        "COREPACK_ENABLE_STRICT": "0",
+        "COREPACK_INTEGRITY_KEYS": "0",
+        # Yarn 2+: a node_modules folder (Next's standalone tracing needs one) and a lockfile it may update.
+        "YARN_NODE_LINKER": "node-modules",
+        "YARN_ENABLE_IMMUTABLE_INSTALLS": "false",
+        "YARN_ENABLE_TELEMETRY": "0",
     }
+    if Path("/usr/include/node/node.h").is_file():
+        # node-gyp compiles native modules against this Node's own headers instead of downloading them
+        # from nodejs.org (unreachable), when a package's prebuilt binary (GitHub) cannot be fetched.
+        env["npm_config_nodedir"] = "/usr"
+    if Path(_SYSTEM_CAS).is_file():  # npm reads /etc/npmrc's cafile; corepack (plain Node) needs this
+        env["NODE_EXTRA_CA_CERTS"] = _SYSTEM_CAS
     return {**app_env, **env}
 
 
+_SYSTEM_CAS = "/etc/ssl/certs/ca-certificates.crt"
 _SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|KEY|DATABASE_URL|CREDENTIAL", re.I)
 
 
@@ -279,7 +309,11 @@ def build(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     kind = choose_sandbox()
     in_sync = lockfile_in_sync(workdir)
-    if in_sync and dependencies_installed(workdir):  # a rebuild of the same copy: nothing to install
+    manager = package_manager(workdir)
+    if manager != "npm":  # the app's own manager, fetched from the npm registry by corepack
+        install = ["corepack", manager, "install", *(["--no-frozen-lockfile"] if manager == "pnpm" else [])]
+        in_sync = True  # its lockfile is the base; the manager updates it for the changed dependencies
+    elif in_sync and dependencies_installed(workdir):  # a rebuild of the same copy: nothing to install
         install = ["npm", "ls", "--depth=0"]
     elif in_sync:
         install = ["npm", "ci", "--no-audit", "--no-fund"]
