@@ -334,6 +334,9 @@ def transform(ctx: StepContext) -> str:
         target = byo_family(engine_of(ctx).vault.get(ctx.app_id, DB_URL))
     workdir = build_dir(ctx) / "app"
     if workdir.exists():  # a re-run after a crash: start from a clean copy
+        from engine.webbuild.deps_cache import release_mounts
+
+        release_mounts(workdir)  # the node_modules overlay a crashed build may have left mounted
         shutil.rmtree(workdir)
     runtime = "workerd" if ctx.params.get("host") == "cloudflare" else "node"
     result = transform_app(Path(ctx.params["source_path"]), workdir, target, runtime=runtime)
@@ -380,6 +383,8 @@ def build(ctx: StepContext) -> str:
         log_path=logs / f"{ctx.deployment_id}-build.log",
         npm_cache=engine.settings.workspace / "npm-cache" / ctx.app_name,
         build_cache=engine.settings.workspace / "build-cache" / ctx.app_name,  # Next's incremental cache
+        deps_cache=engine.settings.workspace / "deps-cache" / ctx.app_name,  # node_modules by lockfile key
+        package_store=engine.settings.workspace / "package-store",  # verified tarballs, machine-wide
         script=BUILD_SCRIPT if for_workers else "build",
     )
     if for_workers:

@@ -7,6 +7,7 @@ result.server_dir / "server.js"   # Next.js standalone server (or `next start` i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -19,6 +20,7 @@ from typing import Any
 
 from engine.errors import BuildFailed, InputError, TransientError
 from engine.redact import redact
+from engine.webbuild.deps_cache import DepsReuse
 from engine.webbuild.sandbox import INSIDE_CACHE, INSIDE_WORKDIR, SandboxKind, choose_sandbox, run_sandboxed
 
 LOG_TAIL_LINES = 40
@@ -226,6 +228,8 @@ def build(
     npm_cache: Path | str | None = None,
     build_cache: Path | str | None = None,
     script: str = "build",
+    deps_cache: Path | str | None = None,
+    package_store: Path | str | None = None,
 ) -> BuildResult:
     """Installs dependencies and builds the working copy in the sandbox.
 
@@ -236,6 +240,8 @@ def build(
     successful build, for fast redeploys. ``script``: the package.json script that builds
     (``build:worker`` for a Cloudflare Workers copy, see ``engine.webbuild.workers``). A ``file:`` DATABASE_URL is made visible inside the sandbox
     at the same path (only that file), so pages prerendered at build time read the target database.
+    ``deps_cache``: this app's installed node_modules by lockfile key, reused when it matches;
+    ``package_store``: the machine's verified package tarballs (see ``engine.webbuild.deps_cache``).
     Raises BuildFailed (terminal) with the log tail, or TransientError when the npm registry failed.
     """
     workdir = Path(workdir).resolve()
@@ -255,7 +261,7 @@ def build(
     started = time.monotonic()
     peak: float | None = None
 
-    with tempfile.TemporaryDirectory(prefix="launchdeck-build-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="launchdeck-build-") as scratch, contextlib.ExitStack() as stack:
         Path(scratch).chmod(0o711)  # the unprivileged-user sandbox passes through to its own folders
         tmp = Path(scratch) / "tmp"
         (tmp / "home").mkdir(parents=True)
@@ -264,10 +270,17 @@ def build(
         full_env = _sandbox_env(
             env, memory_mb=memory_mb, kind=kind, workdir=workdir, tmp=tmp, npm_cache=cache
         )
+        # Dependencies reused (deps_cache.py): this app's node_modules for the same key, attached so that
+        # the build cannot change the cached files, else npm's cache seeded from the package store.
+        reuse = stack.enter_context(DepsReuse(deps_cache, package_store, workdir, Path(scratch), cache, kind))
+        install = reuse.before_install(install, full_env)
         if build_cache and Path(build_cache).is_dir():
             shutil.copytree(build_cache, workdir / ".next" / "cache", dirs_exist_ok=True, symlinks=True)
         secrets = _secret_values(env)
         for name, argv in (("install", install), ("build", ["npm", "run", script])):
+            if not argv:  # node_modules reused and the app has no install scripts of its own to run again
+                steps.append({"name": name, "command": reuse.label, "seconds": reuse.seconds, "exit_code": 0})
+                continue
             remaining = timeout - (time.monotonic() - started)
             raw_log = Path(scratch) / f"{name}.log"
             with raw_log.open("wb") as log:
@@ -304,6 +317,8 @@ def build(
                 }
             )
             if outcome.returncode == 0 and not outcome.timed_out:
+                if name == "install":
+                    reuse.after_install(install, full_env)  # keeps what this install produced
                 continue
             tail = _tail(log_path)
             if outcome.timed_out:
@@ -325,7 +340,7 @@ def build(
     return BuildResult(
         workdir=workdir,
         sandbox=kind,
-        install_command="already installed" if install[1] == "ls" else " ".join(install[:2]),
+        install_command=reuse.label or ("already installed" if install[1] == "ls" else " ".join(install[:2])),
         lockfile_regenerated=not in_sync,
         install_seconds=steps[0]["seconds"],
         build_seconds=steps[1]["seconds"],

@@ -1,0 +1,190 @@
+"""Dependencies reused between builds: node_modules by lockfile key, the machine's package store.
+
+A tiny package with one small dependency (ms) from the npm registry, built by the real sandbox.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine.errors import BuildFailed
+from engine.webbuild import build, deps_cache
+from engine.webbuild.deps_cache import PackageStore
+
+MS = {
+    "2.1.3": "sha512-6FlzubTLZG3J2a/NVCAleEhjzq5oxgHyaCU9yYXvcLsvoVaHJq/s5xXI6/XXP6tz7R9xAOtHnSO/tXtF3WRTlA==",
+    "2.1.2": "sha512-sGkPx+VjMtmA6MX27oA4FBFELFCZZ4S4XqeGOXCv68tT+jb3vk/RyaKWP0PTKyWtmLSM0b+adUTEvbs1PEaH2w==",
+}
+# Prints what ms says, then tries to change the installed dependency in place.
+BUILD = (
+    "node -e \"console.log('ms says ' + require('ms')('2h')); "
+    "require('fs').writeFileSync('node_modules/ms/index.js', 'module.exports = () => 666')\""
+)
+
+
+@pytest.fixture
+def root() -> Iterator[Path]:
+    folder = Path(tempfile.mkdtemp(prefix="launchdeck-deps-", dir="/var/tmp"))
+    folder.chmod(0o711)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _app(folder: Path, ms: str = "2.1.3", scripts: dict[str, str] | None = None) -> Path:
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    package = {
+        "name": "tiny",
+        "version": "1.0.0",
+        "private": True,
+        "scripts": {"build": BUILD, **(scripts or {})},
+        "dependencies": {"ms": ms},
+    }
+    lock = {
+        "name": "tiny",
+        "version": "1.0.0",
+        "lockfileVersion": 3,
+        "requires": True,
+        "packages": {
+            "": {"name": "tiny", "version": "1.0.0", "dependencies": {"ms": ms}},
+            "node_modules/ms": {
+                "version": ms,
+                "resolved": f"https://registry.npmjs.org/ms/-/ms-{ms}.tgz",
+                "integrity": MS[ms],
+                "license": "MIT",
+            },
+        },
+    }
+    (folder / "package.json").write_text(json.dumps(package))
+    (folder / "package-lock.json").write_text(json.dumps(lock))
+    return folder
+
+
+def _build(root: Path, work: Path, app: str = "tiny", env: dict[str, str] | None = None, **kwargs: object):  # type: ignore[no-untyped-def]
+    log = root / "logs" / f"{work.name}.log"
+    log.unlink(missing_ok=True)
+    result = build(
+        work,
+        env or {},
+        timeout=180,
+        memory_mb=512,
+        log_path=log,
+        npm_cache=root / "npm-cache" / app,
+        deps_cache=root / "deps-cache" / app,
+        **kwargs,  # type: ignore[arg-type]
+    )
+    return result, log.read_text()
+
+
+def _entries(root: Path, app: str = "tiny") -> list[Path]:
+    folder = root / "deps-cache" / app
+    return sorted(p for p in folder.iterdir() if (p / "key.json").is_file()) if folder.is_dir() else []
+
+
+@pytest.mark.parametrize("kind", ["bwrap", "user"])
+def test_unchanged_lockfile_reuses_node_modules_that_the_build_cannot_change(
+    root: Path, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAUNCHDECK_BUILD_SANDBOX", kind)
+    first, log = _build(root, _app(root / "one"))
+    assert first.install_command == "npm ci" and "ms says 7200000" in log
+    [entry] = _entries(root)
+    cached = entry / "node_modules" / "ms" / "index.js"
+    original = cached.read_text()
+    assert "666" not in original  # the first build's write went to its own copy, not the cache
+
+    second, log = _build(root, _app(root / "two"))
+    assert second.install_command == f"reused node_modules ({'overlay' if kind == 'bwrap' else 'copy'})"
+    assert "npm ci" not in log
+    assert "ms says 7200000" in log  # the cached, unchanged dependency ran
+    assert cached.read_text() == original
+    assert _entries(root) == [entry]
+    # `next start` apps run from the working copy: it keeps a plain node_modules after the build
+    assert (root / "two" / "node_modules" / "ms" / "package.json").is_file()
+    assert not (root / "two" / "node_modules").is_mount()
+
+
+def test_a_lockfile_change_installs_again(root: Path) -> None:
+    _build(root, _app(root / "one", "2.1.3"))
+    result, log = _build(root, _app(root / "two", "2.1.2"))
+    assert result.install_command == "npm ci" and "$ npm ci" in log
+    version = json.loads((root / "two" / "node_modules" / "ms" / "package.json").read_text())["version"]
+    assert version == "2.1.2"
+    assert len(_entries(root)) == 2
+
+
+def test_another_node_version_installs_again(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _build(root, _app(root / "one"))
+    real = deps_cache.node_identity()
+    monkeypatch.setattr(deps_cache, "node_identity", lambda: {**real, "version": "v22.0.0", "modules": "127"})
+    result, _ = _build(root, _app(root / "two"))
+    assert result.install_command == "npm ci"
+
+
+def test_a_failed_install_writes_nothing_and_reuses_nothing(root: Path) -> None:
+    _build(root, _app(root / "one", "2.1.3"))
+    [kept] = _entries(root)
+    # npm writes node_modules, then the app's own install script fails: the install failed
+    broken = _app(root / "two", "2.1.2", scripts={"postinstall": "exit 7"})
+    with pytest.raises(BuildFailed, match="npm ci"):
+        _build(root, broken)
+    assert _entries(root) == [kept]
+    assert not list((root / "deps-cache" / "tiny").glob(".staging-*"))
+    result, _ = _build(root, _app(root / "three", "2.1.2"))
+    assert result.install_command == "npm ci"  # not the 2.1.3 entry, not anything from the failure
+    version = json.loads((root / "three" / "node_modules" / "ms" / "package.json").read_text())["version"]
+    assert version == "2.1.2"
+
+
+def test_reuse_runs_the_apps_own_install_scripts_again(root: Path) -> None:
+    scripts = {"postinstall": "node -e \"require('fs').writeFileSync('generated.txt', 'made at install')\""}
+    _build(root, _app(root / "one", scripts=scripts))
+    result, log = _build(root, _app(root / "two", scripts=scripts))
+    assert result.install_command.startswith("reused node_modules")
+    assert "npm run postinstall" in log
+    assert (root / "two" / "generated.txt").read_text() == "made at install"
+
+
+def test_a_second_app_installs_from_the_package_store_offline(root: Path) -> None:
+    store = root / "package-store"
+    _build(root, _app(root / "one"), app="first", package_store=store)
+    digest = base64.b64decode(MS["2.1.3"].removeprefix("sha512-")).hex()
+    assert (store / "sha512" / digest[:2] / digest[2:4] / digest[4:]).is_file()
+    offline = {"npm_config_offline": "true"}  # npm may not reach the registry: only the store can help
+    result, _ = _build(root, _app(root / "two"), app="second", env=offline, package_store=store)
+    assert result.install_command == "npm ci"
+    with pytest.raises(BuildFailed):  # the same without the store: nothing to install from
+        _build(root, _app(root / "three"), app="third", env=offline)
+
+
+def test_the_store_keeps_only_content_that_matches_its_name(root: Path) -> None:
+    content = root / "npm-cache" / "_cacache" / "content-v2" / "sha512"
+    good = b"a real tarball"
+    good_hex = hashlib.sha512(good).hexdigest()
+    wrong_hex = hashlib.sha512(b"what the lockfile pins").hexdigest()
+    for hex_digest, data in ((good_hex, good), (wrong_hex, b"planted by a build")):
+        path = content / hex_digest[:2] / hex_digest[2:4] / hex_digest[4:]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    linked_hex = hashlib.sha512(b"secret").hexdigest()
+    (root / "secret").write_bytes(b"secret")
+    link = content / linked_hex[:2] / linked_hex[2:4] / linked_hex[4:]
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(root / "secret")
+
+    store = PackageStore(root / "store")
+    moved = store.harvest(root / "npm-cache")
+    assert moved.files == 1
+    kept = sorted(p for p in (root / "store").rglob("*") if p.is_file())
+    assert [p.read_bytes() for p in kept] == [good]
