@@ -383,7 +383,9 @@ def build(ctx: StepContext) -> str:
         log_path=logs / f"{ctx.deployment_id}-build.log",
         npm_cache=engine.settings.workspace / "npm-cache" / ctx.app_name,
         build_cache=engine.settings.workspace / "build-cache" / ctx.app_name,  # Next's incremental cache
-        deps_cache=engine.settings.workspace / "deps-cache" / ctx.app_name,  # node_modules by lockfile key
+        deps_cache=engine.settings.workspace
+        / "deps-cache"
+        / str(ctx.app_id),  # by id: a reused name is not the app
         package_store=engine.settings.workspace / "package-store",  # verified tarballs, machine-wide
         script=BUILD_SCRIPT if for_workers else "build",
     )

@@ -272,7 +272,9 @@ def build(
         )
         # Dependencies reused (deps_cache.py): this app's node_modules for the same key, attached so that
         # the build cannot change the cached files, else npm's cache seeded from the package store.
-        reuse = stack.enter_context(DepsReuse(deps_cache, package_store, workdir, Path(scratch), cache, kind))
+        reuse = stack.enter_context(
+            DepsReuse(deps_cache, package_store, workdir, Path(scratch), cache, kind, log_path)
+        )
         install = reuse.before_install(install, full_env)
         if build_cache and Path(build_cache).is_dir():
             shutil.copytree(build_cache, workdir / ".next" / "cache", dirs_exist_ok=True, symlinks=True)

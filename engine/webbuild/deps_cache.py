@@ -295,10 +295,12 @@ class DepsReuse:
         scratch: Path,
         npm_cache: Path,
         sandbox: str,
+        log_path: Path | None = None,
     ) -> None:
         self.cache = DepsCache(deps_cache) if deps_cache else None
         self.store = PackageStore(package_store) if package_store else None
         self.workdir, self.scratch, self.npm_cache, self.sandbox = workdir, scratch, npm_cache, sandbox
+        self.log_path = log_path
         self.parts: dict[str, Any] | None = None
         self.attached: Attached | None = None
         self.label = ""  # "reused node_modules (overlay)" when an entry was used
@@ -316,6 +318,12 @@ class DepsReuse:
             self.attached.detach(keep=exc_type is None and not standalone)
             self.attached = None
 
+    def note(self, text: str) -> None:
+        """A line in the build's log, so that an operator sees what was reused."""
+        if self.log_path is not None:
+            with self.log_path.open("a", encoding="utf-8") as log:
+                log.write(f"\n[dependencies] {text}\n")
+
     def before_install(self, install: list[str], env: dict[str, str]) -> list[str]:
         if install[:2] == ["npm", "ls"]:  # a rebuild of the same working copy: nothing to fetch
             return install
@@ -330,26 +338,44 @@ class DepsReuse:
                 )
                 self.label = f"reused node_modules ({self.attached.mode})"
                 self.seconds = round(time.monotonic() - started, 2)
+                self.note(
+                    f"node_modules of entry {entry.name[:12]} (same lockfile, Node, options) attached by "
+                    f"{self.attached.mode} in {self.seconds:.2f} s; no install"
+                )
                 scripts = root_install_scripts(self.workdir)
                 return (
                     ["/bin/sh", "-c", " && ".join(f"npm run {name}" for name in scripts)] if scripts else []
                 )
         if self.store is not None:
             self.seeded = self.store.seed(self.workdir, self.npm_cache)
+            self.note(
+                f"{self.seeded.files} tarball(s) ({self.seeded.bytes / 1e6:.1f} MB) copied from the package "
+                f"store into npm's cache in {time.monotonic() - started:.2f} s"
+            )
         return install
 
     def after_install(self, install: list[str], env: dict[str, str]) -> None:
         if self.label or install[:2] == ["npm", "ls"]:
             return
+        started = time.monotonic()
         if self.store is not None:
             self.harvested = self.store.harvest(self.npm_cache)
+            self.note(
+                f"{self.harvested.files} new tarball(s) ({self.harvested.bytes / 1e6:.1f} MB) verified and "
+                f"added to the package store in {time.monotonic() - started:.2f} s"
+            )
         if self.cache is not None and self.parts is not None:
+            started = time.monotonic()
             entry = self.cache.save(
                 digest(self.parts), self.workdir, self.parts, lockfile=install[1] == "install"
             )
             if entry is not None:
                 self.attached = self.cache.attach(
                     entry, self.workdir, self.scratch, overlay=self.sandbox == "bwrap"
+                )
+                self.note(
+                    f"node_modules kept as entry {entry.name[:12]}, attached by {self.attached.mode} "
+                    f"in {time.monotonic() - started:.2f} s"
                 )
 
 
