@@ -383,9 +383,8 @@ def build(ctx: StepContext) -> str:
         log_path=logs / f"{ctx.deployment_id}-build.log",
         npm_cache=engine.settings.workspace / "npm-cache" / ctx.app_name,
         build_cache=engine.settings.workspace / "build-cache" / ctx.app_name,  # Next's incremental cache
-        deps_cache=engine.settings.workspace
-        / "deps-cache"
-        / str(ctx.app_id),  # by id: a reused name is not the app
+        # node_modules by lockfile key; by app id, since a name freed by a destroyed app can be taken again
+        deps_cache=engine.settings.workspace / "deps-cache" / str(ctx.app_id),
         package_store=engine.settings.workspace / "package-store",  # verified tarballs, machine-wide
         script=BUILD_SCRIPT if for_workers else "build",
     )
