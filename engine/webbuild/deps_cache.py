@@ -43,6 +43,12 @@ from typing import Any
 
 FORMAT = 1
 KEEP_ENTRIES = 2  # per app: the current lockfile and the one before (a rollback-and-redeploy stays warm)
+# A lockfile change installs on top of the app's newest entry (an overlay: npm changes only what differs)
+# and keeps what changed as a layer over it; a chain this long is flattened by a clean install instead.
+MAX_LAYERS = 4
+# Key parts a base entry must share with the new install: npm reconciles packages with the lockfile, but
+# would not rebuild an unchanged package for another Node, or fetch it again from another registry.
+_BASE_PARTS = ("format", "node", "npmrc", "env", "sandbox")
 # The root package's scripts that `npm ci` runs after installing; on a reuse they run again, since they
 # may read the app's own files (e.g. `prisma generate` in postinstall), which the key does not cover.
 ROOT_INSTALL_SCRIPTS = (
@@ -153,6 +159,13 @@ class Attached:
         if self.upper is not None:
             shutil.rmtree(self.upper.parent, ignore_errors=True)
 
+    def unmount(self) -> Path | None:
+        """Unmount and hand over the upper layer (what the build changed), empty mount point left."""
+        if self.mode != "overlay":
+            return None
+        _unmount(self.target)
+        return self.upper
+
 
 def _unmount(target: Path) -> None:
     result = subprocess.run(["umount", str(target)], capture_output=True, timeout=60)
@@ -185,14 +198,62 @@ class DepsCache:
     def key(self, workdir: Path, install: list[str], env: dict[str, str], sandbox: str) -> str:
         return digest(key_parts(workdir, install, env, sandbox))
 
+    def layers(self, entry: Path) -> list[Path] | None:
+        """The entry's node_modules as overlay lower layers, top first; None when a base is missing."""
+        found: list[Path] = []
+        while len(found) <= MAX_LAYERS:
+            if (entry / "node_modules").is_dir():
+                return [*found, entry / "node_modules"]
+            base = entry / "base"
+            if not ((entry / "layer").is_dir() and base.is_file()):
+                return None
+            found.append(entry / "layer")
+            name = base.read_text(encoding="utf-8").strip()
+            if not name or "/" in name or name.startswith("."):
+                return None
+            entry = self.root / name
+        return None
+
     def find(self, key: str) -> Path | None:
         entry = self.root / key
         marker = entry / "key.json"
-        if not (marker.is_file() and (entry / "node_modules").is_dir()):
+        if not (marker.is_file() and self.layers(entry) is not None):
             return None
         with contextlib.suppress(OSError):
             os.utime(marker)  # recently used: kept by the eviction
         return entry
+
+    def base_for(self, parts: dict[str, Any]) -> Path | None:
+        """The newest entry an install with ``parts`` may start from (same Node, registry settings,
+        environment and sandbox; a chain short enough to grow by one layer)."""
+        entries = [p for p in self.root.iterdir() if (p / "key.json").is_file()] if self.root.is_dir() else []
+        entries.sort(key=lambda p: (p / "key.json").stat().st_mtime, reverse=True)
+        for entry in entries:
+            try:
+                stored = json.loads((entry / "key.json").read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                continue
+            chain = self.layers(entry)
+            if (
+                chain is not None
+                and len(chain) < MAX_LAYERS
+                and all(stored.get(k) == parts.get(k) for k in _BASE_PARTS)
+            ):
+                return entry
+        return None
+
+    def save_layer(self, key: str, base: Path, upper: Path, parts: dict[str, Any]) -> Path | None:
+        """Keeps ``upper`` (what an install on top of ``base`` changed, unmounted) as entry ``key``."""
+        staging = self.root / f".staging-{secrets.token_hex(6)}"
+        staging.mkdir(mode=0o700)
+        try:
+            upper.replace(staging / "layer")
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+            return None
+        shutil.rmtree(upper.parent, ignore_errors=True)  # the overlay's work folder
+        (staging / "base").write_text(base.name, encoding="utf-8")
+        return self._publish(staging, key, parts)
 
     def save(self, key: str, workdir: Path, parts: dict[str, Any], *, lockfile: bool) -> Path | None:
         """Moves ``workdir/node_modules`` (just installed, exit 0) into the cache as entry ``key``.
@@ -212,6 +273,9 @@ class DepsCache:
             return None
         if lockfile and (workdir / "package-lock.json").is_file():
             shutil.copy2(workdir / "package-lock.json", staging / "package-lock.json")
+        return self._publish(staging, key, parts)
+
+    def _publish(self, staging: Path, key: str, parts: dict[str, Any]) -> Path | None:
         (staging / "key.json").write_text(json.dumps(parts, indent=2, sort_keys=True), encoding="utf-8")
         entry = self.root / key
         try:
@@ -223,22 +287,34 @@ class DepsCache:
         self.evict(keep=KEEP_ENTRIES)
         return entry
 
-    def attach(self, entry: Path, workdir: Path, scratch: Path, *, overlay: bool = True) -> Attached:
+    def attach(
+        self,
+        entry: Path,
+        workdir: Path,
+        scratch: Path,
+        *,
+        overlay: bool = True,
+        lockfile: bool = True,
+        layers: Path | None = None,
+    ) -> Attached | None:
         """Gives ``workdir`` a node_modules backed by ``entry`` that a build may write without changing
-        the entry: an overlay mount (constant time), else a copy."""
+        the entry: an overlay mount (constant time), else a copy. None: a layered entry and no overlay."""
+        lowers = self.layers(entry)
+        if lowers is None:
+            return None
         target = workdir / "node_modules"
         if target.exists() or target.is_symlink():
             shutil.rmtree(target) if target.is_dir() and not target.is_symlink() else target.unlink()
-        if (entry / "package-lock.json").is_file():
+        if lockfile and (entry / "package-lock.json").is_file():
             shutil.copy2(entry / "package-lock.json", workdir / "package-lock.json")
-        lower, layers = entry / "node_modules", scratch / "node-modules-layers"
+        layers = layers or scratch / f"node-modules-{secrets.token_hex(4)}"
         upper, work = layers / "upper", layers / "work"
-        paths = [str(lower), str(upper), str(work), str(target)]
+        paths = [*map(str, lowers), str(upper), str(work), str(target)]
         if overlay and _can_mount() and not any(set(p) & _UNSAFE_MOUNT_CHARS for p in paths):
             upper.mkdir(parents=True)
             work.mkdir()
             target.mkdir()
-            options = f"lowerdir={lower},upperdir={upper},workdir={work}"
+            options = f"lowerdir={':'.join(map(str, lowers))},upperdir={upper},workdir={work}"
             mounted = subprocess.run(
                 ["mount", "-t", "overlay", "overlay", "-o", f"{options},nosuid,nodev", str(target)],
                 capture_output=True,
@@ -248,14 +324,23 @@ class DepsCache:
                 return Attached(target, "overlay", upper)
             target.rmdir()
             shutil.rmtree(layers, ignore_errors=True)
-        shutil.copytree(lower, target, symlinks=True)
+        if len(lowers) > 1:
+            return None
+        shutil.copytree(lowers[0], target, symlinks=True)
         return Attached(target, "copy")
 
     def evict(self, keep: int) -> None:
+        """Keeps the ``keep`` most recently used entries and the bases they are layered on."""
         entries = [p for p in self.root.iterdir() if p.is_dir() and (p / "key.json").is_file()]
         entries.sort(key=lambda p: (p / "key.json").stat().st_mtime, reverse=True)
-        for stale in entries[keep:]:
-            self._discard(stale)
+        needed = set()
+        for entry in entries[:keep]:
+            needed.add(entry.name)
+            for layer in self.layers(entry) or []:
+                needed.add(layer.parent.name)
+        for stale in entries:
+            if stale.name not in needed:
+                self._discard(stale)
         for leftover in self.root.glob(".staging-*"):  # from a crash; younger ones may be a save under way
             with contextlib.suppress(OSError):
                 if time.time() - leftover.stat().st_mtime > 3600:
@@ -304,6 +389,8 @@ class DepsReuse:
         self.parts: dict[str, Any] | None = None
         self.attached: Attached | None = None
         self.label = ""  # "reused node_modules (overlay)" when an entry was used
+        self.reused = False
+        self.base: Path | None = None  # the entry an install on top of started from
         self.seconds = 0.0
         self.seeded = Transfer()
         self.harvested = Transfer()
@@ -328,24 +415,43 @@ class DepsReuse:
         if install[:2] == ["npm", "ls"]:  # a rebuild of the same working copy: nothing to fetch
             return install
         started = time.monotonic()
+        overlay = self.sandbox == "bwrap"  # the unprivileged-user sandbox chowns the copy: a copy then
         if self.cache is not None:
             self.parts = key_parts(self.workdir, install, env, self.sandbox)
             entry = self.cache.find(digest(self.parts))
-            if entry is not None:
-                # the unprivileged-user sandbox chowns the working copy before each command: a copy
-                self.attached = self.cache.attach(
-                    entry, self.workdir, self.scratch, overlay=self.sandbox == "bwrap"
-                )
-                self.label = f"reused node_modules ({self.attached.mode})"
+            attached = (
+                self.cache.attach(entry, self.workdir, self.scratch, overlay=overlay) if entry else None
+            )
+            if entry is not None and attached is not None:
+                self.attached, self.reused = attached, True
+                self.label = f"reused node_modules ({attached.mode})"
                 self.seconds = round(time.monotonic() - started, 2)
                 self.note(
                     f"node_modules of entry {entry.name[:12]} (same lockfile, Node, options) attached by "
-                    f"{self.attached.mode} in {self.seconds:.2f} s; no install"
+                    f"{attached.mode} in {self.seconds:.2f} s; no install"
                 )
                 scripts = root_install_scripts(self.workdir)
                 return (
                     ["/bin/sh", "-c", " && ".join(f"npm run {name}" for name in scripts)] if scripts else []
                 )
+            base = self.cache.base_for(self.parts) if overlay else None
+            # its layers live beside the entries (one file system: the new layer is moved, not copied)
+            layers = self.cache.root / f".staging-{secrets.token_hex(6)}"
+            attached = (
+                self.cache.attach(base, self.workdir, self.scratch, lockfile=False, layers=layers)
+                if base is not None
+                else None
+            )
+            if base is not None and attached is not None and attached.mode == "overlay":
+                # npm reconciles the app's previous node_modules (read-only below, changes on top)
+                # with the new lockfile: only what differs is fetched, extracted and built
+                self.attached, self.base = attached, base
+                install = ["npm", "install", "--no-audit", "--no-fund"]
+                self.label = "npm install over the last node_modules"
+                self.note(f"lockfile changed: installing over entry {base.name[:12]} (overlay)")
+            elif attached is not None:
+                attached.detach(keep=False)
+                shutil.rmtree(self.workdir / "node_modules", ignore_errors=True)
         if self.store is not None:
             self.seeded = self.store.seed(self.workdir, self.npm_cache)
             self.note(
@@ -355,7 +461,7 @@ class DepsReuse:
         return install
 
     def after_install(self, install: list[str], env: dict[str, str]) -> None:
-        if self.label or install[:2] == ["npm", "ls"]:
+        if self.reused or install[:2] == ["npm", "ls"]:
             return
         started = time.monotonic()
         if self.store is not None:
@@ -364,19 +470,32 @@ class DepsReuse:
                 f"{self.harvested.files} new tarball(s) ({self.harvested.bytes / 1e6:.1f} MB) verified and "
                 f"added to the package store in {time.monotonic() - started:.2f} s"
             )
-        if self.cache is not None and self.parts is not None:
-            started = time.monotonic()
-            entry = self.cache.save(
-                digest(self.parts), self.workdir, self.parts, lockfile=install[1] == "install"
+        if self.cache is None or self.parts is None:
+            return
+        started = time.monotonic()
+        key = digest(self.parts)
+        resolved = self.parts["command"][1] == "install"  # npm install wrote the lockfile: keep it
+        if self.base is not None and self.attached is not None:
+            upper = self.attached.unmount()
+            self.attached = None
+            entry = self.cache.save_layer(key, self.base, upper, self.parts) if upper else None
+            if entry is not None and resolved:
+                shutil.copy2(self.workdir / "package-lock.json", entry / "package-lock.json")
+            if entry is None:  # could not keep it: the build still needs what was installed
+                raise OSError("the installed dependencies could not be kept for the build")
+        else:
+            entry = self.cache.save(key, self.workdir, self.parts, lockfile=resolved)
+        if entry is not None:
+            self.attached = self.cache.attach(
+                entry, self.workdir, self.scratch, overlay=self.sandbox == "bwrap", lockfile=False
             )
-            if entry is not None:
-                self.attached = self.cache.attach(
-                    entry, self.workdir, self.scratch, overlay=self.sandbox == "bwrap"
-                )
-                self.note(
-                    f"node_modules kept as entry {entry.name[:12]}, attached by {self.attached.mode} "
-                    f"in {time.monotonic() - started:.2f} s"
-                )
+            if self.attached is None:
+                raise OSError(f"dependencies entry {entry.name[:12]} could not be attached")
+            self.note(
+                f"node_modules kept as entry {entry.name[:12]}"
+                + (f" (a layer over {self.base.name[:12]})" if self.base is not None else "")
+                + f", attached by {self.attached.mode} in {time.monotonic() - started:.2f} s"
+            )
 
 
 # -- the machine-wide package store ---------------------------------------------------------------------

@@ -115,13 +115,45 @@ def test_unchanged_lockfile_reuses_node_modules_that_the_build_cannot_change(
     assert not (root / "two" / "node_modules").is_mount()
 
 
-def test_a_lockfile_change_installs_again(root: Path) -> None:
+def _ms_version(work: Path) -> str | None:
+    path = work / "node_modules" / "ms" / "package.json"
+    return json.loads(path.read_text())["version"] if path.is_file() else None
+
+
+def test_a_lockfile_change_installs_again_over_the_last_node_modules(root: Path) -> None:
     _build(root, _app(root / "one", "2.1.3"))
+    [first] = _entries(root)
     result, log = _build(root, _app(root / "two", "2.1.2"))
-    assert result.install_command == "npm ci" and "$ npm ci" in log
-    version = json.loads((root / "two" / "node_modules" / "ms" / "package.json").read_text())["version"]
-    assert version == "2.1.2"
+    assert result.install_command == "npm install over the last node_modules" and "$ npm install" in log
+    assert _ms_version(root / "two") == "2.1.2"
     assert len(_entries(root)) == 2
+    assert json.loads((first / "node_modules" / "ms" / "package.json").read_text())["version"] == "2.1.3"
+    # both entries restore what their lockfile pins
+    again, _ = _build(root, _app(root / "three", "2.1.2"))
+    assert again.install_command == "reused node_modules (overlay)" and _ms_version(root / "three") == "2.1.2"
+    back, _ = _build(root, _app(root / "four", "2.1.3"))
+    assert back.install_command == "reused node_modules (overlay)" and _ms_version(root / "four") == "2.1.3"
+
+
+def _app_without_dependencies(folder: Path) -> Path:
+    _app(folder)
+    package = json.loads((folder / "package.json").read_text())
+    package["dependencies"] = {}
+    package["scripts"]["build"] = "node -e \"require('fs').existsSync('node_modules/ms') && process.exit(9)\""
+    lock = json.loads((folder / "package-lock.json").read_text())
+    lock["packages"] = {"": {"name": "tiny", "version": "1.0.0"}}
+    (folder / "package.json").write_text(json.dumps(package))
+    (folder / "package-lock.json").write_text(json.dumps(lock))
+    return folder
+
+
+def test_a_removed_dependency_stays_removed_in_the_layer(root: Path) -> None:
+    _build(root, _app(root / "one", "2.1.3"))
+    result, _ = _build(root, _app_without_dependencies(root / "two"))
+    assert result.install_command == "npm install over the last node_modules"
+    assert _ms_version(root / "two") is None
+    again, _ = _build(root, _app_without_dependencies(root / "three"))
+    assert again.install_command == "reused node_modules (overlay)" and _ms_version(root / "three") is None
 
 
 def test_another_node_version_installs_again(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -137,14 +169,15 @@ def test_a_failed_install_writes_nothing_and_reuses_nothing(root: Path) -> None:
     [kept] = _entries(root)
     # npm writes node_modules, then the app's own install script fails: the install failed
     broken = _app(root / "two", "2.1.2", scripts={"postinstall": "exit 7"})
-    with pytest.raises(BuildFailed, match="npm ci"):
+    with pytest.raises(BuildFailed, match="npm install"):
         _build(root, broken)
     assert _entries(root) == [kept]
     assert not list((root / "deps-cache" / "tiny").glob(".staging-*"))
     result, _ = _build(root, _app(root / "three", "2.1.2"))
-    assert result.install_command == "npm ci"  # not the 2.1.3 entry, not anything from the failure
-    version = json.loads((root / "three" / "node_modules" / "ms" / "package.json").read_text())["version"]
-    assert version == "2.1.2"
+    # not the 2.1.3 entry as it is, nothing from the failure: npm reconciles the last good one
+    assert result.install_command == "npm install over the last node_modules"
+    assert _ms_version(root / "three") == "2.1.2"
+    assert not list((root / "deps-cache" / "tiny").glob(".staging-*"))
 
 
 def test_reuse_runs_the_apps_own_install_scripts_again(root: Path) -> None:
@@ -188,3 +221,15 @@ def test_the_store_keeps_only_content_that_matches_its_name(root: Path) -> None:
     assert moved.files == 1
     kept = sorted(p for p in (root / "store").rglob("*") if p.is_file())
     assert [p.read_bytes() for p in kept] == [good]
+
+
+def test_a_mount_left_by_a_crashed_build_is_released(root: Path) -> None:
+    _build(root, _app(root / "one"))
+    [entry] = _entries(root)
+    work = _app(root / "two")
+    cache = deps_cache.DepsCache(root / "deps-cache" / "tiny")
+    attached = cache.attach(entry, work, root)
+    assert attached is not None and attached.mode == "overlay" and (work / "node_modules").is_mount()
+    deps_cache.release_mounts(work)
+    assert not (work / "node_modules").is_mount()
+    shutil.rmtree(work)  # what the transform step does next
