@@ -203,9 +203,13 @@ def main() -> None:
                     change(work)
                 row, status = deploy(client, work, name, args.db, label)
                 rows.append(row)
-            second = copy_app(app_source(args.second), scratch / "second")
+            second = copy_app(app_source(args.second), scratch / app_source(args.second).name)
             row, _ = deploy(
-                client, second, "bench-second", args.db, f"first deploy of {second.name} (sharing)"
+                client,
+                second,
+                "bench-second",
+                args.db,
+                f"first deploy of a second app, {second.name}, sharing most dependencies",
             )
             rows.append(row)
 
