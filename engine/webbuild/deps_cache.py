@@ -151,7 +151,7 @@ class Attached:
             return
         if keep:
             materialized = self.target.with_name(".node_modules-materialized")
-            shutil.copytree(self.target, materialized, symlinks=True)
+            _copy_tree(self.target, materialized)
         _unmount(self.target)
         if keep:
             self.target.rmdir()
@@ -165,6 +165,37 @@ class Attached:
             return None
         _unmount(self.target)
         return self.upper
+
+
+def _copy_regular(source: str, destination: str) -> None:
+    """copytree's copy function for trees a build wrote: regular files only (a fifo would block the
+    engine's read forever; a device file has no business in node_modules)."""
+    if stat.S_ISREG(os.lstat(source).st_mode):
+        shutil.copy2(source, destination)
+
+
+def _copy_tree(source: Path, destination: Path) -> None:
+    shutil.copytree(source, destination, symlinks=True, copy_function=_copy_regular)
+
+
+def _inside(path: Path, root: Path) -> bool:
+    """True when ``path``, links resolved, is within ``root`` (a build can plant links in its own cache)."""
+    return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root))
+
+
+def _make_dirs_within(path: Path, root: Path) -> bool:
+    """mkdir -p of ``path`` under ``root``, refusing (False) where a component is a link or not a folder."""
+    current = root
+    for part in path.relative_to(root).parts:
+        current = current / part
+        try:
+            mode = os.lstat(current).st_mode
+        except FileNotFoundError:
+            current.mkdir()
+            continue
+        if not stat.S_ISDIR(mode):
+            return False
+    return True
 
 
 def _unmount(target: Path) -> None:
@@ -326,7 +357,7 @@ class DepsCache:
             shutil.rmtree(layers, ignore_errors=True)
         if len(lowers) > 1:
             return None
-        shutil.copytree(lowers[0], target, symlinks=True)
+        _copy_tree(lowers[0], target)
         return Attached(target, "copy")
 
     def evict(self, keep: int) -> None:
@@ -557,7 +588,8 @@ class PackageStore:
             source, target = _content_path(self.root, hex_digest), _content_path(content, hex_digest)
             if target.exists() or not source.is_file():
                 continue
-            target.parent.mkdir(parents=True, exist_ok=True)
+            if not _make_dirs_within(target.parent, npm_cache):  # a link the app's last build left there
+                continue
             partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}")
             shutil.copyfile(source, partial)
             partial.replace(target)
@@ -570,7 +602,7 @@ class PackageStore:
         and kept only when its content matches its name. Links and odd files are skipped."""
         done = Transfer()
         base = _npm_content(npm_cache) / "sha512"
-        if not base.is_dir() or base.is_symlink():
+        if not base.is_dir() or not _inside(base, npm_cache):
             return done
         for directory, dirnames, filenames in os.walk(base):  # os.walk does not follow links
             dirnames[:] = [d for d in dirnames if not (Path(directory) / d).is_symlink()]

@@ -233,3 +233,29 @@ def test_a_mount_left_by_a_crashed_build_is_released(root: Path) -> None:
     deps_cache.release_mounts(work)
     assert not (work / "node_modules").is_mount()
     shutil.rmtree(work)  # what the transform step does next
+
+
+def test_seeding_never_follows_a_link_the_build_left_in_its_cache(root: Path) -> None:
+    store_root = root / "store"
+    data = b"tarball"
+    hex_digest = hashlib.sha512(data).hexdigest()
+    stored = store_root / "sha512" / hex_digest[:2] / hex_digest[2:4] / hex_digest[4:]
+    stored.parent.mkdir(parents=True)
+    stored.write_bytes(data)
+    work = root / "work"
+    work.mkdir()
+    integrity = "sha512-" + base64.b64encode(bytes.fromhex(hex_digest)).decode()
+    lock = {
+        "lockfileVersion": 3,
+        "packages": {"": {}, "node_modules/x": {"version": "1.0.0", "integrity": integrity}},
+    }
+    (work / "package-lock.json").write_text(json.dumps(lock))
+    outside = root / "outside"
+    outside.mkdir()
+    npm_cache = root / "npm-cache"
+    npm_cache.mkdir()
+    (npm_cache / "_cacache").symlink_to(outside)  # planted by the app's previous build
+    assert PackageStore(store_root).seed(work, npm_cache).files == 0
+    assert list(outside.iterdir()) == []
+    (npm_cache / "_cacache").unlink()
+    assert PackageStore(store_root).seed(work, npm_cache).files == 1  # the same, without the link
