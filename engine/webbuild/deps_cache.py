@@ -431,9 +431,11 @@ class DepsReuse:
 
     def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
         if self.attached is not None:
-            # A `next start` server (no standalone output) runs from the working copy's node_modules.
+            # A `next start` server (no standalone output) runs from the working copy's node_modules;
+            # a standalone server and a Worker bundle (.open-next) carry their own.
             standalone = (self.workdir / ".next" / "standalone" / "server.js").is_file()
-            self.attached.detach(keep=exc_type is None and not standalone)
+            worker = (self.workdir / ".open-next").is_dir()
+            self.attached.detach(keep=exc_type is None and not standalone and not worker)
             self.attached = None
 
     def note(self, text: str) -> None:
