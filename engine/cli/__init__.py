@@ -40,10 +40,6 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def not_available_yet(capability: str) -> NoReturn:
-    fail(f"{capability} is not available yet", code=2)
-
-
 def current_settings() -> Settings:
     try:
         return load_settings()
