@@ -368,6 +368,7 @@ def discard_in_background(folder: Path, trash: Path) -> None:
 
 def build(ctx: StepContext) -> str:
     from engine.webbuild import build as build_app
+    from engine.webbuild.deps_cache import release_mounts
     from engine.webbuild.workers import BUILD_SCRIPT, worker_bundle
 
     engine = engine_of(ctx)
@@ -375,6 +376,7 @@ def build(ctx: StepContext) -> str:
     logs = engine.settings.workspace / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     workdir = build_dir(ctx) / "app"
+    release_mounts(workdir)  # a re-run after a crash: the node_modules overlay of the interrupted build
     result = build_app(
         workdir,
         deployment_env(ctx),
