@@ -168,8 +168,8 @@ class Attached:
 
 
 def _copy_regular(source: str, destination: str) -> None:
-    """copytree's copy function for trees a build wrote: regular files only (a fifo would block the
-    engine's read forever; a device file has no business in node_modules)."""
+    """copytree's copy function for trees a build wrote: regular files only (a fifo or a device file a
+    build planted is skipped, never opened by the engine)."""
     if stat.S_ISREG(os.lstat(source).st_mode):
         shutil.copy2(source, destination)
 
