@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import secrets
 import shutil
 import stat
@@ -448,6 +449,10 @@ class DepsReuse:
         if install[:2] == ["npm", "ls"]:  # a rebuild of the same working copy: nothing to fetch
             return install
         started = time.monotonic()
+        if install[:2] == ["npm", "ci"]:  # before the key: the completed lockfile is what gets installed
+            filled = fill_resolved(self.workdir)
+            if filled:
+                self.note(f"{filled} lockfile entries without `resolved` given their registry tarball URL")
         overlay = self.sandbox == "bwrap"  # the unprivileged-user sandbox chowns the copy: a copy then
         if self.cache is not None:
             self.parts = key_parts(self.workdir, install, env, self.sandbox)
@@ -555,6 +560,44 @@ def _npm_content(npm_cache: Path) -> Path:
     return npm_cache / "_cacache" / "content-v2"
 
 
+_DEFAULT_REGISTRY = "https://registry.npmjs.org/"
+_REGISTRY_VERSION = re.compile(r"^\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.+-]*)?$")
+_PACKAGE_NAME = re.compile(r"^(?:@[a-z0-9][\w.-]*/)?[a-z0-9][\w.-]*$", re.IGNORECASE)
+
+
+def fill_resolved(workdir: Path) -> int:
+    """Adds the registry tarball URL to lockfile entries that have a version and an integrity but no
+    ``resolved`` (some tools omit it). npm reads a tarball from its cache by digest only when it knows
+    both; without ``resolved`` it asks the registry for the package document first, every install. The
+    working copy's lockfile only (the app's source is not touched); skipped when the app names its own
+    registry in .npmrc. Returns how many entries were completed."""
+    if (workdir / ".npmrc").exists():
+        return 0
+    path = workdir / "package-lock.json"
+    try:
+        lock = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return 0
+    packages = lock.get("packages") if isinstance(lock, dict) else None
+    if not isinstance(packages, dict):
+        return 0
+    filled = 0
+    for location, entry in packages.items():
+        if not location or not isinstance(entry, dict) or entry.get("resolved") or entry.get("link"):
+            continue
+        version, integrity = entry.get("version"), entry.get("integrity")
+        name = entry.get("name") or location.rsplit("node_modules/", 1)[-1]
+        if not (isinstance(version, str) and _REGISTRY_VERSION.match(version) and isinstance(integrity, str)):
+            continue
+        if not (isinstance(name, str) and _PACKAGE_NAME.match(name)):
+            continue
+        entry["resolved"] = f"{_DEFAULT_REGISTRY}{name}/-/{name.rsplit('/', 1)[-1]}-{version}.tgz"
+        filled += 1
+    if filled:
+        path.write_text(json.dumps(lock, indent=2) + "\n", encoding="utf-8")
+    return filled
+
+
 def lockfile_integrities(workdir: Path) -> list[str]:
     """sha512 hex digests of the tarballs the lockfile pins."""
     try:
@@ -585,6 +628,7 @@ class PackageStore:
         """Copies into a build's npm cache the tarballs its lockfile pins that the store holds (copies, not
         links: the build may write its own cache, never the store)."""
         done = Transfer()
+        npm_cache.mkdir(parents=True, exist_ok=True)  # the engine's own path for this build
         content = _npm_content(npm_cache)
         for hex_digest in lockfile_integrities(workdir):
             source, target = _content_path(self.root, hex_digest), _content_path(content, hex_digest)

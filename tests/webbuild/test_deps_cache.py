@@ -195,8 +195,13 @@ def test_a_second_app_installs_from_the_package_store_offline(root: Path) -> Non
     digest = base64.b64decode(MS["2.1.3"].removeprefix("sha512-")).hex()
     assert (store / "sha512" / digest[:2] / digest[2:4] / digest[4:]).is_file()
     offline = {"npm_config_offline": "true"}  # npm may not reach the registry: only the store can help
-    result, _ = _build(root, _app(root / "two"), app="second", env=offline, package_store=store)
+    second = _app(root / "two")
+    lock = json.loads((second / "package-lock.json").read_text())
+    del lock["packages"]["node_modules/ms"]["resolved"]  # as in lockfiles some tools write
+    (second / "package-lock.json").write_text(json.dumps(lock))
+    result, log = _build(root, second, app="second", env=offline, package_store=store)
     assert result.install_command == "npm ci"
+    assert "1 lockfile entries without `resolved`" in log
     with pytest.raises(BuildFailed):  # the same without the store: nothing to install from
         _build(root, _app(root / "three"), app="third", env=offline)
 
@@ -259,3 +264,33 @@ def test_seeding_never_follows_a_link_the_build_left_in_its_cache(root: Path) ->
     assert list(outside.iterdir()) == []
     (npm_cache / "_cacache").unlink()
     assert PackageStore(store_root).seed(work, npm_cache).files == 1  # the same, without the link
+
+
+def test_missing_resolved_urls_are_completed_from_the_registry_layout(root: Path) -> None:
+    lock = {
+        "lockfileVersion": 3,
+        "packages": {
+            "": {"name": "tiny"},
+            "node_modules/@prisma/client": {"version": "7.10.0", "integrity": MS["2.1.3"]},
+            "node_modules/alias": {"name": "ms", "version": "2.1.2", "integrity": MS["2.1.2"]},
+            "node_modules/local": {"resolved": "lib/local", "link": True},
+            "node_modules/from-git": {
+                "version": "git+https://example.com/x.git#abc",
+                "integrity": MS["2.1.2"],
+            },
+            "node_modules/kept": {"version": "1.0.0", "resolved": "https://mirror.example/kept-1.0.0.tgz"},
+        },
+    }
+    (root / "package-lock.json").write_text(json.dumps(lock))
+    assert deps_cache.fill_resolved(root) == 2
+    packages = json.loads((root / "package-lock.json").read_text())["packages"]
+    assert packages["node_modules/@prisma/client"]["resolved"] == (
+        "https://registry.npmjs.org/@prisma/client/-/client-7.10.0.tgz"
+    )
+    assert packages["node_modules/alias"]["resolved"] == "https://registry.npmjs.org/ms/-/ms-2.1.2.tgz"
+    assert "resolved" not in packages["node_modules/from-git"]
+    assert packages["node_modules/kept"]["resolved"] == "https://mirror.example/kept-1.0.0.tgz"
+    (root / ".npmrc").write_text("registry=https://npm.example/\n")  # the app's own registry: left alone
+    del packages["node_modules/alias"]["resolved"]
+    (root / "package-lock.json").write_text(json.dumps({"lockfileVersion": 3, "packages": packages}))
+    assert deps_cache.fill_resolved(root) == 0
