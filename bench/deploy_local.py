@@ -130,14 +130,18 @@ def fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
+def table_row(r: Row) -> str:
+    return (
+        f"| {r.label} | {r.install or '-'} | {fmt(r.install_s)} | {fmt(r.build_s)} | {fmt(r.stage_s)} "
+        f"| {fmt(r.database_s)} | {fmt(r.total_s)} |"
+    )
+
+
 def print_table(rows: list[Row]) -> None:
     print("\n| run | install | install s | app build s | build stage s | database s | deployment s |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
-        print(
-            f"| {r.label} | {r.install or '-'} | {fmt(r.install_s)} | {fmt(r.build_s)} | {fmt(r.stage_s)} "
-            f"| {fmt(r.database_s)} | {fmt(r.total_s)} |"
-        )
+        print(table_row(r))
 
 
 def change_a_page(work: Path) -> None:
@@ -182,6 +186,7 @@ def main() -> None:
             rows.append(
                 Row("bare, npm cache warm", "npm ci", warm_install, warm_build, warm_install + warm_build)
             )
+            print(table_row(rows[-2]), table_row(rows[-1]), sep="\n", flush=True)
             shutil.rmtree(bare, ignore_errors=True)
 
         settings = Settings(workspace=scratch / "workspace", edge_port=0, edge_idle_seconds=2.0)
@@ -203,6 +208,7 @@ def main() -> None:
                     change(work)
                 row, status = deploy(client, work, name, args.db, label)
                 rows.append(row)
+                print(table_row(row), flush=True)
             second = copy_app(app_source(args.second), scratch / app_source(args.second).name)
             row, _ = deploy(
                 client,
@@ -212,6 +218,7 @@ def main() -> None:
                 f"first deploy of a second app, {second.name}, sharing most dependencies",
             )
             rows.append(row)
+            print(table_row(row), flush=True)
 
             app_url = httpx.URL(status["deployment"]["url"])
             time.sleep(settings.edge_idle_seconds + 3)  # idle: the app's server is stopped
