@@ -9,7 +9,8 @@ Prints, in one run:
       redeploy with one dependency added, first deploy of the same app under another name (package store
       warm, no node_modules for that app), first deploy of a second app sharing most dependencies;
   * per run: each stage's own time, the install and the build inside the build stage, the total;
-  * the cold start after scale to zero.
+  * the cold start after scale to zero, N times, and (sandbox on) for the same staged server run without
+    one (single-tenant mode): what the sandbox adds to a cold start.
 
     .venv/bin/python bench/deploy_local.py [--app shop|PATH] [--second taskboard|PATH]
         [--db local-libsql|local-postgres] [--skip-bare]
@@ -25,6 +26,7 @@ import argparse
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
@@ -126,6 +128,25 @@ def deploy(client: EngineClient, source: Path, app: str, db: str, label: str) ->
     return row, status
 
 
+def cold_starts(edge: Any, app: str, runs: int) -> list[tuple[float, float]]:
+    """(first response, recorded server start) for ``runs`` requests that each find the server stopped."""
+    found = []
+    for _ in range(runs):
+        deadline = time.monotonic() + 60
+        while edge.status(app).server_state != "stopped" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        began = time.perf_counter()
+        httpx.get(
+            f"{edge.base_url}/api/health", headers={"Host": f"{app}.{edge.hostname}:{edge.port}"}, timeout=60
+        )
+        found.append((time.perf_counter() - began, edge.last_cold_start(app) or 0.0))
+    return found
+
+
+def print_cold(name: str, seconds: list[float]) -> None:
+    print(f"  {name:<42} median {statistics.median(seconds):.3f} s   max {max(seconds):.3f} s")
+
+
 def fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
@@ -170,6 +191,7 @@ def main() -> None:
     parser.add_argument("--second", default="taskboard", help="a second app sharing most dependencies")
     parser.add_argument("--db", default="local-libsql", choices=["local-libsql", "local-postgres"])
     parser.add_argument("--skip-bare", action="store_true", help="no bare baseline (saves two installs)")
+    parser.add_argument("--cold-starts", type=int, default=5)
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
     rows: list[Row] = []
@@ -206,7 +228,7 @@ def main() -> None:
             for label, change, name in plan:
                 if change is not None:
                     change(work)
-                row, status = deploy(client, work, name, args.db, label)
+                row, _ = deploy(client, work, name, args.db, label)
                 rows.append(row)
                 print(table_row(row), flush=True)
             second = copy_app(app_source(args.second), scratch / app_source(args.second).name)
@@ -220,18 +242,31 @@ def main() -> None:
             rows.append(row)
             print(table_row(row), flush=True)
 
-            app_url = httpx.URL(status["deployment"]["url"])
-            time.sleep(settings.edge_idle_seconds + 3)  # idle: the app's server is stopped
-            began = time.perf_counter()
-            response = httpx.get(
-                f"http://127.0.0.1:{app_url.port}/api/health",
-                headers={"Host": app_url.netloc.decode()},
-                timeout=60,
-            )
+            sandboxed = cold_starts(engine.edge, app, args.cold_starts)
             print(
-                f"\ncold start after scale to zero: first response {time.perf_counter() - began:.2f} s "
-                f"(HTTP {response.status_code})"
+                f"\ncold start after scale to zero, {args.cold_starts} runs (sandbox: {engine.edge.sandbox}):"
             )
+            print_cold("first response (GET /api/health)", [c[0] for c in sandboxed])
+            print_cold("server start recorded by the edge host", [c[1] for c in sandboxed])
+            if engine.edge.sandbox == "bwrap":  # the same staged server without a sandbox, in this run
+                from engine.edge import EdgeHost, ServerSpec
+
+                live = engine.edge.live(app)
+                assert live is not None
+                manifest = engine.edge.manifest(app, live)
+                env = engine.deployment_env(app, live)
+                plain = EdgeHost(scratch / "plain", 0, idle_seconds=2.0, sandbox="none", single_tenant=True)
+                plain.start()
+                try:
+                    spec = ServerSpec(list(manifest.command or []), manifest.server_dir, env, link_files=True)
+                    plain.stage(app, live, None, spec)
+                    plain.promote(app, live)
+                    unsandboxed = cold_starts(plain, app, args.cold_starts)
+                finally:
+                    plain.stop()
+                print("  the same server without a sandbox (single-tenant mode):")
+                print_cold("first response (GET /api/health)", [c[0] for c in unsandboxed])
+                print_cold("server start recorded by the edge host", [c[1] for c in unsandboxed])
         finally:
             client.close()
             engine.stop_thread()

@@ -25,6 +25,11 @@ class App(TypedDict):
     user_id: str
 
 
+class Attempt(TypedDict):
+    attempt: int
+    worker: str
+
+
 class AuditEntry(TypedDict):
     action: str
     actor: str
@@ -85,6 +90,8 @@ class DeployWeb(TypedDict, closed=True):
     owner: NotRequired[str | None]
     preview: NotRequired[str | None]
     preview_upload_id: NotRequired[str | None]
+    root: NotRequired[str | None]
+    seed: NotRequired[bool]
     source_path: NotRequired[str | None]
     tier: NotRequired[str | None]
     upload_id: NotRequired[str | None]
@@ -113,6 +120,10 @@ class DeploymentSummary(TypedDict):
     pipeline: str
     status: str
     url: str | None
+
+
+class Digests(TypedDict):
+    digests: list[str]
 
 
 class DnsRecord(TypedDict):
@@ -155,7 +166,11 @@ class IssuedToken(TypedDict):
     users: list[str] | None
 
 
-class LogLine(TypedDict):
+class LogLineInput(TypedDict):
+    line: str
+
+
+class LogLineOutput(TypedDict):
     line: str
     logged_at: str
     step: str | None
@@ -170,12 +185,29 @@ class MigrateData(TypedDict, closed=True):
     upload_id: NotRequired[str | None]
 
 
+class Missing(TypedDict):
+    missing: list[str]
+
+
+class Outputs(TypedDict):
+    detail: NotRequired[str | None]
+    seconds: float
+    state: dict[str, Any]
+
+
 class PipelineRun(TypedDict):
     app: str
     lock_timeout: NotRequired[float | None]
     owner: NotRequired[str | None]
     params: NotRequired[dict[str, Any]]
     pipeline: str
+
+
+class Progress(TypedDict):
+    detail: NotRequired[str | None]
+    done: int
+    total: NotRequired[int | None]
+    unit: str
 
 
 class ProviderHeadroom(TypedDict):
@@ -239,6 +271,12 @@ class StepRun(TypedDict):
     status: str
 
 
+class StoredBlob(TypedDict):
+    bytes: NotRequired[int | None]
+    digest: str
+    stored: bool
+
+
 class SubscribeBody(TypedDict, closed=True):
     email: NotRequired[str | None]
     tier: str
@@ -289,7 +327,7 @@ class TokenRequest(TypedDict):
     expires_in_days: NotRequired[float | None]
     name: str
     principal: NotRequired[str | None]
-    role: Literal["operator", "finance", "platform"]
+    role: Literal["operator", "finance", "platform", "worker"]
     users: NotRequired[list[str] | None]
 
 
@@ -313,6 +351,29 @@ class VaultRotation(TypedDict):
 class Whoami(TypedDict):
     principal: str
     role: str
+
+
+class WorkerApp(TypedDict):
+    id: str
+    name: str
+    user_id: str
+
+
+class WorkerConfig(TypedDict):
+    address: str | None
+    blob_max_bytes: int
+    extra_pipelines: str
+    namespace: str
+    queue_prefix: str
+
+
+class WorkerDeployment(TypedDict):
+    app: WorkerApp
+    cancel_requested: bool
+    deployment_id: str
+    params: dict[str, Any]
+    pipeline: str
+    state: dict[str, Any]
 
 
 class AppDetail(TypedDict):
@@ -351,7 +412,7 @@ class DeploymentStatus(TypedDict):
     app: NotRequired[str | None]
     deployment: Deployment
     eta_seconds: float | None
-    log: list[LogLine]
+    log: list[LogLineOutput]
     steps: list[StepRun]
 
 

@@ -91,6 +91,21 @@ def session_token(store: Any, purpose: str) -> tuple[str, str]:
     return token, str(token_info(store, token)["id"])
 
 
+def local_worker_token(store: Any) -> str:
+    """A worker token for the local worker `launchdeck up` starts; it expires in 30 days."""
+    from datetime import UTC, datetime, timedelta
+
+    from engine.auth import issue_token
+
+    return issue_token(
+        store,
+        role="worker",
+        principal="local-worker",
+        name="launchdeck up: local worker (this machine)",
+        expires_at=datetime.now(UTC) + timedelta(days=30),
+    )
+
+
 def remote_url(engine_url: str | None) -> str | None:
     return engine_url or os.environ.get("LAUNCHDECK_ENGINE_URL") or None
 
@@ -170,6 +185,70 @@ def engine(
 
 
 @app.command()
+def worker(
+    engine_url: Annotated[
+        str | None,
+        typer.Option(
+            "--engine", help="the engine's URL (default: LAUNCHDECK_ENGINE_URL, or this workspace's engine)"
+        ),
+    ] = None,
+    queues: Annotated[str, typer.Option(help="task queues to serve, comma-separated")] = "build,import",
+    workdir: Annotated[
+        Path | None, typer.Option(help="this worker's own working folder (default: ~/.launchdeck-worker)")
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(help="steps run at once per queue (default LAUNCHDECK_WORKER_CONCURRENCY)")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="this worker's name in logs (default host-pid)")] = None,
+    temporal: Annotated[
+        str | None, typer.Option(help="Temporal's host:port, when it differs from what the engine reports")
+    ] = None,
+) -> None:
+    """Serve build and import steps for an engine, on this machine or another. Needs a worker token
+    (`launchdeck tokens create NAME --role worker`) in LAUNCHDECK_WORKER_TOKEN. Stops on Ctrl-C/SIGTERM."""
+    import asyncio
+
+    from engine.service import configure_logging, find_running_engine
+    from engine.temporal.worker import serve
+
+    settings = current_settings()
+    url = remote_url(engine_url) or find_running_engine(settings)
+    if url is None:
+        fail("no engine: give --engine URL (or LAUNCHDECK_ENGINE_URL)")
+    token = os.environ.get("LAUNCHDECK_WORKER_TOKEN")
+    if not token:
+        fail(
+            "LAUNCHDECK_WORKER_TOKEN: a worker token is needed (`launchdeck tokens create NAME --role worker`)"
+        )
+    folder = workdir or Path.home() / ".launchdeck-worker"
+    configure_logging(folder)
+    listed = [q.strip() for q in queues.split(",") if q.strip()]
+
+    async def main() -> None:
+        task = asyncio.ensure_future(
+            serve(
+                url,
+                token,
+                queues=listed,
+                workdir=folder,
+                concurrency=concurrency or settings.worker_concurrency,
+                name=name,
+                temporal_address=temporal,
+            )
+        )
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    try:
+        asyncio.run(main())
+    except LaunchdeckError as exc:
+        fail(str(exc))
+
+
+@app.command()
 def console(
     port: Annotated[int | None, typer.Option(help="HTTP port of the console (default 8471)")] = None,
     engine_url: Annotated[
@@ -193,7 +272,16 @@ def console_command(settings: Settings, port: int) -> list[str]:
 
 
 def console_env(engine_url: str) -> dict[str, str]:
-    return {**os.environ, "LAUNCHDECK_ENGINE_URL": engine_url}
+    """The console's environment: its own settings (LAUNCHDECK_*) and the basics, never the engine's
+    provider credentials or vault key (review L5)."""
+    from engine.childenv import child_env
+
+    own = {
+        k: v
+        for k, v in os.environ.items()
+        if k.startswith(("LAUNCHDECK_", "STREAMLIT_")) or k in ("PYTHONPATH", "VIRTUAL_ENV")
+    }
+    return child_env({**own, "LAUNCHDECK_ENGINE_URL": engine_url})
 
 
 @app.command()
@@ -235,6 +323,7 @@ def up(
             write_private(settings.operator_token_file, first + "\n")
         if demo:
             demo_token, demo_token_id = session_token(store, "up --demo")
+        worker_token = local_worker_token(store)
     finally:
         store.close()
     launchdeck = [sys.executable, "-m", "engine.cli"]
@@ -250,6 +339,12 @@ def up(
         with EngineClient(engine_url, demo_token) as client:
             typer.echo(f"demo workspace: {deploy_example(client)}")
             client.revoke_token(str(demo_token_id))
+    children.append(  # the local worker: build and import steps (more machines: `launchdeck worker`)
+        subprocess.Popen(
+            [*launchdeck, "worker", "--engine", engine_url, "--workdir", str(settings.workspace / "worker")],
+            env={**os.environ, "LAUNCHDECK_WORKER_TOKEN": worker_token},
+        )
+    )
     children.append(
         subprocess.Popen(console_command(settings, settings.console_port), env=console_env(engine_url))
     )
@@ -541,6 +636,13 @@ def deploy(
         ),
     ] = None,
     user: Annotated[str | None, typer.Option(help="platform tokens: the end user the app belongs to")] = None,
+    seed: Annotated[
+        bool, typer.Option("--seed", help="run the app's seed script in the build, against the new database")
+    ] = False,
+    root: Annotated[
+        str | None,
+        typer.Option(help="the app's folder inside APP_DIR (a repository with the app in a subfolder)"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Deploy an app folder: preflight, database, environment, code transformation, build and host, verify.
@@ -549,10 +651,14 @@ def deploy(
     uploaded and deployed there. Without it, the engine serving this workspace deploys it; when none
     runs, one is started in the background and keeps serving the app (`launchdeck stop` stops it).
     Exit code 0 only when the deployment is live and healthy; a failed one leaves the previous one serving."""
-    source = app_dir.resolve()
+    repository = app_dir.resolve()
+    source = (repository / root).resolve() if root else repository
+    if not source.is_relative_to(repository):
+        fail(f"--root {root} leads outside {app_dir}")
     if not (source / "package.json").is_file():
-        fail(f"{app_dir} has no package.json: give the generated app's folder")
-    app_name = name or source.name.lower().replace("_", "-")
+        hint = "" if root else " (an app in a subfolder: add --root PATH)"
+        fail(f"{source} has no package.json: give the generated app's folder{hint}")
+    app_name = name or repository.name.lower().replace("_", "-")
     variables = parse_env(env or [])
     url = remote_url(engine_url)
     session_id: str | None = None
@@ -565,18 +671,20 @@ def deploy(
         token = found
     options: dict[str, Any] = {
         "app": app_name, "db": db, "host": host, "domain": domain, "env": variables, "tier": tier,
-        "import_data": not no_import_data, "database_url": database_url, "user": user,
+        "import_data": not no_import_data, "database_url": database_url, "user": user, "seed": seed,
+        "root": Path(root).as_posix() if root else None,
     }  # fmt: skip
     with EngineClient(url, token, timeout=300) as client:
         try:
             if remote_url(engine_url) is None and client.whoami()["role"] == "operator":
                 # this machine's engine reads the folder itself (paths are for operators)
                 started = client.deploy_web(
-                    str(source), preview=str(preview.resolve()) if preview else None, **options
+                    str(repository), preview=str(preview.resolve()) if preview else None, **options
                 )
-            else:
+            else:  # the whole repository travels: the app may use its workspace packages
                 started = client.deploy_web(
-                    **upload_app(client, source, preview, not no_import_data, as_json), **options
+                    **upload_app(client, repository, preview, not no_import_data, as_json, app_root=source),
+                    **options,
                 )
             run_and_report(client, started, as_json=as_json)
         except LaunchdeckError as exc:
@@ -628,7 +736,12 @@ def local_engine(*, as_json: bool) -> tuple[str, str, str | None]:
 
 
 def upload_app(
-    client: EngineClient, source: Path, preview: Path | None, import_data: bool, as_json: bool
+    client: EngineClient,
+    source: Path,
+    preview: Path | None,
+    import_data: bool,
+    as_json: bool,
+    app_root: Path | None = None,
 ) -> dict[str, Any]:
     """Pack and upload the app folder (and its preview database): the deploy request's upload ids."""
     import tempfile
@@ -648,7 +761,7 @@ def upload_app(
         app_upload = send(client, packed.path, "app", "uploading the app", quiet)
     ids = {"upload_id": app_upload["upload_id"]}
     if import_data:
-        found = preview.resolve() if preview else find_preview(source)
+        found = preview.resolve() if preview else find_preview(app_root or source)
         if found is not None:
             ids["preview_upload_id"] = send(client, found, "preview", f"uploading {found.name}", quiet)[
                 "upload_id"
@@ -760,7 +873,7 @@ def vault_set(
 @tokens_app.command("create")
 def tokens_create(
     name: Annotated[str, typer.Argument(help="who the token is for")],
-    role: Annotated[str, typer.Option(help="operator, finance or platform")],
+    role: Annotated[str, typer.Option(help="operator, finance, platform or worker")],
     principal: Annotated[
         str | None, typer.Option(help="platform tokens: the platform (owner of its apps); default NAME")
     ] = None,

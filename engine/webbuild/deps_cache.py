@@ -184,6 +184,17 @@ def _inside(path: Path, root: Path) -> bool:
     return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root))
 
 
+def _own_like(root: Path, path: Path) -> None:
+    """Gives ``path`` and the folders between it and ``root`` the owner of ``root`` (the build runs as
+    the app's own uid and must be able to add its own files beside what the engine put there)."""
+    owner = root.stat()
+    current = path
+    while current != root and current.is_relative_to(root):
+        if os.lstat(current).st_uid != owner.st_uid:
+            os.lchown(current, owner.st_uid, owner.st_gid)
+        current = current.parent
+
+
 def _make_dirs_within(path: Path, root: Path) -> bool:
     """mkdir -p of ``path`` under ``root``, refusing (False) where a component is a link or not a folder."""
     current = root
@@ -446,7 +457,8 @@ class DepsReuse:
                 log.write(f"\n[dependencies] {text}\n")
 
     def before_install(self, install: list[str], env: dict[str, str]) -> list[str]:
-        if install[:2] == ["npm", "ls"]:  # a rebuild of the same working copy: nothing to fetch
+        if install[0] != "npm" or install[:2] == ["npm", "ls"]:  # another manager (corepack), or a
+            self.cache = self.store = None  # rebuild of the same working copy: nothing reused or kept
             return install
         started = time.monotonic()
         if install[:2] == ["npm", "ci"]:  # before the key: the completed lockfile is what gets installed
@@ -638,7 +650,9 @@ class PackageStore:
                 continue
             partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}")
             shutil.copyfile(source, partial)
+            partial.chmod(0o644)
             partial.replace(target)
+            _own_like(npm_cache, target)
             done.files += 1
             done.bytes += target.stat().st_size
         return done

@@ -14,6 +14,7 @@ UNTYPED = (  # the console's own analytics views; a platform's routes are all ty
     "/api/analytics/",
     "/api/console/",
     "/api/stripe/webhook",
+    "/api/worker/blobs/",  # a blob is bytes both ways
     "/api/deploy/status/{deployment_id}/events",
 )
 PLAN_ROUTES = [
