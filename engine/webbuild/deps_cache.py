@@ -75,7 +75,7 @@ _PACKAGE_FIELDS = (
 )
 # Sandbox variables whose values are paths of this one build (they differ between builds and say
 # nothing about what is installed).
-_PATH_VARIABLES = {"HOME", "TMPDIR", "LAUNCHDECK_WORKDIR", "npm_config_cache"}
+_PATH_VARIABLES = {"HOME", "TMPDIR", "LAUNCHDECK_WORKDIR", "npm_config_cache", "COREPACK_HOME"}
 _UNSAFE_MOUNT_CHARS = set(",:\\\n")
 
 
