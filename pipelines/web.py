@@ -357,6 +357,9 @@ def transform(ctx: StepContext) -> str:
         target = byo_family(engine_of(ctx).vault.get(ctx.app_id, DB_URL))
     workdir = build_dir(ctx) / "app"
     if workdir.exists():  # a re-run after a crash: start from a clean copy
+        from engine.webbuild.deps_cache import release_mounts
+
+        release_mounts(workdir)  # the node_modules overlay a crashed build may have left mounted
         shutil.rmtree(workdir)
     runtime = "workerd" if ctx.params.get("host") == "cloudflare" else "node"
     result = transform_app(
@@ -395,6 +398,7 @@ def discard_in_background(folder: Path, trash: Path) -> None:
 
 def build(ctx: StepContext) -> str:
     from engine.webbuild import build as build_app
+    from engine.webbuild.deps_cache import release_mounts
     from engine.webbuild.workers import BUILD_SCRIPT, worker_bundle
 
     engine = engine_of(ctx)
@@ -402,6 +406,7 @@ def build(ctx: StepContext) -> str:
     logs = engine.settings.workspace / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     workdir = build_dir(ctx) / "app"
+    release_mounts(workdir)  # a re-run after a crash: the node_modules overlay of the interrupted build
     result = build_app(
         workdir,
         deployment_env(ctx),
@@ -410,6 +415,9 @@ def build(ctx: StepContext) -> str:
         log_path=logs / f"{ctx.deployment_id}-build.log",
         npm_cache=engine.settings.workspace / "npm-cache" / ctx.app_name,
         build_cache=engine.settings.workspace / "build-cache" / ctx.app_name,  # Next's incremental cache
+        # node_modules by lockfile key; by app id, since a name freed by a destroyed app can be taken again
+        deps_cache=engine.settings.workspace / "deps-cache" / str(ctx.app_id),
+        package_store=engine.settings.workspace / "package-store",  # verified tarballs, machine-wide
         script=BUILD_SCRIPT if for_workers else "build",
         **build_isolation(engine, ctx.app_name),
     )

@@ -66,7 +66,7 @@ SINGLE_TENANT_HINT = (
     "set LAUNCHDECK_SINGLE_TENANT=true only if every app this engine runs is your own (one tenant)"
 )
 _MOUNT_SCRIPT = (
-    'n=$1; shift; while [ "$n" -gt 0 ]; do /usr/bin/mount --bind "$1" "$2" || exit 96; shift 2; '
+    'n=$1; shift; while [ "$n" -gt 0 ]; do /usr/bin/mount --rbind "$1" "$2" || exit 96; shift 2; '
     'n=$((n-1)); done; exec "$@"'
 )
 

@@ -7,6 +7,7 @@ result.server_dir / "server.js"   # Next.js standalone server (or `next start` i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -20,6 +21,7 @@ from typing import Any
 from engine.edge.pgproxy import PgForwarder
 from engine.errors import BuildFailed, InputError, TransientError
 from engine.redact import redact
+from engine.webbuild.deps_cache import DepsReuse
 from engine.webbuild.egress import DEFAULT_HOSTS, EgressProxy
 from engine.webbuild.sandbox import (
     EGRESS_PORT,
@@ -297,6 +299,8 @@ def build(
     postgres: tuple[str, tuple[str, int]] | None = None,
     egress_hosts: tuple[str, ...] = DEFAULT_HOSTS,
     disk_quota_mb: int | None = 8192,
+    deps_cache: Path | str | None = None,
+    package_store: Path | str | None = None,
 ) -> BuildResult:
     """Installs dependencies and builds the working copy in the sandbox.
 
@@ -312,6 +316,8 @@ def build(
     server's host and port) for a local PostgreSQL, reached through a forwarder that admits that role
     only. The network is the npm registry (``egress_hosts``) through the egress proxy, nothing else.
     ``disk_quota_mb``: what the working copy, /tmp and the npm cache may hold together.
+    ``deps_cache``: this app's installed node_modules by lockfile key, reused when it matches;
+    ``package_store``: the machine's verified package tarballs (see ``engine.webbuild.deps_cache``).
     Raises BuildFailed (terminal) with the log tail, or TransientError when the npm registry failed.
     """
     workdir = Path(workdir).resolve()
@@ -333,7 +339,7 @@ def build(
         install = ["npm", "install", "--no-audit", "--no-fund"]
     started = time.monotonic()
 
-    with tempfile.TemporaryDirectory(prefix="launchdeck-build-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="launchdeck-build-") as scratch, contextlib.ExitStack() as stack:
         Path(scratch).chmod(0o711)  # the unprivileged-user sandbox passes through to its own folders
         tmp = Path(scratch) / "tmp"
         (tmp / "home").mkdir(parents=True)
@@ -344,6 +350,12 @@ def build(
         )
         if kind == "bwrap":  # the registry through the egress proxy (forward.js listens inside)
             full_env.update(proxy_env())
+        # Dependencies reused (deps_cache.py): this app's node_modules for the same key, attached so that
+        # the build cannot change the cached files, else npm's cache seeded from the package store.
+        reuse = stack.enter_context(
+            DepsReuse(deps_cache, package_store, workdir, Path(scratch), cache, kind, log_path)
+        )
+        install = reuse.before_install(install, full_env)
         if build_cache and Path(build_cache).is_dir():
             shutil.copytree(build_cache, workdir / ".next" / "cache", dirs_exist_ok=True, symlinks=True)
         secrets = _secret_values(env)
@@ -380,6 +392,7 @@ def build(
                 net_dir=net_dir,
                 forward=forward if kind == "bwrap" else None,
                 disk_quota_mb=disk_quota_mb,
+                reuse=reuse,
             )
         finally:
             egress.stop()
@@ -389,7 +402,7 @@ def build(
             drop_escaping_links(workdir / ".next" / "cache")
             shutil.rmtree(build_cache, ignore_errors=True)
             shutil.copytree(workdir / ".next" / "cache", build_cache, symlinks=True)
-    return _result(workdir, kind, install, in_sync, steps, started, log_path, peak)
+    return _result(workdir, kind, install, in_sync, steps, started, log_path, peak, reuse.label)
 
 
 def _run_steps(
@@ -414,10 +427,14 @@ def _run_steps(
     net_dir: Path,
     forward: dict[int, str] | None,
     disk_quota_mb: int | None,
+    reuse: DepsReuse,
 ) -> tuple[list[dict[str, Any]], float | None]:
     steps: list[dict[str, Any]] = []
     peak: float | None = None
     for name, argv in (("install", install), ("build", ["npm", "run", script])):
+        if not argv:  # node_modules reused and the app has no install scripts of its own to run again
+            steps.append({"name": name, "command": reuse.label, "seconds": reuse.seconds, "exit_code": 0})
+            continue
         remaining = timeout - (time.monotonic() - started)
         raw_log = Path(scratch) / f"{name}.log"
         with raw_log.open("wb") as log:
@@ -458,6 +475,8 @@ def _run_steps(
             }
         )
         if outcome.returncode == 0 and not outcome.timed_out:
+            if name == "install":
+                reuse.after_install(install, full_env)  # keeps what this install produced
             continue
         tail = _tail(log_path)
         if outcome.timed_out:
@@ -484,13 +503,14 @@ def _result(
     started: float,
     log_path: Path,
     peak: float | None,
+    reuse_label: str = "",
 ) -> BuildResult:
     server_dir, command, standalone = _publishable(workdir)
     public = workdir / "public"
     return BuildResult(
         workdir=workdir,
         sandbox=kind,
-        install_command="already installed" if install[1] == "ls" else " ".join(install[:2]),
+        install_command=reuse_label or ("already installed" if install[1] == "ls" else " ".join(install[:2])),
         lockfile_regenerated=not in_sync,
         install_seconds=steps[0]["seconds"],
         build_seconds=steps[1]["seconds"],

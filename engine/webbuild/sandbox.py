@@ -195,7 +195,11 @@ def _chown_tree(root: Path, uid: int, gid: int) -> None:
     os.chown(root, uid, gid)
     for directory, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
-            os.lchown(os.path.join(directory, name), uid, gid)
+            path = os.path.join(directory, name)
+            # only what is not the app's yet: a chown, even to the same owner, copies a file of a
+            # node_modules overlay (deps_cache.py) up into the build's layer
+            if (info := os.lstat(path)).st_uid != uid or info.st_gid != gid:
+                os.lchown(path, uid, gid)
 
 
 def _tree_size(paths: list[Path]) -> int:
