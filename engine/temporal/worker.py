@@ -193,11 +193,17 @@ class WorkerActivities:
         self.api, self.workdir, self.name = api, workdir, name
         self.pipelines = registry(extra_pipelines)
 
-    def _prepare(self, call: dict[str, Any], attempt: int | None = None) -> tuple[WorkerContext, Step]:
+    def _prepare(self, call: dict[str, Any], start: bool = False) -> tuple[WorkerContext, Step]:
+        """The step's inputs; with ``start``, the engine also journals the attempt (one round trip)."""
         deployment_id, position = call["deployment_id"], int(call["position"])
-        spec = self.api.get(f"/api/worker/deployments/{deployment_id}")
-        if spec["cancel_requested"] and attempt is not None:
-            raise Cancelled("the deployment was cancelled")
+        if start:
+            spec = self.api.post(
+                f"/api/worker/deployments/{deployment_id}/steps/{position}/start", {"worker": self.name}
+            )
+            if spec["cancel_requested"]:
+                raise Cancelled("the deployment was cancelled")
+        else:
+            spec = self.api.get(f"/api/worker/deployments/{deployment_id}")
         step = self.pipelines[spec["pipeline"]](spec["params"])[position]
         workdir = self.workdir / "deployments" / deployment_id
         workdir.mkdir(parents=True, exist_ok=True)
@@ -207,14 +213,9 @@ class WorkerActivities:
     async def run_remote_step(self, call: dict[str, Any]) -> dict[str, Any]:
         info = activity.info()
         try:
-            ctx, step = await asyncio.to_thread(self._prepare, call, info.attempt)
+            ctx, step = await asyncio.to_thread(self._prepare, call, True)
         except Cancelled as exc:
             raise application_error(exc) from None
-        await asyncio.to_thread(
-            self.api.post,
-            f"/api/worker/deployments/{ctx.deployment_id}/steps/{ctx.step_position}/attempt",
-            {"attempt": info.attempt, "worker": self.name},
-        )
         started = time.monotonic()
 
         def run() -> Any:
