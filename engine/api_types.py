@@ -85,6 +85,8 @@ class DeployWeb(TypedDict, closed=True):
     owner: NotRequired[str | None]
     preview: NotRequired[str | None]
     preview_upload_id: NotRequired[str | None]
+    root: NotRequired[str | None]
+    seed: NotRequired[bool]
     source_path: NotRequired[str | None]
     tier: NotRequired[str | None]
     upload_id: NotRequired[str | None]

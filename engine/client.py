@@ -234,6 +234,8 @@ class EngineClient:
         tier: str | None = None,
         owner: str | None = None,
         import_data: bool = True,
+        seed: bool = False,
+        root: str | None = None,
         database_url: str | None = None,
         preview: str | None = None,
     ) -> T.Started:
@@ -251,6 +253,8 @@ class EngineClient:
             "tier": tier,
             "owner": owner,
             "import_data": import_data,
+            "seed": seed,
+            "root": root,
             "database_url": database_url,
             "preview": preview,
         }

@@ -30,8 +30,15 @@ class Settings(BaseSettings):
     edge_idle_seconds: float = Field(default=300.0, ge=0)
     # DNS resolvers for custom-domain checks, comma-separated ip or ip:port; empty: the system's.
     dns_resolvers: str = ""
-    # App servers behind the edge host: "auto" (bubblewrap where it works), "bwrap" (required) or "none".
+    # App servers behind the edge host: "auto" and "bwrap" (bubblewrap, required) or "none" (only with
+    # single_tenant). Without a working sandbox the engine refuses to start.
     edge_sandbox: str = "auto"
+    # Every app this engine runs belongs to the operator: allows running app servers without a sandbox.
+    single_tenant: bool = False
+    # Limits per app server (a cgroup where the engine may make one, else rlimits).
+    server_memory_mb: int = Field(default=1024, ge=64)
+    server_max_processes: int = Field(default=256, ge=16)
+    server_cpus: float = Field(default=1.0, gt=0)
 
     # The API's limits. Uploads: the body, what an archive may unpack to, and its entries; other
     # requests: the body. Per token: requests per period ("limits" notation, e.g. "600/minute"), and

@@ -37,6 +37,7 @@ from engine.errors import (
     StepTimeout,
     TransientError,
 )
+from engine.procs import kill_for_thread
 from engine.redact import redact
 from engine.store import Store
 
@@ -44,6 +45,7 @@ log = logging.getLogger("launchdeck.runner")
 
 ACTIVE = ("pending", "running")
 FINISHED = ("succeeded", "failed", "cancelled")
+STOP_GRACE_SECONDS = 10.0  # how long a timed-out step may take to notice, after its processes were killed
 
 
 @dataclass(frozen=True)
@@ -296,7 +298,7 @@ class Runner:
         except Exception as exc:  # the journal must never be left "running" by a runner bug
             log.exception("runner error in %s", deployment_id)
             self._set_deployment(
-                deployment_id, status="failed", error=f"internal error: {exc}", finished_at="now()"
+                deployment_id, status="failed", error=redact(f"internal error: {exc}"), finished_at="now()"
             )
 
     def _execute(self, deployment_id: str) -> None:
@@ -420,6 +422,9 @@ class Runner:
         thread.join(step.timeout)
         if thread.is_alive():
             ctx.cancelled.set()  # tell the step to stop; its own subprocesses watch this event
+            # and stop the processes it started (a build), so its undo never runs beside them
+            if kill_for_thread(thread.ident):  # its processes are gone: let it notice and return
+                thread.join(STOP_GRACE_SECONDS)
             raise StepTimeout(f"step {step.name!r} did not finish within its timeout of {step.timeout:g} s")
         if "error" in outcome:
             raise outcome["error"]

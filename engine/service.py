@@ -26,6 +26,7 @@ from engine import redact
 from engine.auth import ensure_first_operator_token
 from engine.config import Settings
 from engine.edge.host import EdgeHost
+from engine.edge.sandbox import Limits
 from engine.errors import ConfigError
 from engine.files import write_private
 from engine.runner import Runner
@@ -80,6 +81,10 @@ class Engine:
             idle_seconds=settings.edge_idle_seconds or None,
             env_source=self.deployment_env,
             sandbox=settings.edge_sandbox,
+            single_tenant=settings.single_tenant,
+            database_source=self.database_of,
+            limits=Limits(settings.server_memory_mb, settings.server_max_processes, settings.server_cpus),
+            postgres_target=postgres_target(settings.postgres_admin_url),
         )
         self.extensions = Extensions()
         self.url: str | None = None
@@ -212,6 +217,11 @@ class Engine:
         self.store.checkpoint()
         self.store.close()
 
+    def database_of(self, app: str) -> str | None:
+        """The kind of database the engine provisioned for ``app`` (its record, never its URL)."""
+        row = self.store.fetchone("SELECT database_provider FROM deployed_apps WHERE name = ?", [app])
+        return None if row is None else row["database_provider"]
+
     def deployment_env(self, app: str, deployment_id: str) -> dict[str, str]:
         """The environment a deployment was made with (kept in the vault; rollback brings it back)."""
         row = self.store.fetchone("SELECT id FROM deployed_apps WHERE name = ?", [app])
@@ -230,6 +240,14 @@ class Engine:
 
 def _exit_on_signal(signum: int, frame: object) -> None:
     raise SystemExit(0)
+
+
+def postgres_target(admin_url: str) -> tuple[str, int]:
+    """Host and port of the operator's PostgreSQL, where app servers' forwarders connect."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = conninfo_to_dict(admin_url)
+    return str(params.get("host") or "127.0.0.1"), int(params.get("port") or 5432)
 
 
 def find_running_engine(settings: Settings) -> str | None:

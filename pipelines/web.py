@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from engine.service import Engine
 
 DB_URL, DB_TOKEN = "db:url", "db:token"
+DB_IMPORTING = (
+    "db:importing"  # set while a database is provisioned and imported; gone once the import committed
+)
 VERIFY_RETRY = RetryPolicy(max_attempts=10, base_delay=0.5, max_delay=3.0)
 
 
@@ -107,7 +110,7 @@ def preflight(ctx: StepContext) -> str:
         else params["db"]
     )
     check_cloud_host(engine, params, source, target)
-    findings = check_app(source, target)
+    findings = check_app(source, target, env_names=params.get("env_names", []))
     for finding in findings:
         ctx.log(str(finding))
     stoppers = blocking(findings)
@@ -157,11 +160,8 @@ def check_byo_database(url: str) -> None:
                 connection.execute("SELECT 1")
         except psycopg.Error as exc:
             raise TerminalError(f"could not connect to the bring-your-own database: {exc}".strip()) from None
-    elif url.startswith("file:"):
-        if not Path(url.removeprefix("file:")).parent.is_dir():
-            raise TerminalError(f"the bring-your-own database's folder does not exist: {url}")
-    else:
-        raise TerminalError("a bring-your-own database URL must start with postgresql:// or file:")
+    else:  # a file: URL would decide which host folder the sandboxes mount (review C3)
+        raise TerminalError("a bring-your-own database URL must start with postgresql://")
 
 
 # -- 1. database ------------------------------------------------------------------------------------
@@ -173,13 +173,24 @@ def provision_database(ctx: StepContext) -> str:
     engine, params = engine_of(ctx), ctx.params
     source = Path(params.get("source_path") or Path(params["schema_path"]).parent.parent)
     kind = params["db"]
-    if ctx.app["database_provider"] == kind and engine.vault.get_optional(ctx.app_id, DB_URL):
+    # An import that a crash interrupted left this marker: the database exists but may be empty or
+    # half-imported, so it is imported again (replacing what it holds), never "kept" (review M2).
+    interrupted = engine.vault.get_optional(ctx.app_id, DB_IMPORTING) is not None
+    if (
+        ctx.app["database_provider"] == kind
+        and engine.vault.get_optional(ctx.app_id, DB_URL)
+        and not interrupted
+    ):
         ctx.state["db_created"] = False
         return f"existing {kind} database {ctx.app['database_id']} kept (its data is not re-imported)"
 
     ctx.state["db_created"] = kind != "byo"
+    engine.vault.put(ctx.app_id, DB_IMPORTING, ctx.deployment_id)
     preview = preview_source(source, params) if params.get("import_data", True) else None
     schema = schema_path(source, params)
+    if preview is not None and holds_no_tables(preview):
+        ctx.log(f"the preview database {preview.name} holds no tables (never migrated): empty tables created")
+        preview = None
 
     def progress(done: int, total: int, table: str) -> None:
         ctx.progress(done, total, "rows", f"importing {table}")
@@ -224,16 +235,27 @@ def provision_database(ctx: StepContext) -> str:
                 schema,
                 data,
                 target_url,
-                replace=kind == "byo" and bool(params.get("replace")),
+                replace=interrupted or (kind == "byo" and bool(params.get("replace"))),
                 progress=progress,
                 migrations_dir=build_dir(ctx) / "migrations",
             )
     if not report.ok:
         raise import_failure(report)
+    engine.vault.delete(ctx.app_id, DB_IMPORTING)
     tables = len(report.tables)
     rows = sum(t.imported_rows for t in report.tables.values())
     transferred = f", {rows} rows transferred from preview" if preview else ", no preview data"
     return f"{kind} database {database_id}: {tables} tables created{transferred}"
+
+
+def holds_no_tables(preview: Path) -> bool:
+    """A committed SQLite file with no tables of its own (only Prisma's migration journal, or none)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{preview}?mode=ro", uri=True)) as conn:
+            names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    except sqlite3.DatabaseError:
+        return False  # not a SQLite file (a SQL dump): the importer reads it
+    return not [n for n in names if not n.startswith("sqlite_") and n != "_prisma_migrations"]
 
 
 def import_failure(report: Any) -> TerminalError:
@@ -269,9 +291,10 @@ def empty_database(schema: Path, scratch: Path) -> Path:
 
 
 def undo_database(ctx: StepContext) -> None:
+    engine = engine_of(ctx)
+    engine.vault.delete(ctx.app_id, DB_IMPORTING)
     if not ctx.state.get("db_created"):
         return
-    engine = engine_of(ctx)
     with using_database(engine, ctx.params["db"], ctx.app_name) as provider:
         provider.destroy(ctx.app_name)
     engine.vault.delete(ctx.app_id, DB_URL)
@@ -336,7 +359,14 @@ def transform(ctx: StepContext) -> str:
     if workdir.exists():  # a re-run after a crash: start from a clean copy
         shutil.rmtree(workdir)
     runtime = "workerd" if ctx.params.get("host") == "cloudflare" else "node"
-    result = transform_app(Path(ctx.params["source_path"]), workdir, target, runtime=runtime)
+    result = transform_app(
+        Path(ctx.params["source_path"]),
+        workdir,
+        target,
+        runtime=runtime,
+        seed=bool(ctx.params.get("seed")),
+        repository=ctx.params.get("repository_path"),
+    )
     baseline = build_dir(ctx) / "migrations"
     if baseline.is_dir():  # the import's migration baseline, so `prisma migrate deploy` works later
         shutil.copytree(baseline, workdir / "prisma" / "migrations", dirs_exist_ok=True)
@@ -381,6 +411,7 @@ def build(ctx: StepContext) -> str:
         npm_cache=engine.settings.workspace / "npm-cache" / ctx.app_name,
         build_cache=engine.settings.workspace / "build-cache" / ctx.app_name,  # Next's incremental cache
         script=BUILD_SCRIPT if for_workers else "build",
+        **build_isolation(engine, ctx.app_name),
     )
     if for_workers:
         bundle = worker_bundle(workdir, build_dir(ctx) / "worker")
@@ -402,6 +433,29 @@ def build(ctx: StepContext) -> str:
         f"{result.install_command} {result.install_seconds:.1f} s + build {result.build_seconds:.1f} s "
         f"in a {result.sandbox} sandbox"
     )
+
+
+def build_isolation(engine: Any, app: str) -> dict[str, Any]:
+    """The app's own uid, database folder or PostgreSQL role for its build sandbox, from the engine's
+    records (never from a URL the tenant could set)."""
+    from engine.edge.sandbox import privileged
+    from engine.providers.local_libsql import app_folder
+    from engine.providers.local_postgres import identifier_for
+    from engine.service import postgres_target
+
+    kind = engine.database_of(app)
+    options: dict[str, Any] = {"uid": engine.edge.uids.uid(app) if privileged() else None}
+    if kind == "local-libsql":
+        from engine.edge.sandbox import give_to
+
+        folder = app_folder(engine.settings.workspace, app)
+        if folder.is_dir() and options["uid"] is not None:
+            give_to(folder, options["uid"])
+        options["database_folders"] = [folder.resolve()] if folder.is_dir() else []
+    elif kind == "local-postgres":
+        role = identifier_for(app)
+        options["postgres"] = (role, postgres_target(engine.settings.postgres_admin_url))
+    return options
 
 
 def static_mounts(ctx: StepContext) -> dict[str, Path]:
@@ -449,14 +503,37 @@ def check_health(status_code: int, body: str) -> None:
         raise TerminalError(f"/api/health answered {status_code}, not 200: {body[:300]}")
 
 
+def check_without_health(ctx: StepContext) -> str:
+    """No /api/health: GET / renders (below 500, not Next's error page) and the database answers with
+    the app's credentials and has the schema's tables. Says which checks ran."""
+    from engine.webbuild.appcheck import database_round_trip, page_problem, schema_tables
+
+    engine = engine_of(ctx)
+    home = engine.edge.health(ctx.app_name, "/", deployment_id=ctx.deployment_id, timeout=60)
+    problem = page_problem(home.status_code, home.body)
+    if problem is not None:
+        log = engine.edge.server_log(ctx.app_name, ctx.deployment_id, lines=20)
+        raise TransientError(f"{problem}\nserver log:\n{log}")
+    schema = Path(ctx.state.get("schema_path") or schema_path(Path(ctx.params["source_path"]), ctx.params))
+    tables = schema_tables(schema.read_text(encoding="utf-8", errors="replace"))
+    database = database_round_trip(deployment_env(ctx), tables)
+    return f"no /api/health: GET / {home.status_code} in {home.seconds:.2f} s; {database}"
+
+
 def verify_and_promote(ctx: StepContext) -> str:
     engine = engine_of(ctx)
     health = engine.edge.health(ctx.app_name, deployment_id=ctx.deployment_id, timeout=60)
-    check_health(health.status_code, health.body)
+    if health.status_code != 200 and health.status_code < 500:  # none (404), or behind a login wall
+        checks = check_without_health(ctx)
+    else:
+        try:
+            check_health(health.status_code, health.body)
+        except (TransientError, TerminalError) as exc:  # what the app's server said about it
+            log = engine.edge.server_log(ctx.app_name, ctx.deployment_id, lines=15)
+            raise type(exc)(f"{exc}\nserver log (last lines):\n{log}") from None
+        checks = f"health {health.status_code} in {health.seconds:.2f} s"
     engine.edge.promote(ctx.app_name, ctx.deployment_id)
-    detail = f"health {health.status_code} in {health.seconds:.2f} s; " + record_live(
-        ctx, public_url(ctx) + "/"
-    )
+    detail = f"{checks}; " + record_live(ctx, public_url(ctx) + "/")
     if ctx.params.get("domain"):
         from engine import domains
 

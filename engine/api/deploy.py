@@ -75,6 +75,12 @@ class DeployWeb(AppSource):
     source_path: str | None = Field(
         default=None, max_length=4096, description="operators only: the app's folder on the engine's machine"
     )
+    root: str | None = Field(
+        default=None,
+        max_length=300,
+        pattern=r"^[A-Za-z0-9_.@-]+(/[A-Za-z0-9_.@-]+)*$",
+        description="the app's folder inside the uploaded (or given) repository, e.g. apps/web",
+    )
     db: DatabaseChoice = "local-libsql"
     database_url: SecretStr | None = Field(default=None, description="required with db=byo")
     host: HostChoice = "local"
@@ -87,6 +93,9 @@ class DeployWeb(AppSource):
         description="operators only: override the owner's tier (audited); platforms never choose it",
     )  # fmt: skip
     import_data: bool = True
+    seed: bool = Field(
+        default=False, description="run the app's seed script in the build, against the new database"
+    )
 
     @field_validator("env")
     @classmethod
@@ -163,7 +172,26 @@ def owned_upload(
     return upload
 
 
-def app_folder(engine: Engine, principal: Principal, upload_id: str | None, path: str | None) -> Path:
+def app_root(repository: Path, root: str | None) -> Path:
+    """The app's folder: the repository itself, or ``root`` inside it (never outside)."""
+    if not root:
+        return repository
+    folder = (repository / root).resolve()
+    if ".." in Path(root).parts or not folder.is_relative_to(repository.resolve()):
+        raise InputError(f"root: {root} leads outside the app's repository")
+    if not (folder / "package.json").is_file():
+        raise InputError(f"root: {root} has no package.json; give the app's folder inside the repository")
+    return folder
+
+
+def app_folder(
+    engine: Engine,
+    principal: Principal,
+    upload_id: str | None,
+    path: str | None,
+    *,
+    needs_package: bool = True,
+) -> Path:
     if (upload_id is None) == (path is None):
         raise InputError("upload_id: give the app's upload_id (or, operators only, a source_path), not both")
     if upload_id is not None:
@@ -172,7 +200,7 @@ def app_folder(engine: Engine, principal: Principal, upload_id: str | None, path
         )
     assert path is not None
     folder = Path(operator_path(principal, path, "source_path"))
-    if not (folder / "package.json").is_file():
+    if needs_package and not (folder / "package.json").is_file():
         raise InputError(f"source_path: {folder} has no package.json; point it at the generated app's folder")
     return folder
 
@@ -201,6 +229,28 @@ def refuse_held(engine: Engine, principal: Principal, app: dict[str, Any]) -> No
     hold = resume_hold(engine.store, app)
     if hold:
         raise Forbidden(hold)
+
+
+def check_byo_url(url: str) -> None:
+    """A bring-your-own database is a network PostgreSQL server: never a file on this machine (its path
+    would decide what the sandboxes mount), never the operator's local server as its admin."""
+    if not url.startswith(("postgres://", "postgresql://")):
+        raise InputError(
+            "database_url: a bring-your-own database must be a postgresql:// URL (file: URLs are refused: "
+            "use db=local-libsql for a database on this machine)"
+        )
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        params = conninfo_to_dict(url)
+    except Exception:  # psycopg raises ProgrammingError for a malformed URL
+        raise InputError("database_url: not a valid PostgreSQL URL") from None
+    host = str(params.get("host") or "")
+    if not host or host.startswith("/") or host in ("localhost", "127.0.0.1", "::1", "0.0.0.0"):
+        raise InputError(
+            "database_url: a bring-your-own database must be on another host (this machine's PostgreSQL "
+            "is the engine's: use db=local-postgres)"
+        )
 
 
 def _start(
@@ -255,10 +305,13 @@ def deploy_web(body: DeployWeb, engine: EngineDep, principal: Deployer) -> dict[
     """The one-click web deployment of an uploaded app (``upload_id``), with its preview data."""
     refuse_taken(engine, principal, body.app)
     owner = owner_of(principal, body)
-    source = app_folder(engine, principal, body.upload_id, body.source_path)
+    repository = app_folder(engine, principal, body.upload_id, body.source_path, needs_package=not body.root)
+    source = app_root(repository, body.root)
     preview = preview_of(engine, principal, body.preview_upload_id, body.preview)
     if body.db == "byo" and body.database_url is None:
         raise InputError("database_url: required when db is byo")
+    if body.database_url is not None:
+        check_byo_url(body.database_url.get_secret_value())
     domain = (
         normalize_domain(body.domain, edge_hostname=engine.settings.edge_hostname) if body.domain else None
     )
@@ -281,6 +334,8 @@ def deploy_web(body: DeployWeb, engine: EngineDep, principal: Deployer) -> dict[
         "env_names": sorted(body.env),
         "preview": preview,
         "import_data": body.import_data,
+        "seed": body.seed,
+        **({"repository_path": str(repository)} if body.root else {}),
         **({"upload_id": body.upload_id} if body.upload_id else {}),
     }
     return _start(engine, principal, app, "web", params)
@@ -300,6 +355,8 @@ def deploy_database(body: DeployDatabase, engine: EngineDep, principal: Deployer
     preview = preview_of(engine, principal, body.preview_upload_id, body.preview)
     if body.db == "byo" and body.database_url is None:
         raise InputError("database_url: required when db is byo")
+    if body.database_url is not None:
+        check_byo_url(body.database_url.get_secret_value())
     app = new_or_owned_app(engine, principal, body.app, owner)
     try:
         check_deploy_allowed(engine.store, str(app["user_id"]), None, body.db, False, app_name=app["name"])

@@ -275,7 +275,16 @@ def console_command(settings: Settings, port: int) -> list[str]:
 
 
 def console_env(engine_url: str) -> dict[str, str]:
-    return {**os.environ, "LAUNCHDECK_ENGINE_URL": engine_url}
+    """The console's environment: its own settings (LAUNCHDECK_*) and the basics, never the engine's
+    provider credentials or vault key (review L5)."""
+    from engine.childenv import child_env
+
+    own = {
+        k: v
+        for k, v in os.environ.items()
+        if k.startswith(("LAUNCHDECK_", "STREAMLIT_")) or k in ("PYTHONPATH", "VIRTUAL_ENV")
+    }
+    return child_env({**own, "LAUNCHDECK_ENGINE_URL": engine_url})
 
 
 @app.command()
@@ -630,6 +639,13 @@ def deploy(
         ),
     ] = None,
     user: Annotated[str | None, typer.Option(help="platform tokens: the end user the app belongs to")] = None,
+    seed: Annotated[
+        bool, typer.Option("--seed", help="run the app's seed script in the build, against the new database")
+    ] = False,
+    root: Annotated[
+        str | None,
+        typer.Option(help="the app's folder inside APP_DIR (a repository with the app in a subfolder)"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Deploy an app folder: preflight, database, environment, code transformation, build and host, verify.
@@ -638,10 +654,14 @@ def deploy(
     uploaded and deployed there. Without it, the engine serving this workspace deploys it; when none
     runs, one is started in the background and keeps serving the app (`launchdeck stop` stops it).
     Exit code 0 only when the deployment is live and healthy; a failed one leaves the previous one serving."""
-    source = app_dir.resolve()
+    repository = app_dir.resolve()
+    source = (repository / root).resolve() if root else repository
+    if not source.is_relative_to(repository):
+        fail(f"--root {root} leads outside {app_dir}")
     if not (source / "package.json").is_file():
-        fail(f"{app_dir} has no package.json: give the generated app's folder")
-    app_name = name or source.name.lower().replace("_", "-")
+        hint = "" if root else " (an app in a subfolder: add --root PATH)"
+        fail(f"{source} has no package.json: give the generated app's folder{hint}")
+    app_name = name or repository.name.lower().replace("_", "-")
     variables = parse_env(env or [])
     url = remote_url(engine_url)
     session_id: str | None = None
@@ -654,18 +674,20 @@ def deploy(
         token = found
     options: dict[str, Any] = {
         "app": app_name, "db": db, "host": host, "domain": domain, "env": variables, "tier": tier,
-        "import_data": not no_import_data, "database_url": database_url, "user": user,
+        "import_data": not no_import_data, "database_url": database_url, "user": user, "seed": seed,
+        "root": Path(root).as_posix() if root else None,
     }  # fmt: skip
     with EngineClient(url, token, timeout=300) as client:
         try:
             if remote_url(engine_url) is None and client.whoami()["role"] == "operator":
                 # this machine's engine reads the folder itself (paths are for operators)
                 started = client.deploy_web(
-                    str(source), preview=str(preview.resolve()) if preview else None, **options
+                    str(repository), preview=str(preview.resolve()) if preview else None, **options
                 )
-            else:
+            else:  # the whole repository travels: the app may use its workspace packages
                 started = client.deploy_web(
-                    **upload_app(client, source, preview, not no_import_data, as_json), **options
+                    **upload_app(client, repository, preview, not no_import_data, as_json, app_root=source),
+                    **options,
                 )
             run_and_report(client, started, as_json=as_json)
         except LaunchdeckError as exc:
@@ -717,7 +739,12 @@ def local_engine(*, as_json: bool) -> tuple[str, str, str | None]:
 
 
 def upload_app(
-    client: EngineClient, source: Path, preview: Path | None, import_data: bool, as_json: bool
+    client: EngineClient,
+    source: Path,
+    preview: Path | None,
+    import_data: bool,
+    as_json: bool,
+    app_root: Path | None = None,
 ) -> dict[str, Any]:
     """Pack and upload the app folder (and its preview database): the deploy request's upload ids."""
     import tempfile
@@ -737,7 +764,7 @@ def upload_app(
         app_upload = send(client, packed.path, "app", "uploading the app", quiet)
     ids = {"upload_id": app_upload["upload_id"]}
     if import_data:
-        found = preview.resolve() if preview else find_preview(source)
+        found = preview.resolve() if preview else find_preview(app_root or source)
         if found is not None:
             ids["preview_upload_id"] = send(client, found, "preview", f"uploading {found.name}", quiet)[
                 "upload_id"

@@ -93,7 +93,7 @@ def find_schema(app_dir: Path) -> Path | None:
     for config in ("prisma.config.ts", "prisma.config.mjs", "prisma.config.js"):
         path = app_dir / config
         if path.is_file():
-            match = re.search(r"schema\s*:\s*[\"']([^\"']+)[\"']", path.read_text(encoding="utf-8"))
+            match = re.search(r"schema\s*:\s*[\"']([^\"']+)[\"']", read_text(path) or "")
             if match:
                 candidates.append(match.group(1))
     candidates += ["prisma/schema.prisma", "schema.prisma"]
@@ -104,8 +104,16 @@ def find_schema(app_dir: Path) -> Path | None:
     return None
 
 
-def source_files(app_dir: Path) -> Iterator[Path]:
-    """The app's own JavaScript/TypeScript files, in a stable order."""
+def read_text(path: Path) -> str | None:
+    """A file's text, or None when it is not UTF-8 (such files are skipped with a note, see
+    ``undecodable_files``)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _all_sources(app_dir: Path) -> Iterator[Path]:
     for path in sorted(app_dir.rglob("*")):
         relative = path.relative_to(app_dir)
         if any(part in SKIPPED_DIRS for part in relative.parts[:-1]):
@@ -114,12 +122,24 @@ def source_files(app_dir: Path) -> Iterator[Path]:
             yield path
 
 
+def source_files(app_dir: Path) -> Iterator[Path]:
+    """The app's own JavaScript/TypeScript files (UTF-8 ones), in a stable order."""
+    for path in _all_sources(app_dir):
+        if read_text(path) is not None:
+            yield path
+
+
+def undecodable_files(app_dir: Path) -> list[Path]:
+    """Source files that are not UTF-8: not analysed (they are still copied and built as they are)."""
+    return [path for path in _all_sources(app_dir) if read_text(path) is None]
+
+
 def client_modules(app_dir: Path) -> list[Path]:
     """Files that construct a PrismaClient (usually lib/prisma.ts or lib/db.ts)."""
     return [
         path
         for path in source_files(app_dir)
-        if path.stem not in CONFIG_STEMS and NEW_PRISMA_CLIENT.search(path.read_text(encoding="utf-8"))
+        if path.stem not in CONFIG_STEMS and NEW_PRISMA_CLIENT.search(read_text(path) or "")
     ]
 
 

@@ -125,6 +125,9 @@ def prerender_findings(app_dir: Path) -> list[Finding]:
 
 
 def network_findings(app_dir: Path) -> list[Finding]:
+    """next/font/google is served from the npm registry's @fontsource packages (see ``fonts``): a note."""
+    from engine.webbuild.fonts import fontsource_package
+
     findings = []
     for path in source_files(app_dir):
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -133,13 +136,22 @@ def network_findings(app_dir: Path) -> list[Finding]:
                 Finding(
                     file=path.relative_to(app_dir).as_posix(),
                     line=line_of(text, match.start()),
-                    severity="blocking",
+                    severity="warning",
                     code="build-network-font",
                     message=(
-                        "next/font/google downloads the font from Google during the build, which the "
-                        "build sandbox cannot reach: add the font files to the app and use next/font/local, "
-                        "or use a system font stack"
+                        "next/font/google would download from Google during the build, which the build "
+                        "sandbox cannot reach: the same fonts are served from the npm registry's "
+                        "@fontsource packages instead ("
+                        + ", ".join(fontsource_package(f) for f in _families(match.group(0), text))
+                        + ")"
                     ),
                 )
             )
     return findings
+
+
+def _families(_import: str, text: str) -> list[str]:
+    found = re.search(r"import\s*\{([^}]*)\}\s*from\s*[\"']next/font/google", text)
+    if not found:
+        return []
+    return [n.strip().split(" as ")[0].replace("_", " ") for n in found.group(1).split(",") if n.strip()]

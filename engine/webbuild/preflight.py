@@ -6,10 +6,10 @@ Each finding names the file and line and says what to do. A ``blocking`` finding
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from pathlib import Path
 
 from engine.errors import InputError
-from engine.webbuild import clientmodule
 from engine.webbuild.appinfo import (
     client_modules,
     find_schema,
@@ -17,6 +17,7 @@ from engine.webbuild.appinfo import (
     prisma_versions,
     read_package_json,
     source_files,
+    undecodable_files,
 )
 from engine.webbuild.buildtime import network_findings, prerender_findings
 from engine.webbuild.findings import Finding
@@ -31,6 +32,16 @@ _DOWNLOADS_AT_INSTALL = {
     "playwright": "move it to devDependencies of a test setup; browsers are not downloaded in the build",
 }
 _MIDDLEWARE = re.compile(r"\.\$use\s*\(")
+
+
+_OUTSIDE_BUILD = re.compile(
+    r"^(scripts|tests?|__tests__|e2e|cypress|prisma)/|\.(test|spec)\.[cm]?[jt]sx?$|(^|/)seed\.[cm]?[jt]s$"
+)
+
+
+def outside_build(relative: str) -> bool:
+    """Files the build never reaches (scripts, seeds, tests): never blocking."""
+    return bool(_OUTSIDE_BUILD.search(relative))
 
 
 def blocking(findings: list[Finding]) -> list[Finding]:
@@ -124,45 +135,22 @@ def _prisma_findings(app_dir: Path, target: Target) -> list[Finding]:
         )
         for path in source_files(app_dir):
             text = path.read_text(encoding="utf-8", errors="replace")
+            relative = path.relative_to(app_dir).as_posix()
             for match in _MIDDLEWARE.finditer(text):
                 findings.append(
                     Finding(
-                        path.relative_to(app_dir).as_posix(),
+                        relative,
                         line_of(text, match.start()),
-                        "blocking",
+                        "warning" if outside_build(relative) else "blocking",
                         "prisma-middleware",
                         "$use middleware is gone in Prisma 7: rewrite it as a client extension "
                         "(prisma.$extends({ query: { ... } }))",
                     )
                 )
 
+    # Any way the app builds its client works: the client it imports supplies the deployment's driver
+    # adapter (see engine.webbuild.prismawrap), so no module is rewritten and none is refused here.
     modules = client_modules(app_dir)
-    if major is not None and not modules:
-        findings.append(
-            Finding(
-                "lib/prisma.ts",
-                None,
-                "blocking",
-                "prisma-no-client",
-                "no file constructs `new PrismaClient(...)`: create the client in one module "
-                "(e.g. lib/prisma.ts) and import it everywhere",
-            )
-        )
-    for path in modules:
-        module = clientmodule.analyse(path)
-        relative = path.relative_to(app_dir).as_posix()
-        if not module.rewritable:
-            findings.append(
-                Finding(
-                    relative,
-                    None,
-                    "blocking",
-                    "prisma-client-module",
-                    f"this module exports {', '.join(module.unsupported) or 'nothing'} besides "
-                    "the Prisma client; Launchdeck rewrites it to connect with a driver adapter: "
-                    "move the other exports to another file and export the client",
-                )
-            )
     if len(modules) > 1:
         findings.append(
             Finding(
@@ -206,9 +194,41 @@ def _install_findings(app_dir: Path) -> list[Finding]:
     return findings
 
 
-def preflight(app_dir: Path | str, target_dialect: str | Target) -> list[Finding]:
+# Services whose SDK refuses to serve a page without its keys (they cannot be made up).
+_NEEDS_KEYS = {
+    "@clerk/nextjs": ("Clerk", ("NEXT_PUBLIC_CLERK_PUBLISHABLE_KEY", "CLERK_SECRET_KEY")),
+}
+
+
+def _key_findings(app_dir: Path, env_names: Collection[str] | None) -> list[Finding]:
+    package = read_package_json(app_dir)
+    findings = []
+    for name, (service, keys) in sorted(_NEEDS_KEYS.items()):
+        if not any(name in (package.get(section) or {}) for section in ("dependencies", "devDependencies")):
+            continue
+        missing = [key for key in keys if env_names is None or key not in env_names]
+        if not missing:
+            continue
+        findings.append(
+            Finding(
+                "package.json",
+                None,
+                "warning" if env_names is None else "blocking",
+                "service-keys",
+                f"the app uses {service} ({name}), which answers every page with an error without its "
+                f"keys: deploy with {' '.join(f'--env {key}=...' for key in missing)} from your "
+                f"{service} dashboard",
+            )
+        )
+    return findings
+
+
+def preflight(
+    app_dir: Path | str, target_dialect: str | Target, env_names: Collection[str] | None = None
+) -> list[Finding]:
     """Findings for deploying ``app_dir`` to ``target_dialect`` (`local-libsql`, `turso`,
-    `local-postgres`, `neon`, or `libsql` / `postgresql`), blocking ones first."""
+    `local-postgres`, `neon`, or `libsql` / `postgresql`), blocking ones first. ``env_names``: the
+    variables the deployment sets (then a service's missing keys block; unknown: a warning)."""
     app_dir = Path(app_dir).resolve()
     if not app_dir.is_dir():
         raise InputError(f"app folder {app_dir} does not exist")
@@ -219,5 +239,16 @@ def preflight(app_dir: Path | str, target_dialect: str | Target) -> list[Finding
         *raw_sql_findings(app_dir, target),
         *prerender_findings(app_dir),
         *network_findings(app_dir),
+        *_key_findings(app_dir, env_names),
+        *(
+            Finding(
+                path.relative_to(app_dir).as_posix(),
+                None,
+                "warning",
+                "not-utf8",
+                "not UTF-8 text: skipped by the checks (copied and built as it is)",
+            )
+            for path in undecodable_files(app_dir)
+        ),
     ]
     return sorted(findings, key=lambda f: (f.severity != "blocking", f.file, f.line or 0))

@@ -51,6 +51,7 @@ class RawSql:
     kind: str
     sql: str | None  # with `?` for each interpolation; None when built at run time
     expressions: list[str] = field(default_factory=list)
+    span: tuple[int, int] | None = None  # the SQL literal's offsets in the file (quotes included)
 
     @property
     def unsafe(self) -> bool:
@@ -101,6 +102,15 @@ def _string_literal(text: str, start: int) -> tuple[str, list[str]] | None:
     return None
 
 
+def _literal_end(text: str, start: int) -> tuple[int, int] | None:
+    quote = text[start] if start < len(text) else ""
+    if quote == "`":
+        scanned = _scan_template(text, start)
+        return (start, scanned[2]) if scanned else None
+    match = re.compile(rf"{quote}((?:\\.|[^{quote}\\])*){quote}").match(text, start)
+    return (start, match.end()) if match else None
+
+
 def find_raw_sql(app_dir: Path) -> list[RawSql]:
     found: list[RawSql] = []
     for path in source_files(app_dir):
@@ -112,14 +122,24 @@ def find_raw_sql(app_dir: Path) -> list[RawSql]:
             scanned = _scan_template(text, match.end() - 1)
             if scanned is None:
                 continue
-            parts, expressions, _ = scanned
+            parts, expressions, end = scanned
             found.append(
-                RawSql(relative, line_of(text, match.start()), match["kind"], "?".join(parts), expressions)
+                RawSql(
+                    relative,
+                    line_of(text, match.start()),
+                    match["kind"],
+                    "?".join(parts),
+                    expressions,
+                    (match.end() - 1, end),
+                )
             )
         for match in _UNSAFE.finditer(text):
             literal = _string_literal(text, match.end())
             sql, expressions = literal if literal else (None, [])
-            found.append(RawSql(relative, line_of(text, match.start()), match["kind"], sql, expressions))
+            span = _literal_end(text, match.end()) if literal and not expressions else None
+            found.append(
+                RawSql(relative, line_of(text, match.start()), match["kind"], sql, expressions, span)
+            )
     return found
 
 
@@ -244,6 +264,13 @@ def check_raw_sql(raw: RawSql, target: Target, booleans: set[str] | None = None)
         return None
     rewrite = postgres_rewrite(raw, tree)
     left = sorted({name.lower() for name in _FUNCTION_CALL.findall(rewrite)} & _SQLITE_ONLY.keys())
+    if not left and raw.span is not None:
+        return finding(
+            "warning",
+            "raw-sql-rewritten",
+            f"${raw.kind} would fail on PostgreSQL: " + "; ".join(problems) + ". The working copy runs "
+            f"sqlglot's rewrite instead: {rewrite}",
+        )
     offer = (
         f"sqlglot rewrites it as: {rewrite}"
         if not left
@@ -254,6 +281,39 @@ def check_raw_sql(raw: RawSql, target: Target, booleans: set[str] | None = None)
         "raw-sql-dialect",
         f"${raw.kind} will fail on PostgreSQL: " + "; ".join(problems) + f". {offer}",
     )
+
+
+def rewrite_raw_sql(workdir: Path, target: Target) -> list[str]:
+    """Rewrites, in the working copy, each raw SQL statement sqlglot can fully rewrite for PostgreSQL;
+    returns where ("app/api/x/route.ts:12: ...")."""
+    if target.family == "libsql":
+        return []
+    schema = find_schema(workdir)
+    booleans = boolean_columns(schema.read_text(encoding="utf-8", errors="replace")) if schema else set()
+    by_file: dict[str, list[tuple[RawSql, str]]] = {}
+    for raw in find_raw_sql(workdir):
+        found = check_raw_sql(raw, target, booleans)
+        if found is None or found.code != "raw-sql-rewritten" or raw.span is None:
+            continue
+        rewrite = found.message.split("sqlglot's rewrite instead: ", 1)[1]
+        by_file.setdefault(raw.file, []).append((raw, rewrite))
+    changes = []
+    for relative, items in by_file.items():
+        path = workdir / relative
+        text = path.read_text(encoding="utf-8")
+        for raw, rewrite in sorted(items, key=lambda item: item[0].span or (0, 0), reverse=True):
+            start, end = raw.span or (0, 0)
+            quote = text[start]
+            if quote == "`":
+                literal = "`" + rewrite.replace("`", "\\`") + "`"
+            else:
+                literal = quote + rewrite.replace("\\", "\\\\").replace(quote, "\\" + quote) + quote
+            text = text[:start] + literal + text[end:]
+            changes.append(
+                f"{relative}:{raw.line}: ${raw.kind} rewritten for PostgreSQL by sqlglot: {rewrite}"
+            )
+        path.write_text(text, encoding="utf-8")
+    return sorted(changes)
 
 
 def raw_sql_findings(app_dir: Path, target: Target) -> list[Finding]:

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,22 @@ from engine.errors import Conflict, InputError
 from engine.webbuild import clientmodule
 from engine.webbuild.appinfo import (
     client_modules,
+    dependency_spec,
     find_schema,
     prisma_versions,
     read_package_json,
     source_files,
 )
+from engine.webbuild.fonts import (
+    FONTSOURCE_VERSION,
+    fontsource_package,
+    google_font_families,
+    write_font_mock,
+)
+from engine.webbuild.nextconfig import wrap_next_config
+from engine.webbuild.prismawrap import generator_outputs, write_patch_script
+from engine.webbuild.rawsql import rewrite_raw_sql
 from engine.webbuild.targets import Target, parse_target
-from engine.webbuild.validate import validate_schema
 
 # The Prisma 7 release apps are moved to (tested with both example apps).
 PRISMA_7_VERSION = "7.10.0"
@@ -79,6 +89,20 @@ def copy_app(app_dir: Path, workdir: Path) -> None:
     workdir.parent.mkdir(parents=True, exist_ok=True)
     # symlinks=True: a link pointing outside the app is copied as a link, never followed.
     shutil.copytree(app_dir, workdir, ignore=_ignore, symlinks=True, dirs_exist_ok=True)
+    # The transform then writes files in the copy as the engine: a link that leaves the copy
+    # (prisma.config.ts -> ../../../vault.key) would be written through (review H4).
+    from engine.webbuild.build import drop_escaping_links
+
+    drop_escaping_links(workdir)
+    # The app may arrive read-only (an unpacked archive, a checked-out snapshot); the build writes its
+    # lockfile and outputs into the copy.
+    for directory, dirnames, filenames in os.walk(workdir):
+        for name in [*dirnames, *filenames]:
+            path = Path(directory) / name
+            if not path.is_symlink():
+                mode = path.stat().st_mode
+                path.chmod(mode | stat.S_IWUSR | (stat.S_IXUSR if path.is_dir() else 0))
+    workdir.chmod(workdir.stat().st_mode | stat.S_IWUSR | stat.S_IXUSR)
 
 
 def _schema_for(schema_text: str, target: Target) -> str:
@@ -134,7 +158,36 @@ def _set_dependency(package: dict[str, Any], name: str, version: str, *, dev: bo
     package["devDependencies" if dev else "dependencies"] = dict(sorted(section.items()))
 
 
-def _production_package(package: dict[str, Any], target: Target, prisma_version: str) -> dict[str, Any]:
+def _major(spec: str | None) -> int | None:
+    match = re.search(r"(\d+)", spec or "")
+    return int(match.group(1)) if match else None
+
+
+def seed_command(app_dir: Path, package: dict[str, Any]) -> str | None:
+    """How the app seeds its database (package.json "prisma.seed", else prisma/seed.*), run with node
+    or tsx; None when it has no seed."""
+    configured = (
+        (package.get("prisma") or {}).get("seed") if isinstance(package.get("prisma"), dict) else None
+    )
+    candidates = re.findall(r"[\w./-]+\.(?:[cm]?[jt]s)\b", configured) if isinstance(configured, str) else []
+    candidates += [f"prisma/seed.{suffix}" for suffix in ("ts", "js", "mjs", "cjs", "mts")]
+    for candidate in candidates:
+        path = (app_dir / candidate).resolve()
+        if path.is_file() and path.is_relative_to(app_dir.resolve()):
+            relative = path.relative_to(app_dir.resolve()).as_posix()
+            runner = "npx --yes tsx" if path.suffix in (".ts", ".mts", ".cts") else "node"
+            return f"{runner} {relative}"
+    return None
+
+
+def _production_package(
+    package: dict[str, Any],
+    target: Target,
+    prisma_version: str,
+    after_generate: str,
+    build_env: str = "",
+    seed: str | None = None,
+) -> dict[str, Any]:
     package = json.loads(json.dumps(package))
     package["private"] = True
     _set_dependency(package, "@prisma/client", prisma_version)
@@ -144,10 +197,18 @@ def _production_package(package: dict[str, Any], target: Target, prisma_version:
     # `prisma generate` runs once, in the build, not as an install hook.
     if "prisma generate" in scripts.get("postinstall", ""):
         del scripts["postinstall"]
-    build_script = scripts.get("build", "next build")
-    scripts["build"] = (
-        build_script if "prisma generate" in build_script else f"prisma generate && {build_script}"
+    build_script = re.sub(
+        r"(npx\s+)?prisma generate[^&;]*(&&|;)\s*", "", scripts.get("build") or "next build"
     )
+    if build_env:
+        # Turbopack does not read Next's mocked Google Fonts responses: the fonts need webpack (the
+        # default up to Next 15; Next 16 builds with Turbopack unless told --webpack).
+        build_script = re.sub(r"\s--turbo(pack)?\b", "", build_script)
+        next_major = _major(dependency_spec(package, "next"))
+        bundler = " --webpack" if next_major is None or next_major >= 16 else ""
+        build_script = re.sub(r"\bnext build\b", f"{build_env} next build{bundler}", build_script)
+    seeding = f"{seed} && " if seed else ""  # against the new database, before pages prerender
+    scripts["build"] = f"prisma generate && {after_generate} && {seeding}{build_script}"
     scripts["start"] = "next start"
     return package
 
@@ -161,57 +222,190 @@ _REPLACED_DRIVERS = (
     "@libsql/client",
     "@prisma/adapter-pg",
     "pg",
+    "sqlite3",
+    "@prisma/adapter-d1",
 )
 
 
-def _unused_drivers(workdir: Path, package: dict[str, Any], target: Target) -> list[str]:
-    keep = {target.adapter_package}
-    sources = [path.read_text(encoding="utf-8", errors="replace") for path in source_files(workdir)]
-    dropped = []
-    for name in _REPLACED_DRIVERS:
-        if name in keep:
-            continue
-        imported = re.compile(rf"""["']{re.escape(name)}(/[^"']*)?["']""")
-        if any(imported.search(text) for text in sources):
-            continue
-        for section in ("dependencies", "devDependencies"):
-            if name in (package.get(section) or {}):
-                del package[section][name]
-                dropped.append(name)
-    return dropped
-
-
+# Read by the Workers path (engine.webbuild.workers), which still edits a plain config object.
 _NEXT_CONFIG_NAMES = ("next.config.ts", "next.config.mjs", "next.config.js", "next.config.cjs")
 _CONFIG_OBJECT = re.compile(
     r"(const\s+\w+\s*(?::\s*NextConfig\s*)?=\s*\{|module\.exports\s*=\s*\{|export\s+default\s*\{)"
 )
 
 
-def _standalone_output(workdir: Path) -> tuple[bool, str]:
-    for name in _NEXT_CONFIG_NAMES:
-        path = workdir / name
-        if not path.is_file():
+# Adapters the app may construct itself that cannot run here (D1 needs a Workers binding; better-sqlite3
+# compiles a native module whose binaries come from outside the registry). The app's import still
+# resolves, to a stand-in whose adapter the generated client replaces with the deployment's.
+_SHIMMED_ADAPTERS = {
+    "@prisma/adapter-better-sqlite3": ("PrismaBetterSqlite3", "PrismaBetterSQLite3"),
+    "@prisma/adapter-d1": ("PrismaD1", "PrismaD1HTTP"),
+}
+
+
+def _shim(workdir: Path, name: str, classes: tuple[str, ...]) -> str:
+    folder = workdir / "launchdeck" / "shims" / name.replace("/", "__").lstrip("@")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "package.json").write_text(
+        json.dumps({"name": name, "version": "0.0.0-launchdeck", "main": "index.js", "types": "index.d.ts"}),
+        encoding="utf-8",
+    )
+    body = "".join(
+        f"class {cls} {{ constructor() {{ this.provider = 'sqlite'; this.adapterName = 'launchdeck-stand-in'; }} }}\n"
+        f"exports.{cls} = {cls};\n"
+        for cls in classes
+    )
+    (folder / "index.js").write_text(
+        f"// Launchdeck stand-in for {name}: the deployment's adapter replaces it.\n{body}", encoding="utf-8"
+    )
+    (folder / "index.d.ts").write_text(
+        "".join(f"export declare class {cls} {{ constructor(...args: any[]); }}\n" for cls in classes),
+        encoding="utf-8",
+    )
+    return "file:" + folder.relative_to(workdir).as_posix()
+
+
+# An app written for Cloudflare (OpenNext) hosted on Node: its bindings come from getCloudflareContext(),
+# which only exists on workerd. On Node it answers with empty bindings (the D1 adapter made from one is a
+# stand-in too, replaced by the deployment's adapter).
+_OPENNEXT_ON_NODE = """// Launchdeck stand-in for @opennextjs/cloudflare on a Node host: no Workers bindings here.
+const env = new Proxy({}, { get: (_t, key) => (typeof key === "string" ? process.env[key] ?? {} : undefined) });
+const context = { env, cf: undefined, ctx: { waitUntil() {}, passThroughOnException() {} } };
+function getCloudflareContext(options) { return options && options.async ? Promise.resolve(context) : context; }
+function initOpenNextCloudflareForDev() {}
+function defineCloudflareConfig(config) { return config || {}; }
+module.exports = { getCloudflareContext, initOpenNextCloudflareForDev, defineCloudflareConfig };
+"""
+_OPENNEXT_TYPES = (
+    "export declare function getCloudflareContext(options?: any): any;\n"
+    "export declare function initOpenNextCloudflareForDev(options?: any): void;\n"
+    "export declare function defineCloudflareConfig(config?: any): any;\n"
+)
+
+
+def _opennext_on_node(workdir: Path, package: dict[str, Any]) -> list[str]:
+    name = "@opennextjs/cloudflare"
+    if not any(name in (package.get(section) or {}) for section in ("dependencies", "devDependencies")):
+        return []
+    folder = workdir / "launchdeck" / "shims" / "opennextjs__cloudflare"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "package.json").write_text(
+        json.dumps({"name": name, "version": "0.0.0-launchdeck", "main": "index.js", "types": "index.d.ts"}),
+        encoding="utf-8",
+    )
+    (folder / "index.js").write_text(_OPENNEXT_ON_NODE, encoding="utf-8")
+    (folder / "index.d.ts").write_text(_OPENNEXT_TYPES, encoding="utf-8")
+    _set_dependency(package, name, "file:" + folder.relative_to(workdir).as_posix())
+    return [
+        f"package.json: {name} stands in on the Node host (getCloudflareContext() has no Workers bindings)"
+    ]
+
+
+def _unused_drivers(
+    workdir: Path, package: dict[str, Any], target: Target, *, stand_ins: bool = True
+) -> list[str]:
+    from engine.webbuild.preflight import outside_build
+
+    keep = {target.adapter_package}
+    sources = [
+        path.read_text(encoding="utf-8", errors="replace")
+        for path in source_files(workdir)
+        if not outside_build(path.relative_to(workdir).as_posix())
+        and path.relative_to(workdir).parts[0] != "launchdeck"
+    ]
+    changes = []
+    for name in _REPLACED_DRIVERS:
+        if name in keep:
             continue
-        text = path.read_text(encoding="utf-8")
-        existing = re.search(r"\boutput\s*:\s*[\"'](\w+)[\"']", text)
-        if existing:
-            return existing.group(1) == "standalone", f"{name} already sets output: {existing.group(1)!r}"
-        match = _CONFIG_OBJECT.search(text)
-        if not match:
-            return False, f"{name} has no plain config object: served with `next start`"
-        path.write_text(
-            text[: match.end()] + ' output: "standalone",' + text[match.end() :], encoding="utf-8"
-        )
-        return True, f'{name}: output: "standalone" (a self-contained server)'
-    (workdir / "next.config.mjs").write_text('export default { output: "standalone" };\n', encoding="utf-8")
-    return True, 'next.config.mjs written with output: "standalone"'
+        imported = re.compile(rf"""["']{re.escape(name)}(/[^"']*)?["']""")
+        if any(imported.search(text) for text in sources):
+            if stand_ins and name in _SHIMMED_ADAPTERS:
+                _set_dependency(package, name, _shim(workdir, name, _SHIMMED_ADAPTERS[name]))
+                changes.append(
+                    f"package.json: {name} stands in for the app's import (the deployment's "
+                    f"{target.adapter_package} replaces its adapter)"
+                )
+            continue
+        for section in ("dependencies", "devDependencies"):
+            if name in (package.get(section) or {}):
+                del package[section][name]
+                changes.append(f"package.json: dropped {name} (not imported by the app's built code)")
+    return changes
+
+
+def workspace_packages(repository: Path) -> dict[str, Path]:
+    """The repository's npm/yarn workspace packages (root package.json "workspaces"), by name."""
+    try:
+        root = json.loads((repository / "package.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    patterns = root.get("workspaces") if isinstance(root, dict) else None
+    if isinstance(patterns, dict):
+        patterns = patterns.get("packages")
+    found: dict[str, Path] = {}
+    for pattern in patterns if isinstance(patterns, list) else []:
+        if not isinstance(pattern, str) or ".." in pattern or pattern.startswith("/"):
+            continue
+        for folder in sorted(repository.glob(pattern)):
+            resolved = folder.resolve()
+            if not resolved.is_relative_to(repository.resolve()) or folder.is_symlink():
+                continue
+            try:
+                name = json.loads((folder / "package.json").read_text(encoding="utf-8")).get("name")
+            except (OSError, json.JSONDecodeError):
+                continue
+            if isinstance(name, str):
+                found[name] = folder
+    return found
+
+
+def _vendor_workspace_packages(
+    repository: Path, app_dir: Path, workdir: Path, package: dict[str, Any]
+) -> list[str]:
+    """Workspace packages the app depends on, copied into the working copy as `file:` dependencies
+    (the registry does not have them)."""
+    available = workspace_packages(repository)
+    changes = []
+    for section in ("dependencies", "devDependencies"):
+        for name in sorted(package.get(section) or {}):
+            folder = available.get(name)
+            if folder is None or folder.resolve() == app_dir.resolve():
+                continue
+            target = workdir / "launchdeck" / "workspace" / name.replace("/", "__").lstrip("@")
+            copy_app(folder, target)
+            package[section][name] = "file:" + target.relative_to(workdir).as_posix()
+            changes.append(
+                f"package.json: {name} from the repository's workspace ({folder.relative_to(repository)})"
+            )
+    return changes
+
+
+def workers_client_modules(app_dir: Path) -> list[clientmodule.ClientModule]:
+    modules = [clientmodule.analyse(path) for path in client_modules(app_dir)]
+    if not modules:
+        raise InputError(f"no file in {app_dir} constructs `new PrismaClient(...)`: nothing to connect")
+    for module in modules:
+        if not module.rewritable:
+            raise InputError(
+                f"{module.path.relative_to(app_dir)} exports {', '.join(module.unsupported)} besides the "
+                "Prisma client: move those to another file so the client module can be rewritten"
+            )
+    return modules
 
 
 def transform(
-    app_dir: Path | str, workdir: Path | str, target: str | Target, *, runtime: str = "node"
+    app_dir: Path | str,
+    workdir: Path | str,
+    target: str | Target,
+    *,
+    runtime: str = "node",
+    seed: bool = False,
+    repository: Path | str | None = None,
 ) -> TransformResult:
     """Copies ``app_dir`` to ``workdir`` (new or empty) and transforms the copy for ``target``.
 
+    ``repository``: the repository ``app_dir`` lies in (``--root``): workspace packages come from it.
+    ``seed``: the build runs the app's seed script against the new database (``launchdeck deploy --seed``).
     ``runtime="workerd"``: for Cloudflare Workers, built with OpenNext (see ``engine.webbuild.workers``).
     Raises InputError when the app cannot be transformed (no Prisma schema, a client module that also
     exports other things); preflight reports the same problems earlier with file and line.
@@ -228,16 +422,8 @@ def transform(
     schema_path = find_schema(app_dir)
     if schema_path is None:
         raise InputError(f"{app_dir} has no Prisma schema (prisma/schema.prisma)")
-    modules = [clientmodule.analyse(path) for path in client_modules(app_dir)]
-    if not modules:
-        raise InputError(f"no file in {app_dir} constructs `new PrismaClient(...)`: nothing to connect")
-    for module in modules:
-        if not module.rewritable:
-            raise InputError(
-                f"{module.path.relative_to(app_dir)} exports {', '.join(module.unsupported)} besides the "
-                "Prisma client: move those to another file so the client module can be rewritten"
-            )
-
+    # Cloudflare Workers still get the client module rewritten (a per-request client on workerd).
+    modules = workers_client_modules(app_dir) if runtime == "workerd" else []
     copy_app(app_dir, workdir)
     changes = [
         f"copied {app_dir.name} to an isolated working copy (no node_modules, .env or preview database)"
@@ -258,26 +444,67 @@ def transform(
         from engine.webbuild.workers import schema_for_workers
 
         new_schema = schema_for_workers(new_schema, target)
+    else:  # a Workers runtime the app chose for Cloudflare ("cloudflare", "workerd"): this build is Node's
+        new_schema = re.sub(r"^\s*runtime\s*=.*\n", "", new_schema, flags=re.MULTILINE)
     copied_schema.write_text(new_schema, encoding="utf-8")
-    validate_schema(copied_schema)
+    # Prisma 7 validates it in the build (`prisma generate`, with file and line): not twice.
     changes.append(f"{schema_relative}: provider {target.prisma_provider}, URLs moved to prisma.config.ts")
 
     for stale in ("prisma.config.js", "prisma.config.mjs"):
         (workdir / stale).unlink(missing_ok=True)
     (workdir / "prisma.config.ts").write_text(_prisma_config(schema_relative), encoding="utf-8")
 
-    for module in modules:
-        relative = module.path.relative_to(app_dir)
-        copied = workdir / relative
-        copied.write_text(clientmodule.render(module, target, runtime=runtime), encoding="utf-8")
-        changes.append(f"{relative.as_posix()}: PrismaClient built with {target.adapter_package} from env")
-
-    new_package = _production_package(package, target, prisma_after)
-    for dropped in _unused_drivers(workdir, new_package, target):
+    # The one interception point: the generated client supplies the deployment's adapter (no module of
+    # the app is rewritten; scripts/, seeds and tests are never touched).
+    if runtime == "workerd":
+        after_generate = "true"
+        for module in modules:
+            relative = module.path.relative_to(app_dir)
+            (workdir / relative).write_text(
+                clientmodule.render(module, target, runtime=runtime), encoding="utf-8"
+            )
+            changes.append(
+                f"{relative.as_posix()}: PrismaClient built with {target.adapter_package} from env"
+            )
+    else:
+        outputs = generator_outputs(new_schema, copied_schema.parent, workdir)
+        after_generate = write_patch_script(workdir, target, outputs)
         changes.append(
-            f"package.json: dropped {dropped} (no longer imported; native drivers need a compiler)"
+            f"after prisma generate: the generated client ({', '.join(['@prisma/client', *outputs])}) "
+            f"supplies {target.adapter_package} from the environment when the app gives no adapter"
         )
-    lockfile_stale = new_package != package or not (app_dir / "package-lock.json").is_file()
+    families = google_font_families(workdir)
+    font_env = write_font_mock(workdir) if families else ""
+    if families:
+        changes.append(
+            "next/font/google served from the npm registry: "
+            + ", ".join(f"{family} ({fontsource_package(family)})" for family in families)
+        )
+
+    seeding = seed_command(app_dir, package) if seed else None
+    if seed and seeding is None:
+        raise InputError(
+            f'--seed: {app_dir.name} has no seed script (package.json "prisma.seed" or prisma/seed.ts|js)'
+        )
+    if seeding:
+        changes.append(f"the build runs the seed `{seeding}` against the new database (--seed)")
+    if runtime == "node":
+        changes += rewrite_raw_sql(workdir, target)
+    new_package = _production_package(package, target, prisma_after, after_generate, font_env, seeding)
+    for family in families:
+        _set_dependency(new_package, fontsource_package(family), FONTSOURCE_VERSION, dev=True)
+    changes += _unused_drivers(workdir, new_package, target, stand_ins=runtime == "node")
+    if repository is not None:
+        changes += _vendor_workspace_packages(Path(repository).resolve(), app_dir, workdir, new_package)
+    if runtime == "node":
+        changes += _opennext_on_node(workdir, new_package)
+    lockfile_stale = (
+        any(
+            new_package.get(section) != package.get(section)
+            for section in ("dependencies", "devDependencies", "optionalDependencies")
+        )
+        or not (app_dir / "package-lock.json").is_file()
+    )
     (workdir / "package.json").write_text(json.dumps(new_package, indent=2) + "\n", encoding="utf-8")
     changes.append(f"package.json: {target.adapter_package}@{prisma_after}, build runs prisma generate")
 
@@ -288,8 +515,8 @@ def transform(
         (workdir / "package.json").write_text(json.dumps(new_package, indent=2) + "\n", encoding="utf-8")
         standalone = False
     else:
-        standalone, note = _standalone_output(workdir)
-        changes.append(note)
+        changes.append(wrap_next_config(workdir))
+        standalone = True
     os.chmod(workdir, 0o755)
     return TransformResult(
         workdir=workdir,

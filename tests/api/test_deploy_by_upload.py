@@ -92,11 +92,6 @@ def test_a_platform_deploys_an_example_by_upload(platform: Platform) -> None:
     assert app["user_id"] == "builder" and app["tier"] == "pro" and app["status"] == "active"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 17: no corpus app goes live yet (preflight refuses next/font/google and client modules); "
-    "remove this marker when it lands",
-)
 def test_a_platform_deploys_a_corpus_app_by_upload(platform: Platform, tmp_path: Path) -> None:
     app = corpus_copy(tmp_path)
     status = platform.deploy("notes", platform.upload_folder(app, app / "prisma" / "dev.db"))
@@ -128,9 +123,6 @@ def test_launchdeck_deploy_engine_url_from_another_directory(platform: Platform,
     assert not (tmp_path / "no-workspace-here").exists()
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 17: no corpus app goes live yet; remove this marker when it lands"
-)
 def test_launchdeck_deploy_engine_url_deploys_a_corpus_app(platform: Platform, tmp_path: Path) -> None:
     app = corpus_copy(tmp_path)
     elsewhere = tmp_path / "elsewhere"

@@ -20,10 +20,11 @@ def _app() -> typer.Typer:
 
 
 def test_blocking_finding_exits_1_and_names_file_and_line(tmp_path: Path) -> None:
-    app_dir = make_app(tmp_path, {"app/layout.tsx": 'import { Inter } from "next/font/google";\n'})
+    route = "export const GET = () => prisma.$queryRaw`SELECT id FROM users WHERE at > datetime('now')`;\n"
+    app_dir = make_app(tmp_path, {"app/api/recent/route.ts": route})
     result = CliRunner().invoke(_app(), ["preflight", str(app_dir), "--db", "local-postgres"])
     assert result.exit_code == 1
-    assert "app/layout.tsx:1: blocking: next/font/google" in result.output
+    assert "app/api/recent/route.ts:1: blocking: $queryRaw will fail on PostgreSQL" in result.output
 
 
 def test_clean_example_exits_0_with_json() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -48,8 +49,10 @@ def test_mixed_case_names_and_group_concat_get_sqlglot_rewrite(tmp_path: Path) -
     )
     app = make_app(tmp_path, {"app/api/names/route.ts": route})
 
-    [finding] = _only(preflight(app, "neon"), "raw-sql-dialect")
-    assert finding.line == 2
+    # sqlglot rewrites all of it: a warning (the working copy runs the rewrite), not a refusal
+    assert _only(preflight(app, "neon"), "raw-sql-dialect") == []
+    [finding] = _only(preflight(app, "neon"), "raw-sql-rewritten")
+    assert finding.line == 2 and finding.severity == "warning"
     assert "mixed-case name(s) User, createdAt" in finding.message  # the names PostgreSQL would fold
     # sqlglot's rewrite: STRING_AGG, quoted names, and the template's ${since} kept in place
     assert 'STRING_AGG(email, \',\') AS names FROM "User" WHERE "createdAt" > ${since}' in finding.message
@@ -65,8 +68,8 @@ def test_unsafe_query_placeholders_and_dynamic_sql(tmp_path: Path) -> None:
     app = make_app(tmp_path, {"lib/queries.ts": code})
 
     findings = preflight(app, "postgresql")
-    [dialect] = _only(findings, "raw-sql-dialect")
-    assert dialect.line == 2
+    [dialect] = _only(findings, "raw-sql-rewritten")  # sqlglot rewrites all of it: the copy runs that
+    assert (dialect.line, dialect.severity) == (2, "warning")
     assert "$1, $2" in dialect.message
     assert "COALESCE(name, '') <> $2" in dialect.message
     [dynamic] = _only(findings, "raw-sql-dynamic")
@@ -87,12 +90,15 @@ def test_unparseable_raw_sql_is_a_warning(tmp_path: Path) -> None:
     assert finding.severity == "warning" and finding.file == "lib/bad.ts"
 
 
-def test_google_font_blocks_with_its_line(tmp_path: Path) -> None:
-    layout = 'import type { ReactNode } from "react";\nimport { Inter } from "next/font/google";\n'
+def test_google_font_is_served_from_fontsource_not_refused(tmp_path: Path) -> None:
+    layout = (
+        'import type { ReactNode } from "react";\nimport { Inter, Geist_Mono } from "next/font/google";\n'
+    )
     app = make_app(tmp_path, {"app/layout.tsx": layout})
     [finding] = _only(preflight(app, "local-libsql"), "build-network-font")
-    assert (finding.file, finding.line, finding.severity) == ("app/layout.tsx", 2, "blocking")
-    assert "next/font/local" in finding.message
+    assert (finding.file, finding.line, finding.severity) == ("app/layout.tsx", 2, "warning")
+    assert "@fontsource/inter, @fontsource/geist-mono" in finding.message
+    assert blocking(preflight(app, "local-libsql")) == []
 
 
 def test_prerendered_page_reading_the_database(tmp_path: Path) -> None:
@@ -132,15 +138,34 @@ def test_prisma_versions(tmp_path: Path) -> None:
     ]
 
 
-def test_client_module_that_cannot_be_rewritten_blocks(tmp_path: Path) -> None:
+def test_client_modules_that_export_other_things_are_not_refused(tmp_path: Path) -> None:
+    """Services, helpers and types beside the client, seeds and scripts: nothing is rewritten, nothing
+    blocks (the generated client supplies the adapter)."""
     client = (
         'import { PrismaClient } from "@prisma/client";\n'
         "export const prisma = new PrismaClient();\n"
         "export function slugify(s: string) { return s.toLowerCase(); }\n"
+        "export type Repo = { id: number };\n"
     )
-    app = make_app(tmp_path, {"lib/prisma.ts": client})
-    [finding] = _only(preflight(app, "local-libsql"), "prisma-client-module")
-    assert finding.severity == "blocking" and "slugify" in finding.message
+    seed = 'const { PrismaClient } = require("@prisma/client");\nconst p = new PrismaClient();\n'
+    script = (
+        'import { PrismaClient } from "@prisma/client";\nnew PrismaClient().$use(async (a, n) => n(a));\n'
+    )
+    app = make_app(tmp_path, {"lib/prisma.ts": client, "prisma/seed.js": seed, "scripts/backfill.ts": script})
+    findings = preflight(app, "local-libsql")
+    assert blocking(findings) == []
+    assert _only(findings, "prisma-client-module") == []
+    [middleware] = _only(findings, "prisma-middleware")  # in scripts/: the build never reaches it
+    assert (middleware.file, middleware.severity) == ("scripts/backfill.ts", "warning")
+
+
+def test_non_utf8_file_is_skipped_with_a_note(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    (app / "lib" / "legacy.js").write_bytes(b"// caf\xa2 \xff\n export const x = 1;\n")
+    findings = preflight(app, "local-postgres")  # raw SQL and prerender scans read every source
+    [note] = _only(findings, "not-utf8")
+    assert (note.file, note.severity) == ("lib/legacy.js", "warning")
+    assert blocking(findings) == []
 
 
 def test_app_without_schema_blocks(tmp_path: Path) -> None:
@@ -160,14 +185,15 @@ def test_unknown_target_says_what_to_use() -> None:
         preflight(EXAMPLES / "shop", "mysql")
 
 
-def test_boolean_compared_with_a_number_blocks_postgres(tmp_path: Path) -> None:
+def test_boolean_compared_with_a_number_is_rewritten_for_postgres(tmp_path: Path) -> None:
     schema = (
         'datasource db {\n  provider = "sqlite"\n}\n\n'
         'model Task {\n  id   Int     @id\n  done Boolean @default(false) @map("is_done")\n\n  @@map("tasks")\n}\n'
     )
     code = 'export const open = () => prisma.$queryRaw`SELECT id FROM "tasks" WHERE "is_done" = 0 AND id <> 1`;\n'
     app = make_app(tmp_path, {"prisma/schema.prisma": schema, "lib/open.ts": code})
-    [finding] = _only(preflight(app, "local-postgres"), "raw-sql-dialect")
+    [finding] = _only(preflight(app, "local-postgres"), "raw-sql-rewritten")
+    assert finding.severity == "warning"
     assert "compares a Boolean column with a number" in finding.message
     assert 'WHERE "is_done" = FALSE AND id <> 1' in finding.message  # only the Boolean comparison changes
     assert _only(preflight(app, "local-libsql"), "raw-sql-dialect") == []
@@ -180,3 +206,17 @@ def test_prerendered_page_fetching_a_url_at_build(tmp_path: Path) -> None:
     [finding] = _only(preflight(app, "local-libsql"), "build-network-fetch")
     assert (finding.file, finding.line) == ("app/rates/page.tsx", 2)
     assert "https://api.example.com/rates" in finding.message
+
+
+def test_a_service_that_needs_keys_blocks_when_the_deployment_lacks_them(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    package = json.loads((app / "package.json").read_text())
+    package["dependencies"]["@clerk/nextjs"] = "^5.2.4"
+    (app / "package.json").write_text(json.dumps(package))
+    [unknown] = _only(preflight(app, "local-libsql"), "service-keys")
+    assert unknown.severity == "warning"
+    [lacking] = _only(preflight(app, "local-libsql", env_names=["CLERK_SECRET_KEY"]), "service-keys")
+    assert lacking.severity == "blocking" and "--env NEXT_PUBLIC_CLERK_PUBLISHABLE_KEY=..." in lacking.message
+    assert "CLERK_SECRET_KEY=" not in lacking.message
+    keys = ["CLERK_SECRET_KEY", "NEXT_PUBLIC_CLERK_PUBLISHABLE_KEY"]
+    assert _only(preflight(app, "local-libsql", env_names=keys), "service-keys") == []

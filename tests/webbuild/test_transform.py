@@ -40,21 +40,26 @@ def test_source_untouched_and_copy_transformed_for_libsql(taskboard: Path, tmp_p
         assert kept in schema
     validate_schema(work / "prisma" / "schema.prisma")  # Prisma 7's own validator accepts it
 
-    client = (work / "lib" / "prisma.ts").read_text()
-    assert 'from "@prisma/adapter-libsql"' in client
-    assert "process.env.TURSO_DATABASE_URL || process.env.DATABASE_URL" in client
-    assert "TURSO_AUTH_TOKEN" in client
-    assert "export const prisma" in client and "export default prisma" in client
+    # The app's client module is not rewritten: the generated client supplies the adapter.
+    assert (work / "lib" / "prisma.ts").read_text() == (taskboard / "lib" / "prisma.ts").read_text()
+    patcher = (work / "launchdeck" / "patch-prisma-client.cjs").read_text()
+    assert "@prisma/adapter-libsql" in patcher and "TURSO_AUTH_TOKEN" in patcher
+    assert "process.env.TURSO_DATABASE_URL || process.env.DATABASE_URL" in patcher
 
     package = json.loads((work / "package.json").read_text())
     assert package["dependencies"]["@prisma/client"] == "7.10.0"
     assert package["dependencies"]["@prisma/adapter-libsql"] == "7.10.0"
     assert package["devDependencies"]["prisma"] == "7.10.0"
     assert "postinstall" not in package["scripts"]  # no engine download hook at install
-    assert package["scripts"]["build"].startswith("prisma generate")
+    assert package["scripts"]["build"].startswith(
+        "prisma generate && node launchdeck/patch-prisma-client.cjs && "
+    )
     assert result.prisma_before == "6.19.3" and result.prisma_after == "7.10.0"
     assert result.lockfile_stale and not lockfile_in_sync(work)
-    assert result.standalone and 'output: "standalone"' in (work / "next.config.ts").read_text()
+    # next.config.ts is kept (renamed) and wrapped, never parsed
+    assert (work / "next.config.app.ts").read_text() == (taskboard / "next.config.ts").read_text()
+    assert result.standalone and 'output: "standalone"' in (work / "next.config.js").read_text()
+    assert not (work / "next.config.ts").exists()
     assert "process.env.DATABASE_URL" in (work / "prisma.config.ts").read_text()
     assert json.loads(json.dumps(result.detail()))["prisma"] == "6.19.3 -> 7.10.0"
 
@@ -64,9 +69,8 @@ def test_postgres_target(taskboard: Path, tmp_path: Path) -> None:
     schema = (result.workdir / "prisma" / "schema.prisma").read_text()
     assert 'provider = "postgresql"' in schema
     validate_schema(result.workdir / "prisma" / "schema.prisma")
-    client = (result.workdir / "lib" / "prisma.ts").read_text()
-    assert 'import { PrismaPg } from "@prisma/adapter-pg"' in client
-    assert "new PrismaPg({ connectionString })" in client
+    patcher = (result.workdir / "launchdeck" / "patch-prisma-client.cjs").read_text()
+    assert 'require(\\"@prisma/adapter-pg\\")' in patcher and "new PrismaPg({ connectionString })" in patcher
     package = json.loads((result.workdir / "package.json").read_text())
     assert package["dependencies"]["@prisma/adapter-pg"] == "7.10.0"
 
@@ -75,9 +79,8 @@ def test_prisma7_app_keeps_its_generated_client_and_lockfile(tmp_path: Path) -> 
     before = snapshot(EXAMPLES / "shop")
     result = transform(EXAMPLES / "shop", tmp_path / "work", "turso")
     assert snapshot(EXAMPLES / "shop") == before
-    client = (result.workdir / "lib" / "db.ts").read_text()
-    assert 'import { PrismaClient } from "@/generated/prisma/client"' in client
-    assert "export const db" in client
+    assert (result.workdir / "lib" / "db.ts").read_text() == (EXAMPLES / "shop" / "lib" / "db.ts").read_text()
+    assert '"generated/prisma"' in (result.workdir / "launchdeck" / "patch-prisma-client.cjs").read_text()
     # already Prisma 7 with the libSQL adapter: the committed lockfile still fits, so `npm ci`
     assert not result.lockfile_stale and lockfile_in_sync(result.workdir)
 
@@ -92,12 +95,24 @@ def test_working_copy_must_be_new(tmp_path: Path) -> None:
         transform(EXAMPLES / "shop", EXAMPLES / "shop" / "work", "local-libsql")
 
 
-def test_unrewritable_client_module_is_refused_before_copying(tmp_path: Path) -> None:
+def test_client_module_with_other_exports_is_copied_unchanged(tmp_path: Path) -> None:
     client = 'import { PrismaClient } from "@prisma/client";\nexport const prisma = new PrismaClient();\nexport class Repo {}\n'
-    app = make_app(tmp_path / "app", {"lib/prisma.ts": client})
-    with pytest.raises(InputError, match="exports Repo besides the Prisma client"):
-        transform(app, tmp_path / "work", "local-libsql")
-    assert not (tmp_path / "work").exists()
+    app = make_app(tmp_path / "app", {"lib/prisma.ts": client, "scripts/seed.js": "new PrismaClient()\n"})
+    result = transform(app, tmp_path / "work", "local-libsql")
+    assert (result.workdir / "lib" / "prisma.ts").read_text() == client
+    assert (result.workdir / "scripts" / "seed.js").read_text() == "new PrismaClient()\n"
+
+
+def test_read_only_app_gives_a_writable_copy(tmp_path: Path) -> None:
+    app = make_app(tmp_path / "app")
+    for path in [app, *app.rglob("*")]:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    try:
+        result = transform(app, tmp_path / "work", "local-libsql")
+        assert all(p.stat().st_mode & 0o200 for p in [result.workdir, *result.workdir.rglob("*")])
+    finally:
+        for path in [app, *app.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
 
 
 def test_symlink_out_of_the_app_is_not_followed(tmp_path: Path) -> None:
@@ -122,7 +137,86 @@ def test_native_sqlite_driver_is_replaced_by_the_adapter(tmp_path: Path) -> None
     (app / "package.json").write_text(json.dumps(package))
     result = transform(app, tmp_path / "work", "turso")
     deps = json.loads((result.workdir / "package.json").read_text())["dependencies"]
-    assert "better-sqlite3" not in deps and "@prisma/adapter-better-sqlite3" not in deps
+    assert "better-sqlite3" not in deps
     assert deps["@prisma/adapter-libsql"] == "7.10.0"
-    assert "better-sqlite3" not in (result.workdir / "lib" / "prisma.ts").read_text()
+    assert deps["@prisma/adapter-better-sqlite3"].startswith("file:launchdeck/shims/")  # a stand-in
     assert any("dropped better-sqlite3" in change for change in result.changes)
+
+
+def test_raw_sql_sqlglot_can_rewrite_is_rewritten_in_the_copy_for_postgres(tmp_path: Path) -> None:
+    route = (
+        "export async function GET() {\n"
+        "  const rows = await prisma.$queryRaw`SELECT group_concat(email, ',') AS names\n"
+        "    FROM User WHERE createdAt > ${since}`;\n"
+        "  const old = await prisma.$queryRaw`SELECT id FROM User WHERE createdAt > datetime('now', '-7 days')`;\n"
+        "}\n"
+    )
+    app = make_app(tmp_path / "app", {"app/api/names/route.ts": route})
+    on_libsql = transform(app, tmp_path / "libsql", "local-libsql")
+    assert (on_libsql.workdir / "app/api/names/route.ts").read_text() == route
+    result = transform(app, tmp_path / "pg", "local-postgres")
+    copied = (result.workdir / "app/api/names/route.ts").read_text()
+    assert 'STRING_AGG(email, \',\') AS names FROM "User" WHERE "createdAt" > ${since}`' in copied
+    assert "datetime('now', '-7 days')" in copied  # sqlglot cannot rewrite it: left (preflight blocks)
+    assert next(c for c in result.changes if "rewritten for PostgreSQL" in c).startswith(
+        "app/api/names/route.ts:2:"
+    )
+    assert (app / "app/api/names/route.ts").read_text() == route
+
+
+def test_workspace_packages_of_the_repository_come_along(tmp_path: Path) -> None:
+    repository = tmp_path / "repo"
+    (repository / "packages" / "schemas").mkdir(parents=True)
+    (repository / "package.json").write_text(
+        json.dumps({"name": "mono", "workspaces": ["apps/*", "packages/*"]})
+    )
+    (repository / "packages" / "schemas" / "package.json").write_text(json.dumps({"name": "@mono/schemas"}))
+    (repository / "packages" / "schemas" / "index.ts").write_text("export type Row = { id: number };\n")
+    app = make_app(repository / "apps" / "web")
+    package = json.loads((app / "package.json").read_text())
+    package["dependencies"]["@mono/schemas"] = "*"
+    (app / "package.json").write_text(json.dumps(package))
+
+    result = transform(app, tmp_path / "work", "local-libsql", repository=repository)
+    deps = json.loads((result.workdir / "package.json").read_text())["dependencies"]
+    assert deps["@mono/schemas"] == "file:launchdeck/workspace/mono__schemas"
+    assert (result.workdir / "launchdeck/workspace/mono__schemas/index.ts").is_file()
+    assert any("from the repository's workspace (packages/schemas)" in c for c in result.changes)
+
+
+@pytest.mark.parametrize(
+    ("next_version", "script", "expected"),
+    [
+        ("16.2.10", "next build", "next build --webpack"),  # Turbopack ignores the fonts hook
+        ("^15.3.4", "next build --turbopack", "next build"),
+        ("14.2.3", "next build", "next build"),
+    ],
+)
+def test_google_fonts_build_with_webpack(
+    tmp_path: Path, next_version: str, script: str, expected: str
+) -> None:
+    layout = (
+        'import { Inter } from "next/font/google";\nexport const inter = Inter({ subsets: ["latin"] });\n'
+    )
+    app = make_app(tmp_path / "app", {"app/layout.tsx": layout})
+    package = json.loads((app / "package.json").read_text())
+    package["dependencies"]["next"] = next_version
+    package["scripts"]["build"] = script
+    (app / "package.json").write_text(json.dumps(package))
+    result = transform(app, tmp_path / "work", "local-libsql")
+    written = json.loads((result.workdir / "package.json").read_text())
+    assert written["scripts"]["build"].endswith(f'google-fonts.cjs" {expected}')
+    assert written["devDependencies"]["@fontsource/inter"] == "^5"
+    assert (app / "app/layout.tsx").read_text() == (result.workdir / "app/layout.tsx").read_text()
+
+
+def test_seed_runs_in_the_build_only_when_asked(tmp_path: Path) -> None:
+    app = make_app(tmp_path / "app", {"prisma/seed.ts": "console.log('seeding');\n"})
+    plain = transform(app, tmp_path / "plain", "local-libsql")
+    assert "seed" not in json.loads((plain.workdir / "package.json").read_text())["scripts"]["build"]
+    seeded = transform(app, tmp_path / "seeded", "local-libsql", seed=True)
+    build = json.loads((seeded.workdir / "package.json").read_text())["scripts"]["build"]
+    assert "&& npx --yes tsx prisma/seed.ts && next build" in build  # before pages prerender
+    bare = make_app(tmp_path / "bare")
+    with pytest.raises(InputError, match="has no seed script"):
+        transform(bare, tmp_path / "bare-work", "local-libsql", seed=True)
