@@ -31,6 +31,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from engine.errors import Cancelled, LaunchdeckError
+from engine.procs import tracked
 from engine.redact import redact
 from engine.runner import Step
 from engine.temporal import WORKER_QUEUES, queue_name
@@ -167,23 +168,28 @@ def run_process(ctx: Any, command: Sequence[str], *, cwd: Path, env: dict[str, s
         preexec_fn=_die_with_parent if sys.platform == "linux" else None,
     )
     try:
-        while process.poll() is None:
-            if ctx.cancelled.wait(0.1):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(timeout=2)
-                except subprocess.TimeoutExpired:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
-                raise Cancelled("the deployment was cancelled: its process group was stopped")
+        with tracked(process.pid):
+            _wait_or_stop(ctx, process)
         return int(process.returncode)
     finally:
         if process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def _wait_or_stop(ctx: Any, process: subprocess.Popen[bytes]) -> None:
+    while process.poll() is None:
+        if ctx.cancelled.wait(0.1):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+            raise Cancelled("the deployment was cancelled: its process group was stopped")
 
 
 class WorkerActivities:
