@@ -193,3 +193,25 @@ class Cage:
                 break
             time.sleep(0.05)
         self.directories = remaining
+
+
+def sweep(prefix: str) -> int:
+    """Delete empty cgroups named ``<prefix>-*`` left by an engine that died before removing them
+    (their processes were killed with it or by ``reap_orphans``). Returns how many."""
+    parents: list[Path] = []
+    if cgroup_version() == 2:
+        parents.append(CGROUP_ROOT / "launchdeck")
+    else:
+        for controller in ("memory", "pids", "cpu"):
+            own = _own_path(controller)
+            if own is not None:
+                parents.append(CGROUP_ROOT / controller / own.lstrip("/"))
+    removed = 0
+    for parent in parents:
+        for directory in parent.glob(f"{prefix}-*") if parent.is_dir() else []:
+            with contextlib.suppress(OSError):  # busy (still has processes): another engine's, or alive
+                if directory.stat().st_mtime > time.time() - 120:
+                    continue  # just made by a server that is about to join it
+                directory.rmdir()
+                removed += 1
+    return removed

@@ -32,6 +32,7 @@ from typing import NamedTuple
 import httpx
 import uvicorn
 
+from engine.cgroups import sweep
 from engine.edge.blobs import BlobStore
 from engine.edge.deployments import Manifest, ServerSpec, StaticSource, write_staged
 from engine.edge.names import check_deployment_id, host_name, parse_edge_host
@@ -151,6 +152,8 @@ class EdgeHost:
         orphans = reap_orphans(self.root / "run")
         if orphans:
             log.warning("stopped %d app server(s) left running by an engine that did not shut down", orphans)
+        if self.sandbox == "bwrap":
+            sweep("launchdeck-server")
         # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY on accepted sockets only when the listening
         # socket says TCP; without it every small response waits ~40 ms for a delayed ACK (Nagle).
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)

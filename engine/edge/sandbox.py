@@ -319,11 +319,18 @@ class ServerSandbox:
 
 
 def give_to(path: Path, uid: int) -> None:
-    """Make an app's database folder (and what is in it) its server's own."""
-    os.chown(path, uid, uid)
+    """Make an app's database folder (and the files in it) its server's own. The folder's content is
+    the tenant's: links are never followed, and a file with other hard links (which could be a host
+    file linked in) is left alone."""
+    import stat
+
+    if path.is_symlink():
+        return
+    os.lchown(path, uid, uid)
     for child in path.iterdir():
-        if not child.is_symlink():
-            os.chown(child, uid, uid)
+        info = child.lstat()
+        if stat.S_ISREG(info.st_mode) and info.st_nlink == 1 and info.st_uid != uid:
+            os.lchown(child, uid, uid)
 
 
 def remove_run_folder(key_dir: Path) -> None:

@@ -138,6 +138,18 @@ def package_manager(workdir: Path) -> str:
     return "npm"
 
 
+def proxy_env() -> dict[str, str]:
+    """What points npm, corepack and friends inside the sandbox at the egress proxy's port."""
+    proxy = f"http://127.0.0.1:{EGRESS_PORT}"
+    return {
+        "npm_config_https_proxy": proxy,
+        "npm_config_proxy": proxy,
+        "HTTPS_PROXY": proxy,
+        "HTTP_PROXY": proxy,
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+
+
 def _sandbox_env(
     app_env: dict[str, str], *, memory_mb: int, kind: SandboxKind, workdir: Path, tmp: Path, npm_cache: Path
 ) -> dict[str, str]:
@@ -331,14 +343,7 @@ def build(
             env, memory_mb=memory_mb, kind=kind, workdir=workdir, tmp=tmp, npm_cache=cache
         )
         if kind == "bwrap":  # the registry through the egress proxy (forward.js listens inside)
-            proxy = f"http://127.0.0.1:{EGRESS_PORT}"
-            full_env.update(
-                npm_config_https_proxy=proxy,
-                npm_config_proxy=proxy,
-                HTTPS_PROXY=proxy,
-                HTTP_PROXY=proxy,
-                NO_PROXY="127.0.0.1,localhost",
-            )
+            full_env.update(proxy_env())
         if build_cache and Path(build_cache).is_dir():
             shutil.copytree(build_cache, workdir / ".next" / "cache", dirs_exist_ok=True, symlinks=True)
         secrets = _secret_values(env)

@@ -28,7 +28,7 @@ MB = 1_000_000
 
 @pytest.fixture
 def busy_edge(tmp_path: Path) -> Iterator[EdgeHost]:
-    host = EdgeHost(tmp_path / "workspace", 0, idle_seconds=None, sandbox="none")
+    host = EdgeHost(tmp_path / "workspace", 0, idle_seconds=None)  # sandboxed, as every app server is
     host.start()
     try:
         yield host

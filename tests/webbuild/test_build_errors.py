@@ -63,26 +63,33 @@ def test_timeout_is_reported(package: Path) -> None:
         build(package, {}, timeout=5, memory_mb=512, log_path=package.parent / "build.log")
 
 
-def test_the_database_file_is_visible_to_the_build_and_nothing_beside_it(
+def test_the_database_folder_is_visible_to_the_build_and_nothing_beside_it(
     package: Path, tmp_path: Path
 ) -> None:
+    """The build sees the app's own database folder (given by the engine, not read from DATABASE_URL:
+    a URL naming another tenant's file mounts nothing, review C3)."""
     databases = package.parent / "databases"
-    databases.mkdir()
-    (databases / "app.db").write_bytes(b"SQLite format 3\x00" + b"\x00" * 100)
-    (databases / "other-app.db").write_bytes(b"another tenant")
+    (databases / "app").mkdir(parents=True)
+    (databases / "other").mkdir()
+    (databases / "app" / "app.db").write_bytes(b"SQLite format 3\x00" + b"\x00" * 100)
+    (databases / "other" / "other.db").write_bytes(b"another tenant")
     script = (
         "node -e \"const fs=require('fs');const p=process.env.DATABASE_URL.slice(5);"
         "console.log('db bytes', fs.statSync(p).size);"
-        "console.log('other', fs.existsSync(require('path').dirname(p)+'/other-app.db'))\""
+        "console.log('other', fs.existsSync(process.env.OTHER))\""
     )
     _write_package(package, script)
     log_path = package.parent / "build.log"
     result = build(
         package,
-        {"DATABASE_URL": f"file:{databases / 'app.db'}"},
+        {
+            "DATABASE_URL": f"file:{databases / 'app' / 'app.db'}",
+            "OTHER": str(databases / "other" / "other.db"),
+        },
         timeout=120,
         memory_mb=512,
         log_path=log_path,
+        database_folders=[databases / "app"],
     )
     log = log_path.read_text()
     assert "db bytes 116" in log

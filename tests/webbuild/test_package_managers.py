@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.webbuild.build import _sandbox_env, package_manager
-from engine.webbuild.sandbox import bwrap_usable, run_sandboxed
+from engine.webbuild.build import _sandbox_env, package_manager, proxy_env
+from engine.webbuild.egress import EgressProxy
+from engine.webbuild.sandbox import EGRESS_PORT, bwrap_usable, run_sandboxed
 
 
 @pytest.mark.parametrize(
@@ -53,8 +54,11 @@ def test_corepack_fetches_the_apps_manager_in_the_sandbox(area: Path, manager: s
     env = _sandbox_env(
         {}, memory_mb=1024, kind="bwrap", workdir=area / "work", tmp=area / "tmp", npm_cache=area / "cache"
     )
+    env.update(proxy_env())  # the registry through the egress proxy, as build() sets it up
     log_path = area / "run.log"
-    with log_path.open("ab") as log:
+    net = area / "net"
+    net.mkdir()
+    with log_path.open("ab") as log, EgressProxy(net / "egress.sock"):
         outcome = run_sandboxed(
             ["corepack", manager, "--version"],
             kind="bwrap",
@@ -66,6 +70,8 @@ def test_corepack_fetches_the_apps_manager_in_the_sandbox(area: Path, manager: s
             memory_mb=1024,
             max_processes=64,
             log=log,
+            net_dir=net,
+            forward={EGRESS_PORT: "egress.sock"},
         )
     output = log_path.read_text(errors="replace")
     assert outcome.returncode == 0, output

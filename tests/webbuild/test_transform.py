@@ -122,7 +122,10 @@ def test_symlink_out_of_the_app_is_not_followed(tmp_path: Path) -> None:
     (app / "leak.txt").symlink_to(secret)
     result = transform(app, tmp_path / "work", "local-libsql")
     copied = result.workdir / "leak.txt"
-    assert copied.is_symlink()  # a link, not the secret's bytes; the sandbox has no such path
+    # dropped from the copy: the transform writes files there as the engine, and must never be led
+    # out of it by a link (review H4); the secret is untouched
+    assert not copied.is_symlink() and not copied.exists()
+    assert secret.read_text() == "vault key"
 
 
 def test_native_sqlite_driver_is_replaced_by_the_adapter(tmp_path: Path) -> None:
