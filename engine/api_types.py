@@ -25,11 +25,6 @@ class App(TypedDict):
     user_id: str
 
 
-class Attempt(TypedDict):
-    attempt: int
-    worker: str
-
-
 class AuditEntry(TypedDict):
     action: str
     actor: str
@@ -248,6 +243,10 @@ class SimulateRequest(TypedDict, closed=True):
     storage_bytes_per_app: NotRequired[int]
     tier_mix: NotRequired[dict[str, float] | None]
     writes_per_active_app: NotRequired[int]
+
+
+class Start(TypedDict):
+    worker: str
 
 
 class Started(TypedDict):

@@ -1,4 +1,9 @@
-"""The durable pipeline runner.
+"""The in-process pipeline runner, and what every runner shares: ``Step``, ``RetryPolicy``,
+``StepContext`` and the journal helpers.
+
+The engine runs pipelines on Temporal by default (``engine/temporal/``, ``TemporalRunner`` subclasses
+this class for its journal and submission); this thread-pool runner remains for
+``LAUNCHDECK_RUNNER=local`` and for tests of steps without Temporal.
 
 A pipeline is an ordered list of steps. Every state change is journaled in the store (``deployments``,
 ``step_runs``, ``deployment_log``) before the runner moves on, so an engine that was killed resumes each

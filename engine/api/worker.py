@@ -99,9 +99,8 @@ def deployment(deployment_id: str, engine: EngineDep, principal: WorkerRole) -> 
     }
 
 
-class Attempt(BaseModel):
-    attempt: int = Field(ge=1)
-    worker: str = Field(max_length=200)
+class Start(BaseModel):
+    worker: str = Field(max_length=200, description="the worker's name, for the journal")
 
 
 def _step_name(engine: Any, deployment_id: str, position: int) -> str:
@@ -113,14 +112,26 @@ def _step_name(engine: Any, deployment_id: str, position: int) -> str:
     return str(row["name"])
 
 
-@router.post("/api/worker/deployments/{deployment_id}/steps/{position}/attempt", status_code=204)
-def attempt(
-    deployment_id: str, position: int, body: Attempt, engine: EngineDep, principal: WorkerRole
-) -> None:
+@router.post(
+    "/api/worker/deployments/{deployment_id}/steps/{position}/start", response_model=WorkerDeployment
+)
+def start(
+    deployment_id: str, position: int, body: Start, engine: EngineDep, principal: WorkerRole
+) -> dict[str, Any]:
+    """A worker starts an attempt of a step: the journal counts it, and the answer is the step's inputs
+    (unless the run was cancelled meanwhile: then nothing is journaled and the worker stops)."""
     from engine.temporal.activities import mark_attempt
 
-    name = _step_name(engine, deployment_id, position)
-    mark_attempt(engine.runner, deployment_id, position, name, f"worker {body.worker}")
+    spec = deployment(deployment_id, engine, principal)
+    if not spec["cancel_requested"]:
+        mark_attempt(
+            engine.runner,
+            deployment_id,
+            position,
+            _step_name(engine, deployment_id, position),
+            f"worker {body.worker}",
+        )
+    return spec
 
 
 class Outputs(BaseModel):

@@ -222,6 +222,9 @@ def worker(
         )
     folder = workdir or Path.home() / ".launchdeck-worker"
     configure_logging(folder)
+    import logging
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per API call is noise here
     listed = [q.strip() for q in queues.split(",") if q.strip()]
 
     async def main() -> None:

@@ -22,6 +22,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from engine.errors import Cancelled, LaunchdeckError, StepTimeout, TransientError
+from engine.procs import kill_for_thread
 from engine.redact import redact
 from engine.runner import Runner, Step, StepContext
 
@@ -52,7 +53,17 @@ async def run_heartbeating(
     (a while) for the function to stop, then let the cancellation through. Past ``timeout`` the step
     is told to stop the same way and fails (not retried), as it did on the in-process runner."""
     loop = asyncio.get_running_loop()
-    future = loop.run_in_executor(None, contextvars.copy_context().run, function)
+    thread: dict[str, int] = {}
+
+    def run() -> Any:
+        thread["ident"] = threading.get_ident()  # engine.procs records the step's process groups by thread
+        return function()
+
+    def stop() -> None:
+        cancelled.set()  # the step's own subprocesses watch this; those it registered are killed now
+        kill_for_thread(thread.get("ident"))
+
+    future = loop.run_in_executor(None, contextvars.copy_context().run, run)
     deadline = loop.time() + timeout
     try:
         while True:
@@ -60,7 +71,7 @@ async def run_heartbeating(
             if done:
                 return future.result()
             if loop.time() > deadline:
-                cancelled.set()
+                stop()
                 await asyncio.wait([future], timeout=STOP_GRACE_SECONDS)
                 raise application_error(
                     StepTimeout(f"step {name!r} did not finish within its timeout of {timeout:g} s")
@@ -68,7 +79,7 @@ async def run_heartbeating(
             if not activity.info().is_local:  # a local activity lives in its workflow's task instead
                 activity.heartbeat()
     except asyncio.CancelledError:
-        cancelled.set()
+        stop()
         await asyncio.wait([future], timeout=STOP_GRACE_SECONDS)
         raise
 

@@ -31,6 +31,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from engine.errors import Cancelled, LaunchdeckError
+from engine.procs import tracked
 from engine.redact import redact
 from engine.runner import Step
 from engine.temporal import WORKER_QUEUES, queue_name
@@ -167,23 +168,28 @@ def run_process(ctx: Any, command: Sequence[str], *, cwd: Path, env: dict[str, s
         preexec_fn=_die_with_parent if sys.platform == "linux" else None,
     )
     try:
-        while process.poll() is None:
-            if ctx.cancelled.wait(0.1):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(timeout=2)
-                except subprocess.TimeoutExpired:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
-                raise Cancelled("the deployment was cancelled: its process group was stopped")
+        with tracked(process.pid):
+            _wait_or_stop(ctx, process)
         return int(process.returncode)
     finally:
         if process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def _wait_or_stop(ctx: Any, process: subprocess.Popen[bytes]) -> None:
+    while process.poll() is None:
+        if ctx.cancelled.wait(0.1):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+            raise Cancelled("the deployment was cancelled: its process group was stopped")
 
 
 class WorkerActivities:
@@ -193,11 +199,17 @@ class WorkerActivities:
         self.api, self.workdir, self.name = api, workdir, name
         self.pipelines = registry(extra_pipelines)
 
-    def _prepare(self, call: dict[str, Any], attempt: int | None = None) -> tuple[WorkerContext, Step]:
+    def _prepare(self, call: dict[str, Any], start: bool = False) -> tuple[WorkerContext, Step]:
+        """The step's inputs; with ``start``, the engine also journals the attempt (one round trip)."""
         deployment_id, position = call["deployment_id"], int(call["position"])
-        spec = self.api.get(f"/api/worker/deployments/{deployment_id}")
-        if spec["cancel_requested"] and attempt is not None:
-            raise Cancelled("the deployment was cancelled")
+        if start:
+            spec = self.api.post(
+                f"/api/worker/deployments/{deployment_id}/steps/{position}/start", {"worker": self.name}
+            )
+            if spec["cancel_requested"]:
+                raise Cancelled("the deployment was cancelled")
+        else:
+            spec = self.api.get(f"/api/worker/deployments/{deployment_id}")
         step = self.pipelines[spec["pipeline"]](spec["params"])[position]
         workdir = self.workdir / "deployments" / deployment_id
         workdir.mkdir(parents=True, exist_ok=True)
@@ -207,14 +219,9 @@ class WorkerActivities:
     async def run_remote_step(self, call: dict[str, Any]) -> dict[str, Any]:
         info = activity.info()
         try:
-            ctx, step = await asyncio.to_thread(self._prepare, call, info.attempt)
+            ctx, step = await asyncio.to_thread(self._prepare, call, True)
         except Cancelled as exc:
             raise application_error(exc) from None
-        await asyncio.to_thread(
-            self.api.post,
-            f"/api/worker/deployments/{ctx.deployment_id}/steps/{ctx.step_position}/attempt",
-            {"attempt": info.attempt, "worker": self.name},
-        )
         started = time.monotonic()
 
         def run() -> Any:
