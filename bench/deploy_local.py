@@ -4,13 +4,17 @@ Prints, for a first deployment and for a redeploy with the build caches warm: to
 (`npm ci` + the app's build, the baseline any deploy tool pays), and the engine's own time (total minus
 build) per stage; then the cold start after scale to zero. Target: engine's own time at most 5 s.
 
-    .venv/bin/python bench/deploy_local.py [--app shop|taskboard] [--db local-libsql|local-postgres]
+    .venv/bin/python bench/deploy_local.py [--app shop|taskboard] [--db local-libsql|local-postgres] [--cold-starts 5]
+
+With the sandbox on, the cold starts are also measured for the same staged server run without one
+(single-tenant mode), in the same run: what the sandbox adds to a cold start.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -48,12 +52,32 @@ def report(label: str, status: dict[str, Any], wall: float) -> float:
     return own
 
 
+def cold_starts(edge: Any, app: str, runs: int) -> list[tuple[float, float]]:
+    """(first response, recorded server start) for ``runs`` requests that each find the server stopped."""
+    found = []
+    for _ in range(runs):
+        deadline = time.monotonic() + 60
+        while edge.status(app).server_state != "stopped" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        began = time.perf_counter()
+        httpx.get(
+            f"{edge.base_url}/api/health", headers={"Host": f"{app}.{edge.hostname}:{edge.port}"}, timeout=60
+        )
+        found.append((time.perf_counter() - began, edge.last_cold_start(app) or 0.0))
+    return found
+
+
+def print_cold(name: str, seconds: list[float]) -> None:
+    print(f"  {name:<42} median {statistics.median(seconds):.3f} s   max {max(seconds):.3f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--app", default="shop", choices=["shop", "taskboard"])
     parser.add_argument("--db", default="local-libsql", choices=["local-libsql", "local-postgres"])
+    parser.add_argument("--cold-starts", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="launchdeck-bench-") as scratch:
         settings = Settings(workspace=Path(scratch) / "workspace", edge_port=0, edge_idle_seconds=2.0)
@@ -68,19 +92,34 @@ def main() -> None:
                 report(label, status, time.perf_counter() - started)
                 if status["deployment"]["status"] != "succeeded":
                     raise SystemExit(1)
-            app_url = httpx.URL(status["deployment"]["url"])
-            time.sleep(settings.edge_idle_seconds + 3)  # idle: the app's server is stopped
-            began = time.perf_counter()
-            response = httpx.get(
-                f"http://127.0.0.1:{app_url.port}/api/health",
-                headers={"Host": app_url.netloc.decode()},
-                timeout=60,
-            )
-            first_response = time.perf_counter() - began
+            app = f"bench-{args.app}"
+            sandboxed = cold_starts(engine.edge, app, args.cold_starts)
             print(
-                f"\ncold start after scale to zero: first response {first_response:.2f} s (HTTP {response.status_code});"
-                f" server start recorded by the edge host {engine.edge.last_cold_start(f'bench-{args.app}') or 0:.2f} s"
+                f"\ncold start after scale to zero, {args.cold_starts} runs (sandbox: {engine.edge.sandbox}):"
             )
+            print_cold("first response (GET /api/health)", [c[0] for c in sandboxed])
+            print_cold("server start recorded by the edge host", [c[1] for c in sandboxed])
+            if engine.edge.sandbox == "bwrap":  # the same staged server without a sandbox, in this run
+                from engine.edge import EdgeHost, ServerSpec
+
+                live = engine.edge.live(app)
+                assert live is not None
+                manifest = engine.edge.manifest(app, live)
+                env = engine.deployment_env(app, live)
+                plain = EdgeHost(
+                    Path(scratch) / "plain", 0, idle_seconds=2.0, sandbox="none", single_tenant=True
+                )
+                plain.start()
+                try:
+                    spec = ServerSpec(list(manifest.command or []), manifest.server_dir, env, link_files=True)
+                    plain.stage(app, live, None, spec)
+                    plain.promote(app, live)
+                    unsandboxed = cold_starts(plain, app, args.cold_starts)
+                finally:
+                    plain.stop()
+                print("  the same server without a sandbox (single-tenant mode):")
+                print_cold("first response (GET /api/health)", [c[0] for c in unsandboxed])
+                print_cold("server start recorded by the edge host", [c[1] for c in unsandboxed])
         finally:
             client.close()
             engine.stop_thread()

@@ -159,6 +159,29 @@ def main() -> None:
                 timings(client, f"{edge.base_url}/dynamic", host, args.requests),
             )
             print(f"  => proxy overhead per request: {(proxied - baseline) * 1000:.3f} ms (median vs median)")
+            if edge.sandbox == "bwrap":  # the same server without a sandbox: what the socket hop costs
+                plain = EdgeHost(work / "plain", 0, idle_seconds=None, sandbox="none", single_tenant=True)
+                plain.start()
+                try:
+                    plain.stage(
+                        "bench", "d1", None,
+                        ServerSpec(["node", "server.js"], server_dir, {"APP_VERSION": "bench"}),
+                    )  # fmt: skip
+                    plain.promote("bench", "d1")
+                    unsandboxed = summary(
+                        "through the edge host, no sandbox (TCP)",
+                        timings(
+                            client,
+                            f"{plain.base_url}/dynamic",
+                            f"bench.localhost:{plain.port}",
+                            args.requests,
+                        ),
+                    )
+                finally:
+                    plain.stop()
+                print(
+                    f"  => sandbox (socket + launcher hop) per request: {(proxied - unsandboxed) * 1000:.3f} ms"
+                )
             print("Static file from the blob store (2 KiB):")
             summary(
                 "edge host static file", timings(client, f"{edge.base_url}/page.html", host, args.requests)

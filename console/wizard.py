@@ -11,8 +11,8 @@ from typing import Any
 
 import idna
 
-from engine.apps import env_name_problem, validate_app_name
 from engine.errors import InputError
+from engine.rules import check_app_name, env_name_problem
 
 DATABASES = {
     "turso": ("Turso", "SQLite-compatible, edge replicas; your schema works as it is. Recommended."),
@@ -152,7 +152,7 @@ def check_tier(answers: Answers, tiers: dict[str, Any], apps: list[dict[str, Any
 def check_database(answers: Answers) -> list[str]:
     problems: list[str] = []
     try:
-        validate_app_name(answers.name)
+        check_app_name(answers.name)
     except InputError as exc:
         problems.append(str(exc) if answers.name else "Enter an app name (it becomes the app's host name).")
     if answers.source == "folder" and not answers.app_dir.strip():

@@ -25,6 +25,11 @@ class App(TypedDict):
     user_id: str
 
 
+class Attempt(TypedDict):
+    attempt: int
+    worker: str
+
+
 class AuditEntry(TypedDict):
     action: str
     actor: str
@@ -117,6 +122,10 @@ class DeploymentSummary(TypedDict):
     url: str | None
 
 
+class Digests(TypedDict):
+    digests: list[str]
+
+
 class DnsRecord(TypedDict):
     name: str
     type: str
@@ -157,7 +166,11 @@ class IssuedToken(TypedDict):
     users: list[str] | None
 
 
-class LogLine(TypedDict):
+class LogLineInput(TypedDict):
+    line: str
+
+
+class LogLineOutput(TypedDict):
     line: str
     logged_at: str
     step: str | None
@@ -172,12 +185,45 @@ class MigrateData(TypedDict, closed=True):
     upload_id: NotRequired[str | None]
 
 
+class Missing(TypedDict):
+    missing: list[str]
+
+
+class Outputs(TypedDict):
+    detail: NotRequired[str | None]
+    seconds: float
+    state: dict[str, Any]
+
+
 class PipelineRun(TypedDict):
     app: str
     lock_timeout: NotRequired[float | None]
     owner: NotRequired[str | None]
     params: NotRequired[dict[str, Any]]
     pipeline: str
+
+
+class Progress(TypedDict):
+    detail: NotRequired[str | None]
+    done: int
+    total: NotRequired[int | None]
+    unit: str
+
+
+class ProviderHeadroom(TypedDict):
+    left: int | None
+    lifted_by: str | None
+    limit: int | None
+    limit_name: str
+    plan: str
+    provider: str
+    used: int
+
+
+class Quota(TypedDict):
+    limit: int
+    percent: float
+    used: int
 
 
 class RollbackRequest(TypedDict, closed=True):
@@ -225,6 +271,12 @@ class StepRun(TypedDict):
     status: str
 
 
+class StoredBlob(TypedDict):
+    bytes: NotRequired[int | None]
+    digest: str
+    stored: bool
+
+
 class SubscribeBody(TypedDict, closed=True):
     email: NotRequired[str | None]
     tier: str
@@ -238,6 +290,14 @@ class Subscription(TypedDict):
     status: str
     tier: str
     user_id: str
+
+
+class SubscriptionStarted(TypedDict):
+    note: str
+    subscription_id: str
+    tier_now: str | None
+    tier_requested: str
+    user: str
 
 
 class TierChange(TypedDict):
@@ -267,7 +327,7 @@ class TokenRequest(TypedDict):
     expires_in_days: NotRequired[float | None]
     name: str
     principal: NotRequired[str | None]
-    role: Literal["operator", "finance", "platform"]
+    role: Literal["operator", "finance", "platform", "worker"]
     users: NotRequired[list[str] | None]
 
 
@@ -281,19 +341,39 @@ class UploadInfo(TypedDict):
     upload_id: str
 
 
-class ValidationError(TypedDict):
-    ctx: NotRequired[dict[str, Any]]
-    input: NotRequired[Any]
-    loc: list[str | int]
-    msg: str
-    type: str
-
-
 class VaultRotation(TypedDict):
     new_key_id: str
     new_key_path: str | None
     old_key_id: str
     secrets: int
+
+
+class Whoami(TypedDict):
+    principal: str
+    role: str
+
+
+class WorkerApp(TypedDict):
+    id: str
+    name: str
+    user_id: str
+
+
+class WorkerConfig(TypedDict):
+    address: str | None
+    blob_max_bytes: int
+    extra_pipelines: str
+    namespace: str
+    queue_prefix: str
+
+
+class WorkerDeployment(TypedDict):
+    app: WorkerApp
+    cancel_requested: bool
+    deployment_id: str
+    params: dict[str, Any]
+    pipeline: str
+    state: dict[str, Any]
 
 
 class AppDetail(TypedDict):
@@ -318,11 +398,21 @@ class AppDetail(TypedDict):
     user_id: str
 
 
+class AppUsage(TypedDict):
+    app: str
+    cost_cents: int
+    quotas: dict[str, Quota]
+    railway_measured_cents: int | None
+    railway_reserved_cents: int
+    tier: str
+    usage: dict[str, int]
+
+
 class DeploymentStatus(TypedDict):
     app: NotRequired[str | None]
     deployment: Deployment
     eta_seconds: float | None
-    log: list[LogLine]
+    log: list[LogLineOutput]
     steps: list[StepRun]
 
 
@@ -330,5 +420,8 @@ class ErrorBody(TypedDict):
     error: ErrorDetail
 
 
-class HTTPValidationError(TypedDict):
-    detail: NotRequired[list[ValidationError]]
+class UsageReport(TypedDict):
+    apps: list[AppUsage]
+    closed: bool
+    month: str
+    owner: str | None

@@ -3,55 +3,14 @@
 from __future__ import annotations
 
 import json
-import re
 import statistics
 from datetime import UTC, datetime
 from typing import Any
 
 from engine.auth import Principal
-from engine.edge.names import check_app_name
 from engine.errors import NotFound
+from engine.rules import check_app_name
 from engine.store import Store
-
-
-def validate_app_name(name: str) -> str:
-    """An app name becomes a host name (`<app>.localhost`): the edge host's rule is the one rule."""
-    return check_app_name(name)
-
-
-# -- environment-variable names: the one rule the API, the CLI and the console apply -----------------
-# (The isolation work brings a rule module of its own for what a process must never receive; when it
-# lands, env_name_problem() is the one place to point at it.)
-ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
-RESERVED_ENV = frozenset(
-    {
-        "DATABASE_URL",
-        "TURSO_DATABASE_URL",
-        "TURSO_AUTH_TOKEN",
-        "NEXTAUTH_SECRET",
-        "NEXTAUTH_URL",
-        "AUTH_TRUST_HOST",
-    }
-)
-PROCESS_ENV = frozenset(
-    {"PATH", "HOME", "USER", "SHELL", "PWD", "TMPDIR", "NODE_OPTIONS", "NODE_PATH", "NODE_EXTRA_CA_CERTS",
-     "NPM_CONFIG_USERCONFIG", "BASH_ENV", "ENV", "IFS", "PYTHONPATH", "PYTHONHOME"}
-)  # fmt: skip
-PROCESS_ENV_PREFIXES = ("LD_", "DYLD_", "LAUNCHDECK_", "npm_config_".upper())
-
-
-def env_name_problem(name: str) -> str | None:
-    """What is wrong with an app variable's name, or None when it may be set."""
-    if not ENV_NAME.match(name):
-        return (
-            f"{name[:60]!r} is not a valid variable name: use upper-case letters, digits and _, "
-            "not starting with a digit (e.g. STRIPE_SECRET_KEY)"
-        )
-    if name in RESERVED_ENV:
-        return f"{name} is set by Launchdeck for the chosen database and sign-in URL: remove it"
-    if name in PROCESS_ENV or name.startswith(PROCESS_ENV_PREFIXES):
-        return f"{name} would change how the app's processes start, so an app may not set it: remove it"
-    return None
 
 
 def audit(
@@ -84,7 +43,7 @@ def get_or_create_app(
     insert are one transaction, so concurrent first deploys cannot all squeeze in."""
     from engine.costs.tiers import check_app_slot, subscription_tier
 
-    validate_app_name(name)
+    check_app_name(name)
     with store.transaction() as connection:
         row = connection.execute("SELECT user_id FROM deployed_apps WHERE name = ?", [name]).fetchone()
         if row is None:

@@ -2,6 +2,7 @@
 
 - ``operator``: everything.
 - ``finance``: read-only usage, costs and margins.
+- ``worker``: a ``launchdeck worker`` process; it may call the ``/api/worker/`` routes and nothing else.
 - ``platform``: deploy and read its own apps. A platform's apps belong to the platform itself (owner
   ``P``) or to one of its users (owner ``P/user``); a platform token may be limited to named users.
 
@@ -21,8 +22,9 @@ from typing import Any, Literal
 from engine.errors import AuthError, Forbidden, InputError, NotFound
 from engine.store import Store
 
-Role = Literal["operator", "finance", "platform"]
-ROLES: tuple[Role, ...] = ("operator", "finance", "platform")
+Role = Literal["operator", "finance", "platform", "worker"]
+ROLES: tuple[Role, ...] = ("operator", "finance", "platform", "worker")
+WORKER_ROUTES = "/api/worker/"  # the only routes a worker token may call
 TOKEN_PREFIX = "ldk_"
 # Principals and platform user names: they become owner ids ("platform/user"), so no slash in either.
 NAME_RULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
@@ -66,6 +68,8 @@ class Principal:
         return f"{self.name}{OWNER_SEPARATOR}{user}"
 
     def may_see_owner(self, owner: str) -> bool:
+        if self.role == "worker":
+            return False
         if self.role != "platform":
             return True
         if self.users is not None:

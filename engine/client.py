@@ -15,6 +15,7 @@ import httpx
 
 from engine import api_types as T
 from engine import errors
+from engine.retry import parse_retry_after
 
 FINISHED = ("succeeded", "failed", "cancelled")
 
@@ -70,7 +71,8 @@ class EngineClient:
             if cls is errors.LockTimeout:
                 raise errors.LockTimeout(message, holder="")
             if cls is errors.RateLimited:
-                raise errors.RateLimited(message, retry_after=float(response.headers.get("Retry-After", "1")))
+                hint = parse_retry_after(response.headers.get("Retry-After"))
+                raise errors.RateLimited(message, retry_after=1.0 if hint is None else hint)
             raise cls(message)
         if response.status_code == 204 or not response.content:
             return None

@@ -30,8 +30,15 @@ class Settings(BaseSettings):
     edge_idle_seconds: float = Field(default=300.0, ge=0)
     # DNS resolvers for custom-domain checks, comma-separated ip or ip:port; empty: the system's.
     dns_resolvers: str = ""
-    # App servers behind the edge host: "auto" (bubblewrap where it works), "bwrap" (required) or "none".
+    # App servers behind the edge host: "auto" and "bwrap" (bubblewrap, required) or "none" (only with
+    # single_tenant). Without a working sandbox the engine refuses to start.
     edge_sandbox: str = "auto"
+    # Every app this engine runs belongs to the operator: allows running app servers without a sandbox.
+    single_tenant: bool = False
+    # Limits per app server (a cgroup where the engine may make one, else rlimits).
+    server_memory_mb: int = Field(default=1024, ge=64)
+    server_max_processes: int = Field(default=256, ge=16)
+    server_cpus: float = Field(default=1.0, gt=0)
 
     # The API's limits. Uploads: the body, what an archive may unpack to, and its entries; other
     # requests: the body. Per token: requests per period ("limits" notation, e.g. "600/minute"), and
@@ -39,6 +46,9 @@ class Settings(BaseSettings):
     upload_max_bytes: int = Field(default=200_000_000, ge=1)
     upload_max_unpacked_bytes: int = Field(default=1_000_000_000, ge=1)
     upload_max_files: int = Field(default=50_000, ge=1)
+    # Uploads are forgotten (and their content deleted) this long after they arrive; a platform uploads
+    # again to redeploy later. A running deployment's upload is kept until it ends.
+    upload_retention_hours: float = Field(default=7 * 24, gt=0)
     request_max_bytes: int = Field(default=1_000_000, ge=1024)
     rate_limit: str = Field(
         default="1200/minute", pattern=r"^\d+\s*(/|per)\s*\d*\s*(second|minute|hour|day)s?$"
@@ -55,6 +65,19 @@ class Settings(BaseSettings):
     workers: int = Field(default=4, ge=1, le=64)
     lock_timeout_seconds: float = Field(default=30.0, ge=0)
     deployment_timeout_seconds: float = Field(default=1800.0, gt=0)
+    # Where pipelines run: "temporal" (the default: the embedded Temporal dev server, or the cluster at
+    # temporal_address) or "local" (the in-process runner, for tests of steps without Temporal).
+    runner: str = Field(default="temporal", pattern="^(temporal|local)$")
+    # A Temporal cluster's frontend (host:port); unset, the engine starts the dev server on SQLite in
+    # the workspace. The namespace must exist; task queues are prefixed per engine (default: from the
+    # workspace path), so engines can share one cluster.
+    temporal_address: str | None = None
+    temporal_namespace: str = "default"
+    temporal_queue_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]{0,60}$")
+    # Steps a `launchdeck worker` runs at once, per queue it serves.
+    worker_concurrency: int = Field(default=2, ge=1, le=64)
+    # Build output a worker sends back: the largest blob the engine takes.
+    worker_blob_max_bytes: int = Field(default=500_000_000, ge=1)
     # Extra modules that register pipelines (plugins); comma-separated import paths.
     extra_pipelines: str = ""
 

@@ -1,5 +1,5 @@
 """The engine's periodic jobs (APScheduler) and event hooks: metering, billing, month close, domain
-and certificate polling, and deploy-event webhooks."""
+and certificate polling, upload retention, and deploy-event webhooks."""
 
 from __future__ import annotations
 
@@ -63,6 +63,19 @@ def domains(engine: Engine) -> None:
     )
 
 
+def uploads(engine: Engine) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from engine import uploads as stored
+
+    retention = timedelta(hours=engine.settings.upload_retention_hours)
+    forgotten = stored.prune(
+        engine.store, engine.settings.workspace, older_than=retention, now=datetime.now(UTC)
+    )
+    if forgotten:
+        log.info("uploads: forgot %d older than %s", len(forgotten), retention)
+
+
 def console_caches(engine: Engine) -> None:
     """Keep the console's figures computed, so a first page visit does not wait for them."""
     from engine.api import analytics
@@ -75,6 +88,7 @@ def install(engine: Engine) -> None:
         PeriodicJob("metering", metering, seconds=3600),
         PeriodicJob("billing", billing, seconds=6 * 3600),
         PeriodicJob("domains", domains, seconds=300),
+        PeriodicJob("uploads", uploads, seconds=3600),
         PeriodicJob("console-caches", console_caches, seconds=60, run_at_start=True),
     ]
     if engine.webhooks is not None:

@@ -39,12 +39,23 @@ class RedactingFilter(logging.Filter):
         cleaned = redact(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None
+        if record.exc_info and record.exc_info[0] is not None:
+            # a traceback's text (exception messages may quote a URL or a value): formatted once here,
+            # redacted, and kept as exc_text, which formatters print instead of formatting exc_info
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True
 
 
 def install(logger: logging.Logger | None = None) -> None:
-    """Attach the filter to every handler of ``logger`` (the root logger by default)."""
-    target = logger or logging.getLogger()
-    for handler in target.handlers:
-        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
-            handler.addFilter(RedactingFilter())
+    """Attach the filter to every handler of ``logger`` (the root logger by default), and to those of
+    uvicorn's loggers, which do not propagate to the root."""
+    targets = [logger or logging.getLogger()]
+    if logger is None:
+        targets += [logging.getLogger(name) for name in ("uvicorn", "uvicorn.error", "uvicorn.access")]
+    for target in targets:
+        for handler in target.handlers:
+            if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+                handler.addFilter(RedactingFilter())

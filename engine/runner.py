@@ -32,6 +32,7 @@ from engine.errors import (
     StepTimeout,
     TransientError,
 )
+from engine.procs import kill_for_thread
 from engine.redact import redact
 from engine.store import Store
 
@@ -39,6 +40,7 @@ log = logging.getLogger("launchdeck.runner")
 
 ACTIVE = ("pending", "running")
 FINISHED = ("succeeded", "failed", "cancelled")
+STOP_GRACE_SECONDS = 10.0  # how long a timed-out step may take to notice, after its processes were killed
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,12 @@ class Step:
     undo: UndoFunction | None = None
     timeout: float = 600.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # Where the step runs: "control" is the engine itself (store, vault, edge); "build" and "import" are
+    # `launchdeck worker` processes, possibly on other machines, which reach the engine only by its API.
+    queue: str = "control"
+    # Names of earlier steps this one needs; empty: all earlier steps (today's strict order). Recorded
+    # so that independent steps (database and install) can later run side by side.
+    needs: tuple[str, ...] = ()
 
 
 PipelineFactory = Callable[[dict[str, Any]], list[Step]]
@@ -225,8 +233,12 @@ class Runner:
                     holder=str(holder[0]),
                 )
             time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
-        self._executor.submit(self._execute_safely, deployment_id)
+        self._start(deployment_id, pipeline, params)
         return deployment_id
+
+    def _start(self, deployment_id: str, pipeline: str, params: dict[str, Any]) -> None:
+        """Start a journaled run (the in-process runner: on its thread pool)."""
+        self._executor.submit(self._execute_safely, deployment_id)
 
     def resume_unfinished(self) -> list[str]:
         """Start again every run the journal shows as unfinished (after a crash or a restart)."""
@@ -281,7 +293,7 @@ class Runner:
         except Exception as exc:  # the journal must never be left "running" by a runner bug
             log.exception("runner error in %s", deployment_id)
             self._set_deployment(
-                deployment_id, status="failed", error=f"internal error: {exc}", finished_at="now()"
+                deployment_id, status="failed", error=redact(f"internal error: {exc}"), finished_at="now()"
             )
 
     def _execute(self, deployment_id: str) -> None:
@@ -405,6 +417,9 @@ class Runner:
         thread.join(step.timeout)
         if thread.is_alive():
             ctx.cancelled.set()  # tell the step to stop; its own subprocesses watch this event
+            # and stop the processes it started (a build), so its undo never runs beside them
+            if kill_for_thread(thread.ident):  # its processes are gone: let it notice and return
+                thread.join(STOP_GRACE_SECONDS)
             raise StepTimeout(f"step {step.name!r} did not finish within its timeout of {step.timeout:g} s")
         if "error" in outcome:
             raise outcome["error"]

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import threading
 import time
@@ -25,6 +26,7 @@ from engine import redact
 from engine.auth import ensure_first_operator_token
 from engine.config import Settings
 from engine.edge.host import EdgeHost
+from engine.edge.sandbox import Limits
 from engine.errors import ConfigError
 from engine.files import write_private
 from engine.runner import Runner
@@ -63,9 +65,14 @@ class Engine:
             key_file=settings.vault_key_path,
             env_key=env_key.get_secret_value() if env_key else None,
         )
-        self.runner = Runner(
-            self.store, registry(settings.extra_pipelines), workers=settings.workers, services=self
-        )
+        pipelines = registry(settings.extra_pipelines)
+        self.runner: Runner
+        if settings.runner == "temporal":
+            from engine.temporal.runner import TemporalRunner
+
+            self.runner = TemporalRunner(self.store, pipelines, settings=settings, services=self)
+        else:
+            self.runner = Runner(self.store, pipelines, workers=settings.workers, services=self)
         self.scheduler = BackgroundScheduler(timezone=UTC)
         self.edge = EdgeHost(
             settings.workspace,
@@ -74,6 +81,10 @@ class Engine:
             idle_seconds=settings.edge_idle_seconds or None,
             env_source=self.deployment_env,
             sandbox=settings.edge_sandbox,
+            single_tenant=settings.single_tenant,
+            database_source=self.database_of,
+            limits=Limits(settings.server_memory_mb, settings.server_max_processes, settings.server_cpus),
+            postgres_target=postgres_target(settings.postgres_admin_url),
         )
         self.extensions = Extensions()
         self.url: str | None = None
@@ -150,6 +161,10 @@ class Engine:
         port = self.settings.engine_port
         self._server = self._server_for(port)
         self.url = f"http://{self.settings.engine_host}:{port}"
+        # uvicorn re-raises the SIGTERM it caught once it has stopped serving; with the default handler
+        # that ends the process before ``close`` runs (the store unflushed, Temporal's server left
+        # running). A handler that raises SystemExit lets ``close`` run first.
+        signal.signal(signal.SIGTERM, _exit_on_signal)
         self._start_background()
         self._write_info()
         try:
@@ -202,6 +217,11 @@ class Engine:
         self.store.checkpoint()
         self.store.close()
 
+    def database_of(self, app: str) -> str | None:
+        """The kind of database the engine provisioned for ``app`` (its record, never its URL)."""
+        row = self.store.fetchone("SELECT database_provider FROM deployed_apps WHERE name = ?", [app])
+        return None if row is None else row["database_provider"]
+
     def deployment_env(self, app: str, deployment_id: str) -> dict[str, str]:
         """The environment a deployment was made with (kept in the vault; rollback brings it back)."""
         row = self.store.fetchone("SELECT id FROM deployed_apps WHERE name = ?", [app])
@@ -216,6 +236,18 @@ class Engine:
 
     def _write_info(self) -> None:
         write_private(self.settings.engine_info_path, json.dumps({"url": self.url, "pid": os.getpid()}))
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def postgres_target(admin_url: str) -> tuple[str, int]:
+    """Host and port of the operator's PostgreSQL, where app servers' forwarders connect."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = conninfo_to_dict(admin_url)
+    return str(params.get("host") or "127.0.0.1"), int(params.get("port") or 5432)
 
 
 def find_running_engine(settings: Settings) -> str | None:

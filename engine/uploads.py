@@ -23,6 +23,7 @@ import uuid
 import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
@@ -456,3 +457,27 @@ def list_uploads(store: Store, owners: list[str] | None) -> list[Upload]:
             f"SELECT * FROM uploads WHERE owner IN ({marks}) ORDER BY created_at DESC LIMIT 1000", owners
         )
     return [_upload(row) for row in rows]
+
+
+# -- retention ----------------------------------------------------------------------------------
+
+
+def prune(store: Store, workspace: Path, *, older_than: timedelta, now: datetime) -> list[str]:
+    """Forget uploads older than ``older_than`` and delete content no remaining upload names. An upload a
+    pending or running deployment was started from is kept until that run ends. Returns the ids forgotten."""
+    cutoff = now - older_than
+    busy = " ".join(
+        str(row["params"])
+        for row in store.fetchall("SELECT params FROM deployments WHERE status IN ('pending', 'running')")
+    )
+    old = [_upload(row) for row in store.fetchall("SELECT * FROM uploads WHERE created_at < ?", [cutoff])]
+    expired = [u for u in old if u.digest not in busy and u.id not in busy]
+    for upload in expired:
+        store.execute("DELETE FROM uploads WHERE CAST(id AS TEXT) = ?", [upload.id])
+    for kind, digest in {(u.kind, u.digest) for u in expired}:
+        still_named = store.scalar(
+            "SELECT count(*) FROM uploads WHERE kind = ? AND digest = ?", [kind, digest]
+        )
+        if not still_named:
+            shutil.rmtree(content_path(workspace, kind, digest), ignore_errors=True)
+    return [u.id for u in expired]

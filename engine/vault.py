@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
+import json
 import os
 import secrets as random
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +32,9 @@ from engine.files import write_private
 from engine.store import Store
 
 NONCE_BYTES = 12
+# Variables of a deployment's environment that are addresses, not secrets (the app's own URL would
+# otherwise be starred out of every log line and status detail).
+PUBLIC_ENV = frozenset({"NEXTAUTH_URL", "AUTH_TRUST_HOST", "NODE_ENV"})
 
 
 def key_fingerprint(key: bytes) -> str:
@@ -74,6 +80,9 @@ class Vault:
         self._key_file = key_file
         self._from_env = env_key is not None
         self._keys: dict[str, bytes] = {}
+        # Held across sealing and writing a secret, and across a whole rotation: a put that sealed with
+        # the old key can never commit after the rotation re-sealed everything and dropped that key.
+        self._lock = threading.RLock()
         if env_key is not None:
             self._current = parse_key(env_key, source="CREDENTIALS_ENCRYPTION_KEY")
         elif key_file.exists():
@@ -85,8 +94,11 @@ class Vault:
         pending = self._pending_path
         if pending.exists():  # an interrupted rotation: the new key may already seal some rows
             new_key = parse_key(pending.read_text(), source=str(pending))
+            env_has_it = self._from_env and key_fingerprint(new_key) == key_fingerprint(self._current)
             self._keys[key_fingerprint(new_key)] = new_key
             self._finish_interrupted_rotation(new_key)
+            if env_has_it:  # the operator set the new key: its plaintext copy is not needed any more
+                pending.unlink(missing_ok=True)
 
     @property
     def _pending_path(self) -> Path:
@@ -123,19 +135,25 @@ class Vault:
             ) from None
         value = plaintext.decode()
         redact.register(value)
+        if name.startswith("env@") and value.startswith("{"):  # a deployment's environment: each value too
+            with contextlib.suppress(ValueError):
+                for key, item in json.loads(value).items():
+                    if isinstance(item, str) and key not in PUBLIC_ENV:
+                        redact.register(item)
         return value
 
     # -- secrets ----------------------------------------------------------------------------------
 
     def put(self, scope: str, name: str, plaintext: str) -> None:
         redact.register(plaintext)
-        blob = self.seal(scope, name, plaintext)
-        self._store.execute(
-            "INSERT INTO secrets (scope, name, ciphertext, key_id) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (scope, name) DO UPDATE SET ciphertext = excluded.ciphertext, "
-            "key_id = excluded.key_id, updated_at = now()",
-            [scope, name, blob, self.key_id],
-        )
+        with self._lock:
+            blob = self.seal(scope, name, plaintext)
+            self._store.execute(
+                "INSERT INTO secrets (scope, name, ciphertext, key_id) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (scope, name) DO UPDATE SET ciphertext = excluded.ciphertext, "
+                "key_id = excluded.key_id, updated_at = now()",
+                [scope, name, blob, self.key_id],
+            )
 
     def get(self, scope: str, name: str) -> str:
         row = self._store.fetchone(
@@ -196,12 +214,13 @@ class Vault:
 
     def rotate(self) -> RotationResult:
         """Re-encrypt every secret under a new key; afterwards the old key is not needed."""
-        old_id = self.key_id
-        new_key = AESGCM.generate_key(bit_length=256)
-        self._keys[key_fingerprint(new_key)] = new_key
-        write_private(self._pending_path, new_key.hex())
-        count = self._reseal_all(new_key)
-        self._adopt(new_key)
+        with self._lock:
+            old_id = self.key_id
+            new_key = AESGCM.generate_key(bit_length=256)
+            self._keys[key_fingerprint(new_key)] = new_key
+            write_private(self._pending_path, new_key.hex())
+            count = self._reseal_all(new_key)
+            self._adopt(new_key)
         return RotationResult(
             secrets=count,
             old_key_id=old_id,

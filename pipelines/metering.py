@@ -16,8 +16,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-import httpx
-
 from engine.config import Settings
 from engine.costs.ledger import IngestResult, ingest
 from engine.costs.rollup import cost_month
@@ -201,16 +199,6 @@ def collect_hour(
 
 Notify = Callable[[QuotaAction], None]
 Suspend = Callable[[str, str], None]  # (app_id, reason)
-
-
-def http_notifier(url: str, *, timeout: float = 10.0) -> Notify:
-    """A notify callback that POSTs each over-quota action as JSON to ``url`` (the operator's webhook)."""
-
-    def notify(action: QuotaAction) -> None:
-        response = httpx.post(url, json={"event": "usage.over_quota", **action.__dict__}, timeout=timeout)
-        response.raise_for_status()
-
-    return notify
 
 
 def enforce_quotas(

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from engine.service import Engine
 
 DB_URL, DB_TOKEN = "db:url", "db:token"
+DB_IMPORTING = (
+    "db:importing"  # set while a database is provisioned and imported; gone once the import committed
+)
 VERIFY_RETRY = RetryPolicy(max_attempts=10, base_delay=0.5, max_delay=3.0)
 
 
@@ -157,11 +160,8 @@ def check_byo_database(url: str) -> None:
                 connection.execute("SELECT 1")
         except psycopg.Error as exc:
             raise TerminalError(f"could not connect to the bring-your-own database: {exc}".strip()) from None
-    elif url.startswith("file:"):
-        if not Path(url.removeprefix("file:")).parent.is_dir():
-            raise TerminalError(f"the bring-your-own database's folder does not exist: {url}")
-    else:
-        raise TerminalError("a bring-your-own database URL must start with postgresql:// or file:")
+    else:  # a file: URL would decide which host folder the sandboxes mount (review C3)
+        raise TerminalError("a bring-your-own database URL must start with postgresql://")
 
 
 # -- 1. database ------------------------------------------------------------------------------------
@@ -173,11 +173,19 @@ def provision_database(ctx: StepContext) -> str:
     engine, params = engine_of(ctx), ctx.params
     source = Path(params.get("source_path") or Path(params["schema_path"]).parent.parent)
     kind = params["db"]
-    if ctx.app["database_provider"] == kind and engine.vault.get_optional(ctx.app_id, DB_URL):
+    # An import that a crash interrupted left this marker: the database exists but may be empty or
+    # half-imported, so it is imported again (replacing what it holds), never "kept" (review M2).
+    interrupted = engine.vault.get_optional(ctx.app_id, DB_IMPORTING) is not None
+    if (
+        ctx.app["database_provider"] == kind
+        and engine.vault.get_optional(ctx.app_id, DB_URL)
+        and not interrupted
+    ):
         ctx.state["db_created"] = False
         return f"existing {kind} database {ctx.app['database_id']} kept (its data is not re-imported)"
 
     ctx.state["db_created"] = kind != "byo"
+    engine.vault.put(ctx.app_id, DB_IMPORTING, ctx.deployment_id)
     preview = preview_source(source, params) if params.get("import_data", True) else None
     schema = schema_path(source, params)
     if preview is not None and holds_no_tables(preview):
@@ -227,12 +235,13 @@ def provision_database(ctx: StepContext) -> str:
                 schema,
                 data,
                 target_url,
-                replace=kind == "byo" and bool(params.get("replace")),
+                replace=interrupted or (kind == "byo" and bool(params.get("replace"))),
                 progress=progress,
                 migrations_dir=build_dir(ctx) / "migrations",
             )
     if not report.ok:
         raise import_failure(report)
+    engine.vault.delete(ctx.app_id, DB_IMPORTING)
     tables = len(report.tables)
     rows = sum(t.imported_rows for t in report.tables.values())
     transferred = f", {rows} rows transferred from preview" if preview else ", no preview data"
@@ -282,9 +291,10 @@ def empty_database(schema: Path, scratch: Path) -> Path:
 
 
 def undo_database(ctx: StepContext) -> None:
+    engine = engine_of(ctx)
+    engine.vault.delete(ctx.app_id, DB_IMPORTING)
     if not ctx.state.get("db_created"):
         return
-    engine = engine_of(ctx)
     with using_database(engine, ctx.params["db"], ctx.app_name) as provider:
         provider.destroy(ctx.app_name)
     engine.vault.delete(ctx.app_id, DB_URL)
@@ -401,6 +411,7 @@ def build(ctx: StepContext) -> str:
         npm_cache=engine.settings.workspace / "npm-cache" / ctx.app_name,
         build_cache=engine.settings.workspace / "build-cache" / ctx.app_name,  # Next's incremental cache
         script=BUILD_SCRIPT if for_workers else "build",
+        **build_isolation(engine, ctx.app_name),
     )
     if for_workers:
         bundle = worker_bundle(workdir, build_dir(ctx) / "worker")
@@ -422,6 +433,29 @@ def build(ctx: StepContext) -> str:
         f"{result.install_command} {result.install_seconds:.1f} s + build {result.build_seconds:.1f} s "
         f"in a {result.sandbox} sandbox"
     )
+
+
+def build_isolation(engine: Any, app: str) -> dict[str, Any]:
+    """The app's own uid, database folder or PostgreSQL role for its build sandbox, from the engine's
+    records (never from a URL the tenant could set)."""
+    from engine.edge.sandbox import privileged
+    from engine.providers.local_libsql import app_folder
+    from engine.providers.local_postgres import identifier_for
+    from engine.service import postgres_target
+
+    kind = engine.database_of(app)
+    options: dict[str, Any] = {"uid": engine.edge.uids.uid(app) if privileged() else None}
+    if kind == "local-libsql":
+        from engine.edge.sandbox import give_to
+
+        folder = app_folder(engine.settings.workspace, app)
+        if folder.is_dir() and options["uid"] is not None:
+            give_to(folder, options["uid"])
+        options["database_folders"] = [folder.resolve()] if folder.is_dir() else []
+    elif kind == "local-postgres":
+        role = identifier_for(app)
+        options["postgres"] = (role, postgres_target(engine.settings.postgres_admin_url))
+    return options
 
 
 def static_mounts(ctx: StepContext) -> dict[str, Path]:

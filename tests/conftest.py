@@ -17,6 +17,26 @@ from tests.servers.asgi import serve
 PG_ADMIN_URL = os.environ.get("LAUNCHDECK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_temporal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One Temporal dev server for the whole test run, as a cluster is shared by engines: every engine
+    a test starts (in-process or as a process) uses it through LAUNCHDECK_TEMPORAL_ADDRESS, on task
+    queues of its own (prefixed per workspace), instead of starting a server of its own."""
+    from engine.temporal.server import DevServer
+
+    if os.environ.get("LAUNCHDECK_TEMPORAL_ADDRESS"):
+        yield os.environ["LAUNCHDECK_TEMPORAL_ADDRESS"]
+        return
+    folder = tmp_path_factory.mktemp("temporal")
+    server = DevServer(folder / "temporal.db", folder / "temporal.log")
+    os.environ["LAUNCHDECK_TEMPORAL_ADDRESS"] = server.start()
+    try:
+        yield os.environ["LAUNCHDECK_TEMPORAL_ADDRESS"]
+    finally:
+        os.environ.pop("LAUNCHDECK_TEMPORAL_ADDRESS", None)
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def pg_admin_url() -> str:
     try:

@@ -36,7 +36,7 @@ def error_body(kind: str, message: str) -> dict[str, dict[str, str]]:
 
 
 def create_app(engine: Engine) -> FastAPI:
-    from engine.api import analytics, billing, core, deploy, uploads
+    from engine.api import analytics, billing, core, deploy, domains, uploads, worker
     from engine.api.limits import ApiLimits, RateLimits, StreamSlots
 
     app = FastAPI(
@@ -80,9 +80,8 @@ def create_app(engine: Engine) -> FastAPI:
     app.include_router(uploads.router)
     app.include_router(analytics.router)
     app.include_router(billing.router)
-    from engine import domains
-
-    app.include_router(domains.api_router())
+    app.include_router(domains.router)
+    app.include_router(worker.router)
     for router in engine.extensions.routers:
         app.include_router(router)
     return app

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from fastapi import APIRouter, BackgroundTasks, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.api.deps import AnyRole, EngineDep, Reader
+from engine.api.deps import AnyRole, EngineDep, Reader, visible_owner
+from engine.api.models import ERRORS, ProviderHeadroom, UsageReport, Whoami
 from engine.costs.ledger import usage_series
 from engine.costs.margins import margins_for
 from engine.costs.model import AppUsage, cost_provider
@@ -33,20 +34,19 @@ from engine.costs.simulate import (
 from engine.costs.tiers import default_tiers
 from engine.costs.usage import GAUGES, METRICS
 from engine.errors import InputError
+from engine.rules import DATABASE_KINDS, HOSTING_KINDS
 
 if TYPE_CHECKING:
     from engine.service import Engine
 
 log = logging.getLogger("launchdeck.api.analytics")
-router = APIRouter(tags=["analytics"])
+router = APIRouter(tags=["analytics"], responses=ERRORS)
 T = TypeVar("T")
 
 DEMO_PREFIX = "demo-"
-DATABASE_CHOICES = ("turso", "neon", "byo", "local-libsql", "local-postgres")
-HOSTING_CHOICES = ("cloudflare", "vercel", "local")
 
 
-@router.get("/api/whoami", tags=["engine"])
+@router.get("/api/whoami", tags=["engine"], response_model=Whoami)
 def whoami(engine: EngineDep, principal: AnyRole, background: BackgroundTasks) -> dict[str, str]:
     """Who the token belongs to. A console signing in will open the fleet and cost pages next, so their
     figures are computed now, after this answer is sent (cheap when nothing changed since the last time)."""
@@ -256,7 +256,7 @@ def estimate_for(engine: Engine, tier: str, storage_bytes: int | None) -> dict[s
         for provider in info.providers:
             sharing[provider] = sharing.get(provider, 0) + 1
     choices: dict[str, dict[str, Any]] = {}
-    for choice in (*DATABASE_CHOICES, *HOSTING_CHOICES):
+    for choice in (*DATABASE_KINDS, *HOSTING_KINDS):
         costed_as = catalog.costed_as(choice)
         if costed_as is None:
             choices[choice] = {"costed_as": None, "plan": None, "plan_base_cents": 0, "app_cents": 0}
@@ -502,22 +502,22 @@ USAGE_STATS = (
 )
 
 
-@router.get("/api/usage/apps")
+@router.get("/api/usage/apps", tags=["usage"], response_model=UsageReport)
 def app_usage_stats(
     engine: EngineDep, principal: AnyRole, month: str | None = None, owner: str | None = None
 ) -> dict[str, Any]:
     """The plan's UsageStats panel: each app's usage and cost in a month (the latest with usage when none is
     named), against its tier's monthly quotas. A platform token sees its own apps only; operators and finance
     see every app, or one owner's."""
-    if principal.role == "platform":
-        owner = principal.name
+    if owner is not None:
+        visible_owner(principal, owner)
     chosen = month_or_latest(engine, month)
     result = month_costs(engine, chosen)
     tiers = default_tiers()
     app_cents = result.app_cents()
     apps = []
     for app_id, info in sorted(result.apps.items(), key=lambda kv: kv[1].name):
-        if owner is not None and info.user_id != owner:
+        if not principal.may_see_owner(info.user_id) or (owner is not None and info.user_id != owner):
             continue
         totals: dict[str, int] = {}
         for metrics in result.usage.get(app_id, {}).values():
@@ -553,7 +553,7 @@ def app_usage_stats(
     return {"month": chosen.isoformat(), "closed": result.closed, "owner": owner, "apps": apps}
 
 
-@router.get("/api/providers/headroom")
+@router.get("/api/providers/headroom", tags=["apps"], response_model=list[ProviderHeadroom])
 def provider_headroom(engine: EngineDep, principal: Reader) -> list[dict[str, Any]]:
     """Each provider account's plan limit for one more app (Turso databases, Neon projects, Workers, user
     Workers), what Launchdeck's apps use, what is left, and what lifts it."""

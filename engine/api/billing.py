@@ -11,10 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine.api import error_body
 from engine.api.deps import Deployer, EngineDep
+from engine.api.models import ERRORS, SubscriptionStarted
 from engine.auth import Principal
 from engine.errors import AuthError, ConfigError
 
-router = APIRouter(tags=["billing"])
+router = APIRouter(tags=["billing"], responses=ERRORS)
 
 
 @router.post("/api/stripe/webhook", response_model=None)
@@ -52,7 +53,7 @@ def visible_user(principal: Principal, user: str) -> str:
     return visible_owner(principal, user)  # a platform's own users ("platform/user") included
 
 
-@router.post("/api/billing/subscriptions", status_code=201)
+@router.post("/api/billing/subscriptions", status_code=201, response_model=SubscriptionStarted)
 def subscribe(body: SubscribeBody, engine: EngineDep, principal: Deployer) -> dict[str, Any]:
     """Subscribe a user to a paid tier with Stripe (a customer found again or created, then a subscription on
     the tier's monthly price). The tier takes effect when Stripe's webhook confirms the subscription."""

@@ -142,7 +142,7 @@ def cancel(deployment_id: str, engine: EngineDep, principal: Deployer) -> dict[s
 
 class TokenRequest(BaseModel):
     name: str = Field(min_length=1, max_length=100, description="who the token is for")
-    role: Literal["operator", "finance", "platform"]
+    role: Literal["operator", "finance", "platform", "worker"]
     principal: str | None = Field(
         default=None, description="for platform tokens: the platform (default: name)"
     )

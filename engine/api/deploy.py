@@ -27,7 +27,6 @@ from engine.apps import (
     APP_SELECT,
     audit,
     deployment_status,
-    env_name_problem,
     get_or_create_app,
     name_unavailable,
 )
@@ -35,6 +34,7 @@ from engine.auth import Principal
 from engine.costs.tiers import check_deploy_allowed, override_tier, resume_hold
 from engine.domains import normalize_domain
 from engine.errors import Conflict, Forbidden, InputError, LaunchdeckError, NotFound
+from engine.rules import env_name_problem
 from engine.service import Engine
 
 router = APIRouter(tags=["deploy"], responses=ERRORS)
@@ -231,6 +231,28 @@ def refuse_held(engine: Engine, principal: Principal, app: dict[str, Any]) -> No
         raise Forbidden(hold)
 
 
+def check_byo_url(url: str) -> None:
+    """A bring-your-own database is a network PostgreSQL server: never a file on this machine (its path
+    would decide what the sandboxes mount), never the operator's local server as its admin."""
+    if not url.startswith(("postgres://", "postgresql://")):
+        raise InputError(
+            "database_url: a bring-your-own database must be a postgresql:// URL (file: URLs are refused: "
+            "use db=local-libsql for a database on this machine)"
+        )
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        params = conninfo_to_dict(url)
+    except Exception:  # psycopg raises ProgrammingError for a malformed URL
+        raise InputError("database_url: not a valid PostgreSQL URL") from None
+    host = str(params.get("host") or "")
+    if not host or host.startswith("/") or host in ("localhost", "127.0.0.1", "::1", "0.0.0.0"):
+        raise InputError(
+            "database_url: a bring-your-own database must be on another host (this machine's PostgreSQL "
+            "is the engine's: use db=local-postgres)"
+        )
+
+
 def _start(
     engine: Engine, principal: Principal, app: dict[str, Any], pipeline: str, params: dict[str, Any]
 ) -> dict[str, Any]:
@@ -288,6 +310,8 @@ def deploy_web(body: DeployWeb, engine: EngineDep, principal: Deployer) -> dict[
     preview = preview_of(engine, principal, body.preview_upload_id, body.preview)
     if body.db == "byo" and body.database_url is None:
         raise InputError("database_url: required when db is byo")
+    if body.database_url is not None:
+        check_byo_url(body.database_url.get_secret_value())
     domain = (
         normalize_domain(body.domain, edge_hostname=engine.settings.edge_hostname) if body.domain else None
     )
@@ -331,6 +355,8 @@ def deploy_database(body: DeployDatabase, engine: EngineDep, principal: Deployer
     preview = preview_of(engine, principal, body.preview_upload_id, body.preview)
     if body.db == "byo" and body.database_url is None:
         raise InputError("database_url: required when db is byo")
+    if body.database_url is not None:
+        check_byo_url(body.database_url.get_secret_value())
     app = new_or_owned_app(engine, principal, body.app, owner)
     try:
         check_deploy_allowed(engine.store, str(app["user_id"]), None, body.db, False, app_name=app["name"])

@@ -15,7 +15,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from engine import apps
-from engine.auth import Principal, Role, authenticate
+from engine.auth import WORKER_ROUTES, Principal, Role, authenticate
 from engine.errors import Forbidden
 
 if TYPE_CHECKING:
@@ -36,9 +36,14 @@ def get_principal(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
     known = getattr(request.state, "principal", None)  # authenticated by the limits middleware already
-    if isinstance(known, Principal):
-        return known
-    return authenticate(get_engine(request).store, credentials.credentials if credentials else None)
+    principal = (
+        known
+        if isinstance(known, Principal)
+        else authenticate(get_engine(request).store, credentials.credentials if credentials else None)
+    )
+    if principal.role == "worker" and not request.url.path.startswith(WORKER_ROUTES):
+        raise Forbidden("a worker token may only call the /api/worker/ routes")
+    return principal
 
 
 def require(*roles: Role) -> Callable[..., Principal]:
@@ -56,6 +61,7 @@ AnyRole = Annotated[Principal, Depends(get_principal)]
 Operator = Annotated[Principal, Depends(require("operator"))]
 Deployer = Annotated[Principal, Depends(require("operator", "platform"))]
 Reader = Annotated[Principal, Depends(require("operator", "finance"))]
+WorkerRole = Annotated[Principal, Depends(require("worker"))]
 
 
 def visible_app(engine: Engine, principal: Principal, name: str) -> dict[str, Any]:

@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 from limits import parse, storage, strategies
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from engine.auth import authenticate
+from engine.auth import WORKER_ROUTES, authenticate
 from engine.errors import AuthError
 
 if TYPE_CHECKING:
     from engine.service import Engine
 
 UNAUTHENTICATED = ("/api/stripe/webhook",)  # Stripe signs its deliveries instead
-STREAMED_BODIES = ("/api/uploads",)
+STREAMED_BODIES = ("/api/uploads", "/api/worker/blobs/")  # each route counts its own body's bytes
 NOT_LIMITED = ("/healthz",)
 
 
@@ -80,6 +80,9 @@ class ApiLimits:
             except AuthError as exc:
                 await _answer(send, 401, "AuthError", str(exc), {"WWW-Authenticate": "Bearer"})
                 return
+            if principal.role == "worker" and not path.startswith(WORKER_ROUTES):
+                await _answer(send, 403, "Forbidden", "a worker token may only call the /api/worker/ routes")
+                return
             scope.setdefault("state", {})["principal"] = principal
             key = f"token:{principal.token_id}"
         wait = None if path.startswith(NOT_LIMITED) else self.rates.wait(key)
@@ -91,7 +94,13 @@ class ApiLimits:
             )  # fmt: skip
             return
         streamed = path.startswith(STREAMED_BODIES)
-        limit = settings.upload_max_bytes if streamed else settings.request_max_bytes
+        limit = (
+            settings.worker_blob_max_bytes
+            if path.startswith("/api/worker/blobs/")
+            else settings.upload_max_bytes
+            if streamed
+            else settings.request_max_bytes
+        )
         length = headers.get("content-length")
         if length is not None:
             if not length.isdigit():

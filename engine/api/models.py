@@ -230,3 +230,55 @@ class DomainInfo(Model):
     checked_at: Time | None
     verified_at: Time | None
     records: list[DnsRecord]
+
+
+class Whoami(Model):
+    role: str = Field(description="operator, platform, finance or worker")
+    principal: str = Field(description="the token's owner: 'operator', the platform's name, ...")
+
+
+class SubscriptionStarted(Model):
+    user: str
+    tier_requested: str
+    subscription_id: str
+    tier_now: str | None = Field(description="the tier until Stripe's webhook confirms the new one")
+    note: str
+
+
+class Quota(Model):
+    used: int
+    limit: int
+    percent: float
+
+
+class AppUsage(Model):
+    app: str
+    tier: str
+    cost_cents: int = Field(description="the app's share of the month's provider costs, in cents")
+    usage: dict[str, int] = Field(
+        description="requests, bandwidth_bytes, db_rows_read, ... summed over the month"
+    )
+    quotas: dict[str, Quota] = Field(description="the tier's monthly quotas, with what the app used")
+    railway_reserved_cents: int = Field(
+        description="Railway baseline at the reserved size (0.5 vCPU, 0.5 GB)"
+    )
+    railway_measured_cents: int | None = Field(
+        description="Railway baseline at measured use; null if never run locally"
+    )
+
+
+class UsageReport(Model):
+    month: str
+    closed: bool = Field(description="true once the month's costs are final")
+    owner: str | None
+    apps: list[AppUsage]
+
+
+class ProviderHeadroom(Model):
+    provider: str
+    plan: str
+    limit_name: str
+    limit: int | None = Field(description="null: unlimited on this plan")
+    used: int
+    left: int | None
+    lifted_by: str | None = Field(description="what raises the limit (a plan, a setting)")

@@ -40,10 +40,6 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def not_available_yet(capability: str) -> NoReturn:
-    fail(f"{capability} is not available yet", code=2)
-
-
 def current_settings() -> Settings:
     try:
         return load_settings()
@@ -93,6 +89,21 @@ def session_token(store: Any, purpose: str) -> tuple[str, str]:
         expires_at=datetime.now(UTC) + timedelta(seconds=SESSION_SECONDS),
     )
     return token, str(token_info(store, token)["id"])
+
+
+def local_worker_token(store: Any) -> str:
+    """A worker token for the local worker `launchdeck up` starts; it expires in 30 days."""
+    from datetime import UTC, datetime, timedelta
+
+    from engine.auth import issue_token
+
+    return issue_token(
+        store,
+        role="worker",
+        principal="local-worker",
+        name="launchdeck up: local worker (this machine)",
+        expires_at=datetime.now(UTC) + timedelta(days=30),
+    )
 
 
 def remote_url(engine_url: str | None) -> str | None:
@@ -174,6 +185,70 @@ def engine(
 
 
 @app.command()
+def worker(
+    engine_url: Annotated[
+        str | None,
+        typer.Option(
+            "--engine", help="the engine's URL (default: LAUNCHDECK_ENGINE_URL, or this workspace's engine)"
+        ),
+    ] = None,
+    queues: Annotated[str, typer.Option(help="task queues to serve, comma-separated")] = "build,import",
+    workdir: Annotated[
+        Path | None, typer.Option(help="this worker's own working folder (default: ~/.launchdeck-worker)")
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(help="steps run at once per queue (default LAUNCHDECK_WORKER_CONCURRENCY)")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="this worker's name in logs (default host-pid)")] = None,
+    temporal: Annotated[
+        str | None, typer.Option(help="Temporal's host:port, when it differs from what the engine reports")
+    ] = None,
+) -> None:
+    """Serve build and import steps for an engine, on this machine or another. Needs a worker token
+    (`launchdeck tokens create NAME --role worker`) in LAUNCHDECK_WORKER_TOKEN. Stops on Ctrl-C/SIGTERM."""
+    import asyncio
+
+    from engine.service import configure_logging, find_running_engine
+    from engine.temporal.worker import serve
+
+    settings = current_settings()
+    url = remote_url(engine_url) or find_running_engine(settings)
+    if url is None:
+        fail("no engine: give --engine URL (or LAUNCHDECK_ENGINE_URL)")
+    token = os.environ.get("LAUNCHDECK_WORKER_TOKEN")
+    if not token:
+        fail(
+            "LAUNCHDECK_WORKER_TOKEN: a worker token is needed (`launchdeck tokens create NAME --role worker`)"
+        )
+    folder = workdir or Path.home() / ".launchdeck-worker"
+    configure_logging(folder)
+    listed = [q.strip() for q in queues.split(",") if q.strip()]
+
+    async def main() -> None:
+        task = asyncio.ensure_future(
+            serve(
+                url,
+                token,
+                queues=listed,
+                workdir=folder,
+                concurrency=concurrency or settings.worker_concurrency,
+                name=name,
+                temporal_address=temporal,
+            )
+        )
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    try:
+        asyncio.run(main())
+    except LaunchdeckError as exc:
+        fail(str(exc))
+
+
+@app.command()
 def console(
     port: Annotated[int | None, typer.Option(help="HTTP port of the console (default 8471)")] = None,
     engine_url: Annotated[
@@ -197,7 +272,16 @@ def console_command(settings: Settings, port: int) -> list[str]:
 
 
 def console_env(engine_url: str) -> dict[str, str]:
-    return {**os.environ, "LAUNCHDECK_ENGINE_URL": engine_url}
+    """The console's environment: its own settings (LAUNCHDECK_*) and the basics, never the engine's
+    provider credentials or vault key (review L5)."""
+    from engine.childenv import child_env
+
+    own = {
+        k: v
+        for k, v in os.environ.items()
+        if k.startswith(("LAUNCHDECK_", "STREAMLIT_")) or k in ("PYTHONPATH", "VIRTUAL_ENV")
+    }
+    return child_env({**own, "LAUNCHDECK_ENGINE_URL": engine_url})
 
 
 @app.command()
@@ -239,6 +323,7 @@ def up(
             write_private(settings.operator_token_file, first + "\n")
         if demo:
             demo_token, demo_token_id = session_token(store, "up --demo")
+        worker_token = local_worker_token(store)
     finally:
         store.close()
     launchdeck = [sys.executable, "-m", "engine.cli"]
@@ -254,6 +339,12 @@ def up(
         with EngineClient(engine_url, demo_token) as client:
             typer.echo(f"demo workspace: {deploy_example(client)}")
             client.revoke_token(str(demo_token_id))
+    children.append(  # the local worker: build and import steps (more machines: `launchdeck worker`)
+        subprocess.Popen(
+            [*launchdeck, "worker", "--engine", engine_url, "--workdir", str(settings.workspace / "worker")],
+            env={**os.environ, "LAUNCHDECK_WORKER_TOKEN": worker_token},
+        )
+    )
     children.append(
         subprocess.Popen(console_command(settings, settings.console_port), env=console_env(engine_url))
     )
@@ -499,7 +590,7 @@ def run_and_report(client: EngineClient, started: T.Started, *, as_json: bool) -
 
 
 def parse_env(pairs: list[str]) -> dict[str, str]:
-    from engine.apps import env_name_problem
+    from engine.rules import env_name_problem
 
     env: dict[str, str] = {}
     for pair in pairs:
@@ -782,7 +873,7 @@ def vault_set(
 @tokens_app.command("create")
 def tokens_create(
     name: Annotated[str, typer.Argument(help="who the token is for")],
-    role: Annotated[str, typer.Option(help="operator, finance or platform")],
+    role: Annotated[str, typer.Option(help="operator, finance, platform or worker")],
     principal: Annotated[
         str | None, typer.Option(help="platform tokens: the platform (owner of its apps); default NAME")
     ] = None,

@@ -6,7 +6,6 @@ The folder is installed with ``npm ci`` (see ``make setup``); nothing is downloa
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -15,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from engine.childenv import child_env
 from engine.errors import ConfigError, InputError, TerminalError
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
@@ -180,7 +180,7 @@ def prisma_cli(args: list[str], *, cwd: Path, timeout: float = 120.0) -> subproc
     Prisma 7 fetches its native schema engine at start unless ``PRISMA_SCHEMA_ENGINE_BINARY`` names an
     existing file; ``validate`` and ``format`` never run it, so any file will do.
     """
-    env = dict(os.environ)
+    env = child_env()
     env.setdefault("PRISMA_SCHEMA_ENGINE_BINARY", _node())
     env["PRISMA_HIDE_UPDATE_MESSAGE"] = "1"
     env["CHECKPOINT_DISABLE"] = "1"

@@ -7,10 +7,10 @@ A personal or app token for an https remote is passed as an ``http.extraHeader``
 from __future__ import annotations
 
 import base64
-import os
 import subprocess
 from pathlib import Path
 
+from engine.childenv import child_env
 from engine.errors import ProviderUnavailable, TerminalError
 from engine.redact import redact, register
 
@@ -37,7 +37,7 @@ def push_project(project: Path, remote: str, branch: str, *, token: str | None =
 
     Returns the pushed commit's sha. The project directory is a generated one that Launchdeck owns.
     """
-    env = {**os.environ, **AUTHOR, "GIT_TERMINAL_PROMPT": "0"}
+    env = child_env({**AUTHOR, "GIT_TERMINAL_PROMPT": "0"})
     if token:
         register(token)
         basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()

@@ -117,6 +117,8 @@ def static_mounts(static: StaticSource | None) -> dict[str, Path]:
             raise InputError(
                 f"static mount {prefix!r} must be a URL path starting with '/', like /_next/static"
             )
+        if folder.is_symlink():  # its target would become the trusted root (review C4)
+            raise InputError(f"static folder {folder} is a symbolic link; stage a real folder")
         if not folder.is_dir():
             raise InputError(f"static folder {folder} does not exist or is not a folder")
         checked["/" + prefix.strip("/")] = folder

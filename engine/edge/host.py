@@ -17,6 +17,7 @@ supervises servers and flushes counters.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -33,33 +34,36 @@ import uvicorn
 
 from engine.edge.blobs import BlobStore
 from engine.edge.deployments import Manifest, ServerSpec, StaticSource, write_staged
-from engine.edge.names import check_app_name, check_deployment_id, host_name, parse_edge_host
+from engine.edge.names import check_deployment_id, host_name, parse_edge_host
+from engine.edge.pgproxy import PgForwarder
 from engine.edge.proxy import EdgeApp
 from engine.edge.routes import AppRoute, RouteTable
-from engine.edge.sandbox import bwrap_prefix, resolve_mode
+from engine.edge.sandbox import (
+    Limits,
+    ServerSandbox,
+    UidBook,
+    give_to,
+    privileged,
+    remove_run_folder,
+    resolve_mode,
+    run_root,
+)
 from engine.edge.supervisor import ServerProcess, State, reap_orphans
 from engine.edge.usage import AppTraffic, HourUse, ServerStart, UsageBook
 from engine.errors import ConfigError, Conflict, InputError, NotFound, TransientError
+from engine.rules import check_app_name
 
 log = logging.getLogger("launchdeck.edge")
 
 EnvSource = Callable[[str, str], Mapping[str, str]]
+# The database an app's server may reach, from the engine's records of the app (never from its URL):
+# ("local-libsql", None) or ("local-postgres", None), or None for none (or one on the network).
+DatabaseSource = Callable[[str], str | None]
 RETIRED_IDLE_SECONDS = 2.0  # a server of a deployment that is no longer live stops once drained
 TICK_SECONDS = 0.1
 FLUSH_SECONDS = 2.0
-# The only variables of the engine's own environment an app server sees (never the engine's secrets).
+# The only variables of the engine's own environment an unsandboxed (single-tenant) server sees.
 INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
-
-
-def sqlite_folders(env: Mapping[str, str]) -> list[Path]:
-    """The folder of a ``file:`` database URL: SQLite writes its journal beside the file, so the app's
-    server needs that folder (one per app, see LocalLibsql) inside its sandbox."""
-    folders = []
-    for name in ("DATABASE_URL", "TURSO_DATABASE_URL"):
-        url = env.get(name, "")
-        if url.startswith("file:"):
-            folders.append(Path(url.removeprefix("file:").split("?", 1)[0]).parent)
-    return folders
 
 
 class HealthResult(NamedTuple):
@@ -104,6 +108,10 @@ class EdgeHost:
         startup_timeout: float = 60.0,
         env_source: EnvSource | None = None,
         sandbox: str = "auto",
+        single_tenant: bool = False,
+        database_source: DatabaseSource | None = None,
+        limits: Limits | None = None,
+        postgres_target: tuple[str, int] = ("127.0.0.1", 5432),
     ) -> None:
         self.root = Path(workspace_dir) / "edge"
         self.root.mkdir(parents=True, exist_ok=True)
@@ -113,7 +121,14 @@ class EdgeHost:
         self.idle_seconds = idle_seconds
         self.startup_timeout = startup_timeout
         self.env_source = env_source
-        self.sandbox = resolve_mode(sandbox)  # "bwrap" or "none"
+        self.sandbox = resolve_mode(sandbox, single_tenant)  # "bwrap" or "none"
+        self.workspace = Path(workspace_dir)
+        self.database_source = database_source
+        self.limits = limits or Limits()
+        self.postgres_target = postgres_target
+        self.uids = UidBook(self.root / "uids.json")
+        self._run_root: Path | None = None
+        self._pg_forwarders: dict[str, PgForwarder] = {}
         self.blobs = BlobStore(self.root / "blobs")
         self.routes = RouteTable(self.root / "routes.json")
         self.usage = UsageBook(self.root / "usage.json")
@@ -192,6 +207,11 @@ class EdgeHost:
             self._servers.clear()
         for server in servers:
             server.stop("edge host stopped")
+        with self._lock:
+            forwarders = list(self._pg_forwarders.values())
+            self._pg_forwarders.clear()
+        for forwarder in forwarders:
+            forwarder.stop()
         self.usage.flush(force=True)
 
     def __enter__(self) -> EdgeHost:
@@ -399,6 +419,8 @@ class EdgeHost:
         if server is not None:
             server.stop("deployment discarded")
         shutil.rmtree(self._deployment_dir(app, deployment_id), ignore_errors=True)
+        if self._run_root is not None:
+            remove_run_folder(self._run_root / self._server_key(app, deployment_id))
         for log_file in (self._app_dir(app) / "logs").glob(f"{deployment_id}.log*"):
             log_file.unlink(missing_ok=True)
 
@@ -441,8 +463,11 @@ class EdgeHost:
         with self._lock:
             keys = [k for k in self._servers if k[0] == app]
             servers = [self._servers.pop(k) for k in keys]
+            forwarder = self._pg_forwarders.pop(app, None)
         for server in servers:
             server.stop(reason)
+        if forwarder is not None:
+            forwarder.stop()
 
     def _require_app(self, app: str) -> None:
         if app not in self.routes.refresh().apps:
@@ -492,13 +517,7 @@ class EdgeHost:
                 assert manifest.command is not None
                 command = manifest.command
                 env = self._server_env(app, manifest)
-                if self.sandbox == "bwrap":
-                    command = (
-                        bwrap_prefix(
-                            manifest.server_dir, hidden=[self.root.parent], writable=sqlite_folders(env)
-                        )
-                        + command
-                    )
+                sandbox = self._sandbox_for(app, manifest) if self.sandbox == "bwrap" else None
                 server = ServerProcess(
                     app,
                     manifest.deployment_id,
@@ -509,13 +528,67 @@ class EdgeHost:
                     on_start=self.usage.record_start,
                     startup_timeout=self.startup_timeout,
                     pid_file=self.root / "run" / f"{app}--{manifest.deployment_id}.json",
+                    sandbox=sandbox,
                 )
                 self._servers[key] = server
             return server
 
+    def _sandbox_for(self, app: str, manifest: Manifest) -> ServerSandbox:
+        """The sandbox of one deployment's server: the app's uid, and only the app's own database."""
+        if self._run_root is None:
+            self._run_root = run_root(self.workspace)
+        uid = self.uids.uid(app) if privileged() else None
+        key = self._server_key(app, manifest.deployment_id)
+        database = self.database_source(app) if self.database_source else None
+        writable: list[Path] = []
+        pg_dir: Path | None = None
+        if database == "local-libsql":
+            from engine.providers.local_libsql import app_folder
+
+            folder = app_folder(self.workspace, app)
+            if folder.is_dir():
+                if uid is not None:
+                    give_to(folder, uid)
+                writable.append(folder.resolve())
+        elif database == "local-postgres":
+            pg_dir = self._pg_forwarder(app, uid)
+        return ServerSandbox(
+            key_dir=self._run_root / key,
+            server_dir=manifest.server_dir,
+            uid=uid,
+            writable=writable,
+            pg_socket_dir=pg_dir,
+            limits=self.limits,
+        )
+
+    @staticmethod
+    def _server_key(app: str, deployment_id: str) -> str:
+        return hashlib.sha256(f"{app}/{deployment_id}".encode()).hexdigest()[:16]
+
+    def _pg_forwarder(self, app: str, uid: int | None) -> Path:
+        """The folder holding the socket of the app's PostgreSQL forwarder (started once per app)."""
+        from engine.providers.local_postgres import identifier_for
+
+        assert self._run_root is not None
+        folder = self._run_root / ("pg-" + hashlib.sha256(app.encode()).hexdigest()[:16])
+        forwarder = self._pg_forwarders.get(app)
+        if forwarder is None:
+            folder.mkdir(exist_ok=True)
+            if uid is not None:
+                os.chown(folder, uid, uid)
+            folder.chmod(0o700)
+            role = identifier_for(app)
+            forwarder = PgForwarder(folder / "pg.sock", role, role, self.postgres_target)
+            forwarder.start(uid)
+            self._pg_forwarders[app] = forwarder
+        return folder
+
     def _server_env(self, app: str, manifest: Manifest) -> dict[str, str]:
-        env = {name: os.environ[name] for name in INHERITED_ENV if name in os.environ}
-        env.update(NODE_ENV="production", HOME=str(manifest.server_dir))
+        if self.sandbox == "bwrap":  # the sandbox sets PATH and HOME inside; nothing of the engine's
+            env = {"NODE_ENV": "production"}
+        else:
+            env = {name: os.environ[name] for name in INHERITED_ENV if name in os.environ}
+            env.update(NODE_ENV="production", HOME=str(manifest.server_dir))
         app_env = self._env.get((app, manifest.deployment_id))
         if app_env is None and manifest.env_names:
             if self.env_source is None:

@@ -6,20 +6,10 @@ import re
 from dataclasses import dataclass
 
 from engine.errors import InputError
+from engine.rules import APP_NAME
 
-# An app name is one DNS label, so `<app>.localhost` and `<app>.<edge host name>` are valid host names.
-APP_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 # Deployment ids become a DNS label of preview host names: `<deployment>.<app>.localhost`.
 DEPLOYMENT_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-
-
-def check_app_name(app: str) -> str:
-    if not APP_NAME.match(app):
-        raise InputError(
-            f"app name {app!r} is not usable as a host name: use 1-63 lower-case letters, digits and "
-            "hyphens, not starting or ending with a hyphen"
-        )
-    return app
 
 
 def check_deployment_id(deployment_id: str) -> str:

@@ -66,6 +66,7 @@ class EdgeApp:
     def __init__(self, host: EdgeHost) -> None:
         self.host = host
         self.client: httpx.AsyncClient | None = None
+        self.socket_clients: dict[str, httpx.AsyncClient] = {}  # one per sandboxed server's socket
         self.small_files = SmallFileCache(host.blobs.path)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -146,8 +147,8 @@ class EdgeApp:
 
     # -- proxy ------------------------------------------------------------------------------------
 
-    async def _acquire(self, server: ServerProcess) -> tuple[int, bool]:
-        """(port, whether this request had to wait for the server to start)."""
+    async def _acquire(self, server: ServerProcess) -> tuple[int | str, bool]:
+        """(address, whether this request had to wait for the server to start)."""
         port = server.try_acquire()
         if port is not None:
             return port, False
@@ -183,14 +184,20 @@ class EdgeApp:
                 )
             except TerminalError as exc:
                 return PlainTextResponse(f"{app} is unavailable: {exc}\n", status_code=502)
-            upstream_request = self.client.build_request(
+            client = self.client if isinstance(port, int) else self._socket_client(port)
+            upstream_request = client.build_request(
                 request.method,
-                httpx.URL(scheme="http", host="127.0.0.1", port=port, raw_path=_raw_path(request)),
+                httpx.URL(
+                    scheme="http",
+                    host="127.0.0.1",
+                    port=port if isinstance(port, int) else None,
+                    raw_path=_raw_path(request),
+                ),
                 headers=headers,
                 content=request.stream() if has_body else None,
             )
             try:
-                upstream = await self.client.send(upstream_request, stream=True)
+                upstream = await client.send(upstream_request, stream=True)
             except httpx.ConnectError:
                 server.release()
                 if attempt + 1 < attempts:
@@ -212,6 +219,19 @@ class EdgeApp:
             return response
         raise AssertionError("unreachable")
 
+    def _socket_client(self, path: str) -> httpx.AsyncClient:
+        client = self.socket_clients.get(path)
+        if client is None:
+            client = self.socket_clients[path] = httpx.AsyncClient(
+                transport=httpx.AsyncHTTPTransport(
+                    uds=path, limits=httpx.Limits(max_connections=200, max_keepalive_connections=50)
+                ),
+                trust_env=False,
+                follow_redirects=False,
+                timeout=httpx.Timeout(connect=5.0, read=300.0, write=300.0, pool=30.0),
+            )
+        return client
+
     # -- lifespan ---------------------------------------------------------------------------------
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -228,6 +248,9 @@ class EdgeApp:
             elif message["type"] == "lifespan.shutdown":
                 if self.client is not None:
                     await self.client.aclose()
+                for client in self.socket_clients.values():
+                    await client.aclose()
+                self.socket_clients.clear()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -18,10 +18,15 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 
 from engine.edge.usage import ServerStart
+
+if TYPE_CHECKING:
+    from engine.cgroups import Cage
+    from engine.edge.sandbox import ServerSandbox
 from engine.errors import TerminalError, TransientError
 
 BACKOFF_FIRST = 0.5
@@ -54,6 +59,20 @@ def port_open(port: int) -> bool:
         return False
 
 
+def socket_open(path: str) -> bool:
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(0.2)
+            sock.connect(path)
+            return True
+    except OSError:
+        return False
+
+
+def address_open(address: int | str) -> bool:
+    return socket_open(address) if isinstance(address, str) else port_open(address)
+
+
 def _kill_group(popen: subprocess.Popen[bytes], grace: float) -> None:
     """SIGTERM the child's process group, SIGKILL what is left after ``grace`` seconds, reap."""
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
@@ -80,6 +99,7 @@ class ServerProcess:
         on_start: Callable[[str, ServerStart], None],
         startup_timeout: float = 60.0,
         pid_file: Path | None = None,
+        sandbox: ServerSandbox | None = None,
     ) -> None:
         self.app = app
         self.deployment_id = deployment_id
@@ -88,12 +108,16 @@ class ServerProcess:
         self.env = env
         self.log_path = log_path
         self.pid_file = pid_file
+        # With a sandbox the server listens on a Unix socket (an address is its path), else on a
+        # loopback port (an address is the port number).
+        self.sandbox = sandbox
+        self.cage: Cage | None = None
         self._on_start = on_start
         self.startup_timeout = startup_timeout
         self._cond = threading.Condition()
         self.state = State.STOPPED
         self.popen: subprocess.Popen[bytes] | None = None
-        self.port: int | None = None
+        self.port: int | str | None = None
         self.crashes = 0  # consecutive
         self.restarts = 0  # in all
         self.backoff_until = 0.0
@@ -105,41 +129,65 @@ class ServerProcess:
     # -- starting ---------------------------------------------------------------------------------
 
     def _spawn_locked(self, kind: str) -> None:
-        port = free_port()
-        env = {**self.env, "PORT": str(port), "HOSTNAME": "127.0.0.1"}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             if self.log_path.stat().st_size > LOG_ROTATE_BYTES:  # keep the newest output and one older file
                 os.replace(self.log_path, self.log_path.with_name(self.log_path.name + ".1"))
+        address: int | str
+        pass_fds: list[int] = []
+        if self.sandbox is not None:
+            try:
+                launch = self.sandbox.prepare(self.command, self.env)
+            except OSError as exc:
+                self._failed_locked(f"could not prepare the sandbox: {exc}")
+                return
+            argv, env, pass_fds, cwd = launch.argv, launch.env, launch.pass_fds, "/"
+            address, self.cage = str(launch.socket_path), launch.cage
+            where = "its socket"
+        else:
+            address = free_port()
+            argv, cwd = self.command, str(self.cwd)
+            env = {**self.env, "PORT": str(address), "HOSTNAME": "127.0.0.1"}
+            where = f"port {address}"
         with self.log_path.open("ab") as log:
-            log.write(f"--- launchdeck: starting {self.command} on port {port} ({kind})\n".encode())
+            log.write(f"--- launchdeck: starting {self.command} on {where} ({kind})\n".encode())
             log.flush()
             try:
                 popen = subprocess.Popen(
-                    self.command,
-                    cwd=self.cwd,
+                    argv,
+                    cwd=cwd,
                     env=env,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
+                    pass_fds=pass_fds,
                 )
             except OSError as exc:
-                self._failed_locked(f"could not run {self.command[0]!r}: {exc}")
+                self._failed_locked(f"could not run {argv[0]!r}: {exc}")
                 return
-        self.popen, self.port, self.state = popen, port, State.STARTING
+            finally:
+                for fd in pass_fds:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+        self.popen, self.port, self.state = popen, address, State.STARTING
         if self.pid_file is not None:
             _write_pid_file(self.pid_file, popen.pid)
         started = time.monotonic()
         threading.Thread(
-            target=self._await_ready, args=(popen, port, started, kind), name=f"ready-{self.app}", daemon=True
+            target=self._await_ready,
+            args=(popen, address, started, kind),
+            name=f"ready-{self.app}",
+            daemon=True,
         ).start()
 
-    def _await_ready(self, popen: subprocess.Popen[bytes], port: int, started: float, kind: str) -> None:
+    def _await_ready(
+        self, popen: subprocess.Popen[bytes], address: int | str, started: float, kind: str
+    ) -> None:
         deadline = started + self.startup_timeout
         while True:
             code = popen.poll()
-            ready = code is None and port_open(port)
+            ready = code is None and address_open(address)
             with self._cond:
                 if self.popen is not popen or self.state != State.STARTING:
                     return  # stopped meanwhile
@@ -155,12 +203,10 @@ class ServerProcess:
                     self._cond.notify_all()
                     return
                 if code is not None:
-                    self._failed_locked(f"server exited with code {code} before listening on its port")
+                    self._failed_locked(f"server exited with code {code} before it listened")
                     return
                 if time.monotonic() > deadline:
-                    self._failed_locked(
-                        f"server did not listen on its port within {self.startup_timeout:g} s"
-                    )
+                    self._failed_locked(f"server did not listen within {self.startup_timeout:g} s")
                     return
             time.sleep(0.01)
 
@@ -169,6 +215,7 @@ class ServerProcess:
         if popen is not None:
             _kill_group(popen, grace=0)
             self._forget_pid()
+        self._drop_cage()
         self.crashes += 1
         self.restarts += 1
         self.last_error = reason
@@ -180,9 +227,9 @@ class ServerProcess:
 
     # -- requests ---------------------------------------------------------------------------------
 
-    def acquire(self, timeout: float, kind: str = "request") -> int:
+    def acquire(self, timeout: float, kind: str = "request") -> int | str:
         """Wait until the server listens (starting it if stopped) and count one request in flight.
-        Returns its port. Every successful call must be paired with ``release()``."""
+        Returns its address (a port, or a Unix socket's path). Every successful call must be paired with ``release()``."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
@@ -213,8 +260,8 @@ class ServerProcess:
                 wake = self.backoff_until - now if self.state == State.CRASHED else remaining
                 self._cond.wait(max(0.01, min(remaining, wake)))
 
-    def try_acquire(self) -> int | None:
-        """The fast path of ``acquire``: the port if the server is running, without waiting."""
+    def try_acquire(self) -> int | str | None:
+        """The fast path of ``acquire``: the address if the server is running, without waiting."""
         with self._cond:
             if self.state != State.RUNNING or self.port is None:
                 return None
@@ -226,7 +273,7 @@ class ServerProcess:
         """A request could not connect: if the child died, treat it as a crash now (not at the next tick)."""
         with self._cond:
             self._check_exit_locked()
-            if self.state == State.RUNNING and self.port is not None and not port_open(self.port):
+            if self.state == State.RUNNING and self.port is not None and not address_open(self.port):
                 time.sleep(0.05)
                 self._check_exit_locked()
 
@@ -273,6 +320,7 @@ class ServerProcess:
             self._forget_pid()
             with self.log_path.open("ab") as log:
                 log.write(f"--- launchdeck: stopped ({reason})\n".encode())
+        self._drop_cage()
         self.state = State.STOPPED
         self.port = None
         self.crashes = 0
@@ -281,6 +329,11 @@ class ServerProcess:
     def stop(self, reason: str = "stopped") -> None:
         with self._cond:
             self._stop_locked(reason)
+
+    def _drop_cage(self) -> None:
+        cage, self.cage = self.cage, None
+        if cage is not None:
+            cage.remove()  # kills whatever escaped the process group, then deletes the cgroup
 
     def _forget_pid(self) -> None:
         if self.pid_file is not None:

@@ -6,12 +6,12 @@ package-lock.json; ``make setup`` runs ``npm ci`` in each. Nothing is downloaded
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from engine.childenv import child_env
 from engine.errors import ConfigError, TerminalError
 from engine.redact import redact
 
@@ -46,7 +46,7 @@ def run_node(
     node = shutil.which("node")
     if node is None:
         raise ConfigError("node is not on PATH: install Node.js 20 (`make setup` does)")
-    full_env = {**os.environ, "CI": "1", "NO_COLOR": "1", "CAPACITOR_TELEMETRY": "false", **(env or {})}
+    full_env = child_env({"CI": "1", "NO_COLOR": "1", "CAPACITOR_TELEMETRY": "false", **(env or {})})
     try:
         done = subprocess.run(
             [node, str(script), *args],

@@ -66,23 +66,6 @@ class DatabaseProvider(Protocol):
 
 
 @runtime_checkable
-class HostingProvider(Protocol):
-    name: str
-
-    def deploy(self, project: str, files_dir: Path, env: Mapping[str, str]) -> Deployment:
-        """Create the project if needed, set ``env``, upload ``files_dir`` and wait until it is live."""
-        ...
-
-    def rollback(self, project: str, deployment_id: str) -> Deployment: ...
-
-    def destroy(self, project: str) -> None: ...
-
-    def set_env(self, project: str, env: Mapping[str, str]) -> None: ...
-
-    def add_domain(self, project: str, domain: str) -> DomainStatus: ...
-
-
-@runtime_checkable
 class CloudHost(Protocol):
     """What the deploy pipeline needs of a cloud host: a deployment that is built and reachable at its
     own URL before production points at it, so a failed check leaves the live one serving."""

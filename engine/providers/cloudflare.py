@@ -52,7 +52,7 @@ def error_message(response: httpx.Response) -> str:
 
 
 class CloudflarePages:
-    """``HostingProvider`` for Cloudflare Pages. One instance per account; thread-safe."""
+    """Cloudflare Pages (direct upload). One instance per account; thread-safe."""
 
     name = "cloudflare"
 
@@ -95,7 +95,7 @@ class CloudflarePages:
     def _result(self, method: str, url: str, **kwargs: Any) -> Any:
         return self.http.json(method, url, **kwargs)["result"]
 
-    # -- HostingProvider ---------------------------------------------------------------------------
+    # -- hosting ---------------------------------------------------------------------------------
     def deploy(self, project: str, files_dir: Path, env: Mapping[str, str]) -> Deployment:
         self.ensure_project(project)
         if env:

@@ -13,7 +13,6 @@ adopt on 409) and pass ``idempotent=True`` where they do.
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import math
 import random
@@ -22,7 +21,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -34,6 +32,7 @@ from engine.errors import (
     ProviderNotFound,
     ProviderUnavailable,
 )
+from engine.retry import parse_retry_after
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 Sleep = Callable[[float], None]
@@ -159,24 +158,6 @@ def looks_secret(name: str) -> bool:
     """Env var names whose values are redacted from logs; plain ones (NODE_ENV=production) are not,
     since redacting common words would garble every log line that mentions them."""
     return _SECRET_NAME.search(name) is not None
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """``Retry-After`` is either delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def default_error_message(response: httpx.Response) -> str:

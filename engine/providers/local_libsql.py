@@ -29,6 +29,12 @@ def file_name_for(app_name: str) -> str:
     return f"{clean}.db"
 
 
+def app_folder(workspace: Path, app_name: str) -> Path:
+    """Where an app's libSQL database lives: a folder of its own (``pipelines.providers`` gives each app
+    a LocalLibsql rooted there), so its server and build can be given that folder and nothing else."""
+    return workspace / "databases" / app_name
+
+
 class LocalLibsql:
     name = "local-libsql"
 

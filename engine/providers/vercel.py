@@ -59,7 +59,7 @@ def collect(root: Path) -> list[LocalFile]:
 
 
 class Vercel:
-    """``HostingProvider`` for Vercel. One instance per token (and team); thread-safe."""
+    """``CloudHost`` for Vercel. One instance per token (and team); thread-safe."""
 
     name = "vercel"
 
@@ -94,7 +94,7 @@ class Vercel:
     def _params(self, **extra: Any) -> dict[str, Any]:
         return {**({"teamId": self.team_id} if self.team_id else {}), **extra}
 
-    # -- HostingProvider ---------------------------------------------------------------------------
+    # -- hosting ---------------------------------------------------------------------------------
     def deploy(
         self, project: str, files_dir: Path, env: Mapping[str, str], *, framework: str | None = None
     ) -> Deployment:

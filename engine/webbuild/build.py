@@ -17,9 +17,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.edge.pgproxy import PgForwarder
 from engine.errors import BuildFailed, InputError, TransientError
 from engine.redact import redact
-from engine.webbuild.sandbox import INSIDE_CACHE, INSIDE_WORKDIR, SandboxKind, choose_sandbox, run_sandboxed
+from engine.webbuild.egress import DEFAULT_HOSTS, EgressProxy
+from engine.webbuild.sandbox import (
+    EGRESS_PORT,
+    INSIDE_CACHE,
+    INSIDE_WORKDIR,
+    PG_PORT,
+    SandboxKind,
+    choose_sandbox,
+    run_sandboxed,
+)
 
 LOG_TAIL_LINES = 40
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -31,6 +41,12 @@ _RESERVED = {
     "PRISMA_SCHEMA_ENGINE_BINARY",
     "npm_config_cache",
     "LAUNCHDECK_CGROUP_PROCS",
+    "LAUNCHDECK_FORWARD",
+    "npm_config_https_proxy",
+    "npm_config_proxy",
+    "HTTPS_PROXY",
+    "HTTP_PROXY",
+    "NO_PROXY",
 }
 # npm errors that another try may not hit: the registry or the network had a bad moment.
 _NETWORK_ERRORS = re.compile(r"\b(ETIMEDOUT|ECONNRESET|EAI_AGAIN|ECONNREFUSED|ENOTFOUND|E5\d\d|E429)\b")
@@ -193,17 +209,6 @@ def _redacted(text: str, secrets: list[str]) -> str:
     return redact(text)
 
 
-def _database_files(env: dict[str, str]) -> list[Path]:
-    """The local database file a `file:` DATABASE_URL names (with its WAL files), if it exists."""
-    url = env.get("DATABASE_URL", "")
-    if not url.startswith("file:"):
-        return []
-    path = Path(url.removeprefix("file:").split("?")[0])
-    if not path.is_absolute() or not path.is_file():
-        return []
-    return [p for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if p.is_file()]
-
-
 def _tail(log_path: Path, lines: int = LOG_TAIL_LINES) -> str:
     text = log_path.read_text(encoding="utf-8", errors="replace")
     return "\n".join(text.rstrip().splitlines()[-lines:])
@@ -223,7 +228,26 @@ def drop_escaping_links(root: Path) -> list[str]:
     return removed
 
 
+def real_folder(workdir: Path, relative: str) -> Path | None:
+    """``workdir/relative`` if it is a folder reached without any symbolic link (the build is untrusted:
+    a linked ``public`` or ``.next/cache`` would make the engine publish or copy whatever it points to,
+    review C4); None if it does not exist. Raises BuildFailed for a link."""
+    current = workdir
+    for part in Path(relative).parts:
+        current = current / part
+        if current.is_symlink():
+            raise BuildFailed(
+                f"the build made {relative} a symbolic link ({part} -> {os.readlink(current)}); build "
+                "outputs must be real folders",
+                log_path="",
+                log_tail="",
+            )
+    return current if current.is_dir() else None
+
+
 def _publishable(workdir: Path) -> tuple[Path, list[str], bool]:
+    for root in (".next", ".next/static", ".next/standalone", "public"):
+        real_folder(workdir, root)
     drop_escaping_links(workdir / ".next")
     if (workdir / "public").is_dir():
         drop_escaping_links(workdir / "public")
@@ -256,6 +280,11 @@ def build(
     npm_cache: Path | str | None = None,
     build_cache: Path | str | None = None,
     script: str = "build",
+    uid: int | None = None,
+    database_folders: list[Path] | None = None,
+    postgres: tuple[str, tuple[str, int]] | None = None,
+    egress_hosts: tuple[str, ...] = DEFAULT_HOSTS,
+    disk_quota_mb: int | None = 8192,
 ) -> BuildResult:
     """Installs dependencies and builds the working copy in the sandbox.
 
@@ -264,8 +293,13 @@ def build(
     redeploys; never shared between apps); by default a fresh one inside the build's temporary folder.
     ``build_cache``: this app's Next.js build cache (.next/cache), restored before and saved after a
     successful build, for fast redeploys. ``script``: the package.json script that builds
-    (``build:worker`` for a Cloudflare Workers copy, see ``engine.webbuild.workers``). A ``file:`` DATABASE_URL is made visible inside the sandbox
-    at the same path (only that file), so pages prerendered at build time read the target database.
+    (``build:worker`` for a Cloudflare Workers copy, see ``engine.webbuild.workers``).
+    ``uid``: the app's host uid (an engine running as root). ``database_folders``: the app's own local
+    database folder(s), chosen by the engine (never from a URL), bound read-write at the same path so
+    pages prerendered at build time read the target database. ``postgres``: (the app's role, the
+    server's host and port) for a local PostgreSQL, reached through a forwarder that admits that role
+    only. The network is the npm registry (``egress_hosts``) through the egress proxy, nothing else.
+    ``disk_quota_mb``: what the working copy, /tmp and the npm cache may hold together.
     Raises BuildFailed (terminal) with the log tail, or TransientError when the npm registry failed.
     """
     workdir = Path(workdir).resolve()
@@ -285,9 +319,7 @@ def build(
         install = ["npm", "ci", "--no-audit", "--no-fund"]
     else:
         install = ["npm", "install", "--no-audit", "--no-fund"]
-    steps: list[dict[str, Any]] = []
     started = time.monotonic()
-    peak: float | None = None
 
     with tempfile.TemporaryDirectory(prefix="launchdeck-build-") as scratch:
         Path(scratch).chmod(0o711)  # the unprivileged-user sandbox passes through to its own folders
@@ -298,62 +330,156 @@ def build(
         full_env = _sandbox_env(
             env, memory_mb=memory_mb, kind=kind, workdir=workdir, tmp=tmp, npm_cache=cache
         )
+        if kind == "bwrap":  # the registry through the egress proxy (forward.js listens inside)
+            proxy = f"http://127.0.0.1:{EGRESS_PORT}"
+            full_env.update(
+                npm_config_https_proxy=proxy,
+                npm_config_proxy=proxy,
+                HTTPS_PROXY=proxy,
+                HTTP_PROXY=proxy,
+                NO_PROXY="127.0.0.1,localhost",
+            )
         if build_cache and Path(build_cache).is_dir():
             shutil.copytree(build_cache, workdir / ".next" / "cache", dirs_exist_ok=True, symlinks=True)
         secrets = _secret_values(env)
-        for name, argv in (("install", install), ("build", ["npm", "run", script])):
-            remaining = timeout - (time.monotonic() - started)
-            raw_log = Path(scratch) / f"{name}.log"
-            with raw_log.open("wb") as log:
-                outcome = run_sandboxed(
-                    argv,
-                    kind=kind,
-                    workdir=workdir,
-                    tmp=tmp,
-                    npm_cache=cache,
-                    env=full_env,
-                    timeout=remaining,
-                    memory_mb=memory_mb,
-                    max_processes=max_processes,
-                    log=log,
-                    extra_binds=_database_files(env),
-                )
-            output = _redacted(raw_log.read_text(encoding="utf-8", errors="replace"), secrets)
-            note = ""
-            if name == "install" and not in_sync:
-                note = (
-                    "(package.json no longer matches package-lock.json after the transformation: npm install "
-                    "resolves the changed dependencies against the registry and writes a new lockfile)\n"
-                )
-            with log_path.open("a", encoding="utf-8") as kept:
-                kept.write(f"\n$ {' '.join(argv)}    [sandbox: {kind}]\n{note}{output}")
-            if outcome.peak_memory_mb is not None:
-                peak = max(peak or 0.0, outcome.peak_memory_mb)
-            steps.append(
-                {
-                    "name": name,
-                    "command": " ".join(argv),
-                    "seconds": round(outcome.seconds, 2),
-                    "exit_code": outcome.returncode,
-                }
+        net_dir = Path(scratch) / "net"
+        net_dir.mkdir()
+        egress = EgressProxy(net_dir / "egress.sock", egress_hosts)
+        egress.start()
+        forward = {EGRESS_PORT: "egress.sock"}
+        forwarder: PgForwarder | None = None
+        if postgres is not None:
+            role, target = postgres
+            forwarder = PgForwarder(net_dir / "pg.sock", role, role, target)
+            forwarder.start()
+            forward[PG_PORT] = "pg.sock"
+        try:
+            steps, peak = _run_steps(
+                install,
+                script,
+                kind=kind,
+                workdir=workdir,
+                tmp=tmp,
+                cache=cache,
+                full_env=full_env,
+                timeout=timeout,
+                started=started,
+                memory_mb=memory_mb,
+                max_processes=max_processes,
+                log_path=log_path,
+                scratch=Path(scratch),
+                secrets=secrets,
+                in_sync=in_sync,
+                uid=uid,
+                database_folders=database_folders or [],
+                net_dir=net_dir,
+                forward=forward if kind == "bwrap" else None,
+                disk_quota_mb=disk_quota_mb,
             )
-            if outcome.returncode == 0 and not outcome.timed_out:
-                continue
-            tail = _tail(log_path)
-            if outcome.timed_out:
-                reason = f"timed out after {timeout:.0f} s (the whole build's limit) and was killed"
-            elif outcome.oom_killed:
-                reason = f"ran out of memory (limit {memory_mb} MB) and was killed"
-            else:
-                reason = f"failed with exit code {outcome.returncode}"
-            message = f"`{' '.join(argv)}` {reason}; log: {log_path}; last lines:\n{tail}"
-            if name == "install" and not outcome.timed_out and _NETWORK_ERRORS.search(tail):
-                raise TransientError(f"npm registry unreachable or failing: {message}")
-            raise BuildFailed(message, log_path=str(log_path), log_tail=tail)
-        if build_cache and (workdir / ".next" / "cache").is_dir():
+        finally:
+            egress.stop()
+            if forwarder is not None:
+                forwarder.stop()
+        if build_cache and real_folder(workdir, ".next/cache") is not None:
+            drop_escaping_links(workdir / ".next" / "cache")
             shutil.rmtree(build_cache, ignore_errors=True)
             shutil.copytree(workdir / ".next" / "cache", build_cache, symlinks=True)
+    return _result(workdir, kind, install, in_sync, steps, started, log_path, peak)
 
+
+def _run_steps(
+    install: list[str],
+    script: str,
+    *,
+    kind: SandboxKind,
+    workdir: Path,
+    tmp: Path,
+    cache: Path,
+    full_env: dict[str, str],
+    timeout: float,
+    started: float,
+    memory_mb: int,
+    max_processes: int,
+    log_path: Path,
+    scratch: Path,
+    secrets: list[str],
+    in_sync: bool,
+    uid: int | None,
+    database_folders: list[Path],
+    net_dir: Path,
+    forward: dict[int, str] | None,
+    disk_quota_mb: int | None,
+) -> tuple[list[dict[str, Any]], float | None]:
+    steps: list[dict[str, Any]] = []
+    peak: float | None = None
+    for name, argv in (("install", install), ("build", ["npm", "run", script])):
+        remaining = timeout - (time.monotonic() - started)
+        raw_log = Path(scratch) / f"{name}.log"
+        with raw_log.open("wb") as log:
+            outcome = run_sandboxed(
+                argv,
+                kind=kind,
+                workdir=workdir,
+                tmp=tmp,
+                npm_cache=cache,
+                env=full_env,
+                timeout=remaining,
+                memory_mb=memory_mb,
+                max_processes=max_processes,
+                log=log,
+                extra_binds=database_folders,
+                uid=uid,
+                net_dir=net_dir,
+                forward=forward,
+                disk_quota_mb=disk_quota_mb,
+            )
+        output = _redacted(raw_log.read_text(encoding="utf-8", errors="replace"), secrets)
+        note = ""
+        if name == "install" and not in_sync:
+            note = (
+                "(package.json no longer matches package-lock.json after the transformation: npm install "
+                "resolves the changed dependencies against the registry and writes a new lockfile)\n"
+            )
+        with log_path.open("a", encoding="utf-8") as kept:
+            kept.write(f"\n$ {' '.join(argv)}    [sandbox: {kind}]\n{note}{output}")
+        if outcome.peak_memory_mb is not None:
+            peak = max(peak or 0.0, outcome.peak_memory_mb)
+        steps.append(
+            {
+                "name": name,
+                "command": " ".join(argv),
+                "seconds": round(outcome.seconds, 2),
+                "exit_code": outcome.returncode,
+            }
+        )
+        if outcome.returncode == 0 and not outcome.timed_out:
+            continue
+        tail = _tail(log_path)
+        if outcome.timed_out:
+            reason = f"timed out after {timeout:.0f} s (the whole build's limit) and was killed"
+        elif outcome.disk_exceeded:
+            reason = f"wrote more than its disk quota ({disk_quota_mb} MB) and was killed"
+        elif outcome.oom_killed:
+            reason = f"ran out of memory (limit {memory_mb} MB) and was killed"
+        else:
+            reason = f"failed with exit code {outcome.returncode}"
+        message = f"`{' '.join(argv)}` {reason}; log: {log_path}; last lines:\n{tail}"
+        if name == "install" and not outcome.timed_out and _NETWORK_ERRORS.search(tail):
+            raise TransientError(f"npm registry unreachable or failing: {message}")
+        raise BuildFailed(message, log_path=str(log_path), log_tail=tail)
+    return steps, peak
+
+
+def _result(
+    workdir: Path,
+    kind: SandboxKind,
+    install: list[str],
+    in_sync: bool,
+    steps: list[dict[str, Any]],
+    started: float,
+    log_path: Path,
+    peak: float | None,
+) -> BuildResult:
     server_dir, command, standalone = _publishable(workdir)
     public = workdir / "public"
     return BuildResult(

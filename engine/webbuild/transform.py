@@ -89,6 +89,11 @@ def copy_app(app_dir: Path, workdir: Path) -> None:
     workdir.parent.mkdir(parents=True, exist_ok=True)
     # symlinks=True: a link pointing outside the app is copied as a link, never followed.
     shutil.copytree(app_dir, workdir, ignore=_ignore, symlinks=True, dirs_exist_ok=True)
+    # The transform then writes files in the copy as the engine: a link that leaves the copy
+    # (prisma.config.ts -> ../../../vault.key) would be written through (review H4).
+    from engine.webbuild.build import drop_escaping_links
+
+    drop_escaping_links(workdir)
     # The app may arrive read-only (an unpacked archive, a checked-out snapshot); the build writes its
     # lockfile and outputs into the copy.
     for directory, dirnames, filenames in os.walk(workdir):

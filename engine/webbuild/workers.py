@@ -115,8 +115,10 @@ def worker_bundle(workdir: Path, destination: Path) -> Path:
     built, assets = workdir / DRY_RUN_DIR, workdir / ".open-next" / "assets"
     if not (built / "worker.js").is_file() or not assets.is_dir():
         raise InputError(f"{workdir} has no built Worker: run `npm run {BUILD_SCRIPT}` first")
-    from engine.webbuild.build import drop_escaping_links
+    from engine.webbuild.build import drop_escaping_links, real_folder
 
+    for root in (".open-next", ".open-next/assets", str(DRY_RUN_DIR)):
+        real_folder(workdir, root)  # a linked root would be followed by the copies below (C4)
     drop_escaping_links(assets)  # the build is untrusted: no link may lead this copy to the machine's files
     if destination.exists():
         shutil.rmtree(destination)

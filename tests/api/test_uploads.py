@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import socket
 import sqlite3
 import stat
@@ -201,3 +202,49 @@ def test_gzip_bodies_are_not_confused_with_json_limits(http: httpx.Client, engin
     response = http.post("/api/deploy/web", content=big, headers=platform_token(engine, "json-sender"))
     assert response.status_code == 413 and "POST /api/uploads" in response.json()["error"]["message"]
     assert gzip.decompress(gzip.compress(b"ok")) == b"ok"
+
+
+def test_old_uploads_are_forgotten_unless_a_running_deployment_uses_them(
+    engine: Engine, http: httpx.Client
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from engine import uploads
+    from tests.costs.conftest import add_app
+
+    token, other = platform_token(engine, "retention-a"), platform_token(engine, "retention-b")
+    shared_body = tar_gz([PACKAGE, ("shared.txt", b"shared")])
+    shared_old = upload(http, token, shared_body).json()
+    shared_new = upload(http, other, shared_body).json()  # the same content, still named by this one
+    gone = upload(http, token, tar_gz([PACKAGE, ("gone.txt", b"gone")])).json()
+    in_use = upload(http, token, tar_gz([PACKAGE, ("busy.txt", b"busy")])).json()
+    fresh = upload(http, token, tar_gz([PACKAGE, ("fresh.txt", b"fresh")])).json()
+    week_ago = datetime.now(UTC) - timedelta(days=8)
+    for old in (shared_old, gone, in_use):
+        engine.store.execute(
+            "UPDATE uploads SET created_at = ? WHERE CAST(id AS TEXT) = ?", [week_ago, old["upload_id"]]
+        )
+    busy_folder = workspace_of(engine) / "uploads" / "app" / in_use["digest"].removeprefix("sha256:")
+    app_id = add_app(engine.store, "retention-busy", user_id="retention-a")
+    engine.store.execute(
+        "INSERT INTO deployments (id, app_id, pipeline, status, params, requested_by)"
+        " VALUES (uuid(), ?, 'web', 'running', ?, 'retention-a')",
+        [app_id, json.dumps({"source_path": str(busy_folder)})],
+    )
+
+    forgotten = uploads.prune(
+        engine.store, workspace_of(engine), older_than=timedelta(days=7), now=datetime.now(UTC)
+    )
+
+    assert sorted(forgotten) == sorted([shared_old["upload_id"], gone["upload_id"]])
+    digest = {u["upload_id"]: u["digest"].removeprefix("sha256:") for u in (shared_new, gone, in_use, fresh)}
+    assert stored_apps(engine) >= {
+        digest[shared_new["upload_id"]],
+        digest[in_use["upload_id"]],
+        digest[fresh["upload_id"]],
+    }
+    assert digest[gone["upload_id"]] not in stored_apps(engine)
+    refused = http.post(
+        "/api/deploy/web", json={"app": "retention-gone", "upload_id": gone["upload_id"]}, headers=token
+    )
+    assert refused.status_code == 404 and "upload it first" in refused.json()["error"]["message"]

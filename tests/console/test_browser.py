@@ -173,9 +173,10 @@ def test_every_page_as_operator_with_screenshots(browser: Browser, demo: Demo) -
 
 
 def test_finance_sees_only_its_pages(browser: Browser, demo: Demo) -> None:
-    operator = httpx.post(f"{demo.engine}/api/tokens", json={"name": "browser finance", "role": "finance"},
-                          headers={"Authorization": f"Bearer {demo.operator_token}"})  # fmt: skip
-    page = sign_in(browser, demo, operator.json()["token"])
+    issued = httpx.post(f"{demo.engine}/api/tokens", json={"name": "browser-finance", "role": "finance"},
+                        headers={"Authorization": f"Bearer {demo.operator_token}"})  # fmt: skip
+    assert issued.status_code == 201, issued.text
+    page = sign_in(browser, demo, issued.json()["token"])
     expect(page.get_by_text("Read-only: finance sees usage, costs and margins.")).to_be_visible()
     for label in ("Deploy", "Status", "Apps"):
         expect(page.get_by_role("link", name=label, exact=True)).to_have_count(0)

@@ -88,6 +88,7 @@ def test_a_platform_reads_usage_and_cost_of_its_own_apps_only(
 ) -> None:
     engine, url, _ = api
     mine = add_app(engine.store, "builder-shop", user_id="builder")
+    users = add_app(engine.store, "ada-notes", user_id="builder/ada")  # the platform's own end user
     theirs = add_app(engine.store, "other-blog", user_id="someone-else")
     ingest(
         engine.store,
@@ -99,20 +100,30 @@ def test_a_platform_reads_usage_and_cost_of_its_own_apps_only(
                 datetime(2026, 11, 2, 5),
                 {"requests": 250_000, "bandwidth_bytes": 10**9},
             ),
+            Reading(users, "local", "edge", datetime(2026, 11, 2, 5), {"requests": 7}),
             Reading(theirs, "local", "edge", datetime(2026, 11, 2, 5), {"requests": 9}),
         ],
     )
     platform = _headers(engine, "platform", "builder")
     answer = httpx.get(f"{url}/api/usage/apps", params={"month": "2026-11"}, headers=platform)
     assert answer.status_code == 200, answer.text
-    (app,) = answer.json()["apps"]
+    app, user_app = sorted(answer.json()["apps"], key=lambda a: a["app"] != "builder-shop")
     assert app["app"] == "builder-shop" and app["usage"]["requests"] == 250_000
+    assert user_app["app"] == "ada-notes" and user_app["usage"]["requests"] == 7
     assert app["quotas"]["requests"] == {"used": 250_000, "limit": 1_000_000, "percent": 25.0}  # starter tier
     assert isinstance(app["cost_cents"], int) and app["railway_reserved_cents"] == 1505  # $15 + 1 GB egress
     everyone = httpx.get(
         f"{url}/api/usage/apps", params={"month": "2026-11"}, headers=_headers(engine, "finance")
     )
-    assert {a["app"] for a in everyone.json()["apps"]} == {"builder-shop", "other-blog"}
+    assert {a["app"] for a in everyone.json()["apps"]} == {"builder-shop", "ada-notes", "other-blog"}
+    one_user = httpx.get(
+        f"{url}/api/usage/apps", params={"month": "2026-11", "owner": "builder/ada"}, headers=platform
+    )
+    assert [a["app"] for a in one_user.json()["apps"]] == ["ada-notes"]
+    someone_elses = httpx.get(
+        f"{url}/api/usage/apps", params={"month": "2026-11", "owner": "someone-else"}, headers=platform
+    )
+    assert someone_elses.status_code == 404
 
 
 def test_provider_headroom_for_the_apps_page(api: tuple[Engine, str, StripeEmulator]) -> None:

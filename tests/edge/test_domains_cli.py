@@ -1,4 +1,4 @@
-"""`launchdeck domains add/check` over the real HTTP API router (engine.domains.api_router), a real DNS
+"""`launchdeck domains add/check` over the real HTTP API router (engine.api.domains), a real DNS
 server on loopback and the real edge host. The engine's own assembly is tested by the foundation; here
 the router is mounted on a minimal FastAPI app with the engine's error mapping."""
 
@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 import engine.cli
 from engine import domains, errors
 from engine.api import STATUS_BY_ERROR, error_body
+from engine.api import domains as domain_routes
 from engine.auth import issue_token
 from engine.cli import domains as domains_cli
 from engine.client import EngineClient
@@ -49,7 +50,7 @@ def api(
                 status = next((code for kind, code in STATUS_BY_ERROR if isinstance(exc, kind)), 500)
                 return JSONResponse(error_body(type(exc).__name__, str(exc)), status_code=status)
 
-            app.include_router(domains.api_router())
+            app.include_router(domain_routes.router)
             with serve(app) as url:
 
                 @contextmanager

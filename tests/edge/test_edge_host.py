@@ -152,7 +152,7 @@ def test_responses_stream_through_the_proxy(edge: EdgeHost, client: httpx.Client
 def test_the_sandbox_hides_the_workspace_from_app_servers(
     make_edge: Callable[..., EdgeHost], client: httpx.Client, tmp_path: Path, sandbox: str, seen: str
 ) -> None:
-    edge = make_edge(idle_seconds=None, sandbox=sandbox)
+    edge = make_edge(idle_seconds=None, sandbox=sandbox, single_tenant=True)
     vault_key = tmp_path / "workspace" / "vault.key"
     vault_key.write_text("the engine's key")
     edge.stage("app", "d1", None, node_server(tmp_path / "srv", "v1", PROBE_FILE=str(vault_key)))
@@ -420,7 +420,7 @@ ENGINE_THAT_DIES = """
 import sys, time
 from pathlib import Path
 from engine.edge import EdgeHost, ServerSpec
-edge = EdgeHost(sys.argv[1], 0, idle_seconds=None, sandbox="none")
+edge = EdgeHost(sys.argv[1], 0, idle_seconds=None, sandbox="none", single_tenant=True)
 edge.start()
 edge.stage("app", "d1", None, ServerSpec(["node", "server.js"], Path(sys.argv[2]), {"APP_VERSION": "v1"}))
 edge.promote("app", "d1")
@@ -449,7 +449,12 @@ def test_servers_of_an_engine_killed_without_stopping_are_reaped_at_the_next_sta
     try:
         assert psutil.pid_exists(orphan)  # left behind: nothing stopped it
 
-        edge = make_edge(idle_seconds=None, sandbox="none", env_source=lambda app, dep: {"APP_VERSION": "v1"})
+        edge = make_edge(
+            idle_seconds=None,
+            sandbox="none",
+            single_tenant=True,
+            env_source=lambda app, dep: {"APP_VERSION": "v1"},
+        )
 
         wait_for(
             lambda: not psutil.pid_exists(orphan) or psutil.Process(orphan).status() == psutil.STATUS_ZOMBIE

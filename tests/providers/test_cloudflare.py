@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from engine.errors import InputError, ProviderError
-from engine.providers.base import HostingProvider
 from engine.providers.cloudflare import CloudflarePages
 from engine.providers.cloudflare_assets import asset_hash
 from engine.providers.http import RateLimiter
@@ -39,7 +38,6 @@ def test_deploy_serves_the_site_at_its_own_url_and_in_production(
     cloudflare: CloudflarePages, cloudflare_emulator: tuple[CloudflareEmulator, str], tmp_path: Path
 ) -> None:
     emulator, _ = cloudflare_emulator
-    assert isinstance(cloudflare, HostingProvider)
     site = write_site(tmp_path / "out", SITE)
     deployment = cloudflare.deploy(
         "blog", site, {"DATABASE_URL": "libsql://db.example", "API_KEY": "s3cr3t-v4lue"}

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from psycopg import sql
 
 from engine.client import EngineClient
 from engine.providers.local_postgres import identifier_for
@@ -45,9 +46,19 @@ class Fleet:
         return self.client.app(name)
 
 
+def drop_leftover_database(admin_url: str, app: str) -> None:
+    """The PostgreSQL server outlives test runs: a run killed midway leaves the app's database behind,
+    which the engine rightly refuses to overwrite for a new app of that name."""
+    ident = sql.Identifier(identifier_for(app))
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
+        admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(ident))
+
+
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory, pg_admin_url: str) -> Iterator[Fleet]:
     workspace = tmp_path_factory.mktemp("e2e") / "workspace"
+    drop_leftover_database(pg_admin_url, "taskboard")
     env = {"LAUNCHDECK_EDGE_PORT": "0", "LAUNCHDECK_POSTGRES_ADMIN_URL": pg_admin_url}
     with engine_process(workspace, extra_env=env) as (url, _):
         fleet = Fleet(url, workspace)

@@ -18,11 +18,21 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from engine.costs.usage import CounterDeltas, CounterState, Reading
 from engine.errors import ProviderUnavailable
 
+# Run inside the app's own database, which its role owns and may fill with functions and operators:
+# every name is schema-qualified and the session's search_path is pg_catalog only (set in the startup
+# packet, which wins over the database's and the role's defaults), so nothing of the app's runs with
+# the metering connection's rights (review H5).
 ROW_STATS = """
-SELECT coalesce(sum(seq_tup_read + coalesce(idx_tup_fetch, 0)), 0)::bigint AS rows_read,
-       coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::bigint AS rows_written
-FROM pg_stat_user_tables
+SELECT coalesce(pg_catalog.sum(seq_tup_read OPERATOR(pg_catalog.+) coalesce(idx_tup_fetch, 0)), 0)::pg_catalog.int8,
+       coalesce(pg_catalog.sum(n_tup_ins OPERATOR(pg_catalog.+) n_tup_upd OPERATOR(pg_catalog.+) n_tup_del), 0)::pg_catalog.int8
+FROM pg_catalog.pg_stat_user_tables
 """
+# Run in the maintenance database (the admin URL's), never inside the app's.
+SIZE = (
+    "SELECT pg_catalog.pg_database_size(oid) FROM pg_catalog.pg_database "
+    "WHERE datname OPERATOR(pg_catalog.=) %s"
+)
+SAFE_OPTIONS = "-c search_path=pg_catalog"
 
 
 class PostgresUsageSource:
@@ -44,17 +54,22 @@ class PostgresUsageSource:
         self.deltas = CounterDeltas(self.name, state)
         self.connect_timeout = connect_timeout
 
-    def _url_for(self, database: str) -> str:
+    def _url_for(self, database: str | None) -> str:
         params = {k: str(v) for k, v in conninfo_to_dict(self.admin_url).items() if v is not None}
-        params["dbname"] = database
+        if database is not None:
+            params["dbname"] = database
         params.setdefault("connect_timeout", str(self.connect_timeout))
+        params["options"] = SAFE_OPTIONS
         return make_conninfo("", **params)
 
     def _measure(self, database: str) -> tuple[int, int, int] | None:
         try:
+            with psycopg.connect(self._url_for(None), autocommit=True) as admin:
+                size = admin.execute(SIZE, [database]).fetchone()
+            if size is None:
+                return None  # the database is gone
             with psycopg.connect(self._url_for(database), autocommit=True) as conn:
                 row = conn.execute(ROW_STATS).fetchone()
-                size = conn.execute("SELECT pg_database_size(current_database())").fetchone()
         except psycopg.errors.InvalidCatalogName:
             return None  # the database is gone (app destroyed between listing and measuring)
         except psycopg.OperationalError as exc:

@@ -26,6 +26,7 @@ from engine.dbpath.sql import quote
 from engine.dbpath.targets import sqlite_common
 from engine.dbpath.targets.base import Dialect, Row
 from engine.errors import InputError, LaunchdeckError, ProviderError, ProviderUnavailable
+from engine.retry import parse_retry_after
 
 PROVIDER = "turso"
 ROWS_PER_REQUEST = 4_000  # rows per HTTP request (several INSERT statements)
@@ -162,10 +163,8 @@ class HranaSession:
 
 
 def _retry_after(response: httpx.Response) -> float:
-    try:
-        return min(max(float(response.headers.get("retry-after", "1")), 0.0), MAX_RETRY_AFTER)
-    except ValueError:
-        return 1.0
+    hint = parse_retry_after(response.headers.get("retry-after"))
+    return min(1.0 if hint is None else hint, MAX_RETRY_AFTER)
 
 
 class HranaTarget:

@@ -1,0 +1,151 @@
+"""Benchmark: pipelines on Temporal against the in-process runner, and deploys on one worker or two.
+
+1. Per-step overhead: a pipeline of 20 steps that do nothing, run by the in-process runner and by
+   Temporal (steps on the engine's control queue, and on a worker process's build queue), same run,
+   median of --runs. Overhead per step = (Temporal - in-process) / 20. Target: <= 50 ms.
+2. Deploys: --deploys runs of the scale-out pipeline (PostgreSQL database, a build process of
+   --build-seconds on a worker whose output comes back as blobs, stage, promote), one app each, all
+   submitted at once, with one worker process (concurrency 2) against two (concurrency 2 each). The
+   builds wait rather than compute, as an install waiting on the registry does; CPU-bound builds on
+   this 2-core machine would show the second worker's coordination cost and little else.
+
+    .venv/bin/python bench/scale_out.py [--runs 5] [--deploys 20] [--build-seconds 2] [--skip-deploys]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from engine.auth import issue_token  # noqa: E402
+from engine.config import Settings  # noqa: E402
+from engine.service import Engine  # noqa: E402
+from tests.scaleout.conftest import worker_process  # noqa: E402
+
+PLUGINS = "bench.scale_out_pipelines,tests.scaleout.pipelines"
+STEPS = 20
+
+
+@contextmanager
+def engine(scratch: Path, runner: str) -> Iterator[Engine]:
+    os.environ.pop("LAUNCHDECK_TEMPORAL_ADDRESS", None)  # the embedded default
+    settings = Settings(
+        workspace=scratch / f"workspace-{runner}",
+        edge_port=0,
+        runner=runner,
+        extra_pipelines=PLUGINS,
+        workers=8,
+    )
+    started = Engine(settings)
+    started.start_in_thread()
+    try:
+        yield started
+    finally:
+        started.stop_thread()
+
+
+def new_app(started: Engine, name: str) -> str:
+    from engine.apps import get_or_create_app
+
+    return str(get_or_create_app(started.store, name, owner="operator", principal=None)["id"])
+
+
+def timed_run(started: Engine, app_id: str, pipeline: str, params: dict[str, Any]) -> float:
+    began = time.perf_counter()
+    deployment = started.runner.submit(app_id, pipeline, params, requested_by="bench")
+    row = started.runner.wait(deployment, timeout=600)
+    assert row["status"] == "succeeded", row
+    return time.perf_counter() - began
+
+
+def overhead(scratch: Path, runs: int) -> None:
+    print(f"\n1. per-step overhead: {STEPS} steps that do nothing, median of {runs} runs (after one warm-up)")
+    results: dict[str, float] = {}
+    with engine(scratch, "local") as local:
+        app = new_app(local, "bench-local")
+        timed_run(local, app, "noop", {})
+        results["in-process runner"] = statistics.median(
+            timed_run(local, app, "noop", {}) for _ in range(runs)
+        )
+    with engine(scratch, "temporal") as temporal:
+        app = new_app(temporal, "bench-temporal")
+        timed_run(temporal, app, "noop", {})
+        results["Temporal, control queue (engine)"] = statistics.median(
+            timed_run(temporal, app, "noop", {}) for _ in range(runs)
+        )
+        token = issue_token(temporal.store, role="worker", principal="bench", name="bench worker")
+        assert temporal.url is not None
+        with worker_process(temporal.url, token, scratch / "worker-overhead"):
+            timed_run(temporal, app, "noop", {"queue": "build"})
+            results["Temporal, build queue (worker process)"] = statistics.median(
+                timed_run(temporal, app, "noop", {"queue": "build"}) for _ in range(runs)
+            )
+    base = results["in-process runner"]
+    print(f"  {'runner':<40} {'run (s)':>8} {'per step (ms)':>14} {'overhead/step (ms)':>19}")
+    for label, seconds in results.items():
+        extra = (seconds - base) / STEPS * 1000
+        verdict = (
+            ""
+            if label == "in-process runner"
+            else ("  target <= 50 ms: met" if extra <= 50 else "  target <= 50 ms: NOT met")
+        )
+        print(f"  {label:<40} {seconds:>8.2f} {seconds / STEPS * 1000:>14.1f} {extra:>19.1f}{verdict}")
+
+
+def deploys(scratch: Path, count: int, build_seconds: float) -> None:
+    print(f"\n2. {count} deploys (build {build_seconds:g} s each on a worker), all submitted at once")
+    for workers in (1, 2):
+        with engine(scratch / f"deploys-{workers}", "temporal") as temporal, ExitStack() as stack:
+            token = issue_token(temporal.store, role="worker", principal="bench", name="bench worker")
+            assert temporal.url is not None
+            for index in range(workers):
+                stack.enter_context(
+                    worker_process(temporal.url, token, scratch / f"deploys-{workers}" / f"machine-{index}")
+                )
+            apps = [new_app(temporal, f"bench-{workers}-{i}") for i in range(count)]
+            began = time.perf_counter()
+            started = [
+                temporal.runner.submit(
+                    app, "scaleout", {"build_seconds": build_seconds}, requested_by="bench"
+                )
+                for app in apps
+            ]
+            statuses = [temporal.runner.wait(d, timeout=1800)["status"] for d in started]
+            wall = time.perf_counter() - began
+            ok = statuses.count("succeeded")
+            ideal = count * build_seconds / (2 * workers)
+            print(
+                f"  {workers} worker(s) x concurrency 2: {ok}/{count} live in {wall:.1f} s "
+                f"({wall / count:.2f} s per deploy; builds alone would take {ideal:.1f} s)"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--deploys", type=int, default=20)
+    parser.add_argument("--build-seconds", type=float, default=2.0)
+    parser.add_argument("--skip-deploys", action="store_true", help="only the per-step overhead")
+    args = parser.parse_args()
+    os.chdir(ROOT)  # worker processes import the pipeline plugins from here
+    with tempfile.TemporaryDirectory(prefix="launchdeck-bench-") as scratch:
+        overhead(Path(scratch), args.runs)
+        if not args.skip_deploys:
+            deploys(Path(scratch), args.deploys, args.build_seconds)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""``/api/worker/...``: what a ``launchdeck worker`` process needs from the engine, and the only routes
+a ``worker`` token may call. A worker never reads the engine's workspace: it gets a step's inputs here
+and sends back its outputs as content-addressed blobs (only those the engine lacks)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+
+from engine.api.deps import EngineDep, WorkerRole
+from engine.api.models import ERRORS
+from engine.errors import ConfigError, NotFound
+from engine.temporal.blobs import BlobStore, check_digest
+
+router = APIRouter(tags=["workers"], responses=ERRORS)
+
+
+class WorkerConfig(BaseModel):
+    address: str | None = Field(description="Temporal's frontend, host:port")
+    namespace: str
+    queue_prefix: str = Field(description="this engine's task queues are <prefix>.<queue>")
+    extra_pipelines: str = Field(description="pipeline plugin modules the worker loads too")
+    blob_max_bytes: int
+
+
+class WorkerApp(BaseModel):
+    id: str
+    name: str
+    user_id: str
+
+
+class WorkerDeployment(BaseModel):
+    deployment_id: str
+    pipeline: str
+    params: dict[str, Any]
+    state: dict[str, Any]
+    cancel_requested: bool
+    app: WorkerApp
+
+
+class Missing(BaseModel):
+    missing: list[str] = Field(description="the digests the engine lacks")
+
+
+class StoredBlob(BaseModel):
+    digest: str
+    stored: bool = Field(description="false when the engine had it already")
+    bytes: int | None = None
+
+
+def blobs(engine: Any) -> BlobStore:
+    return BlobStore(engine.settings.workspace / "blobs")
+
+
+def runner_of(engine: Any) -> Any:
+    describe = getattr(engine.runner, "describe", None)
+    if describe is None:
+        raise ConfigError("LAUNCHDECK_RUNNER: this engine runs pipelines in-process (local), not on Temporal")
+    return engine.runner
+
+
+@router.get("/api/worker/config", response_model=WorkerConfig)
+def config(engine: EngineDep, principal: WorkerRole) -> dict[str, Any]:
+    """Where Temporal is and which queues are this engine's; the pipeline modules to load."""
+    runner = runner_of(engine)
+    runner.start()
+    return {
+        **runner.describe(),
+        "extra_pipelines": engine.settings.extra_pipelines,
+        "blob_max_bytes": engine.settings.worker_blob_max_bytes,
+    }
+
+
+def _deployment(engine: Any, deployment_id: str) -> dict[str, Any]:
+    row = engine.store.fetchone("SELECT * FROM deployments WHERE id = ?", [deployment_id])
+    if row is None:
+        raise NotFound(f"no deployment {deployment_id}")
+    return dict(row)
+
+
+@router.get("/api/worker/deployments/{deployment_id}", response_model=WorkerDeployment)
+def deployment(deployment_id: str, engine: EngineDep, principal: WorkerRole) -> dict[str, Any]:
+    """What a step on a worker sees: the run's parameters and earlier steps' outputs."""
+    row = _deployment(engine, deployment_id)
+    app = engine.store.fetchone("SELECT id, name, user_id FROM deployed_apps WHERE id = ?", [row["app_id"]])
+    if app is None:
+        raise NotFound(f"the app of deployment {deployment_id} no longer exists")
+    return {
+        "deployment_id": deployment_id,
+        "pipeline": row["pipeline"],
+        "params": json.loads(row["params"]),
+        "state": json.loads(row["state"] or "{}"),
+        "cancel_requested": bool(row["cancel_requested"]),
+        "app": {"id": str(app["id"]), "name": app["name"], "user_id": app["user_id"]},
+    }
+
+
+class Attempt(BaseModel):
+    attempt: int = Field(ge=1)
+    worker: str = Field(max_length=200)
+
+
+def _step_name(engine: Any, deployment_id: str, position: int) -> str:
+    row = engine.store.fetchone(
+        "SELECT name FROM step_runs WHERE deployment_id = ? AND position = ?", [deployment_id, position]
+    )
+    if row is None:
+        raise NotFound(f"deployment {deployment_id} has no step {position}")
+    return str(row["name"])
+
+
+@router.post("/api/worker/deployments/{deployment_id}/steps/{position}/attempt", status_code=204)
+def attempt(
+    deployment_id: str, position: int, body: Attempt, engine: EngineDep, principal: WorkerRole
+) -> None:
+    from engine.temporal.activities import mark_attempt
+
+    name = _step_name(engine, deployment_id, position)
+    mark_attempt(engine.runner, deployment_id, position, name, f"worker {body.worker}")
+
+
+class Outputs(BaseModel):
+    detail: str | None = Field(default=None, max_length=20_000)
+    state: dict[str, Any]
+    seconds: float = Field(ge=0)
+
+
+@router.post("/api/worker/deployments/{deployment_id}/steps/{position}/succeeded", status_code=204)
+def succeeded(
+    deployment_id: str, position: int, body: Outputs, engine: EngineDep, principal: WorkerRole
+) -> None:
+    """A step on a worker finished: its outputs join the run's state, in the same transaction that marks
+    the step done (as for steps on the engine)."""
+    from engine.temporal.activities import record_success
+
+    record_success(
+        engine.runner,
+        deployment_id,
+        position,
+        _step_name(engine, deployment_id, position),
+        body.detail,
+        body.state,
+        body.seconds,
+    )
+
+
+class LogLine(BaseModel):
+    line: str = Field(max_length=20_000)
+
+
+@router.post("/api/worker/deployments/{deployment_id}/steps/{position}/log", status_code=204)
+def log_line(
+    deployment_id: str, position: int, body: LogLine, engine: EngineDep, principal: WorkerRole
+) -> None:
+    engine.runner.journal_log(deployment_id, _step_name(engine, deployment_id, position), body.line)
+
+
+class Progress(BaseModel):
+    done: int
+    total: int | None = None
+    unit: str = Field(max_length=40)
+    detail: str | None = Field(default=None, max_length=2000)
+
+
+@router.post("/api/worker/deployments/{deployment_id}/steps/{position}/progress", status_code=204)
+def progress(
+    deployment_id: str, position: int, body: Progress, engine: EngineDep, principal: WorkerRole
+) -> None:
+    engine.store.execute(
+        "UPDATE step_runs SET progress_done = ?, progress_total = ?, progress_unit = ?,"
+        " detail = coalesce(?, detail) WHERE deployment_id = ? AND position = ?",
+        [body.done, body.total, body.unit, body.detail, deployment_id, position],
+    )
+
+
+class Digests(BaseModel):
+    digests: list[str] = Field(max_length=100_000)
+
+
+@router.post("/api/worker/blob-check", response_model=Missing)
+def missing(body: Digests, engine: EngineDep, principal: WorkerRole) -> dict[str, list[str]]:
+    """Which of these blobs the engine lacks: the worker sends only those."""
+    return {"missing": blobs(engine).missing([check_digest(d) for d in body.digests])}
+
+
+@router.put("/api/worker/blobs/{digest}", status_code=201, response_model=StoredBlob)
+async def put_blob(digest: str, request: Request, engine: EngineDep, principal: WorkerRole) -> dict[str, Any]:
+    """A blob as the raw body, streamed to disk under LAUNCHDECK_WORKER_BLOB_MAX_BYTES, kept only when
+    its SHA-256 is the one named."""
+    store = blobs(engine)
+    if store.has(digest):
+        return {"digest": digest, "stored": False}
+    size = await store.receive(digest, request.stream(), engine.settings.worker_blob_max_bytes)
+    return {"digest": digest, "stored": True, "bytes": size}
+
+
+@router.get(
+    "/api/worker/blobs/{digest}",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
+    },
+)
+def get_blob(digest: str, engine: EngineDep, principal: WorkerRole) -> FileResponse:
+    return FileResponse(blobs(engine).open(digest), media_type="application/octet-stream")

@@ -1,0 +1,327 @@
+"""The control activities: what the workflow asks of the engine (the journal, steps on the ``control``
+queue, compensation). They run in the engine process, the store's only writer.
+
+A step runs on a thread while its activity heartbeats every second; a cancel from the workflow (or a
+timeout) sets the step's ``cancelled`` event, which its subprocesses watch, and the activity waits for
+the step to stop before it reports, so undo never races the step it undoes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from engine.errors import Cancelled, LaunchdeckError, StepTimeout, TransientError
+from engine.redact import redact
+from engine.runner import Runner, Step, StepContext
+
+if TYPE_CHECKING:
+    from engine.temporal.runner import TemporalRunner
+
+log = logging.getLogger("launchdeck.temporal")
+STOP_GRACE_SECONDS = 30.0
+
+
+def application_error(exc: BaseException) -> ApplicationError:
+    """A step's exception as Temporal sees it: the type name decides retrying (see the workflow)."""
+    if isinstance(exc, ApplicationError):
+        return exc
+    message = redact(str(exc)) if isinstance(exc, LaunchdeckError) else redact(f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, Cancelled):
+        return ApplicationError(message, type="Cancelled", non_retryable=True)
+    if isinstance(exc, TransientError):
+        delay = timedelta(seconds=exc.retry_after) if exc.retry_after else None
+        return ApplicationError(message, type="Transient", next_retry_delay=delay)
+    return ApplicationError(message, type="Terminal", non_retryable=True)
+
+
+async def run_heartbeating(
+    function: Callable[[], Any], cancelled: threading.Event, timeout: float, name: str
+) -> Any:
+    """Run ``function`` on a thread, heartbeating each second; on cancel, set ``cancelled`` and wait
+    (a while) for the function to stop, then let the cancellation through. Past ``timeout`` the step
+    is told to stop the same way and fails (not retried), as it did on the in-process runner."""
+    loop = asyncio.get_running_loop()
+    future = loop.run_in_executor(None, contextvars.copy_context().run, function)
+    deadline = loop.time() + timeout
+    try:
+        while True:
+            done, _ = await asyncio.wait([future], timeout=1.0)
+            if done:
+                return future.result()
+            if loop.time() > deadline:
+                cancelled.set()
+                await asyncio.wait([future], timeout=STOP_GRACE_SECONDS)
+                raise application_error(
+                    StepTimeout(f"step {name!r} did not finish within its timeout of {timeout:g} s")
+                )
+            if not activity.info().is_local:  # a local activity lives in its workflow's task instead
+                activity.heartbeat()
+    except asyncio.CancelledError:
+        cancelled.set()
+        await asyncio.wait([future], timeout=STOP_GRACE_SECONDS)
+        raise
+
+
+def step_error(exc: BaseException, attempt: int, max_attempts: int, cancelled: bool) -> ApplicationError:
+    """The error a step's attempt reports: a transient one is retried while the step's policy allows."""
+    error = application_error(exc)
+    if error.type == "Transient" and (attempt >= max_attempts or cancelled):
+        return ApplicationError(error.message, type="Terminal", non_retryable=True)
+    return error
+
+
+def record_success(
+    runner: Runner,
+    deployment_id: str,
+    position: int,
+    name: str,
+    detail: str | None,
+    state: dict[str, Any],
+    seconds: float,
+) -> None:
+    """Outputs and the step's success in one transaction: a later step never misses an output."""
+    with runner.store.transaction() as connection:
+        connection.execute(
+            "UPDATE deployments SET state = ? WHERE id = ?", [json.dumps(state), deployment_id]
+        )
+        connection.execute(
+            "UPDATE step_runs SET status = 'succeeded', finished_at = now(), detail = coalesce(?, detail)"
+            " WHERE deployment_id = ? AND position = ?",
+            [redact(detail) if detail else None, deployment_id, position],
+        )
+    runner.journal_log(
+        deployment_id, name, f"succeeded in {seconds:.1f} s" + (f": {detail}" if detail else "")
+    )
+
+
+def mark_attempt(runner: Runner, deployment_id: str, position: int, name: str, where: str = "") -> None:
+    """Journal an attempt. Counted in the store, not from Temporal's attempt number, which starts again
+    at 1 when a local activity is re-run after its engine died."""
+    with runner.store.transaction() as connection:
+        connection.execute(
+            "UPDATE step_runs SET status = 'running', attempts = coalesce(attempts, 0) + 1, started_at = now(),"
+            " error = NULL WHERE deployment_id = ? AND position = ?",
+            [deployment_id, position],
+        )
+        row = connection.execute(
+            "SELECT attempts FROM step_runs WHERE deployment_id = ? AND position = ?",
+            [deployment_id, position],
+        ).fetchone()
+    attempt = int(row[0]) if row else 1
+    runner.journal_log(
+        deployment_id, name, f"started (attempt {attempt})" + (f" on {where}" if where else "")
+    )
+
+
+class ControlActivities:
+    def __init__(self, runner: TemporalRunner) -> None:
+        self.runner = runner
+
+    # -- helpers ------------------------------------------------------------------------------------
+
+    def _deployment(self, deployment_id: str) -> dict[str, Any]:
+        row = self.runner.store.fetchone("SELECT * FROM deployments WHERE id = ?", [deployment_id])
+        if row is None:
+            raise ApplicationError(f"no deployment {deployment_id}", type="Terminal", non_retryable=True)
+        return row
+
+    def _steps(self, deployment: dict[str, Any]) -> list[Step]:
+        return self.runner.pipelines[deployment["pipeline"]](json.loads(deployment["params"]))
+
+    def _context(self, deployment_id: str, position: int) -> tuple[StepContext, Step]:
+        deployment = self._deployment(deployment_id)
+        app = self.runner.store.fetchone("SELECT * FROM deployed_apps WHERE id = ?", [deployment["app_id"]])
+        if app is None:
+            raise ApplicationError("the app no longer exists", type="Terminal", non_retryable=True)
+        step = self._steps(deployment)[position]
+        ctx = StepContext(self.runner, deployment, app)
+        ctx.step_name, ctx.step_position = step.name, position
+        return ctx, step
+
+    # -- journal ------------------------------------------------------------------------------------
+
+    def _begin(self, deployment_id: str) -> dict[str, Any]:
+        runner = self.runner
+        deployment = self._deployment(deployment_id)
+        steps = self._steps(deployment)
+        if deployment["status"] == "pending":
+            runner._set_deployment(deployment_id, status="running", started_at="now()")
+            runner._emit("started", deployment_id)
+        statuses = {
+            row["position"]: row["status"]
+            for row in runner.store.fetchall(
+                "SELECT position, status FROM step_runs WHERE deployment_id = ?", [deployment_id]
+            )
+        }
+        return {
+            "steps": [
+                {
+                    "name": step.name,
+                    "queue": step.queue,
+                    "timeout": step.timeout,
+                    "max_attempts": step.retry.max_attempts,
+                    "base_delay": step.retry.base_delay,
+                    "max_delay": step.retry.max_delay,
+                    "has_undo": step.undo is not None,
+                    "status": statuses.get(position, "pending"),
+                }
+                for position, step in enumerate(steps)
+            ]
+        }
+
+    def mark_attempt(self, deployment_id: str, position: int, name: str, where: str = "") -> None:
+        mark_attempt(self.runner, deployment_id, position, name, where)
+
+    def succeeded(
+        self,
+        deployment_id: str,
+        position: int,
+        name: str,
+        detail: str | None,
+        state: dict[str, Any],
+        seconds: float,
+    ) -> None:
+        record_success(self.runner, deployment_id, position, name, detail, state, seconds)
+
+    def _run(self, deployment_id: str, position: int, ctx: StepContext, step: Step) -> dict[str, Any]:
+        info = activity.info()
+        self.mark_attempt(deployment_id, position, step.name)
+        deployment = self._deployment(deployment_id)
+        if deployment["cancel_requested"]:
+            raise Cancelled("the deployment was cancelled")
+        started = time.monotonic()
+        try:
+            detail = step.run(ctx)
+        except BaseException as exc:
+            if not isinstance(exc, LaunchdeckError):
+                log.exception("step %s raised", step.name)
+            error = step_error(exc, info.attempt, step.retry.max_attempts, ctx.cancelled.is_set())
+            # What the attempt noted (e.g. "this run created the project") is kept for the next attempt.
+            self.runner._set_deployment(deployment_id, state=json.dumps(ctx.state))
+            if error.type == "Transient" and not error.non_retryable:
+                self.runner.journal_log(
+                    deployment_id, step.name, f"transient error, retrying: {error.message}"
+                )
+                self.runner._set_step(deployment_id, position, status="pending", error=error.message)
+            raise error from None
+        seconds = time.monotonic() - started
+        self.succeeded(
+            deployment_id,
+            position,
+            step.name,
+            str(detail) if detail is not None else None,
+            ctx.state,
+            seconds,
+        )
+        return {}
+
+    # -- activities ---------------------------------------------------------------------------------
+
+    @activity.defn(name="begin")
+    async def begin(self, call: dict[str, Any]) -> dict[str, Any]:
+        return await asyncio.to_thread(self._begin, call["deployment_id"])
+
+    @activity.defn(name="run_step")
+    async def run_step(self, call: dict[str, Any]) -> dict[str, Any]:
+        deployment_id, position = call["deployment_id"], int(call["position"])
+        ctx, step = await asyncio.to_thread(self._context, deployment_id, position)
+        self.runner._track(deployment_id, ctx)
+        try:
+            return await run_heartbeating(  # type: ignore[no-any-return]
+                lambda: self._run(deployment_id, position, ctx, step), ctx.cancelled, step.timeout, step.name
+            )
+        finally:
+            self.runner._untrack(deployment_id)
+
+    @activity.defn(name="step_failed")
+    async def step_failed(self, call: dict[str, Any]) -> None:
+        def record() -> None:
+            deployment_id, position = call["deployment_id"], int(call["position"])
+            deployment = self._deployment(deployment_id)
+            steps = self._steps(deployment)
+            status = "cancelled" if call["cancelled"] else "failed"
+            message = redact(str(call["error"]))
+            self.runner._set_step(deployment_id, position, status=status, finished_at="now()", error=message)
+            self.runner.journal_log(deployment_id, steps[position].name, f"{status}: {message}")
+            for index in range(position + 1, len(steps)):
+                self.runner._set_step(deployment_id, index, status="skipped")
+
+        await asyncio.to_thread(record)
+
+    @activity.defn(name="undo_step")
+    async def undo_step(self, call: dict[str, Any]) -> None:
+        deployment_id, position = call["deployment_id"], int(call["position"])
+
+        def undo() -> None:
+            ctx, step = self._context(deployment_id, position)
+            assert step.undo is not None
+            try:
+                step.undo(ctx)
+            except Exception as exc:
+                self.runner.journal_log(
+                    deployment_id, step.name, f"undo failed, clean up by hand: {redact(str(exc))}"
+                )
+                return
+            self._undone(call)
+
+        await asyncio.to_thread(undo)
+
+    def _undone(self, call: dict[str, Any]) -> None:
+        deployment_id, position = call["deployment_id"], int(call["position"])
+        name = self._steps(self._deployment(deployment_id))[position].name
+        if position != int(call["failed_step"]):
+            self.runner._set_step(deployment_id, position, status="undone")
+        self.runner.journal_log(deployment_id, name, "undone")
+
+    @activity.defn(name="undone")
+    async def undone(self, call: dict[str, Any]) -> None:
+        await asyncio.to_thread(self._undone, call)
+
+    @activity.defn(name="log")
+    async def log_line(self, call: dict[str, Any]) -> None:
+        def write() -> None:
+            name = self._steps(self._deployment(call["deployment_id"]))[int(call["position"])].name
+            self.runner.journal_log(call["deployment_id"], name, str(call["line"]))
+
+        await asyncio.to_thread(write)
+
+    @activity.defn(name="finish")
+    async def finish(self, call: dict[str, Any]) -> None:
+        def record() -> None:
+            runner, deployment_id, status = self.runner, call["deployment_id"], call["status"]
+            if status == "succeeded":
+                runner._set_deployment(deployment_id, status="succeeded", finished_at="now()", error=None)
+                runner.journal_log(deployment_id, None, "deployment finished")
+            else:
+                name = self._steps(self._deployment(deployment_id))[int(call["position"])].name
+                runner._set_deployment(
+                    deployment_id,
+                    status=status,
+                    error=f"{name}: {redact(str(call['error']))}",
+                    finished_at="now()",
+                )
+            runner._emit(status, deployment_id)
+
+        await asyncio.to_thread(record)
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [
+            self.begin,
+            self.run_step,
+            self.step_failed,
+            self.undo_step,
+            self.undone,
+            self.log_line,
+            self.finish,
+        ]

@@ -1,0 +1,291 @@
+"""``launchdeck worker``: serves the ``build`` and ``import`` task queues, on this machine or another.
+
+A worker never opens the engine's workspace or store. It learns where Temporal is from the engine
+(``GET /api/worker/config``, with a ``worker`` token), gets each step's inputs through the API, runs the
+step in a working folder of its own, and sends back what the step produced as content-addressed blobs.
+Steps see a ``WorkerContext``: the same names as the engine's ``StepContext`` (params, state, log,
+progress, cancelled, resource_name) plus ``workdir``, ``api``, ``upload`` and ``download``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+from temporalio.worker import Worker
+
+from engine.errors import Cancelled, LaunchdeckError
+from engine.redact import redact
+from engine.runner import Step
+from engine.temporal import WORKER_QUEUES, queue_name
+from engine.temporal.activities import application_error, run_heartbeating, step_error
+from engine.temporal.blobs import file_digest
+from engine.temporal.runner import connect
+
+log = logging.getLogger("launchdeck.worker")
+
+
+class EngineApi:
+    """The engine's ``/api/worker/`` routes, with the worker's token."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.client = httpx.Client(
+            base_url=url.rstrip("/"),
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=httpx.Timeout(60.0, connect=10.0),
+            trust_env=False,
+        )
+
+    def get(self, path: str) -> Any:
+        response = self.client.get(path)
+        response.raise_for_status()
+        return response.json()
+
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        response = self.client.post(path, json=body)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def upload(self, paths: Sequence[Path]) -> dict[str, str]:
+        """Send files as blobs, only those the engine lacks; returns {str(path): digest}."""
+        digests = {str(path): file_digest(path) for path in paths}
+        missing = set(
+            self.post("/api/worker/blob-check", {"digests": sorted(set(digests.values()))})["missing"]
+        )
+        for path_text, digest in digests.items():
+            if digest not in missing:
+                continue
+            with open(path_text, "rb") as handle:
+                response = self.client.put(
+                    f"/api/worker/blobs/{digest}",
+                    content=iter(lambda h=handle: h.read(1 << 20), b""),  # type: ignore[misc]
+                    headers={"Content-Type": "application/octet-stream"},
+                    timeout=httpx.Timeout(600.0, connect=10.0),
+                )
+            response.raise_for_status()
+            missing.discard(digest)
+        return digests
+
+    def download(self, digest: str, target: Path) -> Path:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with self.client.stream("GET", f"/api/worker/blobs/{digest}") as response:
+            response.raise_for_status()
+            with target.open("wb") as handle:
+                for chunk in response.iter_bytes(1 << 20):
+                    handle.write(chunk)
+        return target
+
+
+class WorkerContext:
+    """What a step running on a worker sees."""
+
+    services = None  # no engine here: a worker step reaches the engine only through ``api``
+
+    def __init__(
+        self, api: EngineApi, spec: dict[str, Any], position: int, step: Step, workdir: Path
+    ) -> None:
+        self.api = api
+        self.deployment_id: str = spec["deployment_id"]
+        self.app: dict[str, Any] = spec["app"]
+        self.params: dict[str, Any] = spec["params"]
+        self.state: dict[str, Any] = spec["state"]
+        self.step_name: str | None = step.name
+        self.step_position = position
+        self.workdir = workdir
+        self.cancelled = threading.Event()
+        self._last_progress = 0.0
+
+    @property
+    def app_id(self) -> str:
+        return str(self.app["id"])
+
+    @property
+    def app_name(self) -> str:
+        return str(self.app["name"])
+
+    def _step_path(self, what: str) -> str:
+        return f"/api/worker/deployments/{self.deployment_id}/steps/{self.step_position}/{what}"
+
+    def resource_name(self, kind: str) -> str:
+        return f"{self.app_name}-{self.deployment_id[:8]}-{kind}"
+
+    def log(self, line: str) -> None:
+        self.api.post(self._step_path("log"), {"line": redact(line)[:20_000]})
+
+    def progress(self, done: int, total: int | None, unit: str, detail: str | None = None) -> None:
+        now = time.monotonic()
+        if total is not None and done < total and now - self._last_progress < 0.25:
+            return
+        self._last_progress = now
+        self.api.post(
+            self._step_path("progress"), {"done": done, "total": total, "unit": unit, "detail": detail}
+        )
+
+    def check_cancelled(self) -> None:
+        if self.cancelled.is_set():
+            raise Cancelled("the deployment was cancelled")
+
+    def upload(self, paths: Sequence[Path]) -> dict[str, str]:
+        return self.api.upload(paths)
+
+    def download(self, digest: str, target: Path) -> Path:
+        return self.api.download(digest, target)
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when the worker dies, so a lost worker leaves no build behind
+    to race the retry on another worker."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def run_process(ctx: Any, command: Sequence[str], *, cwd: Path, env: dict[str, str] | None = None) -> int:
+    """Run a command in its own process group; when the step is cancelled (or times out), the whole
+    group is stopped: SIGTERM, then SIGKILL two seconds later. Returns the exit code."""
+    process = subprocess.Popen(
+        list(command),
+        cwd=cwd,
+        env=env,
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+    )
+    try:
+        while process.poll() is None:
+            if ctx.cancelled.wait(0.1):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(timeout=2)
+                except subprocess.TimeoutExpired:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+                raise Cancelled("the deployment was cancelled: its process group was stopped")
+        return int(process.returncode)
+    finally:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+class WorkerActivities:
+    def __init__(self, api: EngineApi, workdir: Path, name: str, extra_pipelines: str) -> None:
+        from pipelines import registry
+
+        self.api, self.workdir, self.name = api, workdir, name
+        self.pipelines = registry(extra_pipelines)
+
+    def _prepare(self, call: dict[str, Any], attempt: int | None = None) -> tuple[WorkerContext, Step]:
+        deployment_id, position = call["deployment_id"], int(call["position"])
+        spec = self.api.get(f"/api/worker/deployments/{deployment_id}")
+        if spec["cancel_requested"] and attempt is not None:
+            raise Cancelled("the deployment was cancelled")
+        step = self.pipelines[spec["pipeline"]](spec["params"])[position]
+        workdir = self.workdir / "deployments" / deployment_id
+        workdir.mkdir(parents=True, exist_ok=True)
+        return WorkerContext(self.api, spec, position, step, workdir), step
+
+    @activity.defn(name="run_remote_step")
+    async def run_remote_step(self, call: dict[str, Any]) -> dict[str, Any]:
+        info = activity.info()
+        try:
+            ctx, step = await asyncio.to_thread(self._prepare, call, info.attempt)
+        except Cancelled as exc:
+            raise application_error(exc) from None
+        await asyncio.to_thread(
+            self.api.post,
+            f"/api/worker/deployments/{ctx.deployment_id}/steps/{ctx.step_position}/attempt",
+            {"attempt": info.attempt, "worker": self.name},
+        )
+        started = time.monotonic()
+
+        def run() -> Any:
+            return step.run(ctx)  # type: ignore[arg-type]
+
+        try:
+            detail = await run_heartbeating(run, ctx.cancelled, step.timeout, step.name)
+        except (asyncio.CancelledError, ApplicationError):
+            raise
+        except BaseException as exc:
+            if not isinstance(exc, LaunchdeckError):
+                log.exception("step %s raised", step.name)
+            error = step_error(exc, info.attempt, step.retry.max_attempts, ctx.cancelled.is_set())
+            if error.type == "Transient" and not error.non_retryable:
+                with contextlib.suppress(httpx.HTTPError):
+                    ctx.log(f"transient error, retrying: {error.message}")
+            raise error from None
+        outputs = {
+            "detail": str(detail) if detail is not None else None,
+            "state": ctx.state,
+            "seconds": time.monotonic() - started,
+        }
+        await asyncio.to_thread(self.api.post, ctx._step_path("succeeded"), outputs)
+        return {}
+
+    @activity.defn(name="undo_remote_step")
+    async def undo_remote_step(self, call: dict[str, Any]) -> None:
+        ctx, step = await asyncio.to_thread(self._prepare, call)
+        if step.undo is None:
+            return
+        try:
+            await asyncio.to_thread(step.undo, ctx)  # type: ignore[arg-type]
+        except Exception as exc:
+            raise application_error(exc) from None
+
+
+async def serve(
+    engine_url: str,
+    token: str,
+    *,
+    queues: Sequence[str] = WORKER_QUEUES,
+    workdir: Path,
+    concurrency: int = 2,
+    name: str | None = None,
+    temporal_address: str | None = None,
+    ready: threading.Event | None = None,
+) -> None:
+    """Serve ``queues`` until cancelled (SIGTERM / Ctrl-C in the command)."""
+    api = EngineApi(engine_url, token)
+    config = await asyncio.to_thread(api.get, "/api/worker/config")
+    name = name or f"{socket.gethostname()}-{os.getpid()}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    client = await connect(temporal_address or config["address"], config["namespace"])
+    activities = WorkerActivities(api, workdir, name, config["extra_pipelines"])
+    workers = [
+        Worker(
+            client,
+            task_queue=queue_name(config["queue_prefix"], queue),
+            activities=[activities.run_remote_step, activities.undo_remote_step],
+            identity=name,
+            max_concurrent_activities=concurrency,
+            default_heartbeat_throttle_interval=timedelta(seconds=1),
+            max_heartbeat_throttle_interval=timedelta(seconds=1),
+            graceful_shutdown_timeout=timedelta(seconds=5),
+        )
+        for queue in queues
+    ]
+    log.info(
+        "worker %s serving %s (%s.*) for %s", name, ", ".join(queues), config["queue_prefix"], engine_url
+    )
+    if ready is not None:
+        ready.set()
+    print(f"worker {name} serving {', '.join(queues)} for {engine_url}", flush=True)
+    await asyncio.gather(*(worker.run() for worker in workers))

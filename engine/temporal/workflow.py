@@ -1,0 +1,160 @@
+"""The pipeline workflow: deterministic orchestration only (Temporal replays it from history).
+
+Everything that touches the world is an activity, named by string so that this module imports nothing
+but the SDK: the control activities ``begin``, ``run_step``, ``step_failed``, ``undo_step``, ``undone``,
+``log``, ``finish`` (engine) and ``run_remote_step``, ``undo_remote_step`` (workers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutError
+
+WORKER_HEARTBEAT = timedelta(seconds=5)  # a worker that dies is noticed this soon, and its step retried
+JOURNAL = timedelta(seconds=60)
+UNDO = timedelta(seconds=600)
+# A step's own failures are counted against its retry policy by the activity itself (it raises a
+# non-retryable error when they are used up); these extra attempts are for a worker or engine that died.
+INFRASTRUCTURE_ATTEMPTS = 2
+TIMEOUT_GRACE = 60.0  # the activity enforces the step's timeout; Temporal's is the backstop
+JOURNAL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=0.2), maximum_interval=timedelta(seconds=5))
+
+
+def _queue(prefix: str, queue: str) -> str:
+    return f"{prefix}.{queue}" if prefix else queue
+
+
+def _describe(error: BaseException) -> tuple[str, bool]:
+    """(message, cancelled) for an activity's failure."""
+    cause: BaseException | None = error
+    while isinstance(cause, ActivityError) and cause.cause is not None:
+        cause = cause.cause
+    if isinstance(cause, CancelledError) or isinstance(error, asyncio.CancelledError):
+        return "the deployment was cancelled", True
+    if isinstance(cause, ApplicationError):
+        return cause.message, cause.type == "Cancelled"
+    if isinstance(cause, TimeoutError):
+        kind = cause.type.name.lower() if cause.type is not None else "timeout"
+        return f"the step did not finish within its timeout ({kind})", False
+    return str(cause or error), False
+
+
+@workflow.defn(name="pipeline")
+class PipelineWorkflow:
+    def __init__(self) -> None:
+        self._cancelled = False
+        self._current: asyncio.Task[Any] | None = None
+
+    @workflow.signal
+    def cancel(self) -> None:
+        self._cancelled = True
+        if self._current is not None and not self._current.done():
+            self._current.cancel()
+
+    async def _control(
+        self, activity: str, arg: dict[str, Any], prefix: str, timeout: timedelta = JOURNAL
+    ) -> Any:
+        # Local activities: the engine hosts the workflow and serves the control queue, so its own
+        # work skips the round trip through Temporal's task queues (milliseconds, not tens of them).
+        return await workflow.execute_local_activity(
+            activity, arg, start_to_close_timeout=timeout, retry_policy=JOURNAL_RETRY
+        )
+
+    @workflow.run
+    async def run(self, run: dict[str, Any]) -> str:
+        deployment_id, prefix = run["deployment_id"], run["prefix"]
+        plan: dict[str, Any] = await self._control("begin", {"deployment_id": deployment_id}, prefix)
+        steps: list[dict[str, Any]] = plan["steps"]
+        done: list[int] = []
+        for position, step in enumerate(steps):
+            if step["status"] == "succeeded":
+                done.append(position)
+                continue
+            call = {"deployment_id": deployment_id, "position": position}
+            try:
+                if self._cancelled:
+                    raise ApplicationError(
+                        "the deployment was cancelled", type="Cancelled", non_retryable=True
+                    )
+                await self._run_step(step, call, prefix)
+            except (ActivityError, ApplicationError, asyncio.CancelledError) as error:
+                message, cancelled = _describe(error)
+                cancelled = cancelled or self._cancelled
+                await self._control("step_failed", {**call, "error": message, "cancelled": cancelled}, prefix)
+                for undo_position in [position, *reversed(done)]:
+                    undo = steps[undo_position]
+                    if not undo["has_undo"]:
+                        continue
+                    undo_call = {**call, "position": undo_position, "failed_step": position}
+                    if undo["queue"] == "control":
+                        await self._control("undo_step", undo_call, prefix, UNDO)
+                    else:
+                        try:
+                            await workflow.execute_activity(
+                                "undo_remote_step",
+                                undo_call,
+                                task_queue=_queue(prefix, undo["queue"]),
+                                start_to_close_timeout=UNDO,
+                                # No worker for that long: the journal says to clean up by hand.
+                                schedule_to_close_timeout=UNDO * 2,
+                                retry_policy=RetryPolicy(maximum_attempts=3),
+                            )
+                        except ActivityError as undo_error:
+                            await self._control(
+                                "log",
+                                {
+                                    **undo_call,
+                                    "line": f"undo failed, clean up by hand: {_describe(undo_error)[0]}",
+                                },
+                                prefix,
+                            )
+                            continue
+                        await self._control("undone", undo_call, prefix)
+                status = "cancelled" if cancelled else "failed"
+                await self._control("finish", {**call, "status": status, "error": message}, prefix)
+                return status
+            done.append(position)
+        await self._control("finish", {"deployment_id": deployment_id, "status": "succeeded"}, prefix)
+        return "succeeded"
+
+    async def _run_step(self, step: dict[str, Any], call: dict[str, Any], prefix: str) -> None:
+        retry = RetryPolicy(
+            initial_interval=timedelta(seconds=step["base_delay"]),
+            backoff_coefficient=2.0,
+            maximum_interval=timedelta(seconds=step["max_delay"]),
+            maximum_attempts=step["max_attempts"] + INFRASTRUCTURE_ATTEMPTS,
+            non_retryable_error_types=["Terminal"],
+        )
+        timeout = timedelta(seconds=step["timeout"] + TIMEOUT_GRACE)
+        wait = workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+        if step["queue"] == "control":  # in the engine, as a local activity (see ``_control``)
+            self._current = asyncio.ensure_future(
+                workflow.execute_local_activity(
+                    "run_step",
+                    call,
+                    start_to_close_timeout=timeout,
+                    retry_policy=retry,
+                    cancellation_type=wait,
+                )
+            )
+        else:  # on a worker: heartbeats tell Temporal within seconds that a worker is gone
+            self._current = asyncio.ensure_future(
+                workflow.execute_activity(
+                    "run_remote_step",
+                    call,
+                    task_queue=_queue(prefix, step["queue"]),
+                    start_to_close_timeout=timeout,
+                    heartbeat_timeout=WORKER_HEARTBEAT,
+                    retry_policy=retry,
+                    cancellation_type=wait,
+                )
+            )
+        try:
+            await self._current  # a worker reports its step's outputs to the engine's API before it ends
+        finally:
+            self._current = None

@@ -1,0 +1,66 @@
+// The probes of the hostile app, shared by its install script, its build script and its API route.
+// Each result is "reached" (the escape worked) or "refused: <why>". Targets come from PROBE_* variables.
+const fs = require("fs");
+const net = require("net");
+
+function tcp(host, port) {
+  return new Promise((resolve) => {
+    const sock = net.connect({ host, port, timeout: 3000 });
+    sock.on("connect", () => { sock.destroy(); resolve("reached"); });
+    sock.on("timeout", () => { sock.destroy(); resolve("refused: timeout"); });
+    sock.on("error", (e) => resolve(`refused: ${e.code || e.message}`));
+  });
+}
+
+function pgLogin(user) {
+  // "reached" when PostgreSQL on 127.0.0.1:5432 answers AuthenticationOk: a login with no password
+  return new Promise((resolve) => {
+    const params = Buffer.from(`user\0${user}\0database\0postgres\0\0`);
+    const head = Buffer.alloc(8);
+    head.writeUInt32BE(8 + params.length, 0);
+    head.writeUInt32BE(196608, 4);
+    const sock = net.connect({ host: "127.0.0.1", port: 5432, timeout: 3000 });
+    sock.on("connect", () => sock.write(Buffer.concat([head, params])));
+    sock.on("data", (data) => {
+      sock.destroy();
+      resolve(data[0] === 0x52 && data.readUInt32BE(5) === 0 ? "reached" : "refused: login error");
+    });
+    sock.on("timeout", () => { sock.destroy(); resolve("refused: timeout"); });
+    sock.on("error", (e) => resolve(`refused: ${e.code || e.message}`));
+  });
+}
+
+const attempt = (fn) => { try { fn(); return "reached"; } catch (e) { return `refused: ${e.code || e.message}`; } };
+
+async function probe() {
+  const env = process.env;
+  const ws = env.PROBE_WORKSPACE || "/nonexistent";
+  const capEff = /CapEff:\s*(\S+)/.exec(fs.readFileSync("/proc/self/status", "utf8"))[1];
+  return {
+    capabilities: /^0+$/.test(capEff) ? "refused: none" : "reached",
+    etc_shadow: attempt(() => fs.readFileSync("/etc/shadow")),
+    ssl_private: attempt(() => fs.readdirSync("/etc/ssl/private")),
+    // the app's own database folder is bound at its path under the workspace, so an empty skeleton of
+    // that path exists inside: what must not be there is the workspace's content
+    workspace: attempt(() => {
+      const seen = fs.readdirSync(ws).filter((n) => ["vault.key", "launchdeck.duckdb", "edge", "builds"].includes(n));
+      if (seen.length === 0) throw new Error(`only ${fs.readdirSync(ws).join(",")}`);
+    }),
+    vault_key: attempt(() => fs.readFileSync(`${ws}/vault.key`)),
+    store: attempt(() => fs.readFileSync(`${ws}/launchdeck.duckdb`)),
+    other_tenant_db: attempt(() => fs.readFileSync(`${ws}/databases/victim/victim.db`)),
+    postgres_as_postgres: await pgLogin("postgres"),
+    engine_api: await tcp("127.0.0.1", Number(env.PROBE_ENGINE_PORT)),
+    edge: await tcp("127.0.0.1", Number(env.PROBE_EDGE_PORT)),
+    internet: await tcp("1.1.1.1", 443),
+  };
+}
+
+module.exports = { probe };
+
+if (require.main === module) {
+  probe().then((results) => {
+    fs.mkdirSync("public", { recursive: true });
+    fs.writeFileSync(process.argv[2], JSON.stringify(results));
+  });
+}

@@ -1,0 +1,114 @@
+// A hostile app server: /probe tries each escape from its sandbox and reports, for each, either
+// "reached" (the escape worked) or "refused: <why>". The tests assert that nothing is reached.
+// Targets come from PROBE_* variables (the test knows the workspace and the ports).
+const http = require("http");
+const fs = require("fs");
+const net = require("net");
+const { execFileSync } = require("child_process");
+
+function tcp(host, port) {
+  return new Promise((resolve) => {
+    const sock = net.connect({ host, port, timeout: 2000 });
+    sock.on("connect", () => { sock.destroy(); resolve("reached"); });
+    sock.on("timeout", () => { sock.destroy(); resolve("refused: timeout"); });
+    sock.on("error", (e) => resolve(`refused: ${e.code || e.message}`));
+  });
+}
+
+function unix(path) {
+  return new Promise((resolve) => {
+    const sock = net.connect({ path });
+    sock.on("connect", () => { sock.destroy(); resolve("reached"); });
+    sock.on("error", (e) => resolve(`refused: ${e.code || e.message}`));
+  });
+}
+
+function pgLogin(user, database) {
+  // A PostgreSQL startup message on 127.0.0.1:5432: "reached" when the server answers with
+  // AuthenticationOk (R, code 0), i.e. a login without a password went through.
+  return new Promise((resolve) => {
+    const params = Buffer.from(`user\0${user}\0database\0${database}\0\0`);
+    const head = Buffer.alloc(8);
+    head.writeUInt32BE(8 + params.length, 0);
+    head.writeUInt32BE(196608, 4);
+    const sock = net.connect({ host: "127.0.0.1", port: 5432, timeout: 3000 });
+    sock.on("connect", () => sock.write(Buffer.concat([head, params])));
+    sock.on("data", (data) => {
+      sock.destroy();
+      if (data[0] === 0x52 && data.readUInt32BE(5) === 0) resolve("reached");
+      else resolve(`refused: ${String.fromCharCode(data[0])} ${data.toString("latin1").replace(/[^ -~]/g, " ").trim()}`);
+    });
+    sock.on("timeout", () => { sock.destroy(); resolve("refused: timeout"); });
+    sock.on("error", (e) => resolve(`refused: ${e.code || e.message}`));
+  });
+}
+
+function read(path) {
+  try { fs.readFileSync(path); return "reached"; } catch (e) { return `refused: ${e.code}`; }
+}
+function list(path) {
+  try { fs.readdirSync(path); return "reached"; } catch (e) { return `refused: ${e.code}`; }
+}
+function write(path) {
+  try { fs.writeFileSync(path, "x"); return "reached"; } catch (e) { return `refused: ${e.code}`; }
+}
+function run(cmd, args) {
+  try { execFileSync(cmd, args, { stdio: "pipe" }); return "reached"; } catch (e) { return `refused: ${e.status ?? e.code}`; }
+}
+
+async function probe() {
+  const env = process.env;
+  const status = fs.readFileSync("/proc/self/status", "utf8");
+  const capEff = /CapEff:\s*(\S+)/.exec(status)[1];
+  const results = {
+    capabilities: /^0+$/.test(capEff) ? "refused: none" : "reached",
+    etc_shadow: read("/etc/shadow"),
+    ssl_private: list("/etc/ssl/private"),
+    workspace: list(env.PROBE_WORKSPACE),
+    vault_key: read(env.PROBE_WORKSPACE + "/vault.key"),
+    operator_token: read(env.PROBE_WORKSPACE + "/operator.token"),
+    other_database: read(env.PROBE_OTHER_DB || "/nonexistent"),
+    other_socket: await unix(env.PROBE_OTHER_SOCKET || "/nonexistent"),
+    postgres_as_superuser: await pgLogin("postgres", "postgres"),
+    other_app_role: await pgLogin(env.PROBE_OTHER_ROLE || "ld_app_other", env.PROBE_OTHER_ROLE || "ld_app_other"),
+    engine_api: await tcp("127.0.0.1", Number(env.PROBE_ENGINE_PORT)),
+    edge_port: await tcp("127.0.0.1", Number(env.PROBE_EDGE_PORT)),
+    outside_network: await tcp("1.1.1.1", 443),
+    write_own_build: write("/app/written-by-the-app"),
+    unmount_tmp: run("/usr/bin/umount", ["/tmp"]),
+    remount_usr_rw: run("/usr/bin/mount", ["-o", "remount,rw", "/usr"]),
+    new_user_namespace: run("/usr/bin/unshare", ["--user", "--map-root-user", "/usr/bin/true"]),
+  };
+  const own = {};
+  if (env.PROBE_OWN_ROLE) own.own_role = await pgLogin(env.PROBE_OWN_ROLE, env.PROBE_OWN_ROLE);
+  if (env.PROBE_OWN_DB) own.own_database = write(env.PROBE_OWN_DB + "-probe");
+  return { results, own, uid: process.getuid() };
+}
+
+http
+  .createServer(async (req, res) => {
+    if (req.url === "/probe") {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify(await probe()));
+      return;
+    }
+    if (req.url === "/fork-bomb") {
+      // more processes than the server's limit: spawning must start failing
+      let failed = 0;
+      const children = [];
+      for (let i = 0; i < 400; i++) {
+        try {
+          const child = require("child_process").spawn("/usr/bin/sleep", ["5"]);
+          child.on("error", () => failed++);
+          children.push(child);
+        } catch (e) { failed++; }
+      }
+      await new Promise((r) => setTimeout(r, 500));
+      const alive = children.filter((c) => c.pid && c.exitCode === null).length;
+      for (const c of children) try { c.kill("SIGKILL"); } catch (e) {}
+      res.end(JSON.stringify({ alive, failed }));
+      return;
+    }
+    res.end("probe server");
+  })
+  .listen(Number(process.env.PORT), process.env.HOSTNAME);

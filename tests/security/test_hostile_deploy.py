@@ -1,0 +1,91 @@
+"""The review's confirmation, as a test: one hostile app, deployed once through the real engine. Its
+install script (npm postinstall), its build script (npm prebuild) and its API route each try the escapes
+at the top of issue 18: /etc/shadow, the workspace (vault key, store), another tenant's database,
+PostgreSQL as `postgres` on 127.0.0.1:5432, the engine API and the edge on loopback, the internet, and
+capabilities. The build writes its findings into `public/` (served by the edge); the route answers
+with them at run time. Everything must be refused, and the app must still work (its own database)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+
+from engine.client import EngineClient
+from engine.edge.sandbox import bwrap_works
+from tests.servers.asgi import free_port
+from tests.servers.engine import engine_process, operator_token
+
+SHOP = Path(__file__).resolve().parents[2] / "data" / "examples" / "shop"
+PROBE_JS = Path(__file__).with_name("hostile") / "probe.js"
+ROUTE = """import { NextResponse } from "next/server";
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { probe } = require("../../../probe/probe.js");
+
+export const dynamic = "force-dynamic";
+
+export async function GET() {
+  return NextResponse.json(await probe());
+}
+"""
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not bwrap_works(), reason="bubblewrap does not work here"),
+]
+
+
+def hostile_app(root: Path) -> Path:
+    app = root / "hostile"
+    shutil.copytree(SHOP, app, ignore=shutil.ignore_patterns("node_modules", ".next"))
+    (app / "probe").mkdir()
+    shutil.copy(PROBE_JS, app / "probe" / "probe.js")
+    (app / "app" / "api" / "probe").mkdir(parents=True)
+    (app / "app" / "api" / "probe" / "route.ts").write_text(ROUTE)
+    package = json.loads((app / "package.json").read_text())
+    package["scripts"]["postinstall"] = "node probe/probe.js public/install-probe.json"
+    package["scripts"]["prebuild"] = "node probe/probe.js public/build-probe.json"
+    (app / "package.json").write_text(json.dumps(package, indent=2))
+    return app
+
+
+def test_a_hostile_app_and_its_build_reach_nothing(tmp_path: Path, pg_admin_url: str) -> None:
+    workspace = tmp_path / "workspace"
+    victim = workspace / "databases" / "victim"
+    victim.mkdir(parents=True)
+    (victim / "victim.db").write_text("another tenant's data")
+    edge_port = free_port()
+    env = {"LAUNCHDECK_EDGE_PORT": str(edge_port), "LAUNCHDECK_POSTGRES_ADMIN_URL": pg_admin_url}
+    with engine_process(workspace, extra_env=env) as (url, _):
+        client = EngineClient(url, operator_token(workspace), timeout=120)
+        probe_env = {
+            "PROBE_WORKSPACE": str(workspace.resolve()),
+            "PROBE_ENGINE_PORT": str(httpx.URL(url).port),
+            "PROBE_EDGE_PORT": str(edge_port),
+        }
+        started = client.deploy_web(str(hostile_app(tmp_path)), app="hostile", env=probe_env)
+        status = client.wait(started["deployment_id"], timeout=900)
+        deployment = status["deployment"]
+        assert deployment["status"] == "succeeded", json.dumps(status, default=str)[:3000]
+        app_url = httpx.URL(str(deployment["url"]))
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{app_url.port}", headers={"Host": app_url.netloc.decode()}, timeout=60
+        ) as http:
+            findings = {
+                "install": http.get("/install-probe.json").json(),
+                "build": http.get("/build-probe.json").json(),
+                "runtime": http.get("/api/probe").json(),
+            }
+            assert http.get("/api/health").json()["database"] == "ok"  # its own database works
+        client.close()
+    reached = {
+        f"{stage}.{name}": why
+        for stage, results in findings.items()
+        for name, why in results.items()
+        if not why.startswith("refused")
+    }
+    assert reached == {}, json.dumps(findings, indent=1)
+    assert set(findings["runtime"]) >= {"postgres_as_postgres", "vault_key", "engine_api", "etc_shadow"}
