@@ -65,6 +65,16 @@ def build_seconds(detail: str) -> float:
 
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "examples"
+# Keys a user supplies for the services an app uses (preflight names them); placeholders here, so such an
+# app is deployed as its user would deploy it. The table marks these rows.
+USER_KEYS: dict[str, dict[str, str]] = {
+    "0xflame-7__FlowScraper": {
+        # a well-formed test publishable key (base64 of "example.clerk.accounts.dev$") and secret key
+        "NEXT_PUBLIC_CLERK_PUBLISHABLE_KEY": "pk_test_ZXhhbXBsZS5jbGVyay5hY2NvdW50cy5kZXYk",
+        "CLERK_SECRET_KEY": "sk_test_placeholder_for_the_users_own_key",
+    },
+    "Arfazrll__AI-Docs-Scanner": {"GROQ_API_KEY": "gsk_placeholder_for_the_users_own_key"},
+}
 
 
 def example_apps() -> list[dict[str, Any]]:
@@ -83,6 +93,9 @@ def deploy_one(client: EngineClient, app: dict[str, Any], db: str, scratch: Path
     root = copy / app["root"]
     preview = app.get("preview")
     options: dict[str, Any] = {"db": db}
+    if app["name"] in USER_KEYS:
+        options["env"] = USER_KEYS[app["name"]]
+        row.app += " (k)"
     if preview and preview != "none" and (root / preview).is_file():
         options["preview"] = str(root / preview)
     else:
@@ -134,6 +147,8 @@ def print_table(rows: list[Row], db: str) -> None:
         engine = f"{row.engine_seconds:>6.1f}" if row.engine_seconds is not None else f"{'-':>6}"
         error = f"network only: {row.network_url}" if row.network_url else short(row.error)
         print(f"{row.app[:32]:<32} {row.status:<7} {row.reached[:18]:<18} {secs}  {engine}  {error}")
+    if any(r.app.endswith(" (k)") for r in rows):
+        print("(k): deployed with placeholder keys for the third-party service it needs (see USER_KEYS)")
     examples = [r for r in rows if r.app.startswith("example-")]
     if examples:
         print(

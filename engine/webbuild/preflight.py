@@ -198,6 +198,9 @@ def _install_findings(app_dir: Path) -> list[Finding]:
 _NEEDS_KEYS = {
     "@clerk/nextjs": ("Clerk", ("NEXT_PUBLIC_CLERK_PUBLISHABLE_KEY", "CLERK_SECRET_KEY")),
 }
+# SDKs whose client, when built at import, stops the build (Next loads route modules to collect page
+# data) unless their key is set: a warning, since a client built inside a handler does not.
+_KEY_AT_IMPORT = {"groq-sdk": ("Groq", "GROQ_API_KEY"), "openai": ("OpenAI", "OPENAI_API_KEY")}
 
 
 def _key_findings(app_dir: Path, env_names: Collection[str] | None) -> list[Finding]:
@@ -218,6 +221,21 @@ def _key_findings(app_dir: Path, env_names: Collection[str] | None) -> list[Find
                 f"the app uses {service} ({name}), which answers every page with an error without its "
                 f"keys: deploy with {' '.join(f'--env {key}=...' for key in missing)} from your "
                 f"{service} dashboard",
+            )
+        )
+    for name, (service, key) in sorted(_KEY_AT_IMPORT.items()):
+        if env_names is not None and key in env_names:
+            continue
+        if not any(name in (package.get(section) or {}) for section in ("dependencies", "devDependencies")):
+            continue
+        findings.append(
+            Finding(
+                "package.json",
+                None,
+                "warning",
+                "service-keys",
+                f"the app uses {service} ({name}); a client made when a module loads fails the build "
+                f"without {key}: deploy with --env {key}=...",
             )
         )
     return findings

@@ -11,9 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.webbuild.build import _sandbox_env, package_manager, proxy_env
-from engine.webbuild.egress import EgressProxy
-from engine.webbuild.sandbox import EGRESS_PORT, bwrap_usable, run_sandboxed
+from engine.webbuild.build import build, package_manager
 
 
 @pytest.mark.parametrize(
@@ -36,8 +34,6 @@ def test_manager_follows_the_lockfile(tmp_path: Path, lockfiles: list[str], mana
 def area() -> Iterator[Path]:
     root = Path(tempfile.mkdtemp(prefix="launchdeck-corepack-test-", dir="/var/tmp"))
     root.chmod(0o711)
-    for name in ("work", "tmp/home", "cache"):
-        (root / name).mkdir(parents=True)
     try:
         yield root
     finally:
@@ -45,34 +41,19 @@ def area() -> Iterator[Path]:
 
 
 @pytest.mark.parametrize(("manager", "version"), [("pnpm", "9.15.0"), ("yarn", "1.22.22")])
-def test_corepack_fetches_the_apps_manager_in_the_sandbox(area: Path, manager: str, version: str) -> None:
-    if not bwrap_usable():
-        pytest.fail("bubblewrap is not usable here: apt-get install bubblewrap")
-    (area / "work" / "package.json").write_text(
-        json.dumps({"name": "app", "packageManager": f"{manager}@{version}"})
-    )
-    env = _sandbox_env(
-        {}, memory_mb=1024, kind="bwrap", workdir=area / "work", tmp=area / "tmp", npm_cache=area / "cache"
-    )
-    env.update(proxy_env())  # the registry through the egress proxy, as build() sets it up
-    log_path = area / "run.log"
-    net = area / "net"
-    net.mkdir()
-    with log_path.open("ab") as log, EgressProxy(net / "egress.sock"):
-        outcome = run_sandboxed(
-            ["corepack", manager, "--version"],
-            kind="bwrap",
-            workdir=area / "work",
-            tmp=area / "tmp",
-            npm_cache=area / "cache",
-            env=env,
-            timeout=120,
-            memory_mb=1024,
-            max_processes=64,
-            log=log,
-            net_dir=net,
-            forward={EGRESS_PORT: "egress.sock"},
-        )
-    output = log_path.read_text(errors="replace")
-    assert outcome.returncode == 0, output
-    assert output.strip().splitlines()[-1] == version
+def test_corepack_installs_with_the_apps_manager_in_the_sandbox(
+    area: Path, manager: str, version: str
+) -> None:
+    """A real build: the install step is `corepack <manager> install`, through the build's registry-only
+    egress, and the build step runs the manager corepack fetched."""
+    work = area / "work"
+    work.mkdir()
+    package = {"name": "app", "private": True, "packageManager": f"{manager}@{version}",
+               "scripts": {"build": f"corepack {manager} --version > built.txt"}}  # fmt: skip
+    (work / "package.json").write_text(json.dumps(package))
+    (work / ("pnpm-lock.yaml" if manager == "pnpm" else "yarn.lock")).write_text("")
+    result = build(work, {}, timeout=300, memory_mb=1024, log_path=area / "build.log")
+    assert result.install_command == f"corepack {manager}"
+    log = (area / "build.log").read_text()
+    assert f"$ corepack {manager} install" in log
+    assert (work / "built.txt").read_text().strip() == version
