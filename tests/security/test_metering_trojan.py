@@ -49,3 +49,10 @@ def test_metering_runs_nothing_the_app_planted(app_database: tuple[str, str], pg
     with psycopg.connect(url) as owner:
         ran = owner.execute("SELECT who FROM public.trojan_ran").fetchall()
     assert ran == []
+    with psycopg.connect(pg_admin_url) as admin:  # it read as a role without a superuser's rights
+        role = admin.execute(
+            "SELECT rolsuper, rolcreaterole, rolcreatedb, has_database_privilege(rolname, %s, 'CONNECT')"
+            " FROM pg_roles WHERE rolname = 'launchdeck_metering'",
+            [database],
+        ).fetchone()
+    assert role == (False, False, False, True)
