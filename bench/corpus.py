@@ -24,8 +24,8 @@ from typing import Any
 from engine.client import EngineClient
 from engine.config import Settings
 from engine.service import Engine
+from tests.corpus import CORPUS
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
 STAGES = ("preflight", "database", "environment", "transform", "build", "host", "verify")
 # A fetch that failed because nothing but the package registries is reachable from this machine.
 _NETWORK = re.compile(

@@ -22,11 +22,11 @@ import pytest
 
 from engine.cli.pack import pack
 from engine.client import EngineClient
+from tests.corpus import CORPUS
 from tests.servers.engine import engine_process, operator_token
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "data" / "examples"
-CORPUS = ROOT.parent.parent / "shared" / "corpus"
 # The corpus app used here: pages router, JavaScript only, a committed preview database (see its ORIGIN).
 CORPUS_APP = "03Patel__saas-notes-app"
 pytestmark = pytest.mark.slow

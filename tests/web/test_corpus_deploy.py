@@ -24,9 +24,9 @@ import httpx
 import pytest
 
 from engine.client import EngineClient
+from tests.corpus import CORPUS
 from tests.servers.engine import engine_process, operator_token
 
-CORPUS = Path(__file__).resolve().parents[2].parent.parent / "shared" / "corpus"
 pytestmark = pytest.mark.slow
 
 
