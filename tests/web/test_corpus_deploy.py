@@ -133,7 +133,8 @@ def test_monorepo_subfolder_next16_app(engine: tuple[str, str], tmp_path: Path) 
     env = {**os.environ, "LAUNCHDECK_TOKEN": token, "LAUNCHDECK_WORKSPACE": str(tmp_path / "none")}
     result = subprocess.run(
         [sys.executable, "-m", "engine.cli", "deploy", str(repository), "--root", entry["root"],
-         "--name", "docs-scanner", "--preview", str(preview), "--engine", url, "--json"],
+         "--name", "docs-scanner", "--preview", str(preview), "--engine", url, "--json",
+         "--env", "GROQ_API_KEY=gsk_placeholder_for_the_users_own_key"],  # its Groq client is made at import
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1800,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
