@@ -55,15 +55,13 @@ def _adapter_code(target: Target) -> str:
 
 
 def wrapper_js(target: Target) -> str:
-    """JavaScript appended to a generated client: ``__launchdeckWrap(Base)`` -> the subclass."""
-    provider = "sqlite" if target.family == "libsql" else "postgres"
+    """JavaScript appended to a generated client: ``__launchdeckWrap(Base)`` -> the subclass. Its client always
+    gets the deployment's adapter: the database is the deployment's choice, whatever adapter the app built."""
     return (
         f"\n// {MARKER} ({target.adapter_package}).\n"
         "function __launchdeckAdapter() {\n" + _adapter_code(target) + "}\n"
         "function __launchdeckOptions(options) {\n"
         "  const given = options || {};\n"
-        "  const adapter = given.adapter;\n"
-        f'  if (adapter && adapter.provider === "{provider}" && String(adapter.adapterName || "") === "{target.adapter_package}") return given;\n'
         "  const { datasources, datasourceUrl, adapter: _ignored, accelerateUrl, ...rest } = given;\n"
         "  return { ...rest, adapter: __launchdeckAdapter() };\n"
         "}\n"
