@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.webbuild.prismawrap import adapter_parts
 from engine.webbuild.targets import Target
 
 _IMPORT_CLIENT = re.compile(
@@ -60,20 +61,8 @@ def analyse(path: Path) -> ClientModule:
 
 
 def _adapter_lines(target: Target) -> tuple[str, str]:
-    if target.family == "libsql":
-        return (
-            'import { PrismaLibSql } from "@prisma/adapter-libsql";',
-            "  // Turso: libsql://... with an auth token; local: a file: URL.\n"
-            "  const url = process.env.TURSO_DATABASE_URL || process.env.DATABASE_URL;\n"
-            '  if (!url) throw new Error("Set TURSO_DATABASE_URL (and TURSO_AUTH_TOKEN) or DATABASE_URL");\n'
-            "  const adapter = new PrismaLibSql({ url, authToken: process.env.TURSO_AUTH_TOKEN || undefined });\n",
-        )
-    return (
-        'import { PrismaPg } from "@prisma/adapter-pg";',
-        "  const connectionString = process.env.DATABASE_URL;\n"
-        '  if (!connectionString) throw new Error("Set DATABASE_URL to the PostgreSQL connection string");\n'
-        "  const adapter = new PrismaPg({ connectionString });\n",
-    )
+    package, cls, read_url, argument = adapter_parts(target)
+    return f'import {{ {cls} }} from "{package}";', f"{read_url}  const adapter = new {cls}({argument});\n"
 
 
 # workerd ties a socket to the request that opened it: a PostgreSQL client is made per request (keyed on

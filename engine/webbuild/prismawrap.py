@@ -38,20 +38,31 @@ def generator_outputs(schema_text: str, schema_dir: Path, workdir: Path) -> list
     return outputs
 
 
-def _adapter_code(target: Target) -> str:
+def adapter_parts(target: Target) -> tuple[str, str, str, str]:
+    """The deployment's driver adapter as JavaScript pieces: (package, class, the lines that read its URL
+    from the environment, the constructor's argument). The generated-client wrapper here and the client
+    module written for Workers (``clientmodule``) both build the adapter from these."""
     if target.family == "libsql":
         return (
+            "@prisma/adapter-libsql",
+            "PrismaLibSql",
+            "  // Turso: libsql://... with an auth token; local: a file: URL.\n"
             "  const url = process.env.TURSO_DATABASE_URL || process.env.DATABASE_URL;\n"
-            '  if (!url) throw new Error("Set TURSO_DATABASE_URL (and TURSO_AUTH_TOKEN) or DATABASE_URL");\n'
-            '  const { PrismaLibSql } = require("@prisma/adapter-libsql");\n'
-            "  return new PrismaLibSql({ url, authToken: process.env.TURSO_AUTH_TOKEN || undefined });\n"
+            '  if (!url) throw new Error("Set TURSO_DATABASE_URL (and TURSO_AUTH_TOKEN) or DATABASE_URL");\n',
+            "{ url, authToken: process.env.TURSO_AUTH_TOKEN || undefined }",
         )
     return (
+        "@prisma/adapter-pg",
+        "PrismaPg",
         "  const connectionString = process.env.DATABASE_URL;\n"
-        '  if (!connectionString) throw new Error("Set DATABASE_URL to the PostgreSQL connection string");\n'
-        '  const { PrismaPg } = require("@prisma/adapter-pg");\n'
-        "  return new PrismaPg({ connectionString });\n"
+        '  if (!connectionString) throw new Error("Set DATABASE_URL to the PostgreSQL connection string");\n',
+        "{ connectionString }",
     )
+
+
+def _adapter_code(target: Target) -> str:
+    package, cls, read_url, argument = adapter_parts(target)
+    return f'{read_url}  const {{ {cls} }} = require("{package}");\n  return new {cls}({argument});\n'
 
 
 def wrapper_js(target: Target) -> str:
