@@ -11,13 +11,12 @@ are declined (the hop is a local socket); cancel requests are dropped (they carr
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import socket
 import struct
-import threading
 from pathlib import Path
+
+from engine.relay import UnixSocketServer, relay
 
 log = logging.getLogger("launchdeck.edge")
 
@@ -54,45 +53,14 @@ def parse_startup(payload: bytes) -> dict[str, str]:
     return params
 
 
-class PgForwarder:
+class PgForwarder(UnixSocketServer):
     """One listening Unix socket for one app's role and database."""
 
     def __init__(self, socket_path: Path, role: str, database: str, target: tuple[str, int]) -> None:
-        self.socket_path = socket_path
+        super().__init__(socket_path, f"pg-forward-{role}")
         self.role = role
         self.database = database
         self.target = target
-        self._sock: socket.socket | None = None
-        self._stopping = threading.Event()
-
-    def start(self, owner_uid: int | None = None) -> None:
-        self.socket_path.unlink(missing_ok=True)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.bind(str(self.socket_path))
-        if owner_uid is not None:
-            os.chown(self.socket_path, owner_uid, owner_uid)
-        os.chmod(self.socket_path, 0o600)
-        sock.listen(64)
-        self._sock = sock
-        threading.Thread(target=self._accept, name=f"pg-forward-{self.role}", daemon=True).start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._sock is not None:
-            with contextlib.suppress(OSError):
-                self._sock.shutdown(socket.SHUT_RDWR)
-            self._sock.close()
-            self._sock = None
-        self.socket_path.unlink(missing_ok=True)
-
-    def _accept(self) -> None:
-        sock = self._sock
-        while sock is not None and not self._stopping.is_set():
-            try:
-                conn, _ = sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
         upstream: socket.socket | None = None
@@ -125,25 +93,7 @@ class PgForwarder:
             else:
                 upstream = socket.create_connection((host, port), timeout=10)
             upstream.sendall(struct.pack("!I", length) + body)
-            conn.settimeout(None)
-            upstream.settimeout(None)
-            done = threading.Event()
-
-            def copy(source: socket.socket, sink: socket.socket) -> None:
-                try:
-                    while chunk := source.recv(65536):
-                        sink.sendall(chunk)
-                except OSError:
-                    pass
-                finally:
-                    done.set()
-                    for s in (source, sink):
-                        with contextlib.suppress(OSError):
-                            s.shutdown(socket.SHUT_RDWR)
-
-            threading.Thread(target=copy, args=(upstream, conn), daemon=True).start()
-            copy(conn, upstream)
-            done.wait(5)
+            relay(conn, upstream, linger=5)
         except (OSError, ConnectionError, struct.error):
             pass
         finally:

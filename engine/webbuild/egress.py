@@ -13,10 +13,10 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
-import os
 import socket
-import threading
 from pathlib import Path
+
+from engine.relay import UnixSocketServer, relay
 
 log = logging.getLogger("launchdeck.build")
 
@@ -38,12 +38,11 @@ def _public(address: str) -> bool:
     return not any(ip in network for network in _INTERNAL if ip.version == network.version)
 
 
-class EgressProxy:
+class EgressProxy(UnixSocketServer):
     def __init__(self, socket_path: Path, hosts: tuple[str, ...] = DEFAULT_HOSTS) -> None:
-        self.socket_path = socket_path
+        super().__init__(socket_path, "build-egress")
         self.hosts = {h.lower() for h in hosts}
         self.refused: list[str] = []
-        self._sock: socket.socket | None = None
 
     def __enter__(self) -> EgressProxy:
         self.start()
@@ -51,33 +50,6 @@ class EgressProxy:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-    def start(self, owner_uid: int | None = None) -> None:
-        self.socket_path.unlink(missing_ok=True)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.bind(str(self.socket_path))
-        if owner_uid is not None:
-            os.chown(self.socket_path, owner_uid, owner_uid)
-        os.chmod(self.socket_path, 0o600)
-        sock.listen(64)
-        self._sock = sock
-        threading.Thread(target=self._accept, name="build-egress", daemon=True).start()
-
-    def stop(self) -> None:
-        sock, self._sock = self._sock, None
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-        self.socket_path.unlink(missing_ok=True)
-
-    def _accept(self) -> None:
-        while (sock := self._sock) is not None:
-            try:
-                conn, _ = sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _refuse(self, conn: socket.socket, what: str) -> None:
         self.refused.append(what)
@@ -118,24 +90,7 @@ class EgressProxy:
             rest = head.split(b"\r\n\r\n", 1)[1]
             if rest:
                 upstream.sendall(rest)
-            conn.settimeout(None)
-            upstream.settimeout(None)
-
-            def copy(source: socket.socket, sink: socket.socket) -> None:
-                try:
-                    while chunk := source.recv(65536):
-                        sink.sendall(chunk)
-                except OSError:
-                    pass
-                finally:
-                    for s in (source, sink):
-                        with contextlib.suppress(OSError):
-                            s.shutdown(socket.SHUT_RDWR)
-
-            back = threading.Thread(target=copy, args=(upstream, conn), daemon=True)
-            back.start()
-            copy(conn, upstream)
-            back.join(30)
+            relay(conn, upstream, linger=30)
         except (OSError, UnicodeError, ValueError):
             pass
         finally:
