@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import threading
 import time
 import uuid
@@ -39,6 +38,7 @@ from engine.errors import (
 )
 from engine.procs import kill_for_thread
 from engine.redact import redact
+from engine.retry import RetryPolicy
 from engine.store import Store
 
 log = logging.getLogger("launchdeck.runner")
@@ -46,20 +46,6 @@ log = logging.getLogger("launchdeck.runner")
 ACTIVE = ("pending", "running")
 FINISHED = ("succeeded", "failed", "cancelled")
 STOP_GRACE_SECONDS = 10.0  # how long a timed-out step may take to notice, after its processes were killed
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with full jitter; a provider's ``Retry-After`` wins when it is longer."""
-
-    max_attempts: int = 3
-    base_delay: float = 0.5
-    max_delay: float = 30.0
-
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        backoff = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
-        jittered = random.uniform(backoff / 2, backoff)
-        return max(jittered, min(retry_after, self.max_delay * 4)) if retry_after else jittered
 
 
 NO_RETRY = RetryPolicy(max_attempts=1)

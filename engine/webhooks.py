@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from engine.runner import RetryPolicy
+from engine.retry import RetryPolicy, parse_retry_after
 
 log = logging.getLogger("launchdeck.webhooks")
 SIGNATURE_HEADER = "Launchdeck-Signature"
@@ -85,8 +85,7 @@ class WebhookSender:
                 if response.status_code < 500 and response.status_code != 429:
                     log.warning("webhook %s refused with %s; not retrying", event, response.status_code)
                     return False
-                header = response.headers.get("Retry-After")
-                retry_after = float(header) if header and header.isdigit() else None
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
             except httpx.TransportError as exc:
                 log.info("webhook %s attempt %d failed: %s", event, attempt, type(exc).__name__)
             if attempt < self._retry.max_attempts:

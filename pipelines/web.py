@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import InputError, TerminalError, TransientError
-from engine.runner import NO_RETRY, RetryPolicy, Step, StepContext
+from engine.retry import RetryPolicy
+from engine.runner import NO_RETRY, Step, StepContext
 from pipelines.providers import using_database
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from engine.providers.cloudflare_workers import CloudflareWorkers
-from engine.providers.http import RateLimiter, RetryPolicy
+from engine.providers.http import RateLimiter, RequestRetry
 from tests.emulators.cloudflare import CloudflareEmulator
 from tests.servers.asgi import serve
 
@@ -76,7 +76,7 @@ def workers(workers_emulator: tuple[CloudflareEmulator, str]) -> Iterator[Cloudf
         cf.account_id,
         cf.api_token,
         base_url=url,
-        retry=RetryPolicy(attempts=5, base_delay=0.01, max_delay=0.05, max_retry_after=5.0),
+        retry=RequestRetry(attempts=5, base_delay=0.01, max_delay=0.05, max_retry_after=5.0),
         limiter=RateLimiter(1200, 300),
     )
     yield client

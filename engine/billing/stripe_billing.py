@@ -20,6 +20,7 @@ from engine.config import Settings
 from engine.costs.rollup import month_end
 from engine.costs.tiers import TierTable, default_tiers
 from engine.errors import ConfigError, ProviderError, ProviderUnavailable
+from engine.retry import parse_retry_after
 from engine.store import Store
 
 T = TypeVar("T")
@@ -32,10 +33,8 @@ def stripe_errors(action: str) -> Iterator[None]:
     try:
         yield
     except (stripe.RateLimitError, stripe.APIConnectionError) as exc:
-        retry_after = None
         headers = getattr(exc, "headers", None) or {}
-        if headers.get("retry-after"):
-            retry_after = float(headers["retry-after"])
+        retry_after = parse_retry_after(headers.get("retry-after"))
         raise ProviderUnavailable(
             "stripe", f"{action}: {exc.user_message or exc}", status=exc.http_status, retry_after=retry_after
         ) from None

@@ -46,9 +46,12 @@ from engine.dbpath.sql import column_list, quote
 from engine.dbpath.targets import Target, open_target, target_dialect
 from engine.dbpath.transform import datasource_provider
 from engine.errors import Conflict, InputError, TransientError
+from engine.retry import Backoff
 
 Progress = Callable[[int, int, str], None]
 MAX_ATTEMPTS = 3
+# A lost connection or a busy server: wait a second or two before the next attempt (Retry-After wins).
+IMPORT_BACKOFF = Backoff(base_delay=1.0, max_delay=8.0)
 MAX_PENDING = 2  # converted batches waiting for the writer: bounds memory
 MAX_PENDING_EARLY = 6  # while Prisma's schema engine computes the DDL, convert a little further ahead
 MIGRATION_NAME = "0_init"
@@ -358,7 +361,7 @@ def import_preview(
                 target.rollback()
                 if attempt >= MAX_ATTEMPTS:
                     raise
-                time.sleep(max(exc.retry_after or 0.0, 1.5 * attempt))
+                time.sleep(IMPORT_BACKOFF.delay(attempt, exc.retry_after))
             finally:
                 target.close()
     finally:

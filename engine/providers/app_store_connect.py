@@ -16,7 +16,7 @@ import jwt
 
 from engine.errors import InputError, ProviderConflict, ProviderError, StepTimeout
 from engine.providers.eas import AscApiKey
-from engine.providers.http import ProviderClient, RetryPolicy
+from engine.providers.http import ProviderClient, RequestRetry
 
 PROVIDER = "app_store_connect"
 AUDIENCE = "appstoreconnect-v1"
@@ -51,7 +51,7 @@ class AppStoreConnectClient:
         *,
         base_url: str,
         transport: httpx.BaseTransport | None = None,
-        retry: RetryPolicy | None = None,
+        retry: RequestRetry | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

@@ -29,7 +29,8 @@ from engine.errors import (
 )
 from engine.providers import cloudflare_assets as assets
 from engine.providers.base import Deployment, DomainStatus
-from engine.providers.http import ProviderClient, RateLimiter, RetryPolicy, looks_secret, shared_limiter
+from engine.providers.http import ProviderClient, RateLimiter, RequestRetry, looks_secret, shared_limiter
+from engine.retry import poll_until
 
 RATE_LIMIT = 1200
 RATE_PERIOD = 300.0
@@ -64,7 +65,7 @@ class CloudflarePages:
         base_url: str = "https://api.cloudflare.com/client/v4",
         production_branch: str = "main",
         transport: httpx.BaseTransport | None = None,
-        retry: RetryPolicy | None = None,
+        retry: RequestRetry | None = None,
         limiter: RateLimiter | None = None,
         poll_interval: float = 1.0,
         deploy_timeout: float = 600.0,
@@ -262,28 +263,34 @@ class CloudflarePages:
         return result
 
     def wait(self, project: str, deployment_id: str) -> Deployment:
-        """Poll until the deploy stage succeeds or fails; backoff doubles up to 8 intervals."""
-        deadline = time.monotonic() + self.deploy_timeout
-        delay = self.poll_interval
-        while True:
-            result = self.get_deployment(project, deployment_id)
+        """Poll until the deploy stage succeeds or fails."""
+
+        def live(result: dict[str, Any]) -> bool:
             stage = result.get("latest_stage") or {}
-            if stage.get("name") == "deploy" and stage.get("status") == "success":
-                return _deployment(project, result)
             if stage.get("status") in ("failure", "canceled"):
                 raise ProviderError(
                     "cloudflare",
                     f"deployment {deployment_id} of {project} ended with {stage.get('status')} "
                     f"in stage {stage.get('name')}",
                 )
-            if time.monotonic() + delay > deadline:
-                raise ProviderUnavailable(
-                    "cloudflare",
-                    f"deployment {deployment_id} of {project} not live after "
-                    f"{self.deploy_timeout:.0f}s (stage {stage.get('name')} {stage.get('status')})",
-                )
-            time.sleep(delay)
-            delay = min(delay * 2, self.poll_interval * 8)
+            return bool(stage.get("name") == "deploy" and stage.get("status") == "success")
+
+        def not_live(result: dict[str, Any]) -> Exception:
+            stage = result.get("latest_stage") or {}
+            return ProviderUnavailable(
+                "cloudflare",
+                f"deployment {deployment_id} of {project} not live after "
+                f"{self.deploy_timeout:.0f}s (stage {stage.get('name')} {stage.get('status')})",
+            )
+
+        result = poll_until(
+            lambda: self.get_deployment(project, deployment_id),
+            live,
+            interval=self.poll_interval,
+            timeout=self.deploy_timeout,
+            timed_out=not_live,
+        )
+        return _deployment(project, result)
 
 
 def _expired(token: str, leeway: float = 10.0) -> bool:

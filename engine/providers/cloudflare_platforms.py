@@ -34,7 +34,7 @@ import httpx
 from engine.errors import PlanLimitReached, ProviderError, ProviderNotFound
 from engine.providers.base import Deployment, DomainStatus
 from engine.providers.cloudflare_workers import CloudflareWorkers
-from engine.providers.http import RateLimiter, RetryPolicy
+from engine.providers.http import RateLimiter, RequestRetry
 
 DISPATCH_SCRIPT = "launchdeck-dispatch"
 KV_TITLE = "launchdeck-routes"
@@ -112,7 +112,7 @@ class CloudflarePlatforms(CloudflareWorkers):
         limits: Mapping[str, int],
         base_url: str = "https://api.cloudflare.com/client/v4",
         transport: httpx.BaseTransport | None = None,
-        retry: RetryPolicy | None = None,
+        retry: RequestRetry | None = None,
         limiter: RateLimiter | None = None,
     ) -> None:
         super().__init__(

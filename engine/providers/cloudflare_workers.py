@@ -33,7 +33,7 @@ from engine.errors import ConfigError, InputError, ProviderError, ProviderNotFou
 from engine.providers import cloudflare_assets as assets
 from engine.providers.base import Deployment, DomainStatus
 from engine.providers.cloudflare import RATE_LIMIT, RATE_PERIOD, RATE_SLACK, error_message
-from engine.providers.http import ProviderClient, RateLimiter, RetryPolicy, looks_secret, shared_limiter
+from engine.providers.http import ProviderClient, RateLimiter, RequestRetry, looks_secret, shared_limiter
 
 MAX_ASSET_COUNT = 20000  # direct-upload.mdx, "Limitations"
 SCRIPT_NOT_FOUND = 10007  # wrangler src/utils/worker-not-found-error.ts
@@ -177,7 +177,7 @@ class CloudflareWorkers:
         *,
         base_url: str = "https://api.cloudflare.com/client/v4",
         transport: httpx.BaseTransport | None = None,
-        retry: RetryPolicy | None = None,
+        retry: RequestRetry | None = None,
         limiter: RateLimiter | None = None,
     ) -> None:
         self.account_id = account_id

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from engine.errors import ProviderError, ProviderUnavailable, StepTimeout, TerminalError
-from engine.providers.http import ProviderClient, RetryPolicy
+from engine.providers.http import ProviderClient, RequestRetry
 
 PROVIDER = "eas"
 BUILD_FIELDS = """
@@ -113,7 +113,7 @@ class EasClient:
         *,
         base_url: str,
         transport: httpx.BaseTransport | None = None,
-        retry: RetryPolicy | None = None,
+        retry: RequestRetry | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

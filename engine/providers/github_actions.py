@@ -15,7 +15,7 @@ import httpx
 from nacl.public import PublicKey, SealedBox
 
 from engine.errors import StepTimeout, TerminalError
-from engine.providers.http import ProviderClient, RetryPolicy
+from engine.providers.http import ProviderClient, RequestRetry
 
 PROVIDER = "github_actions"
 API_VERSION = "2022-11-28"
@@ -32,7 +32,7 @@ class GitHubActionsClient:
         *,
         base_url: str,
         transport: httpx.BaseTransport | None = None,
-        retry: RetryPolicy | None = None,
+        retry: RequestRetry | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

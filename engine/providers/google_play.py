@@ -15,7 +15,7 @@ import httpx
 import jwt
 
 from engine.errors import InputError, ProviderError
-from engine.providers.http import ProviderClient, RetryPolicy
+from engine.providers.http import ProviderClient, RequestRetry
 
 PROVIDER = "google_play"
 SCOPE = "https://www.googleapis.com/auth/androidpublisher"
@@ -52,7 +52,7 @@ class GooglePlayClient:
         base_url: str,
         token_url: str,
         transport: httpx.BaseTransport | None = None,
-        retry: RetryPolicy | None = None,
+        retry: RequestRetry | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.account = parse_service_account(service_account)

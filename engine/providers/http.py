@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import re
 import threading
 import time
@@ -32,7 +31,7 @@ from engine.errors import (
     ProviderNotFound,
     ProviderUnavailable,
 )
-from engine.retry import parse_retry_after
+from engine.retry import Backoff, parse_retry_after
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 Sleep = Callable[[float], None]
@@ -40,10 +39,10 @@ Clock = Callable[[], float]
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
+class RequestRetry(Backoff):
+    """Which answers a request is tried again after, and how often; the wait is ``Backoff``'s."""
+
     attempts: int = 5
-    base_delay: float = 0.5
-    max_delay: float = 30.0
     # A provider asking for longer than this is treated as unavailable now, not waited on forever.
     max_retry_after: float = 300.0
     # Statuses meaning "not processed, try again": retried for every method.
@@ -52,13 +51,6 @@ class RetryPolicy:
     retry_idempotent: frozenset[int] = frozenset({500, 502, 504, 520, 521, 522, 523, 524})
     # Methods safe to repeat after an ambiguous failure, unless the caller says otherwise.
     idempotent_methods: frozenset[str] = IDEMPOTENT_METHODS
-
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        """Full jitter (AWS architecture blog) below an exponential cap; never less than Retry-After."""
-        backoff = random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
-        if retry_after is None:
-            return backoff
-        return retry_after + random.uniform(0, self.base_delay)
 
     def is_transient(self, status: int) -> bool:
         return status in self.retry_any_method or status in self.retry_idempotent or status >= 500
@@ -185,7 +177,7 @@ class ProviderClient:
         *,
         headers: Mapping[str, str] | None = None,
         secrets: Iterable[str | None] = (),
-        retry: RetryPolicy | None = None,
+        retry: RequestRetry | None = None,
         limiter: RateLimiter | None = None,
         transport: httpx.BaseTransport | None = None,
         timeout: httpx.Timeout | float = httpx.Timeout(30.0, connect=10.0),
@@ -193,7 +185,7 @@ class ProviderClient:
         sleep: Sleep = time.sleep,
     ) -> None:
         self.provider = provider
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or RequestRetry()
         self.limiter = limiter
         self.stats = RequestStats()
         self._error_message = error_message
@@ -242,7 +234,7 @@ class ProviderClient:
         last: ProviderUnavailable | None = None
         for attempt in range(self.retry.attempts):
             if attempt:
-                delay = self.retry.delay(attempt - 1, last.retry_after if last else None)
+                delay = self.retry.delay(attempt, last.retry_after if last else None)
                 if last and last.retry_after is not None and last.retry_after > self.retry.max_retry_after:
                     raise last
                 self.stats.retries += 1

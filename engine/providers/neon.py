@@ -17,10 +17,10 @@ import httpx
 
 from engine.errors import ProviderError, ProviderNotFound, ProviderUnavailable
 from engine.providers.base import DatabaseHandle
-from engine.providers.http import ProviderClient, RetryPolicy
+from engine.providers.http import ProviderClient, RequestRetry
 
 # The spec's GeneralError: POST, PATCH, DELETE and PUT are not safe to repeat; 503 and 423 always are.
-NEON_RETRY = RetryPolicy(
+NEON_RETRY = RequestRetry(
     attempts=8,
     base_delay=0.5,
     max_delay=20.0,
@@ -53,7 +53,7 @@ class Neon:
         role_name: str = "app_owner",
         org_id: str | None = None,
         transport: httpx.BaseTransport | None = None,
-        retry: RetryPolicy | None = None,
+        retry: RequestRetry | None = None,
         adopt_wait: float = 10.0,
     ) -> None:
         self.adopt_wait = adopt_wait

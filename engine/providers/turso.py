@@ -16,7 +16,7 @@ import httpx
 
 from engine.errors import ProviderConflict, ProviderNotFound
 from engine.providers.base import DatabaseHandle
-from engine.providers.http import ProviderClient, RetryPolicy
+from engine.providers.http import ProviderClient, RequestRetry
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class Turso:
         location: str = "aws-us-east-1",
         token_expiration: str = "never",
         transport: httpx.BaseTransport | None = None,
-        retry: RetryPolicy | None = None,
+        retry: RequestRetry | None = None,
     ) -> None:
         self.org, self.group, self.location = org, group, location
         self.token_expiration = token_expiration

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,7 +27,8 @@ from engine.errors import (
     ProviderUnavailable,
 )
 from engine.providers.base import Deployment, DomainStatus
-from engine.providers.http import ProviderClient, RetryPolicy, looks_secret
+from engine.providers.http import ProviderClient, RequestRetry, looks_secret
+from engine.retry import poll_until
 
 UPLOAD_CONCURRENCY = 8
 MAX_CREATE_ROUNDS = 3  # a file can go missing again between upload and create (it expired): retry
@@ -70,7 +70,7 @@ class Vercel:
         base_url: str = "https://api.vercel.com",
         team_id: str | None = None,
         transport: httpx.BaseTransport | None = None,
-        retry: RetryPolicy | None = None,
+        retry: RequestRetry | None = None,
         poll_interval: float = 1.0,
         deploy_timeout: float = 600.0,
     ) -> None:
@@ -312,13 +312,8 @@ class Vercel:
         return result
 
     def wait(self, project: str, deployment_id: str) -> Deployment:
-        deadline = time.monotonic() + self.deploy_timeout
-        delay = self.poll_interval
-        while True:
-            result = self.get_deployment(deployment_id)
+        def ready(result: dict[str, Any]) -> bool:
             state = result.get("readyState")
-            if state == "READY":
-                return _deployment(project, result, self._scheme)
             if state in ("ERROR", "CANCELED"):
                 reason = (result.get("errorMessage") or result.get("errorCode") or "").strip()
                 raise ProviderError(
@@ -326,14 +321,23 @@ class Vercel:
                     f"deployment {deployment_id} of {project} ended {state}"
                     + (f": {reason}" if reason else ""),
                 )
-            if time.monotonic() + delay > deadline:
-                raise ProviderUnavailable(
-                    "vercel",
-                    f"deployment {deployment_id} of {project} not ready after "
-                    f"{self.deploy_timeout:.0f}s (state {state})",
-                )
-            time.sleep(delay)
-            delay = min(delay * 2, self.poll_interval * 8)
+            return state == "READY"
+
+        def not_ready(result: dict[str, Any]) -> Exception:
+            return ProviderUnavailable(
+                "vercel",
+                f"deployment {deployment_id} of {project} not ready after "
+                f"{self.deploy_timeout:.0f}s (state {result.get('readyState')})",
+            )
+
+        result = poll_until(
+            lambda: self.get_deployment(deployment_id),
+            ready,
+            interval=self.poll_interval,
+            timeout=self.deploy_timeout,
+            timed_out=not_ready,
+        )
+        return _deployment(project, result, self._scheme)
 
     @property
     def _scheme(self) -> str:

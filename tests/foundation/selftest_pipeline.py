@@ -13,7 +13,8 @@ from typing import Any
 import psycopg
 
 from engine.errors import TerminalError, TransientError
-from engine.runner import RetryPolicy, Step, StepContext
+from engine.retry import RetryPolicy
+from engine.runner import Step, StepContext
 
 
 def _resources(ctx: StepContext) -> Path:

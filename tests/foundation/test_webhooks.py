@@ -7,7 +7,7 @@ import time
 
 from fastapi import FastAPI, Request, Response
 
-from engine.runner import RetryPolicy
+from engine.retry import RetryPolicy
 from engine.webhooks import SIGNATURE_HEADER, WebhookSender, sign, verify
 from tests.servers.asgi import serve
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from engine.providers.cloudflare import CloudflarePages
-from engine.providers.http import RateLimiter, RetryPolicy
+from engine.providers.http import RateLimiter, RequestRetry
 from engine.providers.neon import NEON_RETRY, Neon
 from engine.providers.turso import Turso
 from engine.providers.vercel import Vercel
@@ -22,7 +22,7 @@ from tests.emulators.vercel import VercelEmulator
 from tests.servers.asgi import serve
 
 # Same retry rules as production, shorter waits so fault tests stay fast.
-FAST_RETRY = RetryPolicy(attempts=5, base_delay=0.01, max_delay=0.05, max_retry_after=5.0)
+FAST_RETRY = RequestRetry(attempts=5, base_delay=0.01, max_delay=0.05, max_retry_after=5.0)
 FAST_NEON_RETRY = dataclasses.replace(NEON_RETRY, base_delay=0.01, max_delay=0.05, max_retry_after=5.0)
 
 

@@ -9,7 +9,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from engine.runner import NO_RETRY, RetryPolicy, Step, StepContext
+from engine.retry import RetryPolicy
+from engine.runner import NO_RETRY, Step, StepContext
 from pipelines.providers import check_plan_limits
 from pipelines.web import (
     VERIFY_RETRY,

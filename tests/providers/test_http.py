@@ -12,10 +12,10 @@ import httpx
 import pytest
 
 from engine.errors import ProviderConflict, ProviderError, ProviderNotFound, ProviderUnavailable
-from engine.providers.http import ProviderClient, RateLimiter, RetryPolicy
+from engine.providers.http import ProviderClient, RateLimiter, RequestRetry
 from engine.retry import parse_retry_after
 
-FAST = RetryPolicy(attempts=4, base_delay=0.001, max_delay=0.002, max_retry_after=1.0)
+FAST = RequestRetry(attempts=4, base_delay=0.001, max_delay=0.002, max_retry_after=1.0)
 SECRET = "sk-live-0123456789abcdef"
 
 

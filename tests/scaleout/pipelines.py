@@ -21,7 +21,8 @@ from typing import Any
 import psycopg
 
 from engine.errors import TerminalError
-from engine.runner import NO_RETRY, RetryPolicy, Step, StepContext
+from engine.retry import RetryPolicy
+from engine.runner import NO_RETRY, Step, StepContext
 from engine.temporal.blobs import BlobStore
 
 PG = os.environ.get("LAUNCHDECK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")

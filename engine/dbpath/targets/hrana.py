@@ -26,7 +26,7 @@ from engine.dbpath.sql import quote
 from engine.dbpath.targets import sqlite_common
 from engine.dbpath.targets.base import Dialect, Row
 from engine.errors import InputError, LaunchdeckError, ProviderError, ProviderUnavailable
-from engine.retry import parse_retry_after
+from engine.retry import Backoff, parse_retry_after
 
 PROVIDER = "turso"
 ROWS_PER_REQUEST = 4_000  # rows per HTTP request (several INSERT statements)
@@ -34,6 +34,8 @@ MAX_ROWS_PER_STATEMENT = 500
 READ_PAGE = 4_000
 MAX_RATE_LIMIT_WAITS = 8
 MAX_RETRY_AFTER = 30.0
+# A 429 is waited out on the same stream (its baton would be lost on another): Retry-After, else backoff.
+RATE_LIMIT_BACKOFF = Backoff(base_delay=0.25, max_delay=MAX_RETRY_AFTER, max_retry_after=MAX_RETRY_AFTER)
 BUSY_CODES = frozenset({"SQLITE_BUSY", "SQLITE_LOCKED"})
 
 
@@ -100,7 +102,7 @@ class HranaSession:
     def pipeline(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Run requests on the stream; a failed statement raises ``ProviderError`` with the server's message."""
         body = {"baton": self.baton, "requests": requests}
-        for _ in range(MAX_RATE_LIMIT_WAITS):
+        for wait_number in range(1, MAX_RATE_LIMIT_WAITS + 1):
             self.http_requests += 1
             try:
                 response = self.client.post("/v3/pipeline", json=body)
@@ -110,7 +112,8 @@ class HranaSession:
                     PROVIDER, f"connection lost ({type(exc).__name__}); the stream is gone"
                 ) from None
             if response.status_code == 429:
-                wait = _retry_after(response)
+                hint = parse_retry_after(response.headers.get("retry-after"))
+                wait = RATE_LIMIT_BACKOFF.delay(wait_number, hint)
                 time.sleep(wait)
                 continue
             break
@@ -160,11 +163,6 @@ class HranaSession:
                 self.pipeline([{"type": "close"}])
         self.open = False
         self.client.close()
-
-
-def _retry_after(response: httpx.Response) -> float:
-    hint = parse_retry_after(response.headers.get("retry-after"))
-    return min(1.0 if hint is None else hint, MAX_RETRY_AFTER)
 
 
 class HranaTarget:
