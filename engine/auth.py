@@ -191,3 +191,11 @@ def ensure_first_operator_token(store: Store) -> str | None:
     if has_operator_token(store):
         return None
     return issue_token(store, role="operator", principal="operator", name="first operator")
+
+
+def end_session(store: Store, token_id: str) -> None:
+    """Revoke a command's own short-lived session token when the command ends."""
+    store.execute(
+        "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE CAST(id AS TEXT) = ?",
+        [token_id],
+    )

@@ -17,8 +17,9 @@ import polars as pl
 
 from engine.client import EngineClient
 from engine.config import PROJECT_ROOT, Settings
+from engine.costs.closing import close_month
 from engine.costs.ledger import IngestResult, ingest_frame, with_keys
-from engine.costs.rollup import close_month, is_closed, month_end
+from engine.costs.rollup import is_closed, month_end
 from engine.errors import Conflict, LaunchdeckError
 from engine.store import Store
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^:/@\s]+:)(?P<password>[^@\s]+)(?=@)", re.I)
 _BEARER = re.compile(r"(?P<prefix>Bearer\s+)[A-Za-z0-9._~+/=-]+", re.I)
@@ -59,3 +60,16 @@ def install(logger: logging.Logger | None = None) -> None:
         for handler in target.handlers:
             if not any(isinstance(f, RedactingFilter) for f in handler.filters):
                 handler.addFilter(RedactingFilter())
+
+
+def redact_url(url: str) -> str:
+    """The URL without password or token, for messages and logs."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        netloc = f"{userinfo.split(':', 1)[0]}:***@{host}" if ":" in userinfo else netloc
+    query = urlencode(
+        [(k, "***" if k.lower() in ("authtoken", "password") else v) for k, v in parse_qsl(parts.query)]
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

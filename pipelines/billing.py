@@ -10,7 +10,8 @@ from typing import Any
 
 from engine.billing.stripe_billing import StripeBilling
 from engine.config import Settings
-from engine.costs.rollup import close_month, cost_month, is_closed
+from engine.costs.closing import close_month
+from engine.costs.rollup import cost_month, is_closed
 from engine.costs.tiers import default_tiers
 from engine.store import Store
 

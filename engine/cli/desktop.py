@@ -53,7 +53,7 @@ def desktop(
     wait: Annotated[bool, typer.Option(help="follow the deployment to its end")] = True,
 ) -> None:
     """Build the app as a Tauri desktop app for Windows, macOS and Linux on CI runners."""
-    from engine.cli import fail
+    from engine.cli.common import fail
     from engine.mobile.app_source import shell_source
     from pipelines.desktop import check_params
 

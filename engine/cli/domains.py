@@ -29,7 +29,7 @@ def add_command(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Register DOMAIN for APP and print the CNAME and TXT records to create at your DNS provider."""
-    from engine.cli import echo_json, engine_client
+    from engine.cli.common import echo_json, engine_client
 
     with engine_client() as client:
         data = client.request("POST", "/api/domains/configure", json={"app": app_name, "domain": domain})
@@ -57,7 +57,7 @@ def check_command(
 ) -> None:
     """Resolve DOMAIN's CNAME and TXT records and update its DNS and certificate status.
     Exits 0 only when the domain is verified (dns valid)."""
-    from engine.cli import echo_json, engine_client
+    from engine.cli.common import echo_json, engine_client
 
     body: dict[str, Any] = {"app": app_name, "domain": domain}
     if resolver:

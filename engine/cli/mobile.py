@@ -41,7 +41,7 @@ def run_pipeline(
 ) -> None:
     """Default the live URL to the app's, check the parameters, store the given secrets, start the
     pipeline on the engine and follow it to its end."""
-    from engine.cli import engine_client, fail, render_status
+    from engine.cli.common import engine_client, fail, render_status
 
     with engine_client() as client:
         try:
@@ -111,7 +111,7 @@ def mobile(
     wait: Annotated[bool, typer.Option(help="follow the deployment to its end")] = True,
 ) -> None:
     """Build the app as an iOS or Android shell on EAS, and send it to TestFlight or Play's internal track."""
-    from engine.cli import fail
+    from engine.cli.common import fail
     from engine.mobile.app_source import shell_source
     from pipelines.mobile import check_params
 

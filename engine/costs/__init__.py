@@ -10,7 +10,7 @@ What the console and the API call (all take the engine's ``Store``; months are `
 - ``ledger.usage_series(store, start=, end=, app_id=, grain="hour" | "day" | "month")``
 - ``sheets.list_versions(store)``, ``sheets.default_catalog()`` (sheets, plans, sources)
 - ``simulate.simulate(Scenario(...))`` (what-if)
-- ``rollup.close_month(store, month)`` (operator action; the billing job closes months itself)
+- ``closing.close_month(store, month)`` (operator action; the billing job closes months itself)
 - ``tiers.check_deploy_allowed(...)`` (deploy preflight), ``tiers.set_spend_cap(store, user, cents)``
 - ``limits.headroom(store)``, ``limits.check_room(store, provider)`` (provider plan limits, before anything is
   created), ``limits.cloudflare_mode(store, app, ...)`` (Workers or Workers for Platforms)

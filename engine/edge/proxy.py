@@ -11,19 +11,34 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio.to_thread
 import httpx
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response, StreamingResponse
 
+from engine.edge.blobs import BlobStore
 from engine.edge.deployments import Manifest, StaticFile
+from engine.edge.usage import UsageBook
 from engine.errors import TerminalError, TransientError
 
 if TYPE_CHECKING:
-    from engine.edge.host import EdgeHost
     from engine.edge.supervisor import ServerProcess
+
+
+class ServedApps(Protocol):
+    """What the proxy needs of the edge host (``engine.edge.host.EdgeHost``): find the app a Host header
+    names, and a running server for it."""
+
+    blobs: BlobStore
+    usage: UsageBook
+    startup_timeout: float
+
+    def resolve(self, host_header: str) -> tuple[str, Manifest | None, bool] | None: ...
+
+    def server(self, app: str, manifest: Manifest) -> ServerProcess: ...
+
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -63,7 +78,7 @@ def find_static(files: dict[str, StaticFile], path: str) -> tuple[str, StaticFil
 
 
 class EdgeApp:
-    def __init__(self, host: EdgeHost) -> None:
+    def __init__(self, host: ServedApps) -> None:
         self.host = host
         self.client: httpx.AsyncClient | None = None
         self.socket_clients: dict[str, httpx.AsyncClient] = {}  # one per sandboxed server's socket

@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.costs.closing import close_month
 from engine.costs.ledger import ingest, usage_series
 from engine.costs.margins import export_month, margins_month
-from engine.costs.rollup import MonthCosts, close_month, cost_month
+from engine.costs.rollup import MonthCosts, cost_month
 from engine.costs.usage import Reading
 from engine.errors import Conflict, InputError
 from engine.store import Store

@@ -140,7 +140,7 @@ def test_an_idle_apps_measured_baseline_is_below_the_reserved_one_to_the_cent(st
 def test_a_closed_month_keeps_both_baselines_and_writes_deployment_usage(store: Store) -> None:
     idle = add_app(store, "idle")
     _idle_month(store, idle, date(2026, 10, 1))
-    from engine.costs.rollup import close_month
+    from engine.costs.closing import close_month
 
     open_month = {r["name"]: r for r in cost_month(store, "2026-10").by("app")}
     close_month(store, "2026-10", now=datetime(2026, 11, 5))

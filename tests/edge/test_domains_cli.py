@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from typer.testing import CliRunner
 
-import engine.cli
+import engine.cli.common
 from engine import domains, errors
 from engine.api import STATUS_BY_ERROR, error_body
 from engine.api import domains as domain_routes
@@ -59,9 +59,9 @@ def api(
                         try:
                             yield engine_client
                         except errors.LaunchdeckError as exc:
-                            engine.cli.fail(str(exc))
+                            engine.cli.common.fail(str(exc))
 
-                monkeypatch.setattr(engine.cli, "engine_client", client)
+                monkeypatch.setattr(engine.cli.common, "engine_client", client)
                 yield store, zone
     finally:
         store.close()

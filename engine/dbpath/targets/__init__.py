@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from engine.dbpath.targets.base import Dialect, Target
 from engine.errors import InputError
+from engine.redact import redact_url
 
 
 def target_dialect(url: str) -> Dialect:
@@ -41,21 +42,6 @@ def open_target(url: str) -> Target:
     raise InputError(
         f"unknown target {redact_url(url)!r}: use postgresql://..., file:PATH, or libsql://...?authToken=..."
     )
-
-
-def redact_url(url: str) -> str:
-    """The URL without password or token, for messages and logs."""
-    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        netloc = f"{userinfo.split(':', 1)[0]}:***@{host}" if ":" in userinfo else netloc
-    query = urlencode(
-        [(k, "***" if k.lower() in ("authtoken", "password") else v) for k, v in parse_qsl(parts.query)]
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 __all__ = ["Target", "open_target", "redact_url", "target_dialect"]

@@ -26,6 +26,7 @@ from engine.dbpath.sql import quote
 from engine.dbpath.targets import sqlite_common
 from engine.dbpath.targets.base import Dialect, Row
 from engine.errors import InputError, LaunchdeckError, ProviderError, ProviderUnavailable
+from engine.redact import redact_url
 from engine.retry import Backoff, parse_retry_after
 
 PROVIDER = "turso"
@@ -169,8 +170,6 @@ class HranaTarget:
     dialect: Dialect = "sqlite"
 
     def __init__(self, url: str, *, transport: httpx.BaseTransport | None = None) -> None:
-        from engine.dbpath.targets import redact_url
-
         self.base_url, self.token = split_url(url)
         self.description = redact_url(url)
         self.transport = transport

@@ -21,6 +21,7 @@ from engine.dbpath.pgbinary import SIGNATURE, TRAILER
 from engine.dbpath.schema import Column, Table
 from engine.dbpath.targets.base import Dialect, Row
 from engine.errors import InputError, LaunchdeckError, TerminalError, TransientError
+from engine.redact import redact_url
 
 READ_BATCH = 20_000
 COPY_TYPES = {
@@ -63,8 +64,6 @@ class PostgresTarget:
     dialect: Dialect = "postgresql"
 
     def __init__(self, url: str) -> None:
-        from engine.dbpath.targets import redact_url
-
         self.url = url
         self.description = redact_url(url)
         try:
