@@ -1,4 +1,4 @@
-"""The engine API's types, generated from its OpenAPI document by ``python -m engine.api.contract``: do not edit."""
+"""The engine API's types, generated from its OpenAPI document by ``python -m engine.contract``: do not edit."""
 
 from __future__ import annotations
 

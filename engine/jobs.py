@@ -4,14 +4,23 @@ and certificate polling, upload retention, and deploy-event webhooks."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-
-from engine.service import PeriodicJob
 
 if TYPE_CHECKING:
     from engine.service import Engine
 
 log = logging.getLogger("launchdeck.jobs")
+
+
+@dataclass
+class PeriodicJob:
+    name: str
+    function: Callable[[Engine], Any]
+    seconds: float
+    run_at_start: bool = False  # also once as soon as the engine starts, not only after the first interval
+
 
 # Deploy events as the webhook receiver sees them: (pipeline, runner event) -> event name.
 EVENT_NAMES = {

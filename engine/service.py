@@ -15,34 +15,26 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 import uvicorn
 from apscheduler.schedulers.background import BackgroundScheduler
 from fastapi import APIRouter
 
-from engine import redact
+from engine import jobs, redact
 from engine.auth import ensure_first_operator_token
 from engine.config import Settings
 from engine.edge.host import EdgeHost
 from engine.edge.sandbox import Limits
 from engine.errors import ConfigError
 from engine.files import write_private
+from engine.jobs import PeriodicJob
 from engine.runner import Runner
 from engine.store import Store
 from engine.vault import Vault
 from engine.webhooks import WebhookSender
 
 log = logging.getLogger("launchdeck.engine")
-
-
-@dataclass
-class PeriodicJob:
-    name: str
-    function: Callable[[Engine], Any]
-    seconds: float
-    run_at_start: bool = False  # also once as soon as the engine starts, not only after the first interval
 
 
 # Modules that add periodic jobs, API routers and services register here (see ``extensions``).
@@ -102,8 +94,6 @@ class Engine:
             if not secret:
                 raise ConfigError("LAUNCHDECK_WEBHOOK_SECRET: required when LAUNCHDECK_WEBHOOK_URL is set")
             self.webhooks = WebhookSender(settings.webhook_url, secret)
-        from engine import jobs
-
         jobs.install(self)
         from engine.apps import track_app_states
 

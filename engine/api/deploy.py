@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Query, Request
@@ -35,7 +35,9 @@ from engine.costs.tiers import check_deploy_allowed, override_tier, resume_hold
 from engine.domains import normalize_domain
 from engine.errors import Conflict, Forbidden, InputError, LaunchdeckError, NotFound
 from engine.rules import env_name_problem
-from engine.service import Engine
+
+if TYPE_CHECKING:
+    from engine.service import Engine
 
 router = APIRouter(tags=["deploy"], responses=ERRORS)
 

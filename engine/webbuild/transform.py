@@ -227,13 +227,6 @@ _REPLACED_DRIVERS = (
 )
 
 
-# Read by the Workers path (engine.webbuild.workers), which still edits a plain config object.
-_NEXT_CONFIG_NAMES = ("next.config.ts", "next.config.mjs", "next.config.js", "next.config.cjs")
-_CONFIG_OBJECT = re.compile(
-    r"(const\s+\w+\s*(?::\s*NextConfig\s*)?=\s*\{|module\.exports\s*=\s*\{|export\s+default\s*\{)"
-)
-
-
 # Adapters the app may construct itself that cannot run here (D1 needs a Workers binding; better-sqlite3
 # compiles a native module whose binaries come from outside the registry). The app's import still
 # resolves, to a stand-in whose adapter the generated client replaces with the deployment's.

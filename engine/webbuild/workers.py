@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import InputError
+from engine.webbuild.nextconfig import CONFIG_NAMES
 from engine.webbuild.targets import Target
 
 OPENNEXT_VERSION = "1.20.17"
@@ -37,6 +38,10 @@ TRACING_EXCLUDES = [
     "node_modules/effect/**", "node_modules/next/dist/compiled/@vercel/og/**",
     "node_modules/next/dist/compiled/@mswjs/**", "node_modules/next/dist/compiled/source-map08/**",
 ]  # fmt: skip
+# The Workers path still adds one key to a plain config object (OpenNext reads the app's own config).
+CONFIG_OBJECT = re.compile(
+    r"(const\s+\w+\s*(?::\s*NextConfig\s*)?=\s*\{|module\.exports\s*=\s*\{|export\s+default\s*\{)"
+)
 _GENERATOR = re.compile(r"(generator\s+\w+\s*\{)([^}]*)\}")
 
 
@@ -91,16 +96,14 @@ def prepare_for_workers(workdir: Path, package: dict[str, Any]) -> list[str]:
 
 def _exclude_tooling_from_trace(workdir: Path) -> str:
     excludes = f"outputFileTracingExcludes: {{ '*': {json.dumps(TRACING_EXCLUDES)} }},"
-    from engine.webbuild.transform import _CONFIG_OBJECT, _NEXT_CONFIG_NAMES
-
-    for name in _NEXT_CONFIG_NAMES:
+    for name in CONFIG_NAMES:
         path = workdir / name
         if not path.is_file():
             continue
         text = path.read_text(encoding="utf-8")
         if "outputFileTracingExcludes" in text:
             return f"{name} already sets outputFileTracingExcludes"
-        match = _CONFIG_OBJECT.search(text)
+        match = CONFIG_OBJECT.search(text)
         if match is None:
             raise InputError(f"{name} has no plain config object to add outputFileTracingExcludes to")
         path.write_text(text[: match.end()] + " " + excludes + text[match.end() :], encoding="utf-8")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from engine.api.contract import TYPES_FILE, client_types, openapi_document
+from engine.contract import TYPES_FILE, client_types, openapi_document
 
 # Routes whose answers are not typed here: the costs engineer's (analytics, billing) and the status stream.
 UNTYPED = (  # the console's own analytics views; a platform's routes are all typed
@@ -32,7 +32,7 @@ def document() -> dict[str, Any]:
 
 def test_the_committed_client_types_are_generated_from_the_current_document(document: dict[str, Any]) -> None:
     assert TYPES_FILE.read_text() == client_types(document), (
-        "engine/api_types.py is stale: run `.venv/bin/python -m engine.api.contract` and commit it"
+        "engine/api_types.py is stale: run `.venv/bin/python -m engine.contract` and commit it"
     )
 
 

@@ -1,7 +1,7 @@
 """The API's contract: the OpenAPI document (built from the routes' models) and the client's types,
 generated from that document with datamodel-code-generator into ``engine/api_types.py`` (committed).
 
-    .venv/bin/python -m engine.api.contract     # after changing a route or a model: regenerate
+    .venv/bin/python -m engine.contract     # after changing a route or a model: regenerate
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-TYPES_FILE = Path(__file__).resolve().parent.parent / "api_types.py"
-HEADER = '"""The engine API\'s types, generated from its OpenAPI document by ``python -m engine.api.contract``: do not edit."""\n'
+TYPES_FILE = Path(__file__).resolve().parent / "api_types.py"
+HEADER = '"""The engine API\'s types, generated from its OpenAPI document by ``python -m engine.contract``: do not edit."""\n'
 
 
 def openapi_document() -> dict[str, Any]:
