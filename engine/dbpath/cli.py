@@ -79,9 +79,7 @@ def transform(
             with tempfile.TemporaryDirectory() as scratch:
                 path = Path(scratch) / "schema.prisma"
                 path.write_text(text)
-                done = node.prisma_cli(["validate", "--schema", str(path)], cwd=Path(scratch))
-            if done.returncode != 0:
-                _fail(f"Prisma rejects the transformed schema:\n{done.stdout}{done.stderr}", EXIT_BAD_INPUT)
+                node.validate_schema(path)
     except LaunchdeckError as exc:
         _fail(str(exc), _exit_code(exc))
     sys.stdout.write(text)

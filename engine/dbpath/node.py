@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import subprocess
+import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -194,3 +195,17 @@ def prisma_cli(args: list[str], *, cwd: Path, timeout: float = 120.0) -> subproc
         timeout=timeout,
         check=False,
     )
+
+
+def validate_schema(schema_path: Path) -> None:
+    """Raise InputError with Prisma's own message when the schema is not valid for Prisma 7."""
+    # A neutral folder, so an app's prisma.config.ts (whose imports are not installed) is not loaded.
+    with tempfile.TemporaryDirectory(prefix="launchdeck-validate-") as neutral:
+        done = prisma_cli(["validate", "--schema", str(schema_path)], cwd=Path(neutral), timeout=60)
+    if done.returncode != 0:
+        output = ANSI.sub("", done.stderr + done.stdout)
+        errors = [line.strip() for line in output.splitlines() if line.strip().lower().startswith("error")]
+        raise InputError(
+            f"the Prisma schema {schema_path.name} is not valid: "
+            + (" ".join(errors[-3:]) or output.strip()[-500:])
+        )

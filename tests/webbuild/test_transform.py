@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from engine.dbpath.node import validate_schema
 from engine.errors import Conflict, InputError
 from engine.webbuild import transform
 from engine.webbuild.build import lockfile_in_sync
-from engine.webbuild.validate import validate_schema
 from tests.webbuild.apps import EXAMPLES, make_app, snapshot
 
 
