@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.costs.rollup import close_month
+from engine.costs.closing import close_month
 from engine.costs.sheets import PRICES_DIR, list_versions, load_catalog, record_versions
 from engine.errors import Conflict, InputError, NotFound
 from engine.store import Store
