@@ -3,7 +3,9 @@
 
 The engine runs pipelines on Temporal by default (``engine/temporal/``, ``TemporalRunner`` subclasses
 this class for its journal and submission); this thread-pool runner remains for
-``LAUNCHDECK_RUNNER=local`` and for tests of steps without Temporal.
+``LAUNCHDECK_RUNNER=local`` and for tests of steps without Temporal. It runs a pipeline's steps one at a
+time in their order (which satisfies every step's ``needs``); only the Temporal runner runs independent
+steps side by side.
 
 A pipeline is an ordered list of steps. Every state change is journaled in the store (``deployments``,
 ``step_runs``, ``deployment_log``) before the runner moves on, so an engine that was killed resumes each
@@ -111,9 +113,25 @@ class Step:
     # Where the step runs: "control" is the engine itself (store, vault, edge); "build" and "import" are
     # `launchdeck worker` processes, possibly on other machines, which reach the engine only by its API.
     queue: str = "control"
-    # Names of earlier steps this one needs; empty: all earlier steps (today's strict order). Recorded
-    # so that independent steps (database and install) can later run side by side.
+    # Names of earlier steps this one needs; empty: the step before it. A step starts once all it
+    # needs succeeded, so independent branches (the database, the install) run side by side on Temporal.
     needs: tuple[str, ...] = ()
+
+
+def needed_positions(steps: list[Step]) -> list[list[int]]:
+    """For each step, the positions of the steps it needs (see ``Step.needs``)."""
+    positions: dict[str, int] = {}
+    found: list[list[int]] = []
+    for position, step in enumerate(steps):
+        if not step.needs:
+            found.append([position - 1] if position else [])
+        else:
+            unknown = [name for name in step.needs if name not in positions]
+            if unknown:
+                raise ValueError(f"step {step.name!r} needs {unknown}, which are not earlier steps")
+            found.append([positions[name] for name in step.needs])
+        positions[step.name] = position
+    return found
 
 
 PipelineFactory = Callable[[dict[str, Any]], list[Step]]

@@ -24,7 +24,7 @@ from temporalio.exceptions import ApplicationError
 from engine.errors import Cancelled, LaunchdeckError, StepTimeout, TransientError
 from engine.procs import kill_for_thread
 from engine.redact import redact
-from engine.runner import Runner, Step, StepContext
+from engine.runner import Runner, Step, StepContext, needed_positions
 
 if TYPE_CHECKING:
     from engine.temporal.runner import TemporalRunner
@@ -92,6 +92,15 @@ def step_error(exc: BaseException, attempt: int, max_attempts: int, cancelled: b
     return error
 
 
+def merge_state(connection: Any, deployment_id: str, state: dict[str, Any]) -> None:
+    """Add a step's outputs to the run's state (in the caller's transaction). Merged, not replaced: a
+    step that ran beside this one may have recorded its own outputs since this one read the state; steps
+    of one run write different keys."""
+    row = connection.execute("SELECT state FROM deployments WHERE id = ?", [deployment_id]).fetchone()
+    merged = {**json.loads((row[0] if row else None) or "{}"), **state}
+    connection.execute("UPDATE deployments SET state = ? WHERE id = ?", [json.dumps(merged), deployment_id])
+
+
 def record_success(
     runner: Runner,
     deployment_id: str,
@@ -103,9 +112,7 @@ def record_success(
 ) -> None:
     """Outputs and the step's success in one transaction: a later step never misses an output."""
     with runner.store.transaction() as connection:
-        connection.execute(
-            "UPDATE deployments SET state = ? WHERE id = ?", [json.dumps(state), deployment_id]
-        )
+        merge_state(connection, deployment_id, state)
         connection.execute(
             "UPDATE step_runs SET status = 'succeeded', finished_at = now(), detail = coalesce(?, detail)"
             " WHERE deployment_id = ? AND position = ?",
@@ -175,10 +182,12 @@ class ControlActivities:
                 "SELECT position, status FROM step_runs WHERE deployment_id = ?", [deployment_id]
             )
         }
+        needs = needed_positions(steps)
         return {
             "steps": [
                 {
                     "name": step.name,
+                    "needs": needs[position],
                     "queue": step.queue,
                     "timeout": step.timeout,
                     "max_attempts": step.retry.max_attempts,
@@ -219,7 +228,8 @@ class ControlActivities:
                 log.exception("step %s raised", step.name)
             error = step_error(exc, info.attempt, step.retry.max_attempts, ctx.cancelled.is_set())
             # What the attempt noted (e.g. "this run created the project") is kept for the next attempt.
-            self.runner._set_deployment(deployment_id, state=json.dumps(ctx.state))
+            with self.runner.store.transaction() as connection:
+                merge_state(connection, deployment_id, ctx.state)
             if error.type == "Transient" and not error.non_retryable:
                 self.runner.journal_log(
                     deployment_id, step.name, f"transient error, retrying: {error.message}"
@@ -247,13 +257,13 @@ class ControlActivities:
     async def run_step(self, call: dict[str, Any]) -> dict[str, Any]:
         deployment_id, position = call["deployment_id"], int(call["position"])
         ctx, step = await asyncio.to_thread(self._context, deployment_id, position)
-        self.runner._track(deployment_id, ctx)
+        self.runner._track(ctx)
         try:
             return await run_heartbeating(  # type: ignore[no-any-return]
                 lambda: self._run(deployment_id, position, ctx, step), ctx.cancelled, step.timeout, step.name
             )
         finally:
-            self.runner._untrack(deployment_id)
+            self.runner._untrack(ctx)
 
     @activity.defn(name="step_failed")
     async def step_failed(self, call: dict[str, Any]) -> None:
@@ -265,8 +275,11 @@ class ControlActivities:
             message = redact(str(call["error"]))
             self.runner._set_step(deployment_id, position, status=status, finished_at="now()", error=message)
             self.runner.journal_log(deployment_id, steps[position].name, f"{status}: {message}")
-            for index in range(position + 1, len(steps)):
-                self.runner._set_step(deployment_id, index, status="skipped")
+            # Steps that never started; those that ran beside this one (succeeded or stopped) keep theirs.
+            self.runner.store.execute(
+                "UPDATE step_runs SET status = 'skipped' WHERE deployment_id = ? AND status = 'pending'",
+                [deployment_id],
+            )
 
         await asyncio.to_thread(record)
 

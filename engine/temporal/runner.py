@@ -167,8 +167,8 @@ class TemporalRunner(Runner):
             return False
         self._set_deployment(deployment_id, cancel_requested=True)
         with self._contexts_lock:
-            ctx = self._contexts.get(deployment_id)
-        if ctx is not None:
+            running = [ctx for key, ctx in self._contexts.items() if key.startswith(f"{deployment_id}:")]
+        for ctx in running:
             ctx.cancelled.set()
         self.start()
         try:
@@ -181,13 +181,14 @@ class TemporalRunner(Runner):
         assert self._client is not None
         await self._client.get_workflow_handle(deployment_id).signal(PipelineWorkflow.cancel)
 
-    def _track(self, deployment_id: str, ctx: StepContext) -> None:
+    # Keyed by deployment and step: steps of one run may run side by side.
+    def _track(self, ctx: StepContext) -> None:
         with self._contexts_lock:
-            self._contexts[deployment_id] = ctx
+            self._contexts[f"{ctx.deployment_id}:{ctx.step_position}"] = ctx
 
-    def _untrack(self, deployment_id: str) -> None:
+    def _untrack(self, ctx: StepContext) -> None:
         with self._contexts_lock:
-            self._contexts.pop(deployment_id, None)
+            self._contexts.pop(f"{ctx.deployment_id}:{ctx.step_position}", None)
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop serving the control queue; steps still running are cancelled and retried by the next

@@ -48,13 +48,13 @@ def _describe(error: BaseException) -> tuple[str, bool]:
 class PipelineWorkflow:
     def __init__(self) -> None:
         self._cancelled = False
-        self._current: asyncio.Task[Any] | None = None
+        self._running: dict[int, asyncio.Task[None]] = {}  # step position -> its activity
 
     @workflow.signal
     def cancel(self) -> None:
         self._cancelled = True
-        if self._current is not None and not self._current.done():
-            self._current.cancel()
+        for task in self._running.values():
+            task.cancel()
 
     async def _control(
         self, activity: str, arg: dict[str, Any], prefix: str, timeout: timedelta = JOURNAL
@@ -67,60 +67,103 @@ class PipelineWorkflow:
 
     @workflow.run
     async def run(self, run: dict[str, Any]) -> str:
+        """Start every step whose ``needs`` all succeeded (in plan order, so replays match), side by side.
+        On a failure or a cancel, stop the other running steps, then undo what succeeded, newest first."""
         deployment_id, prefix = run["deployment_id"], run["prefix"]
         plan: dict[str, Any] = await self._control("begin", {"deployment_id": deployment_id}, prefix)
         steps: list[dict[str, Any]] = plan["steps"]
-        done: list[int] = []
-        for position, step in enumerate(steps):
-            if step["status"] == "succeeded":
-                done.append(position)
-                continue
-            call = {"deployment_id": deployment_id, "position": position}
-            try:
+        done = [position for position, step in enumerate(steps) if step["status"] == "succeeded"]
+        failures: list[tuple[int, BaseException]] = []  # the first is the run's failure
+        while True:
+            for position, step in enumerate(steps):
+                # A plan journaled before steps had needs ran them in order.
+                needs = step.get("needs", [position - 1] if position else [])
+                ready = all(needed in done for needed in needs)
+                if failures or not ready or position in done or position in self._running:
+                    continue
                 if self._cancelled:
-                    raise ApplicationError(
-                        "the deployment was cancelled", type="Cancelled", non_retryable=True
+                    failures.append(
+                        (position, ApplicationError("the deployment was cancelled", type="Cancelled"))
                     )
-                await self._run_step(step, call, prefix)
-            except (ActivityError, ApplicationError, asyncio.CancelledError) as error:
-                message, cancelled = _describe(error)
-                cancelled = cancelled or self._cancelled
-                await self._control("step_failed", {**call, "error": message, "cancelled": cancelled}, prefix)
-                for undo_position in [position, *reversed(done)]:
-                    undo = steps[undo_position]
-                    if not undo["has_undo"]:
-                        continue
-                    undo_call = {**call, "position": undo_position, "failed_step": position}
-                    if undo["queue"] == "control":
-                        await self._control("undo_step", undo_call, prefix, UNDO)
-                    else:
-                        try:
-                            await workflow.execute_activity(
-                                "undo_remote_step",
-                                undo_call,
-                                task_queue=_queue(prefix, undo["queue"]),
-                                start_to_close_timeout=UNDO,
-                                # No worker for that long: the journal says to clean up by hand.
-                                schedule_to_close_timeout=UNDO * 2,
-                                retry_policy=RetryPolicy(maximum_attempts=3),
-                            )
-                        except ActivityError as undo_error:
-                            await self._control(
-                                "log",
-                                {
-                                    **undo_call,
-                                    "line": f"undo failed, clean up by hand: {_describe(undo_error)[0]}",
-                                },
-                                prefix,
-                            )
-                            continue
-                        await self._control("undone", undo_call, prefix)
-                status = "cancelled" if cancelled else "failed"
-                await self._control("finish", {**call, "status": status, "error": message}, prefix)
-                return status
-            done.append(position)
-        await self._control("finish", {"deployment_id": deployment_id, "status": "succeeded"}, prefix)
-        return "succeeded"
+                    break
+                call = {"deployment_id": deployment_id, "position": position}
+                self._running[position] = asyncio.ensure_future(self._run_step(step, call, prefix))
+            if not self._running:
+                break
+            await workflow.wait_condition(lambda: any(task.done() for task in self._running.values()))
+            for position in sorted(self._running):
+                task = self._running[position]
+                if not task.done():
+                    continue
+                del self._running[position]
+                try:
+                    task.result()
+                except (ActivityError, ApplicationError, asyncio.CancelledError) as error:
+                    if not failures:  # the other branch is stopped; its step is undone with the rest
+                        for other in self._running.values():
+                            other.cancel()
+                    failures.append((position, error))
+                    continue
+                done.append(position)
+        if not failures:
+            await self._control("finish", {"deployment_id": deployment_id, "status": "succeeded"}, prefix)
+            return "succeeded"
+        return await self._fail(steps, done, failures, deployment_id, prefix)
+
+    async def _fail(
+        self,
+        steps: list[dict[str, Any]],
+        done: list[int],
+        failures: list[tuple[int, BaseException]],
+        deployment_id: str,
+        prefix: str,
+    ) -> str:
+        failed, first_error = failures[0]
+        message, cancelled = _describe(first_error)
+        cancelled = cancelled or self._cancelled
+        for position, error in reversed(failures):  # the run's own failure last: it skips the rest
+            stopped = position != failed and not self._cancelled
+            note, was_cancelled = (
+                (f"stopped: step {steps[failed]['name']!r} failed", True) if stopped else _describe(error)
+            )
+            call = {"deployment_id": deployment_id, "position": position}
+            await self._control(
+                "step_failed", {**call, "error": note, "cancelled": was_cancelled or cancelled}, prefix
+            )
+        call = {"deployment_id": deployment_id, "position": failed}
+        # Undo the failed and stopped steps too: they may have created part of their resource.
+        for undo_position in [position for position, _ in failures] + list(reversed(done)):
+            undo = steps[undo_position]
+            if not undo["has_undo"]:
+                continue
+            undo_call = {**call, "position": undo_position, "failed_step": failed}
+            if undo["queue"] == "control":
+                await self._control("undo_step", undo_call, prefix, UNDO)
+            else:
+                try:
+                    await workflow.execute_activity(
+                        "undo_remote_step",
+                        undo_call,
+                        task_queue=_queue(prefix, undo["queue"]),
+                        start_to_close_timeout=UNDO,
+                        # No worker for that long: the journal says to clean up by hand.
+                        schedule_to_close_timeout=UNDO * 2,
+                        retry_policy=RetryPolicy(maximum_attempts=3),
+                    )
+                except ActivityError as undo_error:
+                    await self._control(
+                        "log",
+                        {
+                            **undo_call,
+                            "line": f"undo failed, clean up by hand: {_describe(undo_error)[0]}",
+                        },
+                        prefix,
+                    )
+                    continue
+                await self._control("undone", undo_call, prefix)
+        status = "cancelled" if cancelled else "failed"
+        await self._control("finish", {**call, "status": status, "error": message}, prefix)
+        return status
 
     async def _run_step(self, step: dict[str, Any], call: dict[str, Any], prefix: str) -> None:
         retry = RetryPolicy(
@@ -133,7 +176,7 @@ class PipelineWorkflow:
         timeout = timedelta(seconds=step["timeout"] + TIMEOUT_GRACE)
         wait = workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
         if step["queue"] == "control":  # in the engine, as a local activity (see ``_control``)
-            self._current = asyncio.ensure_future(
+            activity = asyncio.ensure_future(
                 workflow.execute_local_activity(
                     "run_step",
                     call,
@@ -143,7 +186,7 @@ class PipelineWorkflow:
                 )
             )
         else:  # on a worker: heartbeats tell Temporal within seconds that a worker is gone
-            self._current = asyncio.ensure_future(
+            activity = asyncio.ensure_future(
                 workflow.execute_activity(
                     "run_remote_step",
                     call,
@@ -154,7 +197,4 @@ class PipelineWorkflow:
                     cancellation_type=wait,
                 )
             )
-        try:
-            await self._current  # a worker reports its step's outputs to the engine's API before it ends
-        finally:
-            self._current = None
+        await activity  # a worker reports its step's outputs to the engine's API before it ends

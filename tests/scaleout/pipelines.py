@@ -20,7 +20,7 @@ from typing import Any
 
 import psycopg
 
-from engine.errors import TerminalError
+from engine.errors import Cancelled, TerminalError
 from engine.retry import RetryPolicy
 from engine.runner import NO_RETRY, Step, StepContext
 from engine.temporal.blobs import BlobStore
@@ -141,4 +141,38 @@ def scaleout(params: dict[str, Any]) -> list[Step]:
     ]  # fmt: skip
 
 
-PIPELINES = {"scaleout": scaleout}
+def wait_or_stop(ctx: StepContext, seconds: float) -> None:
+    if ctx.cancelled.wait(seconds):
+        raise Cancelled("the deployment was cancelled")
+
+
+def slow_database(ctx: StepContext) -> str:
+    detail = create_database(ctx)
+    wait_or_stop(ctx, float(ctx.params.get("database_seconds", 0)))
+    return detail
+
+
+def install(ctx: StepContext) -> str:
+    wait_or_stop(ctx, float(ctx.params.get("install_seconds", 0)))
+    if ctx.params.get("fail_install"):
+        raise TerminalError("the install failed (as the test asked)")
+    ctx.state["installed"] = True
+    return "installed"
+
+
+def build_after_both(ctx: StepContext) -> str:
+    return f"built with {ctx.state['database']}, installed: {ctx.state.get('installed', False)}"
+
+
+def branches(params: dict[str, Any]) -> list[Step]:
+    """The web pipeline's shape: the database and the install side by side, then a build needing both."""
+    return [
+        Step("preflight", lambda ctx: "ready", timeout=60),
+        Step("database", slow_database, drop_database, timeout=120),
+        Step("install", install, timeout=120, retry=NO_RETRY, needs=("preflight",)),
+        Step("build", build_after_both, timeout=60, needs=("database", "install")),
+        Step("promote", promote, timeout=60, retry=NO_RETRY),
+    ]
+
+
+PIPELINES = {"scaleout": scaleout, "branches": branches}
