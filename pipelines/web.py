@@ -1,6 +1,7 @@
 """The one-click web deployment: the plan's five stages after a preflight.
 
-preflight -> database -> environment -> transform -> build -> host -> verify (and promote)
+preflight -> transform -> database -> environment -> build -> host -> verify (and promote)
+                      +-> install -------------------+   (side by side with database and environment)
 
 Only the last step changes what the public URL serves, so a failure anywhere leaves the previous
 deployment live; what the failed run created is undone. The app's database belongs to the app, not to a
@@ -354,8 +355,8 @@ def transform(ctx: StepContext) -> str:
     from engine.webbuild import transform as transform_app
 
     target = ctx.params["db"]
-    if target == "byo":
-        target = byo_family(engine_of(ctx).vault.get(ctx.app_id, DB_URL))
+    if target == "byo":  # before the database step: the URL the user gave, as preflight checked it
+        target = byo_family(engine_of(ctx).vault.get(ctx.app_id, "byo:DATABASE_URL"))
     workdir = build_dir(ctx) / "app"
     if workdir.exists():  # a re-run after a crash: start from a clean copy
         from engine.webbuild.deps_cache import release_mounts
@@ -371,12 +372,17 @@ def transform(ctx: StepContext) -> str:
         seed=bool(ctx.params.get("seed")),
         repository=ctx.params.get("repository_path"),
     )
-    baseline = build_dir(ctx) / "migrations"
-    if baseline.is_dir():  # the import's migration baseline, so `prisma migrate deploy` works later
-        shutil.copytree(baseline, workdir / "prisma" / "migrations", dirs_exist_ok=True)
     for change in result.changes:
         ctx.log(change)
     return f"Prisma {result.prisma_before or '?'} -> {result.prisma_after}, {len(result.changes)} change(s)"
+
+
+def add_migration_baseline(ctx: StepContext) -> None:
+    """The database step's migration baseline into the working copy, so `prisma migrate deploy` works
+    later (the database step runs after the transform, beside the install)."""
+    baseline = build_dir(ctx) / "migrations"
+    if baseline.is_dir():
+        shutil.copytree(baseline, build_dir(ctx) / "app" / "prisma" / "migrations", dirs_exist_ok=True)
 
 
 def remove_build_dir(ctx: StepContext) -> None:
@@ -394,7 +400,45 @@ def discard_in_background(folder: Path, trash: Path) -> None:
     threading.Thread(target=shutil.rmtree, args=(target, True), name="discard", daemon=True).start()
 
 
-# -- 4. build and host --------------------------------------------------------------------------------
+# -- 4. install, build and host ---------------------------------------------------------------------
+
+
+def dependency_caches(ctx: StepContext) -> dict[str, Any]:
+    """The app's npm cache and node_modules entries, and the machine's package store (for build_app)."""
+    workspace = engine_of(ctx).settings.workspace
+    return {
+        "npm_cache": workspace / "npm-cache" / ctx.app_name,
+        # node_modules by lockfile key; by app id, since a name freed by a destroyed app can be taken again
+        "deps_cache": workspace / "deps-cache" / str(ctx.app_id),
+        "package_store": workspace / "package-store",  # verified tarballs, machine-wide
+    }
+
+
+def install(ctx: StepContext) -> str:
+    """The dependencies, into the app's deps cache, for the build step to attach. Runs beside the
+    database step, so it sees none of the app's variables; the build runs the app's own install scripts
+    again with them."""
+    from engine.edge.sandbox import privileged
+    from engine.webbuild import build as build_app
+    from engine.webbuild.deps_cache import release_mounts
+
+    engine = engine_of(ctx)
+    logs = engine.settings.workspace / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    workdir = build_dir(ctx) / "app"
+    release_mounts(workdir)  # a re-run after a crash: the node_modules overlay of the interrupted install
+    result = build_app(
+        workdir,
+        {},
+        timeout=engine.settings.build_timeout_seconds,
+        memory_mb=engine.settings.build_memory_mb,
+        log_path=logs / f"{ctx.deployment_id}-build.log",
+        script=None,
+        uid=engine.edge.uids.uid(ctx.app_name) if privileged() else None,
+        **dependency_caches(ctx),
+    )
+    ctx.state["dependencies"] = result.dependencies
+    return f"{result.install_command} {result.install_seconds:.1f} s in a {result.sandbox} sandbox"
 
 
 def build(ctx: StepContext) -> str:
@@ -408,18 +452,17 @@ def build(ctx: StepContext) -> str:
     logs.mkdir(parents=True, exist_ok=True)
     workdir = build_dir(ctx) / "app"
     release_mounts(workdir)  # a re-run after a crash: the node_modules overlay of the interrupted build
+    add_migration_baseline(ctx)
     result = build_app(
         workdir,
         deployment_env(ctx),
         timeout=engine.settings.build_timeout_seconds,
         memory_mb=engine.settings.build_memory_mb,
         log_path=logs / f"{ctx.deployment_id}-build.log",
-        npm_cache=engine.settings.workspace / "npm-cache" / ctx.app_name,
         build_cache=engine.settings.workspace / "build-cache" / ctx.app_name,  # Next's incremental cache
-        # node_modules by lockfile key; by app id, since a name freed by a destroyed app can be taken again
-        deps_cache=engine.settings.workspace / "deps-cache" / str(ctx.app_id),
-        package_store=engine.settings.workspace / "package-store",  # verified tarballs, machine-wide
         script=BUILD_SCRIPT if for_workers else "build",
+        dependencies=ctx.state.get("dependencies") or None,  # what the install step kept
+        **dependency_caches(ctx),
         **build_isolation(engine, ctx.app_name),
     )
     if for_workers:
@@ -595,6 +638,7 @@ def host_in_cloud(ctx: StepContext) -> str:
         if kind == "cloudflare":  # built here with OpenNext: the Worker and its assets are uploaded
             staged = provider.stage(ctx.app_name, Path(ctx.state["worker_bundle"]), deployment_env(ctx))
         else:  # Vercel installs and builds the uploaded source itself, as `vercel deploy` has it do
+            add_migration_baseline(ctx)
             staged = provider.stage(
                 ctx.app_name, build_dir(ctx) / "app", deployment_env(ctx), framework="nextjs"
             )
@@ -665,22 +709,26 @@ def web(params: dict[str, Any]) -> list[Step]:
         raise InputError(f"unknown host {host_kind!r}: use one of {', '.join(HOST_KINDS)}")
     prepare = [
         Step("preflight", preflight, timeout=180, retry=NO_RETRY),
+        Step("transform", transform, remove_build_dir, timeout=300, retry=NO_RETRY),
         Step("database", provision_database, undo_database, timeout=1800),
         Step("environment", environment, undo_environment, timeout=60),
-        Step("transform", transform, remove_build_dir, timeout=300, retry=NO_RETRY),
     ]
+    built_here = [  # the install needs only the transformed copy: it runs beside database and environment
+        Step("install", install, timeout=3600, retry=RetryPolicy(max_attempts=2), needs=("transform",)),
+        Step(
+            "build", build, remove_build_dir, timeout=3600, retry=RetryPolicy(max_attempts=2),
+            needs=("environment", "install"),
+        ),
+    ]  # fmt: skip
     if host_kind == "local":
         return [
             *prepare,
-            Step("build", build, remove_build_dir, timeout=3600, retry=RetryPolicy(max_attempts=2)),
+            *built_here,
             Step("host", host, unstage, timeout=600),
             Step("verify", verify_and_promote, timeout=300, retry=VERIFY_RETRY),
         ]
-    built_here = (
-        [Step("build", build, remove_build_dir, timeout=3600, retry=RetryPolicy(max_attempts=2))]
-        if host_kind == "cloudflare"
-        else []
-    )
+    if host_kind != "cloudflare":  # Vercel installs and builds the uploaded source itself
+        built_here = []
     return [
         *prepare,
         *built_here,

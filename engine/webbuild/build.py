@@ -73,6 +73,7 @@ class BuildResult:
     public_dir: Path | None  # the app's public/ files, served from /
     peak_memory_mb: float | None = None
     steps: list[dict[str, Any]] = field(default_factory=list)
+    dependencies: str = ""  # the deps cache entry that holds node_modules (see ``deps_cache``)
 
     def detail(self) -> dict[str, Any]:
         """JSON-ready summary for the deployment journal."""
@@ -293,7 +294,7 @@ def build(
     max_processes: int = 512,
     npm_cache: Path | str | None = None,
     build_cache: Path | str | None = None,
-    script: str = "build",
+    script: str | None = "build",
     uid: int | None = None,
     database_folders: list[Path] | None = None,
     postgres: tuple[str, tuple[str, int]] | None = None,
@@ -301,6 +302,7 @@ def build(
     disk_quota_mb: int | None = 8192,
     deps_cache: Path | str | None = None,
     package_store: Path | str | None = None,
+    dependencies: str | None = None,
 ) -> BuildResult:
     """Installs dependencies and builds the working copy in the sandbox.
 
@@ -309,7 +311,9 @@ def build(
     redeploys; never shared between apps); by default a fresh one inside the build's temporary folder.
     ``build_cache``: this app's Next.js build cache (.next/cache), restored before and saved after a
     successful build, for fast redeploys. ``script``: the package.json script that builds
-    (``build:worker`` for a Cloudflare Workers copy, see ``engine.webbuild.workers``).
+    (``build:worker`` for a Cloudflare Workers copy, see ``engine.webbuild.workers``); None: install only,
+    keeping node_modules in ``deps_cache`` (the result's ``dependencies`` names the entry, which a later
+    build of the copy is given as ``dependencies``).
     ``uid``: the app's host uid (an engine running as root). ``database_folders``: the app's own local
     database folder(s), chosen by the engine (never from a URL), bound read-write at the same path so
     pages prerendered at build time read the target database. ``postgres``: (the app's role, the
@@ -353,10 +357,20 @@ def build(
         # Dependencies reused (deps_cache.py): this app's node_modules for the same key, attached so that
         # the build cannot change the cached files, else npm's cache seeded from the package store.
         reuse = stack.enter_context(
-            DepsReuse(deps_cache, package_store, workdir, Path(scratch), cache, kind, log_path)
+            DepsReuse(
+                deps_cache,
+                package_store,
+                workdir,
+                Path(scratch),
+                cache,
+                kind,
+                log_path,
+                install_only=script is None,
+                dependencies=dependencies,
+            )
         )
         install = reuse.before_install(install, full_env)
-        if build_cache and Path(build_cache).is_dir():
+        if build_cache and script and Path(build_cache).is_dir():
             shutil.copytree(build_cache, workdir / ".next" / "cache", dirs_exist_ok=True, symlinks=True)
         secrets = _secret_values(env)
         net_dir = Path(scratch) / "net"
@@ -398,16 +412,18 @@ def build(
             egress.stop()
             if forwarder is not None:
                 forwarder.stop()
-        if build_cache and real_folder(workdir, ".next/cache") is not None:
+        if build_cache and script and real_folder(workdir, ".next/cache") is not None:
             drop_escaping_links(workdir / ".next" / "cache")
             shutil.rmtree(build_cache, ignore_errors=True)
             shutil.copytree(workdir / ".next" / "cache", build_cache, symlinks=True)
-    return _result(workdir, kind, install, in_sync, steps, started, log_path, peak, reuse.label)
+    result = _result(workdir, kind, install, in_sync, steps, started, log_path, peak, reuse.label)
+    result.dependencies = reuse.key
+    return result
 
 
 def _run_steps(
     install: list[str],
-    script: str,
+    script: str | None,
     *,
     kind: SandboxKind,
     workdir: Path,
@@ -431,7 +447,7 @@ def _run_steps(
 ) -> tuple[list[dict[str, Any]], float | None]:
     steps: list[dict[str, Any]] = []
     peak: float | None = None
-    for name, argv in (("install", install), ("build", ["npm", "run", script])):
+    for name, argv in (("install", install), *([("build", ["npm", "run", script])] if script else [])):
         if not argv:  # node_modules reused and the app has no install scripts of its own to run again
             steps.append({"name": name, "command": reuse.label, "seconds": reuse.seconds, "exit_code": 0})
             continue
@@ -513,7 +529,7 @@ def _result(
         install_command=reuse_label or ("already installed" if install[1] == "ls" else " ".join(install[:2])),
         lockfile_regenerated=not in_sync,
         install_seconds=steps[0]["seconds"],
-        build_seconds=steps[1]["seconds"],
+        build_seconds=steps[1]["seconds"] if len(steps) > 1 else 0.0,
         seconds=round(time.monotonic() - started, 2),
         log_path=log_path,
         server_dir=server_dir,

@@ -413,6 +413,10 @@ class DepsReuse:
     matches, the root package's install scripts (or nothing at all) when a cache entry was attached.
     ``after_install`` (only after an install that exited 0) adds the downloaded tarballs to the store and
     moves the new node_modules into the cache, then attaches it back for the build.
+
+    ``install_only`` (a deployment's install step, which runs beside its database step): nothing is
+    attached; an entry that matches is only found, a new install only kept; ``key`` names the entry for
+    the build step, which passes it back as ``dependencies`` to attach that entry.
     """
 
     def __init__(
@@ -424,8 +428,13 @@ class DepsReuse:
         npm_cache: Path,
         sandbox: str,
         log_path: Path | None = None,
+        *,
+        install_only: bool = False,
+        dependencies: str | None = None,
     ) -> None:
         self.cache = DepsCache(deps_cache) if deps_cache else None
+        self.install_only, self.dependencies = install_only, dependencies
+        self.key = ""  # the entry that holds this build's node_modules, once known
         self.store = PackageStore(package_store) if package_store else None
         self.workdir, self.scratch, self.npm_cache, self.sandbox = workdir, scratch, npm_cache, sandbox
         self.log_path = log_path
@@ -447,7 +456,8 @@ class DepsReuse:
             # a standalone server and a Worker bundle (.open-next) carry their own.
             standalone = (self.workdir / ".next" / "standalone" / "server.js").is_file()
             worker = (self.workdir / ".open-next").is_dir()
-            self.attached.detach(keep=exc_type is None and not standalone and not worker)
+            keep = exc_type is None and not standalone and not worker and not self.install_only
+            self.attached.detach(keep=keep)
             self.attached = None
 
     def note(self, text: str) -> None:
@@ -468,12 +478,20 @@ class DepsReuse:
         overlay = self.sandbox == "bwrap"  # the unprivileged-user sandbox chowns the copy: a copy then
         if self.cache is not None:
             self.parts = key_parts(self.workdir, install, env, self.sandbox)
-            entry = self.cache.find(digest(self.parts))
+            entry = (self.cache.find(self.dependencies) if self.dependencies else None) or self.cache.find(
+                digest(self.parts)
+            )
+            if entry is not None and self.install_only:  # the build attaches it
+                self.reused, self.key, self.label = True, entry.name, "reused node_modules"
+                self.note(
+                    f"node_modules of entry {entry.name[:12]} (same lockfile, Node, options): no install"
+                )
+                return []
             attached = (
                 self.cache.attach(entry, self.workdir, self.scratch, overlay=overlay) if entry else None
             )
             if entry is not None and attached is not None:
-                self.attached, self.reused = attached, True
+                self.attached, self.reused, self.key = attached, True, entry.name
                 self.label = f"reused node_modules ({attached.mode})"
                 self.seconds = round(time.monotonic() - started, 2)
                 self.note(
@@ -535,17 +553,22 @@ class DepsReuse:
                 raise OSError("the installed dependencies could not be kept for the build")
         else:
             entry = self.cache.save(key, self.workdir, self.parts, lockfile=resolved)
-        if entry is not None:
-            self.attached = self.cache.attach(
-                entry, self.workdir, self.scratch, overlay=self.sandbox == "bwrap", lockfile=False
-            )
-            if self.attached is None:
-                raise OSError(f"dependencies entry {entry.name[:12]} could not be attached")
-            self.note(
-                f"node_modules kept as entry {entry.name[:12]}"
-                + (f" (a layer over {self.base.name[:12]})" if self.base is not None else "")
-                + f", attached by {self.attached.mode} in {time.monotonic() - started:.2f} s"
-            )
+        if entry is None:
+            return
+        self.key = entry.name
+        layered = f" (a layer over {self.base.name[:12]})" if self.base is not None else ""
+        if self.install_only:
+            self.note(f"node_modules kept as entry {entry.name[:12]}{layered} for the build")
+            return
+        self.attached = self.cache.attach(
+            entry, self.workdir, self.scratch, overlay=self.sandbox == "bwrap", lockfile=False
+        )
+        if self.attached is None:
+            raise OSError(f"dependencies entry {entry.name[:12]} could not be attached")
+        self.note(
+            f"node_modules kept as entry {entry.name[:12]}{layered}, attached by {self.attached.mode} in "
+            f"{time.monotonic() - started:.2f} s"
+        )
 
 
 # -- the machine-wide package store ---------------------------------------------------------------------

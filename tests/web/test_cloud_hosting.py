@@ -111,7 +111,7 @@ def test_shop_on_turso_and_vercel_serves_its_preview_rows_through_a_storm_of_429
 
     steps = succeeded(cloud.deploy(EXAMPLES / "shop", "shop", db="turso"))
 
-    assert list(steps) == ["preflight", "database", "environment", "transform", "host", "verify"]
+    assert list(steps) == ["preflight", "transform", "database", "environment", "host", "verify"]
     app = cloud.client.app("shop")
     assert app["hosting_provider"] == "vercel" and app["database_provider"] == "turso"
     assert app["deployment_url"].startswith("http://shop.vercel.localhost:")  # the production alias
@@ -234,7 +234,16 @@ def test_a_local_database_cannot_be_used_from_a_cloud_host(cloud: Cloud) -> None
 def test_shop_on_turso_and_cloudflare_workers(cloud: Cloud) -> None:
     steps = succeeded(cloud.deploy(EXAMPLES / "shop", "edge-shop", host="cloudflare", db="turso"))
 
-    assert list(steps) == ["preflight", "database", "environment", "transform", "build", "host", "verify"]
+    assert list(steps) == [
+        "preflight",
+        "transform",
+        "database",
+        "environment",
+        "install",
+        "build",
+        "host",
+        "verify",
+    ]
     assert "OpenNext build" in steps["build"] and "Worker bundle" in steps["build"]
     app = cloud.client.app("edge-shop")
     assert app["hosting_provider"] == "cloudflare" and ".workers.localhost:" in app["deployment_url"]

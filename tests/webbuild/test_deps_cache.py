@@ -93,6 +93,37 @@ def _entries(root: Path, app: str = "tiny") -> list[Path]:
 
 
 @pytest.mark.parametrize("kind", ["bwrap", "user"])
+def test_an_install_step_hands_its_node_modules_to_the_build_of_the_same_copy(
+    root: Path, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The web pipeline's install step (no app variables: it runs beside the database step) and its
+    build step (with them). The transform changed package.json, so the install rewrites the lockfile:
+    the build finds the entry by the key the install step reports, not by its own."""
+    monkeypatch.setenv("LAUNCHDECK_BUILD_SANDBOX", kind)
+    work = _app(root / "one")
+    package = json.loads((work / "package.json").read_text())
+    package["dependencies"]["ms"] = "^2.1.2"
+    (work / "package.json").write_text(json.dumps(package))
+    installed, log = _build(root, work, script=None)
+    assert installed.install_command == "npm install" and "ms says" not in log  # installed, not built
+    [entry] = _entries(root)
+    assert installed.dependencies == entry.name
+    assert not (work / "node_modules" / "ms").exists()  # kept in the cache, not left in the copy
+
+    built, log = _build(root, work, env={"NEXTAUTH_SECRET": "a-secret-value"}, dependencies=entry.name)
+    assert built.install_command == f"reused node_modules ({'overlay' if kind == 'bwrap' else 'copy'})"
+    assert "$ npm ci" not in log and "$ npm install" not in log and "ms says 7200000" in log
+    assert _entries(root) == [entry]
+
+    # A later deployment's install step finds its entry and installs nothing.
+    first, _ = _build(root, _app(root / "two"), script=None)
+    assert first.dependencies not in ("", entry.name)  # the app's own package.json: another key
+    again, log = _build(root, _app(root / "three"), script=None)
+    assert again.install_command == "reused node_modules" and "$ npm" not in log
+    assert again.dependencies == first.dependencies
+
+
+@pytest.mark.parametrize("kind", ["bwrap", "user"])
 def test_unchanged_lockfile_reuses_node_modules_that_the_build_cannot_change(
     root: Path, kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
