@@ -215,6 +215,7 @@ class Runner:
         if pipeline not in self.pipelines:
             raise NotFound(f"no pipeline named {pipeline!r}; known: {', '.join(sorted(self.pipelines))}")
         steps = self.pipelines[pipeline](params)
+        needed_positions(steps)  # a step that needs a later or unknown step is refused here, not mid-run
         deployment_id = str(uuid.uuid4())
         deadline = time.monotonic() + lock_timeout
         while True:

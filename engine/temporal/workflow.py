@@ -122,7 +122,7 @@ class PipelineWorkflow:
         message, cancelled = _describe(first_error)
         cancelled = cancelled or self._cancelled
         for position, error in reversed(failures):  # the run's own failure last: it skips the rest
-            stopped = position != failed and not self._cancelled
+            stopped = position != failed and _describe(error)[1] and not self._cancelled
             note, was_cancelled = (
                 (f"stopped: step {steps[failed]['name']!r} failed", True) if stopped else _describe(error)
             )

@@ -174,3 +174,19 @@ def test_progress_is_journaled_while_a_step_runs(
             stop.set()
         time.sleep(0.05)
     assert len(seen) >= 2
+
+
+def test_a_pipeline_whose_step_needs_a_later_step_is_refused_at_submit(runner: Runner) -> None:
+    from engine.runner import Step
+
+    def noop(ctx: Any) -> None:
+        return None
+
+    runner.pipelines["tangled"] = lambda params: [
+        Step("build", noop, needs=("install",)),
+        Step("install", noop),
+    ]
+    app_row = get_or_create_app(runner.store, "shop", owner="operator")
+    with pytest.raises(ValueError, match=r"step 'build' needs \['install'\], which are not earlier steps"):
+        runner.submit(str(app_row["id"]), "tangled", {}, requested_by="test")
+    assert runner.store.scalar("SELECT count(*) FROM deployments") == 0
