@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -189,3 +190,68 @@ def estimate_remaining(store: Store, deployment: dict[str, Any], steps: list[dic
                 typical = max(0.0, typical - (step["seconds"] or 0.0))
         remaining += typical
     return round(remaining, 1)
+
+
+# -- questions the API and the service ask about apps, deployments and the audit log --------------------
+
+
+def owner_of(store: Store, name: str) -> str | None:
+    """The user an app name belongs to, or None when no app has it."""
+    owner = store.scalar("SELECT user_id FROM deployed_apps WHERE name = ?", [name])
+    return None if owner is None else str(owner)
+
+
+def app_name(store: Store, app_id: str) -> str | None:
+    name = store.scalar("SELECT name FROM deployed_apps WHERE id = ?", [app_id])
+    return None if name is None else str(name)
+
+
+def app_id(store: Store, name: str) -> str | None:
+    found = store.scalar("SELECT id FROM deployed_apps WHERE name = ?", [name])
+    return None if found is None else str(found)
+
+
+def deployment_history(store: Store, app_id: str, limit: int = 50) -> list[dict[str, Any]]:
+    """An app's deployments, newest first."""
+    return store.fetchall(
+        "SELECT id, pipeline, status, url, error, created_at, finished_at FROM deployments"
+        " WHERE app_id = ? ORDER BY created_at DESC LIMIT ?",
+        [app_id, limit],
+    )
+
+
+def forget_if_never_deployed(store: Store, app: dict[str, Any], forget_secrets: Callable[[str], Any]) -> None:
+    """Delete an app (and its secrets) that a refused first request created: no deployment ever ran."""
+    runs = store.scalar("SELECT count(*) FROM deployments WHERE app_id = ?", [app["id"]])
+    if not runs and app["status"] == "provisioning":
+        forget_secrets(str(app["id"]))
+        store.execute("DELETE FROM deployed_apps WHERE id = ?", [app["id"]])
+
+
+def live_app_count(store: Store, user_id: str, live_statuses: tuple[str, ...]) -> int:
+    marks = ", ".join("?" for _ in live_statuses)
+    return int(
+        store.scalar(
+            f"SELECT count(*) FROM deployed_apps WHERE user_id = ? AND status IN ({marks})",
+            [user_id, *live_statuses],
+        )
+    )
+
+
+def recent_audit(store: Store, limit: int) -> list[dict[str, Any]]:
+    return store.fetchall("SELECT * FROM audit_log ORDER BY id DESC LIMIT ?", [limit])
+
+
+def deployment_snapshot(store: Store, deployment_id: str) -> dict[str, Any]:
+    """What a deployment recorded when it went live (its cloud deployment id, build facts); {} if nothing."""
+    snapshot = store.scalar("SELECT config_snapshot FROM deployments WHERE id = ?", [deployment_id])
+    return dict(json.loads(snapshot)) if snapshot else {}
+
+
+def succeeded_web_deployments(store: Store, app_id: str) -> list[dict[str, Any]]:
+    """An app's web deployments that went live, newest first: what a rollback may return to."""
+    return store.fetchall(
+        "SELECT id, url, config_snapshot FROM deployments WHERE app_id = ? AND pipeline = 'web'"
+        " AND status = 'succeeded' ORDER BY created_at DESC",
+        [app_id],
+    )

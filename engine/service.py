@@ -22,6 +22,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from fastapi import APIRouter
 
 from engine import jobs, redact
+from engine.apps import app_id
 from engine.auth import ensure_first_operator_token
 from engine.config import Settings
 from engine.edge.host import EdgeHost
@@ -214,10 +215,10 @@ class Engine:
 
     def deployment_env(self, app: str, deployment_id: str) -> dict[str, str]:
         """The environment a deployment was made with (kept in the vault; rollback brings it back)."""
-        row = self.store.fetchone("SELECT id FROM deployed_apps WHERE name = ?", [app])
-        if row is None:
+        found = app_id(self.store, app)
+        if found is None:
             return {}
-        value = self.vault.get_optional(str(row["id"]), f"env@{deployment_id}")
+        value = self.vault.get_optional(found, f"env@{deployment_id}")
         return dict(json.loads(value)) if value else {}
 
     def on_close(self, stop: Callable[[], None]) -> None:

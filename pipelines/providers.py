@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine import domains
 from engine.errors import ConfigError, InputError
 from engine.providers.base import CloudHost, DatabaseProvider, Deployment, DomainStatus
 
@@ -174,9 +175,9 @@ class CloudflareHosting:
         # The app keeps its recorded mode: its last month is still costed on the plan it ran on.
         client = self._for(project)
         client.destroy(project)
-        for row in self.store.fetchall("SELECT domain FROM cloud_domains WHERE app = ?", [project]):
-            client.remove_domain(project, row["domain"])  # a custom hostname is the zone's, not the script's
-        self.store.execute("DELETE FROM cloud_domains WHERE app = ?", [project])
+        for domain in domains.cloud_domains_of(self.store, project):
+            client.remove_domain(project, domain)  # a custom hostname is the zone's, not the script's
+        domains.forget_cloud_domains(self.store, project)
 
     def add_domain(self, project: str, domain: str) -> DomainStatus:
         return self._for(project).add_domain(project, domain)
@@ -231,14 +232,10 @@ def verify_domain_before_promote(
     its owner must publish (the attachment stays, so the next deploy finds it validated)."""
     import time
 
-    from engine.domains import normalize_domain
     from engine.errors import ProviderError, TerminalError
 
-    name = normalize_domain(domain, edge_hostname=engine.settings.edge_hostname)
-    owner = engine.store.scalar(
-        "SELECT app FROM domains WHERE domain = ? UNION ALL SELECT app FROM cloud_domains WHERE domain = ?",
-        [name, name],
-    )
+    name = domains.normalize_domain(domain, edge_hostname=engine.settings.edge_hostname)
+    owner = domains.app_of_domain(engine.store, name)
     if owner is not None and owner != app:
         raise TerminalError(f"{name} already belongs to {owner}; remove it there first. Nothing was changed.")
     try:
@@ -254,7 +251,7 @@ def verify_domain_before_promote(
     while status.status not in ("active", "verified", "failed") and time.monotonic() < deadline:
         time.sleep(DOMAIN_POLL_SECONDS)
         status = host.domain_status(app, name)
-    record_cloud_domain(engine.store, app, status, kind)
+    domains.record_cloud_domain(engine.store, app, status, kind)
     if status.status == "failed":
         host.remove_domain(app, name)
         why = status.verification.get("errors") or (
@@ -272,29 +269,5 @@ def verify_domain_before_promote(
             f"{name} is not validated yet after {DOMAIN_WAIT_SECONDS:.0f} s: publish {records}, then deploy again. "
             "Production was not changed."
         )
-    engine.store.execute(
-        "UPDATE deployed_apps SET custom_domain = ?, updated_at = now() WHERE name = ?", [name, app]
-    )
+    domains.set_custom_domain(engine.store, app, name)
     return f"{name} is active on {kind}"
-
-
-def record_cloud_domain(store: Store, app: str, status: DomainStatus, kind: str) -> None:
-    """Keep a cloud domain's state as its host reported it (``cloud_domains``)."""
-    import json
-
-    records = {k: v for k, v in status.verification.items() if k.split(" ")[0] in ("CNAME", "TXT")}
-    state, certificate = {
-        "active": ("active", "issued"),
-        "verified": ("active", "issued"),
-        "failed": ("failed", "failed"),
-    }.get(status.status, ("pending", "pending"))
-    detail = ", ".join(f"{k} {v}" for k, v in status.verification.items() if k not in records)
-    store.execute(
-        "INSERT INTO cloud_domains (domain, app, host, status, certificate_status, records, detail, verified_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, CASE WHEN ? = 'active' THEN now()::TIMESTAMP END)"
-        " ON CONFLICT (domain) DO UPDATE SET app = excluded.app, host = excluded.host, status = excluded.status,"
-        " certificate_status = excluded.certificate_status, records = excluded.records, detail = excluded.detail,"
-        " checked_at = now()::TIMESTAMP, verified_at = CASE WHEN excluded.status = 'active'"
-        " THEN coalesce(cloud_domains.verified_at, now()::TIMESTAMP) END",
-        [status.name, app, kind, state, certificate, json.dumps(records), detail or None, state],
-    )
