@@ -255,3 +255,44 @@ def succeeded_web_deployments(store: Store, app_id: str) -> list[dict[str, Any]]
         " AND status = 'succeeded' ORDER BY created_at DESC",
         [app_id],
     )
+
+
+# -- what metering reads: the apps it meters, by the provider they run on ---------------------------------
+
+METERED_STATUSES = ("active", "suspended", "deploying")
+
+
+def metered_databases(store: Store, provider: str) -> dict[str, str]:
+    """App id -> database id (name, file or project) of the metered apps whose database ``provider`` holds."""
+    marks = ", ".join("?" for _ in METERED_STATUSES)
+    rows = store.fetchall(
+        f"SELECT CAST(id AS TEXT) AS app_id, database_id FROM deployed_apps"
+        f" WHERE database_provider = ? AND database_id IS NOT NULL AND status IN ({marks})",
+        [provider, *METERED_STATUSES],
+    )
+    return {r["app_id"]: r["database_id"] for r in rows}
+
+
+def metered_hosting(store: Store, host: str) -> list[dict[str, Any]]:
+    """The metered apps hosted on ``host``: app_id, name and the host's project id (may be None)."""
+    marks = ", ".join("?" for _ in METERED_STATUSES)
+    return store.fetchall(
+        f"SELECT CAST(id AS TEXT) AS app_id, name, hosting_project_id AS project FROM deployed_apps"
+        f" WHERE hosting_provider = ? AND status IN ({marks})",
+        [host, *METERED_STATUSES],
+    )
+
+
+def platform_app_ids(store: Store) -> list[str]:
+    """The apps hosted as user Workers in the Workers for Platforms dispatch namespace."""
+    rows = store.fetchall(
+        "SELECT CAST(a.id AS TEXT) AS app_id FROM deployed_apps a JOIN cloudflare_hosting h ON h.app = a.name"
+        " WHERE a.hosting_provider = 'cloudflare' AND h.mode = 'platforms'"
+    )
+    return [r["app_id"] for r in rows]
+
+
+def database_kind(store: Store, app: str) -> str | None:
+    """The kind of database the engine provisioned for ``app`` (its record, never its URL)."""
+    kind = store.scalar("SELECT database_provider FROM deployed_apps WHERE name = ?", [app])
+    return None if kind is None else str(kind)

@@ -199,7 +199,7 @@ class CloudflareHosting:
 def check_plan_limits(engine: Engine, params: Mapping[str, Any], app: Mapping[str, Any]) -> None:
     """Refuse a deploy that would go over a provider plan's limit, before anything is created: a new Turso
     database or Neon project, a new Worker (or user Worker) on Cloudflare."""
-    from engine.costs.limits import check_room
+    from engine.costs.limits import check_room, recorded_cloudflare_mode
 
     store, app_name = engine.store, str(app["name"])
     database = params.get("db")
@@ -207,14 +207,12 @@ def check_plan_limits(engine: Engine, params: Mapping[str, Any], app: Mapping[st
         app.get("database_provider") == database and app.get("database_id")
     ):
         check_room(store, str(database))
-    if params.get("host") == "cloudflare":
-        known = store.scalar("SELECT mode FROM cloudflare_hosting WHERE app = ?", [app_name])
-        if known is None:
-            hosting = CloudflareHosting(store, engine.settings)
-            mode = hosting.mode(app_name)
-            check_room(store, "cloudflare" if mode == "workers" else "cloudflare-platforms")
-            if mode == "platforms":
-                hosting.client(mode).close()  # a missing apps zone fails here, with the setting to set
+    if params.get("host") == "cloudflare" and recorded_cloudflare_mode(store, app_name) is None:
+        hosting = CloudflareHosting(store, engine.settings)
+        mode = hosting.mode(app_name)
+        check_room(store, "cloudflare" if mode == "workers" else "cloudflare-platforms")
+        if mode == "platforms":
+            hosting.client(mode).close()  # a missing apps zone fails here, with the setting to set
 
 
 # -- a custom domain, verified before production points at a deployment ---------------------------------
