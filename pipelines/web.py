@@ -414,7 +414,7 @@ def install(ctx: StepContext) -> str:
     """The dependencies, into the app's deps cache, for the build step to attach. Runs beside the
     database step, so it sees none of the app's variables; the build runs the app's own install scripts
     again with them."""
-    from engine.edge.sandbox import privileged
+    from engine.jail import privileged
     from engine.webbuild import build as build_app
     from engine.webbuild.deps_cache import release_mounts
 
