@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     temporal_queue_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]{0,60}$")
     # Steps a `launchdeck worker` runs at once, per queue it serves.
     worker_concurrency: int = Field(default=2, ge=1, le=64)
+    # The engine serves the worker queues (build, import) itself too, as a worker with its own folder
+    # (default: beside the workspace, ``<workspace>-worker``), so one command runs everything. Off when
+    # `launchdeck worker` processes do the building.
+    local_worker: bool = True
+    local_worker_dir: Path | None = None
     # Build output a worker sends back: the largest blob the engine takes.
     worker_blob_max_bytes: int = Field(default=500_000_000, ge=1)
     # Extra modules that register pipelines (plugins); comma-separated import paths.

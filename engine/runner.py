@@ -114,6 +114,12 @@ class Step:
     # Names of earlier steps this one needs; empty: all earlier steps (today's strict order). Recorded
     # so that independent steps (database and install) can later run side by side.
     needs: tuple[str, ...] = ()
+    # On a worker: what the engine hands the step when a worker starts it (computed on the engine, from
+    # its workspace, vault and store, which the worker never sees), as the step's ``ctx.inputs``.
+    inputs: Callable[[StepContext], dict[str, Any]] | None = None
+    # On a worker: the name of an earlier worker step whose machine this one must run on (it uses what
+    # that step left in the worker's folder); it goes to that worker's own task queue.
+    same_machine_as: str = ""
 
 
 PipelineFactory = Callable[[dict[str, Any]], list[Step]]

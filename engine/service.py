@@ -130,9 +130,30 @@ class Engine:
         self.scheduler.start()
         self.edge.start()
         self.on_close(self.edge.stop)
+        if self.settings.local_worker and self.settings.runner == "temporal":
+            self._start_local_worker()
         resumed = self.runner.resume_unfinished()
         if resumed:
             log.info("resumed %d unfinished deployment(s): %s", len(resumed), ", ".join(resumed))
+
+    def _start_local_worker(self) -> None:
+        """A worker like any other (its own folder, the API, a worker token), in this process."""
+        from engine.auth import end_session, issue_token, token_info
+        from engine.temporal.runner import TemporalRunner
+        from engine.temporal.worker import serve
+
+        assert isinstance(self.runner, TemporalRunner)
+        workspace = self.settings.workspace.resolve()
+        folder = self.settings.local_worker_dir or workspace.parent / f"{workspace.name}-worker"
+        token = issue_token(self.store, role="worker", principal="local-worker", name="local worker")
+        token_id = str(token_info(self.store, token)["id"])
+        self.on_close(lambda: end_session(self.store, token_id))
+        url, concurrency = self.url, self.settings.worker_concurrency
+        self.runner.attach(
+            lambda client: serve(
+                url, token, workdir=folder, concurrency=concurrency, name="local", client=client, quiet=True
+            )
+        )
 
     def _server_for(self, port: int) -> uvicorn.Server:
         from engine.api import create_app

@@ -467,9 +467,8 @@ def build_isolation(engine: Any, app: str) -> dict[str, Any]:
     return options
 
 
-def static_mounts(ctx: StepContext) -> dict[str, Path]:
+def static_mounts(built: dict[str, Any]) -> dict[str, Path]:
     """public/ at /, .next/static at /_next/static: the URL layout Next.js serves."""
-    built = ctx.state["build"]
     mounts = {"/_next/static": Path(built["static_dir"])}
     if built["public_dir"] and Path(built["public_dir"]).is_dir():
         mounts["/"] = Path(built["public_dir"])
@@ -478,9 +477,10 @@ def static_mounts(ctx: StepContext) -> dict[str, Path]:
 
 def host(ctx: StepContext) -> str:
     from engine.edge.deployments import ServerSpec
+    from pipelines.remote_build import received_build
 
     engine = engine_of(ctx)
-    built = ctx.state["build"]
+    built = received_build(ctx)  # the worker's output, from the blobs it sent
     # Hard links, not copies: the build folder is deleted right after, and staging drops from seconds to ms.
     server = ServerSpec(
         command=list(built["server_command"]),
@@ -488,7 +488,7 @@ def host(ctx: StepContext) -> str:
         env=deployment_env(ctx),
         link_files=True,
     )
-    manifest = engine.edge.stage(ctx.app_name, ctx.deployment_id, static_mounts(ctx) or None, server)
+    manifest = engine.edge.stage(ctx.app_name, ctx.deployment_id, static_mounts(built) or None, server)
     size = sum(f.size for f in manifest.files.values())
     # The plan: source code is not kept after deployment. The staged server bundle is the build output.
     discard_in_background(build_dir(ctx), engine.settings.workspace / "trash")
@@ -670,9 +670,14 @@ def web(params: dict[str, Any]) -> list[Step]:
         Step("transform", transform, remove_build_dir, timeout=300, retry=NO_RETRY),
     ]
     if host_kind == "local":
+        from pipelines.remote_build import build_inputs, build_on_worker, remove_worker_copy
+
         return [
             *prepare,
-            Step("build", build, remove_build_dir, timeout=3600, retry=RetryPolicy(max_attempts=2)),
+            Step(
+                "build", build_on_worker, remove_worker_copy, timeout=3600, retry=RetryPolicy(max_attempts=2),
+                queue="build", inputs=build_inputs,
+            ),  # fmt: skip
             Step("host", host, unstage, timeout=600),
             Step("verify", verify_and_promote, timeout=300, retry=VERIFY_RETRY),
         ]

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from engine.api.deps import EngineDep, WorkerRole
 from engine.api.models import ERRORS
 from engine.errors import ConfigError, NotFound
-from engine.temporal.blobs import BlobStore, check_digest
+from engine.temporal.blobs import BlobStore, check_digest, engine_blobs
 
 router = APIRouter(tags=["workers"], responses=ERRORS)
 
@@ -40,6 +40,9 @@ class WorkerDeployment(BaseModel):
     state: dict[str, Any]
     cancel_requested: bool
     app: WorkerApp
+    inputs: dict[str, Any] = Field(
+        default_factory=dict, description="what the engine computed for the step (on starting it only)"
+    )
 
 
 class Missing(BaseModel):
@@ -53,7 +56,7 @@ class StoredBlob(BaseModel):
 
 
 def blobs(engine: Any) -> BlobStore:
-    return BlobStore(engine.settings.workspace / "blobs")
+    return engine_blobs(engine.settings.workspace)
 
 
 def runner_of(engine: Any) -> Any:
@@ -120,7 +123,7 @@ def start(
 ) -> dict[str, Any]:
     """A worker starts an attempt of a step: the journal counts it, and the answer is the step's inputs
     (unless the run was cancelled meanwhile: then nothing is journaled and the worker stops)."""
-    from engine.temporal.activities import mark_attempt
+    from engine.temporal.activities import mark_attempt, step_context
 
     spec = deployment(deployment_id, engine, principal)
     if not spec["cancel_requested"]:
@@ -131,6 +134,9 @@ def start(
             _step_name(engine, deployment_id, position),
             f"worker {body.worker}",
         )
+        ctx, step = step_context(engine.runner, deployment_id, position)
+        if step.inputs is not None:
+            spec["inputs"] = step.inputs(ctx)
     return spec
 
 

@@ -1,14 +1,20 @@
-"""Content-addressed blobs: files a worker sends the engine (build output) or fetches from it, named by
-their SHA-256, so a file the engine already has is never sent twice."""
+"""Content-addressed blobs: files a worker sends the engine (build output) or fetches from it (a
+transformed working copy), named by their SHA-256, so a file the other side has is never sent twice.
+A folder travels as a tree: its files as blobs, and a manifest (itself a blob) naming them."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import posixpath
 import re
 import secrets
-from collections.abc import AsyncIterator
-from pathlib import Path
+import shutil
+import stat
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 from engine.errors import InputError, NotFound, TooLarge
 
@@ -71,3 +77,97 @@ class BlobStore:
         finally:
             partial.unlink(missing_ok=True)
         return size
+
+
+def engine_blobs(workspace: Path) -> BlobStore:
+    """The engine's blobs: what workers sent it, and what it offers them."""
+    return BlobStore(workspace / "blobs")
+
+
+def put_file(store: BlobStore, path: Path) -> str:
+    """Copy a file into the store (the engine's own files, e.g. a transformed working copy)."""
+    digest = file_digest(path)
+    if not store.has(digest):
+        target = store.path(digest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{digest}.{secrets.token_hex(4)}.part")
+        try:
+            shutil.copyfile(path, partial)
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+    return digest
+
+
+# -- trees: a folder sent as blobs, described by a manifest that is itself a blob -------------------------
+
+
+def tree_manifest(root: Path, digest_of: Callable[[Path], str], skip: Callable[[str], bool]) -> dict[str, Any]:
+    """``{"files": {relative: [digest, executable]}, "links": {relative: target}}`` for a folder's
+    regular files and symbolic links (never followed); ``skip(relative)`` leaves a path out."""
+    files: dict[str, list[Any]] = {}
+    links: dict[str, str] = {}
+    for directory, dirnames, filenames in os.walk(root):  # links to folders are listed, not entered
+        for name in [*dirnames, *filenames]:
+            path = Path(directory) / name
+            relative = path.relative_to(root).as_posix()
+            if skip(relative):
+                if name in dirnames:
+                    dirnames.remove(name)
+            elif path.is_symlink():
+                target = os.readlink(path)
+                if link_inside(relative, target):  # one pointing elsewhere would dangle there anyway
+                    links[relative] = target
+            elif path.is_file():
+                files[relative] = [digest_of(path), bool(path.stat().st_mode & stat.S_IXUSR)]
+    return {"files": files, "links": links}
+
+
+def link_inside(relative: str, target: str) -> bool:
+    """Whether a link at ``relative`` pointing at ``target`` stays inside its tree."""
+    if target.startswith("/") or "\0" in target:
+        return False
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(relative), target))
+    return not (resolved == ".." or resolved.startswith("../"))
+
+
+def manifest_bytes(manifest: dict[str, Any]) -> bytes:
+    return json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+
+
+def read_manifest(data: bytes) -> dict[str, Any]:
+    """A manifest as received: every path relative, inside the tree, and under no link of the tree, so
+    writing the tree out can never write through a link or outside its folder."""
+    try:
+        manifest = json.loads(data)
+        files, links = dict(manifest["files"]), dict(manifest["links"])
+    except (ValueError, KeyError, TypeError):
+        raise InputError("a tree manifest is JSON with files and links") from None
+    for relative in [*files, *links]:
+        parts = PurePosixPath(relative).parts
+        if not parts or relative.startswith("/") or ".." in parts or "\0" in relative:
+            raise InputError(f"a tree manifest names {relative!r}: paths are relative, inside the tree")
+        for depth in range(1, len(parts)):
+            if "/".join(parts[:depth]) in links:
+                raise InputError(f"a tree manifest names {relative!r} under a symbolic link")
+    for relative, target in links.items():
+        if not isinstance(target, str) or not link_inside(relative, target):
+            raise InputError(f"a tree manifest links {relative!r} outside the tree")
+    for digest, _ in files.values():
+        check_digest(digest)
+    return {"files": files, "links": links}
+
+
+def write_tree(manifest: dict[str, Any], root: Path, place: Callable[[str, Path], None]) -> None:
+    """Write a checked manifest's tree under ``root`` (new): ``place(digest, target)`` writes a file's
+    content; links are made last, so no file is ever written through one."""
+    root.mkdir(parents=True, exist_ok=True)
+    for relative, (digest, executable) in manifest["files"].items():
+        target = root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        place(digest, target)
+        target.chmod(0o755 if executable else 0o644)
+    for relative, link in manifest["links"].items():
+        target = root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.symlink_to(link)

@@ -19,7 +19,8 @@ import pytest
 
 from tests.servers.engine import engine_process, operator_token
 
-PLUGIN = {"LAUNCHDECK_EXTRA_PIPELINES": "tests.scaleout.pipelines"}
+# No local worker: these tests decide which worker processes serve the build queue.
+PLUGIN = {"LAUNCHDECK_EXTRA_PIPELINES": "tests.scaleout.pipelines", "LAUNCHDECK_LOCAL_WORKER": "false"}
 
 
 @pytest.fixture(scope="session")
