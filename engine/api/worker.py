@@ -8,13 +8,13 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from engine.api.deps import EngineDep, WorkerRole
 from engine.api.models import ERRORS
 from engine.errors import ConfigError, NotFound
-from engine.temporal.blobs import BlobStore, check_digest, engine_blobs
+from engine.temporal.blobs import BlobStore, check_digest, engine_blobs, pack_frames, receive_pack
 
 router = APIRouter(tags=["workers"], responses=ERRORS)
 
@@ -202,6 +202,30 @@ class Digests(BaseModel):
 def missing(body: Digests, engine: EngineDep, principal: WorkerRole) -> dict[str, list[str]]:
     """Which of these blobs the engine lacks: the worker sends only those."""
     return {"missing": blobs(engine).missing([check_digest(d) for d in body.digests])}
+
+
+class StoredPack(BaseModel):
+    stored: int = Field(description="blobs in the pack")
+
+
+@router.put("/api/worker/blobs/pack", status_code=201, response_model=StoredPack)
+async def put_pack(request: Request, engine: EngineDep, principal: WorkerRole) -> dict[str, int]:
+    """Many blobs in one body, each framed as ``<sha256> <size>\n`` and its bytes; each is kept only when
+    its SHA-256 is the one named, and none may pass LAUNCHDECK_WORKER_BLOB_MAX_BYTES."""
+    stored = await receive_pack(blobs(engine), request.stream(), engine.settings.worker_blob_max_bytes)
+    return {"stored": stored}
+
+
+@router.post(
+    "/api/worker/blobs/fetch",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
+)
+def fetch_pack(body: Digests, engine: EngineDep, principal: WorkerRole) -> StreamingResponse:
+    """These blobs as one pack (the format ``PUT /api/worker/blobs/pack`` takes)."""
+    store = blobs(engine)
+    paths = {digest: store.open(check_digest(digest)) for digest in dict.fromkeys(body.digests)}
+    return StreamingResponse(pack_frames(paths), media_type="application/octet-stream")
 
 
 @router.put("/api/worker/blobs/{digest}", status_code=201, response_model=StoredBlob)

@@ -12,7 +12,7 @@ import re
 import secrets
 import shutil
 import stat
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -171,3 +171,106 @@ def write_tree(manifest: dict[str, Any], root: Path, place: Callable[[str, Path]
         target = root / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         target.symlink_to(link)
+
+
+# -- packs: many blobs in one request, each framed as b"<digest> <size>\n" + its bytes -----------------
+
+
+def pack_frames(paths: dict[str, Path]) -> Iterator[bytes]:
+    """A pack of ``{digest: path}``, streamed."""
+    for digest, path in paths.items():
+        yield f"{digest} {path.stat().st_size}\n".encode()
+        with path.open("rb") as handle:
+            yield from iter(lambda: handle.read(1 << 20), b"")
+
+
+class PackReader:
+    """Reads a pack's frames from a stream of chunks (async on the engine, sync on a worker)."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+
+    def header(self) -> tuple[str, int] | None:
+        """The next frame's header, if the buffer holds it whole."""
+        end = self.buffer.find(b"\n")
+        if end < 0:
+            if len(self.buffer) > 100:
+                raise InputError("a blob pack frame starts with '<sha256> <size>\\n'")
+            return None
+        digest, _, size = bytes(self.buffer[:end]).decode("ascii", "replace").partition(" ")
+        del self.buffer[: end + 1]
+        if not size.isdigit():
+            raise InputError("a blob pack frame starts with '<sha256> <size>\\n'")
+        return check_digest(digest), int(size)
+
+    def take(self, size: int) -> bytes:
+        piece = bytes(self.buffer[:size])
+        del self.buffer[: len(piece)]
+        return piece
+
+
+async def receive_pack(store: BlobStore, body: AsyncIterator[bytes], max_bytes: int) -> int:
+    """Store every blob of a pack (each checked as ``BlobStore.receive`` does); returns how many."""
+    reader, chunks, count = PackReader(), body.__aiter__(), 0
+
+    async def fill() -> bool:
+        try:
+            reader.buffer += await chunks.__anext__()
+        except StopAsyncIteration:
+            return False
+        return True
+
+    while True:
+        frame = reader.header()
+        if frame is None:
+            if await fill():
+                continue
+            if reader.buffer:
+                raise InputError("the blob pack ends inside a frame header")
+            return count
+        digest, size = frame
+
+        async def content(left: int = size) -> AsyncIterator[bytes]:
+            while left > 0:
+                if not reader.buffer and not await fill():
+                    raise InputError("the blob pack ends inside a blob")
+                piece = reader.take(left)
+                left -= len(piece)
+                yield piece
+
+        await store.receive(digest, content(), max_bytes)
+        count += 1
+
+
+def read_pack(chunks: Iterator[bytes], store: BlobStore) -> int:
+    """Store every blob of a pack received as ``chunks`` (a worker's download), checking each digest."""
+    reader, count = PackReader(), 0
+    for chunk in chunks:
+        reader.buffer += chunk
+        while (frame := _whole_frame(reader)) is not None:
+            digest, data = frame
+            if hashlib.sha256(data).hexdigest() != digest:
+                raise InputError(f"blob {digest} arrived damaged")
+            target = store.path(digest)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(f".{digest}.{secrets.token_hex(4)}.part")
+            partial.write_bytes(data)
+            os.replace(partial, target)
+            count += 1
+    if reader.buffer:
+        raise InputError("the blob pack ends inside a frame")
+    return count
+
+
+def _whole_frame(reader: PackReader) -> tuple[str, bytes] | None:
+    """The next frame if the buffer holds it whole (a working copy's files are small), else None."""
+    end = reader.buffer.find(b"\n")
+    if end < 0:
+        return None
+    digest, _, size = bytes(reader.buffer[:end]).decode("ascii", "replace").partition(" ")
+    if not size.isdigit():
+        raise InputError("a blob pack frame starts with '<sha256> <size>\\n'")
+    if len(reader.buffer) < end + 1 + int(size):
+        return None
+    del reader.buffer[: end + 1]
+    return check_digest(digest), reader.take(int(size))

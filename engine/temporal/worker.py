@@ -43,7 +43,9 @@ from engine.temporal.blobs import (
     BlobStore,
     file_digest,
     manifest_bytes,
+    pack_frames,
     read_manifest,
+    read_pack,
     tree_manifest,
     write_tree,
 )
@@ -79,18 +81,15 @@ class EngineApi:
         missing = set(
             self.post("/api/worker/blob-check", {"digests": sorted(set(digests.values()))})["missing"]
         )
-        for path_text, digest in digests.items():
-            if digest not in missing:
-                continue
-            with open(path_text, "rb") as handle:
-                response = self.client.put(
-                    f"/api/worker/blobs/{digest}",
-                    content=iter(lambda h=handle: h.read(1 << 20), b""),  # type: ignore[misc]
-                    headers={"Content-Type": "application/octet-stream"},
-                    timeout=httpx.Timeout(600.0, connect=10.0),
-                )
+        sending = {digest: Path(path) for path, digest in digests.items() if digest in missing}
+        if sending:  # one request for them all
+            response = self.client.put(
+                "/api/worker/blobs/pack",
+                content=pack_frames(sending),
+                headers={"Content-Type": "application/octet-stream"},
+                timeout=httpx.Timeout(600.0, connect=10.0),
+            )
             response.raise_for_status()
-            missing.discard(digest)
         return digests
 
     def download(self, digest: str, target: Path) -> Path:
@@ -120,9 +119,13 @@ class EngineApi:
         (copies, not links: the build may change its working copy, never the cache). Returns the files
         fetched from the engine."""
         manifest = read_manifest(self.cached(manifest_digest, cache).read_bytes())
-        lacking = [d for d in {d for d, _ in manifest["files"].values()} if not cache.has(d)]
-        for digest in lacking:
-            self.cached(digest, cache)
+        lacking = sorted({d for d, _ in manifest["files"].values() if not cache.has(d)})
+        if lacking:  # one request for them all
+            with self.client.stream(
+                "POST", "/api/worker/blobs/fetch", json={"digests": lacking}, timeout=httpx.Timeout(600.0, connect=10.0)
+            ) as response:
+                response.raise_for_status()
+                read_pack(response.iter_bytes(1 << 20), cache)
         write_tree(manifest, root, lambda digest, target: shutil.copyfile(cache.path(digest), target))
         return len(lacking)
 
