@@ -48,7 +48,9 @@ def build_inputs(ctx: StepContext) -> dict[str, Any]:
     blobs = engine_blobs(engine.settings.workspace)
     copy = build_dir(ctx) / "app"
     if not copy.is_dir():
-        raise TerminalError("the transformed working copy is gone (the engine's workspace was cleaned): deploy again")
+        raise TerminalError(
+            "the transformed working copy is gone (the engine's workspace was cleaned): deploy again"
+        )
     manifest = tree_manifest(copy, lambda path: put_file(blobs, path), lambda relative: relative in NOT_SENT)
     isolation = build_isolation(engine, ctx.app_name)
     database = None
@@ -60,7 +62,9 @@ def build_inputs(ctx: StepContext) -> dict[str, Any]:
         "env": deployment_env(ctx),
         "uid": engine.edge.uids.uid(ctx.app_name) if privileged() else None,
         "database": database,
-        "postgres": {"role": postgres[0], "host": postgres[1][0], "port": postgres[1][1]} if postgres else None,
+        "postgres": {"role": postgres[0], "host": postgres[1][0], "port": postgres[1][1]}
+        if postgres
+        else None,
         "timeout": engine.settings.build_timeout_seconds,
         "memory_mb": engine.settings.build_memory_mb,
     }
@@ -175,4 +179,3 @@ def remove_worker_copy(ctx: WorkerContext) -> None:
     release_mounts(ctx.workdir / "app")  # the node_modules overlay of an interrupted build
     shutil.rmtree(ctx.workdir, ignore_errors=True)
     ctx.workdir.mkdir(parents=True, exist_ok=True)
-

@@ -675,9 +675,14 @@ def web(params: dict[str, Any]) -> list[Step]:
         return [
             *prepare,
             Step(
-                "build", build_on_worker, remove_worker_copy, timeout=3600, retry=RetryPolicy(max_attempts=2),
-                queue="build", inputs=build_inputs,
-            ),  # fmt: skip
+                "build",
+                build_on_worker,
+                remove_worker_copy,
+                timeout=3600,
+                retry=RetryPolicy(max_attempts=2),
+                queue="build",
+                inputs=build_inputs,
+            ),
             Step("host", host, unstage, timeout=600),
             Step("verify", verify_and_promote, timeout=300, retry=VERIFY_RETRY),
         ]

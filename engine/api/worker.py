@@ -219,7 +219,9 @@ async def put_pack(request: Request, engine: EngineDep, principal: WorkerRole) -
 @router.post(
     "/api/worker/blobs/fetch",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
+    responses={
+        200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
+    },
 )
 def fetch_pack(body: Digests, engine: EngineDep, principal: WorkerRole) -> StreamingResponse:
     """These blobs as one pack (the format ``PUT /api/worker/blobs/pack`` takes)."""

@@ -74,21 +74,6 @@ def session_token(store: Any, purpose: str) -> tuple[str, str]:
     return token, str(token_info(store, token)["id"])
 
 
-def local_worker_token(store: Any) -> str:
-    """A worker token for the local worker `launchdeck up` starts; it expires in 30 days."""
-    from datetime import UTC, datetime, timedelta
-
-    from engine.auth import issue_token
-
-    return issue_token(
-        store,
-        role="worker",
-        principal="local-worker",
-        name="launchdeck up: local worker (this machine)",
-        expires_at=datetime.now(UTC) + timedelta(days=30),
-    )
-
-
 def remote_url(engine_url: str | None) -> str | None:
     return engine_url or os.environ.get("LAUNCHDECK_ENGINE_URL") or None
 

@@ -4,6 +4,7 @@ A folder travels as a tree: its files as blobs, and a manifest (itself a blob) n
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -12,6 +13,7 @@ import re
 import secrets
 import shutil
 import stat
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -47,7 +49,24 @@ class BlobStore:
         return self.path(digest).is_file()
 
     def missing(self, digests: list[str]) -> list[str]:
-        return [d for d in dict.fromkeys(digests) if not self.has(d)]
+        """The digests not here; those here are marked used now (``prune`` keeps them)."""
+        lacking = []
+        for digest in dict.fromkeys(digests):
+            try:
+                os.utime(self.path(digest))
+            except FileNotFoundError:
+                lacking.append(digest)
+        return lacking
+
+    def prune(self, max_age_seconds: float) -> int:
+        """Delete blobs not sent, offered or asked about for ``max_age_seconds``; returns how many."""
+        deadline, removed = time.time() - max_age_seconds, 0
+        for path in self.root.glob("??/*") if self.root.is_dir() else []:
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime < deadline:
+                    path.unlink()
+                    removed += 1
+        return removed
 
     def open(self, digest: str) -> Path:
         path = self.path(digest)
@@ -87,22 +106,25 @@ def engine_blobs(workspace: Path) -> BlobStore:
 def put_file(store: BlobStore, path: Path) -> str:
     """Copy a file into the store (the engine's own files, e.g. a transformed working copy)."""
     digest = file_digest(path)
-    if not store.has(digest):
-        target = store.path(digest)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{digest}.{secrets.token_hex(4)}.part")
-        try:
-            shutil.copyfile(path, partial)
-            os.replace(partial, target)
-        finally:
-            partial.unlink(missing_ok=True)
+    if not store.missing([digest]):
+        return digest
+    target = store.path(digest)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{digest}.{secrets.token_hex(4)}.part")
+    try:
+        shutil.copyfile(path, partial)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
     return digest
 
 
 # -- trees: a folder sent as blobs, described by a manifest that is itself a blob -------------------------
 
 
-def tree_manifest(root: Path, digest_of: Callable[[Path], str], skip: Callable[[str], bool]) -> dict[str, Any]:
+def tree_manifest(
+    root: Path, digest_of: Callable[[Path], str], skip: Callable[[str], bool]
+) -> dict[str, Any]:
     """``{"files": {relative: [digest, executable]}, "links": {relative: target}}`` for a folder's
     regular files and symbolic links (never followed); ``skip(relative)`` leaves a path out."""
     files: dict[str, list[Any]] = {}

@@ -28,14 +28,14 @@ from typing import Any
 
 import httpx
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from engine.errors import Cancelled, ConfigError, LaunchdeckError, TransientError
-from engine.retry import poll_until
 from engine.procs import tracked
 from engine.redact import redact
+from engine.retry import poll_until
 from engine.runner import Step
 from engine.temporal import WORKER_QUEUES, queue_name
 from engine.temporal.activities import application_error, run_heartbeating, step_error
@@ -52,6 +52,7 @@ from engine.temporal.blobs import (
 from engine.temporal.runner import connect
 
 log = logging.getLogger("launchdeck.worker")
+CACHE_DAYS = 7
 
 
 class EngineApi:
@@ -119,10 +120,13 @@ class EngineApi:
         (copies, not links: the build may change its working copy, never the cache). Returns the files
         fetched from the engine."""
         manifest = read_manifest(self.cached(manifest_digest, cache).read_bytes())
-        lacking = sorted({d for d, _ in manifest["files"].values() if not cache.has(d)})
+        lacking = cache.missing(sorted({digest for digest, _ in manifest["files"].values()}))
         if lacking:  # one request for them all
             with self.client.stream(
-                "POST", "/api/worker/blobs/fetch", json={"digests": lacking}, timeout=httpx.Timeout(600.0, connect=10.0)
+                "POST",
+                "/api/worker/blobs/fetch",
+                json={"digests": lacking},
+                timeout=httpx.Timeout(600.0, connect=10.0),
             ) as response:
                 response.raise_for_status()
                 read_pack(response.iter_bytes(1 << 20), cache)
@@ -375,6 +379,7 @@ async def serve(
     )
     name = name or f"{socket.gethostname()}-{os.getpid()}"
     workdir.mkdir(parents=True, exist_ok=True)
+    BlobStore(workdir / "blobs").prune(CACHE_DAYS * 86400)  # working copies' files not needed for a while
     if client is None:
         client = await connect(temporal_address or config["address"], config["namespace"])
     # This worker's own queue: steps that must run where an earlier one ran (what it left in this folder).

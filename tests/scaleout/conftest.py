@@ -116,7 +116,18 @@ def worker_process(
     command = [sys.executable, "-m", "engine.cli", "worker", "--engine", engine_url, "--workdir", str(folder),
                "--concurrency", str(concurrency), "--name", folder.name]  # fmt: skip
     if hide is not None:
-        command = ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", HIDE, str(hide), *command]
+        command = [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "/bin/sh",
+            "-c",
+            HIDE,
+            str(hide),
+            *command,
+        ]
     with log.open("wb") as output:
         process = subprocess.Popen(
             command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True

@@ -32,7 +32,11 @@ class Fleet:
 @pytest.fixture
 def fleet(tmp_path: Path, temporal: str) -> Iterator[Fleet]:
     workspace = tmp_path / "workspace"
-    env = {"LAUNCHDECK_EDGE_PORT": "0", "LAUNCHDECK_LOCAL_WORKER": "false", "LAUNCHDECK_TEMPORAL_ADDRESS": temporal}
+    env = {
+        "LAUNCHDECK_EDGE_PORT": "0",
+        "LAUNCHDECK_LOCAL_WORKER": "false",
+        "LAUNCHDECK_TEMPORAL_ADDRESS": temporal,
+    }
     with engine_process(workspace, extra_env=env) as (url, _):
         fleet = Fleet(url, workspace)
         yield fleet
@@ -51,7 +55,9 @@ def assert_serves_the_shop(fleet: Fleet, status: Any) -> None:
         assert page.status_code == 200 and "</html>" in page.text
 
 
-def test_the_shop_builds_on_a_worker_that_cannot_see_the_engines_workspace(fleet: Fleet, tmp_path: Path) -> None:
+def test_the_shop_builds_on_a_worker_that_cannot_see_the_engines_workspace(
+    fleet: Fleet, tmp_path: Path
+) -> None:
     folder = tmp_path / "machine-a"
     with worker_process(fleet.url, fleet.worker_token("a"), folder, hide=fleet.workspace):
         started = fleet.client.deploy_web(str(EXAMPLES / "shop"), app="shop")
@@ -80,7 +86,9 @@ def test_a_worker_killed_mid_build_hands_the_build_to_the_other_once(fleet: Flee
         def copy_of(worker: Any) -> Path:
             return Path(worker.folder) / "deployments" / deployment / "app" / "package.json"
 
-        wait_for(lambda: copy_of(a).is_file() or copy_of(b).is_file(), "a worker to fetch the working copy", 300)
+        wait_for(
+            lambda: copy_of(a).is_file() or copy_of(b).is_file(), "a worker to fetch the working copy", 300
+        )
         victim, survivor = (a, b) if copy_of(a).is_file() else (b, a)
         time.sleep(3)  # the install is running
         assert fleet.client.status(deployment)["deployment"]["status"] == "running"
