@@ -46,6 +46,7 @@ def engine(scratch: Path, runner: str) -> Iterator[Engine]:
         runner=runner,
         extra_pipelines=PLUGINS,
         workers=8,
+        local_worker=False,  # the worker processes measured are the only ones
     )
     started = Engine(settings)
     started.start_in_thread()

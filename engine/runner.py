@@ -97,8 +97,10 @@ class StepContext:
             raise Cancelled("the deployment was cancelled")
 
 
-StepFunction = Callable[[StepContext], "str | None"]
-UndoFunction = Callable[[StepContext], object]
+# A step's functions see a StepContext on the engine, and a WorkerContext (engine.temporal.worker: the
+# same names, plus the worker's folder and ``inputs``) on a worker.
+StepFunction = Callable[[Any], "str | None"]
+UndoFunction = Callable[[Any], object]
 
 
 @dataclass(frozen=True)

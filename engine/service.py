@@ -148,7 +148,7 @@ class Engine:
         token = issue_token(self.store, role="worker", principal="local-worker", name="local worker")
         token_id = str(token_info(self.store, token)["id"])
         self.on_close(lambda: end_session(self.store, token_id))
-        url, concurrency = self.url, self.settings.worker_concurrency
+        url, concurrency = str(self.url), self.settings.worker_concurrency
         self.runner.attach(
             lambda client: serve(
                 url, token, workdir=folder, concurrency=concurrency, name="local", client=client, quiet=True

@@ -1,12 +1,14 @@
 """The web build on a worker (the ``build`` queue, a ``launchdeck worker`` process, maybe on another
 machine): install and ``next build`` in the worker's own sandbox and folder, never the engine's.
 
-- On the engine, when a worker starts the build, ``build_inputs``: the transformed working copy as
+- On the engine, when a worker starts the build, ``build_inputs`` (through ``pipelines.web``): the transformed working copy as
   blobs (the worker fetches those it lacks), the build variables, the app's sandbox uid and database
   (a snapshot of a local libSQL file; the forwarder target of a local PostgreSQL).
 - On the worker, ``build_on_worker``: the build, then its output (the standalone server folder) sent
   back as blobs the engine lacks; ``remove_worker_copy`` is its undo, on the same worker.
 - On the engine again, ``received_build`` (the host step): the output written out from the blobs.
+
+It knows nothing of the pipeline: ``pipelines.web`` passes what its steps know.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import TerminalError
-from engine.runner import StepContext
 from engine.temporal.blobs import (
+    BlobStore,
     engine_blobs,
     manifest_bytes,
     put_file,
@@ -30,6 +32,7 @@ from engine.temporal.blobs import (
 )
 
 if TYPE_CHECKING:
+    from engine.config import Settings
     from engine.temporal.worker import WorkerContext
 
 # What the working copy may hold that the worker makes itself (an interrupted engine-side build's).
@@ -40,44 +43,40 @@ SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 # -- on the engine ------------------------------------------------------------------------------------
 
 
-def build_inputs(ctx: StepContext) -> dict[str, Any]:
-    from engine.edge.sandbox import privileged
-    from pipelines.web import build_dir, build_isolation, deployment_env, engine_of
-
-    engine = engine_of(ctx)
-    blobs = engine_blobs(engine.settings.workspace)
-    copy = build_dir(ctx) / "app"
+def build_inputs(
+    settings: Settings, copy: Path, env: dict[str, str], isolation: dict[str, Any]
+) -> dict[str, Any]:
+    """What a worker gets to build the working copy ``copy`` with the deployment's ``env`` and the
+    app's sandbox ``isolation`` (``pipelines.web.build_isolation``, from the engine's records)."""
+    blobs = engine_blobs(settings.workspace)
     if not copy.is_dir():
-        raise TerminalError(
-            "the transformed working copy is gone (the engine's workspace was cleaned): deploy again"
-        )
+        raise TerminalError("the transformed working copy is gone (the workspace was cleaned): deploy again")
     manifest = tree_manifest(copy, lambda path: put_file(blobs, path), lambda relative: relative in NOT_SENT)
-    isolation = build_isolation(engine, ctx.app_name)
     database = None
     for folder in isolation.get("database_folders", []):
         database = {"folder": str(folder), "files": snapshot(folder, blobs)}
     postgres = isolation.get("postgres")
     return {
         "working_copy": put_bytes(blobs, manifest_bytes(manifest)),
-        "env": deployment_env(ctx),
-        "uid": engine.edge.uids.uid(ctx.app_name) if privileged() else None,
+        "env": env,
+        "uid": isolation["uid"],
         "database": database,
         "postgres": {"role": postgres[0], "host": postgres[1][0], "port": postgres[1][1]}
         if postgres
         else None,
-        "timeout": engine.settings.build_timeout_seconds,
-        "memory_mb": engine.settings.build_memory_mb,
+        "timeout": settings.build_timeout_seconds,
+        "memory_mb": settings.build_memory_mb,
     }
 
 
-def put_bytes(blobs: Any, data: bytes) -> str:
+def put_bytes(blobs: BlobStore, data: bytes) -> str:
     with tempfile.NamedTemporaryFile(dir=blobs.root.parent, prefix=".manifest-") as handle:
         handle.write(data)
         handle.flush()
         return put_file(blobs, Path(handle.name))
 
 
-def snapshot(folder: Path, blobs: Any) -> dict[str, str]:
+def snapshot(folder: Path, blobs: BlobStore) -> dict[str, str]:
     """A consistent copy of each SQLite file of the app's database folder (SQLite's backup, so pages
     prerendered at build time read committed data): {file name: digest}. What the build writes to it
     stays on the worker."""
@@ -96,13 +95,9 @@ def snapshot(folder: Path, blobs: Any) -> dict[str, str]:
     return files
 
 
-def received_build(ctx: StepContext) -> dict[str, Any]:
-    """The build's output as the host step uses it: written out from the blobs the worker sent."""
-    from pipelines.web import build_dir, engine_of
-
-    built: dict[str, Any] = ctx.state["build"]
-    blobs = engine_blobs(engine_of(ctx).settings.workspace)
-    root = build_dir(ctx) / "output"
+def received_build(built: dict[str, Any], blobs: BlobStore, root: Path) -> dict[str, Any]:
+    """The build's output as the host step uses it, written out under ``root`` from the blobs the
+    worker sent."""
     shutil.rmtree(root, ignore_errors=True)  # a retried host step
     manifest = read_manifest(blobs.open(built["output"]).read_bytes())
     write_tree(manifest, root, lambda digest, target: shutil.copyfile(blobs.open(digest), target))

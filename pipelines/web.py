@@ -444,6 +444,15 @@ def build(ctx: StepContext) -> str:
     )
 
 
+def build_inputs(ctx: StepContext) -> dict[str, Any]:
+    """What the worker that builds gets from the engine (``pipelines.remote_build``)."""
+    from pipelines.remote_build import build_inputs as inputs
+
+    engine = engine_of(ctx)
+    env, isolation = deployment_env(ctx), build_isolation(engine, ctx.app_name)
+    return inputs(engine.settings, build_dir(ctx) / "app", env, isolation)
+
+
 def build_isolation(engine: Any, app: str) -> dict[str, Any]:
     """The app's own uid, database folder or PostgreSQL role for its build sandbox, from the engine's
     records (never from a URL the tenant could set)."""
@@ -477,10 +486,14 @@ def static_mounts(built: dict[str, Any]) -> dict[str, Path]:
 
 def host(ctx: StepContext) -> str:
     from engine.edge.deployments import ServerSpec
+    from engine.temporal.blobs import engine_blobs
     from pipelines.remote_build import received_build
 
     engine = engine_of(ctx)
-    built = received_build(ctx)  # the worker's output, from the blobs it sent
+    # The worker's output, from the blobs it sent.
+    built = received_build(
+        ctx.state["build"], engine_blobs(engine.settings.workspace), build_dir(ctx) / "output"
+    )
     # Hard links, not copies: the build folder is deleted right after, and staging drops from seconds to ms.
     server = ServerSpec(
         command=list(built["server_command"]),
@@ -670,7 +683,7 @@ def web(params: dict[str, Any]) -> list[Step]:
         Step("transform", transform, remove_build_dir, timeout=300, retry=NO_RETRY),
     ]
     if host_kind == "local":
-        from pipelines.remote_build import build_inputs, build_on_worker, remove_worker_copy
+        from pipelines.remote_build import build_on_worker, remove_worker_copy
 
         return [
             *prepare,

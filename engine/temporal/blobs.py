@@ -180,7 +180,7 @@ def read_manifest(data: bytes) -> dict[str, Any]:
     return {"files": files, "links": links}
 
 
-def write_tree(manifest: dict[str, Any], root: Path, place: Callable[[str, Path], None]) -> None:
+def write_tree(manifest: dict[str, Any], root: Path, place: Callable[[str, Path], object]) -> None:
     """Write a checked manifest's tree under ``root`` (new): ``place(digest, target)`` writes a file's
     content; links are made last, so no file is ever written through one."""
     root.mkdir(parents=True, exist_ok=True)

@@ -307,14 +307,14 @@ class WorkerActivities:
         started = time.monotonic()
 
         def run() -> Any:
-            return step.run(ctx)  # type: ignore[arg-type]
+            return step.run(ctx)
 
         try:
             detail = await run_heartbeating(run, ctx.cancelled, step.timeout, step.name)
         except asyncio.CancelledError:
             raise
-        except ApplicationError as error:
-            raise self._failure(error) from None
+        except ApplicationError as failure:
+            raise self._failure(failure) from None
         except BaseException as exc:
             if not isinstance(exc, LaunchdeckError):
                 log.exception("step %s raised", step.name)
@@ -347,7 +347,7 @@ class WorkerActivities:
         if step.undo is None:
             return
         try:
-            await asyncio.to_thread(step.undo, ctx)  # type: ignore[arg-type]
+            await asyncio.to_thread(step.undo, ctx)
         except Exception as exc:
             raise application_error(exc) from None
 
