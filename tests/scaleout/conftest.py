@@ -41,9 +41,9 @@ class Engine:
         response.raise_for_status()
         return str(response.json()["token"])
 
-    def deploy(self, app: str, **params: Any) -> str:
+    def deploy(self, app: str, pipeline: str = "scaleout", **params: Any) -> str:
         response = self.client.post(
-            "/api/deployments", json={"app": app, "pipeline": "scaleout", "params": params}
+            "/api/deployments", json={"app": app, "pipeline": pipeline, "params": params}
         )
         assert response.status_code == 202, response.text
         return str(response.json()["deployment_id"])

@@ -141,4 +141,52 @@ def scaleout(params: dict[str, Any]) -> list[Step]:
     ]  # fmt: skip
 
 
-PIPELINES = {"scaleout": scaleout}
+def build_here(ctx: Any) -> str:
+    """The build without sending its output: what it leaves in this worker's folder, ``send`` sends."""
+    from engine.temporal.worker import run_process
+
+    out = ctx.workdir / "out"
+    shutil.rmtree(out, ignore_errors=True)
+    ledger = ctx.workdir.parent.parent / "ledger.txt"
+    argv = [sys.executable, "-c", BUILD_SCRIPT, str(ledger), ctx.deployment_id, "0", str(out)]
+    if run_process(ctx, argv, cwd=ctx.workdir) != 0:
+        raise TerminalError("the build failed")
+    return "built"
+
+
+def send(ctx: Any) -> str:
+    """Needs the build's folder: runs on the build's machine (``same_machine_as``)."""
+    from engine.temporal.worker import run_process
+
+    ledger = ctx.workdir.parent.parent / "ledger.txt"
+    with ledger.open("a") as handle:
+        handle.write(f"sending {ctx.deployment_id}\n")
+    # The test holds the send while this file exists (to kill the machine in the middle of it).
+    hold = (
+        f"import os, time\nwhile os.path.exists({str(ctx.params.get('hold_while', ''))!r}): time.sleep(0.1)"
+    )
+    if run_process(ctx, [sys.executable, "-c", hold], cwd=ctx.workdir) != 0:
+        raise TerminalError("the send failed")
+    out = ctx.workdir / "out"
+    files = sorted(p for p in out.rglob("*") if p.is_file())  # absent on any other machine
+    if not files:
+        raise TerminalError(f"no build output in {out}: this is not the machine that built")
+    digests = ctx.upload(files)
+    ctx.state["build"] = {str(p.relative_to(out)): digests[str(p)] for p in files}
+    with ledger.open("a") as handle:
+        handle.write(f"sent {ctx.deployment_id}\n")
+    return f"{len(files)} files sent"
+
+
+def split(params: dict[str, Any]) -> list[Step]:
+    """The build and the sending of its output as two steps on one machine."""
+    return [
+        Step("database", create_database, drop_database, timeout=60),
+        Step("build", build_here, remove_build, timeout=300, queue="build"),
+        Step("send", send, timeout=300, queue="build", same_machine_as="build"),
+        Step("stage", stage, unstage, timeout=60),
+        Step("promote", promote, timeout=60, retry=NO_RETRY),
+    ]
+
+
+PIPELINES = {"scaleout": scaleout, "scaleout-split": split}
