@@ -15,13 +15,13 @@ from engine.providers.base import CloudHost, DatabaseProvider, Deployment, Domai
 if TYPE_CHECKING:
     from engine.config import Settings
     from engine.providers.cloudflare_workers import CloudflareWorkers
-    from engine.service import Engine
     from engine.store import Store
+    from pipelines.services import StepServices
 
 DATABASE_KINDS = ("local-libsql", "local-postgres", "turso", "neon", "byo")
 
 
-def database_provider(engine: Engine, kind: str, app_name: str) -> DatabaseProvider:
+def database_provider(engine: StepServices, kind: str, app_name: str) -> DatabaseProvider:
     settings = engine.settings
     if kind == "local-libsql":
         from engine.providers.local_libsql import LocalLibsql
@@ -52,7 +52,7 @@ def database_provider(engine: Engine, kind: str, app_name: str) -> DatabaseProvi
 
 
 @contextmanager
-def using_database(engine: Engine, kind: str, app_name: str) -> Iterator[DatabaseProvider]:
+def using_database(engine: StepServices, kind: str, app_name: str) -> Iterator[DatabaseProvider]:
     """The provider for one step; cloud clients hold connection pools, so they are closed after."""
     provider = database_provider(engine, kind, app_name)
     try:
@@ -66,7 +66,7 @@ def using_database(engine: Engine, kind: str, app_name: str) -> Iterator[Databas
 HOST_KINDS = ("local", "cloudflare", "vercel")
 
 
-def hosting_provider(engine: Engine, kind: str) -> CloudHost:
+def hosting_provider(engine: StepServices, kind: str) -> CloudHost:
     settings = engine.settings
     if kind == "vercel":
         from engine.providers.vercel import Vercel
@@ -82,7 +82,7 @@ def hosting_provider(engine: Engine, kind: str) -> CloudHost:
 
 
 @contextmanager
-def using_host(engine: Engine, kind: str) -> Iterator[CloudHost]:
+def using_host(engine: StepServices, kind: str) -> Iterator[CloudHost]:
     provider = hosting_provider(engine, kind)
     try:
         yield provider
@@ -196,7 +196,7 @@ class CloudflareHosting:
             client.close()
 
 
-def check_plan_limits(engine: Engine, params: Mapping[str, Any], app: Mapping[str, Any]) -> None:
+def check_plan_limits(engine: StepServices, params: Mapping[str, Any], app: Mapping[str, Any]) -> None:
     """Refuse a deploy that would go over a provider plan's limit, before anything is created: a new Turso
     database or Neon project, a new Worker (or user Worker) on Cloudflare."""
     from engine.costs.limits import check_room, recorded_cloudflare_mode
@@ -222,7 +222,7 @@ DOMAIN_POLL_SECONDS = 3.0
 
 
 def verify_domain_before_promote(
-    engine: Engine, host: Any, app: str, domain: str, log: Any, *, kind: str
+    engine: StepServices, host: Any, app: str, domain: str, log: Any, *, kind: str
 ) -> str:
     """Attach ``domain`` to the app on its cloud host (created, or the existing attachment adopted) and poll
     its validation and certificate until it is active. Production is not touched here: a domain that fails
