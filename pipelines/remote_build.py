@@ -113,7 +113,8 @@ def received_build(built: dict[str, Any], blobs: BlobStore, root: Path) -> dict[
 
 
 def build_on_worker(ctx: WorkerContext) -> str:
-    from engine.edge.sandbox import give_to, privileged
+    from engine.edge.sandbox import give_to
+    from engine.jail import privileged
     from engine.webbuild import build as build_app
 
     inputs, folder = ctx.inputs, ctx.worker_dir
