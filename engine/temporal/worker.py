@@ -4,7 +4,10 @@ A worker never opens the engine's workspace or store. It learns where Temporal i
 (``GET /api/worker/config``, with a ``worker`` token), gets each step's inputs through the API, runs the
 step in a working folder of its own, and sends back what the step produced as content-addressed blobs.
 Steps see a ``WorkerContext``: the same names as the engine's ``StepContext`` (params, state, log,
-progress, cancelled, resource_name) plus ``workdir``, ``api``, ``upload`` and ``download``.
+progress, cancelled, resource_name) plus ``workdir``, ``api``, ``inputs`` (what the engine computed for
+the step: ``Step.inputs``), ``upload``/``download`` and ``send_tree``/``fetch_tree`` (folders as blobs;
+the worker keeps a cache of the blobs it has). Besides the shared queues, each worker serves a queue of
+its own, ``<prefix>.machine.<name>``, for steps that must run where an earlier one ran, and for undo.
 """
 
 from __future__ import annotations
