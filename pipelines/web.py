@@ -400,6 +400,7 @@ def discard_in_background(folder: Path, trash: Path) -> None:
 def build(ctx: StepContext) -> str:
     from engine.webbuild import build as build_app
     from engine.webbuild.deps_cache import release_mounts
+    from engine.webbuild.fonts import fallback_findings
     from engine.webbuild.workers import BUILD_SCRIPT, worker_bundle
 
     engine = engine_of(ctx)
@@ -422,13 +423,17 @@ def build(ctx: StepContext) -> str:
         script=BUILD_SCRIPT if for_workers else "build",
         **build_isolation(engine, ctx.app_name),
     )
+    warnings = fallback_findings(workdir)
+    for finding in warnings:
+        ctx.log(str(finding))
+    note = f"; {len(warnings)} warning(s)" if warnings else ""
     if for_workers:
         bundle = worker_bundle(workdir, build_dir(ctx) / "worker")
         ctx.state["worker_bundle"] = str(bundle)
         size = sum(f.stat().st_size for f in bundle.rglob("*") if f.is_file())
         return (
             f"{result.install_command} {result.install_seconds:.1f} s + OpenNext build {result.build_seconds:.1f} s "
-            f"in a {result.sandbox} sandbox; Worker bundle {size / 1e6:.1f} MB"
+            f"in a {result.sandbox} sandbox; Worker bundle {size / 1e6:.1f} MB{note}"
         )
     ctx.state["build"] = {
         "server_dir": str(result.server_dir),
@@ -440,7 +445,7 @@ def build(ctx: StepContext) -> str:
     }
     return (
         f"{result.install_command} {result.install_seconds:.1f} s + build {result.build_seconds:.1f} s "
-        f"in a {result.sandbox} sandbox"
+        f"in a {result.sandbox} sandbox{note}"
     )
 
 

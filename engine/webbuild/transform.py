@@ -150,14 +150,19 @@ def _prisma_config(schema_relative: str) -> str:
     )
 
 
-def _set_dependency(package: dict[str, Any], name: str, version: str, *, dev: bool = False) -> None:
+def _set_dependency(
+    package: dict[str, Any], name: str, version: str, *, dev: bool = False, optional: bool = False
+) -> None:
+    """Pin ``name`` where the app lists it, else add it to dependencies (devDependencies when ``dev``,
+    optionalDependencies when ``optional``: an install goes on without a package the registry lacks)."""
     for section in ("dependencies", "devDependencies"):
         if name in (package.get(section) or {}):
             package[section][name] = version
             return
-    section = package.setdefault("devDependencies" if dev else "dependencies", {})
+    kind = "optionalDependencies" if optional else "devDependencies" if dev else "dependencies"
+    section = package.setdefault(kind, {})
     section[name] = version
-    package["devDependencies" if dev else "dependencies"] = dict(sorted(section.items()))
+    package[kind] = dict(sorted(section.items()))
 
 
 def _major(spec: str | None) -> int | None:
@@ -509,7 +514,7 @@ def transform(
         changes += rewrite_raw_sql(workdir, target)
     new_package = _production_package(package, target, prisma_after, after_generate, font_env, seeding)
     for family in families:
-        _set_dependency(new_package, fontsource_package(family), FONTSOURCE_VERSION, dev=True)
+        _set_dependency(new_package, fontsource_package(family), FONTSOURCE_VERSION, optional=True)
     changes += _unused_drivers(workdir, new_package, target, stand_ins=runtime == "node")
     if repository is not None:
         changes += _vendor_workspace_packages(Path(repository).resolve(), app_dir, workdir, new_package)
