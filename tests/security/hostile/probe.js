@@ -30,6 +30,19 @@ function pgLogin(user) {
   });
 }
 
+function otherHost(port) {
+  // At run time the edge's port answers (the app's own origin); another host name must get its 404.
+  return new Promise((resolve) => {
+    const headers = { host: `victim.localhost:${port}` };
+    const req = require("http").get({ host: "127.0.0.1", port, path: "/", headers, timeout: 3000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 404 ? "refused: 404" : `reached: ${res.statusCode}`);
+    });
+    req.on("timeout", () => { req.destroy(); resolve("refused: timeout"); });
+    req.on("error", (e) => resolve(`refused: ${e.code || e.message}`));
+  });
+}
+
 const attempt = (fn) => { try { fn(); return "reached"; } catch (e) { return `refused: ${e.code || e.message}`; } };
 
 async function probe() {
@@ -51,7 +64,7 @@ async function probe() {
     other_tenant_db: attempt(() => fs.readFileSync(`${ws}/databases/victim/victim.db`)),
     postgres_as_postgres: await pgLogin("postgres"),
     engine_api: await tcp("127.0.0.1", Number(env.PROBE_ENGINE_PORT)),
-    edge: await tcp("127.0.0.1", Number(env.PROBE_EDGE_PORT)),
+    edge: await otherHost(Number(env.PROBE_EDGE_PORT)),
     internet: await tcp("1.1.1.1", 443),
   };
 }
