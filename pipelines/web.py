@@ -523,7 +523,7 @@ def check_without_health(ctx: StepContext) -> str:
     from engine.webbuild.appcheck import database_round_trip, page_problem, schema_tables
 
     engine = engine_of(ctx)
-    home = engine.edge.health(ctx.app_name, "/", deployment_id=ctx.deployment_id, timeout=60)
+    home = engine.edge.health(ctx.app_name, "/", deployment_id=ctx.deployment_id, timeout=60, page=True)
     problem = page_problem(home.status_code, home.body)
     if problem is not None:
         log = engine.edge.server_log(ctx.app_name, ctx.deployment_id, lines=20)
@@ -535,9 +535,14 @@ def check_without_health(ctx: StepContext) -> str:
 
 
 def verify_and_promote(ctx: StepContext) -> str:
+    from engine.webbuild.appcheck import declares_route
+
     engine = engine_of(ctx)
-    health = engine.edge.health(ctx.app_name, deployment_id=ctx.deployment_id, timeout=60)
-    if health.status_code != 200 and health.status_code < 500:  # none (404), or behind a login wall
+    server_dir = engine.edge.manifest(ctx.app_name, ctx.deployment_id).server_dir
+    health = None  # not asked when the build has no /api/health route
+    if declares_route(server_dir, "/api/health") is not False:
+        health = engine.edge.health(ctx.app_name, deployment_id=ctx.deployment_id, timeout=60)
+    if health is None or (health.status_code != 200 and health.status_code < 500):  # or a login wall
         checks = check_without_health(ctx)
     else:
         try:

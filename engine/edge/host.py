@@ -643,16 +643,24 @@ class EdgeHost:
     # -- observation ------------------------------------------------------------------------------
 
     def health(
-        self, app: str, path: str = "/api/health", *, deployment_id: str | None = None, timeout: float = 30.0
+        self,
+        app: str,
+        path: str = "/api/health",
+        *,
+        deployment_id: str | None = None,
+        timeout: float = 30.0,
+        page: bool = False,
     ) -> HealthResult:
-        """GET ``path`` through the public URL (or a deployment's preview URL), like a user would.
-        Python does not resolve ``*.localhost``, so this connects to loopback and sends the Host header."""
+        """GET ``path`` through the public URL (or a deployment's preview URL), like a user would; as a
+        browser asks for a page when ``page``. Python does not resolve ``*.localhost``, so this connects
+        to loopback and sends the Host header."""
         url = self.preview_url(app, deployment_id) if deployment_id else self.url(app)
         host = httpx.URL(url).netloc.decode()
         started = time.perf_counter()
         try:
             with httpx.Client(trust_env=False, timeout=timeout) as client:
-                response = client.get(f"{self.base_url}{path}", headers={"host": host})
+                headers = {"host": host, **({"accept": "text/html,*/*;q=0.8"} if page else {})}
+                response = client.get(f"{self.base_url}{path}", headers=headers)
         except httpx.HTTPError as exc:
             raise TransientError(f"health check of {app} at {url.rstrip('/')}{path} failed: {exc}") from None
         return HealthResult(response.status_code, response.text, time.perf_counter() - started)

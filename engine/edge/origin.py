@@ -18,6 +18,11 @@ from pathlib import Path
 
 from engine.relay import UnixSocketServer, relay
 
+# Connections one app's server may hold open to its own origin at once. Each costs the engine two
+# threads, and a self-proxying loop (a middleware rewrite to the app's own public URL, which Next
+# proxies back in) would otherwise open them without end: past the cap a connection is closed at once.
+MAX_CONNECTIONS = 64
+
 
 class OriginCallers:
     """Which app each registered edge connection comes from, by its local (address, port)."""
@@ -51,8 +56,23 @@ class OriginForwarder(UnixSocketServer):
         self.app = app
         self.edge = edge
         self.callers = callers
+        self._open = 0
+        self._count_lock = threading.Lock()
 
     def _serve(self, conn: socket.socket) -> None:
+        with self._count_lock:
+            admitted = self._open < MAX_CONNECTIONS
+            self._open += admitted
+        if not admitted:
+            conn.close()
+            return
+        try:
+            self._forward(conn)
+        finally:
+            with self._count_lock:
+                self._open -= 1
+
+    def _forward(self, conn: socket.socket) -> None:
         upstream = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         address: tuple[str, int] | None = None
         try:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import TerminalError
-from engine.webbuild.appcheck import database_round_trip, page_problem, schema_tables
+from engine.webbuild.appcheck import database_round_trip, declares_route, page_problem, schema_tables
 from engine.webbuild.fonts import (
     fallback_findings,
     fontsource_package,
@@ -260,6 +260,35 @@ def test_page_problem() -> None:
     assert "500" in (page_problem(500, "boom") or "")
     error_page = "<html><h2>Application error: a server-side exception has occurred</h2></html>"
     assert "error page" in (page_problem(200, error_page) or "")
+
+
+def test_verify_asks_for_a_health_route_only_when_the_build_has_one(tmp_path: Path) -> None:
+    server = tmp_path / ".next" / "server"
+    assert declares_route(tmp_path, "/api/health") is None  # no manifests: ask the app
+    write(
+        server,
+        {
+            "app-paths-manifest.json": json.dumps(
+                {"/page": "app/page.js", "/sign-in/[[...sign-in]]/page": "x"}
+            )
+        },
+    )
+    assert declares_route(tmp_path, "/api/health") is False  # the Clerk app of the corpus: no such route
+    write(
+        server,
+        {"pages-manifest.json": json.dumps({"/_app": "pages/_app.js", "/api/health": "pages/api/health.js"})},
+    )
+    assert declares_route(tmp_path, "/api/health") is True
+    write(
+        server,
+        {
+            "pages-manifest.json": "{}",
+            "app-paths-manifest.json": json.dumps({"/(ops)/api/health/route": "r"}),
+        },
+    )
+    assert declares_route(tmp_path, "/api/health") is True
+    write(server, {"app-paths-manifest.json": json.dumps({"/api/[...path]/route": "r"})})
+    assert declares_route(tmp_path, "/api/health") is None  # a catch-all might answer it
 
 
 def test_database_round_trip_on_a_libsql_file(tmp_path: Path) -> None:
