@@ -561,6 +561,7 @@ class EdgeHost:
             uid=uid,
             writable=writable,
             pg_socket_dir=pg_dir,
+            pg_port=self.postgres_target[1],
             limits=self.limits,
         )
 

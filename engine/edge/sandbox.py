@@ -75,16 +75,16 @@ def privileged() -> bool:
     return os.geteuid() == 0
 
 
-def drop_to(uid: int, mounts: list[tuple[Path, Path]]) -> list[str]:
+def drop_to(uid: int, mounts: list[tuple[Path, Path]], gid: int | None = None) -> list[str]:
     """The prefix that, as root, bind-mounts each host ``source`` onto its ``mount point`` in a private
     mount namespace (so the unprivileged bwrap can open them wherever they are), then becomes ``uid``
-    with no capabilities, no supplementary groups and no_new_privs."""
+    (group ``gid``, default ``uid``) with no capabilities, no supplementary groups and no_new_privs."""
     argv = [UNSHARE, "--mount", "--propagation", "private", "--", "/bin/sh", "-c", _MOUNT_SCRIPT]
     argv += ["launchdeck-mounts", str(len(mounts))]
     for source, point in mounts:
         argv += [str(source), str(point)]
     argv += [
-        SETPRIV, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+        SETPRIV, f"--reuid={uid}", f"--regid={uid if gid is None else gid}", "--clear-groups",
         "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--",
     ]  # fmt: skip
     return argv
@@ -238,6 +238,7 @@ class ServerSandbox:
     uid: int | None  # None: the engine is not root, bwrap runs as the engine's (unprivileged) uid
     writable: list[Path] = field(default_factory=list)  # folders bound read-write at the same path
     pg_socket_dir: Path | None = None
+    pg_port: int = INSIDE_PG_PORT  # the server's port: the app's DATABASE_URL works inside and out
     limits: Limits = field(default_factory=Limits)
 
     @property
@@ -289,7 +290,7 @@ class ServerSandbox:
         args += ["--bind", str(self.socket_dir), f"{INSIDE_RUN}/sock"]
         if self.pg_socket_dir is not None:
             args += ["--bind", str(self.pg_socket_dir), f"{INSIDE_RUN}/pg"]
-            config.update(pg_socket=f"{INSIDE_RUN}/pg/pg.sock", pg_port=INSIDE_PG_PORT)
+            config.update(pg_socket=f"{INSIDE_RUN}/pg/pg.sock", pg_port=self.pg_port)
         launcher_fd = memfd("launcher", LAUNCHER_JS.read_bytes())
         config_fd = memfd("config", json.dumps(config).encode())
         args += [

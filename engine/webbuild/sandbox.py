@@ -54,7 +54,6 @@ _ETC_FILES = [
 INSIDE_NET = "/run/launchdeck/net"
 FORWARD_JS = Path(__file__).with_name("forward.js")
 EGRESS_PORT = 3128
-PG_PORT = 5432
 
 
 @dataclass

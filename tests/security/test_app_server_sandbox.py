@@ -89,6 +89,7 @@ def test_a_hostile_server_reaches_nothing_but_its_own_database(
             "PROBE_OTHER_SOCKET": victim_socket,
             "PROBE_OTHER_ROLE": identifier_for("victim"),
             "PROBE_OWN_ROLE": identifier_for(probe_app),
+            "PROBE_PG_PORT": str(postgres_target(pg_admin_url)[1]),
             "PROBE_ENGINE_PORT": str(loopback_service),
             "PROBE_EDGE_PORT": str(edge.port),
             # refused by the API; here it reaches the edge anyway, which must keep it inside (C2)
@@ -100,7 +101,8 @@ def test_a_hostile_server_reaches_nothing_but_its_own_database(
             report = fetch(client, edge, f"{probe_app}.localhost", "/probe").json()
             reached = {name: why for name, why in report["results"].items() if not why.startswith("refused")}
             assert reached == {}, json.dumps(report, indent=1)
-            assert report["own"]["own_role"] == "reached"  # its own database still works
+            # its own database is reachable, and the server (not only the forwarder) wants its password
+            assert report["own"]["own_role"] == "password requested"
             if privileged():  # a host uid of its own (as seen from the host), not root in a namespace
                 server_pid = edge.server(probe_app, edge.manifest(probe_app, "p1")).pid
                 assert server_pid is not None
