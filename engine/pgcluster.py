@@ -54,6 +54,8 @@ HBA = (
     "host all all 127.0.0.1/32 scram-sha-256\n"
 )
 Verdict = Literal["password", "trust", "unreachable"]
+# libpq's words when a server turns a login down (rather than not answering)
+AUTH_REFUSALS = ("authentication failed", "no password supplied", "no pg_hba.conf entry")
 
 
 def probe(admin_url: str, timeout: int = 5) -> tuple[Verdict, str]:
@@ -67,7 +69,7 @@ def probe(admin_url: str, timeout: int = 5) -> tuple[Verdict, str]:
     except psycopg.OperationalError as exc:
         text = str(exc)
         # Refused credentials (28P01) or no pg_hba line for us (28000): the server decides who gets in.
-        if "authentication failed" in text or "no pg_hba.conf entry" in text or "password" in text:
+        if any(refusal in text for refusal in AUTH_REFUSALS):
             return "password", text
         return "unreachable", text
 
