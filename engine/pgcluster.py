@@ -35,8 +35,9 @@ from typing import Literal
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from engine.edge.sandbox import SYSTEM_PATH, drop_to, memfd, privileged, run_root
+from engine.edge.sandbox import run_root
 from engine.errors import ConfigError
+from engine.jail import SYSTEM_PATH, drop_to, memfd, privileged
 from engine.redact import redact_url
 from engine.retry import poll_until
 from engine.vault import Vault

@@ -22,8 +22,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from fastapi import APIRouter
 
 from engine import jobs, redact
+from engine.apps import app_id, database_kind
 from engine.auth import ensure_first_operator_token
 from engine.config import Settings
+from engine.costs.tiers import ensure_unlimited
 from engine.edge.host import EdgeHost
 from engine.edge.sandbox import Limits
 from engine.errors import ConfigError
@@ -90,10 +92,7 @@ class Engine:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         # The operators' own apps (owner "operator") are in-house: the enterprise tier, no limits.
-        self.store.execute(
-            "INSERT INTO user_subscriptions (user_id, tier, max_deployed_apps, max_custom_domains)"
-            " VALUES ('operator', 'enterprise', -1, -1) ON CONFLICT (user_id) DO NOTHING"
-        )
+        ensure_unlimited(self.store, "operator")
         self.webhooks: WebhookSender | None = None
         if settings.webhook_url:
             secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
@@ -220,15 +219,14 @@ class Engine:
 
     def database_of(self, app: str) -> str | None:
         """The kind of database the engine provisioned for ``app`` (its record, never its URL)."""
-        row = self.store.fetchone("SELECT database_provider FROM deployed_apps WHERE name = ?", [app])
-        return None if row is None else row["database_provider"]
+        return database_kind(self.store, app)
 
     def deployment_env(self, app: str, deployment_id: str) -> dict[str, str]:
         """The environment a deployment was made with (kept in the vault; rollback brings it back)."""
-        row = self.store.fetchone("SELECT id FROM deployed_apps WHERE name = ?", [app])
-        if row is None:
+        found = app_id(self.store, app)
+        if found is None:
             return {}
-        value = self.vault.get_optional(str(row["id"]), f"env@{deployment_id}")
+        value = self.vault.get_optional(found, f"env@{deployment_id}")
         return dict(json.loads(value)) if value else {}
 
     def on_close(self, stop: Callable[[], None]) -> None:

@@ -44,7 +44,6 @@ from engine.edge.sandbox import (
     ServerSandbox,
     UidBook,
     give_to,
-    privileged,
     remove_run_folder,
     resolve_mode,
     run_root,
@@ -52,6 +51,7 @@ from engine.edge.sandbox import (
 from engine.edge.supervisor import ServerProcess, State, reap_orphans
 from engine.edge.usage import AppTraffic, HourUse, ServerStart, UsageBook
 from engine.errors import ConfigError, Conflict, InputError, NotFound, TransientError
+from engine.jail import privileged
 from engine.rules import check_app_name
 
 log = logging.getLogger("launchdeck.edge")

@@ -19,7 +19,8 @@ import psutil
 import pytest
 
 from engine.edge import EdgeHost, ServerSpec
-from engine.edge.sandbox import Limits, bwrap_works, privileged
+from engine.edge.sandbox import Limits
+from engine.jail import bwrap_works, privileged
 from engine.providers.local_libsql import LocalLibsql, app_folder
 from engine.providers.local_postgres import LocalPostgres, identifier_for
 from engine.service import postgres_target

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from engine.client import EngineClient
-from engine.edge.sandbox import bwrap_works
+from engine.jail import bwrap_works
 from engine.service import postgres_target
 from tests.servers.asgi import free_port
 from tests.servers.engine import engine_process, operator_token
