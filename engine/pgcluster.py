@@ -1,8 +1,8 @@
 """The PostgreSQL server behind ``local-postgres``: never one that lets anyone in without a password.
 
-The operator's server may trust loopback logins (Debian's ``local`` default; on these machines 127.0.0.1
-too), and then anything on the host is ``postgres``. So the engine first knocks on the configured server
-with a deliberately wrong password (``probe``):
+The operator's server may trust loopback logins (it does on these machines), and then anything on the
+host is ``postgres``. So the engine first knocks on the configured server with a deliberately wrong
+password (``probe``):
 
 * refused: the server checks passwords, and the engine uses it;
 * let in (trust), or no server answers: the engine runs a cluster of its own (``Cluster``) from Debian's
@@ -81,11 +81,16 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _newest_binaries() -> Path:
-    found = sorted(
+def _binaries_found() -> list[Path]:
+    """Debian's PostgreSQL ``bin`` folders, oldest version first."""
+    return sorted(
         (p for p in DEBIAN_BINARIES.glob("*/bin") if (p / "initdb").is_file() and (p / "postgres").is_file()),
         key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
     )
+
+
+def _newest_binaries() -> Path:
+    found = _binaries_found()
     if not found:
         raise ConfigError(
             f"no PostgreSQL binaries under {DEBIAN_BINARIES} to run Launchdeck's own cluster: "
@@ -327,8 +332,13 @@ class PostgresServer:
                 where,
                 self.cluster.home,
             )
-        else:
-            log.info("no PostgreSQL server answers at %s: Launchdeck runs its own cluster", where)
+            return True
+        if not _binaries_found():  # a machine without PostgreSQL: local-postgres fails when used
+            log.warning(
+                "no PostgreSQL server answers at %s (%s), and none is installed to run", where, detail
+            )
+            return False
+        log.info("no PostgreSQL server answers at %s: Launchdeck runs its own cluster", where)
         return True
 
     def start(self) -> str:
