@@ -18,7 +18,7 @@ from pathlib import Path
 from engine.desktop import tauri
 from engine.mobile import capacitor
 from engine.mobile.icon import solid_png
-from engine.mobile.node_cli import run_node, tool_script
+from engine.nodetools import run_node, tool_script
 
 RUNS = 3
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -189,3 +190,109 @@ def estimate_remaining(store: Store, deployment: dict[str, Any], steps: list[dic
                 typical = max(0.0, typical - (step["seconds"] or 0.0))
         remaining += typical
     return round(remaining, 1)
+
+
+# -- questions the API and the service ask about apps, deployments and the audit log --------------------
+
+
+def owner_of(store: Store, name: str) -> str | None:
+    """The user an app name belongs to, or None when no app has it."""
+    owner = store.scalar("SELECT user_id FROM deployed_apps WHERE name = ?", [name])
+    return None if owner is None else str(owner)
+
+
+def app_name(store: Store, app_id: str) -> str | None:
+    name = store.scalar("SELECT name FROM deployed_apps WHERE id = ?", [app_id])
+    return None if name is None else str(name)
+
+
+def app_id(store: Store, name: str) -> str | None:
+    found = store.scalar("SELECT id FROM deployed_apps WHERE name = ?", [name])
+    return None if found is None else str(found)
+
+
+def deployment_history(store: Store, app_id: str, limit: int = 50) -> list[dict[str, Any]]:
+    """An app's deployments, newest first."""
+    return store.fetchall(
+        "SELECT id, pipeline, status, url, error, created_at, finished_at FROM deployments"
+        " WHERE app_id = ? ORDER BY created_at DESC LIMIT ?",
+        [app_id, limit],
+    )
+
+
+def forget_if_never_deployed(store: Store, app: dict[str, Any], forget_secrets: Callable[[str], Any]) -> None:
+    """Delete an app (and its secrets) that a refused first request created: no deployment ever ran."""
+    runs = store.scalar("SELECT count(*) FROM deployments WHERE app_id = ?", [app["id"]])
+    if not runs and app["status"] == "provisioning":
+        forget_secrets(str(app["id"]))
+        store.execute("DELETE FROM deployed_apps WHERE id = ?", [app["id"]])
+
+
+def live_app_count(store: Store, user_id: str, live_statuses: tuple[str, ...]) -> int:
+    marks = ", ".join("?" for _ in live_statuses)
+    return int(
+        store.scalar(
+            f"SELECT count(*) FROM deployed_apps WHERE user_id = ? AND status IN ({marks})",
+            [user_id, *live_statuses],
+        )
+    )
+
+
+def recent_audit(store: Store, limit: int) -> list[dict[str, Any]]:
+    return store.fetchall("SELECT * FROM audit_log ORDER BY id DESC LIMIT ?", [limit])
+
+
+def deployment_snapshot(store: Store, deployment_id: str) -> dict[str, Any]:
+    """What a deployment recorded when it went live (its cloud deployment id, build facts); {} if nothing."""
+    snapshot = store.scalar("SELECT config_snapshot FROM deployments WHERE id = ?", [deployment_id])
+    return dict(json.loads(snapshot)) if snapshot else {}
+
+
+def succeeded_web_deployments(store: Store, app_id: str) -> list[dict[str, Any]]:
+    """An app's web deployments that went live, newest first: what a rollback may return to."""
+    return store.fetchall(
+        "SELECT id, url, config_snapshot FROM deployments WHERE app_id = ? AND pipeline = 'web'"
+        " AND status = 'succeeded' ORDER BY created_at DESC",
+        [app_id],
+    )
+
+
+# -- what metering reads: the apps it meters, by the provider they run on ---------------------------------
+
+METERED_STATUSES = ("active", "suspended", "deploying")
+
+
+def metered_databases(store: Store, provider: str) -> dict[str, str]:
+    """App id -> database id (name, file or project) of the metered apps whose database ``provider`` holds."""
+    marks = ", ".join("?" for _ in METERED_STATUSES)
+    rows = store.fetchall(
+        f"SELECT CAST(id AS TEXT) AS app_id, database_id FROM deployed_apps"
+        f" WHERE database_provider = ? AND database_id IS NOT NULL AND status IN ({marks})",
+        [provider, *METERED_STATUSES],
+    )
+    return {r["app_id"]: r["database_id"] for r in rows}
+
+
+def metered_hosting(store: Store, host: str) -> list[dict[str, Any]]:
+    """The metered apps hosted on ``host``: app_id, name and the host's project id (may be None)."""
+    marks = ", ".join("?" for _ in METERED_STATUSES)
+    return store.fetchall(
+        f"SELECT CAST(id AS TEXT) AS app_id, name, hosting_project_id AS project FROM deployed_apps"
+        f" WHERE hosting_provider = ? AND status IN ({marks})",
+        [host, *METERED_STATUSES],
+    )
+
+
+def platform_app_ids(store: Store) -> list[str]:
+    """The apps hosted as user Workers in the Workers for Platforms dispatch namespace."""
+    rows = store.fetchall(
+        "SELECT CAST(a.id AS TEXT) AS app_id FROM deployed_apps a JOIN cloudflare_hosting h ON h.app = a.name"
+        " WHERE a.hosting_provider = 'cloudflare' AND h.mode = 'platforms'"
+    )
+    return [r["app_id"] for r in rows]
+
+
+def database_kind(store: Store, app: str) -> str | None:
+    """The kind of database the engine provisioned for ``app`` (its record, never its URL)."""
+    kind = store.scalar("SELECT database_provider FROM deployed_apps WHERE name = ?", [app])
+    return None if kind is None else str(kind)

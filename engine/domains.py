@@ -9,6 +9,7 @@ certificate exists (a cloud hosting provider issues the real one).
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 import secrets
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ import dns.resolver
 import idna
 
 from engine.errors import Conflict, InputError, NotFound
+from engine.providers.base import DomainStatus
 from engine.store import Store
 
 TXT_PREFIX = "_launchdeck"
@@ -398,3 +400,50 @@ def check_domain_slot(store: Store, owner: str, domain: str) -> None:
             f"custom domain(s) (max_custom_domains) and {owner} has {count}"
             + (f"; the {lifter.name} tier allows more" if lifter else "")
         )
+
+
+# -- domains on a cloud host (``cloud_domains``): the host validates them and issues their certificate ----
+
+
+def app_of_domain(store: Store, domain: str) -> str | None:
+    """The app a domain is configured for, on the edge or on a cloud host."""
+    owner = store.scalar(
+        "SELECT app FROM domains WHERE domain = ? UNION ALL SELECT app FROM cloud_domains WHERE domain = ?",
+        [domain, domain],
+    )
+    return None if owner is None else str(owner)
+
+
+def cloud_domains_of(store: Store, app: str) -> list[str]:
+    return [row["domain"] for row in store.fetchall("SELECT domain FROM cloud_domains WHERE app = ?", [app])]
+
+
+def forget_cloud_domains(store: Store, app: str) -> None:
+    store.execute("DELETE FROM cloud_domains WHERE app = ?", [app])
+
+
+def set_custom_domain(store: Store, app: str, domain: str) -> None:
+    """The domain production answers on, once it is active."""
+    store.execute(
+        "UPDATE deployed_apps SET custom_domain = ?, updated_at = now() WHERE name = ?", [domain, app]
+    )
+
+
+def record_cloud_domain(store: Store, app: str, status: DomainStatus, kind: str) -> None:
+    """Keep a cloud domain's state as its host reported it (``cloud_domains``)."""
+    records = {k: v for k, v in status.verification.items() if k.split(" ")[0] in ("CNAME", "TXT")}
+    state, certificate = {
+        "active": ("active", "issued"),
+        "verified": ("active", "issued"),
+        "failed": ("failed", "failed"),
+    }.get(status.status, ("pending", "pending"))
+    detail = ", ".join(f"{k} {v}" for k, v in status.verification.items() if k not in records)
+    store.execute(
+        "INSERT INTO cloud_domains (domain, app, host, status, certificate_status, records, detail, verified_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, CASE WHEN ? = 'active' THEN now()::TIMESTAMP END)"
+        " ON CONFLICT (domain) DO UPDATE SET app = excluded.app, host = excluded.host, status = excluded.status,"
+        " certificate_status = excluded.certificate_status, records = excluded.records, detail = excluded.detail,"
+        " checked_at = now()::TIMESTAMP, verified_at = CASE WHEN excluded.status = 'active'"
+        " THEN coalesce(cloud_domains.verified_at, now()::TIMESTAMP) END",
+        [status.name, app, kind, state, certificate, json.dumps(records), detail or None, state],
+    )

@@ -22,13 +22,16 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from fastapi import APIRouter
 
 from engine import jobs, redact
+from engine.apps import app_id, database_kind
 from engine.auth import ensure_first_operator_token
 from engine.config import Settings
+from engine.costs.tiers import ensure_unlimited
 from engine.edge.host import EdgeHost
 from engine.edge.sandbox import Limits
 from engine.errors import ConfigError
 from engine.files import write_private
 from engine.jobs import PeriodicJob
+from engine.pgcluster import PostgresServer
 from engine.runner import Runner
 from engine.store import Store
 from engine.vault import Vault
@@ -57,6 +60,11 @@ class Engine:
             key_file=settings.vault_key_path,
             env_key=env_key.get_secret_value() if env_key else None,
         )
+        # Decided now, so that an unsafe server stops the engine here with the reason; started in
+        # ``_start_background``.
+        self.postgres = PostgresServer(
+            settings.postgres_admin_url, settings.postgres_server, settings.workspace, self.vault
+        )
         pipelines = registry(settings.extra_pipelines)
         self.runner: Runner
         if settings.runner == "temporal":
@@ -84,10 +92,7 @@ class Engine:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         # The operators' own apps (owner "operator") are in-house: the enterprise tier, no limits.
-        self.store.execute(
-            "INSERT INTO user_subscriptions (user_id, tier, max_deployed_apps, max_custom_domains)"
-            " VALUES ('operator', 'enterprise', -1, -1) ON CONFLICT (user_id) DO NOTHING"
-        )
+        ensure_unlimited(self.store, "operator")
         self.webhooks: WebhookSender | None = None
         if settings.webhook_url:
             secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
@@ -127,6 +132,11 @@ class Engine:
                 coalesce=True,
                 **({"next_run_time": datetime.now(UTC)} if job.run_at_start else {}),
             )
+        # Everything that reaches local-postgres (providers, builds, forwarders, metering) reads the
+        # server from here on: the configured one, or the engine's own cluster.
+        self.settings.postgres_admin_url = self.postgres.start()
+        self.on_close(self.postgres.stop)  # before the edge's: stopped after its forwarders
+        self.edge.postgres_target = postgres_target(self.settings.postgres_admin_url)
         self.scheduler.start()
         self.edge.start()
         self.on_close(self.edge.stop)
@@ -209,15 +219,14 @@ class Engine:
 
     def database_of(self, app: str) -> str | None:
         """The kind of database the engine provisioned for ``app`` (its record, never its URL)."""
-        row = self.store.fetchone("SELECT database_provider FROM deployed_apps WHERE name = ?", [app])
-        return None if row is None else row["database_provider"]
+        return database_kind(self.store, app)
 
     def deployment_env(self, app: str, deployment_id: str) -> dict[str, str]:
         """The environment a deployment was made with (kept in the vault; rollback brings it back)."""
-        row = self.store.fetchone("SELECT id FROM deployed_apps WHERE name = ?", [app])
-        if row is None:
+        found = app_id(self.store, app)
+        if found is None:
             return {}
-        value = self.vault.get_optional(str(row["id"]), f"env@{deployment_id}")
+        value = self.vault.get_optional(found, f"env@{deployment_id}")
         return dict(json.loads(value)) if value else {}
 
     def on_close(self, stop: Callable[[], None]) -> None:
@@ -233,7 +242,7 @@ def _exit_on_signal(signum: int, frame: object) -> None:
 
 
 def postgres_target(admin_url: str) -> tuple[str, int]:
-    """Host and port of the operator's PostgreSQL, where app servers' forwarders connect."""
+    """Host and port of the PostgreSQL server where app servers' and builds' forwarders connect."""
     from psycopg.conninfo import conninfo_to_dict
 
     params = conninfo_to_dict(admin_url)

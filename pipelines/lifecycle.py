@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from engine.apps import deployment_snapshot, succeeded_web_deployments
 from engine.errors import InputError, NotFound, TerminalError
 from engine.runner import NO_RETRY, Step, StepContext
 from pipelines.providers import using_database, using_host
@@ -71,10 +72,7 @@ def resume_hosting(ctx: StepContext) -> str:
 
 
 def provider_deployment_of(ctx: StepContext, deployment_id: str) -> str:
-    row = engine_of(ctx).store.fetchone(
-        "SELECT config_snapshot FROM deployments WHERE id = ?", [deployment_id]
-    )
-    snapshot = json.loads(row["config_snapshot"]) if row and row["config_snapshot"] else {}
+    snapshot = deployment_snapshot(engine_of(ctx).store, deployment_id)
     if not snapshot.get("provider_deployment_id"):
         raise TerminalError(f"deployment {deployment_id} has no record of its cloud deployment")
     return str(snapshot["provider_deployment_id"])
@@ -127,11 +125,7 @@ def resume(_: dict[str, Any]) -> list[Step]:
 
 def rollback_target(ctx: StepContext) -> dict[str, Any]:
     engine = engine_of(ctx)
-    rows = engine.store.fetchall(
-        "SELECT id, url, config_snapshot FROM deployments WHERE app_id = ? AND pipeline = 'web'"
-        " AND status = 'succeeded' ORDER BY created_at DESC",
-        [ctx.app_id],
-    )
+    rows = succeeded_web_deployments(engine.store, ctx.app_id)
     cloud = _cloud_host(ctx) is not None
     staged = set() if cloud else {info.deployment_id for info in engine.edge.deployments(ctx.app_name)}
     live = str(ctx.app["live_deployment_id"]) if ctx.app["live_deployment_id"] else None

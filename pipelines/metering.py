@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from engine.apps import app_id, metered_databases, metered_hosting, platform_app_ids
 from engine.config import Settings
 from engine.costs.ledger import IngestResult, ingest
 from engine.costs.rollup import cost_month
@@ -38,7 +39,6 @@ from engine.errors import LaunchdeckError, TransientError
 from engine.store import Store
 
 log = logging.getLogger(__name__)
-METERED_STATUSES = ("active", "suspended", "deploying")
 
 
 class EdgeCounters(Protocol):
@@ -47,33 +47,9 @@ class EdgeCounters(Protocol):
     def usage_counters(self) -> dict[str, Any]: ...
 
 
-def _apps(store: Store, provider: str) -> list[dict[str, Any]]:
-    marks = ", ".join("?" for _ in METERED_STATUSES)
-    return store.fetchall(
-        f"SELECT CAST(id AS TEXT) AS app_id, name, database_id FROM deployed_apps"
-        f" WHERE database_provider = ? AND database_id IS NOT NULL AND status IN ({marks})",
-        [provider, *METERED_STATUSES],
-    )
-
-
 def _workers(store: Store) -> dict[str, str]:
     """App id -> Worker script name, for the apps hosted on Cloudflare Workers."""
-    marks = ", ".join("?" for _ in METERED_STATUSES)
-    rows = store.fetchall(
-        f"SELECT CAST(id AS TEXT) AS app_id, hosting_project_id FROM deployed_apps WHERE hosting_provider ="
-        f" 'cloudflare' AND hosting_project_id IS NOT NULL AND status IN ({marks})",
-        list(METERED_STATUSES),
-    )
-    return {r["app_id"]: r["hosting_project_id"] for r in rows}
-
-
-def _platform_apps(store: Store) -> dict[str, str]:
-    """App id -> 'cloudflare-platforms' for the apps hosted as user Workers in the dispatch namespace."""
-    rows = store.fetchall(
-        "SELECT CAST(a.id AS TEXT) AS app_id FROM deployed_apps a JOIN cloudflare_hosting h ON h.app = a.name"
-        " WHERE a.hosting_provider = 'cloudflare' AND h.mode = 'platforms'"
-    )
-    return {r["app_id"]: "cloudflare-platforms" for r in rows}
+    return {a["app_id"]: a["project"] for a in metered_hosting(store, "cloudflare") if a["project"]}
 
 
 def sqlite_path(database_id: str, workspace: Path) -> Path:
@@ -92,16 +68,12 @@ def cloud_sources(store: Store, settings: Settings) -> list[UsageSource]:
             settings.turso_api_token.get_secret_value(),
             base_url=settings.turso_api_url,
         )
-        found.append(
-            TursoUsageSource(turso, lambda: {a["app_id"]: a["database_id"] for a in _apps(store, "turso")})
-        )
+        found.append(TursoUsageSource(turso, lambda: metered_databases(store, "turso")))
     if settings.neon_api_key:
         from engine.providers.neon import Neon
 
         neon = Neon(settings.neon_api_key.get_secret_value(), base_url=settings.neon_api_url)
-        found.append(
-            NeonUsageSource(neon, lambda: {a["app_id"]: a["database_id"] for a in _apps(store, "neon")})
-        )
+        found.append(NeonUsageSource(neon, lambda: metered_databases(store, "neon")))
     if settings.cloudflare_account_id and settings.cloudflare_api_token:
         from engine.providers.cloudflare_workers import CloudflareWorkers
 
@@ -111,25 +83,22 @@ def cloud_sources(store: Store, settings: Settings) -> list[UsageSource]:
             base_url=settings.cloudflare_api_url,
         )
         found.append(
-            CloudflareWorkersUsageSource(workers, lambda: _workers(store), lambda: _platform_apps(store))
+            CloudflareWorkersUsageSource(
+                workers,
+                lambda: _workers(store),
+                lambda: dict.fromkeys(platform_app_ids(store), "cloudflare-platforms"),
+            )
         )
     if settings.vercel_token:
         from engine.providers.vercel import Vercel
 
         vercel = Vercel(settings.vercel_token.get_secret_value(), base_url=settings.vercel_api_url)
-        found.append(VercelUsageSource(vercel, lambda: _hosted_on(store, "vercel")))
+        found.append(
+            VercelUsageSource(
+                vercel, lambda: {a["app_id"]: a["name"] for a in metered_hosting(store, "vercel")}
+            )
+        )
     return found
-
-
-def _hosted_on(store: Store, host: str) -> dict[str, str]:
-    """App id -> project name (the app's name) for the apps hosted on ``host``."""
-    marks = ", ".join("?" for _ in METERED_STATUSES)
-    rows = store.fetchall(
-        f"SELECT CAST(id AS TEXT) AS app_id, name FROM deployed_apps WHERE hosting_provider = ?"
-        f" AND status IN ({marks})",
-        [host, *METERED_STATUSES],
-    )
-    return {r["app_id"]: r["name"] for r in rows}
 
 
 def local_sources(store: Store, settings: Settings, *, edge: EdgeCounters | None = None) -> list[UsageSource]:
@@ -140,21 +109,20 @@ def local_sources(store: Store, settings: Settings, *, edge: EdgeCounters | None
         MobileCostSource(store),
         PostgresUsageSource(
             settings.postgres_admin_url,
-            lambda: {a["app_id"]: a["database_id"] for a in _apps(store, "local-postgres")},
+            lambda: metered_databases(store, "local-postgres"),
             state=state,
         ),
         SqliteFileUsageSource(
             lambda: {
-                a["app_id"]: sqlite_path(a["database_id"], settings.workspace)
-                for a in _apps(store, "local-libsql")
+                app: sqlite_path(database, settings.workspace)
+                for app, database in metered_databases(store, "local-libsql").items()
             }
         ),
     ]
     if edge is not None:
 
         def app_id_for(name: str) -> str | None:
-            value = store.scalar("SELECT CAST(id AS TEXT) FROM deployed_apps WHERE name = ?", [name])
-            return None if value is None else str(value)
+            return app_id(store, name)
 
         sources.append(EdgeTrafficSource(edge.usage_counters, app_id_for=app_id_for, state=state))
         resource_hour = getattr(edge, "resource_hour", None)

@@ -8,19 +8,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine import domains
 from engine.errors import ConfigError, InputError
 from engine.providers.base import CloudHost, DatabaseProvider, Deployment, DomainStatus
 
 if TYPE_CHECKING:
     from engine.config import Settings
     from engine.providers.cloudflare_workers import CloudflareWorkers
-    from engine.service import Engine
     from engine.store import Store
+    from pipelines.services import StepServices
 
 DATABASE_KINDS = ("local-libsql", "local-postgres", "turso", "neon", "byo")
 
 
-def database_provider(engine: Engine, kind: str, app_name: str) -> DatabaseProvider:
+def database_provider(engine: StepServices, kind: str, app_name: str) -> DatabaseProvider:
     settings = engine.settings
     if kind == "local-libsql":
         from engine.providers.local_libsql import LocalLibsql
@@ -51,7 +52,7 @@ def database_provider(engine: Engine, kind: str, app_name: str) -> DatabaseProvi
 
 
 @contextmanager
-def using_database(engine: Engine, kind: str, app_name: str) -> Iterator[DatabaseProvider]:
+def using_database(engine: StepServices, kind: str, app_name: str) -> Iterator[DatabaseProvider]:
     """The provider for one step; cloud clients hold connection pools, so they are closed after."""
     provider = database_provider(engine, kind, app_name)
     try:
@@ -65,7 +66,7 @@ def using_database(engine: Engine, kind: str, app_name: str) -> Iterator[Databas
 HOST_KINDS = ("local", "cloudflare", "vercel")
 
 
-def hosting_provider(engine: Engine, kind: str) -> CloudHost:
+def hosting_provider(engine: StepServices, kind: str) -> CloudHost:
     settings = engine.settings
     if kind == "vercel":
         from engine.providers.vercel import Vercel
@@ -81,7 +82,7 @@ def hosting_provider(engine: Engine, kind: str) -> CloudHost:
 
 
 @contextmanager
-def using_host(engine: Engine, kind: str) -> Iterator[CloudHost]:
+def using_host(engine: StepServices, kind: str) -> Iterator[CloudHost]:
     provider = hosting_provider(engine, kind)
     try:
         yield provider
@@ -174,9 +175,9 @@ class CloudflareHosting:
         # The app keeps its recorded mode: its last month is still costed on the plan it ran on.
         client = self._for(project)
         client.destroy(project)
-        for row in self.store.fetchall("SELECT domain FROM cloud_domains WHERE app = ?", [project]):
-            client.remove_domain(project, row["domain"])  # a custom hostname is the zone's, not the script's
-        self.store.execute("DELETE FROM cloud_domains WHERE app = ?", [project])
+        for domain in domains.cloud_domains_of(self.store, project):
+            client.remove_domain(project, domain)  # a custom hostname is the zone's, not the script's
+        domains.forget_cloud_domains(self.store, project)
 
     def add_domain(self, project: str, domain: str) -> DomainStatus:
         return self._for(project).add_domain(project, domain)
@@ -195,10 +196,10 @@ class CloudflareHosting:
             client.close()
 
 
-def check_plan_limits(engine: Engine, params: Mapping[str, Any], app: Mapping[str, Any]) -> None:
+def check_plan_limits(engine: StepServices, params: Mapping[str, Any], app: Mapping[str, Any]) -> None:
     """Refuse a deploy that would go over a provider plan's limit, before anything is created: a new Turso
     database or Neon project, a new Worker (or user Worker) on Cloudflare."""
-    from engine.costs.limits import check_room
+    from engine.costs.limits import check_room, recorded_cloudflare_mode
 
     store, app_name = engine.store, str(app["name"])
     database = params.get("db")
@@ -206,14 +207,12 @@ def check_plan_limits(engine: Engine, params: Mapping[str, Any], app: Mapping[st
         app.get("database_provider") == database and app.get("database_id")
     ):
         check_room(store, str(database))
-    if params.get("host") == "cloudflare":
-        known = store.scalar("SELECT mode FROM cloudflare_hosting WHERE app = ?", [app_name])
-        if known is None:
-            hosting = CloudflareHosting(store, engine.settings)
-            mode = hosting.mode(app_name)
-            check_room(store, "cloudflare" if mode == "workers" else "cloudflare-platforms")
-            if mode == "platforms":
-                hosting.client(mode).close()  # a missing apps zone fails here, with the setting to set
+    if params.get("host") == "cloudflare" and recorded_cloudflare_mode(store, app_name) is None:
+        hosting = CloudflareHosting(store, engine.settings)
+        mode = hosting.mode(app_name)
+        check_room(store, "cloudflare" if mode == "workers" else "cloudflare-platforms")
+        if mode == "platforms":
+            hosting.client(mode).close()  # a missing apps zone fails here, with the setting to set
 
 
 # -- a custom domain, verified before production points at a deployment ---------------------------------
@@ -223,7 +222,7 @@ DOMAIN_POLL_SECONDS = 3.0
 
 
 def verify_domain_before_promote(
-    engine: Engine, host: Any, app: str, domain: str, log: Any, *, kind: str
+    engine: StepServices, host: Any, app: str, domain: str, log: Any, *, kind: str
 ) -> str:
     """Attach ``domain`` to the app on its cloud host (created, or the existing attachment adopted) and poll
     its validation and certificate until it is active. Production is not touched here: a domain that fails
@@ -231,14 +230,10 @@ def verify_domain_before_promote(
     its owner must publish (the attachment stays, so the next deploy finds it validated)."""
     import time
 
-    from engine.domains import normalize_domain
     from engine.errors import ProviderError, TerminalError
 
-    name = normalize_domain(domain, edge_hostname=engine.settings.edge_hostname)
-    owner = engine.store.scalar(
-        "SELECT app FROM domains WHERE domain = ? UNION ALL SELECT app FROM cloud_domains WHERE domain = ?",
-        [name, name],
-    )
+    name = domains.normalize_domain(domain, edge_hostname=engine.settings.edge_hostname)
+    owner = domains.app_of_domain(engine.store, name)
     if owner is not None and owner != app:
         raise TerminalError(f"{name} already belongs to {owner}; remove it there first. Nothing was changed.")
     try:
@@ -254,7 +249,7 @@ def verify_domain_before_promote(
     while status.status not in ("active", "verified", "failed") and time.monotonic() < deadline:
         time.sleep(DOMAIN_POLL_SECONDS)
         status = host.domain_status(app, name)
-    record_cloud_domain(engine.store, app, status, kind)
+    domains.record_cloud_domain(engine.store, app, status, kind)
     if status.status == "failed":
         host.remove_domain(app, name)
         why = status.verification.get("errors") or (
@@ -272,29 +267,5 @@ def verify_domain_before_promote(
             f"{name} is not validated yet after {DOMAIN_WAIT_SECONDS:.0f} s: publish {records}, then deploy again. "
             "Production was not changed."
         )
-    engine.store.execute(
-        "UPDATE deployed_apps SET custom_domain = ?, updated_at = now() WHERE name = ?", [name, app]
-    )
+    domains.set_custom_domain(engine.store, app, name)
     return f"{name} is active on {kind}"
-
-
-def record_cloud_domain(store: Store, app: str, status: DomainStatus, kind: str) -> None:
-    """Keep a cloud domain's state as its host reported it (``cloud_domains``)."""
-    import json
-
-    records = {k: v for k, v in status.verification.items() if k.split(" ")[0] in ("CNAME", "TXT")}
-    state, certificate = {
-        "active": ("active", "issued"),
-        "verified": ("active", "issued"),
-        "failed": ("failed", "failed"),
-    }.get(status.status, ("pending", "pending"))
-    detail = ", ".join(f"{k} {v}" for k, v in status.verification.items() if k not in records)
-    store.execute(
-        "INSERT INTO cloud_domains (domain, app, host, status, certificate_status, records, detail, verified_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, CASE WHEN ? = 'active' THEN now()::TIMESTAMP END)"
-        " ON CONFLICT (domain) DO UPDATE SET app = excluded.app, host = excluded.host, status = excluded.status,"
-        " certificate_status = excluded.certificate_status, records = excluded.records, detail = excluded.detail,"
-        " checked_at = now()::TIMESTAMP, verified_at = CASE WHEN excluded.status = 'active'"
-        " THEN coalesce(cloud_domains.verified_at, now()::TIMESTAMP) END",
-        [status.name, app, kind, state, certificate, json.dumps(records), detail or None, state],
-    )

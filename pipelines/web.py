@@ -19,15 +19,13 @@ import tempfile
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from engine.errors import InputError, TerminalError, TransientError
 from engine.retry import RetryPolicy
 from engine.runner import NO_RETRY, Step, StepContext
 from pipelines.providers import using_database
-
-if TYPE_CHECKING:
-    from engine.service import Engine
+from pipelines.services import StepServices, services_of
 
 DB_URL, DB_TOKEN = "db:url", "db:token"
 DB_IMPORTING = (
@@ -36,9 +34,7 @@ DB_IMPORTING = (
 VERIFY_RETRY = RetryPolicy(max_attempts=10, base_delay=0.5, max_delay=3.0)
 
 
-def engine_of(ctx: StepContext) -> Engine:
-    engine: Engine = ctx.services
-    return engine
+engine_of = services_of
 
 
 def build_dir(ctx: StepContext) -> Path:
@@ -123,7 +119,7 @@ def preflight(ctx: StepContext) -> str:
     return f"{len(findings)} finding(s), none blocking"
 
 
-def check_cloud_host(engine: Engine, params: dict[str, Any], source: Path, target: str) -> None:
+def check_cloud_host(engine: StepServices, params: dict[str, Any], source: Path, target: str) -> None:
     """A cloud host must reach the database, have credentials, and (Workers) be able to run the app."""
     host_kind = params.get("host", "local")
     if host_kind == "local":
@@ -449,13 +445,12 @@ def build(ctx: StepContext) -> str:
     )
 
 
-def build_isolation(engine: Any, app: str) -> dict[str, Any]:
+def build_isolation(engine: StepServices, app: str) -> dict[str, Any]:
     """The app's own uid, database folder or PostgreSQL role for its build sandbox, from the engine's
     records (never from a URL the tenant could set)."""
-    from engine.edge.sandbox import privileged
+    from engine.jail import privileged
     from engine.providers.local_libsql import app_folder
     from engine.providers.local_postgres import identifier_for
-    from engine.service import postgres_target
 
     kind = engine.database_of(app)
     options: dict[str, Any] = {"uid": engine.edge.uids.uid(app) if privileged() else None}
@@ -468,7 +463,7 @@ def build_isolation(engine: Any, app: str) -> dict[str, Any]:
         options["database_folders"] = [folder.resolve()] if folder.is_dir() else []
     elif kind == "local-postgres":
         role = identifier_for(app)
-        options["postgres"] = (role, postgres_target(engine.settings.postgres_admin_url))
+        options["postgres"] = (role, engine.edge.postgres_target)
     return options
 
 

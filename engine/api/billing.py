@@ -13,6 +13,7 @@ from engine.api import error_body
 from engine.api.deps import Deployer, EngineDep
 from engine.api.models import ERRORS, SubscriptionStarted
 from engine.auth import Principal
+from engine.costs.tiers import subscription_row
 from engine.errors import AuthError, ConfigError
 
 router = APIRouter(tags=["billing"], responses=ERRORS)
@@ -68,7 +69,7 @@ def subscribe(body: SubscribeBody, engine: EngineDep, principal: Deployer) -> di
         billing.ensure_customer(engine.store, user, email=body.email)
     subscription = billing.subscribe(engine.store, user, body.tier)
     audit(engine.store, principal.actor, "subscribe", user, {"tier": body.tier, "subscription": subscription})
-    row = engine.store.fetchone("SELECT tier, status FROM user_subscriptions WHERE user_id = ?", [user]) or {}
+    row = subscription_row(engine.store, user) or {}
     return {
         "user": user,
         "tier_requested": body.tier,

@@ -28,9 +28,25 @@ from engine.api.models import (
     TokenInfo,
     VaultRotation,
 )
-from engine.apps import APP_STATES, audit, deployment_status, get_or_create_app, list_apps
+from engine.apps import (
+    APP_STATES,
+    app_name,
+    audit,
+    deployment_history,
+    deployment_status,
+    get_or_create_app,
+    list_apps,
+    live_app_count,
+    recent_audit,
+)
 from engine.auth import Principal, issue_token, list_tokens, revoke_token, token_info
-from engine.costs.tiers import LIVE_STATUSES, default_tiers, override_tier, subscription_tier
+from engine.costs.tiers import (
+    LIVE_STATUSES,
+    default_tiers,
+    override_tier,
+    subscription_row,
+    subscription_tier,
+)
 from engine.errors import Forbidden, InputError, NotFound
 
 router = APIRouter(responses=ERRORS)
@@ -59,11 +75,7 @@ def apps(
 
 @router.get("/api/apps/{name}", tags=["apps"], response_model=AppDetail)
 def app_detail(app: PathApp, engine: EngineDep) -> dict[str, Any]:
-    history = engine.store.fetchall(
-        "SELECT id, pipeline, status, url, error, created_at, finished_at FROM deployments"
-        " WHERE app_id = ? ORDER BY created_at DESC LIMIT 50",
-        [app["id"]],
-    )
+    history = deployment_history(engine.store, str(app["id"]))
     hosting: dict[str, Any] | None = None
     if app["hosting_provider"] == "local":
         with contextlib.suppress(NotFound):
@@ -109,18 +121,16 @@ def start_pipeline(body: PipelineRun, engine: EngineDep, principal: Operator) ->
 def visible_deployment(engine: Any, principal: Principal, deployment_id: str) -> dict[str, Any]:
     """A deployment's status if the caller may see its app; 404 otherwise (also when the app is gone)."""
     status = deployment_status(engine.store, deployment_id)
-    row = engine.store.fetchone(
-        "SELECT name FROM deployed_apps WHERE id = ?", [status["deployment"]["app_id"]]
-    )
-    if row is None:
+    name = app_name(engine.store, str(status["deployment"]["app_id"]))
+    if name is None:
         if principal.role == "platform":
             raise NotFound(f"no deployment {deployment_id}")
         return status
     try:
-        visible_app(engine, principal, row["name"])
+        visible_app(engine, principal, name)
     except NotFound:
         raise NotFound(f"no deployment {deployment_id}") from None
-    status["app"] = row["name"]
+    status["app"] = name
     return status
 
 
@@ -194,21 +204,15 @@ def revoke(token_id: str, engine: EngineDep, principal: Deployer) -> dict[str, A
 
 
 def subscription_of(engine: Any, user_id: str) -> dict[str, Any]:
-    row = engine.store.fetchone(
-        "SELECT user_id, status FROM user_subscriptions WHERE user_id = ?", [user_id]
-    ) or {"user_id": user_id, "status": "none"}
+    row = subscription_row(engine.store, user_id)
     tier = default_tiers().get(subscription_tier(engine.store, user_id))
-    marks = ", ".join("?" for _ in LIVE_STATUSES)
-    apps = engine.store.scalar(
-        f"SELECT count(*) FROM deployed_apps WHERE user_id = ? AND status IN ({marks})",
-        [user_id, *LIVE_STATUSES],
-    )
     return {
-        **row,
+        "user_id": user_id,
+        "status": row["status"] if row else "none",
         "tier": tier.name,
         "max_deployed_apps": tier.max_deployed_apps,
         "max_custom_domains": tier.max_custom_domains,
-        "apps": int(apps),
+        "apps": live_app_count(engine.store, user_id, LIVE_STATUSES),
     }
 
 
@@ -283,4 +287,4 @@ def audit_log(
 ) -> list[dict[str, Any]]:
     if principal.role == "platform":
         raise Forbidden("a platform token may not read the audit log")
-    return engine.store.fetchall("SELECT * FROM audit_log ORDER BY id DESC LIMIT ?", [limit])
+    return recent_audit(engine.store, limit)

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from engine import uploads
+from engine import apps, uploads
 from engine.api.deps import AnyRole, Deployer, EngineDep, PathApp, owner_clause, visible_app
 from engine.api.models import ERRORS, DatabaseInfo, DeploymentStatus, Started
 from engine.apps import (
@@ -279,16 +279,13 @@ def _start(
 
 def forget_if_never_deployed(engine: Engine, app: dict[str, Any]) -> None:
     """A refused first request must not leave an app stuck in 'provisioning' with its secrets."""
-    runs = engine.store.scalar("SELECT count(*) FROM deployments WHERE app_id = ?", [app["id"]])
-    if not runs and app["status"] == "provisioning":
-        engine.vault.delete(str(app["id"]))
-        engine.store.execute("DELETE FROM deployed_apps WHERE id = ?", [app["id"]])
+    apps.forget_if_never_deployed(engine.store, app, engine.vault.delete)
 
 
 def refuse_taken(engine: Engine, principal: Principal, name: str) -> None:
     """Before anything else is looked at: a name another tenant holds answers 404, like a missing app."""
-    row = engine.store.fetchone("SELECT user_id FROM deployed_apps WHERE name = ?", [name])
-    if row is not None and not principal.may_see_owner(str(row["user_id"])):
+    owner = apps.owner_of(engine.store, name)
+    if owner is not None and not principal.may_see_owner(owner):
         raise name_unavailable(name)
 
 

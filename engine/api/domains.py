@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine.api.deps import AnyRole, Deployer, EngineDep, owner_clause, visible_app
 from engine.api.models import ERRORS, DomainInfo
+from engine.apps import owner_of
 from engine.domains import (
     DomainRouter,
     add,
@@ -56,8 +57,8 @@ def configure(body: ConfigureBody, engine: EngineDep, principal: Deployer) -> di
     domain = normalize_domain(body.domain, edge_hostname=engine.settings.edge_hostname)
     existing = get(engine.store, domain)
     if existing is not None and existing.app != app["name"]:
-        other = engine.store.fetchone("SELECT user_id FROM deployed_apps WHERE name = ?", [existing.app])
-        if other is None or not principal.may_see_owner(str(other["user_id"])):
+        other = owner_of(engine.store, existing.app)
+        if other is None or not principal.may_see_owner(other):
             raise Conflict(f"{domain} is already configured for an app of another owner")
     check_domain_slot(engine.store, str(app["user_id"]), domain)
     return add(engine.store, app["name"], domain, edge_hostname=engine.settings.edge_hostname).to_json()

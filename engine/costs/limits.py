@@ -151,9 +151,9 @@ def cloudflare_mode(
     """How ``app`` is (or will be) hosted on Cloudflare: 'workers' or 'platforms'. An app keeps the mode of
     its first deployment; a new one follows the setting, and in 'auto' goes to Workers for Platforms once the
     account's Workers reach ``platforms_after`` (default: 90% of the plan's cap)."""
-    known = store.scalar("SELECT mode FROM cloudflare_hosting WHERE app = ?", [app])
+    known = recorded_cloudflare_mode(store, app)
     if known:
-        return str(known)
+        return known
     if setting in ("workers", "platforms"):
         return setting
     catalog = catalog or default_catalog()
@@ -165,6 +165,12 @@ def cloudflare_mode(
     if threshold is None:
         return "workers"
     return "workers" if used(store, "cloudflare") + 1 <= threshold else "platforms"
+
+
+def recorded_cloudflare_mode(store: Store, app: str) -> str | None:
+    """The mode ``app`` was first deployed with on Cloudflare, if it was."""
+    known = store.scalar("SELECT mode FROM cloudflare_hosting WHERE app = ?", [app])
+    return None if known is None else str(known)
 
 
 def record_cloudflare_mode(store: Store, app: str, mode: str) -> None:

@@ -97,6 +97,20 @@ def subscription_tier(store: Store | Any, user_id: str) -> str:
     return str(tier) if tier else "free"
 
 
+def subscription_row(store: Store, user_id: str) -> dict[str, Any] | None:
+    """The user's subscription as stored (tier, status), or None without one."""
+    return store.fetchone("SELECT user_id, tier, status FROM user_subscriptions WHERE user_id = ?", [user_id])
+
+
+def ensure_unlimited(store: Store, user_id: str) -> None:
+    """Give ``user_id`` the enterprise tier without limits, unless it already has a subscription."""
+    store.execute(
+        "INSERT INTO user_subscriptions (user_id, tier, max_deployed_apps, max_custom_domains)"
+        " VALUES (?, 'enterprise', ?, ?) ON CONFLICT (user_id) DO NOTHING",
+        [user_id, UNLIMITED, UNLIMITED],
+    )
+
+
 def check_app_slot(connection: Any, user_id: str, tiers: TierTable | None = None) -> str:
     """Inside the transaction that creates an app: refuse if the owner has no app slot left, so
     concurrent first deploys cannot all squeeze in. Returns the owner's tier."""

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import tempfile
 import threading
@@ -17,6 +16,7 @@ from typing import Any
 
 from engine.childenv import child_env
 from engine.errors import ConfigError, InputError, TerminalError
+from engine.nodetools import node_binary
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
 SCRIPT = NODE_DIR / "dbpath.mjs"
@@ -24,9 +24,7 @@ PRISMA_CLI = NODE_DIR / "node_modules" / "prisma" / "build" / "index.js"
 
 
 def _node() -> str:
-    node = shutil.which("node")
-    if node is None:
-        raise ConfigError("Node.js is not installed: the database path needs `node` (v20) on PATH")
+    node = node_binary()
     if not (NODE_DIR / "node_modules" / "@prisma" / "schema-engine-wasm").is_dir():
         raise ConfigError(f"Prisma tooling is not installed: run `npm ci` in {NODE_DIR}")
     return node

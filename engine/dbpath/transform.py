@@ -10,6 +10,7 @@ touched: only the lines that must change for the target are rewritten, comments 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -95,14 +96,69 @@ def blocks(schema_text: str) -> list[Block]:
     return found
 
 
-def datasource_provider(schema_text: str) -> str:
+@dataclass(frozen=True)
+class Property:
+    """``key = value`` in a datasource or generator block."""
+
+    key: str
+    value: str  # as written, a string's quotes removed
+    offset: int  # where its line starts in the schema text
+
+
+def properties(schema_text: str, block: Block) -> list[Property]:
+    found: list[Property] = []
+    offset = block.body_start
+    for line in schema_text[block.body_start : block.end].split("\n"):
+        match = PROPERTY.match(_strip_comment(line))
+        if match:
+            found.append(Property(match.group(2), match.group(4).strip().strip('"'), offset))
+        offset += len(line) + 1
+    return found
+
+
+def block_property(schema_text: str, kind: str, key: str) -> Property | None:
+    """The first ``key`` of the first block of ``kind`` that has one."""
     for block in blocks(schema_text):
-        if block.kind != "datasource":
+        if block.kind == kind:
+            for prop in properties(schema_text, block):
+                if prop.key == key:
+                    return prop
+    return None
+
+
+def rewrite_properties(
+    schema_text: str,
+    kind: str,
+    *,
+    drop: frozenset[str] = frozenset(),
+    add: dict[str, str] | None = None,
+    only: Callable[[dict[str, str]], bool] = lambda _: True,
+) -> str:
+    """Every ``kind`` block whose properties satisfy ``only``, without the ``drop`` keys and with ``add``'s
+    lines (values as written) at its end; everything else byte for byte."""
+    pieces: list[str] = []
+    cursor = 0
+    for block in blocks(schema_text):
+        if block.kind != kind or not only({p.key: p.value for p in properties(schema_text, block)}):
             continue
-        for line in schema_text[block.body_start : block.end].split("\n"):
-            match = PROPERTY.match(_strip_comment(line))
-            if match and match.group(2) == "provider":
-                return match.group(4).strip().strip('"')
+        kept = [
+            line
+            for line in schema_text[block.body_start : block.end].split("\n")
+            if not ((m := PROPERTY.match(_strip_comment(line))) and m.group(2) in drop)
+        ]
+        body = "\n".join(kept)
+        if add:
+            body = body.rstrip() + "\n" + "".join(f"  {key} = {value}\n" for key, value in add.items())
+        pieces += [schema_text[cursor : block.body_start], body]
+        cursor = block.end
+    pieces.append(schema_text[cursor:])
+    return "".join(pieces)
+
+
+def datasource_provider(schema_text: str) -> str:
+    found = block_property(schema_text, "datasource", "provider")
+    if found is not None:
+        return found.value
     raise InputError(
         'the schema has no datasource block with a provider; add `datasource db { provider = "sqlite" }`'
     )

@@ -27,7 +27,7 @@ from engine.desktop.workflow import WORKFLOW_PATH, workflow_yaml
 from engine.errors import InputError, TerminalError
 from engine.mobile import icon as icons
 from engine.mobile.capacitor import BUNDLE_ID
-from engine.mobile.node_cli import installed_version, run_node, tool_script
+from engine.nodetools import installed_version, run_node, tool_script
 
 TOOLS = Path(__file__).resolve().parent / "node"
 UPDATER_CRATE = "tauri-plugin-updater"

@@ -45,7 +45,6 @@ from engine.edge.sandbox import (
     ServerSandbox,
     UidBook,
     give_to,
-    privileged,
     remove_run_folder,
     resolve_mode,
     run_root,
@@ -53,6 +52,7 @@ from engine.edge.sandbox import (
 from engine.edge.supervisor import ServerProcess, State, reap_orphans
 from engine.edge.usage import AppTraffic, HourUse, ServerStart, UsageBook
 from engine.errors import ConfigError, Conflict, InputError, NotFound, TransientError
+from engine.jail import privileged
 from engine.rules import check_app_name
 
 log = logging.getLogger("launchdeck.edge")
@@ -572,6 +572,7 @@ class EdgeHost:
             uid=uid,
             writable=writable,
             pg_socket_dir=pg_dir,
+            pg_port=self.postgres_target[1],
             origin_socket_dir=self._origin_forwarder(app, uid) if self.port else None,
             origin_port=self.port or None,
             origin_hosts=[

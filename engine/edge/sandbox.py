@@ -35,94 +35,38 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 import tempfile
 import threading
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 from engine.cgroups import Cage, join_prefix
 from engine.edge.origin import hosts_file
 from engine.errors import ConfigError
+from engine.jail import (
+    APP_SERVER,
+    NODE,
+    PRLIMIT,
+    SYSTEM_PATH,
+    bwrap_works,
+    drop_to,
+    memfd,
+    namespaces,
+    privileged,
+)
 
 log = logging.getLogger("launchdeck.edge")
 
 MODES = ("auto", "bwrap", "none")
-BWRAP = "/usr/bin/bwrap"
-SETPRIV = "/usr/bin/setpriv"
-UNSHARE = "/usr/bin/unshare"
-PRLIMIT = "/usr/bin/prlimit"
-NODE = "/usr/bin/node"
-SYSTEM_PATH = "/usr/bin:/bin"
 UID_BASE = 200_000
 UID_COUNT = 100_000
 INSIDE_PORT = 3000
 INSIDE_PG_PORT = 5432
 INSIDE_RUN = "/run/launchdeck"
 LAUNCHER_JS = Path(__file__).with_name("launcher.js")
-# Read-only system files a Node server needs: TLS roots, host names, time zone. No passwd, no
-# resolv.conf (there is no network to resolve on), never /etc/ssl/private. A server gets its own
-# /etc/hosts (engine.edge.origin).
-_ETC = ["ssl/certs", "ca-certificates", "ca-certificates.conf", "nsswitch.conf", "localtime"]
 SINGLE_TENANT_HINT = (
     "set LAUNCHDECK_SINGLE_TENANT=true only if every app this engine runs is your own (one tenant)"
 )
-_MOUNT_SCRIPT = (
-    'n=$1; shift; while [ "$n" -gt 0 ]; do /usr/bin/mount --rbind "$1" "$2" || exit 96; shift 2; '
-    'n=$((n-1)); done; exec "$@"'
-)
-
-
-def privileged() -> bool:
-    return os.geteuid() == 0
-
-
-def drop_to(uid: int, mounts: list[tuple[Path, Path]]) -> list[str]:
-    """The prefix that, as root, bind-mounts each host ``source`` onto its ``mount point`` in a private
-    mount namespace (so the unprivileged bwrap can open them wherever they are), then becomes ``uid``
-    with no capabilities, no supplementary groups and no_new_privs."""
-    argv = [UNSHARE, "--mount", "--propagation", "private", "--", "/bin/sh", "-c", _MOUNT_SCRIPT]
-    argv += ["launchdeck-mounts", str(len(mounts))]
-    for source, point in mounts:
-        argv += [str(source), str(point)]
-    argv += [
-        SETPRIV, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-        "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--",
-    ]  # fmt: skip
-    return argv
-
-
-def memfd(name: str, data: bytes) -> int:
-    """A file for ``bwrap --ro-bind-data``: contents that never touch the disk or a command line."""
-    fd = os.memfd_create(name, 0)
-    os.write(fd, data)
-    os.lseek(fd, 0, os.SEEK_SET)
-    os.set_inheritable(fd, True)
-    return fd
-
-
-def _wrap_unprivileged(argv: list[str]) -> list[str]:
-    if not privileged():
-        return argv
-    return [SETPRIV, "--reuid=65534", "--regid=65534", "--clear-groups", "--", *argv]
-
-
-@lru_cache(maxsize=1)
-def bwrap_works() -> bool:
-    """bubblewrap is installed and this kernel lets an unprivileged user create its namespaces."""
-    if not os.access(BWRAP, os.X_OK):
-        return False
-    if privileged() and not (os.access(SETPRIV, os.X_OK) and os.access(UNSHARE, os.X_OK)):
-        return False
-    probe = _wrap_unprivileged(
-        [BWRAP, "--unshare-all", "--die-with-parent", "--new-session", *root_layout(), "--", "/usr/bin/true"]
-    )
-    try:
-        result = subprocess.run(probe, capture_output=True, timeout=10, env={"PATH": SYSTEM_PATH}, cwd="/")
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return result.returncode == 0
 
 
 def resolve_mode(mode: str, single_tenant: bool = False) -> str:
@@ -143,24 +87,11 @@ def resolve_mode(mode: str, single_tenant: bool = False) -> str:
         log.warning("bubblewrap is not usable here: app servers run without a sandbox (single-tenant mode)")
         return "none"
     raise ConfigError(
-        f"app servers run untrusted code and need a sandbox, but {BWRAP} does not work here "
+        "app servers run untrusted code and need a sandbox, but bubblewrap does not work here "
         "(apt-get install bubblewrap util-linux; the kernel must allow unprivileged user namespaces: "
         "sysctl kernel.unprivileged_userns_clone=1); the engine will not start app servers without "
         "one. " + SINGLE_TENANT_HINT
     )
-
-
-def root_layout() -> list[str]:
-    args = ["--ro-bind", "/usr", "/usr"]
-    for name in ("bin", "sbin", "lib", "lib64", "lib32", "libx32"):
-        host = Path("/") / name
-        if host.is_symlink():
-            args += ["--symlink", os.readlink(host), f"/{name}"]
-        elif host.is_dir():
-            args += ["--ro-bind", str(host), f"/{name}"]
-    for name in _ETC:
-        args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
-    return args
 
 
 def run_root(workspace: Path) -> Path:
@@ -241,6 +172,7 @@ class ServerSandbox:
     uid: int | None  # None: the engine is not root, bwrap runs as the engine's (unprivileged) uid
     writable: list[Path] = field(default_factory=list)  # folders bound read-write at the same path
     pg_socket_dir: Path | None = None
+    pg_port: int = INSIDE_PG_PORT  # the server's port: the app's DATABASE_URL works inside and out
     # The app's own public origin (engine.edge.origin): its forwarder's socket folder, the edge's port
     # and the host names that resolve to loopback inside.
     origin_socket_dir: Path | None = None
@@ -286,11 +218,7 @@ class ServerSandbox:
             "port": INSIDE_PORT if self.origin_port != INSIDE_PORT else INSIDE_PORT + 1,
             "socket": f"{INSIDE_RUN}/sock/http.sock",
         }
-        args = [
-            BWRAP, "--unshare-all", "--unshare-user", "--disable-userns", "--new-session", "--die-with-parent", "--cap-drop", "ALL",
-            "--hostname", "app", *root_layout(),
-            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
-        ]  # fmt: skip
+        args = [*namespaces(APP_SERVER), "--tmpfs", "/tmp"]
         for source, inside, rw in binds:
             args += ["--bind" if rw else "--ro-bind", str(source), inside]
         if (self.server_dir / ".next" / "cache").is_dir():
@@ -298,7 +226,7 @@ class ServerSandbox:
         args += ["--bind", str(self.socket_dir), f"{INSIDE_RUN}/sock"]
         if self.pg_socket_dir is not None:
             args += ["--bind", str(self.pg_socket_dir), f"{INSIDE_RUN}/pg"]
-            config.update(pg_socket=f"{INSIDE_RUN}/pg/pg.sock", pg_port=INSIDE_PG_PORT)
+            config.update(pg_socket=f"{INSIDE_RUN}/pg/pg.sock", pg_port=self.pg_port)
         if self.origin_socket_dir is not None and self.origin_port is not None:
             args += ["--bind", str(self.origin_socket_dir), f"{INSIDE_RUN}/origin"]
             config.update(origin_socket=f"{INSIDE_RUN}/origin/origin.sock", origin_port=self.origin_port)

@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 from engine.errors import InputError
 from engine.mobile import icon as icons
 from engine.mobile.eas_json import write_eas_json
-from engine.mobile.node_cli import installed_version, run_node, tool_script
+from engine.nodetools import installed_version, run_node, tool_script
 
 TOOLS = Path(__file__).resolve().parent / "node"
 PLATFORMS = ("android", "ios")

@@ -13,9 +13,9 @@ import re
 import sqlite3
 from pathlib import Path
 
+from engine.dbpath.transform import blocks
 from engine.errors import TerminalError, TransientError
 
-_MODEL = re.compile(r"^\s*model\s+(\w+)\s*\{(.*?)^\s*\}", re.MULTILINE | re.DOTALL)
 _MAP = re.compile(r"@@map\s*\(\s*(?:name\s*:\s*)?\"([^\"]+)\"")
 # Next.js's own error pages: the dev overlay never ships, but a production render that threw shows these.
 _NEXT_ERROR = re.compile(
@@ -61,9 +61,9 @@ def declares_route(server_dir: Path, path: str) -> bool | None:
 def schema_tables(schema_text: str) -> list[str]:
     """The table names of the schema's models (``@@map`` honoured)."""
     tables = []
-    for match in _MODEL.finditer(schema_text):
-        mapped = _MAP.search(match.group(2))
-        tables.append(mapped.group(1) if mapped else match.group(1))
+    for model in (b for b in blocks(schema_text) if b.kind == "model"):
+        mapped = _MAP.search(schema_text, model.body_start, model.end)
+        tables.append(mapped.group(1) if mapped else model.name)
     return tables
 
 

@@ -42,6 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.jail import NODE, SYSTEM_PATH
+
 FORMAT = 1
 KEEP_ENTRIES = 2  # per app: the current lockfile and the one before (a rollback-and-redeploy stays warm)
 # A lockfile change installs on top of the app's newest entry (an overlay: npm changes only what differs)
@@ -93,9 +95,9 @@ def node_identity() -> dict[str, str]:
         "console.log(JSON.stringify({version: process.version, modules: process.versions.modules, "
         "platform: process.platform, arch: process.arch, napi: process.versions.napi || ''}))"
     )
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin"}
+    env = {"PATH": SYSTEM_PATH}  # what the sandbox binds: this machine's /usr
     out = subprocess.run(
-        ["node", "-e", script], capture_output=True, text=True, env=env, timeout=30, check=True
+        [NODE, "-e", script], capture_output=True, text=True, env=env, timeout=30, check=True
     )
     identity: dict[str, str] = json.loads(out.stdout)
     npm = shutil.which("npm", path=env["PATH"])

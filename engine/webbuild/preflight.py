@@ -9,6 +9,7 @@ import re
 from collections.abc import Collection
 from pathlib import Path
 
+from engine.dbpath.transform import block_property
 from engine.errors import InputError
 from engine.webbuild.appinfo import (
     client_modules,
@@ -64,7 +65,7 @@ def _prisma_findings(app_dir: Path, target: Target) -> list[Finding]:
         ]
     schema_file = schema.relative_to(app_dir).as_posix()
     schema_text = schema.read_text(encoding="utf-8")
-    provider = re.search(r'datasource\s+\w+\s*\{[^}]*?provider\s*=\s*"(\w+)"', schema_text)
+    provider = block_property(schema_text, "datasource", "provider")
     if provider is None:
         findings.append(
             Finding(
@@ -75,22 +76,22 @@ def _prisma_findings(app_dir: Path, target: Target) -> list[Finding]:
                 'the schema has no datasource block with a provider: add one (provider = "sqlite")',
             )
         )
-    elif provider.group(1) not in ("sqlite", "postgresql"):
+    elif provider.value not in ("sqlite", "postgresql"):
         findings.append(
             Finding(
                 schema_file,
-                line_of(schema_text, provider.start()),
+                line_of(schema_text, provider.offset),
                 "blocking",
                 "prisma-provider",
-                f"datasource provider {provider.group(1)!r} cannot move to "
+                f"datasource provider {provider.value!r} cannot move to "
                 f"{target.name}: Launchdeck deploys sqlite (preview) and postgresql schemas",
             )
         )
-    elif provider.group(1) == "postgresql" and target.family == "libsql":
+    elif provider.value == "postgresql" and target.family == "libsql":
         findings.append(
             Finding(
                 schema_file,
-                line_of(schema_text, provider.start()),
+                line_of(schema_text, provider.offset),
                 "blocking",
                 "prisma-provider",
                 "a postgresql schema cannot be deployed to libSQL/Turso: choose --db local-postgres or neon",

@@ -14,25 +14,22 @@ script = write_patch_script(workdir, target, outputs)     # -> "node launchdeck/
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
+from engine.dbpath.transform import blocks, properties
 from engine.webbuild.targets import Target
 
 SCRIPT = "launchdeck/patch-prisma-client.cjs"
 MARKER = "launchdeck: PrismaClient with the deployment's driver adapter"
 
-_GENERATOR = re.compile(r"generator\s+\w+\s*\{([^}]*)\}")
-_OUTPUT = re.compile(r"""^\s*output\s*=\s*"([^"]+)\"""", re.MULTILINE)
-
 
 def generator_outputs(schema_text: str, schema_dir: Path, workdir: Path) -> list[str]:
     """Custom generator outputs, relative to the working copy (only those inside it)."""
     outputs = []
-    for generator in _GENERATOR.finditer(schema_text):
-        match = _OUTPUT.search(generator.group(1))
-        if match:
-            path = (schema_dir / match.group(1)).resolve()
+    for generator in (b for b in blocks(schema_text) if b.kind == "generator"):
+        output = next((p.value for p in properties(schema_text, generator) if p.key == "output"), None)
+        if output:
+            path = (schema_dir / output).resolve()
             if path.is_relative_to(workdir.resolve()):
                 outputs.append(path.relative_to(workdir.resolve()).as_posix())
     return outputs

@@ -16,7 +16,6 @@ kills every process of the command.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import pwd
 import re
@@ -31,8 +30,8 @@ from pathlib import Path
 from typing import IO, Literal
 
 from engine.cgroups import Cage, join_prefix
-from engine.edge.sandbox import BWRAP, SETPRIV, drop_to, memfd
 from engine.errors import TerminalError
+from engine.jail import BUILD, SETPRIV, bwrap_works, drop_to, memfd, namespaces
 from engine.procs import tracked
 from engine.webbuild.limits import prlimit_args
 
@@ -40,21 +39,9 @@ SandboxKind = Literal["bwrap", "user"]
 BUILD_USER = "launchdeck-build"
 INSIDE_WORKDIR = "/build"
 INSIDE_CACHE = "/cache/npm"
-# Read-only system files a Node build needs: DNS, TLS roots, users, npm's global config.
-_ETC_FILES = [
-    "hosts",
-    "nsswitch.conf",
-    "ssl/certs",
-    "ca-certificates",
-    "passwd",
-    "group",
-    "alternatives",
-    "localtime",
-]
 INSIDE_NET = "/run/launchdeck/net"
 FORWARD_JS = Path(__file__).with_name("forward.js")
 EGRESS_PORT = 3128
-PG_PORT = 5432
 
 
 @dataclass
@@ -67,31 +54,18 @@ class RunOutcome:
     disk_exceeded: bool = False
 
 
-@functools.cache
-def bwrap_usable() -> bool:
-    if not os.access(BWRAP, os.X_OK):
-        return False
-    probe = [BWRAP, "--unshare-all", "--die-with-parent", *_root_layout(), "/usr/bin/true"]
-    if os.geteuid() == 0:
-        probe = [SETPRIV, "--reuid=65534", "--regid=65534", "--clear-groups", "--", *probe]
-    try:
-        return subprocess.run(probe, capture_output=True, timeout=20).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
 def choose_sandbox() -> SandboxKind:
     """bwrap when it works here; `LAUNCHDECK_BUILD_SANDBOX=user` forces the unprivileged-user fallback
     (no network isolation: for a single tenant), which is also the fallback in single-tenant mode."""
     forced = os.environ.get("LAUNCHDECK_BUILD_SANDBOX", "").strip().lower()
     if forced in ("bwrap", "user"):
-        if forced == "bwrap" and not bwrap_usable():
+        if forced == "bwrap" and not bwrap_works():
             raise TerminalError(
                 "LAUNCHDECK_BUILD_SANDBOX=bwrap but bubblewrap does not work here "
                 "(apt-get install bubblewrap; the kernel must allow user namespaces)"
             )
         return forced  # type: ignore[return-value]
-    if bwrap_usable():
+    if bwrap_works():
         return "bwrap"
     if os.environ.get("LAUNCHDECK_SINGLE_TENANT", "").strip().lower() in ("1", "true", "yes"):
         return "user"
@@ -102,19 +76,6 @@ def choose_sandbox() -> SandboxKind:
         "bubblewrap; the kernel must allow unprivileged user namespaces); the unprivileged-user fallback "
         "is only for one tenant: set LAUNCHDECK_SINGLE_TENANT=true or LAUNCHDECK_BUILD_SANDBOX=user"
     )
-
-
-def _root_layout() -> list[str]:
-    args = ["--ro-bind", "/usr", "/usr"]
-    for name in ("bin", "sbin", "lib", "lib64", "lib32", "libx32"):
-        host = Path("/") / name
-        if host.is_symlink():
-            args += ["--symlink", os.readlink(host), f"/{name}"]
-        elif host.is_dir():
-            args += ["--ro-bind", str(host), f"/{name}"]
-    for name in _ETC_FILES:
-        args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
-    return args
 
 
 def bwrap_argv(
@@ -131,21 +92,7 @@ def bwrap_argv(
     /proc): the app's variables travel in a file (see ``run_sandboxed``). No ``--share-net``: the
     build's network is ``net_dir``'s sockets, piped to loopback ports by ``forward.js``."""
     args = [
-        BWRAP,
-        "--unshare-all",
-        "--unshare-user",
-        "--disable-userns",  # no nested user namespaces: less kernel surface for untrusted code
-        "--die-with-parent",
-        "--new-session",
-        "--cap-drop",
-        "ALL",
-        "--hostname",
-        "build",
-        *_root_layout(),
-        "--proc",
-        "/proc",
-        "--dev",
-        "/dev",
+        *namespaces(BUILD),
         "--bind",
         str(workdir),
         INSIDE_WORKDIR,
@@ -163,7 +110,7 @@ def bwrap_argv(
         "/usr/bin:/bin",
     ]
     if os.geteuid() != 0:  # unprivileged engine: keep the old inside ids
-        args[8:8] = ["--uid", "1000", "--gid", "1000"]
+        args[1:1] = ["--uid", "1000", "--gid", "1000"]
     for path in extra_binds or []:  # the app's own database folder, at the path its URL names
         args += ["--bind", str(path), str(path)]
     if net_dir is not None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from engine.dbpath.transform import rewrite_properties, transform_schema
 from engine.errors import Conflict, InputError
 from engine.webbuild import clientmodule
 from engine.webbuild.appinfo import (
@@ -107,33 +108,9 @@ def copy_app(app_dir: Path, workdir: Path) -> None:
     workdir.chmod(workdir.stat().st_mode | stat.S_IWUSR | stat.S_IXUSR)
 
 
-def _schema_for(schema_text: str, target: Target) -> str:
-    try:
-        from engine.dbpath.transform import transform_schema
-    except ImportError:  # the database path not installed: the narrow local version
-        return _narrow_transform_schema(schema_text, target)
-    return transform_schema(schema_text, target.family)
-
-
-def _narrow_transform_schema(schema_text: str, target: Target) -> str:
-    """Provider for the target and no URLs in the datasource (Prisma 7); nothing else touched."""
-
-    def datasource(match: re.Match[str]) -> str:
-        body = re.sub(r'(\bprovider\s*=\s*)"[^"]*"', rf'\1"{target.prisma_provider}"', match.group(2))
-        body = re.sub(r"^\s*(url|directUrl|shadowDatabaseUrl)\s*=.*\n", "", body, flags=re.MULTILINE)
-        return match.group(1) + body + "}"
-
-    return re.sub(r"(datasource\s+\w+\s*\{)([^}]*)\}", datasource, schema_text)
-
-
-def _strip_generator_engine_settings(schema_text: str) -> str:
-    """Prisma 7 has no native engines: binary targets and engine types mean nothing any more."""
-
-    def generator(match: re.Match[str]) -> str:
-        body = re.sub(r"^\s*(binaryTargets|engineType)\s*=.*\n", "", match.group(2), flags=re.MULTILINE)
-        return match.group(1) + body + "}"
-
-    return re.sub(r"(generator\s+\w+\s*\{)([^}]*)\}", generator, schema_text)
+# Prisma 7 has no native engines (binary targets and engine types mean nothing any more), and this build
+# is Node's: a Workers runtime the app chose for Cloudflare goes too.
+NODE_BUILD_DROPS = frozenset({"binaryTargets", "engineType", "runtime"})
 
 
 def _prisma_config(schema_relative: str) -> str:
@@ -461,13 +438,13 @@ def transform(
     schema_relative = schema_path.relative_to(app_dir).as_posix()
     copied_schema = workdir / schema_relative
     original_schema = copied_schema.read_text(encoding="utf-8")
-    new_schema = _strip_generator_engine_settings(_schema_for(original_schema, target))
+    new_schema = rewrite_properties(
+        transform_schema(original_schema, target.family), "generator", drop=NODE_BUILD_DROPS
+    )
     if runtime == "workerd":
         from engine.webbuild.workers import schema_for_workers
 
         new_schema = schema_for_workers(new_schema, target)
-    else:  # a Workers runtime the app chose for Cloudflare ("cloudflare", "workerd"): this build is Node's
-        new_schema = re.sub(r"^\s*runtime\s*=.*\n", "", new_schema, flags=re.MULTILINE)
     copied_schema.write_text(new_schema, encoding="utf-8")
     # Prisma 7 validates it in the build (`prisma generate`, with file and line): not twice.
     changes.append(f"{schema_relative}: provider {target.prisma_provider}, URLs moved to prisma.config.ts")

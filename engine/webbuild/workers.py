@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from engine.dbpath.transform import block_property, rewrite_properties
 from engine.errors import InputError
 from engine.webbuild.nextconfig import CONFIG_NAMES
 from engine.webbuild.targets import Target
@@ -42,22 +43,25 @@ TRACING_EXCLUDES = [
 CONFIG_OBJECT = re.compile(
     r"(const\s+\w+\s*(?::\s*NextConfig\s*)?=\s*\{|module\.exports\s*=\s*\{|export\s+default\s*\{)"
 )
-_GENERATOR = re.compile(r"(generator\s+\w+\s*\{)([^}]*)\}")
 
 
 def schema_for_workers(schema_text: str, target: Target) -> str:
     """The generator builds the client for workerd (`runtime = "cloudflare"`, Prisma 7's `prisma-client`).
     Turso is reached over HTTP (the adapter's web flavour), PostgreSQL over workerd's sockets, with one
     client per request (see ``clientmodule``)."""
-    match = _GENERATOR.search(schema_text)
-    if match is None or not re.search(r'provider\s*=\s*"prisma-client"', match.group(2)):
+    generator = block_property(schema_text, "generator", "provider")
+    if generator is None or generator.value != "prisma-client":
         raise InputError(
             'Cloudflare Workers need Prisma\'s "prisma-client" generator (with an output folder); this app uses '
             '"prisma-client-js": change the generator, or deploy with --host vercel'
         )
-    body = re.sub(r"^\s*runtime\s*=.*\n", "", match.group(2), flags=re.MULTILINE)
-    body = body.rstrip() + '\n  runtime  = "cloudflare"\n'
-    return schema_text[: match.start()] + match.group(1) + body + "}" + schema_text[match.end() :]
+    return rewrite_properties(
+        schema_text,
+        "generator",
+        drop=frozenset({"runtime"}),
+        add={"runtime": '"cloudflare"'},
+        only=lambda props: props.get("provider") == "prisma-client",
+    )
 
 
 def prepare_for_workers(workdir: Path, package: dict[str, Any]) -> list[str]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from engine.apps import get_or_create_app
+from engine.apps import get_or_create_app, platform_app_ids
 from engine.config import Settings
 from engine.costs.ledger import ingest
 from engine.costs.rollup import cost_month
@@ -24,7 +24,7 @@ from engine.costs.sources.cloud import CloudflareWorkersUsageSource
 from engine.costs.usage import hour_floor
 from engine.providers import cloudflare_platforms, cloudflare_workers
 from engine.service import Engine
-from pipelines.metering import _platform_apps, _workers
+from pipelines.metering import _workers
 from tests.emulators.cloudflare import WRANGLER, CloudflareEmulator
 from tests.providers.conftest import write_site
 from tests.servers.asgi import serve
@@ -137,7 +137,7 @@ def test_600_apps_deploy_as_user_workers_and_their_month_is_costed_to_the_cent(f
             ACCOUNT, fleet.cf.api_token, base_url=fleet.engine.settings.cloudflare_api_url
         ),
         lambda: _workers(store),
-        lambda: _platform_apps(store),
+        lambda: dict.fromkeys(platform_app_ids(store), "cloudflare-platforms"),
     )
     readings = source.collect(hour)
     source.close()

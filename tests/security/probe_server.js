@@ -24,18 +24,20 @@ function unix(path) {
 }
 
 function pgLogin(user, database) {
-  // A PostgreSQL startup message on 127.0.0.1:5432: "reached" when the server answers with
-  // AuthenticationOk (R, code 0), i.e. a login without a password went through.
+  // A PostgreSQL startup message on 127.0.0.1:PROBE_PG_PORT (the server's port, forwarded inside):
+  // "reached" when the server answers AuthenticationOk (R, code 0), i.e. a login without a password went
+  // through; "password requested" when the server itself asks for one (the forwarder let it pass).
   return new Promise((resolve) => {
     const params = Buffer.from(`user\0${user}\0database\0${database}\0\0`);
     const head = Buffer.alloc(8);
     head.writeUInt32BE(8 + params.length, 0);
     head.writeUInt32BE(196608, 4);
-    const sock = net.connect({ host: "127.0.0.1", port: 5432, timeout: 3000 });
+    const sock = net.connect({ host: "127.0.0.1", port: Number(process.env.PROBE_PG_PORT || 5432), timeout: 3000 });
     sock.on("connect", () => sock.write(Buffer.concat([head, params])));
     sock.on("data", (data) => {
       sock.destroy();
       if (data[0] === 0x52 && data.readUInt32BE(5) === 0) resolve("reached");
+      else if (data[0] === 0x52) resolve("password requested");
       else resolve(`refused: ${String.fromCharCode(data[0])} ${data.toString("latin1").replace(/[^ -~]/g, " ").trim()}`);
     });
     sock.on("timeout", () => { sock.destroy(); resolve("refused: timeout"); });

@@ -20,7 +20,8 @@ import psutil
 import pytest
 
 from engine.edge import EdgeHost, ServerSpec
-from engine.edge.sandbox import Limits, bwrap_works, privileged
+from engine.edge.sandbox import Limits
+from engine.jail import bwrap_works, privileged
 from engine.providers.local_libsql import LocalLibsql, app_folder
 from engine.providers.local_postgres import LocalPostgres, identifier_for
 from engine.service import postgres_target
@@ -90,6 +91,7 @@ def test_a_hostile_server_reaches_nothing_but_its_own_database(
             "PROBE_OTHER_SOCKET": victim_socket,
             "PROBE_OTHER_ROLE": identifier_for("victim"),
             "PROBE_OWN_ROLE": identifier_for(probe_app),
+            "PROBE_PG_PORT": str(postgres_target(pg_admin_url)[1]),
             "PROBE_ENGINE_PORT": str(loopback_service),
             "PROBE_EDGE_PORT": str(edge.port),
             "PROBE_OWN_ORIGIN": f"http://{probe_app}.localhost:{edge.port}/",
@@ -102,7 +104,8 @@ def test_a_hostile_server_reaches_nothing_but_its_own_database(
             report = fetch(client, edge, f"{probe_app}.localhost", "/probe").json()
             reached = {name: why for name, why in report["results"].items() if not why.startswith("refused")}
             assert reached == {}, json.dumps(report, indent=1)
-            assert report["own"]["own_role"] == "reached"  # its own database still works
+            # its own database is reachable, and the server (not only the forwarder) wants its password
+            assert report["own"]["own_role"] == "password requested"
             # and its own public origin, by name, from inside (what Clerk's middleware fetches)
             assert report["own"]["own_origin"] == "reached: 200 probe server", report["own"]
             if privileged():  # a host uid of its own (as seen from the host), not root in a namespace

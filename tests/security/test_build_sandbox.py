@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from engine.jail import bwrap_works
 from engine.webbuild.egress import EgressProxy
-from engine.webbuild.sandbox import EGRESS_PORT, bwrap_usable, run_sandboxed
+from engine.webbuild.sandbox import EGRESS_PORT, run_sandboxed
 
-pytestmark = pytest.mark.skipif(not bwrap_usable(), reason="bubblewrap does not work here")
+pytestmark = pytest.mark.skipif(not bwrap_works(), reason="bubblewrap does not work here")
 
 PROBE = r"""
 const net = require("net"), fs = require("fs");

@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 from engine.client import EngineClient
-from engine.edge.sandbox import bwrap_works
+from engine.jail import bwrap_works
+from engine.service import postgres_target
 from tests.servers.asgi import free_port
 from tests.servers.engine import engine_process, operator_token
 
@@ -78,6 +79,7 @@ def test_a_hostile_app_and_its_build_reach_nothing(tmp_path: Path, pg_admin_url:
             "PROBE_WORKSPACE": str(workspace.resolve()),
             "PROBE_ENGINE_PORT": str(httpx.URL(url).port),
             "PROBE_EDGE_PORT": str(edge_port),
+            "PROBE_PG_PORT": str(postgres_target(pg_admin_url)[1]),
         }
         started = client.deploy_web(str(hostile_app(tmp_path)), app="hostile", env=probe_env)
         status = client.wait(started["deployment_id"], timeout=900)
@@ -107,4 +109,10 @@ def test_a_hostile_app_and_its_build_reach_nothing(tmp_path: Path, pg_admin_url:
         if not why.startswith("refused")
     }
     assert reached == {}, json.dumps(findings, indent=1)
-    assert set(findings["runtime"]) >= {"postgres_as_postgres", "vault_key", "engine_api", "etc_shadow"}
+    assert set(findings["runtime"]) >= {
+        "postgres_as_postgres",
+        "engine_postgres_as_postgres",
+        "vault_key",
+        "engine_api",
+        "etc_shadow",
+    }

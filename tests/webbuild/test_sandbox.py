@@ -11,7 +11,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from engine.webbuild.sandbox import RunOutcome, SandboxKind, bwrap_usable, run_sandboxed
+from engine.jail import bwrap_works
+from engine.webbuild.sandbox import RunOutcome, SandboxKind, run_sandboxed
 
 KINDS: list[SandboxKind] = ["bwrap", "user"]
 
@@ -38,7 +39,7 @@ def _run(
     memory_mb: int = 512,
     extra_env: dict[str, str] | None = None,
 ) -> tuple[RunOutcome, str]:
-    if kind == "bwrap" and not bwrap_usable():
+    if kind == "bwrap" and not bwrap_works():
         pytest.fail("bubblewrap is not usable here: apt-get install bubblewrap")
     log_path = area / "run.log"
     env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "APP_SETTING": "visible", **(extra_env or {})}

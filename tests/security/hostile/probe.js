@@ -12,14 +12,14 @@ function tcp(host, port) {
   });
 }
 
-function pgLogin(user) {
-  // "reached" when PostgreSQL on 127.0.0.1:5432 answers AuthenticationOk: a login with no password
+function pgLogin(user, port) {
+  // "reached" when PostgreSQL on 127.0.0.1:port answers AuthenticationOk: a login with no password
   return new Promise((resolve) => {
     const params = Buffer.from(`user\0${user}\0database\0postgres\0\0`);
     const head = Buffer.alloc(8);
     head.writeUInt32BE(8 + params.length, 0);
     head.writeUInt32BE(196608, 4);
-    const sock = net.connect({ host: "127.0.0.1", port: 5432, timeout: 3000 });
+    const sock = net.connect({ host: "127.0.0.1", port, timeout: 3000 });
     sock.on("connect", () => sock.write(Buffer.concat([head, params])));
     sock.on("data", (data) => {
       sock.destroy();
@@ -62,7 +62,9 @@ async function probe() {
     vault_key: attempt(() => fs.readFileSync(`${ws}/vault.key`)),
     store: attempt(() => fs.readFileSync(`${ws}/launchdeck.duckdb`)),
     other_tenant_db: attempt(() => fs.readFileSync(`${ws}/databases/victim/victim.db`)),
-    postgres_as_postgres: await pgLogin("postgres"),
+    postgres_as_postgres: await pgLogin("postgres", 5432),
+    // the server the engine uses (its own cluster when the host's trusts loopback)
+    engine_postgres_as_postgres: await pgLogin("postgres", Number(env.PROBE_PG_PORT || 5432)),
     engine_api: await tcp("127.0.0.1", Number(env.PROBE_ENGINE_PORT)),
     edge: await otherHost(Number(env.PROBE_EDGE_PORT)),
     internet: await tcp("1.1.1.1", 443),

@@ -1,7 +1,8 @@
-"""Run a Node command-line tool installed in one of Launchdeck's npm tool folders.
+"""The one way the engine runs Node tools on its own machine (never an app's code: that runs in a sandbox).
 
-The tool folders (``engine/mobile/node``, ``engine/desktop/node``) hold a package.json and a committed
-package-lock.json; ``make setup`` runs ``npm ci`` in each. Nothing is downloaded at run time.
+The tool folders (``engine/dbpath/node``, ``engine/mobile/node``, ``engine/desktop/node``) hold a
+package.json and a committed package-lock.json; ``make setup`` runs ``npm ci`` in each. Nothing is
+downloaded at run time.
 """
 
 from __future__ import annotations
@@ -14,6 +15,13 @@ from pathlib import Path
 from engine.childenv import child_env
 from engine.errors import ConfigError, TerminalError
 from engine.redact import redact
+
+
+def node_binary() -> str:
+    node = shutil.which("node")
+    if node is None:
+        raise ConfigError("node is not on PATH: install Node.js 20 (`make setup` does)")
+    return node
 
 
 def tool_script(folder: Path, package: str, script: str) -> Path:
@@ -43,9 +51,7 @@ def run_node(
     timeout: float = 300.0,
 ) -> str:
     """Run ``node script args`` in ``cwd``; return stdout, or raise TerminalError with its own words."""
-    node = shutil.which("node")
-    if node is None:
-        raise ConfigError("node is not on PATH: install Node.js 20 (`make setup` does)")
+    node = node_binary()
     full_env = child_env({"CI": "1", "NO_COLOR": "1", "CAPACITOR_TELEMETRY": "false", **(env or {})})
     try:
         done = subprocess.run(
