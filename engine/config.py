@@ -94,8 +94,12 @@ class Settings(BaseSettings):
     build_memory_mb: int = Field(default=4096, ge=256)
     duckdb_memory_limit: str = Field(default="1GB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
 
-    # Local PostgreSQL server that hosts `local-postgres` app databases.
+    # Local PostgreSQL server that hosts `local-postgres` app databases (a superuser's URL), and which
+    # server to use (engine/pgcluster.py): "auto" uses it only if it requires passwords, else runs
+    # Launchdeck's own cluster in the workspace; "operator" uses it and refuses to start if it trusts
+    # logins; "launchdeck" always runs the own cluster.
     postgres_admin_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    postgres_server: str = Field(default="auto", pattern="^(auto|operator|launchdeck)$")
 
     # Platform credentials, named as in the plan (no prefix).
     turso_org_id: str | None = Field(default=None, validation_alias=AliasChoices("TURSO_ORG_ID"))

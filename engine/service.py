@@ -31,6 +31,7 @@ from engine.edge.sandbox import Limits
 from engine.errors import ConfigError
 from engine.files import write_private
 from engine.jobs import PeriodicJob
+from engine.pgcluster import PostgresServer
 from engine.runner import Runner
 from engine.store import Store
 from engine.vault import Vault
@@ -58,6 +59,11 @@ class Engine:
             self.store,
             key_file=settings.vault_key_path,
             env_key=env_key.get_secret_value() if env_key else None,
+        )
+        # Decided now, so that an unsafe server stops the engine here with the reason; started in
+        # ``_start_background``.
+        self.postgres = PostgresServer(
+            settings.postgres_admin_url, settings.postgres_server, settings.workspace, self.vault
         )
         pipelines = registry(settings.extra_pipelines)
         self.runner: Runner
@@ -126,6 +132,11 @@ class Engine:
                 coalesce=True,
                 **({"next_run_time": datetime.now(UTC)} if job.run_at_start else {}),
             )
+        # Everything that reaches local-postgres (providers, builds, forwarders, metering) reads the
+        # server from here on: the configured one, or the engine's own cluster.
+        self.settings.postgres_admin_url = self.postgres.start()
+        self.on_close(self.postgres.stop)  # before the edge's: stopped after its forwarders
+        self.edge.postgres_target = postgres_target(self.settings.postgres_admin_url)
         self.scheduler.start()
         self.edge.start()
         self.on_close(self.edge.stop)
@@ -252,7 +263,7 @@ def _exit_on_signal(signum: int, frame: object) -> None:
 
 
 def postgres_target(admin_url: str) -> tuple[str, int]:
-    """Host and port of the operator's PostgreSQL, where app servers' forwarders connect."""
+    """Host and port of the PostgreSQL server where app servers' and builds' forwarders connect."""
     from psycopg.conninfo import conninfo_to_dict
 
     params = conninfo_to_dict(admin_url)

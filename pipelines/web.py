@@ -396,6 +396,7 @@ def discard_in_background(folder: Path, trash: Path) -> None:
 def build(ctx: StepContext) -> str:
     from engine.webbuild import build as build_app
     from engine.webbuild.deps_cache import release_mounts
+    from engine.webbuild.fonts import fallback_findings
     from engine.webbuild.workers import BUILD_SCRIPT, worker_bundle
 
     engine = engine_of(ctx)
@@ -418,13 +419,17 @@ def build(ctx: StepContext) -> str:
         script=BUILD_SCRIPT if for_workers else "build",
         **build_isolation(engine, ctx.app_name),
     )
+    warnings = fallback_findings(workdir)
+    for finding in warnings:
+        ctx.log(str(finding))
+    note = f"; {len(warnings)} warning(s)" if warnings else ""
     if for_workers:
         bundle = worker_bundle(workdir, build_dir(ctx) / "worker")
         ctx.state["worker_bundle"] = str(bundle)
         size = sum(f.stat().st_size for f in bundle.rglob("*") if f.is_file())
         return (
             f"{result.install_command} {result.install_seconds:.1f} s + OpenNext build {result.build_seconds:.1f} s "
-            f"in a {result.sandbox} sandbox; Worker bundle {size / 1e6:.1f} MB"
+            f"in a {result.sandbox} sandbox; Worker bundle {size / 1e6:.1f} MB{note}"
         )
     ctx.state["build"] = {
         "server_dir": str(result.server_dir),
@@ -436,7 +441,7 @@ def build(ctx: StepContext) -> str:
     }
     return (
         f"{result.install_command} {result.install_seconds:.1f} s + build {result.build_seconds:.1f} s "
-        f"in a {result.sandbox} sandbox"
+        f"in a {result.sandbox} sandbox{note}"
     )
 
 
@@ -526,7 +531,7 @@ def check_without_health(ctx: StepContext) -> str:
     from engine.webbuild.appcheck import database_round_trip, page_problem, schema_tables
 
     engine = engine_of(ctx)
-    home = engine.edge.health(ctx.app_name, "/", deployment_id=ctx.deployment_id, timeout=60)
+    home = engine.edge.health(ctx.app_name, "/", deployment_id=ctx.deployment_id, timeout=60, page=True)
     problem = page_problem(home.status_code, home.body)
     if problem is not None:
         log = engine.edge.server_log(ctx.app_name, ctx.deployment_id, lines=20)
@@ -538,9 +543,14 @@ def check_without_health(ctx: StepContext) -> str:
 
 
 def verify_and_promote(ctx: StepContext) -> str:
+    from engine.webbuild.appcheck import declares_route
+
     engine = engine_of(ctx)
-    health = engine.edge.health(ctx.app_name, deployment_id=ctx.deployment_id, timeout=60)
-    if health.status_code != 200 and health.status_code < 500:  # none (404), or behind a login wall
+    server_dir = engine.edge.manifest(ctx.app_name, ctx.deployment_id).server_dir
+    health = None  # not asked when the build has no /api/health route
+    if declares_route(server_dir, "/api/health") is not False:
+        health = engine.edge.health(ctx.app_name, deployment_id=ctx.deployment_id, timeout=60)
+    if health is None or (health.status_code != 200 and health.status_code < 500):  # or a login wall
         checks = check_without_health(ctx)
     else:
         try:

@@ -75,7 +75,10 @@ def engine(
             f"(also written to {settings.operator_token_file}, as LAUNCHDECK_OPERATOR_TOKEN_FILE asks)",
             err=True,
         )
-    service.serve_forever()
+    try:
+        service.serve_forever()
+    except LaunchdeckError as exc:  # what starts with it, such as the engine's own PostgreSQL cluster
+        fail(str(exc))
 
 
 @app.command()

@@ -98,7 +98,11 @@ def engine_client(engine_url: str | None = None) -> Iterator[EngineClient]:
         show_first_token(embedded.first_token)
         if token is None:
             token, session = session_token(embedded.store, "command")
-        url = embedded.start_in_thread()
+        try:
+            url = embedded.start_in_thread()
+        except LaunchdeckError as exc:  # what starts with it, such as the engine's own PostgreSQL cluster
+            embedded.close()
+            fail(str(exc))
     elif token is None:
         fail(f"the engine at {url} needs a token: set LAUNCHDECK_TOKEN (or LAUNCHDECK_TOKEN_FILE)")
     client = EngineClient(url, token)

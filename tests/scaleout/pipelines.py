@@ -25,7 +25,11 @@ from engine.retry import RetryPolicy
 from engine.runner import NO_RETRY, Step, StepContext
 from engine.temporal.blobs import BlobStore
 
-PG = os.environ.get("LAUNCHDECK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+def pg_url() -> str:
+    """The test run's server (read when used: the session fixture sets it after this module loads)."""
+    return os.environ.get("LAUNCHDECK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
 
 BUILD_SCRIPT = """
 import os, sys, time
@@ -52,7 +56,7 @@ def database_name(ctx: Any) -> str:
 
 def create_database(ctx: StepContext) -> str:
     name = database_name(ctx)
-    with psycopg.connect(PG, autocommit=True) as connection:
+    with psycopg.connect(pg_url(), autocommit=True) as connection:
         exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
         if not exists:  # a re-run adopts what an earlier attempt made
             connection.execute(f'CREATE DATABASE "{name}"')
@@ -61,7 +65,7 @@ def create_database(ctx: StepContext) -> str:
 
 
 def drop_database(ctx: StepContext) -> None:
-    with psycopg.connect(PG, autocommit=True) as connection:
+    with psycopg.connect(pg_url(), autocommit=True) as connection:
         connection.execute(f'DROP DATABASE IF EXISTS "{database_name(ctx)}" WITH (FORCE)')
 
 

@@ -11,13 +11,12 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from tests.conftest import PG_ADMIN_URL
 from tests.scaleout.conftest import Engine, running_engine, wait_for, worker_process
 from tests.scaleout.pipelines import BUILD_SCRIPT  # noqa: F401  (the build the workers run)
 
 
 def database_exists(name: str) -> bool:
-    with psycopg.connect(PG_ADMIN_URL) as connection:
+    with psycopg.connect(os.environ["LAUNCHDECK_POSTGRES_ADMIN_URL"]) as connection:
         return (
             connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is not None
         )
