@@ -8,6 +8,8 @@
    submitted at once, with one worker process (concurrency 2) against two (concurrency 2 each). The
    builds wait rather than compute, as an install waiting on the registry does; CPU-bound builds on
    this 2-core machine would show the second worker's coordination cost and little else.
+3. Transfer: a build output of --transfer-files files (30 KB each) sent to the engine as blobs, one
+   request per blob against one pack (what workers do), and again once the engine has them all.
 
     .venv/bin/python bench/scale_out.py [--runs 5] [--deploys 20] [--build-seconds 2] [--skip-deploys]
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -46,6 +49,8 @@ def engine(scratch: Path, runner: str) -> Iterator[Engine]:
         runner=runner,
         extra_pipelines=PLUGINS,
         workers=8,
+        rate_limit="100000/minute",  # the transfer figure's one-request-per-blob side
+        local_worker=False,  # the worker processes measured are the only ones
     )
     started = Engine(settings)
     started.start_in_thread()
@@ -131,6 +136,43 @@ def deploys(scratch: Path, count: int, build_seconds: float) -> None:
             )
 
 
+def transfer(scratch: Path, files: int, kilobytes: int) -> None:
+    """A build output sent to the engine as blobs: one request per blob (the route a single file takes)
+    against one pack for all, and again once the engine has them all (a redeploy with nothing changed)."""
+    import secrets
+
+    from engine.temporal.blobs import file_digest
+    from engine.temporal.worker import EngineApi
+
+    print(f"\n3. a build output of {files} files x {kilobytes} KB sent to the engine as blobs")
+    tree = scratch / "output"
+    for index in range(files):
+        path = tree / f"d{index % 40}" / f"f{index}.js"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(secrets.token_bytes(kilobytes * 1024))
+    paths = sorted(tree.rglob("*.js"))
+    with engine(scratch / "transfer", "temporal") as temporal:
+        token = issue_token(temporal.store, role="worker", principal="bench", name="bench worker")
+        api = EngineApi(str(temporal.url), token)
+        began = time.perf_counter()
+        for path in paths:  # one request per blob
+            with path.open("rb") as handle:
+                api.client.put(
+                    f"/api/worker/blobs/{file_digest(path)}", content=handle.read()
+                ).raise_for_status()
+        single = time.perf_counter() - began
+        shutil.rmtree(temporal.settings.workspace / "blobs")
+        began = time.perf_counter()
+        api.send_tree(tree, scratch / "sent")
+        pack = time.perf_counter() - began
+        began = time.perf_counter()
+        api.send_tree(tree, scratch / "sent")
+        again = time.perf_counter() - began
+    print(f"  one request per blob: {single:.2f} s (and the API's rate limit, 1200/minute, refuses past it)")
+    print(f"  one pack (send_tree): {pack:.2f} s")
+    print(f"  again, engine has all: {again:.2f} s (hashing and one blob-check)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -139,12 +181,14 @@ def main() -> None:
     parser.add_argument("--deploys", type=int, default=20)
     parser.add_argument("--build-seconds", type=float, default=2.0)
     parser.add_argument("--skip-deploys", action="store_true", help="only the per-step overhead")
+    parser.add_argument("--transfer-files", type=int, default=1000, help="files of the blob transfer")
     args = parser.parse_args()
     os.chdir(ROOT)  # worker processes import the pipeline plugins from here
     with tempfile.TemporaryDirectory(prefix="launchdeck-bench-") as scratch:
         overhead(Path(scratch), args.runs)
         if not args.skip_deploys:
             deploys(Path(scratch), args.deploys, args.build_seconds)
+        transfer(Path(scratch), args.transfer_files, 30)
 
 
 if __name__ == "__main__":

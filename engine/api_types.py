@@ -276,6 +276,10 @@ class StoredBlob(TypedDict):
     stored: bool
 
 
+class StoredPack(TypedDict):
+    stored: int
+
+
 class SubscribeBody(TypedDict, closed=True):
     email: NotRequired[str | None]
     tier: str
@@ -370,6 +374,7 @@ class WorkerDeployment(TypedDict):
     app: WorkerApp
     cancel_requested: bool
     deployment_id: str
+    inputs: NotRequired[dict[str, Any]]
     params: dict[str, Any]
     pipeline: str
     state: dict[str, Any]

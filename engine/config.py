@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     temporal_queue_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]{0,60}$")
     # Steps a `launchdeck worker` runs at once, per queue it serves.
     worker_concurrency: int = Field(default=2, ge=1, le=64)
+    # The engine serves the worker queues (build, import) itself too, as a worker with its own folder
+    # (default: beside the workspace, ``<workspace>-worker``), so one command runs everything. Off when
+    # `launchdeck worker` processes do the building.
+    local_worker: bool = True
+    local_worker_dir: Path | None = None
     # Build output a worker sends back: the largest blob the engine takes.
     worker_blob_max_bytes: int = Field(default=500_000_000, ge=1)
     # Extra modules that register pipelines (plugins); comma-separated import paths.
@@ -89,8 +94,12 @@ class Settings(BaseSettings):
     build_memory_mb: int = Field(default=4096, ge=256)
     duckdb_memory_limit: str = Field(default="1GB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
 
-    # Local PostgreSQL server that hosts `local-postgres` app databases.
+    # Local PostgreSQL server that hosts `local-postgres` app databases (a superuser's URL), and which
+    # server to use (engine/pgcluster.py): "auto" uses it only if it requires passwords, else runs
+    # Launchdeck's own cluster in the workspace; "operator" uses it and refuses to start if it trusts
+    # logins; "launchdeck" always runs the own cluster.
     postgres_admin_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    postgres_server: str = Field(default="auto", pattern="^(auto|operator|launchdeck)$")
 
     # Platform credentials, named as in the plan (no prefix).
     turso_org_id: str | None = Field(default=None, validation_alias=AliasChoices("TURSO_ORG_ID"))

@@ -50,10 +50,10 @@ BUILD = Preset(
         "localtime",
     ),
 )
-# A Node server: TLS roots, host names, time zone. No passwd, no resolv.conf (there is no network to
-# resolve on), never /etc/ssl/private.
+# A Node server: TLS roots, name lookup, time zone. No passwd, no resolv.conf (there is no network to
+# resolve on), never /etc/ssl/private. Its /etc/hosts is its own (engine.edge.origin), not the host's.
 APP_SERVER = Preset(
-    "app", ("ssl/certs", "ca-certificates", "ca-certificates.conf", "hosts", "nsswitch.conf", "localtime")
+    "app", ("ssl/certs", "ca-certificates", "ca-certificates.conf", "nsswitch.conf", "localtime")
 )
 
 _MOUNT_SCRIPT = (
@@ -87,16 +87,16 @@ def namespaces(preset: Preset) -> list[str]:
     ]  # fmt: skip
 
 
-def drop_to(uid: int, mounts: list[tuple[Path, Path]]) -> list[str]:
+def drop_to(uid: int, mounts: list[tuple[Path, Path]], gid: int | None = None) -> list[str]:
     """The prefix that, as root, bind-mounts each host ``source`` onto its ``mount point`` in a private
     mount namespace (so the unprivileged bwrap can open them wherever they are), then becomes ``uid``
-    with no capabilities, no supplementary groups and no_new_privs."""
+    (group ``gid``, default ``uid``) with no capabilities, no supplementary groups and no_new_privs."""
     argv = [UNSHARE, "--mount", "--propagation", "private", "--", "/bin/sh", "-c", _MOUNT_SCRIPT]
     argv += ["launchdeck-mounts", str(len(mounts))]
     for source, point in mounts:
         argv += [str(source), str(point)]
     argv += [
-        SETPRIV, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+        SETPRIV, f"--reuid={uid}", f"--regid={uid if gid is None else gid}", "--clear-groups",
         "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--",
     ]  # fmt: skip
     return argv

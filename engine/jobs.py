@@ -83,6 +83,12 @@ def uploads(engine: Engine) -> None:
     )
     if forgotten:
         log.info("uploads: forgot %d older than %s", len(forgotten), retention)
+    from engine.temporal.blobs import engine_blobs
+
+    # Blobs workers sent or fetched: a blob in use is marked each time a worker asks for it.
+    pruned = engine_blobs(engine.settings.workspace).prune(retention.total_seconds())
+    if pruned:
+        log.info("uploads: deleted %d worker blobs unused for %s", pruned, retention)
 
 
 def console_caches(engine: Engine) -> None:

@@ -99,8 +99,10 @@ class StepContext:
             raise Cancelled("the deployment was cancelled")
 
 
-StepFunction = Callable[[StepContext], "str | None"]
-UndoFunction = Callable[[StepContext], object]
+# A step's functions see a StepContext on the engine, and a WorkerContext (engine.temporal.worker: the
+# same names, plus the worker's folder and ``inputs``) on a worker.
+StepFunction = Callable[[Any], "str | None"]
+UndoFunction = Callable[[Any], object]
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,12 @@ class Step:
     # Names of earlier steps this one needs; empty: the step before it. A step starts once all it
     # needs succeeded, so independent branches (the database, the install) run side by side on Temporal.
     needs: tuple[str, ...] = ()
+    # On a worker: what the engine hands the step when a worker starts it (computed on the engine, from
+    # its workspace, vault and store, which the worker never sees), as the step's ``ctx.inputs``.
+    inputs: Callable[[StepContext], dict[str, Any]] | None = None
+    # On a worker: the name of an earlier worker step whose machine this one must run on (it uses what
+    # that step left in the worker's folder); it goes to that worker's own task queue.
+    same_machine_as: str = ""
 
 
 def needed_positions(steps: list[Step]) -> list[list[int]]:

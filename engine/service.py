@@ -31,6 +31,7 @@ from engine.edge.sandbox import Limits
 from engine.errors import ConfigError
 from engine.files import write_private
 from engine.jobs import PeriodicJob
+from engine.pgcluster import PostgresServer
 from engine.runner import Runner
 from engine.store import Store
 from engine.vault import Vault
@@ -58,6 +59,11 @@ class Engine:
             self.store,
             key_file=settings.vault_key_path,
             env_key=env_key.get_secret_value() if env_key else None,
+        )
+        # Decided now, so that an unsafe server stops the engine here with the reason; started in
+        # ``_start_background``.
+        self.postgres = PostgresServer(
+            settings.postgres_admin_url, settings.postgres_server, settings.workspace, self.vault
         )
         pipelines = registry(settings.extra_pipelines)
         self.runner: Runner
@@ -126,12 +132,38 @@ class Engine:
                 coalesce=True,
                 **({"next_run_time": datetime.now(UTC)} if job.run_at_start else {}),
             )
+        # Everything that reaches local-postgres (providers, builds, forwarders, metering) reads the
+        # server from here on: the configured one, or the engine's own cluster.
+        self.settings.postgres_admin_url = self.postgres.start()
+        self.on_close(self.postgres.stop)  # before the edge's: stopped after its forwarders
+        self.edge.postgres_target = postgres_target(self.settings.postgres_admin_url)
         self.scheduler.start()
         self.edge.start()
         self.on_close(self.edge.stop)
+        if self.settings.local_worker and self.settings.runner == "temporal":
+            self._start_local_worker()
         resumed = self.runner.resume_unfinished()
         if resumed:
             log.info("resumed %d unfinished deployment(s): %s", len(resumed), ", ".join(resumed))
+
+    def _start_local_worker(self) -> None:
+        """A worker like any other (its own folder, the API, a worker token), in this process."""
+        from engine.auth import end_session, issue_token, token_info
+        from engine.temporal.runner import TemporalRunner
+        from engine.temporal.worker import serve
+
+        assert isinstance(self.runner, TemporalRunner)
+        workspace = self.settings.workspace.resolve()
+        folder = self.settings.local_worker_dir or workspace.parent / f"{workspace.name}-worker"
+        token = issue_token(self.store, role="worker", principal="local-worker", name="local worker")
+        token_id = str(token_info(self.store, token)["id"])
+        self.on_close(lambda: end_session(self.store, token_id))
+        url, concurrency = str(self.url), self.settings.worker_concurrency
+        self.runner.attach(
+            lambda client: serve(
+                url, token, workdir=folder, concurrency=concurrency, name="local", client=client, quiet=True
+            )
+        )
 
     def _server_for(self, port: int) -> uvicorn.Server:
         from engine.api import create_app
@@ -231,7 +263,7 @@ def _exit_on_signal(signum: int, frame: object) -> None:
 
 
 def postgres_target(admin_url: str) -> tuple[str, int]:
-    """Host and port of the operator's PostgreSQL, where app servers' forwarders connect."""
+    """Host and port of the PostgreSQL server where app servers' and builds' forwarders connect."""
     from psycopg.conninfo import conninfo_to_dict
 
     params = conninfo_to_dict(admin_url)

@@ -1,7 +1,8 @@
 """The one-click web deployment: the plan's five stages after a preflight.
 
 preflight -> transform -> database -> environment -> build -> host -> verify (and promote)
-                      +-> install -------------------+   (side by side with database and environment)
+                      +-> install -------------------+   (beside database and environment, for a build on
+                                                          the engine; a worker's build installs itself)
 
 Only the last step changes what the public URL serves, so a failure anywhere leaves the previous
 deployment live; what the failed run created is undone. The app's database belongs to the app, not to a
@@ -440,6 +441,7 @@ def install(ctx: StepContext) -> str:
 def build(ctx: StepContext) -> str:
     from engine.webbuild import build as build_app
     from engine.webbuild.deps_cache import release_mounts
+    from engine.webbuild.fonts import fallback_findings
     from engine.webbuild.workers import BUILD_SCRIPT, worker_bundle
 
     engine = engine_of(ctx)
@@ -461,13 +463,17 @@ def build(ctx: StepContext) -> str:
         **dependency_caches(ctx),
         **build_isolation(engine, ctx.app_name),
     )
+    warnings = fallback_findings(workdir)
+    for finding in warnings:
+        ctx.log(str(finding))
+    note = f"; {len(warnings)} warning(s)" if warnings else ""
     if for_workers:
         bundle = worker_bundle(workdir, build_dir(ctx) / "worker")
         ctx.state["worker_bundle"] = str(bundle)
         size = sum(f.stat().st_size for f in bundle.rglob("*") if f.is_file())
         return (
             f"{result.install_command} {result.install_seconds:.1f} s + OpenNext build {result.build_seconds:.1f} s "
-            f"in a {result.sandbox} sandbox; Worker bundle {size / 1e6:.1f} MB"
+            f"in a {result.sandbox} sandbox; Worker bundle {size / 1e6:.1f} MB{note}"
         )
     ctx.state["build"] = {
         "server_dir": str(result.server_dir),
@@ -479,8 +485,18 @@ def build(ctx: StepContext) -> str:
     }
     return (
         f"{result.install_command} {result.install_seconds:.1f} s + build {result.build_seconds:.1f} s "
-        f"in a {result.sandbox} sandbox"
+        f"in a {result.sandbox} sandbox{note}"
     )
+
+
+def build_inputs(ctx: StepContext) -> dict[str, Any]:
+    """What the worker that builds gets from the engine (``pipelines.remote_build``)."""
+    from pipelines.remote_build import build_inputs as inputs
+
+    engine = engine_of(ctx)
+    add_migration_baseline(ctx)
+    env, isolation = deployment_env(ctx), build_isolation(engine, ctx.app_name)
+    return inputs(engine.settings, build_dir(ctx) / "app", env, isolation)
 
 
 def build_isolation(engine: StepServices, app: str) -> dict[str, Any]:
@@ -505,9 +521,8 @@ def build_isolation(engine: StepServices, app: str) -> dict[str, Any]:
     return options
 
 
-def static_mounts(ctx: StepContext) -> dict[str, Path]:
+def static_mounts(built: dict[str, Any]) -> dict[str, Path]:
     """public/ at /, .next/static at /_next/static: the URL layout Next.js serves."""
-    built = ctx.state["build"]
     mounts = {"/_next/static": Path(built["static_dir"])}
     if built["public_dir"] and Path(built["public_dir"]).is_dir():
         mounts["/"] = Path(built["public_dir"])
@@ -516,9 +531,14 @@ def static_mounts(ctx: StepContext) -> dict[str, Path]:
 
 def host(ctx: StepContext) -> str:
     from engine.edge.deployments import ServerSpec
+    from engine.temporal.blobs import engine_blobs
+    from pipelines.remote_build import received_build
 
     engine = engine_of(ctx)
-    built = ctx.state["build"]
+    # The worker's output, from the blobs it sent.
+    built = received_build(
+        ctx.state["build"], engine_blobs(engine.settings.workspace), build_dir(ctx) / "output"
+    )
     # Hard links, not copies: the build folder is deleted right after, and staging drops from seconds to ms.
     server = ServerSpec(
         command=list(built["server_command"]),
@@ -526,7 +546,7 @@ def host(ctx: StepContext) -> str:
         env=deployment_env(ctx),
         link_files=True,
     )
-    manifest = engine.edge.stage(ctx.app_name, ctx.deployment_id, static_mounts(ctx) or None, server)
+    manifest = engine.edge.stage(ctx.app_name, ctx.deployment_id, static_mounts(built) or None, server)
     size = sum(f.size for f in manifest.files.values())
     # The plan: source code is not kept after deployment. The staged server bundle is the build output.
     discard_in_background(build_dir(ctx), engine.settings.workspace / "trash")
@@ -556,7 +576,7 @@ def check_without_health(ctx: StepContext) -> str:
     from engine.webbuild.appcheck import database_round_trip, page_problem, schema_tables
 
     engine = engine_of(ctx)
-    home = engine.edge.health(ctx.app_name, "/", deployment_id=ctx.deployment_id, timeout=60)
+    home = engine.edge.health(ctx.app_name, "/", deployment_id=ctx.deployment_id, timeout=60, page=True)
     problem = page_problem(home.status_code, home.body)
     if problem is not None:
         log = engine.edge.server_log(ctx.app_name, ctx.deployment_id, lines=20)
@@ -568,9 +588,14 @@ def check_without_health(ctx: StepContext) -> str:
 
 
 def verify_and_promote(ctx: StepContext) -> str:
+    from engine.webbuild.appcheck import declares_route
+
     engine = engine_of(ctx)
-    health = engine.edge.health(ctx.app_name, deployment_id=ctx.deployment_id, timeout=60)
-    if health.status_code != 200 and health.status_code < 500:  # none (404), or behind a login wall
+    server_dir = engine.edge.manifest(ctx.app_name, ctx.deployment_id).server_dir
+    health = None  # not asked when the build has no /api/health route
+    if declares_route(server_dir, "/api/health") is not False:
+        health = engine.edge.health(ctx.app_name, deployment_id=ctx.deployment_id, timeout=60)
+    if health is None or (health.status_code != 200 and health.status_code < 500):  # or a login wall
         checks = check_without_health(ctx)
     else:
         try:
@@ -708,7 +733,9 @@ def web(params: dict[str, Any]) -> list[Step]:
         Step("database", provision_database, undo_database, timeout=1800),
         Step("environment", environment, undo_environment, timeout=60),
     ]
-    built_here = [  # the install needs only the transformed copy: it runs beside database and environment
+    # Built on the engine (Workers): the install needs only the transformed copy, so it runs beside the
+    # database and environment steps. (On a worker, the local host's build still installs itself.)
+    built_here = [
         Step("install", install, timeout=3600, retry=RetryPolicy(max_attempts=2), needs=("transform",)),
         Step(
             "build", build, remove_build_dir, timeout=3600, retry=RetryPolicy(max_attempts=2),
@@ -716,9 +743,19 @@ def web(params: dict[str, Any]) -> list[Step]:
         ),
     ]  # fmt: skip
     if host_kind == "local":
+        from pipelines.remote_build import build_on_worker, remove_worker_copy
+
         return [
             *prepare,
-            *built_here,
+            Step(
+                "build",
+                build_on_worker,
+                remove_worker_copy,
+                timeout=3600,
+                retry=RetryPolicy(max_attempts=2),
+                queue="build",
+                inputs=build_inputs,
+            ),
             Step("host", host, unstage, timeout=600),
             Step("verify", verify_and_promote, timeout=300, retry=VERIFY_RETRY),
         ]

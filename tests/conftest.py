@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +14,6 @@ from engine.providers.cloudflare_workers import CloudflareWorkers
 from engine.providers.http import RateLimiter, RequestRetry
 from tests.emulators.cloudflare import CloudflareEmulator
 from tests.servers.asgi import serve
-
-PG_ADMIN_URL = os.environ.get("LAUNCHDECK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -37,14 +36,42 @@ def shared_temporal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server.stop()
 
 
-@pytest.fixture(scope="session")
-def pg_admin_url() -> str:
+@pytest.fixture(scope="session", autouse=True)
+def shared_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One password-only PostgreSQL cluster for the whole run (``engine.pgcluster``, the one an engine
+    runs when the host's server trusts loopback, as here), initialised once: every engine a test starts
+    takes it as the operator's server (LAUNCHDECK_POSTGRES_ADMIN_URL, LAUNCHDECK_POSTGRES_SERVER=operator,
+    so an engine pointed at a trusting server fails instead of running initdb of its own).
+    LAUNCHDECK_TEST_PG names another server to use instead."""
+    from engine.config import settings
+    from engine.pgcluster import Cluster
+
+    names = ("LAUNCHDECK_TEST_PG", "LAUNCHDECK_POSTGRES_ADMIN_URL", "LAUNCHDECK_POSTGRES_SERVER")
+    if os.environ.get("LAUNCHDECK_TEST_PG"):
+        os.environ["LAUNCHDECK_POSTGRES_ADMIN_URL"] = os.environ["LAUNCHDECK_TEST_PG"]
+        yield os.environ["LAUNCHDECK_TEST_PG"]
+        return
+    cluster = Cluster(tmp_path_factory.mktemp("postgres"))
+    url = cluster.start(secrets.token_hex(16))
+    os.environ.update(dict(zip(names, (url, url, "operator"), strict=True)))
+    settings.cache_clear()
     try:
-        with psycopg.connect(PG_ADMIN_URL, connect_timeout=5) as connection:
+        yield url
+    finally:
+        for name in names:
+            os.environ.pop(name, None)
+        settings.cache_clear()
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(shared_postgres: str) -> str:
+    try:
+        with psycopg.connect(shared_postgres, connect_timeout=5) as connection:
             connection.execute("SELECT 1")
     except psycopg.OperationalError as exc:
-        pytest.fail(f"PostgreSQL is not answering at {PG_ADMIN_URL}: {exc}")
-    return PG_ADMIN_URL
+        pytest.fail(f"PostgreSQL is not answering at the test run's server: {exc}")
+    return shared_postgres
 
 
 @pytest.fixture

@@ -8,13 +8,13 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from engine.api.deps import EngineDep, WorkerRole
 from engine.api.models import ERRORS
 from engine.errors import ConfigError, NotFound
-from engine.temporal.blobs import BlobStore, check_digest
+from engine.temporal.blobs import BlobStore, check_digest, engine_blobs, pack_frames, receive_pack
 
 router = APIRouter(tags=["workers"], responses=ERRORS)
 
@@ -40,6 +40,9 @@ class WorkerDeployment(BaseModel):
     state: dict[str, Any]
     cancel_requested: bool
     app: WorkerApp
+    inputs: dict[str, Any] = Field(
+        default_factory=dict, description="what the engine computed for the step (on starting it only)"
+    )
 
 
 class Missing(BaseModel):
@@ -53,7 +56,7 @@ class StoredBlob(BaseModel):
 
 
 def blobs(engine: Any) -> BlobStore:
-    return BlobStore(engine.settings.workspace / "blobs")
+    return engine_blobs(engine.settings.workspace)
 
 
 def runner_of(engine: Any) -> Any:
@@ -120,7 +123,7 @@ def start(
 ) -> dict[str, Any]:
     """A worker starts an attempt of a step: the journal counts it, and the answer is the step's inputs
     (unless the run was cancelled meanwhile: then nothing is journaled and the worker stops)."""
-    from engine.temporal.activities import mark_attempt
+    from engine.temporal.activities import mark_attempt, step_context
 
     spec = deployment(deployment_id, engine, principal)
     if not spec["cancel_requested"]:
@@ -131,6 +134,9 @@ def start(
             _step_name(engine, deployment_id, position),
             f"worker {body.worker}",
         )
+        ctx, step = step_context(engine.runner, deployment_id, position)
+        if step.inputs is not None:
+            spec["inputs"] = step.inputs(ctx)
     return spec
 
 
@@ -196,6 +202,32 @@ class Digests(BaseModel):
 def missing(body: Digests, engine: EngineDep, principal: WorkerRole) -> dict[str, list[str]]:
     """Which of these blobs the engine lacks: the worker sends only those."""
     return {"missing": blobs(engine).missing([check_digest(d) for d in body.digests])}
+
+
+class StoredPack(BaseModel):
+    stored: int = Field(description="blobs in the pack")
+
+
+@router.put("/api/worker/blobs/pack", status_code=201, response_model=StoredPack)
+async def put_pack(request: Request, engine: EngineDep, principal: WorkerRole) -> dict[str, int]:
+    """Many blobs in one body, each framed as ``<sha256> <size>\n`` and its bytes; each is kept only when
+    its SHA-256 is the one named, and none may pass LAUNCHDECK_WORKER_BLOB_MAX_BYTES."""
+    stored = await receive_pack(blobs(engine), request.stream(), engine.settings.worker_blob_max_bytes)
+    return {"stored": stored}
+
+
+@router.post(
+    "/api/worker/blobs/fetch",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
+    },
+)
+def fetch_pack(body: Digests, engine: EngineDep, principal: WorkerRole) -> StreamingResponse:
+    """These blobs as one pack (the format ``PUT /api/worker/blobs/pack`` takes)."""
+    store = blobs(engine)
+    paths = {digest: store.open(check_digest(digest)) for digest in dict.fromkeys(body.digests)}
+    return StreamingResponse(pack_frames(paths), media_type="application/octet-stream")
 
 
 @router.put("/api/worker/blobs/{digest}", status_code=201, response_model=StoredBlob)

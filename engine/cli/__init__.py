@@ -21,7 +21,6 @@ from engine.cli.common import (
     echo_json,
     engine_client,
     fail,
-    local_worker_token,
     read_token,
     remote_url,
     render_app,
@@ -76,7 +75,10 @@ def engine(
             f"(also written to {settings.operator_token_file}, as LAUNCHDECK_OPERATOR_TOKEN_FILE asks)",
             err=True,
         )
-    service.serve_forever()
+    try:
+        service.serve_forever()
+    except LaunchdeckError as exc:  # what starts with it, such as the engine's own PostgreSQL cluster
+        fail(str(exc))
 
 
 @app.command()
@@ -221,7 +223,6 @@ def up(
             write_private(settings.operator_token_file, first + "\n")
         if demo:
             demo_token, demo_token_id = session_token(store, "up --demo")
-        worker_token = local_worker_token(store)
     finally:
         store.close()
     launchdeck = [sys.executable, "-m", "engine.cli"]
@@ -237,12 +238,6 @@ def up(
         with EngineClient(engine_url, demo_token) as client:
             typer.echo(f"demo workspace: {deploy_example(client)}")
             client.revoke_token(str(demo_token_id))
-    children.append(  # the local worker: build and import steps (more machines: `launchdeck worker`)
-        subprocess.Popen(
-            [*launchdeck, "worker", "--engine", engine_url, "--workdir", str(settings.workspace / "worker")],
-            env={**os.environ, "LAUNCHDECK_WORKER_TOKEN": worker_token},
-        )
-    )
     children.append(
         subprocess.Popen(console_command(settings, settings.console_port), env=console_env(engine_url))
     )

@@ -74,21 +74,6 @@ def session_token(store: Any, purpose: str) -> tuple[str, str]:
     return token, str(token_info(store, token)["id"])
 
 
-def local_worker_token(store: Any) -> str:
-    """A worker token for the local worker `launchdeck up` starts; it expires in 30 days."""
-    from datetime import UTC, datetime, timedelta
-
-    from engine.auth import issue_token
-
-    return issue_token(
-        store,
-        role="worker",
-        principal="local-worker",
-        name="launchdeck up: local worker (this machine)",
-        expires_at=datetime.now(UTC) + timedelta(days=30),
-    )
-
-
 def remote_url(engine_url: str | None) -> str | None:
     return engine_url or os.environ.get("LAUNCHDECK_ENGINE_URL") or None
 
@@ -113,7 +98,11 @@ def engine_client(engine_url: str | None = None) -> Iterator[EngineClient]:
         show_first_token(embedded.first_token)
         if token is None:
             token, session = session_token(embedded.store, "command")
-        url = embedded.start_in_thread()
+        try:
+            url = embedded.start_in_thread()
+        except LaunchdeckError as exc:  # what starts with it, such as the engine's own PostgreSQL cluster
+            embedded.close()
+            fail(str(exc))
     elif token is None:
         fail(f"the engine at {url} needs a token: set LAUNCHDECK_TOKEN (or LAUNCHDECK_TOKEN_FILE)")
     client = EngineClient(url, token)

@@ -36,6 +36,7 @@ from engine.cgroups import sweep
 from engine.edge.blobs import BlobStore
 from engine.edge.deployments import Manifest, ServerSpec, StaticSource, write_staged
 from engine.edge.names import check_deployment_id, host_name, parse_edge_host
+from engine.edge.origin import OriginCallers, OriginForwarder, edge_address
 from engine.edge.pgproxy import PgForwarder
 from engine.edge.proxy import EdgeApp
 from engine.edge.routes import AppRoute, RouteTable
@@ -130,6 +131,8 @@ class EdgeHost:
         self.uids = UidBook(self.root / "uids.json")
         self._run_root: Path | None = None
         self._pg_forwarders: dict[str, PgForwarder] = {}
+        self._origin_forwarders: dict[str, OriginForwarder] = {}
+        self.origin_callers = OriginCallers()
         self.blobs = BlobStore(self.root / "blobs")
         self.routes = RouteTable(self.root / "routes.json")
         self.usage = UsageBook(self.root / "usage.json")
@@ -211,8 +214,9 @@ class EdgeHost:
         for server in servers:
             server.stop("edge host stopped")
         with self._lock:
-            forwarders = list(self._pg_forwarders.values())
+            forwarders = [*self._pg_forwarders.values(), *self._origin_forwarders.values()]
             self._pg_forwarders.clear()
+            self._origin_forwarders.clear()
         for forwarder in forwarders:
             forwarder.stop()
         self.usage.flush(force=True)
@@ -466,11 +470,12 @@ class EdgeHost:
         with self._lock:
             keys = [k for k in self._servers if k[0] == app]
             servers = [self._servers.pop(k) for k in keys]
-            forwarder = self._pg_forwarders.pop(app, None)
+            forwarders = [self._pg_forwarders.pop(app, None), self._origin_forwarders.pop(app, None)]
         for server in servers:
             server.stop(reason)
-        if forwarder is not None:
-            forwarder.stop()
+        for forwarder in forwarders:
+            if forwarder is not None:
+                forwarder.stop()
 
     def _require_app(self, app: str) -> None:
         if app not in self.routes.refresh().apps:
@@ -485,6 +490,11 @@ class EdgeHost:
         self.routes.unroute_domain(domain)
 
     # -- request path (used by EdgeApp) -----------------------------------------------------------
+
+    def confined_to(self, client: tuple[str, int] | None) -> str | None:
+        """The app whose own server made this connection (through its origin forwarder): such a
+        connection is served that app's host names only. None for every other client."""
+        return self.origin_callers.app_of(client)
 
     def resolve(self, host_header: str) -> tuple[str, Manifest | None, bool] | None:
         """(app, deployment to serve or None, suspended) for a Host header, or None if no app is there."""
@@ -555,12 +565,21 @@ class EdgeHost:
                 writable.append(folder.resolve())
         elif database == "local-postgres":
             pg_dir = self._pg_forwarder(app, uid)
+        domains = sorted(d for d, owner in self.routes.refresh().domains.items() if owner == app)
         return ServerSandbox(
             key_dir=self._run_root / key,
             server_dir=manifest.server_dir,
             uid=uid,
             writable=writable,
             pg_socket_dir=pg_dir,
+            pg_port=self.postgres_target[1],
+            origin_socket_dir=self._origin_forwarder(app, uid) if self.port else None,
+            origin_port=self.port or None,
+            origin_hosts=[
+                f"{app}.{self.hostname}",
+                f"{manifest.deployment_id}.{app}.{self.hostname}",
+                *domains,
+            ],
             limits=self.limits,
         )
 
@@ -586,6 +605,22 @@ class EdgeHost:
             self._pg_forwarders[app] = forwarder
         return folder
 
+    def _origin_forwarder(self, app: str, uid: int | None) -> Path:
+        """The folder holding the socket of the app's forwarder to its own origin (one per app)."""
+        assert self._run_root is not None
+        folder = self._run_root / ("origin-" + hashlib.sha256(app.encode()).hexdigest()[:16])
+        if app not in self._origin_forwarders:
+            folder.mkdir(exist_ok=True)
+            if uid is not None:
+                os.chown(folder, uid, uid)
+            folder.chmod(0o700)
+            forwarder = OriginForwarder(
+                folder / "origin.sock", app, edge_address(self.bind, self.port), self.origin_callers
+            )
+            forwarder.start(uid)
+            self._origin_forwarders[app] = forwarder
+        return folder
+
     def _server_env(self, app: str, manifest: Manifest) -> dict[str, str]:
         if self.sandbox == "bwrap":  # the sandbox sets PATH and HOME inside; nothing of the engine's
             env = {"NODE_ENV": "production"}
@@ -609,16 +644,24 @@ class EdgeHost:
     # -- observation ------------------------------------------------------------------------------
 
     def health(
-        self, app: str, path: str = "/api/health", *, deployment_id: str | None = None, timeout: float = 30.0
+        self,
+        app: str,
+        path: str = "/api/health",
+        *,
+        deployment_id: str | None = None,
+        timeout: float = 30.0,
+        page: bool = False,
     ) -> HealthResult:
-        """GET ``path`` through the public URL (or a deployment's preview URL), like a user would.
-        Python does not resolve ``*.localhost``, so this connects to loopback and sends the Host header."""
+        """GET ``path`` through the public URL (or a deployment's preview URL), like a user would; as a
+        browser asks for a page when ``page``. Python does not resolve ``*.localhost``, so this connects
+        to loopback and sends the Host header."""
         url = self.preview_url(app, deployment_id) if deployment_id else self.url(app)
         host = httpx.URL(url).netloc.decode()
         started = time.perf_counter()
         try:
             with httpx.Client(trust_env=False, timeout=timeout) as client:
-                response = client.get(f"{self.base_url}{path}", headers={"host": host})
+                headers = {"host": host, **({"accept": "text/html,*/*;q=0.8"} if page else {})}
+                response = client.get(f"{self.base_url}{path}", headers=headers)
         except httpx.HTTPError as exc:
             raise TransientError(f"health check of {app} at {url.rstrip('/')}{path} failed: {exc}") from None
         return HealthResult(response.status_code, response.text, time.perf_counter() - started)

@@ -4,6 +4,8 @@
 // socket the edge connects to (a folder bound in from outside, owned by this server's uid) and pipes
 // each connection through. If the app has a local PostgreSQL database, it also listens on
 // 127.0.0.1:5432 inside and pipes to the engine's per-app forwarder, which admits only the app's role.
+// And it listens on 127.0.0.1:<edge port> inside, piped to the edge, which serves that connection only
+// the app's own host names (its /etc/hosts names them 127.0.0.1): the app can fetch its own origin.
 // Its configuration (the app's variables included) comes from a file bwrap copied in from a memfd:
 // never on a command line, never in the launcher's outer environment.
 "use strict";
@@ -32,6 +34,13 @@ if (config.pg_socket) {
     .createServer((client) => pipe(client, { path: config.pg_socket }))
     .on("error", (err) => console.error(`launchdeck: database forwarder: ${err.message}`))
     .listen(config.pg_port, "127.0.0.1");
+}
+
+if (config.origin_socket) {
+  net
+    .createServer((client) => pipe(client, { path: config.origin_socket }))
+    .on("error", (err) => console.error(`launchdeck: own-origin forwarder: ${err.message}`))
+    .listen(config.origin_port, "127.0.0.1");
 }
 
 const appEnv = { ...config.env, PORT: String(port), HOSTNAME: "127.0.0.1" };

@@ -37,6 +37,8 @@ class ServedApps(Protocol):
 
     def resolve(self, host_header: str) -> tuple[str, Manifest | None, bool] | None: ...
 
+    def confined_to(self, client: tuple[str, int] | None) -> str | None: ...
+
     def server(self, app: str, manifest: Manifest) -> ServerProcess: ...
 
 
@@ -93,6 +95,9 @@ class EdgeApp:
             return
         request = Request(scope, receive)
         target = self.host.resolve(request.headers.get("host", ""))
+        confined = self.host.confined_to(scope.get("client"))
+        if confined is not None and (target is None or target[0] != confined):
+            target = None  # an app server calling through its own origin forwarder: its own hosts only
         if target is None:
             await PlainTextResponse("No app is served at this address.\n", status_code=404)(
                 scope, receive, send

@@ -14,7 +14,8 @@ Each server (engine running as root, the supported multi-tenant setup):
   (chosen by the engine from the app's name, never from a URL). No ``--ro-bind / /``;
 * is reached by the edge over a Unix socket in a folder it owns (``launcher.js`` pipes it to the
   app's port inside), and reaches a local PostgreSQL only through a forwarder that admits its own
-  role only (``engine.edge.pgproxy``);
+  role only (``engine.edge.pgproxy``), and its own public origin (its host names, nothing else) only
+  through a forwarder to the edge (``engine.edge.origin``);
 * is started with a fixed environment: ``bwrap``, ``setpriv`` and friends by absolute path with
   ``PATH=/usr/bin:/bin`` and nothing else; the app's variables reach only the inside, in a file;
 * runs in its own cgroup (memory, processes, CPU; v2 or v1) with rlimits as a backstop.
@@ -40,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.cgroups import Cage, join_prefix
+from engine.edge.origin import hosts_file
 from engine.errors import ConfigError
 from engine.jail import (
     APP_SERVER,
@@ -170,6 +172,12 @@ class ServerSandbox:
     uid: int | None  # None: the engine is not root, bwrap runs as the engine's (unprivileged) uid
     writable: list[Path] = field(default_factory=list)  # folders bound read-write at the same path
     pg_socket_dir: Path | None = None
+    pg_port: int = INSIDE_PG_PORT  # the server's port: the app's DATABASE_URL works inside and out
+    # The app's own public origin (engine.edge.origin): its forwarder's socket folder, the edge's port
+    # and the host names that resolve to loopback inside.
+    origin_socket_dir: Path | None = None
+    origin_port: int | None = None
+    origin_hosts: list[str] = field(default_factory=list)
     limits: Limits = field(default_factory=Limits)
 
     @property
@@ -206,7 +214,8 @@ class ServerSandbox:
         config: dict[str, object] = {
             "command": command,
             "env": {**env, "HOME": "/tmp", "PATH": SYSTEM_PATH},
-            "port": INSIDE_PORT,
+            # the app's port inside, never the edge's (forwarded inside to the app's own origin)
+            "port": INSIDE_PORT if self.origin_port != INSIDE_PORT else INSIDE_PORT + 1,
             "socket": f"{INSIDE_RUN}/sock/http.sock",
         }
         args = [*namespaces(APP_SERVER), "--tmpfs", "/tmp"]
@@ -217,10 +226,15 @@ class ServerSandbox:
         args += ["--bind", str(self.socket_dir), f"{INSIDE_RUN}/sock"]
         if self.pg_socket_dir is not None:
             args += ["--bind", str(self.pg_socket_dir), f"{INSIDE_RUN}/pg"]
-            config.update(pg_socket=f"{INSIDE_RUN}/pg/pg.sock", pg_port=INSIDE_PG_PORT)
+            config.update(pg_socket=f"{INSIDE_RUN}/pg/pg.sock", pg_port=self.pg_port)
+        if self.origin_socket_dir is not None and self.origin_port is not None:
+            args += ["--bind", str(self.origin_socket_dir), f"{INSIDE_RUN}/origin"]
+            config.update(origin_socket=f"{INSIDE_RUN}/origin/origin.sock", origin_port=self.origin_port)
         launcher_fd = memfd("launcher", LAUNCHER_JS.read_bytes())
         config_fd = memfd("config", json.dumps(config).encode())
+        hosts_fd = memfd("hosts", hosts_file(self.origin_hosts if self.origin_socket_dir else []))
         args += [
+            "--ro-bind-data", str(hosts_fd), "/etc/hosts",
             "--ro-bind-data", str(launcher_fd), f"{INSIDE_RUN}/launcher.js",
             "--ro-bind-data", str(config_fd), f"{INSIDE_RUN}/config.json",
             "--chdir", "/app", "--clearenv", "--setenv", "PATH", SYSTEM_PATH, "--setenv", "HOME", "/tmp",
@@ -243,7 +257,7 @@ class ServerSandbox:
         if cage is not None:
             argv = [*join_prefix("launchdeck-server"), *argv]
             env.update(cage.env())
-        return Launch(argv, env, [launcher_fd, config_fd], cage, self.socket_path)
+        return Launch(argv, env, [hosts_fd, launcher_fd, config_fd], cage, self.socket_path)
 
 
 def give_to(path: Path, uid: int) -> None:

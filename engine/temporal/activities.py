@@ -142,6 +142,20 @@ def mark_attempt(runner: Runner, deployment_id: str, position: int, name: str, w
     )
 
 
+def step_context(runner: Runner, deployment_id: str, position: int) -> tuple[StepContext, Step]:
+    """A step's context on the engine, as its run, undo or ``inputs`` (for a worker) see it."""
+    deployment = runner.store.fetchone("SELECT * FROM deployments WHERE id = ?", [deployment_id])
+    if deployment is None:
+        raise ApplicationError(f"no deployment {deployment_id}", type="Terminal", non_retryable=True)
+    app = runner.store.fetchone("SELECT * FROM deployed_apps WHERE id = ?", [deployment["app_id"]])
+    if app is None:
+        raise ApplicationError("the app no longer exists", type="Terminal", non_retryable=True)
+    step = runner.pipelines[deployment["pipeline"]](json.loads(deployment["params"]))[position]
+    ctx = StepContext(runner, deployment, app)
+    ctx.step_name, ctx.step_position = step.name, position
+    return ctx, step
+
+
 class ControlActivities:
     def __init__(self, runner: TemporalRunner) -> None:
         self.runner = runner
@@ -158,14 +172,7 @@ class ControlActivities:
         return self.runner.pipelines[deployment["pipeline"]](json.loads(deployment["params"]))
 
     def _context(self, deployment_id: str, position: int) -> tuple[StepContext, Step]:
-        deployment = self._deployment(deployment_id)
-        app = self.runner.store.fetchone("SELECT * FROM deployed_apps WHERE id = ?", [deployment["app_id"]])
-        if app is None:
-            raise ApplicationError("the app no longer exists", type="Terminal", non_retryable=True)
-        step = self._steps(deployment)[position]
-        ctx = StepContext(self.runner, deployment, app)
-        ctx.step_name, ctx.step_position = step.name, position
-        return ctx, step
+        return step_context(self.runner, deployment_id, position)
 
     # -- journal ------------------------------------------------------------------------------------
 
@@ -194,6 +201,7 @@ class ControlActivities:
                     "base_delay": step.retry.base_delay,
                     "max_delay": step.retry.max_delay,
                     "has_undo": step.undo is not None,
+                    "same_machine_as": step.same_machine_as,
                     "status": statuses.get(position, "pending"),
                 }
                 for position, step in enumerate(steps)

@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -75,6 +75,7 @@ class TemporalRunner(Runner):
         self._worker: Worker | None = None
         self._start_lock = threading.Lock()
         self._loop_thread: threading.Thread | None = None
+        self._attached: list[asyncio.Task[Any]] = []
 
     # -- Temporal connection ----------------------------------------------------------------------
 
@@ -131,6 +132,21 @@ class TemporalRunner(Runner):
         )
         asyncio.get_running_loop().create_task(self._worker.run())
         return client
+
+    def attach(self, serve: Callable[[Client], Coroutine[Any, Any, Any]]) -> None:
+        """Run ``serve(client)`` on this runner's loop until shutdown (the engine's local worker)."""
+        self.start()
+        assert self._client is not None
+        self._attached.append(self._call(self._spawn(serve(self._client))))
+
+    @staticmethod
+    async def _spawn(coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        return asyncio.get_running_loop().create_task(coroutine)
+
+    async def _stop_attached(self) -> None:
+        for task in self._attached:
+            task.cancel()
+        await asyncio.gather(*self._attached, return_exceptions=True)
 
     # -- Runner interface -------------------------------------------------------------------------
 
@@ -195,6 +211,10 @@ class TemporalRunner(Runner):
         engine (their workflows stay in Temporal). Then stop the embedded server."""
         self._closing.set()
         if self._loop is not None and self._worker is not None:
+            try:
+                self._call(self._stop_attached(), timeout=30)
+            except Exception:
+                log.exception("stopping the local worker")
             try:
                 self._call(self._worker.shutdown(), timeout=30)
             except Exception:

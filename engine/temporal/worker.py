@@ -4,7 +4,10 @@ A worker never opens the engine's workspace or store. It learns where Temporal i
 (``GET /api/worker/config``, with a ``worker`` token), gets each step's inputs through the API, runs the
 step in a working folder of its own, and sends back what the step produced as content-addressed blobs.
 Steps see a ``WorkerContext``: the same names as the engine's ``StepContext`` (params, state, log,
-progress, cancelled, resource_name) plus ``workdir``, ``api``, ``upload`` and ``download``.
+progress, cancelled, resource_name) plus ``workdir``, ``api``, ``inputs`` (what the engine computed for
+the step: ``Step.inputs``), ``upload``/``download`` and ``send_tree``/``fetch_tree`` (folders as blobs;
+the worker keeps a cache of the blobs it has). Besides the shared queues, each worker serves a queue of
+its own, ``<prefix>.machine.<name>``, for steps that must run where an earlier one ran, and for undo.
 """
 
 from __future__ import annotations
@@ -14,32 +17,45 @@ import contextlib
 import ctypes
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 from temporalio import activity
+from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
-from engine.errors import Cancelled, LaunchdeckError
+from engine.errors import Cancelled, ConfigError, LaunchdeckError, TransientError
 from engine.procs import tracked
 from engine.redact import redact
+from engine.retry import poll_until
 from engine.runner import Step
 from engine.temporal import WORKER_QUEUES, queue_name
 from engine.temporal.activities import application_error, run_heartbeating, step_error
-from engine.temporal.blobs import file_digest
+from engine.temporal.blobs import (
+    BlobStore,
+    file_digest,
+    manifest_bytes,
+    pack_frames,
+    read_manifest,
+    read_pack,
+    tree_manifest,
+    write_tree,
+)
 from engine.temporal.runner import connect
 
 log = logging.getLogger("launchdeck.worker")
+CACHE_DAYS = 7
 
 
 class EngineApi:
@@ -69,18 +85,15 @@ class EngineApi:
         missing = set(
             self.post("/api/worker/blob-check", {"digests": sorted(set(digests.values()))})["missing"]
         )
-        for path_text, digest in digests.items():
-            if digest not in missing:
-                continue
-            with open(path_text, "rb") as handle:
-                response = self.client.put(
-                    f"/api/worker/blobs/{digest}",
-                    content=iter(lambda h=handle: h.read(1 << 20), b""),  # type: ignore[misc]
-                    headers={"Content-Type": "application/octet-stream"},
-                    timeout=httpx.Timeout(600.0, connect=10.0),
-                )
+        sending = {digest: Path(path) for path, digest in digests.items() if digest in missing}
+        if sending:  # one request for them all
+            response = self.client.put(
+                "/api/worker/blobs/pack",
+                content=pack_frames(sending),
+                headers={"Content-Type": "application/octet-stream"},
+                timeout=httpx.Timeout(600.0, connect=10.0),
+            )
             response.raise_for_status()
-            missing.discard(digest)
         return digests
 
     def download(self, digest: str, target: Path) -> Path:
@@ -92,6 +105,53 @@ class EngineApi:
                     handle.write(chunk)
         return target
 
+    def cached(self, digest: str, cache: BlobStore) -> Path:
+        """A blob from this worker's own cache, fetched from the engine only when the cache lacks it."""
+        target = cache.path(digest)
+        if not target.is_file():
+            partial = target.with_name(f".{digest}.{os.getpid()}.{threading.get_ident()}.part")
+            try:
+                if file_digest(self.download(digest, partial)) != digest:
+                    raise TransientError(f"blob {digest} arrived damaged")
+                os.replace(partial, target)
+            finally:
+                partial.unlink(missing_ok=True)
+        return target
+
+    def fetch_tree(self, manifest_digest: str, root: Path, cache: BlobStore) -> int:
+        """Write the tree a manifest blob names under ``root``, fetching only the blobs not in ``cache``
+        (copies, not links: the build may change its working copy, never the cache). Returns the files
+        fetched from the engine."""
+        manifest = read_manifest(self.cached(manifest_digest, cache).read_bytes())
+        lacking = cache.missing(sorted({digest for digest, _ in manifest["files"].values()}))
+        if lacking:  # one request for them all
+            with self.client.stream(
+                "POST",
+                "/api/worker/blobs/fetch",
+                json={"digests": lacking},
+                timeout=httpx.Timeout(600.0, connect=10.0),
+            ) as response:
+                response.raise_for_status()
+                read_pack(response.iter_bytes(1 << 20), cache)
+        write_tree(manifest, root, lambda digest, target: shutil.copyfile(cache.path(digest), target))
+        return len(lacking)
+
+    def send_tree(self, root: Path, scratch: Path, skip: Callable[[str], bool] = lambda _: False) -> str:
+        """Send a folder as blobs (only those the engine lacks) and its manifest; the manifest's digest."""
+        paths: dict[str, Path] = {}
+
+        def digest_of(path: Path) -> str:
+            digest = file_digest(path)
+            paths.setdefault(digest, path)
+            return digest
+
+        manifest = tree_manifest(root, digest_of, skip)
+        scratch.mkdir(parents=True, exist_ok=True)
+        manifest_file = scratch / "manifest.json"
+        manifest_file.write_bytes(manifest_bytes(manifest))
+        self.upload([*paths.values()])  # the manifest last: it names only blobs the engine has
+        return self.upload([manifest_file])[str(manifest_file)]
+
 
 class WorkerContext:
     """What a step running on a worker sees."""
@@ -99,9 +159,20 @@ class WorkerContext:
     services = None  # no engine here: a worker step reaches the engine only through ``api``
 
     def __init__(
-        self, api: EngineApi, spec: dict[str, Any], position: int, step: Step, workdir: Path
+        self,
+        api: EngineApi,
+        spec: dict[str, Any],
+        position: int,
+        step: Step,
+        workdir: Path,
+        worker: tuple[str, str],
     ) -> None:
         self.api = api
+        self.worker_name, self.machine = worker  # this worker's name and own task queue
+        self.inputs: dict[str, Any] = spec.get("inputs") or {}  # what the engine computed for the step
+        # The worker's folder: blobs it has (``cache``), and per-app caches beside ``deployments``.
+        self.worker_dir = workdir.parent.parent
+        self.cache = BlobStore(self.worker_dir / "blobs")
         self.deployment_id: str = spec["deployment_id"]
         self.app: dict[str, Any] = spec["app"]
         self.params: dict[str, Any] = spec["params"]
@@ -148,6 +219,20 @@ class WorkerContext:
     def download(self, digest: str, target: Path) -> Path:
         return self.api.download(digest, target)
 
+    def fetch_tree(self, manifest_digest: str, root: Path) -> int:
+        return self.api.fetch_tree(manifest_digest, root, self.cache)
+
+    def send_tree(self, root: Path, skip: Callable[[str], bool] = lambda _: False) -> str:
+        return self.api.send_tree(root, self.workdir / "sent", skip)
+
+
+def _config(api: EngineApi) -> dict[str, Any] | None:
+    """The engine's worker configuration; None while it does not listen yet (started before it)."""
+    try:
+        return dict(api.get("/api/worker/config"))
+    except httpx.TransportError:
+        return None
+
 
 def _die_with_parent() -> None:
     """In the child before exec: SIGKILL when the worker dies, so a lost worker leaves no build behind
@@ -193,10 +278,10 @@ def _wait_or_stop(ctx: Any, process: subprocess.Popen[bytes]) -> None:
 
 
 class WorkerActivities:
-    def __init__(self, api: EngineApi, workdir: Path, name: str, extra_pipelines: str) -> None:
+    def __init__(self, api: EngineApi, workdir: Path, name: str, extra_pipelines: str, machine: str) -> None:
         from pipelines import registry
 
-        self.api, self.workdir, self.name = api, workdir, name
+        self.api, self.workdir, self.name, self.machine = api, workdir, name, machine
         self.pipelines = registry(extra_pipelines)
 
     def _prepare(self, call: dict[str, Any], start: bool = False) -> tuple[WorkerContext, Step]:
@@ -213,7 +298,7 @@ class WorkerActivities:
         step = self.pipelines[spec["pipeline"]](spec["params"])[position]
         workdir = self.workdir / "deployments" / deployment_id
         workdir.mkdir(parents=True, exist_ok=True)
-        return WorkerContext(self.api, spec, position, step, workdir), step
+        return WorkerContext(self.api, spec, position, step, workdir, (self.name, self.machine)), step
 
     @activity.defn(name="run_remote_step")
     async def run_remote_step(self, call: dict[str, Any]) -> dict[str, Any]:
@@ -221,16 +306,18 @@ class WorkerActivities:
         try:
             ctx, step = await asyncio.to_thread(self._prepare, call, True)
         except Cancelled as exc:
-            raise application_error(exc) from None
+            raise self._failure(application_error(exc)) from None
         started = time.monotonic()
 
         def run() -> Any:
-            return step.run(ctx)  # type: ignore[arg-type]
+            return step.run(ctx)
 
         try:
             detail = await run_heartbeating(run, ctx.cancelled, step.timeout, step.name)
-        except (asyncio.CancelledError, ApplicationError):
+        except asyncio.CancelledError:
             raise
+        except ApplicationError as failure:
+            raise self._failure(failure) from None
         except BaseException as exc:
             if not isinstance(exc, LaunchdeckError):
                 log.exception("step %s raised", step.name)
@@ -238,14 +325,24 @@ class WorkerActivities:
             if error.type == "Transient" and not error.non_retryable:
                 with contextlib.suppress(httpx.HTTPError):
                     ctx.log(f"transient error, retrying: {error.message}")
-            raise error from None
+            raise self._failure(error) from None
         outputs = {
             "detail": str(detail) if detail is not None else None,
             "state": ctx.state,
             "seconds": time.monotonic() - started,
         }
         await asyncio.to_thread(self.api.post, ctx._step_path("succeeded"), outputs)
-        return {}
+        return {"machine": self.machine}  # later steps that need this machine (and the undo) go there
+
+    def _failure(self, error: ApplicationError) -> ApplicationError:
+        """The error, saying which worker it happened on: the step's undo runs there."""
+        return ApplicationError(
+            error.message,
+            {"machine": self.machine},
+            type=error.type,
+            non_retryable=error.non_retryable,
+            next_retry_delay=error.next_retry_delay,
+        )
 
     @activity.defn(name="undo_remote_step")
     async def undo_remote_step(self, call: dict[str, Any]) -> None:
@@ -253,7 +350,7 @@ class WorkerActivities:
         if step.undo is None:
             return
         try:
-            await asyncio.to_thread(step.undo, ctx)  # type: ignore[arg-type]
+            await asyncio.to_thread(step.undo, ctx)
         except Exception as exc:
             raise application_error(exc) from None
 
@@ -268,18 +365,33 @@ async def serve(
     name: str | None = None,
     temporal_address: str | None = None,
     ready: threading.Event | None = None,
+    client: Client | None = None,
+    quiet: bool = False,
 ) -> None:
-    """Serve ``queues`` until cancelled (SIGTERM / Ctrl-C in the command)."""
+    """Serve ``queues`` until cancelled (SIGTERM / Ctrl-C in the command). ``client``: a Temporal
+    client to use (the engine's, for its local worker)."""
     api = EngineApi(engine_url, token)
-    config = await asyncio.to_thread(api.get, "/api/worker/config")
+    config = await asyncio.to_thread(
+        poll_until,
+        lambda: _config(api),
+        lambda found: found is not None,
+        interval=0.1,
+        max_interval=2.0,
+        timeout=60,
+        timed_out=lambda _: ConfigError(f"the engine at {engine_url} does not answer"),
+    )
     name = name or f"{socket.gethostname()}-{os.getpid()}"
     workdir.mkdir(parents=True, exist_ok=True)
-    client = await connect(temporal_address or config["address"], config["namespace"])
-    activities = WorkerActivities(api, workdir, name, config["extra_pipelines"])
+    BlobStore(workdir / "blobs").prune(CACHE_DAYS * 86400)  # working copies' files not needed for a while
+    if client is None:
+        client = await connect(temporal_address or config["address"], config["namespace"])
+    # This worker's own queue: steps that must run where an earlier one ran (what it left in this folder).
+    machine = queue_name(config["queue_prefix"], f"machine.{name}")
+    activities = WorkerActivities(api, workdir, name, config["extra_pipelines"], machine)
     workers = [
         Worker(
             client,
-            task_queue=queue_name(config["queue_prefix"], queue),
+            task_queue=queue,
             activities=[activities.run_remote_step, activities.undo_remote_step],
             identity=name,
             max_concurrent_activities=concurrency,
@@ -287,12 +399,13 @@ async def serve(
             max_heartbeat_throttle_interval=timedelta(seconds=1),
             graceful_shutdown_timeout=timedelta(seconds=5),
         )
-        for queue in queues
+        for queue in [*(queue_name(config["queue_prefix"], q) for q in queues), machine]
     ]
     log.info(
         "worker %s serving %s (%s.*) for %s", name, ", ".join(queues), config["queue_prefix"], engine_url
     )
     if ready is not None:
         ready.set()
-    print(f"worker {name} serving {', '.join(queues)} for {engine_url}", flush=True)
+    if not quiet:
+        print(f"worker {name} serving {', '.join(queues)} for {engine_url}", flush=True)
     await asyncio.gather(*(worker.run() for worker in workers))

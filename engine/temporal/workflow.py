@@ -13,7 +13,13 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    TimeoutError,
+    TimeoutType,
+)
 
 WORKER_HEARTBEAT = timedelta(seconds=5)  # a worker that dies is noticed this soon, and its step retried
 JOURNAL = timedelta(seconds=60)
@@ -22,11 +28,30 @@ UNDO = timedelta(seconds=600)
 # non-retryable error when they are used up); these extra attempts are for a worker or engine that died.
 INFRASTRUCTURE_ATTEMPTS = 2
 TIMEOUT_GRACE = 60.0  # the activity enforces the step's timeout; Temporal's is the backstop
+# A step bound to one worker's machine (its own task queue) waits this long for that worker; past it the
+# machine is taken for gone, and the steps it held are run again elsewhere.
+MACHINE_WAIT = timedelta(seconds=30)
 JOURNAL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=0.2), maximum_interval=timedelta(seconds=5))
 
 
 def _queue(prefix: str, queue: str) -> str:
     return f"{prefix}.{queue}" if prefix else queue
+
+
+def _machine(error: BaseException) -> str | None:
+    """The own task queue of the worker whose step failed (it says so in the failure's details)."""
+    cause: BaseException | None = error
+    while isinstance(cause, ActivityError) and cause.cause is not None:
+        cause = cause.cause
+    if isinstance(cause, ApplicationError) and cause.details and isinstance(cause.details[0], dict):
+        machine = cause.details[0].get("machine")
+        return str(machine) if machine else None
+    return None
+
+
+def _machine_gone(error: BaseException) -> bool:
+    cause = error.cause if isinstance(error, ActivityError) else None
+    return isinstance(cause, TimeoutError) and cause.type == TimeoutType.SCHEDULE_TO_START
 
 
 def _describe(error: BaseException) -> tuple[str, bool]:
@@ -49,6 +74,7 @@ class PipelineWorkflow:
     def __init__(self) -> None:
         self._cancelled = False
         self._running: dict[int, asyncio.Task[None]] = {}  # step position -> its activity
+        self._machines: dict[int, str] = {}  # step position -> the own task queue of the worker it ran on
 
     @workflow.signal
     def cancel(self) -> None:
@@ -87,7 +113,7 @@ class PipelineWorkflow:
                     )
                     break
                 call = {"deployment_id": deployment_id, "position": position}
-                self._running[position] = asyncio.ensure_future(self._run_step(step, call, prefix))
+                self._running[position] = asyncio.ensure_future(self._run_step(steps, position, call, prefix))
             if not self._running:
                 break
             await workflow.wait_condition(lambda: any(task.done() for task in self._running.values()))
@@ -141,13 +167,15 @@ class PipelineWorkflow:
                 await self._control("undo_step", undo_call, prefix, UNDO)
             else:
                 try:
+                    machine = self._machines.get(undo_position)  # undone where it ran
                     await workflow.execute_activity(
                         "undo_remote_step",
                         undo_call,
-                        task_queue=_queue(prefix, undo["queue"]),
+                        task_queue=machine or _queue(prefix, undo["queue"]),
                         start_to_close_timeout=UNDO,
                         # No worker for that long: the journal says to clean up by hand.
                         schedule_to_close_timeout=UNDO * 2,
+                        schedule_to_start_timeout=MACHINE_WAIT if machine else None,
                         retry_policy=RetryPolicy(maximum_attempts=3),
                     )
                 except ActivityError as undo_error:
@@ -165,7 +193,10 @@ class PipelineWorkflow:
         await self._control("finish", {**call, "status": status, "error": message}, prefix)
         return status
 
-    async def _run_step(self, step: dict[str, Any], call: dict[str, Any], prefix: str) -> None:
+    async def _run_step(
+        self, steps: list[dict[str, Any]], position: int, call: dict[str, Any], prefix: str
+    ) -> None:
+        step = steps[position]
         retry = RetryPolicy(
             initial_interval=timedelta(seconds=step["base_delay"]),
             backoff_coefficient=2.0,
@@ -175,6 +206,9 @@ class PipelineWorkflow:
         )
         timeout = timedelta(seconds=step["timeout"] + TIMEOUT_GRACE)
         wait = workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+        names = [other["name"] for other in steps]
+        anchor = names.index(step["same_machine_as"]) if step.get("same_machine_as") in names else None
+        machine = self._machines.get(anchor) if anchor is not None else None
         if step["queue"] == "control":  # in the engine, as a local activity (see ``_control``)
             activity = asyncio.ensure_future(
                 workflow.execute_local_activity(
@@ -190,11 +224,26 @@ class PipelineWorkflow:
                 workflow.execute_activity(
                     "run_remote_step",
                     call,
-                    task_queue=_queue(prefix, step["queue"]),
+                    task_queue=machine or _queue(prefix, step["queue"]),
                     start_to_close_timeout=timeout,
+                    schedule_to_start_timeout=MACHINE_WAIT if machine else None,
                     heartbeat_timeout=WORKER_HEARTBEAT,
                     retry_policy=retry,
                     cancellation_type=wait,
                 )
             )
-        await activity  # a worker reports its step's outputs to the engine's API before it ends
+        try:
+            result = await activity  # a worker reports its step's outputs to the engine's API first
+        except ActivityError as error:
+            if machine is not None and anchor is not None and _machine_gone(error):
+                # The worker that ran the earlier step is gone, and what it left with it: both again.
+                self._machines.pop(anchor, None)
+                await self._run_step(steps, anchor, {**call, "position": anchor}, prefix)
+                await self._run_step(steps, position, call, prefix)
+                return
+            failed_on = _machine(error)
+            if failed_on:
+                self._machines[position] = failed_on
+            raise
+        if isinstance(result, dict) and result.get("machine"):
+            self._machines[position] = str(result["machine"])

@@ -3,10 +3,12 @@
 tables = schema_tables(schema_text)                  # the tables the Prisma schema maps to
 problem = page_problem(200, html)                    # None, or why the page is not a rendered page
 detail = database_round_trip(env, tables)            # "libSQL file: 4/4 tables" or raises
+declares_route(server_dir, "/api/health")            # False: the build has no such route (skip asking)
 """
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from pathlib import Path
@@ -22,6 +24,38 @@ _NEXT_ERROR = re.compile(
     r"This page could not be found\.|"
     r'id="__next_error__"'
 )
+
+
+_ROUTE_MANIFESTS = ("app-paths-manifest.json", "pages-manifest.json")
+_MANIFEST_MAX_BYTES = 4 * 1024 * 1024
+
+
+def declares_route(server_dir: Path, path: str) -> bool | None:
+    """Whether the Next.js build in ``server_dir`` has a route for ``path`` (``/api/health``): True or
+    False from its route manifests, None when it cannot tell (no manifests, or a dynamic route could
+    answer). Asking an app for a route it lacks can cost more than a 404: a middleware that rewrites
+    unknown API paths may answer with an error instead."""
+    routes: set[str] = set()
+    found = False
+    for name in _ROUTE_MANIFESTS:
+        manifest = server_dir / ".next" / "server" / name
+        if manifest.is_symlink() or not manifest.is_file() or manifest.stat().st_size > _MANIFEST_MAX_BYTES:
+            continue
+        try:
+            keys = json.loads(manifest.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(keys, dict):
+            found = True
+            # "/(group)/api/health/route" -> "/api/health"; pages keys are paths already
+            routes.update(re.sub(r"/\([^/]*\)|/(?:route|page)$", "", key) or "/" for key in keys)
+    if not found:
+        return None
+    if path in routes:
+        return True
+    if any("[" in route and path.startswith(route.split("[")[0]) for route in routes):
+        return None
+    return False
 
 
 def schema_tables(schema_text: str) -> list[str]:

@@ -27,7 +27,6 @@ from engine.webbuild.sandbox import (
     EGRESS_PORT,
     INSIDE_CACHE,
     INSIDE_WORKDIR,
-    PG_PORT,
     SandboxKind,
     choose_sandbox,
     run_sandboxed,
@@ -383,7 +382,7 @@ def build(
             role, target = postgres
             forwarder = PgForwarder(net_dir / "pg.sock", role, role, target)
             forwarder.start()
-            forward[PG_PORT] = "pg.sock"
+            forward[target[1]] = "pg.sock"  # the server's port: the app's DATABASE_URL works inside
         try:
             steps, peak = _run_steps(
                 install,

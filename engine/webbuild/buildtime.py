@@ -143,7 +143,7 @@ def network_findings(app_dir: Path) -> list[Finding]:
                         "sandbox cannot reach: the same fonts are served from the npm registry's "
                         "@fontsource packages instead ("
                         + ", ".join(fontsource_package(f) for f in _families(match.group(0), text))
-                        + ")"
+                        + "; a family the registry lacks builds with the fallback font, with a warning)"
                     ),
                 )
             )

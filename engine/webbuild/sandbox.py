@@ -42,7 +42,6 @@ INSIDE_CACHE = "/cache/npm"
 INSIDE_NET = "/run/launchdeck/net"
 FORWARD_JS = Path(__file__).with_name("forward.js")
 EGRESS_PORT = 3128
-PG_PORT = 5432
 
 
 @dataclass

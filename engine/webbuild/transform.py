@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from engine.dbpath.transform import rewrite_properties, transform_schema
 from engine.errors import Conflict, InputError
 from engine.webbuild import clientmodule
@@ -125,14 +127,19 @@ def _prisma_config(schema_relative: str) -> str:
     )
 
 
-def _set_dependency(package: dict[str, Any], name: str, version: str, *, dev: bool = False) -> None:
+def _set_dependency(
+    package: dict[str, Any], name: str, version: str, *, dev: bool = False, optional: bool = False
+) -> None:
+    """Pin ``name`` where the app lists it, else add it to dependencies (devDependencies when ``dev``,
+    optionalDependencies when ``optional``: an install goes on without a package the registry lacks)."""
     for section in ("dependencies", "devDependencies"):
         if name in (package.get(section) or {}):
             package[section][name] = version
             return
-    section = package.setdefault("devDependencies" if dev else "dependencies", {})
+    kind = "optionalDependencies" if optional else "devDependencies" if dev else "dependencies"
+    section = package.setdefault(kind, {})
     section[name] = version
-    package["devDependencies" if dev else "dependencies"] = dict(sorted(section.items()))
+    package[kind] = dict(sorted(section.items()))
 
 
 def _major(spec: str | None) -> int | None:
@@ -303,26 +310,48 @@ def _unused_drivers(
     return changes
 
 
-def workspace_packages(repository: Path) -> dict[str, Path]:
-    """The repository's npm/yarn workspace packages (root package.json "workspaces"), by name."""
+def _workspace_patterns(repository: Path) -> list[str]:
+    """Folder globs of the repository's workspace: package.json "workspaces" (npm, yarn) and
+    pnpm-workspace.yaml "packages" (pnpm). Exclusions ("!pattern") keep their "!"."""
+    patterns: list[object] = []
     try:
         root = json.loads((repository / "package.json").read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
-        return {}
-    patterns = root.get("workspaces") if isinstance(root, dict) else None
-    if isinstance(patterns, dict):
-        patterns = patterns.get("packages")
+        root = None
+    listed = root.get("workspaces") if isinstance(root, dict) else None
+    if isinstance(listed, dict):
+        listed = listed.get("packages")
+    if isinstance(listed, list):
+        patterns += listed
+    try:
+        pnpm = yaml.safe_load((repository / "pnpm-workspace.yaml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        pnpm = None
+    listed = pnpm.get("packages") if isinstance(pnpm, dict) else None
+    if isinstance(listed, list):
+        patterns += listed
+    return [p.rstrip("/") for p in patterns if isinstance(p, str) and p.strip("!/")]
+
+
+def workspace_packages(repository: Path) -> dict[str, Path]:
+    """The repository's workspace packages (npm/yarn "workspaces", pnpm-workspace.yaml), by name."""
+    patterns = _workspace_patterns(repository)
+    base = repository.resolve()
+    excluded: set[Path] = set()
+    for pattern in patterns:
+        if pattern.startswith("!") and ".." not in pattern and not pattern[1:].startswith("/"):
+            excluded.update(folder.resolve() for folder in repository.glob(pattern[1:]))
     found: dict[str, Path] = {}
-    for pattern in patterns if isinstance(patterns, list) else []:
-        if not isinstance(pattern, str) or ".." in pattern or pattern.startswith("/"):
+    for pattern in patterns:
+        if pattern.startswith(("!", "/")) or ".." in pattern:
             continue
         for folder in sorted(repository.glob(pattern)):
             resolved = folder.resolve()
-            if not resolved.is_relative_to(repository.resolve()) or folder.is_symlink():
+            if not resolved.is_relative_to(base) or folder.is_symlink() or resolved in excluded:
                 continue
             try:
                 name = json.loads((folder / "package.json").read_text(encoding="utf-8")).get("name")
-            except (OSError, json.JSONDecodeError):
+            except (OSError, json.JSONDecodeError, AttributeError):
                 continue
             if isinstance(name, str):
                 found[name] = folder
@@ -462,7 +491,7 @@ def transform(
         changes += rewrite_raw_sql(workdir, target)
     new_package = _production_package(package, target, prisma_after, after_generate, font_env, seeding)
     for family in families:
-        _set_dependency(new_package, fontsource_package(family), FONTSOURCE_VERSION, dev=True)
+        _set_dependency(new_package, fontsource_package(family), FONTSOURCE_VERSION, optional=True)
     changes += _unused_drivers(workdir, new_package, target, stand_ins=runtime == "node")
     if repository is not None:
         changes += _vendor_workspace_packages(Path(repository).resolve(), app_dir, workdir, new_package)

@@ -14,7 +14,7 @@ from engine.store import Store
 from pipelines.billing import close_previous_month, sync_revenue
 from pipelines.metering import collect_hour, enforce_quotas, local_sources
 from tests.costs.conftest import add_app
-from tests.costs.test_sources import ADMIN_URL, app_database, run_workload  # noqa: F401
+from tests.costs.test_sources import admin_url, app_database, run_workload  # noqa: F401
 
 HOUR = datetime(2026, 10, 5, 13)
 
@@ -38,7 +38,7 @@ def test_metered_local_apps_are_costed_and_over_quota_free_apps_suspended(
     tmp_path: Path,
     app_database: str,  # noqa: F811
 ) -> None:
-    settings = Settings(workspace=tmp_path, postgres_admin_url=ADMIN_URL)
+    settings = Settings(workspace=tmp_path, postgres_admin_url=admin_url())
     pg_app = add_app(store, "pg-app", user_id="biz", tier="business", database_provider="local-postgres")
     lite_app = add_app(store, "lite-app", user_id="free-user", tier="free", database_provider="local-libsql")
     store.execute(

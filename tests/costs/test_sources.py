@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -14,26 +15,32 @@ import pytest
 
 from engine.costs.sources import EdgeTrafficSource, PostgresUsageSource, SqliteFileUsageSource
 from engine.costs.usage import StoreCounterState
+from engine.dbpath.ddl import make_conninfo_url
 from engine.store import Store
 
-ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+def admin_url() -> str:
+    """The test run's password-only PostgreSQL (``shared_postgres`` in tests/conftest.py)."""
+    return os.environ["LAUNCHDECK_POSTGRES_ADMIN_URL"]
+
+
 HOUR = datetime(2026, 10, 5, 13)
 
 
 @pytest.fixture
 def app_database() -> Iterator[str]:
     name = f"ld_costs_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+    with psycopg.connect(admin_url(), autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
         yield name
     finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        with psycopg.connect(admin_url(), autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def run_workload(database: str, statements: list[str]) -> None:
-    with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{database}", autocommit=True) as conn:
+    with psycopg.connect(make_conninfo_url(admin_url(), database), autocommit=True) as conn:
         for statement in statements:
             conn.execute(statement)
         conn.execute("SELECT pg_stat_force_next_flush()")
@@ -48,7 +55,7 @@ def test_postgres_rows_read_and_written_are_hourly_deltas_of_real_statistics(app
             "INSERT INTO post SELECT g, 'p' || g FROM generate_series(1, 100) g",
         ],
     )
-    source = PostgresUsageSource(ADMIN_URL, {"app-1": app_database})
+    source = PostgresUsageSource(admin_url(), {"app-1": app_database})
     first = source.collect(HOUR)
     assert first[0].metrics["db_rows_read"] is None  # no earlier value: not measured, not zero
     assert (first[0].metrics["db_storage_bytes"] or 0) > 1_000_000  # pg_database_size of a real database

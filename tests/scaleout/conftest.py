@@ -19,7 +19,8 @@ import pytest
 
 from tests.servers.engine import engine_process, operator_token
 
-PLUGIN = {"LAUNCHDECK_EXTRA_PIPELINES": "tests.scaleout.pipelines"}
+# No local worker: these tests decide which worker processes serve the build queue.
+PLUGIN = {"LAUNCHDECK_EXTRA_PIPELINES": "tests.scaleout.pipelines", "LAUNCHDECK_LOCAL_WORKER": "false"}
 
 
 @pytest.fixture(scope="session")
@@ -100,18 +101,37 @@ class Worker:
         self.process.wait()
 
 
+# As another machine would: the engine's workspace is an empty folder in the worker's mount namespace.
+HIDE = 'mount -t tmpfs -o size=1m,mode=0500 launchdeck-elsewhere "$0" && exec "$@"'
+
+
 @contextmanager
-def worker_process(engine_url: str, token: str, folder: Path, *, concurrency: int = 2) -> Iterator[Worker]:
+def worker_process(
+    engine_url: str, token: str, folder: Path, *, concurrency: int = 2, hide: Path | None = None
+) -> Iterator[Worker]:
     folder.mkdir(parents=True, exist_ok=True)
     log = folder.parent / f"{folder.name}.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAUNCHDECK_")}
     env.update({"LAUNCHDECK_WORKER_TOKEN": token, "HOME": str(folder)})
+    command = [sys.executable, "-m", "engine.cli", "worker", "--engine", engine_url, "--workdir", str(folder),
+               "--concurrency", str(concurrency), "--name", folder.name]  # fmt: skip
+    if hide is not None:
+        command = [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "/bin/sh",
+            "-c",
+            HIDE,
+            str(hide),
+            *command,
+        ]
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "engine.cli", "worker", "--engine", engine_url, "--workdir", str(folder),
-             "--concurrency", str(concurrency), "--name", folder.name],
-            env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
     worker = Worker(process, folder, log)
     try:
         deadline = time.monotonic() + 60

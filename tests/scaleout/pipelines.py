@@ -25,7 +25,11 @@ from engine.retry import RetryPolicy
 from engine.runner import NO_RETRY, Step, StepContext
 from engine.temporal.blobs import BlobStore
 
-PG = os.environ.get("LAUNCHDECK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+def pg_url() -> str:
+    """The test run's server (read when used: the session fixture sets it after this module loads)."""
+    return os.environ.get("LAUNCHDECK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
 
 BUILD_SCRIPT = """
 import os, sys, time
@@ -52,7 +56,7 @@ def database_name(ctx: Any) -> str:
 
 def create_database(ctx: StepContext) -> str:
     name = database_name(ctx)
-    with psycopg.connect(PG, autocommit=True) as connection:
+    with psycopg.connect(pg_url(), autocommit=True) as connection:
         exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
         if not exists:  # a re-run adopts what an earlier attempt made
             connection.execute(f'CREATE DATABASE "{name}"')
@@ -61,7 +65,7 @@ def create_database(ctx: StepContext) -> str:
 
 
 def drop_database(ctx: StepContext) -> None:
-    with psycopg.connect(PG, autocommit=True) as connection:
+    with psycopg.connect(pg_url(), autocommit=True) as connection:
         connection.execute(f'DROP DATABASE IF EXISTS "{database_name(ctx)}" WITH (FORCE)')
 
 
@@ -175,4 +179,52 @@ def branches(params: dict[str, Any]) -> list[Step]:
     ]
 
 
-PIPELINES = {"scaleout": scaleout, "branches": branches}
+def build_here(ctx: Any) -> str:
+    """The build without sending its output: what it leaves in this worker's folder, ``send`` sends."""
+    from engine.temporal.worker import run_process
+
+    out = ctx.workdir / "out"
+    shutil.rmtree(out, ignore_errors=True)
+    ledger = ctx.workdir.parent.parent / "ledger.txt"
+    argv = [sys.executable, "-c", BUILD_SCRIPT, str(ledger), ctx.deployment_id, "0", str(out)]
+    if run_process(ctx, argv, cwd=ctx.workdir) != 0:
+        raise TerminalError("the build failed")
+    return "built"
+
+
+def send(ctx: Any) -> str:
+    """Needs the build's folder: runs on the build's machine (``same_machine_as``)."""
+    from engine.temporal.worker import run_process
+
+    ledger = ctx.workdir.parent.parent / "ledger.txt"
+    with ledger.open("a") as handle:
+        handle.write(f"sending {ctx.deployment_id}\n")
+    # The test holds the send while this file exists (to kill the machine in the middle of it).
+    hold = (
+        f"import os, time\nwhile os.path.exists({str(ctx.params.get('hold_while', ''))!r}): time.sleep(0.1)"
+    )
+    if run_process(ctx, [sys.executable, "-c", hold], cwd=ctx.workdir) != 0:
+        raise TerminalError("the send failed")
+    out = ctx.workdir / "out"
+    files = sorted(p for p in out.rglob("*") if p.is_file())  # absent on any other machine
+    if not files:
+        raise TerminalError(f"no build output in {out}: this is not the machine that built")
+    digests = ctx.upload(files)
+    ctx.state["build"] = {str(p.relative_to(out)): digests[str(p)] for p in files}
+    with ledger.open("a") as handle:
+        handle.write(f"sent {ctx.deployment_id}\n")
+    return f"{len(files)} files sent"
+
+
+def split(params: dict[str, Any]) -> list[Step]:
+    """The build and the sending of its output as two steps on one machine."""
+    return [
+        Step("database", create_database, drop_database, timeout=60),
+        Step("build", build_here, remove_build, timeout=300, queue="build"),
+        Step("send", send, timeout=300, queue="build", same_machine_as="build"),
+        Step("stage", stage, unstage, timeout=60),
+        Step("promote", promote, timeout=60, retry=NO_RETRY),
+    ]
+
+
+PIPELINES = {"branches": branches, "scaleout": scaleout, "scaleout-split": split}

@@ -11,13 +11,12 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from tests.conftest import PG_ADMIN_URL
 from tests.scaleout.conftest import Engine, running_engine, wait_for, worker_process
 from tests.scaleout.pipelines import BUILD_SCRIPT  # noqa: F401  (the build the workers run)
 
 
 def database_exists(name: str) -> bool:
-    with psycopg.connect(PG_ADMIN_URL) as connection:
+    with psycopg.connect(os.environ["LAUNCHDECK_POSTGRES_ADMIN_URL"]) as connection:
         return (
             connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is not None
         )
@@ -168,3 +167,32 @@ def test_two_workers_with_their_own_folders_share_ten_deploys_within_their_limit
     assert first.ledger and second.ledger  # both served
     assert overlapping(first.ledger) == 1
     assert 1 <= overlapping(second.ledger) <= 2
+
+
+def test_a_step_that_needs_an_earlier_steps_machine_runs_there_or_both_run_again(
+    engine: Engine, tmp_path: Path
+) -> None:
+    token = engine.worker_token()
+    with (
+        worker_process(engine.url, token, tmp_path / "machine-a", concurrency=1) as first,
+        worker_process(engine.url, token, tmp_path / "machine-b", concurrency=1) as second,
+    ):
+        together = [engine.deploy(f"app-{index}", "scaleout-split") for index in range(4)]
+        assert [engine.wait(d)["deployment"]["status"] for d in together] == ["succeeded"] * 4
+        for worker in (first, second):  # each output was sent by the worker that built it
+            built = {entry[1] for entry in worker.ledger if entry[0] == "built"}
+            assert {entry[1] for entry in worker.ledger if entry[0] == "sent"} == built
+        # The machine dies in the middle of the second step: it is taken for gone (after the workflow's
+        # MACHINE_WAIT), and both steps run again on the other machine.
+        hold = tmp_path / "hold"
+        hold.touch()
+        deployment = engine.deploy("shop", "scaleout-split", hold_while=str(hold))
+        wait_for(lambda: ["sending", deployment] in first.ledger + second.ledger, "the output to be sending")
+        victim, survivor = (first, second) if ["sending", deployment] in first.ledger else (second, first)
+        victim.kill()
+        hold.unlink()
+        status = engine.wait(deployment, timeout=120)
+    assert status["deployment"]["status"] == "succeeded", status
+    assert steps(status)["build"]["attempts"] == 2 and steps(status)["send"]["attempts"] >= 2
+    assert ["built", deployment] == survivor.ledger[-3][:2] and ["sent", deployment] == survivor.ledger[-1]
+    assert engine.app("shop")["live_deployment_id"] == deployment

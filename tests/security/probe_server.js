@@ -24,23 +24,47 @@ function unix(path) {
 }
 
 function pgLogin(user, database) {
-  // A PostgreSQL startup message on 127.0.0.1:5432: "reached" when the server answers with
-  // AuthenticationOk (R, code 0), i.e. a login without a password went through.
+  // A PostgreSQL startup message on 127.0.0.1:PROBE_PG_PORT (the server's port, forwarded inside):
+  // "reached" when the server answers AuthenticationOk (R, code 0), i.e. a login without a password went
+  // through; "password requested" when the server itself asks for one (the forwarder let it pass).
   return new Promise((resolve) => {
     const params = Buffer.from(`user\0${user}\0database\0${database}\0\0`);
     const head = Buffer.alloc(8);
     head.writeUInt32BE(8 + params.length, 0);
     head.writeUInt32BE(196608, 4);
-    const sock = net.connect({ host: "127.0.0.1", port: 5432, timeout: 3000 });
+    const sock = net.connect({ host: "127.0.0.1", port: Number(process.env.PROBE_PG_PORT || 5432), timeout: 3000 });
     sock.on("connect", () => sock.write(Buffer.concat([head, params])));
     sock.on("data", (data) => {
       sock.destroy();
       if (data[0] === 0x52 && data.readUInt32BE(5) === 0) resolve("reached");
+      else if (data[0] === 0x52) resolve("password requested");
       else resolve(`refused: ${String.fromCharCode(data[0])} ${data.toString("latin1").replace(/[^ -~]/g, " ").trim()}`);
     });
     sock.on("timeout", () => { sock.destroy(); resolve("refused: timeout"); });
     sock.on("error", (e) => resolve(`refused: ${e.code || e.message}`));
   });
+}
+
+function httpGet(host, port, hostHeader, path) {
+  // "reached" when the edge answered a request for hostHeader with anything but its 404 page
+  return new Promise((resolve) => {
+    const req = http.get({ host, port, path, headers: { host: hostHeader }, timeout: 3000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 404 ? "refused: 404" : `reached: ${res.statusCode}`);
+    });
+    req.on("timeout", () => { req.destroy(); resolve("refused: timeout"); });
+    req.on("error", (e) => resolve(`refused: ${e.code || e.message}`));
+  });
+}
+
+async function byName(url) {
+  // what generated code does (Clerk's middleware, NextAuth): fetch by host name
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+    return `reached: ${res.status} ${await res.text()}`;
+  } catch (e) {
+    return `refused: ${e.cause?.code || e.message}`;
+  }
 }
 
 function read(path) {
@@ -72,7 +96,9 @@ async function probe() {
     postgres_as_superuser: await pgLogin("postgres", "postgres"),
     other_app_role: await pgLogin(env.PROBE_OTHER_ROLE || "ld_app_other", env.PROBE_OTHER_ROLE || "ld_app_other"),
     engine_api: await tcp("127.0.0.1", Number(env.PROBE_ENGINE_PORT)),
-    edge_port: await tcp("127.0.0.1", Number(env.PROBE_EDGE_PORT)),
+    // the edge's port answers inside (the app's own origin), but never for another app's host name
+    other_app_via_edge: await httpGet("127.0.0.1", Number(env.PROBE_EDGE_PORT), `victim.localhost:${env.PROBE_EDGE_PORT}`, "/api/health"),
+    other_app_by_name: await byName(`http://victim.localhost:${env.PROBE_EDGE_PORT}/api/health`),
     outside_network: await tcp("1.1.1.1", 443),
     write_own_build: write("/app/written-by-the-app"),
     unmount_tmp: run("/usr/bin/umount", ["/tmp"]),
@@ -82,6 +108,7 @@ async function probe() {
   const own = {};
   if (env.PROBE_OWN_ROLE) own.own_role = await pgLogin(env.PROBE_OWN_ROLE, env.PROBE_OWN_ROLE);
   if (env.PROBE_OWN_DB) own.own_database = write(env.PROBE_OWN_DB + "-probe");
+  if (env.PROBE_OWN_ORIGIN) own.own_origin = await byName(env.PROBE_OWN_ORIGIN);
   return { results, own, uid: process.getuid() };
 }
 

@@ -1,8 +1,9 @@
 """A hostile app server tries each escape of the security review (C1, C3, C5, H7) from inside its
 sandbox: host root, capabilities, /etc/shadow, the workspace (vault key, operator token), another
 tenant's database and socket, PostgreSQL as a superuser or as another app's role, the engine API and
-other loopback services, the outside network, its own build output, unmounting and remounting, and a
-fork bomb. Each must be refused, while what the app is entitled to (its own database) keeps working.
+other loopback services, another app through the edge port that serves the app its own origin, the
+outside network, its own build output, unmounting and remounting, and a fork bomb. Each must be refused,
+while what the app is entitled to (its own database, its own public origin) keeps working.
 A plain Node server stands in for a built app here (no Next build needed); the web test deploys one."""
 
 from __future__ import annotations
@@ -90,8 +91,10 @@ def test_a_hostile_server_reaches_nothing_but_its_own_database(
             "PROBE_OTHER_SOCKET": victim_socket,
             "PROBE_OTHER_ROLE": identifier_for("victim"),
             "PROBE_OWN_ROLE": identifier_for(probe_app),
+            "PROBE_PG_PORT": str(postgres_target(pg_admin_url)[1]),
             "PROBE_ENGINE_PORT": str(loopback_service),
             "PROBE_EDGE_PORT": str(edge.port),
+            "PROBE_OWN_ORIGIN": f"http://{probe_app}.localhost:{edge.port}/",
             # refused by the API; here it reaches the edge anyway, which must keep it inside (C2)
             "LD_PRELOAD": str(tmp_path / "evil.so"),
         }
@@ -101,7 +104,10 @@ def test_a_hostile_server_reaches_nothing_but_its_own_database(
             report = fetch(client, edge, f"{probe_app}.localhost", "/probe").json()
             reached = {name: why for name, why in report["results"].items() if not why.startswith("refused")}
             assert reached == {}, json.dumps(report, indent=1)
-            assert report["own"]["own_role"] == "reached"  # its own database still works
+            # its own database is reachable, and the server (not only the forwarder) wants its password
+            assert report["own"]["own_role"] == "password requested"
+            # and its own public origin, by name, from inside (what Clerk's middleware fetches)
+            assert report["own"]["own_origin"] == "reached: 200 probe server", report["own"]
             if privileged():  # a host uid of its own (as seen from the host), not root in a namespace
                 server_pid = edge.server(probe_app, edge.manifest(probe_app, "p1")).pid
                 assert server_pid is not None

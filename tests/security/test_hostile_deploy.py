@@ -16,6 +16,7 @@ import pytest
 
 from engine.client import EngineClient
 from engine.jail import bwrap_works
+from engine.service import postgres_target
 from tests.servers.asgi import free_port
 from tests.servers.engine import engine_process, operator_token
 
@@ -32,6 +33,17 @@ export async function GET() {
 }
 """
 
+# The app's own public origin from its server, by the host name the request came in on (what Clerk's
+# middleware does with x-forwarded-host), through the engine's own-origin forwarder.
+OWN_ORIGIN_ROUTE = """export const dynamic = "force-dynamic";
+
+export async function GET(request: Request) {
+  const host = request.headers.get("x-forwarded-host") ?? request.headers.get("host");
+  const response = await fetch(`http://${host}/api/health`, { cache: "no-store" });
+  return Response.json({ status: response.status, body: await response.json() });
+}
+"""
+
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not bwrap_works(), reason="bubblewrap does not work here"),
@@ -45,6 +57,8 @@ def hostile_app(root: Path) -> Path:
     shutil.copy(PROBE_JS, app / "probe" / "probe.js")
     (app / "app" / "api" / "probe").mkdir(parents=True)
     (app / "app" / "api" / "probe" / "route.ts").write_text(ROUTE)
+    (app / "app" / "api" / "own-origin").mkdir(parents=True)
+    (app / "app" / "api" / "own-origin" / "route.ts").write_text(OWN_ORIGIN_ROUTE)
     package = json.loads((app / "package.json").read_text())
     package["scripts"]["postinstall"] = "node probe/probe.js public/install-probe.json"
     package["scripts"]["prebuild"] = "node probe/probe.js public/build-probe.json"
@@ -65,6 +79,7 @@ def test_a_hostile_app_and_its_build_reach_nothing(tmp_path: Path, pg_admin_url:
             "PROBE_WORKSPACE": str(workspace.resolve()),
             "PROBE_ENGINE_PORT": str(httpx.URL(url).port),
             "PROBE_EDGE_PORT": str(edge_port),
+            "PROBE_PG_PORT": str(postgres_target(pg_admin_url)[1]),
         }
         started = client.deploy_web(str(hostile_app(tmp_path)), app="hostile", env=probe_env)
         status = client.wait(started["deployment_id"], timeout=900)
@@ -80,6 +95,12 @@ def test_a_hostile_app_and_its_build_reach_nothing(tmp_path: Path, pg_admin_url:
                 "runtime": http.get("/api/probe").json(),
             }
             assert http.get("/api/health").json()["database"] == "ok"  # its own database works
+            # its server reaches its own origin: the live host name and its deployment's preview host
+            preview = f"{started['deployment_id']}.{app_url.netloc.decode()}"
+            for host in (app_url.netloc.decode(), preview):
+                own = http.get("/api/own-origin", headers={"Host": host})
+                assert own.status_code == 200 and own.json()["status"] == 200, (host, own.text)
+                assert own.json()["body"]["database"] == "ok"
         client.close()
     reached = {
         f"{stage}.{name}": why
@@ -88,4 +109,10 @@ def test_a_hostile_app_and_its_build_reach_nothing(tmp_path: Path, pg_admin_url:
         if not why.startswith("refused")
     }
     assert reached == {}, json.dumps(findings, indent=1)
-    assert set(findings["runtime"]) >= {"postgres_as_postgres", "vault_key", "engine_api", "etc_shadow"}
+    assert set(findings["runtime"]) >= {
+        "postgres_as_postgres",
+        "engine_postgres_as_postgres",
+        "vault_key",
+        "engine_api",
+        "etc_shadow",
+    }

@@ -16,6 +16,7 @@ import pytest
 from engine.client import EngineClient
 from engine.config import Settings
 from engine.service import Engine
+from tests.emulators.neon import ADMIN_DSN as NEON_SERVER
 from tests.emulators.neon import NeonEmulator
 from tests.emulators.turso import TursoEmulator
 from tests.servers.asgi import serve
@@ -105,23 +106,21 @@ def emulated_neon_databases(admin_url: str) -> set[str]:
     return {name for (name,) in rows}
 
 
-def test_failed_import_undoes_the_cloud_database_it_created(
-    clouds: Clouds, tmp_path: Path, pg_admin_url: str
-) -> None:
+def test_failed_import_undoes_the_cloud_database_it_created(clouds: Clouds, tmp_path: Path) -> None:
     _, neon, client, _ = clouds
     broken = tmp_path / "broken.sqlite"
     shutil.copy(SHOP / "preview.sqlite", broken)
     with sqlite3.connect(broken) as connection:  # a price that is not a decimal cannot be imported
         connection.execute("UPDATE products SET price = 'twelve dollars' WHERE rowid = 1")
 
-    before = emulated_neon_databases(pg_admin_url)  # the server is shared: judge only what this run made
+    before = emulated_neon_databases(NEON_SERVER)  # the server is shared: judge only what this run made
 
     status = provision(client, "neon", broken)
 
     assert status["deployment"]["status"] == "failed"
     assert "twelve dollars" in str(status["deployment"]["error"])
     assert neon.projects == {}  # deleted again: nothing left to pay for
-    assert emulated_neon_databases(pg_admin_url) == before
+    assert emulated_neon_databases(NEON_SERVER) == before
     assert client.app("shop")["database_provider"] is None
 
 

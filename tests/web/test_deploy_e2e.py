@@ -14,7 +14,6 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -99,16 +98,6 @@ def test_deploy_shop_on_libsql_serves_pages_preview_rows_and_login(fleet: Fleet)
     url = assert_live(status)
     details = {s["name"]: s["detail"] for s in status["steps"]}
     assert "rows transferred from preview" in details["database"]
-    # The database (provision and import) and the install ran side by side; each shows its own time.
-    spans = {
-        s["name"]: (
-            datetime.fromisoformat(str(s["started_at"])),
-            datetime.fromisoformat(str(s["finished_at"])),
-        )
-        for s in status["steps"]
-    }
-    assert spans["database"][0] < spans["install"][1] and spans["install"][0] < spans["database"][1]
-    assert spans["build"][0] >= max(spans["environment"][1], spans["install"][1])
     with browser_session(url) as session:
         health = session.get("/api/health")
         assert health.status_code == 200, health.text

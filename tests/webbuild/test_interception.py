@@ -12,8 +12,13 @@ from pathlib import Path
 import pytest
 
 from engine.errors import TerminalError
-from engine.webbuild.appcheck import database_round_trip, page_problem, schema_tables
-from engine.webbuild.fonts import fontsource_package, google_font_families, write_font_mock
+from engine.webbuild.appcheck import database_round_trip, declares_route, page_problem, schema_tables
+from engine.webbuild.fonts import (
+    fallback_findings,
+    fontsource_package,
+    google_font_families,
+    write_font_mock,
+)
 from engine.webbuild.nextconfig import wrap_next_config
 from engine.webbuild.prismawrap import generator_outputs, write_patch_script
 from engine.webbuild.targets import parse_target
@@ -163,11 +168,35 @@ def test_google_fonts_css_comes_from_fontsource(tmp_path: Path) -> None:
     assert "100-normal" not in ranged and "/* latin */" in ranged and "unicode-range: U+0000-00FF" in ranged
     assert "font-style: italic" in italic and "font-display: optional" in italic and "700-italic" in italic
     assert then is None  # not a thenable: `require` of the module works as Next expects
-    missing = subprocess.run(
-        ["node", "-e", "require('./launchdeck/google-fonts.cjs')['https://fonts.googleapis.com/css2?family=Lusitana:wght@700']"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert missing.returncode != 0 and "no @fontsource/lusitana package" in missing.stderr
+    assert fallback_findings(tmp_path) == []  # every family so far had its package
+
+
+def test_a_google_font_without_a_fontsource_package_falls_back_with_a_warning(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "app/page.tsx": "export default function P() { return null; }\n",
+            "app/layout.tsx": 'import "./globals.css";\nimport { Lusitana as Brand } from "next/font/google";\n',
+        },
+    )
+    write_font_mock(tmp_path)
+    url = "https://fonts.googleapis.com/css2?family=Lusitana:wght@400;700&display=swap"
+    css = node(
+        tmp_path, f"const m = require('./launchdeck/google-fonts.cjs'); m['{url}']; console.log(m['{url}']);"
+    )
+    # one @font-face naming the family (Next refuses CSS without one) and no file to download
+    assert "font-family: 'Lusitana';" in css and "url(" not in css
+    [finding] = fallback_findings(tmp_path)
+    assert (finding.file, finding.line, finding.severity) == ("app/layout.tsx", 2, "warning")
+    assert "Lusitana" in finding.message and "@fontsource/lusitana" in finding.message
+    assert "next/font/local" in finding.message
+    # what the build recorded counts only for families the app imports, and never through a link
+    (tmp_path / "launchdeck/font-fallbacks.txt").write_text("Lusitana\nComic Neue\n")
+    assert [f.message for f in fallback_findings(tmp_path)] == [finding.message]
+    (tmp_path / "launchdeck/font-fallbacks.txt").unlink()
+    (tmp_path / "elsewhere.txt").write_text("Lusitana\n")
+    (tmp_path / "launchdeck/font-fallbacks.txt").symlink_to(tmp_path / "elsewhere.txt")
+    assert fallback_findings(tmp_path) == []
 
 
 @pytest.mark.parametrize(
@@ -231,6 +260,35 @@ def test_page_problem() -> None:
     assert "500" in (page_problem(500, "boom") or "")
     error_page = "<html><h2>Application error: a server-side exception has occurred</h2></html>"
     assert "error page" in (page_problem(200, error_page) or "")
+
+
+def test_verify_asks_for_a_health_route_only_when_the_build_has_one(tmp_path: Path) -> None:
+    server = tmp_path / ".next" / "server"
+    assert declares_route(tmp_path, "/api/health") is None  # no manifests: ask the app
+    write(
+        server,
+        {
+            "app-paths-manifest.json": json.dumps(
+                {"/page": "app/page.js", "/sign-in/[[...sign-in]]/page": "x"}
+            )
+        },
+    )
+    assert declares_route(tmp_path, "/api/health") is False  # the Clerk app of the corpus: no such route
+    write(
+        server,
+        {"pages-manifest.json": json.dumps({"/_app": "pages/_app.js", "/api/health": "pages/api/health.js"})},
+    )
+    assert declares_route(tmp_path, "/api/health") is True
+    write(
+        server,
+        {
+            "pages-manifest.json": "{}",
+            "app-paths-manifest.json": json.dumps({"/(ops)/api/health/route": "r"}),
+        },
+    )
+    assert declares_route(tmp_path, "/api/health") is True
+    write(server, {"app-paths-manifest.json": json.dumps({"/api/[...path]/route": "r"})})
+    assert declares_route(tmp_path, "/api/health") is None  # a catch-all might answer it
 
 
 def test_database_round_trip_on_a_libsql_file(tmp_path: Path) -> None:

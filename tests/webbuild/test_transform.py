@@ -12,6 +12,7 @@ from engine.dbpath.node import validate_schema
 from engine.errors import Conflict, InputError
 from engine.webbuild import transform
 from engine.webbuild.build import lockfile_in_sync
+from engine.webbuild.transform import workspace_packages
 from tests.webbuild.apps import EXAMPLES, make_app, snapshot
 
 
@@ -187,6 +188,35 @@ def test_workspace_packages_of_the_repository_come_along(tmp_path: Path) -> None
     assert any("from the repository's workspace (packages/schemas)" in c for c in result.changes)
 
 
+def test_pnpm_workspace_packages_come_along(tmp_path: Path) -> None:
+    repository = tmp_path / "repo"
+    for folder, name in (("packages/ui", "@mono/ui"), ("packages/ui-fixtures", "@mono/ui-fixtures")):
+        (repository / folder).mkdir(parents=True)
+        (repository / folder / "package.json").write_text(json.dumps({"name": name}))
+        (repository / folder / "index.ts").write_text("export const x = 1;\n")
+    (repository / "package.json").write_text(json.dumps({"name": "mono", "private": True}))
+    (repository / "pnpm-workspace.yaml").write_text(
+        "# pnpm's own format\npackages:\n  - 'apps/*'\n  - \"packages/*\"\n  - '!packages/*-fixtures'\n"
+    )
+    app = make_app(repository / "apps" / "web")
+    package = json.loads((app / "package.json").read_text())
+    package["dependencies"].update({"@mono/ui": "workspace:*", "@mono/ui-fixtures": "workspace:^"})
+    (app / "package.json").write_text(json.dumps(package))
+
+    result = transform(app, tmp_path / "work", "local-libsql", repository=repository)
+    deps = json.loads((result.workdir / "package.json").read_text())["dependencies"]
+    assert deps["@mono/ui"] == "file:launchdeck/workspace/mono__ui"
+    assert (result.workdir / "launchdeck/workspace/mono__ui/index.ts").is_file()
+    assert deps["@mono/ui-fixtures"] == "workspace:^"  # excluded by the "!" pattern: left as written
+
+
+def test_a_broken_pnpm_workspace_file_is_no_workspace(tmp_path: Path) -> None:
+    (tmp_path / "pnpm-workspace.yaml").write_text("packages: [unclosed\n")
+    (tmp_path / "packages" / "ui").mkdir(parents=True)
+    (tmp_path / "packages" / "ui" / "package.json").write_text(json.dumps({"name": "ui"}))
+    assert workspace_packages(tmp_path) == {}
+
+
 @pytest.mark.parametrize(
     ("next_version", "script", "expected"),
     [
@@ -209,7 +239,8 @@ def test_google_fonts_build_with_webpack(
     result = transform(app, tmp_path / "work", "local-libsql")
     written = json.loads((result.workdir / "package.json").read_text())
     assert written["scripts"]["build"].endswith(f'google-fonts.cjs" {expected}')
-    assert written["devDependencies"]["@fontsource/inter"] == "^5"
+    # optional: npm goes on without a package the registry lacks (the mock then falls back)
+    assert written["optionalDependencies"]["@fontsource/inter"] == "^5"
     assert (app / "app/layout.tsx").read_text() == (result.workdir / "app/layout.tsx").read_text()
 
 

@@ -12,14 +12,14 @@ function tcp(host, port) {
   });
 }
 
-function pgLogin(user) {
-  // "reached" when PostgreSQL on 127.0.0.1:5432 answers AuthenticationOk: a login with no password
+function pgLogin(user, port) {
+  // "reached" when PostgreSQL on 127.0.0.1:port answers AuthenticationOk: a login with no password
   return new Promise((resolve) => {
     const params = Buffer.from(`user\0${user}\0database\0postgres\0\0`);
     const head = Buffer.alloc(8);
     head.writeUInt32BE(8 + params.length, 0);
     head.writeUInt32BE(196608, 4);
-    const sock = net.connect({ host: "127.0.0.1", port: 5432, timeout: 3000 });
+    const sock = net.connect({ host: "127.0.0.1", port, timeout: 3000 });
     sock.on("connect", () => sock.write(Buffer.concat([head, params])));
     sock.on("data", (data) => {
       sock.destroy();
@@ -27,6 +27,19 @@ function pgLogin(user) {
     });
     sock.on("timeout", () => { sock.destroy(); resolve("refused: timeout"); });
     sock.on("error", (e) => resolve(`refused: ${e.code || e.message}`));
+  });
+}
+
+function otherHost(port) {
+  // At run time the edge's port answers (the app's own origin); another host name must get its 404.
+  return new Promise((resolve) => {
+    const headers = { host: `victim.localhost:${port}` };
+    const req = require("http").get({ host: "127.0.0.1", port, path: "/", headers, timeout: 3000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 404 ? "refused: 404" : `reached: ${res.statusCode}`);
+    });
+    req.on("timeout", () => { req.destroy(); resolve("refused: timeout"); });
+    req.on("error", (e) => resolve(`refused: ${e.code || e.message}`));
   });
 }
 
@@ -49,9 +62,11 @@ async function probe() {
     vault_key: attempt(() => fs.readFileSync(`${ws}/vault.key`)),
     store: attempt(() => fs.readFileSync(`${ws}/launchdeck.duckdb`)),
     other_tenant_db: attempt(() => fs.readFileSync(`${ws}/databases/victim/victim.db`)),
-    postgres_as_postgres: await pgLogin("postgres"),
+    postgres_as_postgres: await pgLogin("postgres", 5432),
+    // the server the engine uses (its own cluster when the host's trusts loopback)
+    engine_postgres_as_postgres: await pgLogin("postgres", Number(env.PROBE_PG_PORT || 5432)),
     engine_api: await tcp("127.0.0.1", Number(env.PROBE_ENGINE_PORT)),
-    edge: await tcp("127.0.0.1", Number(env.PROBE_EDGE_PORT)),
+    edge: await otherHost(Number(env.PROBE_EDGE_PORT)),
     internet: await tcp("1.1.1.1", 443),
   };
 }
