@@ -82,9 +82,9 @@ class EngineApi:
     def upload(self, paths: Sequence[Path]) -> dict[str, str]:
         """Send files as blobs, only those the engine lacks; returns {str(path): digest}."""
         digests = {str(path): file_digest(path) for path in paths}
-        missing = set(
-            self.post("/api/worker/blob-check", {"digests": sorted(set(digests.values()))})["missing"]
-        )
+        missing: set[str] = set()
+        for batch in batches(sorted(set(digests.values()))):
+            missing.update(self.post("/api/worker/blob-check", {"digests": batch})["missing"])
         sending = {digest: Path(path) for path, digest in digests.items() if digest in missing}
         if sending:  # one request for them all
             response = self.client.put(
@@ -124,11 +124,11 @@ class EngineApi:
         fetched from the engine."""
         manifest = read_manifest(self.cached(manifest_digest, cache).read_bytes())
         lacking = cache.missing(sorted({digest for digest, _ in manifest["files"].values()}))
-        if lacking:  # one request for them all
+        for batch in batches(lacking):  # one request per few thousand blobs
             with self.client.stream(
                 "POST",
                 "/api/worker/blobs/fetch",
-                json={"digests": lacking},
+                json={"digests": batch},
                 timeout=httpx.Timeout(600.0, connect=10.0),
             ) as response:
                 response.raise_for_status()
@@ -151,6 +151,17 @@ class EngineApi:
         manifest_file.write_bytes(manifest_bytes(manifest))
         self.upload([*paths.values()])  # the manifest last: it names only blobs the engine has
         return self.upload([manifest_file])[str(manifest_file)]
+
+
+# Digests per request: a list of them is JSON of ~70 bytes each, and a request body is at most
+# LAUNCHDECK_REQUEST_MAX_BYTES (1 MB by default); a standalone server can hold tens of thousands of files.
+DIGESTS_PER_REQUEST = 5_000
+
+
+def batches(digests: list[str]) -> list[list[str]]:
+    return [
+        digests[start : start + DIGESTS_PER_REQUEST] for start in range(0, len(digests), DIGESTS_PER_REQUEST)
+    ]
 
 
 class WorkerContext:
