@@ -116,6 +116,7 @@ def build_on_worker(ctx: WorkerContext) -> str:
     from engine.edge.sandbox import give_to
     from engine.jail import privileged
     from engine.webbuild import build as build_app
+    from engine.webbuild.deps_cache import cache_folders
 
     inputs, folder = ctx.inputs, ctx.worker_dir
     workdir = ctx.workdir / "app"
@@ -143,10 +144,8 @@ def build_on_worker(ctx: WorkerContext) -> str:
         timeout=float(inputs["timeout"]),
         memory_mb=int(inputs["memory_mb"]),
         log_path=folder / "logs" / f"{ctx.deployment_id}-build.log",
-        npm_cache=folder / "npm-cache" / ctx.app_name,
         build_cache=folder / "build-cache" / ctx.app_name,  # Next's incremental cache
-        deps_cache=folder / "deps-cache" / ctx.app_id,  # by app id: a freed name can be taken again
-        package_store=folder / "package-store",  # verified tarballs, machine-wide
+        **cache_folders(folder, ctx.app_name, ctx.app_id),
         **options,
     )
     # A standalone server carries its static files and public/ (build.py copies them in); `next start`

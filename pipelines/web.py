@@ -402,13 +402,9 @@ def discard_in_background(folder: Path, trash: Path) -> None:
 
 def dependency_caches(ctx: StepContext) -> dict[str, Any]:
     """The app's npm cache and node_modules entries, and the machine's package store (for build_app)."""
-    workspace = engine_of(ctx).settings.workspace
-    return {
-        "npm_cache": workspace / "npm-cache" / ctx.app_name,
-        # node_modules by lockfile key; by app id, since a name freed by a destroyed app can be taken again
-        "deps_cache": workspace / "deps-cache" / str(ctx.app_id),
-        "package_store": workspace / "package-store",  # verified tarballs, machine-wide
-    }
+    from engine.webbuild.deps_cache import cache_folders
+
+    return cache_folders(engine_of(ctx).settings.workspace, ctx.app_name, str(ctx.app_id))
 
 
 def install(ctx: StepContext) -> str:

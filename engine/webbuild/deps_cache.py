@@ -89,6 +89,17 @@ def _file_digest(path: Path) -> str:
     return _sha256(path.read_bytes()) if path.is_file() else "absent"
 
 
+def cache_folders(root: Path, app_name: str, app_id: str) -> dict[str, Any]:
+    """A machine's dependency caches for one app (``build``'s keyword arguments): its npm cache, its
+    node_modules entries (by app id: a name freed by a destroyed app can be taken again) and the
+    machine-wide store of verified package tarballs."""
+    return {
+        "npm_cache": root / "npm-cache" / app_name,
+        "deps_cache": root / "deps-cache" / app_id,
+        "package_store": root / "package-store",
+    }
+
+
 def node_identity() -> dict[str, str]:
     """The Node runtime a build runs (the sandbox binds this machine's /usr): version, ABI, platform."""
     script = (
