@@ -53,7 +53,7 @@ class Platform:
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     workspace = tmp_path_factory.mktemp("by-upload") / "workspace"
-    with engine_process(workspace, extra_env={"LAUNCHDECK_EDGE_PORT": "0"}) as (url, _):
+    with engine_process(workspace) as (url, _):
         with EngineClient(url, operator_token(workspace)) as operator:
             token = operator.issue_token("builder", "platform")
             operator.override_tier("builder", "pro", "the builder platform's own apps: more than one")

@@ -33,7 +33,6 @@ class Fleet:
 def fleet(tmp_path: Path, temporal: str) -> Iterator[Fleet]:
     workspace = tmp_path / "workspace"
     env = {
-        "LAUNCHDECK_EDGE_PORT": "0",
         "LAUNCHDECK_LOCAL_WORKER": "false",
         "LAUNCHDECK_TEMPORAL_ADDRESS": temporal,
     }

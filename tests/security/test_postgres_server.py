@@ -66,7 +66,7 @@ def test_the_own_cluster_wants_a_password_outlives_a_killed_engine_and_stops_wit
     workspace = tmp_path / "workspace"
     cluster = Cluster(workspace)
     try:
-        env = {"LAUNCHDECK_POSTGRES_SERVER": "launchdeck", "LAUNCHDECK_EDGE_PORT": "0"}
+        env = {"LAUNCHDECK_POSTGRES_SERVER": "launchdeck"}
         with engine_process(workspace, extra_env=env) as (_, engine):
             pid = cluster.pid()
             assert pid is not None

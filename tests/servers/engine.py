@@ -35,6 +35,8 @@ def engine_process(
         **os.environ,
         "LAUNCHDECK_WORKSPACE": str(workspace),
         "LAUNCHDECK_OPERATOR_TOKEN_FILE": str(token_file(workspace)),
+        # A free edge port unless the test pins one: engines of concurrent runs never collide on 8472.
+        "LAUNCHDECK_EDGE_PORT": "0",
         **(extra_env or {}),
     }
     log = (workspace.parent / f"engine-{port}.log").open("wb")

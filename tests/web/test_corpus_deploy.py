@@ -36,7 +36,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
     if not (CORPUS / "corpus.json").is_file():
         pytest.fail(f"the corpus is not at {CORPUS}")
     workspace = tmp_path_factory.mktemp("corpus") / "workspace"
-    with engine_process(workspace, extra_env={"LAUNCHDECK_EDGE_PORT": "0"}) as (url, _):
+    with engine_process(workspace) as (url, _):
         yield url, operator_token(workspace)
 
 

@@ -59,7 +59,7 @@ def drop_leftover_database(admin_url: str, app: str) -> None:
 def fleet(tmp_path_factory: pytest.TempPathFactory, pg_admin_url: str) -> Iterator[Fleet]:
     workspace = tmp_path_factory.mktemp("e2e") / "workspace"
     drop_leftover_database(pg_admin_url, "taskboard")
-    env = {"LAUNCHDECK_EDGE_PORT": "0", "LAUNCHDECK_POSTGRES_ADMIN_URL": pg_admin_url}
+    env = {"LAUNCHDECK_POSTGRES_ADMIN_URL": pg_admin_url}
     with engine_process(workspace, extra_env=env) as (url, _):
         fleet = Fleet(url, workspace)
         yield fleet
