@@ -12,16 +12,25 @@ from typing import Any
 import idna
 
 from engine.errors import InputError
-from engine.rules import check_app_name, env_name_problem
+from engine.rules import (
+    DEFAULT_DATABASE,
+    DEFAULT_HOST,
+    DatabaseKind,
+    HostKind,
+    check_app_name,
+    env_name_problem,
+    unreachable_database,
+)
 
-DATABASES = {
+# Names and one-line descriptions of every kind in engine.rules, in its order.
+DATABASES: dict[DatabaseKind, tuple[str, str]] = {
     "turso": ("Turso", "SQLite-compatible, edge replicas; your schema works as it is. Recommended."),
     "neon": ("Neon PostgreSQL", "Full PostgreSQL; the schema is migrated automatically."),
     "byo": ("Bring your own database", "Supabase, PlanetScale, Railway or any PostgreSQL/libSQL URL."),
     "local-libsql": ("Local libSQL file", "A libSQL/SQLite file on this machine (the embedded default)."),
     "local-postgres": ("Local PostgreSQL", "A database and role on this machine's PostgreSQL server."),
 }
-HOSTS = {
+HOSTS: dict[HostKind, tuple[str, str]] = {
     "cloudflare": ("Cloudflare Workers", "Built with OpenNext, served worldwide. Turso or Neon."),
     "vercel": ("Vercel", "Serverless; Vercel builds the app. Turso or Neon."),
     "local": (
@@ -49,10 +58,10 @@ class Answers:
     name: str = ""
     owner: str = "operator"
     tier: str = "starter"
-    database: str = "local-libsql"
+    database: DatabaseKind = DEFAULT_DATABASE
     import_data: bool = True
     database_url: str = ""
-    host: str = "local"
+    host: HostKind = DEFAULT_HOST
     custom_domain: bool = False
     domain: str = ""
     env: list[dict[str, str]] = field(default_factory=list)
@@ -168,7 +177,7 @@ def check_database(answers: Answers) -> list[str]:
 
 def check_hosting(answers: Answers) -> list[str]:
     problems = check_domain(answers.domain) if answers.custom_domain else []
-    if answers.host != "local" and answers.database in ("local-libsql", "local-postgres"):
+    if unreachable_database(answers.host, answers.database):
         problems.append(
             f"{HOSTS[answers.host][0]} cannot reach a database on this machine: choose Turso or Neon"
         )

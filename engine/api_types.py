@@ -60,7 +60,7 @@ class DatabaseInfo(TypedDict):
 class DeployDatabase(TypedDict, closed=True):
     app: str
     database_url: NotRequired[str | None]
-    db: NotRequired[Literal["local-libsql", "local-postgres", "turso", "neon", "byo"]]
+    db: NotRequired[Literal["turso", "neon", "byo", "local-libsql", "local-postgres"]]
     owner: NotRequired[str | None]
     preview: NotRequired[str | None]
     preview_upload_id: NotRequired[str | None]
@@ -77,10 +77,10 @@ class DeployNative(TypedDict, closed=True):
 class DeployWeb(TypedDict, closed=True):
     app: str
     database_url: NotRequired[str | None]
-    db: NotRequired[Literal["local-libsql", "local-postgres", "turso", "neon", "byo"]]
+    db: NotRequired[Literal["turso", "neon", "byo", "local-libsql", "local-postgres"]]
     domain: NotRequired[str | None]
     env: NotRequired[dict[str, str]]
-    host: NotRequired[Literal["local", "cloudflare", "vercel"]]
+    host: NotRequired[Literal["cloudflare", "vercel", "local"]]
     import_data: NotRequired[bool]
     owner: NotRequired[str | None]
     preview: NotRequired[str | None]

@@ -16,6 +16,7 @@ import httpx
 from engine import api_types as T
 from engine import errors
 from engine.retry import parse_retry_after
+from engine.rules import DEFAULT_DATABASE, DEFAULT_HOST
 
 FINISHED = ("succeeded", "failed", "cancelled")
 
@@ -227,8 +228,8 @@ class EngineClient:
         upload_id: str | None = None,
         preview_upload_id: str | None = None,
         user: str | None = None,
-        db: str = "local-libsql",
-        host: str = "local",
+        db: str = DEFAULT_DATABASE,
+        host: str = DEFAULT_HOST,
         domain: str | None = None,
         env: dict[str, str] | None = None,
         tier: str | None = None,

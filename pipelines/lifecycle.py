@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import contextlib
 import json
-import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from engine.apps import deployment_snapshot, succeeded_web_deployments
-from engine.errors import InputError, NotFound, TerminalError
+from engine.errors import NotFound, TerminalError
+from engine.providers.base import HostingProvider
+from engine.rules import DEFAULT_HOST, database_kind
 from engine.runner import NO_RETRY, Step, StepContext
 from pipelines.providers import using_database, using_host
-from pipelines.web import DB_TOKEN, DB_URL, engine_of, provision_database, set_app, undo_database
+from pipelines.services import services_of
+from pipelines.web import DB_TOKEN, DB_URL, provision_database, set_app, undo_database
 
 
 def _database_kind(ctx: StepContext) -> str | None:
@@ -29,60 +32,43 @@ def _require_live(ctx: StepContext) -> None:
         raise TerminalError(f"{ctx.app_name} was destroyed; deploy it again to bring it back")
 
 
+@contextlib.contextmanager
+def app_host(ctx: StepContext) -> Iterator[HostingProvider]:
+    """The host that serves the app (this machine's edge host for an app never hosted anywhere)."""
+    with using_host(services_of(ctx), str(ctx.app["hosting_provider"] or DEFAULT_HOST)) as host:
+        yield host
+
+
+def host_deployment_of(ctx: StepContext, host: HostingProvider, deployment_id: str) -> str:
+    """The host's id of one of the app's deployments (recorded when it went live on a cloud host)."""
+    if host.capabilities.deployments_named_by_engine:
+        return deployment_id
+    snapshot = deployment_snapshot(services_of(ctx).store, deployment_id)
+    if not snapshot.get("provider_deployment_id"):
+        raise TerminalError(f"deployment {deployment_id} has no record of its cloud deployment")
+    return str(snapshot["provider_deployment_id"])
+
+
 # -- suspend / resume -----------------------------------------------------------------------------------
-
-
-def _cloud_host(ctx: StepContext) -> str | None:
-    kind = ctx.app["hosting_provider"]
-    return str(kind) if kind and kind != "local" else None
-
-
-SUSPENDED_PAGE = (
-    "<!doctype html><title>Suspended</title><h1>This app is suspended</h1>"
-    "<p>Its owner can resume it from the Launchdeck console.</p>\n"
-)
 
 
 def suspend_hosting(ctx: StepContext) -> str:
     _require_live(ctx)
-    kind = _cloud_host(ctx)
-    if kind is None:
-        engine_of(ctx).edge.suspend(ctx.app_name)
-        return "answers 503 with a suspended page"
-    # A cloud host has no "pause" in its published API: production is pointed at a one-page static
-    # deployment, and resume points it back at the live deployment (nothing is rebuilt either way).
-    with tempfile.TemporaryDirectory(prefix="launchdeck-suspended-") as folder:
-        (Path(folder) / "index.html").write_text(SUSPENDED_PAGE)
-        with using_host(engine_of(ctx), kind) as provider:
-            page = provider.stage(ctx.app_name, Path(folder), {})
-            provider.promote(ctx.app_name, page.id)
-    return f"{kind} production serves the suspended page (deployment {page.id})"
+    with app_host(ctx) as host:
+        return host.suspend(ctx.app_name)
 
 
 def resume_hosting(ctx: StepContext) -> str:
     _require_live(ctx)
-    kind = _cloud_host(ctx)
-    if kind is None:
-        engine_of(ctx).edge.resume(ctx.app_name)
-        return "serving again"
-    live = provider_deployment_of(ctx, str(ctx.app["live_deployment_id"]))
-    with using_host(engine_of(ctx), kind) as provider:
-        provider.promote(ctx.app_name, live)
-    return f"{kind} production serves deployment {live} again"
-
-
-def provider_deployment_of(ctx: StepContext, deployment_id: str) -> str:
-    snapshot = deployment_snapshot(engine_of(ctx).store, deployment_id)
-    if not snapshot.get("provider_deployment_id"):
-        raise TerminalError(f"deployment {deployment_id} has no record of its cloud deployment")
-    return str(snapshot["provider_deployment_id"])
+    with app_host(ctx) as host:
+        return host.resume(ctx.app_name, host_deployment_of(ctx, host, str(ctx.app["live_deployment_id"])))
 
 
 def suspend_database(ctx: StepContext) -> str:
     kind = _database_kind(ctx)
     if kind is None:
         return "no managed database"
-    with using_database(engine_of(ctx), kind, ctx.app_name) as provider:
+    with using_database(services_of(ctx), kind, ctx.app_name) as provider:
         provider.suspend(ctx.app_name)
     return f"{kind} database refuses the app's credentials"
 
@@ -91,7 +77,7 @@ def resume_database(ctx: StepContext) -> str:
     kind = _database_kind(ctx)
     if kind is None:
         return "no managed database"
-    with using_database(engine_of(ctx), kind, ctx.app_name) as provider:
+    with using_database(services_of(ctx), kind, ctx.app_name) as provider:
         provider.resume(ctx.app_name)
     return f"{kind} database accepts the app's credentials again"
 
@@ -123,11 +109,8 @@ def resume(_: dict[str, Any]) -> list[Step]:
 # -- rollback -------------------------------------------------------------------------------------------
 
 
-def rollback_target(ctx: StepContext) -> dict[str, Any]:
-    engine = engine_of(ctx)
-    rows = succeeded_web_deployments(engine.store, ctx.app_id)
-    cloud = _cloud_host(ctx) is not None
-    staged = set() if cloud else {info.deployment_id for info in engine.edge.deployments(ctx.app_name)}
+def rollback_target(ctx: StepContext, host: HostingProvider) -> dict[str, Any]:
+    rows = succeeded_web_deployments(services_of(ctx).store, ctx.app_id)
     live = str(ctx.app["live_deployment_id"]) if ctx.app["live_deployment_id"] else None
     wanted = ctx.params.get("to")
     for row in rows:
@@ -136,11 +119,13 @@ def rollback_target(ctx: StepContext) -> dict[str, Any]:
             continue
         if not wanted and candidate == live:
             continue
-        if cloud and not wanted and not _served_by(row, str(ctx.app["hosting_provider"])):
+        if (
+            not host.capabilities.deployments_named_by_engine
+            and not wanted
+            and not _served_by(row, host.name)
+        ):
             continue  # an earlier deployment on another host cannot be promoted on this one
-        if not cloud and candidate not in staged:
-            raise TerminalError(f"deployment {candidate} is no longer kept on the edge host")
-        return row
+        return row  # (one the edge host no longer keeps is refused by its promote)
     raise NotFound(
         f"no earlier successful deployment of {ctx.app_name} to roll back to"
         if not wanted
@@ -155,11 +140,12 @@ def _served_by(row: dict[str, Any], host: str) -> bool:
 
 def rollback_step(ctx: StepContext) -> str:
     _require_live(ctx)
-    target = rollback_target(ctx)
-    target_id = str(target["id"])
-    ctx.state["previous_live"] = str(ctx.app["live_deployment_id"])
-    # The target's environment (its configuration snapshot) comes back with it from the vault.
-    point_production_at(ctx, target_id)
+    with app_host(ctx) as host:
+        target = rollback_target(ctx, host)
+        target_id = str(target["id"])
+        ctx.state["previous_live"] = str(ctx.app["live_deployment_id"])
+        # The target's environment (its configuration snapshot) comes back with it from the vault.
+        host.promote(ctx.app_name, host_deployment_of(ctx, host, target_id))
     set_app(ctx, live_deployment_id=target_id, deployment_url=target["url"], config=target["config_snapshot"])
     return f"live deployment is {target_id} again (database migrations are not reversed)"
 
@@ -167,17 +153,9 @@ def rollback_step(ctx: StepContext) -> str:
 def undo_rollback(ctx: StepContext) -> None:
     previous = ctx.state.get("previous_live")
     if previous:
-        point_production_at(ctx, previous)
+        with app_host(ctx) as host:
+            host.promote(ctx.app_name, host_deployment_of(ctx, host, previous))
         set_app(ctx, live_deployment_id=previous)
-
-
-def point_production_at(ctx: StepContext, deployment_id: str) -> None:
-    kind = _cloud_host(ctx)
-    if kind is None:
-        engine_of(ctx).edge.rollback(ctx.app_name, deployment_id)
-        return
-    with using_host(engine_of(ctx), kind) as provider:
-        provider.promote(ctx.app_name, provider_deployment_of(ctx, deployment_id))
 
 
 def rollback(_: dict[str, Any]) -> list[Step]:
@@ -188,27 +166,21 @@ def rollback(_: dict[str, Any]) -> list[Step]:
 
 
 def destroy_hosting(ctx: StepContext) -> str:
-    engine = engine_of(ctx)
-    kind = _cloud_host(ctx)
-    if kind is not None:
-        with using_host(engine, kind) as provider:
-            provider.destroy(ctx.app_name)
-        return f"{kind} project {ctx.app_name} and its deployments deleted"
-    with contextlib.suppress(NotFound):
-        engine.edge.remove_app(ctx.app_name)
-    return "deployments, files and processes removed"
+    with app_host(ctx) as host:
+        host.destroy(ctx.app_name)
+    return f"{ctx.app_name} and its deployments removed from {host.name}"
 
 
 def destroy_domains(ctx: StepContext) -> str:
     from engine.domains import remove_app_domains
 
-    removed = remove_app_domains(engine_of(ctx).store, ctx.app_name, router=engine_of(ctx).edge)
+    removed = remove_app_domains(services_of(ctx).store, ctx.app_name, router=services_of(ctx).edge)
     return f"{len(removed)} domain(s) removed"
 
 
 def destroy_database(ctx: StepContext) -> str:
     kind = _database_kind(ctx)
-    engine = engine_of(ctx)
+    engine = services_of(ctx)
     if kind is not None:
         with using_database(engine, kind, ctx.app_name) as provider:
             provider.destroy(ctx.app_name)
@@ -219,7 +191,7 @@ def destroy_database(ctx: StepContext) -> str:
 
 
 def destroy_secrets(ctx: StepContext) -> str:
-    count = engine_of(ctx).vault.delete(ctx.app_id)
+    count = services_of(ctx).vault.delete(ctx.app_id)
     return f"{count} secret(s) deleted"
 
 
@@ -246,15 +218,14 @@ def destroy_database_only(_: dict[str, Any]) -> list[Step]:
 
 
 def database(params: dict[str, Any]) -> list[Step]:
-    if params.get("db") not in ("local-libsql", "local-postgres", "turso", "neon", "byo"):
-        raise InputError(f"unknown database choice {params.get('db')!r}")
+    database_kind(str(params.get("db")))
     return [Step("database", provision_database, undo_database, timeout=1800)]
 
 
 def migrate_data_step(ctx: StepContext) -> str:
     from engine.dbpath.importer import import_preview
 
-    engine = engine_of(ctx)
+    engine = services_of(ctx)
     url = engine.vault.get_optional(ctx.app_id, DB_URL)
     if url is None:
         raise TerminalError(

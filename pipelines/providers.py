@@ -10,15 +10,20 @@ from typing import TYPE_CHECKING, Any
 
 from engine import domains
 from engine.errors import ConfigError, InputError
-from engine.providers.base import CloudHost, DatabaseProvider, Deployment, DomainStatus
+from engine.providers.base import (
+    DatabaseProvider,
+    Deployment,
+    DomainStatus,
+    HostingProvider,
+    serve_suspended_page,
+)
+from engine.rules import HOST_CAPABILITIES, database_kind, host_kind
 
 if TYPE_CHECKING:
     from engine.config import Settings
     from engine.providers.cloudflare_workers import CloudflareWorkers
     from engine.store import Store
     from pipelines.services import StepServices
-
-DATABASE_KINDS = ("local-libsql", "local-postgres", "turso", "neon", "byo")
 
 
 def database_provider(engine: StepServices, kind: str, app_name: str) -> DatabaseProvider:
@@ -48,7 +53,8 @@ def database_provider(engine: StepServices, kind: str, app_name: str) -> Databas
         if settings.neon_api_key is None:
             raise ConfigError("--db neon needs NEON_API_KEY")
         return Neon(settings.neon_api_key.get_secret_value(), base_url=settings.neon_api_url)
-    raise InputError(f"unknown database choice {kind!r}: use one of {', '.join(DATABASE_KINDS)}")
+    database_kind(kind)  # an unknown kind is refused with the ones there are
+    raise InputError(f"--db {kind} has no provider: its database is the URL the user gave")
 
 
 @contextmanager
@@ -63,11 +69,13 @@ def using_database(engine: StepServices, kind: str, app_name: str) -> Iterator[D
             close()
 
 
-HOST_KINDS = ("local", "cloudflare", "vercel")
-
-
-def hosting_provider(engine: StepServices, kind: str) -> CloudHost:
+def hosting_provider(engine: StepServices, kind: str) -> HostingProvider:
     settings = engine.settings
+    if kind == "local":
+        from engine.domains import parse_resolvers
+        from engine.edge.hosting import LocalEdge
+
+        return LocalEdge(engine.edge, engine.store, resolvers=parse_resolvers(settings.dns_resolvers))
     if kind == "vercel":
         from engine.providers.vercel import Vercel
 
@@ -78,11 +86,12 @@ def hosting_provider(engine: StepServices, kind: str) -> CloudHost:
         if not (settings.cloudflare_account_id and settings.cloudflare_api_token):
             raise ConfigError("--host cloudflare needs CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN")
         return CloudflareHosting(engine.store, settings)
-    raise InputError(f"unknown cloud host {kind!r}: use one of {', '.join(HOST_KINDS)}")
+    host_kind(kind)  # an unknown kind is refused with the ones there are
+    raise InputError(f"host {kind!r} has no provider")
 
 
 @contextmanager
-def using_host(engine: StepServices, kind: str) -> Iterator[CloudHost]:
+def using_host(engine: StepServices, kind: str) -> Iterator[HostingProvider]:
     provider = hosting_provider(engine, kind)
     try:
         yield provider
@@ -96,6 +105,7 @@ class CloudflareHosting:
     decides). Deploy, rollback, suspend, resume and destroy are the same calls on either."""
 
     name = "cloudflare"
+    capabilities = HOST_CAPABILITIES["cloudflare"]
 
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store, self.settings = store, settings
@@ -158,6 +168,13 @@ class CloudflareHosting:
 
     def promote(self, project: str, deployment_id: str) -> Deployment:
         return self._for(project).promote(project, deployment_id)
+
+    def suspend(self, project: str) -> str:
+        return serve_suspended_page(self, project)
+
+    def resume(self, project: str, deployment_id: str) -> str:
+        self.promote(project, deployment_id)
+        return f"{self.name} production serves deployment {deployment_id} again"
 
     def production_url(self, project: str) -> str:
         return self._for(project).production_url(project)

@@ -25,6 +25,7 @@ from typing import Any
 
 from engine.errors import InputError, TerminalError, TransientError
 from engine.retry import RetryPolicy
+from engine.rules import DEFAULT_HOST, HostCapabilities, capabilities_of, unreachable_database
 from engine.runner import NO_RETRY, Step, StepContext
 from pipelines.providers import using_database
 from pipelines.services import StepServices, services_of
@@ -36,11 +37,8 @@ DB_IMPORTING = (
 VERIFY_RETRY = RetryPolicy(max_attempts=10, base_delay=0.5, max_delay=3.0)
 
 
-engine_of = services_of
-
-
 def build_dir(ctx: StepContext) -> Path:
-    return engine_of(ctx).settings.workspace / "builds" / ctx.deployment_id
+    return services_of(ctx).settings.workspace / "builds" / ctx.deployment_id
 
 
 def schema_path(source: Path, params: dict[str, Any] | None = None) -> Path:
@@ -72,7 +70,7 @@ def preview_source(source: Path, params: dict[str, Any]) -> Path | None:
 
 def set_app(ctx: StepContext, **columns: Any) -> None:
     assignments = ", ".join(f"{name} = ?" for name in columns)
-    engine_of(ctx).store.execute(
+    services_of(ctx).store.execute(
         f"UPDATE deployed_apps SET {assignments}, updated_at = now() WHERE id = ?",
         [*columns.values(), ctx.app_id],
     )
@@ -87,7 +85,7 @@ def preflight(ctx: StepContext) -> str:
     from engine.webbuild import preflight as check_app
     from pipelines.providers import check_plan_limits
 
-    engine, params = engine_of(ctx), ctx.params
+    engine, params = services_of(ctx), ctx.params
     source = Path(params["source_path"])
     schema_path(source)
     check_deploy_allowed(  # the owner's subscription tier: a request never chooses it
@@ -123,10 +121,8 @@ def preflight(ctx: StepContext) -> str:
 
 def check_cloud_host(engine: StepServices, params: dict[str, Any], source: Path, target: str) -> None:
     """A cloud host must reach the database, have credentials, and (Workers) be able to run the app."""
-    host_kind = params.get("host", "local")
-    if host_kind == "local":
-        return
-    if params["db"] in ("local-libsql", "local-postgres"):
+    host_kind = params.get("host", DEFAULT_HOST)
+    if unreachable_database(host_kind, params["db"]):
         raise TerminalError(
             f"--db {params['db']} lives on this machine, where a {host_kind} deployment cannot reach it: "
             "choose --db turso, neon or byo"
@@ -135,7 +131,9 @@ def check_cloud_host(engine: StepServices, params: dict[str, Any], source: Path,
 
     with using_host(engine, host_kind):  # missing credentials fail here, before anything is created
         pass
-    if host_kind == "cloudflare":  # what the Workers build cannot take, refused before anything exists
+    if (
+        capabilities_of(host_kind).runtime == "workerd"
+    ):  # what Workers cannot run, refused before anything exists
         from engine.webbuild.targets import parse_target
         from engine.webbuild.workers import schema_for_workers
 
@@ -169,7 +167,7 @@ def check_byo_database(url: str) -> None:
 def provision_database(ctx: StepContext) -> str:
     from engine.dbpath.importer import import_preview
 
-    engine, params = engine_of(ctx), ctx.params
+    engine, params = services_of(ctx), ctx.params
     source = Path(params.get("source_path") or Path(params["schema_path"]).parent.parent)
     kind = params["db"]
     # An import that a crash interrupted left this marker: the database exists but may be empty or
@@ -290,7 +288,7 @@ def empty_database(schema: Path, scratch: Path) -> Path:
 
 
 def undo_database(ctx: StepContext) -> None:
-    engine = engine_of(ctx)
+    engine = services_of(ctx)
     engine.vault.delete(ctx.app_id, DB_IMPORTING)
     if not ctx.state.get("db_created"):
         return
@@ -305,15 +303,15 @@ def undo_database(ctx: StepContext) -> None:
 
 
 def public_url(ctx: StepContext) -> str:
-    return engine_of(ctx).edge.url(ctx.app_name).rstrip("/")
+    return services_of(ctx).edge.url(ctx.app_name).rstrip("/")
 
 
-def hosted_locally(ctx: StepContext) -> bool:
-    return bool(ctx.params.get("host", "local") == "local")
+def host_capabilities(ctx: StepContext) -> HostCapabilities:
+    return capabilities_of(ctx.params.get("host", DEFAULT_HOST))
 
 
 def environment(ctx: StepContext) -> str:
-    engine, params = engine_of(ctx), ctx.params
+    engine, params = services_of(ctx), ctx.params
     vault = engine.vault
     url = vault.get(ctx.app_id, DB_URL)
     token = vault.get_optional(ctx.app_id, DB_TOKEN)
@@ -327,7 +325,7 @@ def environment(ctx: StepContext) -> str:
         secret = secrets.token_urlsafe(32)
         vault.put(ctx.app_id, "NEXTAUTH_SECRET", secret)
     env["NEXTAUTH_SECRET"] = secret
-    if hosted_locally(ctx):  # a cloud host's URL is its own; NextAuth takes it from the request's host
+    if host_capabilities(ctx).own_origin:  # a cloud host's URL is its own; NextAuth takes it from the request
         env["NEXTAUTH_URL"] = public_url(ctx)
     env["AUTH_TRUST_HOST"] = "true"
     for name in params.get("env_names", []):
@@ -338,11 +336,11 @@ def environment(ctx: StepContext) -> str:
 
 
 def undo_environment(ctx: StepContext) -> None:
-    engine_of(ctx).vault.delete(ctx.app_id, f"env@{ctx.deployment_id}")
+    services_of(ctx).vault.delete(ctx.app_id, f"env@{ctx.deployment_id}")
 
 
 def deployment_env(ctx: StepContext) -> dict[str, str]:
-    return dict(json.loads(engine_of(ctx).vault.get(ctx.app_id, f"env@{ctx.deployment_id}")))
+    return dict(json.loads(services_of(ctx).vault.get(ctx.app_id, f"env@{ctx.deployment_id}")))
 
 
 # -- 3. code transformation ---------------------------------------------------------------------------
@@ -353,19 +351,18 @@ def transform(ctx: StepContext) -> str:
 
     target = ctx.params["db"]
     if target == "byo":  # before the database step: the URL the user gave, as preflight checked it
-        target = byo_family(engine_of(ctx).vault.get(ctx.app_id, "byo:DATABASE_URL"))
+        target = byo_family(services_of(ctx).vault.get(ctx.app_id, "byo:DATABASE_URL"))
     workdir = build_dir(ctx) / "app"
     if workdir.exists():  # a re-run after a crash: start from a clean copy
         from engine.webbuild.deps_cache import release_mounts
 
         release_mounts(workdir)  # the node_modules overlay a crashed build may have left mounted
         shutil.rmtree(workdir)
-    runtime = "workerd" if ctx.params.get("host") == "cloudflare" else "node"
     result = transform_app(
         Path(ctx.params["source_path"]),
         workdir,
         target,
-        runtime=runtime,
+        runtime=host_capabilities(ctx).runtime,
         seed=bool(ctx.params.get("seed")),
         repository=ctx.params.get("repository_path"),
     )
@@ -383,7 +380,7 @@ def add_migration_baseline(ctx: StepContext) -> None:
 
 
 def remove_build_dir(ctx: StepContext) -> None:
-    discard_in_background(build_dir(ctx), engine_of(ctx).settings.workspace / "trash")
+    discard_in_background(build_dir(ctx), services_of(ctx).settings.workspace / "trash")
 
 
 def discard_in_background(folder: Path, trash: Path) -> None:
@@ -404,7 +401,7 @@ def dependency_caches(ctx: StepContext) -> dict[str, Any]:
     """The app's npm cache and node_modules entries, and the machine's package store (for build_app)."""
     from engine.webbuild.deps_cache import cache_folders
 
-    return cache_folders(engine_of(ctx).settings.workspace, ctx.app_name, str(ctx.app_id))
+    return cache_folders(services_of(ctx).settings.workspace, ctx.app_name, str(ctx.app_id))
 
 
 def install(ctx: StepContext) -> str:
@@ -415,7 +412,7 @@ def install(ctx: StepContext) -> str:
     from engine.webbuild import build as build_app
     from engine.webbuild.deps_cache import release_mounts
 
-    engine = engine_of(ctx)
+    engine = services_of(ctx)
     logs = engine.settings.workspace / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     workdir = build_dir(ctx) / "app"
@@ -440,8 +437,8 @@ def build(ctx: StepContext) -> str:
     from engine.webbuild.fonts import fallback_findings
     from engine.webbuild.workers import BUILD_SCRIPT, worker_bundle
 
-    engine = engine_of(ctx)
-    for_workers = ctx.params.get("host") == "cloudflare"
+    engine = services_of(ctx)
+    for_workers = host_capabilities(ctx).runtime == "workerd"
     logs = engine.settings.workspace / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     workdir = build_dir(ctx) / "app"
@@ -489,7 +486,7 @@ def build_inputs(ctx: StepContext) -> dict[str, Any]:
     """What the worker that builds gets from the engine (``pipelines.remote_build``)."""
     from pipelines.remote_build import build_inputs as inputs
 
-    engine = engine_of(ctx)
+    engine = services_of(ctx)
     add_migration_baseline(ctx)
     env, isolation = deployment_env(ctx), build_isolation(engine, ctx.app_name)
     return inputs(engine.settings, build_dir(ctx) / "app", env, isolation)
@@ -530,7 +527,7 @@ def host(ctx: StepContext) -> str:
     from engine.temporal.blobs import engine_blobs
     from pipelines.remote_build import received_build
 
-    engine = engine_of(ctx)
+    engine = services_of(ctx)
     # The worker's output, from the blobs it sent.
     built = received_build(
         ctx.state["build"], engine_blobs(engine.settings.workspace), build_dir(ctx) / "output"
@@ -553,7 +550,7 @@ def unstage(ctx: StepContext) -> None:
     from engine.errors import Conflict, NotFound
 
     with contextlib.suppress(NotFound, Conflict):
-        engine_of(ctx).edge.discard(ctx.app_name, ctx.deployment_id)
+        services_of(ctx).edge.discard(ctx.app_name, ctx.deployment_id)
 
 
 # -- 5. verify and promote ------------------------------------------------------------------------------
@@ -571,7 +568,7 @@ def check_without_health(ctx: StepContext) -> str:
     the app's credentials and has the schema's tables. Says which checks ran."""
     from engine.webbuild.appcheck import database_round_trip, page_problem, schema_tables
 
-    engine = engine_of(ctx)
+    engine = services_of(ctx)
     home = engine.edge.health(ctx.app_name, "/", deployment_id=ctx.deployment_id, timeout=60, page=True)
     problem = page_problem(home.status_code, home.body)
     if problem is not None:
@@ -586,7 +583,7 @@ def check_without_health(ctx: StepContext) -> str:
 def verify_and_promote(ctx: StepContext) -> str:
     from engine.webbuild.appcheck import declares_route
 
-    engine = engine_of(ctx)
+    engine = services_of(ctx)
     server_dir = engine.edge.manifest(ctx.app_name, ctx.deployment_id).server_dir
     health = None  # not asked when the build has no /api/health route
     if declares_route(server_dir, "/api/health") is not False:
@@ -618,7 +615,7 @@ def record_live(ctx: StepContext, url: str, provider_deployment_id: str | None =
     """The deployment is what production serves now: say so in the deployment and the app records."""
     from engine.costs.tiers import subscription_tier
 
-    engine = engine_of(ctx)
+    engine = services_of(ctx)
     snapshot: dict[str, Any] = {"params": ctx.params, "env_names": ctx.state.get("env_names", [])}
     if provider_deployment_id:  # what a rollback to this deployment asks the cloud host to promote
         snapshot["provider_deployment_id"] = provider_deployment_id
@@ -648,10 +645,12 @@ def host_in_cloud(ctx: StepContext) -> str:
     from pipelines.providers import using_host
 
     kind = ctx.params["host"]
-    with using_host(engine_of(ctx), kind) as provider:
+    with using_host(services_of(ctx), kind) as provider:
         if "project_created" not in ctx.state:  # kept across a retry: only a project this run made is undone
             ctx.state["project_created"] = not provider.exists(ctx.app_name)
-        if kind == "cloudflare":  # built here with OpenNext: the Worker and its assets are uploaded
+        if (
+            provider.capabilities.builds == "engine"
+        ):  # built here (OpenNext): the Worker and its assets are uploaded
             staged = provider.stage(ctx.app_name, Path(ctx.state["worker_bundle"]), deployment_env(ctx))
         else:  # Vercel installs and builds the uploaded source itself, as `vercel deploy` has it do
             add_migration_baseline(ctx)
@@ -659,7 +658,7 @@ def host_in_cloud(ctx: StepContext) -> str:
                 ctx.app_name, build_dir(ctx) / "app", deployment_env(ctx), framework="nextjs"
             )
     ctx.state["cloud_deployment"] = {"id": staged.id, "url": staged.url}
-    discard_in_background(build_dir(ctx), engine_of(ctx).settings.workspace / "trash")
+    discard_in_background(build_dir(ctx), services_of(ctx).settings.workspace / "trash")
     return f"{kind} deployment {staged.id} built, ready at {staged.url}"
 
 
@@ -667,7 +666,7 @@ def discard_cloud_deployment(ctx: StepContext) -> None:
     from pipelines.providers import using_host
 
     staged = ctx.state.get("cloud_deployment")
-    with using_host(engine_of(ctx), ctx.params["host"]) as provider:
+    with using_host(services_of(ctx), ctx.params["host"]) as provider:
         if ctx.state.get("project_created"):  # this run made the project (a first Worker upload is live at
             provider.destroy(ctx.app_name)  # once): remove it; a project that was there before stays
         elif staged:
@@ -678,14 +677,19 @@ def verify_and_promote_in_cloud(ctx: StepContext) -> str:
     from pipelines.providers import using_host, verify_domain_before_promote
 
     staged = ctx.state["cloud_deployment"]
-    with using_host(engine_of(ctx), ctx.params["host"]) as provider:
+    with using_host(services_of(ctx), ctx.params["host"]) as provider:
         headers = provider.preview_headers(ctx.app_name, staged["id"])  # e.g. through a dispatch Worker
         status_code, body, seconds = fetch_health(staged["url"], headers=headers)
         check_health(status_code, body)
         domain = ""
         if ctx.params.get("domain"):  # attached and validated first: a domain failure leaves production alone
             domain = "; " + verify_domain_before_promote(
-                engine_of(ctx), provider, ctx.app_name, ctx.params["domain"], ctx.log, kind=ctx.params["host"]
+                services_of(ctx),
+                provider,
+                ctx.app_name,
+                ctx.params["domain"],
+                ctx.log,
+                kind=ctx.params["host"],
             )
         provider.promote(ctx.app_name, staged["id"])
         url = provider.production_url(ctx.app_name).rstrip("/") + "/"
@@ -718,11 +722,7 @@ def fetch_health(
 
 
 def web(params: dict[str, Any]) -> list[Step]:
-    from pipelines.providers import HOST_KINDS
-
-    host_kind = params.get("host", "local")
-    if host_kind not in HOST_KINDS:
-        raise InputError(f"unknown host {host_kind!r}: use one of {', '.join(HOST_KINDS)}")
+    builds = capabilities_of(params.get("host", DEFAULT_HOST)).builds  # an unknown host is refused here
     prepare = [
         Step("preflight", preflight, timeout=180, retry=NO_RETRY),
         Step("transform", transform, remove_build_dir, timeout=300, retry=NO_RETRY),
@@ -738,7 +738,7 @@ def web(params: dict[str, Any]) -> list[Step]:
             needs=("environment", "install"),
         ),
     ]  # fmt: skip
-    if host_kind == "local":
+    if builds == "worker":  # then staged on this machine's edge host, and checked there
         from pipelines.remote_build import build_on_worker, remove_worker_copy
 
         return [
@@ -755,7 +755,7 @@ def web(params: dict[str, Any]) -> list[Step]:
             Step("host", host, unstage, timeout=600),
             Step("verify", verify_and_promote, timeout=300, retry=VERIFY_RETRY),
         ]
-    if host_kind != "cloudflare":  # Vercel installs and builds the uploaded source itself
+    if builds == "provider":  # the host installs and builds the uploaded source itself (Vercel)
         built_here = []
     return [
         *prepare,

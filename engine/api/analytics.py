@@ -34,7 +34,7 @@ from engine.costs.simulate import (
 from engine.costs.tiers import default_tiers
 from engine.costs.usage import GAUGES, METRICS
 from engine.errors import InputError
-from engine.rules import DATABASE_KINDS, HOSTING_KINDS
+from engine.rules import DATABASE_KINDS, HOST_KINDS
 
 if TYPE_CHECKING:
     from engine.service import Engine
@@ -256,7 +256,7 @@ def estimate_for(engine: Engine, tier: str, storage_bytes: int | None) -> dict[s
         for provider in info.providers:
             sharing[provider] = sharing.get(provider, 0) + 1
     choices: dict[str, dict[str, Any]] = {}
-    for choice in (*DATABASE_KINDS, *HOSTING_KINDS):
+    for choice in (*DATABASE_KINDS, *HOST_KINDS):
         costed_as = catalog.costed_as(choice)
         if costed_as is None:
             choices[choice] = {"costed_as": None, "plan": None, "plan_base_cents": 0, "app_cents": 0}

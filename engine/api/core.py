@@ -48,6 +48,7 @@ from engine.costs.tiers import (
     subscription_tier,
 )
 from engine.errors import Forbidden, InputError, NotFound
+from engine.rules import HOST_KINDS, capabilities_of
 
 router = APIRouter(responses=ERRORS)
 
@@ -77,7 +78,7 @@ def apps(
 def app_detail(app: PathApp, engine: EngineDep) -> dict[str, Any]:
     history = deployment_history(engine.store, str(app["id"]))
     hosting: dict[str, Any] | None = None
-    if app["hosting_provider"] == "local":
+    if app["hosting_provider"] in HOST_KINDS and capabilities_of(app["hosting_provider"]).own_origin:
         with contextlib.suppress(NotFound):
             hosting = dataclasses.asdict(engine.edge.status(app["name"]))  # server state, cold start, traffic
     return {

@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Query, Request
@@ -34,16 +34,21 @@ from engine.auth import Principal
 from engine.costs.tiers import check_deploy_allowed, override_tier, resume_hold
 from engine.domains import normalize_domain
 from engine.errors import Conflict, Forbidden, InputError, LaunchdeckError, NotFound
-from engine.rules import env_name_problem
+from engine.rules import (
+    DATABASE_FAMILIES,
+    DEFAULT_DATABASE,
+    DEFAULT_HOST,
+    DatabaseKind,
+    HostKind,
+    env_name_problem,
+)
 
 if TYPE_CHECKING:
     from engine.service import Engine
 
 router = APIRouter(tags=["deploy"], responses=ERRORS)
 
-DatabaseChoice = Literal["local-libsql", "local-postgres", "turso", "neon", "byo"]
-HostChoice = Literal["local", "cloudflare", "vercel"]
-LIBSQL_FAMILY = ("turso", "local-libsql")
+LIBSQL_FAMILY = tuple(kind for kind, family in DATABASE_FAMILIES.items() if family == "libsql")
 
 
 class Body(BaseModel):
@@ -83,9 +88,9 @@ class DeployWeb(AppSource):
         pattern=r"^[A-Za-z0-9_.@-]+(/[A-Za-z0-9_.@-]+)*$",
         description="the app's folder inside the uploaded (or given) repository, e.g. apps/web",
     )
-    db: DatabaseChoice = "local-libsql"
+    db: DatabaseKind = DEFAULT_DATABASE
     database_url: SecretStr | None = Field(default=None, description="required with db=byo")
-    host: HostChoice = "local"
+    host: HostKind = DEFAULT_HOST
     domain: str | None = Field(default=None, max_length=300)
     env: dict[str, SecretStr] = Field(
         default_factory=dict, max_length=200, description="the app's own variables"
@@ -118,7 +123,7 @@ class DeployDatabase(AppSource):
         max_length=4096,
         description="operators only: prisma/schema.prisma on the engine's machine",
     )
-    db: DatabaseChoice = "local-libsql"
+    db: DatabaseKind = DEFAULT_DATABASE
     database_url: SecretStr | None = None
 
 

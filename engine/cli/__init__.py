@@ -31,6 +31,7 @@ from engine.cli.common import (
 from engine.client import EngineClient
 from engine.config import PROJECT_ROOT, Settings
 from engine.errors import LaunchdeckError
+from engine.rules import DATABASE_KINDS, DEFAULT_DATABASE, DEFAULT_HOST, HOST_KINDS
 
 app = typer.Typer(
     name="launchdeck",
@@ -457,11 +458,9 @@ def deploy(
         Path, typer.Argument(help="the generated app's folder (package.json, prisma/schema.prisma)")
     ],
     name: Annotated[str | None, typer.Option(help="app name (default: the folder's name)")] = None,
-    db: Annotated[
-        str, typer.Option(help="local-libsql, local-postgres, turso, neon or byo")
-    ] = "local-libsql",
+    db: Annotated[str, typer.Option(help=", ".join(DATABASE_KINDS))] = DEFAULT_DATABASE,
     database_url: Annotated[str | None, typer.Option(help="with --db byo: the database to use")] = None,
-    host: Annotated[str, typer.Option(help="local, cloudflare or vercel")] = "local",
+    host: Annotated[str, typer.Option(help=", ".join(HOST_KINDS))] = DEFAULT_HOST,
     domain: Annotated[
         str | None, typer.Option(help="custom domain (then `launchdeck domains check`)")
     ] = None,

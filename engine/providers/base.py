@@ -2,15 +2,20 @@
 
 Every method is idempotent by name: ``provision("app-42")`` twice gives the same database, and a
 pipeline resumed after a crash adopts what the crashed run created instead of creating a second one.
-Cloud modules (turso, neon, cloudflare, vercel) and local ones implement the same protocols.
+Cloud modules (turso, neon, cloudflare, vercel) and local ones (libSQL files, PostgreSQL, the edge host)
+implement the same protocols; what a host can do is declared in its ``capabilities``
+(``engine.rules.HostCapabilities``), which callers ask instead of its name.
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
+
+from engine.rules import HostCapabilities
 
 
 @dataclass(frozen=True)
@@ -66,11 +71,13 @@ class DatabaseProvider(Protocol):
 
 
 @runtime_checkable
-class CloudHost(Protocol):
-    """What the deploy pipeline needs of a cloud host: a deployment that is built and reachable at its
-    own URL before production points at it, so a failed check leaves the live one serving."""
+class HostingProvider(Protocol):
+    """What the pipelines need of a host (a cloud's or this machine's edge host): a deployment that is
+    staged and reachable at its own URL before production points at it, so a failed check leaves the
+    live one serving."""
 
     name: str
+    capabilities: HostCapabilities
 
     def stage(
         self, project: str, files_dir: Path, env: Mapping[str, str], *, framework: str | None = None
@@ -105,4 +112,28 @@ class CloudHost(Protocol):
         """Headers a request to a staged deployment needs besides its URL (none on most hosts)."""
         ...
 
+    def suspend(self, project: str) -> str:
+        """Production stops serving the app (nothing is deleted); returns what it serves instead."""
+        ...
+
+    def resume(self, project: str, deployment_id: str) -> str:
+        """Production serves ``deployment_id`` (the live deployment, by the host's id) again; says so."""
+        ...
+
     def close(self) -> None: ...
+
+
+SUSPENDED_PAGE = (
+    "<!doctype html><title>Suspended</title><h1>This app is suspended</h1>"
+    "<p>Its owner can resume it from the Launchdeck console.</p>\n"
+)
+
+
+def serve_suspended_page(host: HostingProvider, project: str) -> str:
+    """Suspend on a cloud host: its published API has no "pause", so production is pointed at a one-page
+    static deployment, and resume points it back at the live one (nothing is rebuilt either way)."""
+    with tempfile.TemporaryDirectory(prefix="launchdeck-suspended-") as folder:
+        (Path(folder) / "index.html").write_text(SUSPENDED_PAGE)
+        page = host.stage(project, Path(folder), {})
+        host.promote(project, page.id)
+    return f"{host.name} production serves the suspended page (deployment {page.id})"

@@ -100,7 +100,7 @@ _ready_lock = threading.Lock()
 
 
 class CloudflarePlatforms(CloudflareWorkers):
-    """``CloudHost`` for user Workers in a Workers for Platforms dispatch namespace."""
+    """``HostingProvider`` for user Workers in a Workers for Platforms dispatch namespace."""
 
     def __init__(
         self,
@@ -147,7 +147,7 @@ class CloudflarePlatforms(CloudflareWorkers):
         """What reaches a staged version through the dispatch Worker before it is promoted."""
         return {PREVIEW_HEADER: self.preview_token, VERSION_HEADER: deployment_id}
 
-    # -- CloudHost ---------------------------------------------------------------------------------
+    # -- HostingProvider -----------------------------------------------------------------------------
     def stage(
         self, project: str, files_dir: Path, env: Mapping[str, str], *, framework: str | None = None
     ) -> Deployment:

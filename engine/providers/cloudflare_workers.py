@@ -31,9 +31,10 @@ import jwt
 
 from engine.errors import ConfigError, InputError, ProviderError, ProviderNotFound, ProviderUnavailable
 from engine.providers import cloudflare_assets as assets
-from engine.providers.base import Deployment, DomainStatus
+from engine.providers.base import Deployment, DomainStatus, serve_suspended_page
 from engine.providers.cloudflare import RATE_LIMIT, RATE_PERIOD, RATE_SLACK, error_message
 from engine.providers.http import ProviderClient, RateLimiter, RequestRetry, looks_secret, shared_limiter
+from engine.rules import HOST_CAPABILITIES
 
 MAX_ASSET_COUNT = 20000  # direct-upload.mdx, "Limitations"
 SCRIPT_NOT_FOUND = 10007  # wrangler src/utils/worker-not-found-error.ts
@@ -166,9 +167,10 @@ def _asset_config(root: Path) -> dict[str, str]:
 
 
 class CloudflareWorkers:
-    """``CloudHost`` for Cloudflare Workers. One instance per account; thread-safe."""
+    """``HostingProvider`` for Cloudflare Workers. One instance per account; thread-safe."""
 
     name = "cloudflare"
+    capabilities = HOST_CAPABILITIES["cloudflare"]
 
     def __init__(
         self,
@@ -204,7 +206,7 @@ class CloudflareWorkers:
     def _result(self, method: str, url: str, **kwargs: Any) -> Any:
         return self.http.json(method, url, **kwargs)["result"]
 
-    # -- CloudHost ---------------------------------------------------------------------------------
+    # -- HostingProvider -----------------------------------------------------------------------------
     def stage(
         self, project: str, files_dir: Path, env: Mapping[str, str], *, framework: str | None = None
     ) -> Deployment:
@@ -235,6 +237,13 @@ class CloudflareWorkers:
         return Deployment(
             "cloudflare", project, str(version["id"]), self._version_url(project, str(version["id"]))
         )
+
+    def suspend(self, project: str) -> str:
+        return serve_suspended_page(self, project)
+
+    def resume(self, project: str, deployment_id: str) -> str:
+        self.promote(project, deployment_id)
+        return f"{self.name} production serves deployment {deployment_id} again"
 
     def promote(self, project: str, deployment_id: str) -> Deployment:
         """Send 100% of traffic to a version. Rolling back to a version whose secrets differ from the live

@@ -26,9 +26,10 @@ from engine.errors import (
     ProviderNotFound,
     ProviderUnavailable,
 )
-from engine.providers.base import Deployment, DomainStatus
+from engine.providers.base import Deployment, DomainStatus, serve_suspended_page
 from engine.providers.http import ProviderClient, RequestRetry, looks_secret
 from engine.retry import poll_until
+from engine.rules import HOST_CAPABILITIES
 
 UPLOAD_CONCURRENCY = 8
 MAX_CREATE_ROUNDS = 3  # a file can go missing again between upload and create (it expired): retry
@@ -59,9 +60,10 @@ def collect(root: Path) -> list[LocalFile]:
 
 
 class Vercel:
-    """``CloudHost`` for Vercel. One instance per token (and team); thread-safe."""
+    """``HostingProvider`` for Vercel. One instance per token (and team); thread-safe."""
 
     name = "vercel"
+    capabilities = HOST_CAPABILITIES["vercel"]
 
     def __init__(
         self,
@@ -126,6 +128,13 @@ class Vercel:
         return _deployment(project, self.get_deployment(deployment_id), self._scheme)
 
     rollback = promote
+
+    def suspend(self, project: str) -> str:
+        return serve_suspended_page(self, project)
+
+    def resume(self, project: str, deployment_id: str) -> str:
+        self.promote(project, deployment_id)
+        return f"{self.name} production serves deployment {deployment_id} again"
 
     def production_url(self, project: str) -> str:
         """The production alias Vercel gave the project (``<project>.vercel.app``)."""

@@ -14,14 +14,13 @@ from typing import Annotated
 import typer
 
 from engine.errors import InputError
+from engine.rules import DATABASE_FAMILIES, DEFAULT_DATABASE
 from engine.webbuild.preflight import blocking, preflight
 
 
 def preflight_command(
     app_dir: Annotated[Path, typer.Argument(help="the generated app's folder")],
-    db: Annotated[
-        str, typer.Option("--db", help="local-libsql, turso, local-postgres or neon")
-    ] = "local-libsql",
+    db: Annotated[str, typer.Option("--db", help=", ".join(DATABASE_FAMILIES))] = DEFAULT_DATABASE,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Check an app for a deploy to --db: Prisma version, raw SQL, build-time database and network use.

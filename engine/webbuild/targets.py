@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 from engine.errors import InputError
-
-Family = Literal["libsql", "postgresql"]
+from engine.rules import DATABASE_FAMILIES
+from engine.rules import DatabaseFamily as Family
 
 
 @dataclass(frozen=True)
@@ -29,12 +28,9 @@ class Target:
 
 
 _FAMILIES: dict[str, Family] = {
-    "local-libsql": "libsql",
-    "turso": "libsql",
+    **{str(kind): family for kind, family in DATABASE_FAMILIES.items()},
     "libsql": "libsql",
     "sqlite": "libsql",
-    "local-postgres": "postgresql",
-    "neon": "postgresql",
     "postgres": "postgresql",
     "postgresql": "postgresql",
 }

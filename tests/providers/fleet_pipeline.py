@@ -16,20 +16,20 @@ from pipelines.web import (
     VERIFY_RETRY,
     build_dir,
     discard_cloud_deployment,
-    engine_of,
     host_in_cloud,
+    services_of,
     verify_and_promote_in_cloud,
 )
 
 
 def limits(ctx: StepContext) -> str:
-    check_plan_limits(engine_of(ctx), ctx.params, ctx.app)
+    check_plan_limits(services_of(ctx), ctx.params, ctx.app)
     return "within the provider plans' limits"
 
 
 def prebuilt(ctx: StepContext) -> str:
     """The build step's output, as the build leaves it: a Worker bundle and the deployment's variables."""
-    engine = engine_of(ctx)
+    engine = services_of(ctx)
     bundle = build_dir(ctx) / "worker"
     if bundle.exists():
         shutil.rmtree(bundle)

@@ -18,7 +18,7 @@ import pytest
 
 from engine.errors import PlanLimitReached, ProviderError
 from engine.providers import cloudflare_platforms
-from engine.providers.base import CloudHost
+from engine.providers.base import HostingProvider
 from engine.providers.cloudflare_platforms import CloudflarePlatforms, _hostname_status
 from engine.providers.cloudflare_workers import CloudflareWorkers
 from engine.providers.http import RateLimiter
@@ -94,7 +94,7 @@ def test_user_workers_are_staged_promoted_and_rolled_back_through_the_dispatch_w
     platform: tuple[CloudflareEmulator, CloudflarePlatforms, str], tmp_path: Path
 ) -> None:
     cf, client, _ = platform
-    assert isinstance(client, CloudHost)
+    assert isinstance(client, HostingProvider)
     first = client.stage("shop", user_bundle(tmp_path / "v1", "v1"), {"SECRET": "s3cret"})
     production = client.production_url("shop")
     assert production.startswith(f"http://shop.{ZONE}:")

@@ -20,7 +20,7 @@ import jsonschema
 import pytest
 
 from engine.errors import InputError
-from engine.providers.base import CloudHost
+from engine.providers.base import HostingProvider
 from engine.providers.cloudflare_workers import CloudflareWorkers
 from tests.emulators.cloudflare import WRANGLER, CloudflareEmulator
 from tests.emulators.common import Exchange
@@ -68,7 +68,7 @@ def test_assets_only_site_is_staged_beside_production_then_promoted(
     workers: CloudflareWorkers, workers_emulator: tuple[CloudflareEmulator, str], tmp_path: Path
 ) -> None:
     cf, url = workers_emulator
-    assert isinstance(workers, CloudHost)
+    assert isinstance(workers, HostingProvider)
     port = url.split(":")[2].split("/")[0]
     production = f"http://closed.launchdeck.workers.localhost:{port}"
     site = write_site(

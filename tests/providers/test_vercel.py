@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import ProviderError
-from engine.providers.base import CloudHost
+from engine.providers.base import HostingProvider
 from engine.providers.vercel import Vercel
 from tests.emulators.vercel import VercelEmulator
 from tests.providers.conftest import fetch, write_site
@@ -23,7 +23,7 @@ def test_deploy_uploads_only_missing_files_and_serves_them(
     vercel: Vercel, vercel_emulator: tuple[VercelEmulator, str], tmp_path: Path
 ) -> None:
     emulator, _ = vercel_emulator
-    assert isinstance(vercel, CloudHost)
+    assert isinstance(vercel, HostingProvider)
     site = write_site(
         tmp_path / "out",
         {"index.html": "<h1>v1</h1>", "a/b.js": "x()", "dup.js": "x()", "node_modules/x.js": "no"},
