@@ -20,9 +20,9 @@ from engine.desktop.workflow import SIGNING_SECRETS, WORKFLOW_FILE, artifact_nam
 from engine.errors import Cancelled, InputError, StepTimeout, TerminalError
 from engine.mobile import app_source, costs
 from engine.mobile import credentials as creds
-from engine.mobile.context import build_dir, owner_of, settings_of, stop_if_cancelled, vault_of
 from engine.providers.github_actions import GitHubActionsClient
-from engine.runner import Step
+from engine.runner import Step, StepContext
+from pipelines.services import app_owner, build_dir_of, services_of
 
 DEFAULT_BRANCH = "launchdeck-desktop"
 
@@ -56,27 +56,27 @@ def check_params(params: dict[str, Any]) -> None:
     desktop_spec(params).check()
 
 
-def _scopes(ctx: Any) -> list[str]:
-    return [creds.app_scope(ctx.app_id), creds.owner_scope(owner_of(ctx))]
+def _scopes(ctx: StepContext) -> list[str]:
+    return [creds.app_scope(ctx.app_id), creds.owner_scope(app_owner(ctx))]
 
 
-def _github(ctx: Any) -> GitHubActionsClient:
-    token = creds.get(vault_of(ctx), _scopes(ctx), creds.GITHUB_TOKEN)
-    return GitHubActionsClient(token, base_url=settings_of(ctx).github_api_url)
+def _github(ctx: StepContext) -> GitHubActionsClient:
+    token = creds.get(services_of(ctx).vault, _scopes(ctx), creds.GITHUB_TOKEN)
+    return GitHubActionsClient(token, base_url=services_of(ctx).settings.github_api_url)
 
 
 # -- steps --------------------------------------------------------------------------------------------
 
 
-def check_prerequisites(ctx: Any) -> str:
+def check_prerequisites(ctx: StepContext) -> str:
     check_params(ctx.params)
-    creds.require(vault_of(ctx), _scopes(ctx), [creds.GITHUB_TOKEN], for_what="the desktop build")
+    creds.require(services_of(ctx).vault, _scopes(ctx), [creds.GITHUB_TOKEN], for_what="the desktop build")
     return ", ".join(parse_targets(ctx.params.get("targets") or "windows,macos,linux"))
 
 
-def updater_keys(ctx: Any) -> str:
+def updater_keys(ctx: StepContext) -> str:
     """The app's updater key pair: made once and kept, since installed copies trust only its public key."""
-    vault, scope = vault_of(ctx), creds.app_scope(ctx.app_id)
+    vault, scope = services_of(ctx).vault, creds.app_scope(ctx.app_id)
     public = vault.get_optional(scope, creds.UPDATER_PUBLIC_KEY)
     if public is None or vault.get_optional(scope, creds.UPDATER_PRIVATE_KEY) is None:
         keys = tauri.generate_updater_keys()
@@ -90,8 +90,8 @@ def updater_keys(ctx: Any) -> str:
     return f"{made} updater signing key pair"
 
 
-def generate_project(ctx: Any) -> str:
-    dest = build_dir(ctx, "desktop")
+def generate_project(ctx: StepContext) -> str:
+    dest = build_dir_of(ctx, "desktop")
     tauri.generate(desktop_spec(ctx.params), dest, ctx.state["updater_public_key"])
     files = sum(1 for path in dest.rglob("*") if path.is_file())
     ctx.progress(files, files, "files", f"Tauri project in {dest}")
@@ -99,14 +99,14 @@ def generate_project(ctx: Any) -> str:
     return f"{files} files, bundles {', '.join(tauri.installed_targets(dest))}"
 
 
-def undo_generate_project(ctx: Any) -> None:
+def undo_generate_project(ctx: StepContext) -> None:
     if ctx.state.get("project_dir"):
         shutil.rmtree(ctx.state["project_dir"], ignore_errors=True)
 
 
-def push(ctx: Any) -> str:
+def push(ctx: StepContext) -> str:
     repo = _repo(ctx.params)
-    vault = vault_of(ctx)
+    vault = services_of(ctx).vault
     token = creds.get(vault, _scopes(ctx), creds.GITHUB_TOKEN)
     remote = str(ctx.params.get("git_remote") or f"https://github.com/{repo}.git")
     branch = str(ctx.params.get("branch") or DEFAULT_BRANCH)
@@ -132,8 +132,8 @@ def push(ctx: Any) -> str:
     return f"commit {sha[:12]} on {branch}; signing secrets set"
 
 
-def ci_build(ctx: Any) -> str:
-    settings, repo = settings_of(ctx), _repo(ctx.params)
+def ci_build(ctx: StepContext) -> str:
+    settings, repo = services_of(ctx).settings, _repo(ctx.params)
     github = _github(ctx)
     try:
         if "run_id" not in ctx.state:
@@ -150,7 +150,7 @@ def ci_build(ctx: Any) -> str:
             ctx.log(f"CI run {run['id']}: {run.get('html_url')}")
 
         def report(run: dict[str, Any]) -> None:
-            stop_if_cancelled(ctx)
+            ctx.check_cancelled()
             ctx.progress(0, None, "run", f"CI run {run['status'].replace('_', ' ')}")
 
         try:
@@ -173,7 +173,7 @@ def ci_build(ctx: Any) -> str:
     return f"CI run {run['id']} succeeded"
 
 
-def record_artifacts(ctx: Any) -> str:
+def record_artifacts(ctx: StepContext) -> str:
     repo = _repo(ctx.params)
     github = _github(ctx)
     try:

@@ -23,27 +23,27 @@ import httpx
 from engine.errors import Cancelled, InputError, ProviderError, ProviderUnavailable, StepTimeout
 from engine.mobile import app_source, capacitor, costs
 from engine.mobile import credentials as creds
-from engine.mobile.context import build_dir, owner_of, settings_of, stop_if_cancelled, vault_of
 from engine.mobile.eas_json import ANDROID_ARCHIVE, IOS_SCHEME, PROFILE
 from engine.providers.app_store_connect import AppStoreConnectClient
 from engine.providers.eas import AscApiKey, BuildFailed, EasClient, build_minutes
 from engine.providers.google_play import GooglePlayClient
-from engine.runner import Step
+from engine.runner import Step, StepContext
+from pipelines.services import app_owner, build_dir_of, services_of
 
 
-def _scopes(ctx: Any) -> list[str]:
-    return [creds.app_scope(ctx.app_id), creds.owner_scope(owner_of(ctx))]
+def _scopes(ctx: StepContext) -> list[str]:
+    return [creds.app_scope(ctx.app_id), creds.owner_scope(app_owner(ctx))]
 
 
-def _secret(ctx: Any, credential: creds.Credential) -> str:
-    return creds.get(vault_of(ctx), _scopes(ctx), credential)
+def _secret(ctx: StepContext, credential: creds.Credential) -> str:
+    return creds.get(services_of(ctx).vault, _scopes(ctx), credential)
 
 
-def _eas(ctx: Any) -> EasClient:
-    return EasClient(_secret(ctx, creds.EXPO_TOKEN), base_url=settings_of(ctx).expo_api_url)
+def _eas(ctx: StepContext) -> EasClient:
+    return EasClient(_secret(ctx, creds.EXPO_TOKEN), base_url=services_of(ctx).settings.expo_api_url)
 
 
-def _asc_key(ctx: Any) -> AscApiKey:
+def _asc_key(ctx: StepContext) -> AscApiKey:
     return AscApiKey(
         _secret(ctx, creds.APPLE_KEY_ID),
         _secret(ctx, creds.APPLE_ISSUER_ID),
@@ -74,11 +74,11 @@ def check_params(params: dict[str, Any]) -> None:
 # -- steps --------------------------------------------------------------------------------------------
 
 
-def check_prerequisites(ctx: Any) -> str:
+def check_prerequisites(ctx: StepContext) -> str:
     check_params(ctx.params)
     platform, submit = ctx.params["platform"], ctx.params.get("submit")
     creds.require(
-        vault_of(ctx),
+        services_of(ctx).vault,
         _scopes(ctx),
         creds.mobile_requirements(platform, submit),
         for_what=f"the {platform} build",
@@ -86,9 +86,9 @@ def check_prerequisites(ctx: Any) -> str:
     return f"{platform} build" + (f", then {submit}" if submit else "")
 
 
-def verify_store_access(ctx: Any) -> str:
+def verify_store_access(ctx: StepContext) -> str:
     """Try the store credentials now, so a bad key fails in seconds, not after a paid build."""
-    settings, package = settings_of(ctx), ctx.params["bundle_id"]
+    settings, package = services_of(ctx).settings, ctx.params["bundle_id"]
     if ctx.params["submit"] == "testflight":
         asc = AppStoreConnectClient(_asc_key(ctx), base_url=settings.app_store_connect_api_url)
         try:
@@ -108,8 +108,8 @@ def verify_store_access(ctx: Any) -> str:
     return f"Google Play access to {package}"
 
 
-def generate_project(ctx: Any) -> str:
-    dest = build_dir(ctx, f"mobile-{ctx.params['platform']}")
+def generate_project(ctx: StepContext) -> str:
+    dest = build_dir_of(ctx, f"mobile-{ctx.params['platform']}")
     capacitor.generate(shell_spec(ctx.params), dest, [ctx.params["platform"]])
     files = sum(1 for path in dest.rglob("*") if path.is_file())
     ctx.progress(files, files, "files", f"Capacitor project in {dest}")
@@ -117,12 +117,12 @@ def generate_project(ctx: Any) -> str:
     return f"{files} files in {dest}"
 
 
-def undo_generate_project(ctx: Any) -> None:
+def undo_generate_project(ctx: StepContext) -> None:
     if ctx.state.get("project_dir"):
         shutil.rmtree(ctx.state["project_dir"], ignore_errors=True)
 
 
-def upload_project(ctx: Any) -> str:
+def upload_project(ctx: StepContext) -> str:
     project = Path(ctx.state["project_dir"])
     with tempfile.TemporaryDirectory(prefix="launchdeck-eas-") as tmp:
         archive = Path(tmp) / "project.tar.gz"
@@ -139,8 +139,8 @@ def upload_project(ctx: Any) -> str:
     return f"{size} bytes uploaded to EAS"
 
 
-def eas_build(ctx: Any) -> str:
-    settings, platform = settings_of(ctx), ctx.params["platform"]
+def eas_build(ctx: StepContext) -> str:
+    settings, platform = services_of(ctx).settings, ctx.params["platform"]
     eas = _eas(ctx)
     try:
         build_number = ctx.state.setdefault(
@@ -161,7 +161,7 @@ def eas_build(ctx: Any) -> str:
             ctx.log(f"EAS build {created['id']} requested")
 
         def report(build: dict[str, Any]) -> None:
-            stop_if_cancelled(ctx)
+            ctx.check_cancelled()
             ctx.progress(0, None, "build", f"EAS build {build['status'].lower().replace('_', ' ')}")
 
         try:
@@ -196,8 +196,8 @@ def eas_build(ctx: Any) -> str:
     return f"EAS build {build['id']} finished in {minutes} min: {artifact}"
 
 
-def submit_testflight(ctx: Any) -> str:
-    settings, key = settings_of(ctx), _asc_key(ctx)
+def submit_testflight(ctx: StepContext) -> str:
+    settings, key = services_of(ctx).settings, _asc_key(ctx)
     bundle_id, build_number = ctx.params["bundle_id"], str(ctx.state["build_number"])
     asc = AppStoreConnectClient(key, base_url=settings.app_store_connect_api_url)
     eas = _eas(ctx)
@@ -233,19 +233,19 @@ def submit_testflight(ctx: Any) -> str:
     return f"build {build_number} on TestFlight group {group['attributes']['name']}"
 
 
-def undo_testflight(ctx: Any) -> None:
+def undo_testflight(ctx: StepContext) -> None:
     flight = ctx.state.get("testflight")
     if not flight:
         return
-    asc = AppStoreConnectClient(_asc_key(ctx), base_url=settings_of(ctx).app_store_connect_api_url)
+    asc = AppStoreConnectClient(_asc_key(ctx), base_url=services_of(ctx).settings.app_store_connect_api_url)
     try:
         asc.remove_build_from_group(flight["beta_group_id"], flight["asc_build_id"])
     finally:
         asc.close()
 
 
-def submit_play_internal(ctx: Any) -> str:
-    settings = settings_of(ctx)
+def submit_play_internal(ctx: StepContext) -> str:
+    settings = services_of(ctx).settings
     package = ctx.params["bundle_id"]
     artifact = ctx.state["build"]["artifact_url"]
     try:
@@ -281,10 +281,10 @@ def submit_play_internal(ctx: Any) -> str:
     return f"version {version_code} released to the internal track"
 
 
-def record_costs(ctx: Any) -> str:
+def record_costs(ctx: StepContext) -> str:
     readings = list(ctx.state.get("cost_readings", []))
     if ctx.params.get("submit"):
-        readings += costs.store_fee_readings(ctx.app_id, owner_of(ctx), ctx.params["platform"])
+        readings += costs.store_fee_readings(ctx.app_id, app_owner(ctx), ctx.params["platform"])
     ctx.state["cost_readings"] = readings
     return f"{len(readings)} cost readings"
 

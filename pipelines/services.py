@@ -6,6 +6,7 @@ The engine (``engine.service.Engine``) is the one implementation; steps reach it
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol
 
 from engine.config import Settings
@@ -29,3 +30,13 @@ class StepServices(Protocol):
 def services_of(ctx: StepContext) -> StepServices:
     services: StepServices = ctx.services
     return services
+
+
+def app_owner(ctx: StepContext) -> str:
+    # Always the app's owner: whose store accounts and tokens a build uses is never a request's choice.
+    return str(ctx.app["user_id"])
+
+
+def build_dir_of(ctx: StepContext, kind: str) -> Path:
+    """Where this deployment's generated project (mobile, desktop) lives: stable across re-runs."""
+    return services_of(ctx).settings.workspace / "builds" / ctx.resource_name(kind)
