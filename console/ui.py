@@ -13,6 +13,7 @@ import polars as pl
 import streamlit as st
 from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
 
+from engine.api_types import TierInfo, WorkspaceSummary
 from engine.client import EngineClient
 from engine.costs.money import cents_to_dollars
 from engine.errors import AuthError, Forbidden, LaunchdeckError, NotAvailableYet, TransientError
@@ -116,12 +117,12 @@ def owner_apps(owner: str) -> list[dict[str, Any]]:
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def cached_summary(url: str, token: str) -> dict[str, Any]:
+def cached_summary(url: str, token: str) -> WorkspaceSummary:
     return client_for(url, token).workspace_summary()
 
 
 @st.cache_data(ttl=300, show_spinner=False)
-def cached_tiers(url: str, token: str) -> dict[str, Any]:
+def cached_tiers(url: str, token: str) -> dict[str, TierInfo]:
     return client_for(url, token).tiers()
 
 

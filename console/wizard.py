@@ -6,11 +6,13 @@ not for safety."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import idna
 
+from engine import api_types as T
 from engine.errors import InputError
 from engine.rules import (
     DEFAULT_DATABASE,
@@ -110,7 +112,7 @@ def check_env(rows: list[dict[str, str]]) -> list[str]:
     return problems
 
 
-def _tier_lifting(tiers: dict[str, Any], current: str, ok: Any) -> str:
+def _tier_lifting(tiers: dict[str, T.TierInfo], current: str, ok: Callable[[T.TierInfo], bool]) -> str:
     names = list(tiers)
     later = names[names.index(current) + 1 :] if current in names else names
     lifting = next((name for name in later if ok(tiers[name])), None)
@@ -121,7 +123,7 @@ def allows(limit: int, count: int) -> bool:
     return limit < 0 or count <= limit
 
 
-def check_tier(answers: Answers, tiers: dict[str, Any], apps: list[dict[str, Any]]) -> list[str]:
+def check_tier(answers: Answers, tiers: dict[str, T.TierInfo], apps: list[dict[str, Any]]) -> list[str]:
     """The tier limits this deploy would cross: deployed apps, custom domains, the database provider."""
     tier = tiers.get(answers.tier)
     if tier is None:
@@ -146,12 +148,12 @@ def check_tier(answers: Answers, tiers: dict[str, Any], apps: list[dict[str, Any
                 + _tier_lifting(tiers, answers.tier, lambda t: allows(int(t["max_custom_domains"]), domains))
                 + "."
             )
-    allowed = tier.get("allowed_database_providers", [])
+    allowed = tier["allowed_database_providers"]
     if answers.database not in allowed:
         problems.append(
             f"The {answers.tier} tier does not include {DATABASES[answers.database][0]}; "
             + _tier_lifting(
-                tiers, answers.tier, lambda t: answers.database in t.get("allowed_database_providers", [])
+                tiers, answers.tier, lambda t: answers.database in t["allowed_database_providers"]
             )
             + "."
         )

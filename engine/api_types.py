@@ -45,6 +45,17 @@ class CheckBody(TypedDict, closed=True):
     resolvers: NotRequired[list[str] | None]
 
 
+class ChoiceEstimate(TypedDict):
+    app_cents: int
+    apps_sharing: NotRequired[int | None]
+    costed_as: str | None
+    plan: str | None
+    plan_base_cents: int
+    sheet_effective_from: NotRequired[str | None]
+    source: NotRequired[str | None]
+    typical_usage: NotRequired[dict[str, int] | None]
+
+
 class ConfigureBody(TypedDict, closed=True):
     app: str
     domain: str
@@ -67,6 +78,12 @@ class DeployDatabase(TypedDict, closed=True):
     schema_path: NotRequired[str | None]
     upload_id: NotRequired[str | None]
     user: NotRequired[str | None]
+
+
+class DeployEstimate(TypedDict):
+    choices: dict[str, ChoiceEstimate]
+    month: str
+    tier: str
 
 
 class DeployNative(TypedDict, closed=True):
@@ -147,6 +164,12 @@ class ErrorDetail(TypedDict):
     type: str
 
 
+class FleetPage(TypedDict):
+    columns: list[str]
+    rows: list[list[Any]]
+    total: int
+
+
 class Health(TypedDict):
     status: Literal["ok"]
 
@@ -219,6 +242,16 @@ class Quota(TypedDict):
     limit: int
     percent: float
     used: int
+
+
+class RecentDeployment(TypedDict):
+    app: str
+    created_at: str
+    finished_at: str | None
+    id: str
+    pipeline: str
+    status: str
+    url: str | None
 
 
 class RollbackRequest(TypedDict, closed=True):
@@ -308,6 +341,18 @@ class TierChange(TypedDict):
     tier: str
 
 
+class TierInfo(TypedDict):
+    allowed_database_providers: list[str]
+    custom_price: bool
+    max_custom_domains: int
+    max_deployed_apps: int
+    name: str
+    note: str | None
+    over_quota: str
+    price_cents: int
+    quotas: dict[str, int]
+
+
 class TierOverride(TypedDict):
     previous_tier: str
     tier: str
@@ -378,6 +423,14 @@ class WorkerDeployment(TypedDict):
     params: dict[str, Any]
     pipeline: str
     state: dict[str, Any]
+
+
+class WorkspaceSummary(TypedDict):
+    active: int
+    apps: int
+    demo_apps: int
+    usage_from: str | None
+    usage_to: str | None
 
 
 class AppDetail(TypedDict):

@@ -213,9 +213,9 @@ class EngineClient:
 
     # -- session ----------------------------------------------------------------------------------
 
-    def whoami(self) -> dict[str, Any]:
+    def whoami(self) -> T.Whoami:
         """The caller's role and principal; raises ``AuthError`` for a wrong, revoked or expired token."""
-        result: dict[str, Any] = self.request("GET", "/api/whoami")
+        result: T.Whoami = self.request("GET", "/api/whoami")
         return result
 
     # -- web deployment and lifecycle -------------------------------------------------------------
@@ -280,27 +280,28 @@ class EngineClient:
         result: T.Started = self.request("POST", f"/api/apps/{app}/destroy")
         return result
 
-    def recent_deployments(self, limit: int = 50) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.request(
+    def recent_deployments(self, limit: int = 50) -> list[T.RecentDeployment]:
+        result: list[T.RecentDeployment] = self.request(
             "GET", "/api/console/deployments", params={"limit": limit}
         )
         return result
 
     # -- analytics (read-only: operator and finance) ----------------------------------------------
 
-    def workspace_summary(self) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("GET", "/api/analytics/workspace")
+    def workspace_summary(self) -> T.WorkspaceSummary:
+        result: T.WorkspaceSummary = self.request("GET", "/api/analytics/workspace")
         return result
 
-    def tiers(self) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("GET", "/api/analytics/tiers")
+    def tiers(self) -> dict[str, T.TierInfo]:
+        """In order from free to enterprise."""
+        result: dict[str, T.TierInfo] = self.request("GET", "/api/analytics/tiers")
         return result
 
-    def deploy_estimate(self, tier: str, *, storage_bytes: int | None = None) -> dict[str, Any]:
+    def deploy_estimate(self, tier: str, *, storage_bytes: int | None = None) -> T.DeployEstimate:
         params: dict[str, Any] = {"tier": tier}
         if storage_bytes is not None:
             params["storage_bytes"] = storage_bytes
-        result: dict[str, Any] = self.request("GET", "/api/analytics/estimate", params=params)
+        result: T.DeployEstimate = self.request("GET", "/api/analytics/estimate", params=params)
         return result
 
     def costs(self, month: str | None = None, by: str = "app") -> dict[str, Any]:
@@ -344,7 +345,7 @@ class EngineClient:
 
     def fleet(
         self, *, owner: str | None = None, contains: str | None = None, limit: int | None = None
-    ) -> dict[str, Any]:
+    ) -> T.FleetPage:
         """Apps with this month's cost, as ``{"columns", "rows", "total"}`` (compact for large fleets)."""
         params: dict[str, Any] = {}
         if owner:
@@ -353,5 +354,5 @@ class EngineClient:
             params["contains"] = contains
         if limit:
             params["limit"] = limit
-        result: dict[str, Any] = self.request("GET", "/api/console/fleet", params=params)
+        result: T.FleetPage = self.request("GET", "/api/console/fleet", params=params)
         return result

@@ -8,6 +8,7 @@ import streamlit as st
 
 from console import ui, wizard
 from console.wizard import Answers
+from engine import api_types as T
 
 ui.require_role(ui.OPERATOR_ONLY)
 st.title("Deploy an app")
@@ -21,7 +22,7 @@ if st.session_state.wizard is None:  # the tier starts as the default owner's ow
     }
 state: dict[str, Any] = st.session_state.wizard
 answers: Answers = state["answers"]
-tiers: dict[str, Any] = ui.call(ui.cached_tiers, *ui.key()) or {}
+tiers: dict[str, T.TierInfo] = ui.call(ui.cached_tiers, *ui.key()) or {}
 
 STEPS = ("Database", "Hosting & domain", "Review")
 st.progress(state["step"] / 3, text=f"Step {state['step']} of 3: {STEPS[state['step'] - 1]}")
@@ -35,11 +36,11 @@ def go(step: int, problems: list[str] | None = None) -> None:
 
 
 @st.cache_data(ttl=60, show_spinner=False, max_entries=32)
-def estimate(url: str, token: str, tier: str) -> dict[str, Any]:
+def estimate(url: str, token: str, tier: str) -> T.DeployEstimate:
     return ui.client_for(url, token).deploy_estimate(tier)
 
 
-def cost_label(choice: str, costs: dict[str, Any] | None) -> str:
+def cost_label(choice: str, costs: T.DeployEstimate | None) -> str:
     if not costs:
         return ""
     entry = costs["choices"].get(choice)
@@ -80,7 +81,7 @@ def step_source() -> None:
         answers.preview, answers.preview_name = preview.getvalue(), preview.name
 
 
-def step_database(costs: dict[str, Any] | None) -> None:
+def step_database(costs: T.DeployEstimate | None) -> None:
     step_source()
     left, right = st.columns(2)
     answers.name = left.text_input("App name", answers.name, placeholder="my-app", key="wiz-name",
@@ -97,7 +98,7 @@ def step_database(costs: dict[str, Any] | None) -> None:
                    "(audited).")  # fmt: skip
     st.subheader("Database")
     choices = list(wizard.DATABASES)
-    answers.database = st.radio(
+    chosen = st.radio(
         "Choose how to deploy the app's database",
         choices,
         index=choices.index(answers.database),
@@ -105,6 +106,7 @@ def step_database(costs: dict[str, Any] | None) -> None:
         format_func=lambda c: wizard.DATABASES[c][0],
         captions=[f"{wizard.DATABASES[c][1]} {cost_label(c, costs)}" for c in choices],
     )
+    answers.database = chosen or answers.database  # an index is given, so a choice is always made
     if answers.database == "byo":
         answers.database_url = st.text_input(
             "Database URL", answers.database_url, type="password", key="wiz-database-url"
@@ -174,7 +176,7 @@ def step_hosting() -> None:
         st.rerun()
 
 
-def step_review(costs: dict[str, Any] | None) -> None:
+def step_review(costs: T.DeployEstimate | None) -> None:
     st.subheader("Review")
     summary = {
         "App": f"{answers.name} from "
@@ -193,9 +195,9 @@ def step_review(costs: dict[str, Any] | None) -> None:
         st.metric("Estimated monthly cost to Launchdeck", ui.money(db_cents + host_cents),
                   help=f"Price sheets in force {costs['month']}; usage assumed: the median {answers.tier} app.")  # fmt: skip
         st.caption(f"Database {ui.money(db_cents)} + hosting {ui.money(host_cents)} per month.")
-    tier = tiers.get(answers.tier, {})
+    tier = tiers.get(answers.tier)
     if tier:
-        quotas = tier.get("quotas", {})
+        quotas = tier["quotas"]
         st.markdown(
             f"**{answers.tier} tier limits**: {tier['max_deployed_apps']} deployed apps, "
             f"{tier['max_custom_domains']} custom domains, databases: "

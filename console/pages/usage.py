@@ -39,7 +39,8 @@ def names_containing(url: str, token: str, search: str, limit: int) -> list[str]
 
 view, period = st.columns([3, 1])
 PICKER_LIMIT = 1_000  # beyond this a picker of every app is slow to send: search by name first
-apps = int((ui.call(ui.cached_summary, *ui.key()) or {}).get("apps") or 0)
+summary = ui.call(ui.cached_summary, *ui.key())
+apps = summary["apps"] if summary else 0
 if apps > PICKER_LIMIT:  # the engine searches; the whole fleet is not fetched for a list of names
     search = view.text_input("Find an app by name", placeholder=f"{apps:,} apps: type part of a name")
     names = (ui.call(names_containing, *ui.key(), search, PICKER_LIMIT) or []) if search else []
@@ -80,7 +81,8 @@ if app is None:
     st.stop()
 
 tiers = ui.call(ui.cached_tiers, *ui.key()) or {}
-quotas: dict[str, int] = tiers.get(data["tier"], {}).get("quotas", {})
+tier = tiers.get(data["tier"])
+quotas: dict[str, int] = tier["quotas"] if tier else {}
 st.markdown(f"**{data['app']}** · {data['tier']} tier · quotas are per app per calendar month")
 daily = rows.group_by("period").agg([pl.col(m).sum() for m in METRICS if m != "db_storage_bytes"]
                                     + [pl.col("db_storage_bytes").max()]).sort("period")  # fmt: skip

@@ -18,7 +18,17 @@ from fastapi import APIRouter, BackgroundTasks, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.api.deps import AnyRole, EngineDep, Reader, visible_owner
-from engine.api.models import ERRORS, ProviderHeadroom, UsageReport, Whoami
+from engine.api.models import (
+    ERRORS,
+    DeployEstimate,
+    FleetPage,
+    ProviderHeadroom,
+    RecentDeployment,
+    TierInfo,
+    UsageReport,
+    Whoami,
+    WorkspaceSummary,
+)
 from engine.costs.ledger import usage_series
 from engine.costs.margins import margins_for
 from engine.costs.model import AppUsage, cost_provider
@@ -55,7 +65,7 @@ def whoami(engine: EngineDep, principal: AnyRole, background: BackgroundTasks) -
     return {"role": principal.role, "principal": principal.name}
 
 
-@router.get("/api/console/deployments", tags=["deployments"])
+@router.get("/api/console/deployments", tags=["deployments"], response_model=list[RecentDeployment])
 def recent_deployments(engine: EngineDep, principal: Reader, limit: int = 50) -> list[dict[str, Any]]:
     """The latest deployments across the fleet, newest first (the Status page's picker)."""
     return engine.store.fetchall(
@@ -71,7 +81,12 @@ FLEET_FIELDS = ("id", "name", "user_id", "tier", "status", "deployment_url", "cu
 FLEET_LIMIT = 100_000
 
 
-@router.get("/api/console/fleet", tags=["apps"])
+@router.get(
+    "/api/console/fleet",
+    tags=["apps"],
+    response_class=Response,
+    responses={200: {"model": FleetPage, "description": "the fleet, as columns and rows"}},
+)
 def fleet(
     engine: EngineDep,
     principal: Reader,
@@ -115,7 +130,7 @@ def fleet_body(engine: Engine, owner: str | None, contains: str | None, limit: i
     return json.dumps(body, default=str).encode()
 
 
-@router.get("/api/analytics/workspace")
+@router.get("/api/analytics/workspace", response_model=WorkspaceSummary)
 def workspace(engine: EngineDep, principal: Reader) -> dict[str, Any]:
     """Fleet counts and whether demo data is present (the console labels it on every page)."""
     row = engine.store.fetchone(
@@ -127,7 +142,7 @@ def workspace(engine: EngineDep, principal: Reader) -> dict[str, Any]:
     return {**(row or {}), "usage_from": span and span["first"], "usage_to": span and span["last"]}
 
 
-@router.get("/api/analytics/tiers")
+@router.get("/api/analytics/tiers", response_model=dict[str, TierInfo])
 def tiers(principal: Reader) -> dict[str, Any]:
     """The tiers with their prices, limits and monthly quotas, in order from free to enterprise."""
     return {name: tier.model_dump() for name, tier in default_tiers().tiers.items()}
@@ -232,7 +247,7 @@ def typical_usage(costs: MonthCosts, tier: str, provider: str) -> dict[str, int]
     return {m: int(statistics.median([s.get(m) or 0 for s in samples])) for m in sorted(metrics)}
 
 
-@router.get("/api/analytics/estimate")
+@router.get("/api/analytics/estimate", response_model=DeployEstimate)
 def estimate(
     engine: EngineDep,
     principal: Reader,

@@ -282,3 +282,56 @@ class ProviderHeadroom(Model):
     used: int
     left: int | None
     lifted_by: str | None = Field(description="what raises the limit (a plan, a setting)")
+
+
+class RecentDeployment(Model):
+    id: Id
+    app: str
+    pipeline: str
+    status: str = Field(description="pending | running | succeeded | failed | cancelled")
+    created_at: Time
+    finished_at: Time | None
+    url: str | None
+
+
+class WorkspaceSummary(Model):
+    apps: int
+    demo_apps: int = Field(description="apps of the labelled demo fleet (names starting demo-)")
+    active: int
+    usage_from: Time | None = Field(description="the first hour in the usage ledger; null: none yet")
+    usage_to: Time | None
+
+
+class TierInfo(Model):
+    name: str
+    price_cents: int
+    custom_price: bool
+    max_deployed_apps: int = Field(description="-1: unlimited")
+    max_custom_domains: int = Field(description="-1: unlimited")
+    allowed_database_providers: list[str]
+    over_quota: str = Field(description="notify | suspend")
+    quotas: dict[str, int] = Field(description="monthly quotas: requests, bandwidth_bytes, ...")
+    note: str | None
+
+
+class ChoiceEstimate(Model):
+    costed_as: str | None = Field(description="the price sheet the choice is costed on; null: not costed")
+    plan: str | None
+    plan_base_cents: int
+    app_cents: int = Field(description="the new app's estimated monthly share, in cents")
+    sheet_effective_from: str | None = None
+    apps_sharing: int | None = Field(default=None, description="apps on the plan, the new one included")
+    typical_usage: dict[str, int] | None = None
+    source: str | None = None
+
+
+class DeployEstimate(Model):
+    month: str
+    tier: str
+    choices: dict[str, ChoiceEstimate] = Field(description="by database and hosting kind (engine.rules)")
+
+
+class FleetPage(Model):
+    columns: list[str] = Field(description="the fields of each row, cost_cents last")
+    rows: list[list[Any]]
+    total: int = Field(description="apps that match, beyond the limit too")
