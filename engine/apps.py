@@ -10,6 +10,7 @@ from typing import Any
 
 from engine.auth import Principal
 from engine.errors import NotFound
+from engine.records import Deployment, DeploymentStatus, DeploymentSummary, LogLine, RecentDeployment, StepRun
 from engine.rules import check_app_name
 from engine.store import Store
 
@@ -132,11 +133,12 @@ def track_app_states(store: Store, forget_secrets: Any) -> Any:
     return on_event
 
 
-def deployment_status(store: Store, deployment_id: str, *, log_lines: int = 20) -> dict[str, Any]:
-    deployment = store.fetchone("SELECT * FROM deployments WHERE CAST(id AS TEXT) = ?", [deployment_id])
-    if deployment is None:
+def deployment_status(store: Store, deployment_id: str, *, log_lines: int = 20) -> DeploymentStatus:
+    row = store.fetchone("SELECT * FROM deployments WHERE CAST(id AS TEXT) = ?", [deployment_id])
+    if row is None:
         raise NotFound(f"no deployment {deployment_id}")
-    steps = store.fetchall(
+    deployment = Deployment.model_validate(row)
+    rows = store.fetchall(
         "SELECT position, name, status, attempts, started_at, finished_at, detail, progress_done,"
         " progress_total, progress_unit, error FROM step_runs WHERE deployment_id = ? ORDER BY position",
         [deployment_id],
@@ -146,24 +148,26 @@ def deployment_status(store: Store, deployment_id: str, *, log_lines: int = 20) 
         [deployment_id, log_lines],
     )
     now = datetime.now(UTC)
-    for step in steps:
+    steps = []
+    for step in rows:
         start, end = step["started_at"], step["finished_at"]
-        step["seconds"] = (
+        seconds = (
             round(((end or now) - start).total_seconds(), 2)
             if start and step["status"] != "pending"
             else None
         )
-    return {
-        "deployment": deployment,
-        "steps": steps,
-        "eta_seconds": estimate_remaining(store, deployment, steps)
-        if deployment["status"] in ("pending", "running")
+        steps.append(StepRun.model_validate({**step, "seconds": seconds}))
+    return DeploymentStatus(
+        deployment=deployment,
+        steps=steps,
+        eta_seconds=estimate_remaining(store, deployment.pipeline, steps)
+        if deployment.status in ("pending", "running")
         else 0,
-        "log": list(reversed(logs)),
-    }
+        log=[LogLine.model_validate(line) for line in reversed(logs)],
+    )
 
 
-def estimate_remaining(store: Store, deployment: dict[str, Any], steps: list[dict[str, Any]]) -> float | None:
+def estimate_remaining(store: Store, pipeline: str, steps: list[StepRun]) -> float | None:
     """Median duration of each unfinished step over this pipeline's recent successful runs, less the
     part of the running step already done. None when there is no history to go by."""
     history = store.fetchall(
@@ -171,7 +175,7 @@ def estimate_remaining(store: Store, deployment: dict[str, Any], steps: list[dic
         " JOIN deployments d ON d.id = s.deployment_id"
         " WHERE d.pipeline = ? AND d.status = 'succeeded' AND s.status = 'succeeded'"
         " ORDER BY d.created_at DESC LIMIT 500",
-        [deployment["pipeline"]],
+        [pipeline],
     )
     by_step: dict[str, list[float]] = {}
     for row in history:
@@ -180,14 +184,14 @@ def estimate_remaining(store: Store, deployment: dict[str, Any], steps: list[dic
         return None
     remaining = 0.0
     for step in steps:
-        if step["status"] in ("succeeded", "skipped", "undone", "failed", "cancelled"):
+        if step.status in ("succeeded", "skipped", "undone", "failed", "cancelled"):
             continue
-        typical = statistics.median(by_step.get(step["name"], [0.0]))
-        if step["status"] == "running":
-            if step["progress_total"]:
-                typical *= 1 - min(1.0, (step["progress_done"] or 0) / step["progress_total"])
+        typical = statistics.median(by_step.get(step.name, [0.0]))
+        if step.status == "running":
+            if step.progress_total:
+                typical *= 1 - min(1.0, (step.progress_done or 0) / step.progress_total)
             else:
-                typical = max(0.0, typical - (step["seconds"] or 0.0))
+                typical = max(0.0, typical - (step.seconds or 0.0))
         remaining += typical
     return round(remaining, 1)
 
@@ -211,13 +215,25 @@ def app_id(store: Store, name: str) -> str | None:
     return None if found is None else str(found)
 
 
-def deployment_history(store: Store, app_id: str, limit: int = 50) -> list[dict[str, Any]]:
+def latest_deployments(store: Store, limit: int) -> list[RecentDeployment]:
+    """The latest deployments across the fleet, newest first."""
+    rows = store.fetchall(
+        "SELECT d.id, a.name AS app, d.pipeline, d.status, d.created_at, d.finished_at, d.url"
+        " FROM deployments d JOIN deployed_apps a ON a.id = d.app_id"
+        " ORDER BY d.created_at DESC LIMIT ?",
+        [limit],
+    )
+    return [RecentDeployment.model_validate(row) for row in rows]
+
+
+def deployment_history(store: Store, app_id: str, limit: int = 50) -> list[DeploymentSummary]:
     """An app's deployments, newest first."""
-    return store.fetchall(
+    rows = store.fetchall(
         "SELECT id, pipeline, status, url, error, created_at, finished_at FROM deployments"
         " WHERE app_id = ? ORDER BY created_at DESC LIMIT ?",
         [app_id, limit],
     )
+    return [DeploymentSummary.model_validate(row) for row in rows]
 
 
 def forget_if_never_deployed(store: Store, app: dict[str, Any], forget_secrets: Callable[[str], Any]) -> None:

@@ -23,12 +23,12 @@ from engine.api.models import (
     DeployEstimate,
     FleetPage,
     ProviderHeadroom,
-    RecentDeployment,
     TierInfo,
     UsageReport,
     Whoami,
     WorkspaceSummary,
 )
+from engine.apps import latest_deployments
 from engine.costs.ledger import usage_series
 from engine.costs.margins import margins_for
 from engine.costs.model import AppUsage, cost_provider
@@ -44,6 +44,7 @@ from engine.costs.simulate import (
 from engine.costs.tiers import default_tiers
 from engine.costs.usage import GAUGES, METRICS
 from engine.errors import InputError
+from engine.records import RecentDeployment
 from engine.rules import DATABASE_KINDS, HOST_KINDS
 
 if TYPE_CHECKING:
@@ -66,14 +67,9 @@ def whoami(engine: EngineDep, principal: AnyRole, background: BackgroundTasks) -
 
 
 @router.get("/api/console/deployments", tags=["deployments"], response_model=list[RecentDeployment])
-def recent_deployments(engine: EngineDep, principal: Reader, limit: int = 50) -> list[dict[str, Any]]:
+def recent_deployments(engine: EngineDep, principal: Reader, limit: int = 50) -> list[RecentDeployment]:
     """The latest deployments across the fleet, newest first (the Status page's picker)."""
-    return engine.store.fetchall(
-        "SELECT d.id, a.name AS app, d.pipeline, d.status, d.created_at, d.finished_at, d.url"
-        " FROM deployments d JOIN deployed_apps a ON a.id = d.app_id"
-        " ORDER BY d.created_at DESC LIMIT ?",
-        [min(max(limit, 1), 500)],
-    )
+    return latest_deployments(engine.store, min(max(limit, 1), 500))
 
 
 FLEET_FIELDS = ("id", "name", "user_id", "tier", "status", "deployment_url", "custom_domain", "database_provider",

@@ -15,11 +15,9 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 from engine.api.deps import AnyRole, Deployer, EngineDep, Operator, PathApp, visible_app
 from engine.api.models import (
     ERRORS,
-    App,
     AppDetail,
     AuditEntry,
     CancelResult,
-    DeploymentStatus,
     Health,
     IssuedToken,
     Started,
@@ -48,6 +46,7 @@ from engine.costs.tiers import (
     subscription_tier,
 )
 from engine.errors import Forbidden, InputError, NotFound
+from engine.records import App, DeploymentStatus
 from engine.rules import HOST_KINDS, capabilities_of
 
 router = APIRouter(responses=ERRORS)
@@ -119,10 +118,10 @@ def start_pipeline(body: PipelineRun, engine: EngineDep, principal: Operator) ->
     }
 
 
-def visible_deployment(engine: Any, principal: Principal, deployment_id: str) -> dict[str, Any]:
+def visible_deployment(engine: Any, principal: Principal, deployment_id: str) -> DeploymentStatus:
     """A deployment's status if the caller may see its app; 404 otherwise (also when the app is gone)."""
     status = deployment_status(engine.store, deployment_id)
-    name = app_name(engine.store, str(status["deployment"]["app_id"]))
+    name = app_name(engine.store, status.deployment.app_id)
     if name is None:
         if principal.role == "platform":
             raise NotFound(f"no deployment {deployment_id}")
@@ -131,12 +130,12 @@ def visible_deployment(engine: Any, principal: Principal, deployment_id: str) ->
         visible_app(engine, principal, name)
     except NotFound:
         raise NotFound(f"no deployment {deployment_id}") from None
-    status["app"] = name
+    status.app = name
     return status
 
 
 @router.get("/api/deploy/status/{deployment_id}", tags=["deployments"], response_model=DeploymentStatus)
-def deployment(deployment_id: str, engine: EngineDep, principal: AnyRole) -> dict[str, Any]:
+def deployment(deployment_id: str, engine: EngineDep, principal: AnyRole) -> DeploymentStatus:
     return visible_deployment(engine, principal, deployment_id)
 
 

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from engine import apps, uploads
 from engine.api.deps import AnyRole, Deployer, EngineDep, PathApp, owner_clause, visible_app
-from engine.api.models import ERRORS, DatabaseInfo, DeploymentStatus, Started
+from engine.api.models import ERRORS, DatabaseInfo, Started
 from engine.apps import (
     APP_SELECT,
     audit,
@@ -423,11 +423,11 @@ async def status_events(
             last = ""
             while True:
                 status = await asyncio.to_thread(deployment_status, engine.store, deployment_id)
-                text = DeploymentStatus.model_validate(status).model_dump_json()
+                text = status.model_dump_json()
                 if text != last:
                     yield f"event: status\ndata: {text}\n\n"
                     last = text
-                if status["deployment"]["status"] in ("succeeded", "failed", "cancelled"):
+                if status.deployment.status in ("succeeded", "failed", "cancelled"):
                     return
                 if time.monotonic() > deadline:
                     yield "event: timeout\ndata: {}\n\n"
