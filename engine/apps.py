@@ -10,7 +10,15 @@ from typing import Any
 
 from engine.auth import Principal
 from engine.errors import NotFound
-from engine.records import Deployment, DeploymentStatus, DeploymentSummary, LogLine, RecentDeployment, StepRun
+from engine.records import (
+    App,
+    Deployment,
+    DeploymentStatus,
+    DeploymentSummary,
+    LogLine,
+    RecentDeployment,
+    StepRun,
+)
 from engine.rules import check_app_name
 from engine.store import Store
 
@@ -39,7 +47,7 @@ def name_unavailable(name: str) -> NotFound:
 
 def get_or_create_app(
     store: Store, name: str, *, owner: str, principal: Principal | None = None, check_slot: bool = False
-) -> dict[str, Any]:
+) -> App:
     """The app named ``name``, created for ``owner`` when new. A name another tenant holds answers 404,
     as a missing app does. With ``check_slot``, a new app must fit the owner's tier; the count and the
     insert are one transaction, so concurrent first deploys cannot all squeeze in."""
@@ -61,24 +69,24 @@ def get_or_create_app(
     return get_app(store, name)
 
 
-def get_app(store: Store, name_or_id: str) -> dict[str, Any]:
+def get_app(store: Store, name_or_id: str) -> App:
     row = store.fetchone(f"{APP_SELECT} WHERE a.name = ? OR CAST(a.id AS TEXT) = ?", [name_or_id, name_or_id])
     if row is None:
         raise NotFound(f"no app named {name_or_id!r}; `launchdeck apps` lists them")
-    return row
+    return App.model_validate(row)
 
 
-def visible_to(principal: Principal, app: dict[str, Any]) -> bool:
-    return principal.may_see_owner(str(app["user_id"]))
+def visible_to(principal: Principal, app: App) -> bool:
+    return principal.may_see_owner(str(app.user_id))
 
 
-def require_visible(principal: Principal, app: dict[str, Any]) -> dict[str, Any]:
+def require_visible(principal: Principal, app: App) -> App:
     if not visible_to(principal, app):  # same answer as a missing app: don't reveal other owners' names
-        raise NotFound(f"no app named {app['name']!r}; `launchdeck apps` lists them")
+        raise NotFound(f"no app named {app.name!r}; `launchdeck apps` lists them")
     return app
 
 
-def visible_app(store: Store, principal: Principal, name: str) -> dict[str, Any]:
+def visible_app(store: Store, principal: Principal, name: str) -> App:
     """The app, or the same 404 whether it is missing or another tenant's."""
     try:
         app = get_app(store, name)
@@ -97,12 +105,15 @@ def owner_filter(principal: Principal) -> tuple[str, list[Any]]:
     return "(a.user_id = ? OR starts_with(a.user_id, ?))", [principal.name, principal.name + "/"]
 
 
-def list_apps(store: Store, principal: Principal, status: str | None = None) -> list[dict[str, Any]]:
+def list_apps(store: Store, principal: Principal, status: str | None = None) -> list[App]:
     clause, params = owner_filter(principal)
     if status is not None:
         clause += " AND a.status = ?"
         params.append(status)
-    return store.fetchall(f"{APP_SELECT} WHERE {clause} ORDER BY a.name", params)
+    return [
+        App.model_validate(row)
+        for row in store.fetchall(f"{APP_SELECT} WHERE {clause} ORDER BY a.name", params)
+    ]
 
 
 def track_app_states(store: Store, forget_secrets: Any) -> Any:
@@ -236,12 +247,12 @@ def deployment_history(store: Store, app_id: str, limit: int = 50) -> list[Deplo
     return [DeploymentSummary.model_validate(row) for row in rows]
 
 
-def forget_if_never_deployed(store: Store, app: dict[str, Any], forget_secrets: Callable[[str], Any]) -> None:
+def forget_if_never_deployed(store: Store, app: App, forget_secrets: Callable[[str], Any]) -> None:
     """Delete an app (and its secrets) that a refused first request created: no deployment ever ran."""
-    runs = store.scalar("SELECT count(*) FROM deployments WHERE app_id = ?", [app["id"]])
-    if not runs and app["status"] == "provisioning":
-        forget_secrets(str(app["id"]))
-        store.execute("DELETE FROM deployed_apps WHERE id = ?", [app["id"]])
+    runs = store.scalar("SELECT count(*) FROM deployments WHERE app_id = ?", [app.id])
+    if not runs and app.status == "provisioning":
+        forget_secrets(str(app.id))
+        store.execute("DELETE FROM deployed_apps WHERE id = ?", [app.id])
 
 
 def live_app_count(store: Store, user_id: str, live_statuses: tuple[str, ...]) -> int:

@@ -25,7 +25,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +39,7 @@ from engine.errors import (
     TransientError,
 )
 from engine.procs import kill_for_thread
+from engine.records import App
 from engine.redact import redact
 from engine.retry import RetryPolicy
 from engine.store import Store
@@ -56,10 +57,10 @@ NO_RETRY = RetryPolicy(max_attempts=1)
 class StepContext:
     """What a step sees: its parameters, earlier steps' outputs, and ways to report."""
 
-    def __init__(self, runner: Runner, deployment: dict[str, Any], app: dict[str, Any]) -> None:
+    def __init__(self, runner: Runner, deployment: dict[str, Any], app: Mapping[str, Any]) -> None:
         self._runner = runner
         self.deployment_id: str = str(deployment["id"])
-        self.app: dict[str, Any] = app
+        self.app = App.model_validate(app)  # its record as the run starts
         self.params: dict[str, Any] = json.loads(deployment["params"])
         self.state: dict[str, Any] = json.loads(deployment["state"] or "{}")
         self.cancelled = threading.Event()
@@ -70,11 +71,11 @@ class StepContext:
 
     @property
     def app_id(self) -> str:
-        return str(self.app["id"])
+        return self.app.id
 
     @property
     def app_name(self) -> str:
-        return str(self.app["name"])
+        return self.app.name
 
     def resource_name(self, kind: str) -> str:
         """A name for a resource this deployment creates, stable across re-runs of the deployment."""

@@ -23,19 +23,19 @@ from pipelines.web import DB_TOKEN, DB_URL, provision_database, set_app, undo_da
 
 
 def _database_kind(ctx: StepContext) -> str | None:
-    kind = ctx.app["database_provider"]
+    kind = ctx.app.database_provider
     return str(kind) if kind and kind != "byo" else None
 
 
 def _require_live(ctx: StepContext) -> None:
-    if ctx.app["status"] == "destroyed":
+    if ctx.app.status == "destroyed":
         raise TerminalError(f"{ctx.app_name} was destroyed; deploy it again to bring it back")
 
 
 @contextlib.contextmanager
 def app_host(ctx: StepContext) -> Iterator[HostingProvider]:
     """The host that serves the app (this machine's edge host for an app never hosted anywhere)."""
-    with using_host(services_of(ctx), str(ctx.app["hosting_provider"] or DEFAULT_HOST)) as host:
+    with using_host(services_of(ctx), str(ctx.app.hosting_provider or DEFAULT_HOST)) as host:
         yield host
 
 
@@ -61,7 +61,7 @@ def suspend_hosting(ctx: StepContext) -> str:
 def resume_hosting(ctx: StepContext) -> str:
     _require_live(ctx)
     with app_host(ctx) as host:
-        return host.resume(ctx.app_name, host_deployment_of(ctx, host, str(ctx.app["live_deployment_id"])))
+        return host.resume(ctx.app_name, host_deployment_of(ctx, host, str(ctx.app.live_deployment_id)))
 
 
 def suspend_database(ctx: StepContext) -> str:
@@ -111,7 +111,7 @@ def resume(_: dict[str, Any]) -> list[Step]:
 
 def rollback_target(ctx: StepContext, host: HostingProvider) -> dict[str, Any]:
     rows = succeeded_web_deployments(services_of(ctx).store, ctx.app_id)
-    live = str(ctx.app["live_deployment_id"]) if ctx.app["live_deployment_id"] else None
+    live = str(ctx.app.live_deployment_id) if ctx.app.live_deployment_id else None
     wanted = ctx.params.get("to")
     for row in rows:
         candidate = str(row["id"])
@@ -143,7 +143,7 @@ def rollback_step(ctx: StepContext) -> str:
     with app_host(ctx) as host:
         target = rollback_target(ctx, host)
         target_id = str(target["id"])
-        ctx.state["previous_live"] = str(ctx.app["live_deployment_id"])
+        ctx.state["previous_live"] = str(ctx.app.live_deployment_id)
         # The target's environment (its configuration snapshot) comes back with it from the vault.
         host.promote(ctx.app_name, host_deployment_of(ctx, host, target_id))
     set_app(ctx, live_deployment_id=target_id, deployment_url=target["url"], config=target["config_snapshot"])

@@ -17,6 +17,7 @@ from engine.providers.base import (
     HostingProvider,
     serve_suspended_page,
 )
+from engine.records import App
 from engine.rules import HOST_CAPABILITIES, database_kind, host_kind
 
 if TYPE_CHECKING:
@@ -213,16 +214,14 @@ class CloudflareHosting:
             client.close()
 
 
-def check_plan_limits(engine: StepServices, params: Mapping[str, Any], app: Mapping[str, Any]) -> None:
+def check_plan_limits(engine: StepServices, params: Mapping[str, Any], app: App) -> None:
     """Refuse a deploy that would go over a provider plan's limit, before anything is created: a new Turso
     database or Neon project, a new Worker (or user Worker) on Cloudflare."""
     from engine.costs.limits import check_room, recorded_cloudflare_mode
 
-    store, app_name = engine.store, str(app["name"])
+    store, app_name = engine.store, str(app.name)
     database = params.get("db")
-    if database in ("turso", "neon") and not (
-        app.get("database_provider") == database and app.get("database_id")
-    ):
+    if database in ("turso", "neon") and not (app.database_provider == database and app.database_id):
         check_room(store, str(database))
     if params.get("host") == "cloudflare" and recorded_cloudflare_mode(store, app_name) is None:
         hosting = CloudflareHosting(store, engine.settings)

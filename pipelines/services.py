@@ -34,7 +34,7 @@ def services_of(ctx: StepContext) -> StepServices:
 
 def app_owner(ctx: StepContext) -> str:
     # Always the app's owner: whose store accounts and tokens a build uses is never a request's choice.
-    return str(ctx.app["user_id"])
+    return str(ctx.app.user_id)
 
 
 def build_dir_of(ctx: StepContext, kind: str) -> Path:

@@ -90,7 +90,7 @@ def preflight(ctx: StepContext) -> str:
     schema_path(source)
     check_deploy_allowed(  # the owner's subscription tier: a request never chooses it
         engine.store,
-        str(ctx.app["user_id"]),
+        str(ctx.app.user_id),
         None,
         params["db"],
         bool(params.get("domain")),
@@ -174,12 +174,12 @@ def provision_database(ctx: StepContext) -> str:
     # half-imported, so it is imported again (replacing what it holds), never "kept" (review M2).
     interrupted = engine.vault.get_optional(ctx.app_id, DB_IMPORTING) is not None
     if (
-        ctx.app["database_provider"] == kind
+        ctx.app.database_provider == kind
         and engine.vault.get_optional(ctx.app_id, DB_URL)
         and not interrupted
     ):
         ctx.state["db_created"] = False
-        return f"existing {kind} database {ctx.app['database_id']} kept (its data is not re-imported)"
+        return f"existing {kind} database {ctx.app.database_id} kept (its data is not re-imported)"
 
     ctx.state["db_created"] = kind != "byo"
     engine.vault.put(ctx.app_id, DB_IMPORTING, ctx.deployment_id)
@@ -630,7 +630,7 @@ def record_live(ctx: StepContext, url: str, provider_deployment_id: str | None =
         live_deployment_id=ctx.deployment_id,
         hosting_provider=ctx.params["host"],
         hosting_project_id=ctx.app_name,
-        tier=subscription_tier(engine.store, str(ctx.app["user_id"])),
+        tier=subscription_tier(engine.store, str(ctx.app.user_id)),
         config=json.dumps(snapshot),
         last_deployed_at=datetime.now(UTC),
     )

@@ -51,13 +51,6 @@ from engine.rules import HOST_KINDS, capabilities_of
 
 router = APIRouter(responses=ERRORS)
 
-PUBLIC_APP_FIELDS = tuple(App.model_fields)
-
-
-def public_app(row: dict[str, Any]) -> dict[str, Any]:
-    """An app as the API shows it: never the encrypted database URL."""
-    return {key: row[key] for key in PUBLIC_APP_FIELDS}
-
 
 @router.get("/healthz", tags=["engine"], response_model=Health)
 def healthz() -> dict[str, Any]:
@@ -69,23 +62,20 @@ def apps(
     engine: EngineDep,
     principal: AnyRole,
     status: Literal[APP_STATES] | None = Query(default=None, description="only apps in this state"),  # type: ignore[valid-type]
-) -> list[dict[str, Any]]:
-    return [public_app(row) for row in list_apps(engine.store, principal, status)]
+) -> list[App]:
+    return list_apps(engine.store, principal, status)  # the record holds no secret (the URL is in the vault)
 
 
 @router.get("/api/apps/{name}", tags=["apps"], response_model=AppDetail)
-def app_detail(app: PathApp, engine: EngineDep) -> dict[str, Any]:
-    history = deployment_history(engine.store, str(app["id"]))
+def app_detail(app: PathApp, engine: EngineDep) -> AppDetail:
+    history = deployment_history(engine.store, app.id)
     hosting: dict[str, Any] | None = None
-    if app["hosting_provider"] in HOST_KINDS and capabilities_of(app["hosting_provider"]).own_origin:
+    if app.hosting_provider in HOST_KINDS and capabilities_of(app.hosting_provider).own_origin:
         with contextlib.suppress(NotFound):
-            hosting = dataclasses.asdict(engine.edge.status(app["name"]))  # server state, cold start, traffic
-    return {
-        **public_app(app),
-        "deployments": history,
-        "secrets": engine.vault.names(str(app["id"])),
-        "hosting": hosting,
-    }
+            hosting = dataclasses.asdict(engine.edge.status(app.name))  # server state, cold start, traffic
+    return AppDetail(
+        **app.model_dump(), deployments=history, secrets=engine.vault.names(app.id), hosting=hosting
+    )
 
 
 class PipelineRun(BaseModel):
@@ -108,12 +98,12 @@ def start_pipeline(body: PipelineRun, engine: EngineDep, principal: Operator) ->
         min(30.0, engine.settings.lock_timeout_seconds) if body.lock_timeout is None else body.lock_timeout
     )
     deployment_id = engine.runner.submit(
-        str(app["id"]), body.pipeline, body.params, requested_by=principal.actor, lock_timeout=lock_timeout
+        str(app.id), body.pipeline, body.params, requested_by=principal.actor, lock_timeout=lock_timeout
     )
     audit(engine.store, principal.actor, f"start {body.pipeline}", body.app, {"deployment": deployment_id})
     return {
         "deployment_id": deployment_id,
-        "app": app["name"],
+        "app": app.name,
         "status_url": f"/api/deploy/status/{deployment_id}",
     }
 
@@ -277,8 +267,8 @@ class SecretValue(BaseModel):
 
 @router.put("/api/apps/{name}/secrets/{secret}", status_code=204, tags=["apps"])
 def put_secret(app: PathApp, secret: str, body: SecretValue, engine: EngineDep, principal: Deployer) -> None:
-    engine.vault.put(str(app["id"]), check_secret_name(secret), body.value.get_secret_value())
-    audit(engine.store, principal.actor, "set secret", app["name"], {"secret": secret})
+    engine.vault.put(str(app.id), check_secret_name(secret), body.value.get_secret_value())
+    audit(engine.store, principal.actor, "set secret", app.name, {"secret": secret})
 
 
 @router.get("/api/audit", tags=["engine"], response_model=list[AuditEntry])

@@ -34,6 +34,7 @@ from engine.auth import Principal
 from engine.costs.tiers import check_deploy_allowed, override_tier, resume_hold
 from engine.domains import normalize_domain
 from engine.errors import Conflict, Forbidden, InputError, LaunchdeckError, NotFound
+from engine.records import App
 from engine.rules import (
     DATABASE_FAMILIES,
     DEFAULT_DATABASE,
@@ -230,7 +231,7 @@ def schema_of(folder: Path) -> str:
     return str(schema)
 
 
-def refuse_held(engine: Engine, principal: Principal, app: dict[str, Any]) -> None:
+def refuse_held(engine: Engine, principal: Principal, app: App) -> None:
     if principal.role == "operator":
         return
     hold = resume_hold(engine.store, app)
@@ -261,11 +262,11 @@ def check_byo_url(url: str) -> None:
 
 
 def _start(
-    engine: Engine, principal: Principal, app: dict[str, Any], pipeline: str, params: dict[str, Any]
+    engine: Engine, principal: Principal, app: App, pipeline: str, params: dict[str, Any]
 ) -> dict[str, Any]:
     try:
         deployment_id = engine.runner.submit(
-            str(app["id"]),
+            str(app.id),
             pipeline,
             params,
             requested_by=principal.actor,
@@ -274,15 +275,15 @@ def _start(
     except LaunchdeckError:
         forget_if_never_deployed(engine, app)
         raise
-    audit(engine.store, principal.actor, pipeline, app["name"], {"deployment": deployment_id})
+    audit(engine.store, principal.actor, pipeline, app.name, {"deployment": deployment_id})
     return {
         "deployment_id": deployment_id,
-        "app": app["name"],
+        "app": app.name,
         "status_url": f"/api/deploy/status/{deployment_id}",
     }
 
 
-def forget_if_never_deployed(engine: Engine, app: dict[str, Any]) -> None:
+def forget_if_never_deployed(engine: Engine, app: App) -> None:
     """A refused first request must not leave an app stuck in 'provisioning' with its secrets."""
     apps.forget_if_never_deployed(engine.store, app, engine.vault.delete)
 
@@ -294,10 +295,10 @@ def refuse_taken(engine: Engine, principal: Principal, name: str) -> None:
         raise name_unavailable(name)
 
 
-def new_or_owned_app(engine: Engine, principal: Principal, name: str, owner: str) -> dict[str, Any]:
+def new_or_owned_app(engine: Engine, principal: Principal, name: str, owner: str) -> App:
     app = get_or_create_app(engine.store, name, owner=owner, principal=principal, check_slot=True)
-    if principal.role == "operator" and app["user_id"] != owner and owner != "operator":
-        raise Conflict(f"app: {name} belongs to {app['user_id']}, not {owner}")
+    if principal.role == "operator" and app.user_id != owner and owner != "operator":
+        raise Conflict(f"app: {name} belongs to {app.user_id}, not {owner}")
     return app
 
 
@@ -325,7 +326,7 @@ def deploy_web(body: DeployWeb, engine: EngineDep, principal: Deployer) -> dict[
         override_tier(engine.store, owner, body.tier, actor=principal.actor, reason=f"deploy of {body.app}")
     app = new_or_owned_app(engine, principal, body.app, owner)
     refuse_held(engine, principal, app)
-    scope = str(app["id"])
+    scope = str(app.id)
     if body.database_url is not None:
         engine.vault.put(scope, "byo:DATABASE_URL", body.database_url.get_secret_value())
     for name, value in body.env.items():
@@ -363,13 +364,13 @@ def deploy_database(body: DeployDatabase, engine: EngineDep, principal: Deployer
         check_byo_url(body.database_url.get_secret_value())
     app = new_or_owned_app(engine, principal, body.app, owner)
     try:
-        check_deploy_allowed(engine.store, str(app["user_id"]), None, body.db, False, app_name=app["name"])
+        check_deploy_allowed(engine.store, str(app.user_id), None, body.db, False, app_name=app.name)
     except LaunchdeckError:
         forget_if_never_deployed(engine, app)
         raise
     refuse_held(engine, principal, app)
     if body.database_url is not None:
-        engine.vault.put(str(app["id"]), "byo:DATABASE_URL", body.database_url.get_secret_value())
+        engine.vault.put(str(app.id), "byo:DATABASE_URL", body.database_url.get_secret_value())
     return _start(
         engine, principal, app, "database", {"schema_path": schema, "db": body.db, "preview": preview}
     )
@@ -478,12 +479,12 @@ def _databases(
     )
     return [
         {
-            "id": app["database_id"],
-            "app": app["name"],
-            "provider": app["database_provider"],
-            "status": app["status"],
+            "id": row["database_id"],
+            "app": row["name"],
+            "provider": row["database_provider"],
+            "status": row["status"],
         }
-        for app in rows
+        for row in rows
     ]
 
 
@@ -590,11 +591,11 @@ def _native(
 ) -> dict[str, Any]:
     app = visible_app(engine, principal, body.app)
     params = check_native_params(engine, principal, dict(body.params))
-    if not app["deployment_url"] and not params.get("server_url") and not params.get("web_dir"):
+    if not app.deployment_url and not params.get("server_url") and not params.get("web_dir"):
         raise InputError(
             f"app: {body.app} has no live URL yet: deploy its web app first, or give params.server_url"
         )
-    return _start(engine, principal, app, pipeline, {"server_url": app["deployment_url"], **params, **extra})
+    return _start(engine, principal, app, pipeline, {"server_url": app.deployment_url, **params, **extra})
 
 
 @router.post("/api/deploy/ios", status_code=202, response_model=Started)

@@ -17,6 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from engine import apps
 from engine.auth import WORKER_ROUTES, Principal, Role, authenticate
 from engine.errors import Forbidden
+from engine.records import App
 
 if TYPE_CHECKING:
     from engine.service import Engine
@@ -64,16 +65,16 @@ Reader = Annotated[Principal, Depends(require("operator", "finance"))]
 WorkerRole = Annotated[Principal, Depends(require("worker"))]
 
 
-def visible_app(engine: Engine, principal: Principal, name: str) -> dict[str, Any]:
+def visible_app(engine: Engine, principal: Principal, name: str) -> App:
     """The app ``name`` if the caller may see it; otherwise the same 404 as for a missing app."""
     return apps.visible_app(engine.store, principal, name)
 
 
-def path_app(name: str, engine: EngineDep, principal: AnyRole) -> dict[str, Any]:
+def path_app(name: str, engine: EngineDep, principal: AnyRole) -> App:
     return visible_app(engine, principal, name)
 
 
-PathApp = Annotated[dict[str, Any], Depends(path_app)]
+PathApp = Annotated[App, Depends(path_app)]
 
 
 def owner_clause(principal: Principal) -> tuple[str, list[Any]]:

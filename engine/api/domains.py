@@ -56,12 +56,12 @@ def configure(body: ConfigureBody, engine: EngineDep, principal: Deployer) -> di
     app = visible_app(engine, principal, body.app)
     domain = normalize_domain(body.domain, edge_hostname=engine.settings.edge_hostname)
     existing = get(engine.store, domain)
-    if existing is not None and existing.app != app["name"]:
+    if existing is not None and existing.app != app.name:
         other = owner_of(engine.store, existing.app)
         if other is None or not principal.may_see_owner(other):
             raise Conflict(f"{domain} is already configured for an app of another owner")
-    check_domain_slot(engine.store, str(app["user_id"]), domain)
-    return add(engine.store, app["name"], domain, edge_hostname=engine.settings.edge_hostname).to_json()
+    check_domain_slot(engine.store, str(app.user_id), domain)
+    return add(engine.store, app.name, domain, edge_hostname=engine.settings.edge_hostname).to_json()
 
 
 @router.post("/check", response_model=DomainInfo)
@@ -74,7 +74,7 @@ def check_route(body: CheckBody, engine: EngineDep, principal: Deployer) -> dict
     )
     return check(
         engine.store,
-        app["name"],
+        app.name,
         body.domain,
         resolvers=resolvers,
         router=router_of(engine),

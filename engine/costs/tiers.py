@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine.config import PROJECT_ROOT
 from engine.errors import InputError, TierLimitExceeded
+from engine.records import App
 from engine.store import Store
 
 TIERS_FILE = PROJECT_ROOT / "data" / "tiers.toml"
@@ -162,35 +163,35 @@ def override_tier(
     return {"user_id": user_id, "tier": chosen.name, "previous_tier": before}
 
 
-def resume_hold(store: Store, app: dict[str, Any]) -> str | None:
+def resume_hold(store: Store, app: App) -> str | None:
     """Why a platform may not resume (or redeploy) this suspended app, or None. An app that metering
     suspended for going over its quota stays suspended until an operator resumes it or the quota is
     lifted: a new month began, or the owner's subscription changed since. An operator's suspension
     is lifted by an operator only."""
-    if app.get("status") != "suspended":
+    if app.status != "suspended":
         return None
     last = store.fetchone(
         "SELECT requested_by, created_at, params FROM deployments WHERE app_id = ? AND pipeline = 'suspend'"
         " AND status = 'succeeded' ORDER BY created_at DESC LIMIT 1",
-        [app["id"]],
+        [app.id],
     )
     if last is None:
         return None
     by = str(last["requested_by"])
     if by.startswith("operator:"):
-        return f"{app['name']} was suspended by an operator; only an operator can resume it"
+        return f"{app.name} was suspended by an operator; only an operator can resume it"
     if by != "metering":
         return None
     suspended_at = last["created_at"]
     month_now = store.scalar("SELECT date_trunc('month', now())")
     if suspended_at < month_now:
         return None
-    changed = store.scalar("SELECT updated_at FROM user_subscriptions WHERE user_id = ?", [app["user_id"]])
+    changed = store.scalar("SELECT updated_at FROM user_subscriptions WHERE user_id = ?", [app.user_id])
     if changed is not None and changed > suspended_at:
         return None
     reason = json.loads(last["params"] or "{}").get("reason") or "over its tier's monthly quota"
     return (
-        f"{app['name']} was suspended for going over quota ({reason}); it resumes when an operator resumes it, "
+        f"{app.name} was suspended for going over quota ({reason}); it resumes when an operator resumes it, "
         "when the owner's tier changes, or at the start of next month"
     )
 

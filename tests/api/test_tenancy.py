@@ -48,13 +48,13 @@ class Tenant:
         engine.store.execute(
             "UPDATE deployed_apps SET status = 'active', database_provider = 'local-libsql', database_id = ?"
             " WHERE id = ?",
-            [f"databases/{self.app}/{self.app}.db", app["id"]],
+            [f"databases/{self.app}/{self.app}.db", app.id],
         )
-        engine.vault.put(str(app["id"]), "expo_token", f"secret-of-{name}")
+        engine.vault.put(str(app.id), "expo_token", f"secret-of-{name}")
         self.domain = f"shop.{name}.example.com"
         domains.add(engine.store, self.app, self.domain)
         self.deployment = engine.runner.submit(
-            str(app["id"]), "selftest", {"resource_dir": str(engine.settings.workspace / "res" / name), "fail_at": "create-file"},
+            str(app.id), "selftest", {"resource_dir": str(engine.settings.workspace / "res" / name), "fail_at": "create-file"},
             requested_by=f"platform:{name}",
         )  # fmt: skip
         engine.runner.wait(self.deployment, timeout=60)
@@ -248,13 +248,13 @@ def test_a_quota_suspension_is_lifted_by_an_operator_or_a_tier_change(
 ) -> None:
     headers = platform_token(engine, "zeta")
     app = get_or_create_app(engine.store, "zeta-app", owner="zeta")
-    engine.store.execute("UPDATE deployed_apps SET status = 'suspended' WHERE id = ?", [app["id"]])
+    engine.store.execute("UPDATE deployed_apps SET status = 'suspended' WHERE id = ?", [app.id])
     engine.store.execute(
         "INSERT INTO deployments (id, app_id, pipeline, status, params, requested_by, created_at)"
         " VALUES (?, ?, 'suspend', 'succeeded', ?, 'metering', now())",
         [
             str(uuid.uuid4()),
-            app["id"],
+            app.id,
             '{"reason": "over the free tier\'s monthly quota: requests 200,000 > 100,000"}',
         ],
     )

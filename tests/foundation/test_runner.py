@@ -50,7 +50,7 @@ def start(runner: Runner, tmp_path: Path, pg: tuple[str, str], app: str = "shop"
     app_row = get_or_create_app(runner.store, app, owner="operator")
     full = {"resource_dir": str(tmp_path / "resources"), "pg_url": pg[0], "table": pg[1], **params}
     return runner.submit(
-        str(app_row["id"]), "selftest", full, requested_by="test", lock_timeout=params.get("lock", 0)
+        str(app_row.id), "selftest", full, requested_by="test", lock_timeout=params.get("lock", 0)
     )
 
 
@@ -188,5 +188,5 @@ def test_a_pipeline_whose_step_needs_a_later_step_is_refused_at_submit(runner: R
     ]
     app_row = get_or_create_app(runner.store, "shop", owner="operator")
     with pytest.raises(ValueError, match=r"step 'build' needs \['install'\], which are not earlier steps"):
-        runner.submit(str(app_row["id"]), "tangled", {}, requested_by="test")
+        runner.submit(str(app_row.id), "tangled", {}, requested_by="test")
     assert runner.store.scalar("SELECT count(*) FROM deployments") == 0

@@ -59,7 +59,7 @@ def cloud(tmp_path: Path) -> Iterator[Fleet]:
 
 
 def live_text(cloud: Fleet, host: str | None = None) -> str:
-    url = str(get_app(cloud.engine.store, "shop")["deployment_url"])
+    url = str(get_app(cloud.engine.store, "shop").deployment_url)
     if host is not None:
         url = f"http://{host}:{httpx.URL(url).port}/"
     return get(url).text
@@ -77,7 +77,7 @@ def test_a_custom_hostnames_life_pending_active_failed_before_promote(cloud: Fle
     store, saas = cloud.engine.store, cloud.cf.workers.platforms
     saas.validation_reads = 10_000  # Cloudflare keeps retrying validation for days (its backoff schedule)
     assert cloud.deploy(["shop"], greeting="v1") == {"shop": "succeeded"}
-    live = get_app(store, "shop")["live_deployment_id"]
+    live = get_app(store, "shop").live_deployment_id
 
     # Pending: nobody has published the TXT records yet. The deploy fails with the records to publish;
     # production still serves v1 and the app's live deployment is unchanged.
@@ -85,13 +85,13 @@ def test_a_custom_hostnames_life_pending_active_failed_before_promote(cloud: Fle
     error = last_error(cloud)
     assert "not validated yet" in error and "Production was not changed" in error
     assert "_cf-custom-hostname.shop.example.org" in error and "_acme-challenge.shop.example.org" in error
-    assert live_text(cloud) == "v1 from shop" and get_app(store, "shop")["live_deployment_id"] == live
+    assert live_text(cloud) == "v1 from shop" and get_app(store, "shop").live_deployment_id == live
     row = store.fetchone(
         "SELECT status, certificate_status, records FROM cloud_domains WHERE domain = 'shop.example.org'"
     )
     assert row is not None and (row["status"], row["certificate_status"]) == ("pending", "pending")
     assert "TXT _cf-custom-hostname.shop.example.org" in json.loads(row["records"])
-    assert get_app(store, "shop")["custom_domain"] is None
+    assert get_app(store, "shop").custom_domain is None
 
     # Active: the owner publishes the records; the next deploy finds the hostname validated, then promotes.
     hostname = saas.hostnames["shop.example.org"]
@@ -99,24 +99,22 @@ def test_a_custom_hostnames_life_pending_active_failed_before_promote(cloud: Fle
     saas.publish(hostname.certificate_name, hostname.certificate)
     assert cloud.deploy(["shop"], greeting="v3", domain="shop.example.org") == {"shop": "succeeded"}
     assert live_text(cloud) == "v3 from shop" and live_text(cloud, "shop.example.org") == "v3 from shop"
-    assert get_app(store, "shop")["custom_domain"] == "shop.example.org"
+    assert get_app(store, "shop").custom_domain == "shop.example.org"
     row = store.fetchone(
         "SELECT status, certificate_status FROM cloud_domains WHERE domain = 'shop.example.org'"
     )
     assert row == {"status": "active", "certificate_status": "issued"}
 
     # Failed: a hostname Cloudflare blocks. It is removed, the deploy fails, production keeps serving v3.
-    live = get_app(store, "shop")["live_deployment_id"]
+    live = get_app(store, "shop").live_deployment_id
     saas.block("blocked.example.org")
     assert cloud.deploy(["shop"], greeting="v4", domain="blocked.example.org") == {"shop": "failed"}
     assert "failed validation" in last_error(cloud) and "it was removed" in last_error(cloud)
     assert "blocked.example.org" not in saas.hostnames
-    assert live_text(cloud) == "v3 from shop" and get_app(store, "shop")["live_deployment_id"] == live
+    assert live_text(cloud) == "v3 from shop" and get_app(store, "shop").live_deployment_id == live
 
     # Destroyed: the app's custom hostname goes with it (it is the zone's, not the user Worker's).
-    destroyed = cloud.engine.runner.submit(
-        str(get_app(store, "shop")["id"]), "destroy", {}, requested_by="test"
-    )
+    destroyed = cloud.engine.runner.submit(str(get_app(store, "shop").id), "destroy", {}, requested_by="test")
     assert cloud.engine.runner.wait(destroyed, timeout=120)["status"] == "succeeded"
     assert "shop.example.org" not in saas.hostnames
     assert store.scalar("SELECT count(*) FROM cloud_domains WHERE app = 'shop'") == 0

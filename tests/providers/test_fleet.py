@@ -51,7 +51,7 @@ class Fleet:
         for name in names:
             app = get_or_create_app(store, name, owner="operator")
             started[name] = runner.submit(
-                str(app["id"]),
+                str(app.id),
                 "web-prebuilt",
                 {"host": "cloudflare", "db": "none", "bundle": str(self.bundle), **params},
                 requested_by="fleet-test",
@@ -175,7 +175,7 @@ def test_a_deploy_past_the_plain_workers_cap_is_refused_before_anything_is_creat
     # dispatch Worker: the account is at Workers Paid's 500.
     for i in range(499):
         app = get_or_create_app(store, f"plain-{i:03d}", owner="operator")
-        store.execute("UPDATE deployed_apps SET status = 'active' WHERE id = ?", [app["id"]])
+        store.execute("UPDATE deployed_apps SET status = 'active' WHERE id = ?", [app.id])
         store.execute("INSERT INTO cloudflare_hosting (app, mode) VALUES (?, 'workers')", [f"plain-{i:03d}"])
     fleet.engine.settings.cloudflare_mode = "workers"
     try:
