@@ -87,7 +87,7 @@ class PipelineRun(BaseModel):
 
 
 @router.post("/api/deployments", status_code=202, tags=["deployments"], response_model=Started)
-def start_pipeline(body: PipelineRun, engine: EngineDep, principal: Operator) -> dict[str, Any]:
+def start_pipeline(body: PipelineRun, engine: EngineDep, principal: Operator) -> Started:
     """Any registered pipeline with raw parameters: operators only (platforms use /api/deploy/*)."""
     if body.pipeline not in engine.runner.pipelines:
         raise InputError(
@@ -101,11 +101,7 @@ def start_pipeline(body: PipelineRun, engine: EngineDep, principal: Operator) ->
         str(app.id), body.pipeline, body.params, requested_by=principal.actor, lock_timeout=lock_timeout
     )
     audit(engine.store, principal.actor, f"start {body.pipeline}", body.app, {"deployment": deployment_id})
-    return {
-        "deployment_id": deployment_id,
-        "app": app.name,
-        "status_url": f"/api/deploy/status/{deployment_id}",
-    }
+    return Started.run(deployment_id, app.name)
 
 
 def visible_deployment(engine: Any, principal: Principal, deployment_id: str) -> DeploymentStatus:

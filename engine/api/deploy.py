@@ -261,9 +261,7 @@ def check_byo_url(url: str) -> None:
         )
 
 
-def _start(
-    engine: Engine, principal: Principal, app: App, pipeline: str, params: dict[str, Any]
-) -> dict[str, Any]:
+def _start(engine: Engine, principal: Principal, app: App, pipeline: str, params: dict[str, Any]) -> Started:
     try:
         deployment_id = engine.runner.submit(
             str(app.id),
@@ -276,11 +274,7 @@ def _start(
         forget_if_never_deployed(engine, app)
         raise
     audit(engine.store, principal.actor, pipeline, app.name, {"deployment": deployment_id})
-    return {
-        "deployment_id": deployment_id,
-        "app": app.name,
-        "status_url": f"/api/deploy/status/{deployment_id}",
-    }
+    return Started.run(deployment_id, app.name)
 
 
 def forget_if_never_deployed(engine: Engine, app: App) -> None:
@@ -306,7 +300,7 @@ def new_or_owned_app(engine: Engine, principal: Principal, name: str, owner: str
 
 
 @router.post("/api/deploy/web", status_code=202, response_model=Started)
-def deploy_web(body: DeployWeb, engine: EngineDep, principal: Deployer) -> dict[str, Any]:
+def deploy_web(body: DeployWeb, engine: EngineDep, principal: Deployer) -> Started:
     """The one-click web deployment of an uploaded app (``upload_id``), with its preview data."""
     refuse_taken(engine, principal, body.app)
     owner = owner_of(principal, body)
@@ -347,7 +341,7 @@ def deploy_web(body: DeployWeb, engine: EngineDep, principal: Deployer) -> dict[
 
 
 @router.post("/api/deploy/database", status_code=202, response_model=Started)
-def deploy_database(body: DeployDatabase, engine: EngineDep, principal: Deployer) -> dict[str, Any]:
+def deploy_database(body: DeployDatabase, engine: EngineDep, principal: Deployer) -> Started:
     """Provision the app's database from its Prisma schema and import the preview data; no hosting."""
     refuse_taken(engine, principal, body.app)
     owner = owner_of(principal, body)
@@ -377,7 +371,7 @@ def deploy_database(body: DeployDatabase, engine: EngineDep, principal: Deployer
 
 
 @router.post("/api/deploy/migrate-data", status_code=202, response_model=Started)
-def migrate_data(body: MigrateData, engine: EngineDep, principal: Deployer) -> dict[str, Any]:
+def migrate_data(body: MigrateData, engine: EngineDep, principal: Deployer) -> Started:
     """Import preview data into the app's existing database."""
     app = visible_app(engine, principal, body.app)
     refuse_held(engine, principal, app)
@@ -441,12 +435,12 @@ async def status_events(
 
 
 @router.post("/api/apps/{name}/suspend", status_code=202, response_model=Started)
-def suspend(app: PathApp, engine: EngineDep, principal: Deployer) -> dict[str, Any]:
+def suspend(app: PathApp, engine: EngineDep, principal: Deployer) -> Started:
     return _start(engine, principal, app, "suspend", {})
 
 
 @router.post("/api/apps/{name}/resume", status_code=202, response_model=Started)
-def resume(app: PathApp, engine: EngineDep, principal: Deployer) -> dict[str, Any]:
+def resume(app: PathApp, engine: EngineDep, principal: Deployer) -> Started:
     """Resume a suspended app. One suspended for going over quota (or by an operator) is resumed by an
     operator, or once the quota is lifted (the owner's tier changed, or a new month began)."""
     refuse_held(engine, principal, app)
@@ -454,13 +448,13 @@ def resume(app: PathApp, engine: EngineDep, principal: Deployer) -> dict[str, An
 
 
 @router.post("/api/apps/{name}/rollback", status_code=202, response_model=Started)
-def rollback(app: PathApp, body: RollbackRequest, engine: EngineDep, principal: Deployer) -> dict[str, Any]:
+def rollback(app: PathApp, body: RollbackRequest, engine: EngineDep, principal: Deployer) -> Started:
     refuse_held(engine, principal, app)
     return _start(engine, principal, app, "rollback", {"to": body.to})
 
 
 @router.post("/api/apps/{name}/destroy", status_code=202, response_model=Started)
-def destroy(app: PathApp, engine: EngineDep, principal: Deployer) -> dict[str, Any]:
+def destroy(app: PathApp, engine: EngineDep, principal: Deployer) -> Started:
     return _start(engine, principal, app, "destroy", {})
 
 
@@ -494,7 +488,7 @@ def _delete_database(
     database_id: str,
     app_name: str | None,
     providers: tuple[str, ...] | None,
-) -> dict[str, Any]:
+) -> Started:
     matches = [d for d in _databases(engine, principal, providers) if d["id"] == database_id]
     if app_name is not None:
         matches = [d for d in matches if d["app"] == app_name]
@@ -527,7 +521,7 @@ def delete_database(
     engine: EngineDep,
     principal: Deployer,
     app: str | None = Query(default=None, max_length=63, description="the app, when several share the id"),
-) -> dict[str, Any]:
+) -> Started:
     return _delete_database(engine, principal, database_id, app, None)
 
 
@@ -537,7 +531,7 @@ def delete_turso_database(
     engine: EngineDep,
     principal: Deployer,
     app: str | None = Query(default=None, max_length=63, description="the app, when several share the id"),
-) -> dict[str, Any]:
+) -> Started:
     return _delete_database(engine, principal, database_id, app, LIBSQL_FAMILY)
 
 
@@ -586,9 +580,7 @@ def check_native_params(engine: Engine, principal: Principal, params: dict[str, 
     return params
 
 
-def _native(
-    engine: Engine, principal: Principal, body: DeployNative, pipeline: str, **extra: Any
-) -> dict[str, Any]:
+def _native(engine: Engine, principal: Principal, body: DeployNative, pipeline: str, **extra: Any) -> Started:
     app = visible_app(engine, principal, body.app)
     params = check_native_params(engine, principal, dict(body.params))
     if not app.deployment_url and not params.get("server_url") and not params.get("web_dir"):
@@ -599,15 +591,15 @@ def _native(
 
 
 @router.post("/api/deploy/ios", status_code=202, response_model=Started)
-def deploy_ios(body: DeployNative, engine: EngineDep, principal: Deployer) -> dict[str, Any]:
+def deploy_ios(body: DeployNative, engine: EngineDep, principal: Deployer) -> Started:
     return _native(engine, principal, body, "mobile", platform="ios")
 
 
 @router.post("/api/deploy/android", status_code=202, response_model=Started)
-def deploy_android(body: DeployNative, engine: EngineDep, principal: Deployer) -> dict[str, Any]:
+def deploy_android(body: DeployNative, engine: EngineDep, principal: Deployer) -> Started:
     return _native(engine, principal, body, "mobile", platform="android")
 
 
 @router.post("/api/deploy/desktop", status_code=202, response_model=Started)
-def deploy_desktop(body: DeployNative, engine: EngineDep, principal: Deployer) -> dict[str, Any]:
+def deploy_desktop(body: DeployNative, engine: EngineDep, principal: Deployer) -> Started:
     return _native(engine, principal, body, "desktop")

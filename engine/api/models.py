@@ -48,6 +48,11 @@ class Started(Model):
     app: str
     status_url: str
 
+    @classmethod
+    def run(cls, deployment_id: str, app: str) -> Started:
+        """The answer to a request that started ``deployment_id`` of ``app``: where to follow it."""
+        return cls(deployment_id=deployment_id, app=app, status_url=f"/api/deploy/status/{deployment_id}")
+
 
 class CancelResult(Model):
     deployment_id: Id
