@@ -68,7 +68,7 @@ def harness(tmp_path: Path, pipelines: dict[str, PipelineFactory], **urls: Any) 
     runner = Runner(store, pipelines, workers=1, services=SimpleNamespace(settings=settings, vault=vault))
     app = get_or_create_app(store, "demo", owner="alice")
     try:
-        yield Harness(runner, vault, settings, str(app["id"]), "alice")
+        yield Harness(runner, vault, settings, app.id, "alice")
     finally:
         runner.shutdown(wait=False)
         store.close()

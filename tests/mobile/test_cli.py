@@ -40,7 +40,7 @@ def emulators(
         store = Store(load_settings().store_path)
         app = get_or_create_app(store, "demo", owner="operator")
         store.execute(
-            "UPDATE deployed_apps SET deployment_url = ? WHERE id = ?", ["https://demo.acme.dev", app["id"]]
+            "UPDATE deployed_apps SET deployment_url = ? WHERE id = ?", ["https://demo.acme.dev", app.id]
         )
         store.close()
         yield eas, play

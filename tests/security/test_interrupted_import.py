@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 from types import SimpleNamespace
 
-from engine.apps import get_or_create_app
+from engine.apps import get_app, get_or_create_app
 from engine.config import Settings
 from engine.service import Engine
 from pipelines.web import DB_IMPORTING, DB_URL, provision_database
@@ -20,12 +20,11 @@ def test_an_interrupted_import_is_redone(tmp_path: Path) -> None:
         app = get_or_create_app(engine.store, "shop", owner="operator")
 
         def ctx() -> SimpleNamespace:
-            row = engine.store.fetchone("SELECT * FROM deployed_apps WHERE id = ?", [str(app["id"])])
             return SimpleNamespace(
                 services=engine,
                 params={"db": "local-libsql", "source_path": str(SHOP)},
-                app=row,
-                app_id=str(app["id"]),
+                app=get_app(engine.store, app.id),  # as the step finds it now
+                app_id=app.id,
                 app_name="shop",
                 state={},
                 deployment_id="d1",
@@ -34,16 +33,16 @@ def test_an_interrupted_import_is_redone(tmp_path: Path) -> None:
 
         first = provision_database(ctx())  # type: ignore[arg-type]
         assert "rows transferred" in first
-        assert engine.vault.get_optional(str(app["id"]), DB_IMPORTING) is None
+        assert engine.vault.get_optional(app.id, DB_IMPORTING) is None
         # A crash during the import: the URL and the app row were recorded, the data was not.
-        engine.vault.put(str(app["id"]), DB_IMPORTING, "d1")
-        path = Path(engine.vault.get(str(app["id"]), DB_URL).removeprefix("file:"))
+        engine.vault.put(app.id, DB_IMPORTING, "d1")
+        path = Path(engine.vault.get(app.id, DB_URL).removeprefix("file:"))
         with sqlite3.connect(path) as connection:
             tables = [r[0] for r in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")]
             for table in tables:
                 connection.execute(f'DELETE FROM "{table}"')
         resumed = provision_database(ctx())  # type: ignore[arg-type]
         assert "kept" not in resumed and "rows transferred" in resumed
-        assert engine.vault.get_optional(str(app["id"]), DB_IMPORTING) is None
+        assert engine.vault.get_optional(app.id, DB_IMPORTING) is None
     finally:
         engine.store.close()
