@@ -13,8 +13,10 @@ from engine.errors import NotFound
 from engine.records import (
     App,
     Deployment,
+    DeploymentSnapshot,
     DeploymentStatus,
     DeploymentSummary,
+    LiveDeployment,
     LogLine,
     RecentDeployment,
     StepRun,
@@ -269,19 +271,20 @@ def recent_audit(store: Store, limit: int) -> list[dict[str, Any]]:
     return store.fetchall("SELECT * FROM audit_log ORDER BY id DESC LIMIT ?", [limit])
 
 
-def deployment_snapshot(store: Store, deployment_id: str) -> dict[str, Any]:
-    """What a deployment recorded when it went live (its cloud deployment id, build facts); {} if nothing."""
+def deployment_snapshot(store: Store, deployment_id: str) -> DeploymentSnapshot:
+    """What a deployment recorded when it went live (its cloud deployment id); empty if nothing."""
     snapshot = store.scalar("SELECT config_snapshot FROM deployments WHERE id = ?", [deployment_id])
-    return dict(json.loads(snapshot)) if snapshot else {}
+    return DeploymentSnapshot.model_validate_json(snapshot) if snapshot else DeploymentSnapshot()
 
 
-def succeeded_web_deployments(store: Store, app_id: str) -> list[dict[str, Any]]:
+def succeeded_web_deployments(store: Store, app_id: str) -> list[LiveDeployment]:
     """An app's web deployments that went live, newest first: what a rollback may return to."""
-    return store.fetchall(
+    rows = store.fetchall(
         "SELECT id, url, config_snapshot FROM deployments WHERE app_id = ? AND pipeline = 'web'"
         " AND status = 'succeeded' ORDER BY created_at DESC",
         [app_id],
     )
+    return [LiveDeployment.model_validate(row) for row in rows]
 
 
 # -- what metering reads: the apps it meters, by the provider they run on ---------------------------------

@@ -108,3 +108,34 @@ class RecentDeployment(Model):
     created_at: Time
     finished_at: Time | None
     url: str | None
+
+
+class DeploymentSnapshot(Model):
+    """What a web deployment recorded when it went live (``deployments.config_snapshot``, and the app's
+    ``config`` while it is live): the request's parameters, its variables' names, and the cloud host's
+    id of the deployment (what a rollback asks that host to promote)."""
+
+    params: dict[str, Any] = Field(default_factory=dict)
+    env_names: list[str] = Field(default_factory=list)
+    provider_deployment_id: str | None = None
+
+    def to_json(self) -> str:
+        return self.model_dump_json(exclude_none=True)
+
+    def served_by(self, host: str) -> bool:
+        """Whether this deployment is one ``host`` (a cloud host) can promote again."""
+        return bool(self.provider_deployment_id) and self.params.get("host") == host
+
+
+class LiveDeployment(Model):
+    """A web deployment that went live: what a rollback may return to."""
+
+    id: Id
+    url: str | None
+    config_snapshot: str | None = Field(description="its snapshot as stored (the app's config again)")
+
+    @property
+    def snapshot(self) -> DeploymentSnapshot:
+        if not self.config_snapshot:
+            return DeploymentSnapshot()
+        return DeploymentSnapshot.model_validate_json(self.config_snapshot)

@@ -15,6 +15,7 @@ from typing import Any
 from engine.apps import deployment_snapshot, succeeded_web_deployments
 from engine.errors import NotFound, TerminalError
 from engine.providers.base import HostingProvider
+from engine.records import LiveDeployment
 from engine.rules import DEFAULT_HOST, database_kind
 from engine.runner import NO_RETRY, Step, StepContext
 from pipelines.providers import using_database, using_host
@@ -44,9 +45,9 @@ def host_deployment_of(ctx: StepContext, host: HostingProvider, deployment_id: s
     if host.capabilities.deployments_named_by_engine:
         return deployment_id
     snapshot = deployment_snapshot(services_of(ctx).store, deployment_id)
-    if not snapshot.get("provider_deployment_id"):
+    if not snapshot.provider_deployment_id:
         raise TerminalError(f"deployment {deployment_id} has no record of its cloud deployment")
-    return str(snapshot["provider_deployment_id"])
+    return snapshot.provider_deployment_id
 
 
 # -- suspend / resume -----------------------------------------------------------------------------------
@@ -109,12 +110,12 @@ def resume(_: dict[str, Any]) -> list[Step]:
 # -- rollback -------------------------------------------------------------------------------------------
 
 
-def rollback_target(ctx: StepContext, host: HostingProvider) -> dict[str, Any]:
+def rollback_target(ctx: StepContext, host: HostingProvider) -> LiveDeployment:
     rows = succeeded_web_deployments(services_of(ctx).store, ctx.app_id)
     live = str(ctx.app.live_deployment_id) if ctx.app.live_deployment_id else None
     wanted = ctx.params.get("to")
     for row in rows:
-        candidate = str(row["id"])
+        candidate = row.id
         if wanted and not candidate.startswith(wanted):
             continue
         if not wanted and candidate == live:
@@ -122,7 +123,7 @@ def rollback_target(ctx: StepContext, host: HostingProvider) -> dict[str, Any]:
         if (
             not host.capabilities.deployments_named_by_engine
             and not wanted
-            and not _served_by(row, host.name)
+            and not row.snapshot.served_by(host.name)
         ):
             continue  # an earlier deployment on another host cannot be promoted on this one
         return row  # (one the edge host no longer keeps is refused by its promote)
@@ -133,20 +134,15 @@ def rollback_target(ctx: StepContext, host: HostingProvider) -> dict[str, Any]:
     )
 
 
-def _served_by(row: dict[str, Any], host: str) -> bool:
-    snapshot = json.loads(row["config_snapshot"]) if row["config_snapshot"] else {}
-    return bool(snapshot.get("provider_deployment_id")) and snapshot.get("params", {}).get("host") == host
-
-
 def rollback_step(ctx: StepContext) -> str:
     _require_live(ctx)
     with app_host(ctx) as host:
         target = rollback_target(ctx, host)
-        target_id = str(target["id"])
+        target_id = target.id
         ctx.state["previous_live"] = str(ctx.app.live_deployment_id)
         # The target's environment (its configuration snapshot) comes back with it from the vault.
         host.promote(ctx.app_name, host_deployment_of(ctx, host, target_id))
-    set_app(ctx, live_deployment_id=target_id, deployment_url=target["url"], config=target["config_snapshot"])
+    set_app(ctx, live_deployment_id=target_id, deployment_url=target.url, config=target.config_snapshot)
     return f"live deployment is {target_id} again (database migrations are not reversed)"
 
 

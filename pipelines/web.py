@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import InputError, TerminalError, TransientError
+from engine.records import DeploymentSnapshot
 from engine.retry import RetryPolicy
 from engine.rules import DEFAULT_HOST, HostCapabilities, capabilities_of, unreachable_database
 from engine.runner import NO_RETRY, Step, StepContext
@@ -616,12 +617,14 @@ def record_live(ctx: StepContext, url: str, provider_deployment_id: str | None =
     from engine.costs.tiers import subscription_tier
 
     engine = services_of(ctx)
-    snapshot: dict[str, Any] = {"params": ctx.params, "env_names": ctx.state.get("env_names", [])}
-    if provider_deployment_id:  # what a rollback to this deployment asks the cloud host to promote
-        snapshot["provider_deployment_id"] = provider_deployment_id
+    snapshot = DeploymentSnapshot(
+        params=ctx.params,
+        env_names=ctx.state.get("env_names", []),
+        provider_deployment_id=provider_deployment_id,  # what a rollback asks the cloud host to promote
+    ).to_json()
     engine.store.execute(
         "UPDATE deployments SET url = ?, config_snapshot = ? WHERE id = ?",
-        [url, json.dumps(snapshot), ctx.deployment_id],
+        [url, snapshot, ctx.deployment_id],
     )
     set_app(
         ctx,
@@ -631,7 +634,7 @@ def record_live(ctx: StepContext, url: str, provider_deployment_id: str | None =
         hosting_provider=ctx.params["host"],
         hosting_project_id=ctx.app_name,
         tier=subscription_tier(engine.store, str(ctx.app.user_id)),
-        config=json.dumps(snapshot),
+        config=snapshot,
         last_deployed_at=datetime.now(UTC),
     )
     return f"live at {url}"
