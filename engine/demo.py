@@ -21,6 +21,7 @@ from engine.costs.closing import close_month
 from engine.costs.ledger import IngestResult, ingest_frame, with_keys
 from engine.costs.rollup import is_closed, month_end
 from engine.errors import Conflict, LaunchdeckError
+from engine.rules import capabilities_of
 from engine.store import Store
 
 DEMO_PREFIX = "demo-"
@@ -234,10 +235,11 @@ def _usage_frame(
                  "db_rows_read": reads, "db_rows_written": writes, "db_storage_bytes": storage}
             )
         )  # fmt: skip
+        served_here = capabilities_of(str(app["hosting_provider"])).own_origin
         hosting = {**common, "provider": [app["hosting_provider"]] * steps, "source": [SOURCES[1]] * steps,
                    "requests": requests, "bandwidth_bytes": requests * size,
-                   "compute_ms": requests * 7 if app["hosting_provider"] != "local" else [None] * steps}  # fmt: skip
-        if app["hosting_provider"] == "local":  # served here: its server's CPU and memory are measured too
+                   "compute_ms": [None] * steps if served_here else requests * 7}  # fmt: skip
+        if served_here:  # its server's CPU and memory are measured too
             up = requests > 0  # up in the hours it served (scaled to zero in the others)
             hosting |= {
                 "cpu_ms": np.round(requests * DEMO_SERVER_CPU_MS_PER_REQUEST).astype(np.int64),
