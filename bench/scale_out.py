@@ -63,7 +63,7 @@ def engine(scratch: Path, runner: str) -> Iterator[Engine]:
 def new_app(started: Engine, name: str) -> str:
     from engine.apps import get_or_create_app
 
-    return str(get_or_create_app(started.store, name, owner="operator", principal=None)["id"])
+    return get_or_create_app(started.store, name, owner="operator", principal=None).id
 
 
 def timed_run(started: Engine, app_id: str, pipeline: str, params: dict[str, Any]) -> float:

@@ -36,6 +36,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from engine.errors import Cancelled, ConfigError, LaunchdeckError, TransientError
+from engine.files import discard_in_background
 from engine.procs import tracked
 from engine.redact import redact
 from engine.retry import poll_until
@@ -82,10 +83,15 @@ class EngineApi:
     def upload(self, paths: Sequence[Path]) -> dict[str, str]:
         """Send files as blobs, only those the engine lacks; returns {str(path): digest}."""
         digests = {str(path): file_digest(path) for path in paths}
+        self.send_blobs({digest: Path(path) for path, digest in digests.items()})
+        return digests
+
+    def send_blobs(self, files: dict[str, Path]) -> None:
+        """Send the files of ``{digest: path}`` that the engine lacks."""
         missing: set[str] = set()
-        for batch in batches(sorted(set(digests.values()))):
+        for batch in batches(sorted(files)):
             missing.update(self.post("/api/worker/blob-check", {"digests": batch})["missing"])
-        sending = {digest: Path(path) for path, digest in digests.items() if digest in missing}
+        sending = {digest: path for digest, path in files.items() if digest in missing}
         if sending:  # one request for them all
             response = self.client.put(
                 "/api/worker/blobs/pack",
@@ -94,7 +100,6 @@ class EngineApi:
                 timeout=httpx.Timeout(600.0, connect=10.0),
             )
             response.raise_for_status()
-        return digests
 
     def download(self, digest: str, target: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -149,7 +154,7 @@ class EngineApi:
         scratch.mkdir(parents=True, exist_ok=True)
         manifest_file = scratch / "manifest.json"
         manifest_file.write_bytes(manifest_bytes(manifest))
-        self.upload([*paths.values()])  # the manifest last: it names only blobs the engine has
+        self.send_blobs(paths)  # the manifest last: it names only blobs the engine has
         return self.upload([manifest_file])[str(manifest_file)]
 
 
@@ -394,6 +399,8 @@ async def serve(
     name = name or f"{socket.gethostname()}-{os.getpid()}"
     workdir.mkdir(parents=True, exist_ok=True)
     BlobStore(workdir / "blobs").prune(CACHE_DAYS * 86400)  # working copies' files not needed for a while
+    for leftover in (workdir / "trash").glob("*"):  # deletions an earlier worker left unfinished
+        discard_in_background(leftover)
     if client is None:
         client = await connect(temporal_address or config["address"], config["namespace"])
     # This worker's own queue: steps that must run where an earlier one ran (what it left in this folder).
