@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from engine.errors import AuthError, Forbidden, InputError, NotFound
+from engine.records import TokenInfo
 from engine.store import Store
 
 Role = Literal["operator", "finance", "platform", "worker"]
@@ -137,18 +138,18 @@ def authenticate(store: Store, token: str | None) -> Principal:
 TOKEN_FIELDS = "CAST(id AS TEXT) AS id, name, role, principal, users, created_at, expires_at, revoked_at"
 
 
-def _token_row(row: dict[str, Any]) -> dict[str, Any]:
-    return {**row, "users": json.loads(row["users"]) if row["users"] else None}
+def _token_row(row: dict[str, Any]) -> TokenInfo:
+    return TokenInfo.model_validate({**row, "users": json.loads(row["users"]) if row["users"] else None})
 
 
-def token_info(store: Store, token: str) -> dict[str, Any]:
+def token_info(store: Store, token: str) -> TokenInfo:
     row = store.fetchone(f"SELECT {TOKEN_FIELDS} FROM api_tokens WHERE token_hash = ?", [hash_token(token)])
     if row is None:
         raise NotFound("no such token")
     return _token_row(row)
 
 
-def list_tokens(store: Store, principal: Principal) -> list[dict[str, Any]]:
+def list_tokens(store: Store, principal: Principal) -> list[TokenInfo]:
     """Tokens the caller may see: every token for operators; a platform's own tokens for a platform."""
     if principal.role == "operator":
         rows = store.fetchall(f"SELECT {TOKEN_FIELDS} FROM api_tokens ORDER BY created_at")
@@ -160,9 +161,9 @@ def list_tokens(store: Store, principal: Principal) -> list[dict[str, Any]]:
     return [_token_row(row) for row in rows]
 
 
-def revoke_token(store: Store, principal: Principal, token_id: str) -> dict[str, Any]:
+def revoke_token(store: Store, principal: Principal, token_id: str) -> TokenInfo:
     """Revoke a token the caller may see (an operator any; a platform its own). Revoking twice is fine."""
-    visible = {row["id"]: row for row in list_tokens(store, principal)}
+    visible = {token.id for token in list_tokens(store, principal)}
     if token_id not in visible:
         raise NotFound(f"no token {token_id}: `launchdeck tokens list` shows them")
     if principal.role == "platform" and principal.users is not None:

@@ -139,3 +139,14 @@ class LiveDeployment(Model):
         if not self.config_snapshot:
             return DeploymentSnapshot()
         return DeploymentSnapshot.model_validate_json(self.config_snapshot)
+
+
+class TokenInfo(Model):
+    id: Id
+    name: str
+    role: str
+    principal: str
+    users: list[str] | None = Field(description="a platform token limited to these users' apps")
+    created_at: Time
+    expires_at: Time | None
+    revoked_at: Time | None

@@ -156,7 +156,7 @@ class Engine:
         workspace = self.settings.workspace.resolve()
         folder = self.settings.local_worker_dir or workspace.parent / f"{workspace.name}-worker"
         token = issue_token(self.store, role="worker", principal="local-worker", name="local worker")
-        token_id = str(token_info(self.store, token)["id"])
+        token_id = token_info(self.store, token).id
         self.on_close(lambda: end_session(self.store, token_id))
         url, concurrency = str(self.url), self.settings.worker_concurrency
         self.runner.attach(

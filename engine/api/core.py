@@ -23,7 +23,6 @@ from engine.api.models import (
     Started,
     Subscription,
     TierOverride,
-    TokenInfo,
     VaultRotation,
 )
 from engine.apps import (
@@ -46,7 +45,7 @@ from engine.costs.tiers import (
     subscription_tier,
 )
 from engine.errors import Forbidden, InputError, NotFound
-from engine.records import App, DeploymentStatus
+from engine.records import App, DeploymentStatus, TokenInfo
 from engine.rules import HOST_KINDS, capabilities_of
 
 router = APIRouter(responses=ERRORS)
@@ -150,7 +149,7 @@ class TokenRequest(BaseModel):
 
 
 @router.post("/api/tokens", status_code=201, tags=["tokens"], response_model=IssuedToken)
-def new_token(body: TokenRequest, engine: EngineDep, principal: Operator) -> dict[str, Any]:
+def new_token(body: TokenRequest, engine: EngineDep, principal: Operator) -> IssuedToken:
     owner = body.principal or body.name
     if body.expires_at is not None and body.expires_in_days is not None:
         raise InputError("expires_at, expires_in_days: give one of the two")
@@ -166,12 +165,12 @@ def new_token(body: TokenRequest, engine: EngineDep, principal: Operator) -> dic
     )
     issued = token_info(engine.store, token)
     audit(engine.store, principal.actor, "issue token", body.name,
-          {"role": body.role, "principal": owner, "users": body.users, "id": issued["id"]})  # fmt: skip
-    return {**issued, "token": token}
+          {"role": body.role, "principal": owner, "users": body.users, "id": issued.id})  # fmt: skip
+    return IssuedToken(**issued.model_dump(), token=token)
 
 
 @router.get("/api/tokens", tags=["tokens"], response_model=list[TokenInfo])
-def tokens(engine: EngineDep, principal: AnyRole) -> list[dict[str, Any]]:
+def tokens(engine: EngineDep, principal: AnyRole) -> list[TokenInfo]:
     """Every token for operators; a platform's own tokens for a platform (never the token itself)."""
     if principal.role == "finance":
         raise Forbidden("a finance token may not list tokens; it needs an operator or platform token")
@@ -179,10 +178,10 @@ def tokens(engine: EngineDep, principal: AnyRole) -> list[dict[str, Any]]:
 
 
 @router.delete("/api/tokens/{token_id}", tags=["tokens"], response_model=TokenInfo)
-def revoke(token_id: str, engine: EngineDep, principal: Deployer) -> dict[str, Any]:
+def revoke(token_id: str, engine: EngineDep, principal: Deployer) -> TokenInfo:
     """Revoke a token at once (operators: any; a platform: its own)."""
     revoked = revoke_token(engine.store, principal, token_id)
-    audit(engine.store, principal.actor, "revoke token", revoked["name"], {"id": token_id})
+    audit(engine.store, principal.actor, "revoke token", revoked.name, {"id": token_id})
     return revoked
 
 

@@ -59,17 +59,6 @@ class CancelResult(Model):
     cancel_requested: bool
 
 
-class TokenInfo(Model):
-    id: Id
-    name: str
-    role: str
-    principal: str
-    users: list[str] | None = Field(description="a platform token limited to these users' apps")
-    created_at: Time
-    expires_at: Time | None
-    revoked_at: Time | None
-
-
 class IssuedToken(Model):
     token: str = Field(description="shown this once: only its hash is kept")
     id: Id

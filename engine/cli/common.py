@@ -71,7 +71,7 @@ def session_token(store: Any, purpose: str) -> tuple[str, str]:
         name=f"launchdeck {purpose} (this machine)",
         expires_at=datetime.now(UTC) + timedelta(seconds=SESSION_SECONDS),
     )
-    return token, str(token_info(store, token)["id"])
+    return token, token_info(store, token).id
 
 
 def remote_url(engine_url: str | None) -> str | None:
