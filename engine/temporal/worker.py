@@ -426,4 +426,15 @@ async def serve(
         ready.set()
     if not quiet:
         print(f"worker {name} serving {', '.join(queues)} for {engine_url}", flush=True)
-    await asyncio.gather(*(worker.run() for worker in workers))
+    runs = [asyncio.ensure_future(worker.run()) for worker in workers]
+    try:
+        done, _ = await asyncio.wait(runs, return_when=asyncio.FIRST_EXCEPTION)
+        for run in done:
+            run.result()  # a worker's fatal error
+    finally:
+        # Stopped explicitly, not by cancelling Worker.run: a cancelled run leaves its coroutine
+        # unfinished, and Python reports it (an unraisable exception) when it is collected.
+        for worker in workers:
+            with contextlib.suppress(Exception):
+                await worker.shutdown()
+        await asyncio.gather(*runs, return_exceptions=True)
