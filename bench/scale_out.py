@@ -1,4 +1,4 @@
-"""Benchmark: pipelines on Temporal against the in-process runner, and deploys on one worker or two.
+"""Benchmark: pipelines on Temporal against the same steps run in-process, and deploys on one worker or two.
 
 1. Per-step overhead: a pipeline of 20 steps that do nothing, run in-process (``InProcess`` below: each
    step in turn, journaled as the engine journals a step: its attempt, then its outputs and success)

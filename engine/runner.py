@@ -144,6 +144,8 @@ Listener = Callable[[str, dict[str, Any]], None]
 
 
 class Runner:
+    """The journal and the submission of runs; ``engine.temporal.runner.TemporalRunner`` runs them."""
+
     def __init__(
         self,
         store: Store,

@@ -51,7 +51,7 @@ async def run_heartbeating(
 ) -> Any:
     """Run ``function`` on a thread, heartbeating each second; on cancel, set ``cancelled`` and wait
     (a while) for the function to stop, then let the cancellation through. Past ``timeout`` the step
-    is told to stop the same way and fails (not retried), as it did on the in-process runner."""
+    is told to stop the same way and fails (not retried)."""
     loop = asyncio.get_running_loop()
     thread: dict[str, int] = {}
 
