@@ -132,21 +132,6 @@ def start(
     return spec
 
 
-class Outputs(BaseModel):
-    detail: str | None = Field(default=None, max_length=20_000)
-    state: dict[str, Any]
-    seconds: float = Field(ge=0)
-
-
-@router.post("/api/worker/deployments/{deployment_id}/steps/{position}/succeeded", status_code=204)
-def succeeded(
-    deployment_id: str, position: int, body: Outputs, engine: EngineDep, principal: WorkerRole
-) -> None:
-    """A step on a worker finished: its outputs join the run's state, in the same transaction that marks
-    the step done (as for steps on the engine)."""
-    engine.runner.record_success(deployment_id, position, body.detail, body.state, body.seconds)
-
-
 class LogLine(BaseModel):
     line: str = Field(max_length=20_000)
 

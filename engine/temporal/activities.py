@@ -191,6 +191,18 @@ class ControlActivities:
         finally:
             self.runner._untrack(ctx)
 
+    @activity.defn(name="succeeded")
+    async def succeeded(self, call: dict[str, Any]) -> None:
+        """A worker's step finished: its outputs join the run's state as it marks the step done."""
+        await asyncio.to_thread(
+            self.runner.record_success,
+            call["deployment_id"],
+            int(call["position"]),
+            call["detail"],
+            call["state"],
+            float(call["seconds"]),
+        )
+
     @activity.defn(name="step_failed")
     async def step_failed(self, call: dict[str, Any]) -> None:
         def record() -> None:
@@ -269,6 +281,7 @@ class ControlActivities:
         return [
             self.begin,
             self.run_step,
+            self.succeeded,
             self.step_failed,
             self.undo_step,
             self.undone,
