@@ -28,7 +28,7 @@ test: setup
 	$(VENV)/bin/pytest
 
 lint:
-	$(VENV)/bin/lint-imports && $(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check engine pipelines console tests bench && $(VENV)/bin/mypy engine pipelines console
+	$(VENV)/bin/lint-imports && $(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check engine pipelines console tests bench && $(VENV)/bin/mypy engine pipelines console bench
 
 clean:
 	rm -rf $(VENV) data/workspace test-output

@@ -26,7 +26,7 @@ from engine.config import Settings
 from engine.service import Engine
 from tests.corpus import CORPUS
 
-STAGES = ("preflight", "database", "environment", "transform", "build", "host", "verify")
+STAGES = ("preflight", "database", "environment", "transform", "install", "build", "host", "verify")
 # A fetch that failed because nothing but the package registries is reachable from this machine.
 _NETWORK = re.compile(
     r"(?:ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEDOUT|getaddrinfo|fetch failed|Failed to fetch)"
@@ -44,6 +44,7 @@ class Row:
     error: str = ""
     network_url: str | None = None
     engine_seconds: float | None = None
+    details: dict[str, str] = field(default_factory=dict)  # each step's own report
 
 
 def corpus_apps(corpus: Path) -> list[dict[str, Any]]:
@@ -115,6 +116,7 @@ def deploy_one(client: EngineClient, app: dict[str, Any], db: str, scratch: Path
     for step in status["steps"]:
         if step.get("status") in ("succeeded", "failed", "undone"):  # undone: ran, then rolled back
             row.seconds[step["name"]] = float(step.get("seconds") or 0)
+            row.details[step["name"]] = str(step.get("detail") or "")
         if step.get("status") in ("succeeded", "undone"):
             row.reached = step["name"]
         if step.get("status") == "failed" and not row.error:
@@ -122,9 +124,12 @@ def deploy_one(client: EngineClient, app: dict[str, Any], db: str, scratch: Path
             row.reached = f"{step['name']} (failed)"
     if row.status == "failed":
         row.network_url = network_only(row.error)
-    build = next((s for s in status["steps"] if s["name"] == "build"), None)
-    if build and build.get("status") == "succeeded":
-        row.engine_seconds = wall - build_seconds(build.get("detail") or "")
+    steps = {s["name"]: s for s in status["steps"]}
+    if "build" in steps and steps["build"].get("status") == "succeeded":  # the install may be its own step
+        app_seconds = sum(
+            build_seconds(steps[name].get("detail") or "") for name in ("install", "build") if name in steps
+        )
+        row.engine_seconds = wall - app_seconds
     return row
 
 
@@ -189,6 +194,7 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=CORPUS)
     parser.add_argument("--keep", action="store_true", help="keep the workspace (logs) and print its path")
     parser.add_argument("--examples", action="store_true", help="also the two example apps (a baseline)")
+    parser.add_argument("--details", action="store_true", help="each step's own report, per app")
     args = parser.parse_args()
     everything = corpus_apps(args.corpus) + (example_apps() if args.examples else [])
     apps = [a for a in everything if not args.only or a["name"] in args.only]
@@ -203,6 +209,9 @@ def main() -> None:
             row = deploy_one(client, app, args.db, scratch, args.corpus)
             rows.append(row)
             print(f"{row.app}: {row.status} ({row.reached}) {short(row.error, 300)}", flush=True)
+            if args.details:
+                for step, detail in row.details.items():
+                    print(f"  {step:<12} {row.seconds[step]:>6.1f} s  {short(detail, 400)}", flush=True)
     finally:
         client.close()
         engine.stop_thread()

@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from engine.costs.closing import close_month
 from engine.costs.ledger import LEDGER_SCHEMA, ingest_frame
 from engine.costs.margins import margins_for
-from engine.costs.rollup import close_month, cost_month, month_end
+from engine.costs.rollup import cost_month, month_end
 from engine.store import DEFAULT_MEMORY_LIMIT, Store
 
 START = datetime(2026, 8, 1)

@@ -53,7 +53,7 @@ def main() -> None:
         settings = Settings(workspace=Path(scratch) / "workspace", edge_port=0, edge_idle_seconds=0)
         engine = Engine(settings)
         url = engine.start_in_thread()
-        client = EngineClient(url, settings.operator_token_path.read_text().strip())
+        client = EngineClient(url, str(engine.first_token))
         try:
             started = client.deploy_web(str(source), app=args.app, db="local-libsql")
             status = client.wait(started["deployment_id"], timeout=1800)

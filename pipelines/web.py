@@ -18,12 +18,13 @@ import secrets
 import shutil
 import sqlite3
 import tempfile
-import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from engine.errors import InputError, TerminalError, TransientError
+from engine.files import discard_in_background
 from engine.retry import RetryPolicy
 from engine.runner import NO_RETRY, Step, StepContext
 from pipelines.providers import using_database
@@ -386,17 +387,6 @@ def remove_build_dir(ctx: StepContext) -> None:
     discard_in_background(build_dir(ctx), engine_of(ctx).settings.workspace / "trash")
 
 
-def discard_in_background(folder: Path, trash: Path) -> None:
-    """Move a working copy out of the way at once and delete it off the deployment's critical path
-    (a node_modules tree takes seconds to delete). Whatever is left in ``trash`` is deleted at start."""
-    if not folder.exists():
-        return
-    trash.mkdir(parents=True, exist_ok=True)
-    target = trash / f"{folder.name}-{secrets.token_hex(4)}"
-    folder.replace(target)
-    threading.Thread(target=shutil.rmtree, args=(target, True), name="discard", daemon=True).start()
-
-
 # -- 4. install, build and host ---------------------------------------------------------------------
 
 
@@ -485,6 +475,16 @@ def build(ctx: StepContext) -> str:
     )
 
 
+def install_inputs(ctx: StepContext) -> dict[str, Any]:
+    """What the worker that installs gets from the engine (``pipelines.remote_build``)."""
+    from engine.jail import privileged
+    from pipelines.remote_build import install_inputs as inputs
+
+    engine = engine_of(ctx)
+    uid = engine.edge.uids.uid(ctx.app_name) if privileged() else None
+    return inputs(engine.settings, build_dir(ctx) / "app", uid)
+
+
 def build_inputs(ctx: StepContext) -> dict[str, Any]:
     """What the worker that builds gets from the engine (``pipelines.remote_build``)."""
     from pipelines.remote_build import build_inputs as inputs
@@ -531,10 +531,12 @@ def host(ctx: StepContext) -> str:
     from pipelines.remote_build import received_build
 
     engine = engine_of(ctx)
+    started = time.perf_counter()
     # The worker's output, from the blobs it sent.
     built = received_build(
         ctx.state["build"], engine_blobs(engine.settings.workspace), build_dir(ctx) / "output"
     )
+    written = time.perf_counter()
     # Hard links, not copies: the build folder is deleted right after, and staging drops from seconds to ms.
     server = ServerSpec(
         command=list(built["server_command"]),
@@ -546,7 +548,10 @@ def host(ctx: StepContext) -> str:
     size = sum(f.size for f in manifest.files.values())
     # The plan: source code is not kept after deployment. The staged server bundle is the build output.
     discard_in_background(build_dir(ctx), engine.settings.workspace / "trash")
-    return f"{len(manifest.files)} files ({size / 1e6:.1f} MB) staged with the app server"
+    return (
+        f"build output written in {written - started:.1f} s; {len(manifest.files)} static files "
+        f"({size / 1e6:.1f} MB) staged with the app server in {time.perf_counter() - written:.1f} s"
+    )
 
 
 def unstage(ctx: StepContext) -> None:
@@ -729,8 +734,8 @@ def web(params: dict[str, Any]) -> list[Step]:
         Step("database", provision_database, undo_database, timeout=1800),
         Step("environment", environment, undo_environment, timeout=60),
     ]
-    # Built on the engine (Workers): the install needs only the transformed copy, so it runs beside the
-    # database and environment steps. (On a worker, the local host's build still installs itself.)
+    # The install needs only the transformed copy, so it runs beside the database and environment steps;
+    # on a worker (the local host), the build runs on the install's machine, which keeps node_modules.
     built_here = [
         Step("install", install, timeout=3600, retry=RetryPolicy(max_attempts=2), needs=("transform",)),
         Step(
@@ -739,10 +744,20 @@ def web(params: dict[str, Any]) -> list[Step]:
         ),
     ]  # fmt: skip
     if host_kind == "local":
-        from pipelines.remote_build import build_on_worker, remove_worker_copy
+        from pipelines.remote_build import build_on_worker, install_on_worker, remove_worker_copy
 
         return [
             *prepare,
+            Step(
+                "install",
+                install_on_worker,
+                remove_worker_copy,
+                timeout=3600,
+                retry=RetryPolicy(max_attempts=2),
+                queue="build",
+                inputs=install_inputs,
+                needs=("transform",),
+            ),
             Step(
                 "build",
                 build_on_worker,
@@ -751,6 +766,8 @@ def web(params: dict[str, Any]) -> list[Step]:
                 retry=RetryPolicy(max_attempts=2),
                 queue="build",
                 inputs=build_inputs,
+                needs=("environment", "install"),
+                same_machine_as="install",
             ),
             Step("host", host, unstage, timeout=600),
             Step("verify", verify_and_promote, timeout=300, retry=VERIFY_RETRY),

@@ -37,6 +37,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from engine.errors import Cancelled, ConfigError, LaunchdeckError, TransientError
+from engine.files import discard_in_background
 from engine.procs import tracked
 from engine.redact import redact
 from engine.retry import poll_until
@@ -83,10 +84,15 @@ class EngineApi:
     def upload(self, paths: Sequence[Path]) -> dict[str, str]:
         """Send files as blobs, only those the engine lacks; returns {str(path): digest}."""
         digests = {str(path): file_digest(path) for path in paths}
+        self.send_blobs({digest: Path(path) for path, digest in digests.items()})
+        return digests
+
+    def send_blobs(self, files: dict[str, Path]) -> None:
+        """Send the files of ``{digest: path}`` that the engine lacks."""
         missing: set[str] = set()
-        for batch in batches(sorted(set(digests.values()))):
+        for batch in batches(sorted(files)):
             missing.update(self.post("/api/worker/blob-check", {"digests": batch})["missing"])
-        sending = {digest: Path(path) for path, digest in digests.items() if digest in missing}
+        sending = {digest: path for digest, path in files.items() if digest in missing}
         if sending:  # one request for them all
             response = self.client.put(
                 "/api/worker/blobs/pack",
@@ -95,7 +101,6 @@ class EngineApi:
                 timeout=httpx.Timeout(600.0, connect=10.0),
             )
             response.raise_for_status()
-        return digests
 
     def download(self, digest: str, target: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -150,7 +155,7 @@ class EngineApi:
         scratch.mkdir(parents=True, exist_ok=True)
         manifest_file = scratch / "manifest.json"
         manifest_file.write_bytes(manifest_bytes(manifest))
-        self.upload([*paths.values()])  # the manifest last: it names only blobs the engine has
+        self.send_blobs(paths)  # the manifest last: it names only blobs the engine has
         return self.upload([manifest_file])[str(manifest_file)]
 
 
@@ -403,6 +408,8 @@ async def serve(
     name = name or f"{socket.gethostname()}-{os.getpid()}"
     workdir.mkdir(parents=True, exist_ok=True)
     BlobStore(workdir / "blobs").prune(CACHE_DAYS * 86400)  # working copies' files not needed for a while
+    for leftover in (workdir / "trash").glob("*"):  # deletions an earlier worker left unfinished
+        discard_in_background(leftover)
     if client is None:
         client = await connect(temporal_address or config["address"], config["namespace"])
     # This worker's own queue: steps that must run where an earlier one ran (what it left in this folder).
@@ -428,4 +435,15 @@ async def serve(
         ready.set()
     if not quiet:
         print(f"worker {name} serving {', '.join(queues)} for {engine_url}", flush=True)
-    await asyncio.gather(*(worker.run() for worker in workers))
+    runs = [asyncio.ensure_future(worker.run()) for worker in workers]
+    try:
+        done, _ = await asyncio.wait(runs, return_when=asyncio.FIRST_EXCEPTION)
+        for run in done:
+            run.result()  # a worker's fatal error
+    finally:
+        # Stopped explicitly, not by cancelling Worker.run: a cancelled run leaves its coroutine
+        # unfinished, and Python reports it (an unraisable exception) when it is collected.
+        for worker in workers:
+            with contextlib.suppress(Exception):
+                await worker.shutdown()
+        await asyncio.gather(*runs, return_exceptions=True)

@@ -11,15 +11,18 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine.edge.pgproxy import PgForwarder
 from engine.errors import BuildFailed, InputError, TransientError
+from engine.files import discard_in_background
 from engine.redact import redact
 from engine.webbuild.deps_cache import DepsReuse
 from engine.webbuild.egress import DEFAULT_HOSTS, EgressProxy
@@ -242,6 +245,22 @@ def drop_escaping_links(root: Path) -> list[str]:
     return removed
 
 
+def keep_build_cache(cache: Path, kept: Path) -> None:
+    """Keeps a successful build's ``.next/cache`` as the app's build cache, moved rather than copied (the
+    server never needs it: a standalone server has its own folder, and ``next start`` makes a new one);
+    the previous one is deleted in the background. The next build gets a copy."""
+    drop_escaping_links(cache)
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    fresh = kept.with_name(f".{kept.name}-{secrets.token_hex(4)}")
+    try:
+        cache.replace(fresh)
+    except OSError:  # another file system
+        shutil.copytree(cache, fresh, symlinks=True)
+    if kept.exists():
+        discard_in_background(kept, kept.parent / ".trash")
+    fresh.replace(kept)
+
+
 def real_folder(workdir: Path, relative: str) -> Path | None:
     """``workdir/relative`` if it is a folder reached without any symbolic link (the build is untrusted:
     a linked ``public`` or ``.next/cache`` would make the engine publish or copy whatever it points to,
@@ -281,6 +300,16 @@ def _publishable(workdir: Path) -> tuple[Path, list[str], bool]:
         drop_escaping_links(standalone)
         return standalone, ["node", "server.js"], True
     return workdir, ["node", "node_modules/next/dist/bin/next", "start"], False
+
+
+@contextlib.contextmanager
+def scratch_folder() -> Iterator[str]:
+    """A build's private temporary folder, deleted after it off the critical path."""
+    folder = tempfile.mkdtemp(prefix="launchdeck-build-")
+    try:
+        yield folder
+    finally:
+        discard_in_background(Path(folder))
 
 
 def build(
@@ -342,7 +371,7 @@ def build(
         install = ["npm", "install", "--no-audit", "--no-fund"]
     started = time.monotonic()
 
-    with tempfile.TemporaryDirectory(prefix="launchdeck-build-") as scratch, contextlib.ExitStack() as stack:
+    with scratch_folder() as scratch, contextlib.ExitStack() as stack:
         Path(scratch).chmod(0o711)  # the unprivileged-user sandbox passes through to its own folders
         tmp = Path(scratch) / "tmp"
         (tmp / "home").mkdir(parents=True)
@@ -412,9 +441,7 @@ def build(
             if forwarder is not None:
                 forwarder.stop()
         if build_cache and script and real_folder(workdir, ".next/cache") is not None:
-            drop_escaping_links(workdir / ".next" / "cache")
-            shutil.rmtree(build_cache, ignore_errors=True)
-            shutil.copytree(workdir / ".next" / "cache", build_cache, symlinks=True)
+            keep_build_cache(workdir / ".next" / "cache", Path(build_cache))
     result = _result(workdir, kind, install, in_sync, steps, started, log_path, peak, reuse.label)
     result.dependencies = reuse.key
     return result
@@ -469,6 +496,7 @@ def _run_steps(
                 net_dir=net_dir,
                 forward=forward,
                 disk_quota_mb=disk_quota_mb,
+                owned=("node_modules",) if reuse.attached is not None else (),
             )
         output = _redacted(raw_log.read_text(encoding="utf-8", errors="replace"), secrets)
         note = ""

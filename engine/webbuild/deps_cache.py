@@ -38,6 +38,7 @@ import stat
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -473,6 +474,20 @@ class DepsReuse:
             self.attached.detach(keep=keep)
             self.attached = None
 
+    def _start_harvest(self, store: PackageStore) -> None:
+        """Adds the tarballs this install downloaded to the store, off the build's critical path."""
+        started = time.monotonic()
+
+        def done(harvested: Transfer) -> None:
+            self.harvested = harvested
+            with contextlib.suppress(OSError):  # the build's log is gone (its folder was removed)
+                self.note(
+                    f"{harvested.files} new tarball(s) ({harvested.bytes / 1e6:.1f} MB) verified and added "
+                    f"to the package store in {time.monotonic() - started:.2f} s"
+                )
+
+        store.harvest_in_background(self.npm_cache, done)
+
     def note(self, text: str) -> None:
         """A line in the build's log, so that an operator sees what was reused."""
         if self.log_path is not None:
@@ -544,13 +559,8 @@ class DepsReuse:
     def after_install(self, install: list[str], env: dict[str, str]) -> None:
         if self.reused or install[:2] == ["npm", "ls"]:
             return
-        started = time.monotonic()
         if self.store is not None:
-            self.harvested = self.store.harvest(self.npm_cache)
-            self.note(
-                f"{self.harvested.files} new tarball(s) ({self.harvested.bytes / 1e6:.1f} MB) verified and "
-                f"added to the package store in {time.monotonic() - started:.2f} s"
-            )
+            self._start_harvest(self.store)
         if self.cache is None or self.parts is None:
             return
         started = time.monotonic()
@@ -666,6 +676,13 @@ class Transfer:
     bytes: int = 0
 
 
+# Harvests under way in this process, by store; a folder of tarballs being harvested is named so (beside
+# the npm caches), and one a stopped process left is deleted with the app's next harvest.
+_HARVESTS: dict[Path, list[threading.Thread]] = {}
+_HARVESTS_LOCK = threading.Lock()
+_HARVESTING = ".harvest-"
+
+
 class PackageStore:
     """Package tarballs by sha512, shared by every app on the machine; written only by the engine."""
 
@@ -674,7 +691,8 @@ class PackageStore:
 
     def seed(self, workdir: Path, npm_cache: Path) -> Transfer:
         """Copies into a build's npm cache the tarballs its lockfile pins that the store holds (copies, not
-        links: the build may write its own cache, never the store)."""
+        links: the build may write its own cache, never the store), once the harvests under way ended."""
+        self.wait()
         done = Transfer()
         npm_cache.mkdir(parents=True, exist_ok=True)  # the engine's own path for this build
         content = _npm_content(npm_cache)
@@ -692,6 +710,48 @@ class PackageStore:
             done.files += 1
             done.bytes += target.stat().st_size
         return done
+
+    def harvest_in_background(self, npm_cache: Path, done: Callable[[Transfer], object]) -> None:
+        """``harvest`` off the critical path: the npm cache's tarballs are first moved out of it, where no
+        later sandboxed command can reach them (the install that wrote them is over: its pid namespace
+        ended with it), then added to the store by a thread, which calls ``done``. ``seed`` waits for it.
+        Where they cannot be moved (another file system), they are harvested here and now."""
+        content = _npm_content(npm_cache)
+        taken = npm_cache.parent / f"{_HARVESTING}{secrets.token_hex(6)}"
+        try:
+            if not content.is_dir() or not _inside(content, npm_cache):  # a link planted on the way
+                raise OSError("nothing to move")
+            (taken / "_cacache").mkdir(parents=True, mode=0o700)
+            content.replace(taken / "_cacache" / "content-v2")
+        except OSError:
+            shutil.rmtree(taken, ignore_errors=True)
+            done(self.harvest(npm_cache))
+            return
+
+        def run() -> None:
+            for leftover in npm_cache.parent.glob(f"{_HARVESTING}*"):  # a stopped process's
+                with contextlib.suppress(OSError):
+                    if time.time() - leftover.stat().st_mtime > 3600:
+                        shutil.rmtree(leftover, ignore_errors=True)
+            try:
+                done(self.harvest(taken))
+            finally:
+                shutil.rmtree(taken, ignore_errors=True)
+
+        thread = threading.Thread(target=run, name="harvest", daemon=True)
+        with _HARVESTS_LOCK:
+            _HARVESTS.setdefault(self.root.resolve(), []).append(thread)
+        thread.start()
+
+    def wait(self) -> None:
+        """Until the harvests into this store that this process started have ended."""
+        with _HARVESTS_LOCK:
+            threads = list(_HARVESTS.get(self.root.resolve(), []))
+        for thread in threads:
+            thread.join()
+        with _HARVESTS_LOCK:
+            running = [t for t in _HARVESTS.get(self.root.resolve(), []) if t.is_alive()]
+            _HARVESTS[self.root.resolve()] = running
 
     def harvest(self, npm_cache: Path, max_bytes: int = 1 << 30) -> Transfer:
         """Adds to the store the sha512 tarballs of a build's npm cache that it lacks, each hashed here

@@ -138,9 +138,13 @@ def build_user() -> tuple[int, int]:
     return entry.pw_uid, entry.pw_gid
 
 
-def _chown_tree(root: Path, uid: int, gid: int) -> None:
+def _chown_tree(root: Path, uid: int, gid: int, skip: tuple[str, ...] = ()) -> None:
     os.chown(root, uid, gid)
     for directory, dirnames, filenames in os.walk(root):
+        if directory == str(root):  # a skipped folder is handed over itself, not walked
+            for name in set(skip) & set(dirnames):
+                os.lchown(os.path.join(directory, name), uid, gid)
+            dirnames[:] = [name for name in dirnames if name not in skip]
         for name in dirnames + filenames:
             path = os.path.join(directory, name)
             # only what is not the app's yet: a chown, even to the same owner, copies a file of a
@@ -202,6 +206,7 @@ def run_sandboxed(
     net_dir: Path | None = None,
     forward: dict[int, str] | None = None,
     disk_quota_mb: int | None = None,
+    owned: tuple[str, ...] = (),
 ) -> RunOutcome:
     """Runs ``argv`` in the sandbox with ``workdir`` as its current folder, output appended to ``log``.
 
@@ -209,6 +214,8 @@ def run_sandboxed(
     ``uid``: the host uid to run as (an engine running as root; default nobody). ``net_dir``: a folder
     of Unix sockets bound at /run/launchdeck/net, and ``forward`` the loopback ports inside that pipe
     to them (``{3128: "egress.sock"}``). ``disk_quota_mb``: what workdir, /tmp and the npm cache may hold.
+    ``owned``: folders of ``workdir`` already the build user's (an attached node_modules, installed as
+    it), not walked to hand the working copy to that user.
     """
     privileged = os.geteuid() == 0
     run_uid = (uid if uid is not None else 65534) if privileged else None
@@ -248,7 +255,7 @@ def run_sandboxed(
             for path in (workdir, tmp, npm_cache, *(p for p in [net_dir] if p)):
                 if path == npm_cache and path.stat().st_uid == run_uid:
                     continue  # this app's cache, already its own (walking it is slow)
-                _chown_tree(path, run_uid, run_uid)
+                _chown_tree(path, run_uid, run_uid, owned if path == workdir else ())
         forward_fd = None
         if forwards:
             forward_fd = memfd("forward", FORWARD_JS.read_bytes())

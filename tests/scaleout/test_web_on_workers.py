@@ -74,7 +74,9 @@ def test_the_shop_builds_on_a_worker_that_cannot_see_the_engines_workspace(
     assert not (folder / "deployments" / deployment / "app").exists()
 
 
-def test_a_worker_killed_mid_build_hands_the_build_to_the_other_once(fleet: Fleet, tmp_path: Path) -> None:
+def test_a_worker_killed_mid_install_hands_install_and_build_to_the_other_once(
+    fleet: Fleet, tmp_path: Path
+) -> None:
     with (
         worker_process(fleet.url, fleet.worker_token("a"), tmp_path / "machine-a", hide=fleet.workspace) as a,
         worker_process(fleet.url, fleet.worker_token("b"), tmp_path / "machine-b", hide=fleet.workspace) as b,
@@ -94,8 +96,13 @@ def test_a_worker_killed_mid_build_hands_the_build_to_the_other_once(fleet: Flee
         victim.kill()
         status = fleet.client.wait(deployment, timeout=900)
     assert_serves_the_shop(fleet, status)
-    build = steps(status)["build"]
-    assert build["attempts"] == 2, build
-    assert f"on worker {survivor.folder.name}" in build["detail"], build
+    # Killed mid-install: the install runs again on the other worker, and the build follows it there
+    # (it attaches the node_modules that install kept on that machine), once.
+    install, build = steps(status)["install"], steps(status)["build"]
+    assert install["attempts"] == 2, install
+    assert build["attempts"] == 1, build
+    for step in (install, build):
+        assert f"on worker {survivor.folder.name}" in step["detail"], step
+    assert "reused node_modules" in build["detail"], build
     assert steps(status)["verify"]["attempts"] == 1
     assert fleet.client.app("shop")["live_deployment_id"] == deployment
