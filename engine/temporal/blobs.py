@@ -198,12 +198,23 @@ def write_tree(manifest: dict[str, Any], root: Path, place: Callable[[str, Path]
 # -- packs: many blobs in one request, each framed as b"<digest> <size>\n" + its bytes -----------------
 
 
+PACK_CHUNK = 1 << 20
+
+
 def pack_frames(paths: dict[str, Path]) -> Iterator[bytes]:
-    """A pack of ``{digest: path}``, streamed."""
+    """A pack of ``{digest: path}``, streamed in chunks of about a megabyte (a standalone server is
+    thousands of small files: a chunk each would be a request body of tiny pieces)."""
+    buffer = bytearray()
     for digest, path in paths.items():
-        yield f"{digest} {path.stat().st_size}\n".encode()
+        buffer += f"{digest} {path.stat().st_size}\n".encode()
         with path.open("rb") as handle:
-            yield from iter(lambda: handle.read(1 << 20), b"")
+            while piece := handle.read(PACK_CHUNK):
+                buffer += piece
+                if len(buffer) >= PACK_CHUNK:
+                    yield bytes(buffer)
+                    buffer.clear()
+    if buffer:
+        yield bytes(buffer)
 
 
 class PackReader:
