@@ -1,8 +1,9 @@
-"""Benchmark: pipelines on Temporal against the in-process runner, and deploys on one worker or two.
+"""Benchmark: pipelines on Temporal against the same steps run in-process, and deploys on one worker or two.
 
-1. Per-step overhead: a pipeline of 20 steps that do nothing, run by the in-process runner and by
-   Temporal (steps on the engine's control queue, and on a worker process's build queue), same run,
-   median of --runs. Overhead per step = (Temporal - in-process) / 20. Target: <= 50 ms.
+1. Per-step overhead: a pipeline of 20 steps that do nothing, run in-process (``InProcess`` below: each
+   step in turn, journaled as the engine journals a step: its attempt, then its outputs and success)
+   and by Temporal (steps on the engine's control queue, and on a worker process's build queue), same
+   run, median of --runs. Overhead per step = (Temporal - in-process) / 20. Target: <= 50 ms.
 2. Deploys: --deploys runs of the scale-out pipeline (PostgreSQL database, a build process of
    --build-seconds on a worker whose output comes back as blobs, stage, promote), one app each, all
    submitted at once, with one worker process (concurrency 2) against two (concurrency 2 each). The
@@ -33,20 +34,55 @@ sys.path.insert(0, str(ROOT))
 
 from engine.auth import issue_token  # noqa: E402
 from engine.config import Settings  # noqa: E402
+from engine.runner import Runner, StepContext  # noqa: E402
 from engine.service import Engine  # noqa: E402
+from engine.store import Store  # noqa: E402
 from tests.scaleout.conftest import worker_process  # noqa: E402
 
 PLUGINS = "bench.scale_out_pipelines,tests.scaleout.pipelines"
 STEPS = 20
 
 
+class InProcess(Runner):
+    """The baseline: a run's steps one after the other on the submitting thread, each journaled as on
+    Temporal (its attempt, then its outputs and success: two store transactions), with no retries,
+    timeouts or undo (steps that do nothing need none)."""
+
+    def _start(self, deployment_id: str, pipeline: str, params: dict[str, Any]) -> None:
+        deployment = self.store.fetchone("SELECT * FROM deployments WHERE id = ?", [deployment_id])
+        assert deployment is not None
+        app = self.store.fetchone("SELECT * FROM deployed_apps WHERE id = ?", [deployment["app_id"]])
+        assert app is not None
+        self._set_deployment(deployment_id, status="running", started_at="now()")
+        ctx = StepContext(self, deployment, app)
+        for position, step in enumerate(self.pipelines[pipeline](params)):
+            ctx.step_name, ctx.step_position = step.name, position
+            self.start_attempt(deployment_id, position)
+            began = time.monotonic()
+            detail = step.run(ctx)
+            self.record_success(deployment_id, position, detail, ctx.state, time.monotonic() - began)
+        self._set_deployment(deployment_id, status="succeeded", finished_at="now()")
+
+
+def in_process_run(scratch: Path, runs: int) -> float:
+    from bench.scale_out_pipelines import PIPELINES
+    from engine.apps import get_or_create_app
+
+    runner = InProcess(Store(scratch / "in-process.duckdb"), dict(PIPELINES))
+    app = get_or_create_app(runner.store, "bench-local", owner="operator").id
+    try:
+        timed_run(runner, app, "noop", {})
+        return statistics.median(timed_run(runner, app, "noop", {}) for _ in range(runs))
+    finally:
+        runner.store.close()
+
+
 @contextmanager
-def engine(scratch: Path, runner: str) -> Iterator[Engine]:
+def engine(scratch: Path) -> Iterator[Engine]:
     os.environ.pop("LAUNCHDECK_TEMPORAL_ADDRESS", None)  # the embedded default
     settings = Settings(
-        workspace=scratch / f"workspace-{runner}",
+        workspace=scratch / "workspace-temporal",
         edge_port=0,
-        runner=runner,
         extra_pipelines=PLUGINS,
         workers=8,
         rate_limit="100000/minute",  # the transfer figure's one-request-per-blob side
@@ -66,43 +102,37 @@ def new_app(started: Engine, name: str) -> str:
     return get_or_create_app(started.store, name, owner="operator", principal=None).id
 
 
-def timed_run(started: Engine, app_id: str, pipeline: str, params: dict[str, Any]) -> float:
+def timed_run(runner: Runner, app_id: str, pipeline: str, params: dict[str, Any]) -> float:
     began = time.perf_counter()
-    deployment = started.runner.submit(app_id, pipeline, params, requested_by="bench")
-    row = started.runner.wait(deployment, timeout=600)
+    deployment = runner.submit(app_id, pipeline, params, requested_by="bench")
+    row = runner.wait(deployment, timeout=600)
     assert row["status"] == "succeeded", row
     return time.perf_counter() - began
 
 
 def overhead(scratch: Path, runs: int) -> None:
     print(f"\n1. per-step overhead: {STEPS} steps that do nothing, median of {runs} runs (after one warm-up)")
-    results: dict[str, float] = {}
-    with engine(scratch, "local") as local:
-        app = new_app(local, "bench-local")
-        timed_run(local, app, "noop", {})
-        results["in-process runner"] = statistics.median(
-            timed_run(local, app, "noop", {}) for _ in range(runs)
-        )
-    with engine(scratch, "temporal") as temporal:
+    results = {"in-process": in_process_run(scratch, runs)}
+    with engine(scratch) as temporal:
         app = new_app(temporal, "bench-temporal")
-        timed_run(temporal, app, "noop", {})
+        timed_run(temporal.runner, app, "noop", {})
         results["Temporal, control queue (engine)"] = statistics.median(
-            timed_run(temporal, app, "noop", {}) for _ in range(runs)
+            timed_run(temporal.runner, app, "noop", {}) for _ in range(runs)
         )
         token = issue_token(temporal.store, role="worker", principal="bench", name="bench worker")
         assert temporal.url is not None
         with worker_process(temporal.url, token, scratch / "worker-overhead"):
-            timed_run(temporal, app, "noop", {"queue": "build"})
+            timed_run(temporal.runner, app, "noop", {"queue": "build"})
             results["Temporal, build queue (worker process)"] = statistics.median(
-                timed_run(temporal, app, "noop", {"queue": "build"}) for _ in range(runs)
+                timed_run(temporal.runner, app, "noop", {"queue": "build"}) for _ in range(runs)
             )
-    base = results["in-process runner"]
+    base = results["in-process"]
     print(f"  {'runner':<40} {'run (s)':>8} {'per step (ms)':>14} {'overhead/step (ms)':>19}")
     for label, seconds in results.items():
         extra = (seconds - base) / STEPS * 1000
         verdict = (
             ""
-            if label == "in-process runner"
+            if label == "in-process"
             else ("  target <= 50 ms: met" if extra <= 50 else "  target <= 50 ms: NOT met")
         )
         print(f"  {label:<40} {seconds:>8.2f} {seconds / STEPS * 1000:>14.1f} {extra:>19.1f}{verdict}")
@@ -111,7 +141,7 @@ def overhead(scratch: Path, runs: int) -> None:
 def deploys(scratch: Path, count: int, build_seconds: float) -> None:
     print(f"\n2. {count} deploys (build {build_seconds:g} s each on a worker), all submitted at once")
     for workers in (1, 2):
-        with engine(scratch / f"deploys-{workers}", "temporal") as temporal, ExitStack() as stack:
+        with engine(scratch / f"deploys-{workers}") as temporal, ExitStack() as stack:
             token = issue_token(temporal.store, role="worker", principal="bench", name="bench worker")
             assert temporal.url is not None
             for index in range(workers):
@@ -151,7 +181,7 @@ def transfer(scratch: Path, files: int, kilobytes: int) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(secrets.token_bytes(kilobytes * 1024))
     paths = sorted(tree.rglob("*.js"))
-    with engine(scratch / "transfer", "temporal") as temporal:
+    with engine(scratch / "transfer") as temporal:
         token = issue_token(temporal.store, role="worker", principal="bench", name="bench worker")
         api = EngineApi(str(temporal.url), token)
         began = time.perf_counter()

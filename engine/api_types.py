@@ -207,12 +207,6 @@ class Missing(TypedDict):
     missing: list[str]
 
 
-class Outputs(TypedDict):
-    detail: NotRequired[str | None]
-    seconds: float
-    state: dict[str, Any]
-
-
 class PipelineRun(TypedDict):
     app: str
     lock_timeout: NotRequired[float | None]

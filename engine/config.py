@@ -65,9 +65,6 @@ class Settings(BaseSettings):
     workers: int = Field(default=4, ge=1, le=64)
     lock_timeout_seconds: float = Field(default=30.0, ge=0)
     deployment_timeout_seconds: float = Field(default=1800.0, gt=0)
-    # Where pipelines run: "temporal" (the default: the embedded Temporal dev server, or the cluster at
-    # temporal_address) or "local" (the in-process runner, for tests of steps without Temporal).
-    runner: str = Field(default="temporal", pattern="^(temporal|local)$")
     # A Temporal cluster's frontend (host:port); unset, the engine starts the dev server on SQLite in
     # the workspace. The namespace must exist; task queues are prefixed per engine (default: from the
     # workspace path), so engines can share one cluster.

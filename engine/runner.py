@@ -1,17 +1,11 @@
-"""The in-process pipeline runner, and what every runner shares: ``Step``, ``RetryPolicy``,
-``StepContext`` and the journal helpers.
+"""What every part of the pipeline runner shares: ``Step``, ``RetryPolicy``, ``StepContext``, and
+``Runner``, the journal and submission of runs, which ``engine.temporal.runner.TemporalRunner`` (the
+engine's runner) builds on to run them on Temporal.
 
-The engine runs pipelines on Temporal by default (``engine/temporal/``, ``TemporalRunner`` subclasses
-this class for its journal and submission); this thread-pool runner remains for
-``LAUNCHDECK_RUNNER=local`` and for tests of steps without Temporal. It runs a pipeline's steps one at a
-time in their order (which satisfies every step's ``needs``); only the Temporal runner runs independent
-steps side by side.
-
-A pipeline is an ordered list of steps. Every state change is journaled in the store (``deployments``,
-``step_runs``, ``deployment_log``) before the runner moves on, so an engine that was killed resumes each
-unfinished pipeline from its journal: finished steps are not run again (their outputs come back from
-``deployments.state``) and the step that was running is run again, which is safe because a step names
-every resource it creates after the app and deployment (``ctx.resource_name``) and adopts what it finds.
+A pipeline is a list of steps. Every state change is journaled in the store (``deployments``,
+``step_runs``, ``deployment_log``): the console and the API show what the journal says. A step names
+every resource it creates after the app and deployment (``ctx.resource_name``) and adopts what it finds,
+so a step run again (its worker or the engine died) never creates anything twice.
 
 A step that fails terminally (or exhausts its retries, or passes its timeout, or is cancelled) fails
 the run: the steps that succeeded are undone in reverse order, and the app's live deployment, which only
@@ -26,19 +20,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.errors import (
-    Cancelled,
-    LaunchdeckError,
-    LockTimeout,
-    NotFound,
-    StepTimeout,
-    TransientError,
-)
-from engine.procs import kill_for_thread
+from engine.errors import Cancelled, LockTimeout, NotFound
 from engine.records import App
 from engine.redact import redact
 from engine.retry import RetryPolicy
@@ -48,7 +33,6 @@ log = logging.getLogger("launchdeck.runner")
 
 ACTIVE = ("pending", "running")
 FINISHED = ("succeeded", "failed", "cancelled")
-STOP_GRACE_SECONDS = 10.0  # how long a timed-out step may take to notice, after its processes were killed
 
 
 NO_RETRY = RetryPolicy(max_attempts=1)
@@ -60,10 +44,14 @@ class StepContext:
     def __init__(self, runner: Runner, deployment: dict[str, Any], app: Mapping[str, Any]) -> None:
         self._runner = runner
         self.deployment_id: str = str(deployment["id"])
+        self.pipeline: str = str(deployment["pipeline"])
         self.app = App.model_validate(app)  # its record as the run starts
         self.params: dict[str, Any] = json.loads(deployment["params"])
         self.state: dict[str, Any] = json.loads(deployment["state"] or "{}")
         self.cancelled = threading.Event()
+        # A cancel journaled before this context was made (``cancelled`` is for one that comes later):
+        # a run does not start its step; an undo still runs.
+        self.cancel_requested = bool(deployment.get("cancel_requested"))
         self.step_name: str | None = None
         self.step_position: int = 0
         self._last_progress = 0.0
@@ -143,27 +131,35 @@ def needed_positions(steps: list[Step]) -> list[list[int]]:
     return found
 
 
+def merge_state(connection: Any, deployment_id: str, state: dict[str, Any]) -> None:
+    """Add a step's outputs to the run's state (in the caller's transaction). Merged, not replaced: a
+    step that ran beside this one may have recorded its own outputs since this one read the state; steps
+    of one run write different keys."""
+    row = connection.execute("SELECT state FROM deployments WHERE id = ?", [deployment_id]).fetchone()
+    merged = {**json.loads((row[0] if row else None) or "{}"), **state}
+    connection.execute("UPDATE deployments SET state = ? WHERE id = ?", [json.dumps(merged), deployment_id])
+
+
 PipelineFactory = Callable[[dict[str, Any]], list[Step]]
 Listener = Callable[[str, dict[str, Any]], None]
 
 
 class Runner:
+    """The journal and the submission of runs; ``engine.temporal.runner.TemporalRunner`` runs them."""
+
     def __init__(
         self,
         store: Store,
         pipelines: dict[str, PipelineFactory],
         *,
-        workers: int = 4,
         services: Any = None,
     ) -> None:
         self.store = store
         self.pipelines = pipelines
         self.services = services
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pipeline")
         self._contexts: dict[str, StepContext] = {}
         self._contexts_lock = threading.Lock()
         self._listeners: list[Listener] = []
-        self._closing = threading.Event()
 
     # -- events -----------------------------------------------------------------------------------
 
@@ -181,13 +177,49 @@ class Runner:
 
     # -- journal ----------------------------------------------------------------------------------
 
-    def journal_log(self, deployment_id: str, step: str | None, line: str) -> None:
+    def journal_log(self, deployment_id: str, step: str | None, line: str, connection: Any = None) -> None:
+        """A line of the run's log; with ``connection``, in the caller's transaction."""
         line = redact(line)
         log.info("[%s] %s: %s", deployment_id[:8], step or "-", line)
-        self.store.execute(
-            "INSERT INTO deployment_log (deployment_id, step, line) VALUES (?, ?, ?)",
-            [deployment_id, step, line],
-        )
+        sql = "INSERT INTO deployment_log (deployment_id, step, line) VALUES (?, ?, ?)"
+        if connection is None:
+            self.store.execute(sql, [deployment_id, step, line])
+        else:
+            connection.execute(sql, [deployment_id, step, line])
+
+    def start_attempt(self, deployment_id: str, position: int, where: str = "") -> int:
+        """Journal an attempt of a step (one transaction); returns its number. Counted in the store, not
+        from Temporal's attempt number, which starts again at 1 when a local activity is re-run after
+        its engine died."""
+        with self.store.transaction() as connection:
+            row = connection.execute(
+                "UPDATE step_runs SET status = 'running', attempts = coalesce(attempts, 0) + 1,"
+                " started_at = now(), error = NULL WHERE deployment_id = ? AND position = ?"
+                " RETURNING attempts, name",
+                [deployment_id, position],
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"deployment {deployment_id} has no step {position}")
+            attempt, name = int(row[0]), str(row[1])
+            started = f"started (attempt {attempt})" + (f" on {where}" if where else "")
+            self.journal_log(deployment_id, name, started, connection)
+        return attempt
+
+    def record_success(
+        self, deployment_id: str, position: int, detail: str | None, state: dict[str, Any], seconds: float
+    ) -> None:
+        """A step's outputs and its success in one transaction: a later step never misses an output."""
+        with self.store.transaction() as connection:
+            merge_state(connection, deployment_id, state)
+            row = connection.execute(
+                "UPDATE step_runs SET status = 'succeeded', finished_at = now(), detail = coalesce(?, detail)"
+                " WHERE deployment_id = ? AND position = ? RETURNING name",
+                [redact(detail) if detail else None, deployment_id, position],
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"deployment {deployment_id} has no step {position}")
+            succeeded = f"succeeded in {seconds:.1f} s" + (f": {detail}" if detail else "")
+            self.journal_log(deployment_id, str(row[0]), succeeded, connection)
 
     @staticmethod
     def _assignments(columns: dict[str, Any]) -> tuple[str, list[Any]]:
@@ -207,6 +239,21 @@ class Runner:
     def _set_deployment(self, deployment_id: str, **columns: Any) -> None:
         clause, values = self._assignments(columns)
         self.store.execute(f"UPDATE deployments SET {clause} WHERE id = ?", [*values, deployment_id])
+
+    def step_context(self, deployment_id: str, position: int) -> tuple[StepContext, Step]:
+        """A step's context on the engine, as its run, undo or ``inputs`` (for a worker) see it."""
+        deployment = self.store.fetchone("SELECT * FROM deployments WHERE id = ?", [deployment_id])
+        if deployment is None:
+            raise NotFound(f"no deployment {deployment_id}")
+        app = self.store.fetchone("SELECT * FROM deployed_apps WHERE id = ?", [deployment["app_id"]])
+        if app is None:
+            raise NotFound(f"the app of deployment {deployment_id} no longer exists")
+        steps = self.pipelines[deployment["pipeline"]](json.loads(deployment["params"]))
+        if not 0 <= position < len(steps):
+            raise NotFound(f"deployment {deployment_id} has no step {position}")
+        ctx = StepContext(self, deployment, app)
+        ctx.step_name, ctx.step_position = steps[position].name, position
+        return ctx, steps[position]
 
     # -- submission -------------------------------------------------------------------------------
 
@@ -256,33 +303,18 @@ class Runner:
         return deployment_id
 
     def _start(self, deployment_id: str, pipeline: str, params: dict[str, Any]) -> None:
-        """Start a journaled run (the in-process runner: on its thread pool)."""
-        self._executor.submit(self._execute_safely, deployment_id)
+        """Start a journaled run (``TemporalRunner``: its workflow)."""
+        raise NotImplementedError
 
-    def resume_unfinished(self) -> list[str]:
-        """Start again every run the journal shows as unfinished (after a crash or a restart)."""
-        rows = self.store.fetchall(
-            "SELECT id FROM deployments WHERE status IN ('pending', 'running') ORDER BY created_at"
-        )
-        for row in rows:
-            deployment_id = str(row["id"])
-            self.journal_log(deployment_id, None, "engine restarted: resuming from the journal")
-            self._executor.submit(self._execute_safely, deployment_id)
-        return [str(row["id"]) for row in rows]
-
-    def cancel(self, deployment_id: str) -> bool:
-        """Ask a run to stop. Returns False when it had already finished."""
-        row = self.store.fetchone("SELECT status FROM deployments WHERE id = ?", [deployment_id])
-        if row is None:
-            raise NotFound(f"no deployment {deployment_id}")
-        if row["status"] not in ACTIVE:
-            return False
-        self._set_deployment(deployment_id, cancel_requested=True)
+    # A step's context while it runs, keyed by deployment and step (steps of one run may run side by
+    # side): a cancel reaches it at once.
+    def _track(self, ctx: StepContext) -> None:
         with self._contexts_lock:
-            ctx = self._contexts.get(deployment_id)
-        if ctx is not None:
-            ctx.cancelled.set()
-        return True
+            self._contexts[f"{ctx.deployment_id}:{ctx.step_position}"] = ctx
+
+    def _untrack(self, ctx: StepContext) -> None:
+        with self._contexts_lock:
+            self._contexts.pop(f"{ctx.deployment_id}:{ctx.step_position}", None)
 
     def active_count(self) -> int:
         with self._contexts_lock:
@@ -297,198 +329,3 @@ class Runner:
             if row["status"] in FINISHED or time.monotonic() > deadline:
                 return row
             time.sleep(0.05)
-
-    def shutdown(self, wait: bool = True) -> None:
-        """Stop taking work. Runs still going are cancelled cooperatively only if ``wait`` is False;
-        either way the journal lets the next engine resume them."""
-        self._closing.set()
-        self._executor.shutdown(wait=wait, cancel_futures=True)
-
-    # -- execution --------------------------------------------------------------------------------
-
-    def _execute_safely(self, deployment_id: str) -> None:
-        try:
-            self._execute(deployment_id)
-        except Exception as exc:  # the journal must never be left "running" by a runner bug
-            log.exception("runner error in %s", deployment_id)
-            self._set_deployment(
-                deployment_id, status="failed", error=redact(f"internal error: {exc}"), finished_at="now()"
-            )
-
-    def _execute(self, deployment_id: str) -> None:
-        deployment = self.store.fetchone("SELECT * FROM deployments WHERE id = ?", [deployment_id])
-        if deployment is None or deployment["status"] not in ACTIVE:
-            return
-        app = self.store.fetchone("SELECT * FROM deployed_apps WHERE id = ?", [deployment["app_id"]])
-        if app is None:
-            self._set_deployment(
-                deployment_id, status="failed", error="the app no longer exists", finished_at="now()"
-            )
-            return
-        steps = self.pipelines[deployment["pipeline"]](json.loads(deployment["params"]))
-        ctx = StepContext(self, deployment, app)
-        if deployment["cancel_requested"]:
-            ctx.cancelled.set()
-        with self._contexts_lock:
-            self._contexts[deployment_id] = ctx
-        try:
-            if deployment["status"] == "pending":
-                self._set_deployment(deployment_id, status="running", started_at="now()")
-                self._emit("started", deployment_id)
-            runs = {
-                row["position"]: row
-                for row in self.store.fetchall(
-                    "SELECT position, status FROM step_runs WHERE deployment_id = ?", [deployment_id]
-                )
-            }
-            done: list[tuple[int, Step]] = []
-            for position, step in enumerate(steps):
-                if runs.get(position, {}).get("status") == "succeeded":
-                    done.append((position, step))
-                    continue
-                ctx.step_name, ctx.step_position = step.name, position
-                error = self._run_step(ctx, position, step)
-                if error is not None:
-                    self._fail(ctx, steps, done, position, error)
-                    return
-                done.append((position, step))
-            self._set_deployment(deployment_id, status="succeeded", finished_at="now()", error=None)
-            self.journal_log(deployment_id, None, "deployment finished")
-            self._emit("succeeded", deployment_id)
-        finally:
-            with self._contexts_lock:
-                self._contexts.pop(deployment_id, None)
-
-    def _run_step(self, ctx: StepContext, position: int, step: Step) -> LaunchdeckError | None:
-        """Run one step with its retry policy and timeout; journal each attempt. None on success."""
-        attempt = int(
-            self.store.scalar(
-                "SELECT attempts FROM step_runs WHERE deployment_id = ? AND position = ?",
-                [ctx.deployment_id, position],
-            )
-            or 0
-        )
-        retries_left = step.retry.max_attempts
-        while True:
-            if ctx.cancelled.is_set():
-                return Cancelled("the deployment was cancelled")
-            attempt += 1
-            retries_left -= 1
-            self._set_step(
-                ctx.deployment_id,
-                position,
-                status="running",
-                attempts=attempt,
-                started_at="now()",
-                error=None,
-            )
-            self.journal_log(ctx.deployment_id, step.name, f"started (attempt {attempt})")
-            started = time.monotonic()
-            try:
-                detail = self._call_with_timeout(ctx, step)
-            except TransientError as exc:
-                if retries_left > 0 and not ctx.cancelled.is_set():
-                    delay = step.retry.delay(attempt, exc.retry_after)
-                    self.journal_log(
-                        ctx.deployment_id, step.name, f"transient error, retrying in {delay:.1f} s: {exc}"
-                    )
-                    self._set_step(ctx.deployment_id, position, status="pending", error=redact(str(exc)))
-                    if ctx.cancelled.wait(delay):
-                        return Cancelled("the deployment was cancelled")
-                    continue
-                return exc
-            except LaunchdeckError as exc:
-                return exc
-            except Exception as exc:  # a bug or an unmapped library error: terminal, with its text
-                log.exception("step %s raised", step.name)
-                return LaunchdeckError(f"{type(exc).__name__}: {exc}")
-            # Outputs go into the journal in the same transaction that marks the step done, so a
-            # crash can never leave a succeeded step without the outputs later steps need.
-            with self.store.transaction() as connection:
-                connection.execute(
-                    "UPDATE deployments SET state = ? WHERE id = ?",
-                    [json.dumps(ctx.state), ctx.deployment_id],
-                )
-                connection.execute(
-                    "UPDATE step_runs SET status = 'succeeded', finished_at = now(), detail = coalesce(?, detail)"
-                    " WHERE deployment_id = ? AND position = ?",
-                    [redact(detail) if detail else None, ctx.deployment_id, position],
-                )
-            self.journal_log(
-                ctx.deployment_id,
-                step.name,
-                f"succeeded in {time.monotonic() - started:.1f} s" + (f": {detail}" if detail else ""),
-            )
-            return None
-
-    @staticmethod
-    def _call_with_timeout(ctx: StepContext, step: Step) -> str | None:
-        outcome: dict[str, Any] = {}
-
-        def target() -> None:
-            try:
-                outcome["detail"] = step.run(ctx)
-            except BaseException as exc:
-                outcome["error"] = exc
-
-        thread = threading.Thread(target=target, name=f"step-{step.name}", daemon=True)
-        thread.start()
-        thread.join(step.timeout)
-        if thread.is_alive():
-            ctx.cancelled.set()  # tell the step to stop; its own subprocesses watch this event
-            # and stop the processes it started (a build), so its undo never runs beside them
-            if kill_for_thread(thread.ident):  # its processes are gone: let it notice and return
-                thread.join(STOP_GRACE_SECONDS)
-            raise StepTimeout(f"step {step.name!r} did not finish within its timeout of {step.timeout:g} s")
-        if "error" in outcome:
-            raise outcome["error"]
-        detail = outcome.get("detail")
-        return str(detail) if detail is not None else None
-
-    def _fail(
-        self,
-        ctx: StepContext,
-        steps: list[Step],
-        done: list[tuple[int, Step]],
-        position: int,
-        error: LaunchdeckError,
-    ) -> None:
-        cancelled = isinstance(error, Cancelled)
-        message = redact(str(error))
-        self._set_step(
-            ctx.deployment_id,
-            position,
-            status="cancelled" if cancelled else "failed",
-            finished_at="now()",
-            error=message,
-        )
-        self.journal_log(
-            ctx.deployment_id, steps[position].name, f"{'cancelled' if cancelled else 'failed'}: {message}"
-        )
-        for index in range(position + 1, len(steps)):
-            self._set_step(ctx.deployment_id, index, status="skipped")
-        # Undo what this run created, newest first: the failed step too, since it may have created
-        # part of its resource before failing (undo functions tolerate "not there").
-        to_undo = [(position, steps[position]), *reversed(done)]
-        ctx.cancelled.clear()
-        for undo_position, step in to_undo:
-            if step.undo is None:
-                continue
-            ctx.step_name, ctx.step_position = step.name, undo_position
-            try:
-                step.undo(ctx)
-            except Exception as exc:
-                self.journal_log(
-                    ctx.deployment_id, step.name, f"undo failed, clean up by hand: {redact(str(exc))}"
-                )
-                continue
-            if undo_position != position:
-                self._set_step(ctx.deployment_id, undo_position, status="undone")
-            self.journal_log(ctx.deployment_id, step.name, "undone")
-        self._set_deployment(
-            ctx.deployment_id,
-            status="cancelled" if cancelled else "failed",
-            error=f"{steps[position].name}: {message}",
-            finished_at="now()",
-        )
-        self._emit("cancelled" if cancelled else "failed", ctx.deployment_id)

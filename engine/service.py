@@ -32,8 +32,8 @@ from engine.errors import ConfigError
 from engine.files import write_private
 from engine.jobs import PeriodicJob
 from engine.pgcluster import PostgresServer
-from engine.runner import Runner
 from engine.store import Store
+from engine.temporal.runner import TemporalRunner
 from engine.vault import Vault
 from engine.webhooks import WebhookSender
 
@@ -66,13 +66,7 @@ class Engine:
             settings.postgres_admin_url, settings.postgres_server, settings.workspace, self.vault
         )
         pipelines = registry(settings.extra_pipelines)
-        self.runner: Runner
-        if settings.runner == "temporal":
-            from engine.temporal.runner import TemporalRunner
-
-            self.runner = TemporalRunner(self.store, pipelines, settings=settings, services=self)
-        else:
-            self.runner = Runner(self.store, pipelines, workers=settings.workers, services=self)
+        self.runner = TemporalRunner(self.store, pipelines, settings=settings, services=self)
         self.scheduler = BackgroundScheduler(timezone=UTC)
         self.edge = EdgeHost(
             settings.workspace,
@@ -140,7 +134,7 @@ class Engine:
         self.scheduler.start()
         self.edge.start()
         self.on_close(self.edge.stop)
-        if self.settings.local_worker and self.settings.runner == "temporal":
+        if self.settings.local_worker:
             self._start_local_worker()
         resumed = self.runner.resume_unfinished()
         if resumed:
@@ -149,10 +143,8 @@ class Engine:
     def _start_local_worker(self) -> None:
         """A worker like any other (its own folder, the API, a worker token), in this process."""
         from engine.auth import end_session, issue_token, token_info
-        from engine.temporal.runner import TemporalRunner
         from engine.temporal.worker import serve
 
-        assert isinstance(self.runner, TemporalRunner)
         workspace = self.settings.workspace.resolve()
         folder = self.settings.local_worker_dir or workspace.parent / f"{workspace.name}-worker"
         token = issue_token(self.store, role="worker", principal="local-worker", name="local worker")
@@ -223,7 +215,7 @@ class Engine:
         log.info("engine stopping")
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-        self.runner.shutdown(wait=False)
+        self.runner.shutdown()
         deadline = time.monotonic() + grace_seconds
         while self.runner.active_count() and time.monotonic() < deadline:
             time.sleep(0.1)

@@ -37,6 +37,20 @@ def shared_temporal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def shared_package_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One package store for the run's deployments, as the engine and workers of one machine share it:
+    a tarball downloaded by one test's install is not downloaded again by the next (each checks it)."""
+    store = tmp_path_factory.mktemp("package-store")
+    previous = os.environ.get("LAUNCHDECK_PACKAGE_STORE")
+    os.environ["LAUNCHDECK_PACKAGE_STORE"] = str(store)
+    yield store
+    if previous is None:
+        os.environ.pop("LAUNCHDECK_PACKAGE_STORE", None)
+    else:
+        os.environ["LAUNCHDECK_PACKAGE_STORE"] = previous
+
+
+@pytest.fixture(scope="session", autouse=True)
 def shared_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One password-only PostgreSQL cluster for the whole run (``engine.pgcluster``, the one an engine
     runs when the host's server trusts loopback, as here), initialised once: every engine a test starts

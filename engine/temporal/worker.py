@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import ctypes
 import logging
 import os
@@ -193,6 +194,7 @@ class WorkerContext:
         self.app: dict[str, Any] = spec["app"]
         self.params: dict[str, Any] = spec["params"]
         self.state: dict[str, Any] = spec["state"]
+        self.started_state: dict[str, Any] = copy.deepcopy(spec["state"])  # to tell what the step set
         self.step_name: str | None = step.name
         self.step_position = position
         self.workdir = workdir
@@ -342,13 +344,20 @@ class WorkerActivities:
                 with contextlib.suppress(httpx.HTTPError):
                     ctx.log(f"transient error, retrying: {error.message}")
             raise self._failure(error) from None
+        # The outputs go back with the activity's result (the workflow journals them on the engine before
+        # any later step starts): no request of its own, and a step that finished while the engine's API
+        # was away is not run again for it. Only the keys the step set: the rest is in the run already.
         outputs = {
-            "detail": str(detail) if detail is not None else None,
-            "state": ctx.state,
+            "detail": redact(str(detail))[:20_000] if detail is not None else None,
+            "state": {
+                key: value
+                for key, value in ctx.state.items()
+                if key not in ctx.started_state or ctx.started_state[key] != value
+            },
             "seconds": time.monotonic() - started,
         }
-        await asyncio.to_thread(self.api.post, ctx._step_path("succeeded"), outputs)
-        return {"machine": self.machine}  # later steps that need this machine (and the undo) go there
+        # Later steps that need this machine (and the undo) go to its queue.
+        return {"machine": self.machine, "outputs": outputs}
 
     def _failure(self, error: ApplicationError) -> ApplicationError:
         """The error, saying which worker it happened on: the step's undo runs there."""

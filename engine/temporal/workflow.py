@@ -1,8 +1,8 @@
 """The pipeline workflow: deterministic orchestration only (Temporal replays it from history).
 
 Everything that touches the world is an activity, named by string so that this module imports nothing
-but the SDK: the control activities ``begin``, ``run_step``, ``step_failed``, ``undo_step``, ``undone``,
-``log``, ``finish`` (engine) and ``run_remote_step``, ``undo_remote_step`` (workers).
+but the SDK: the control activities ``begin``, ``run_step``, ``succeeded``, ``step_failed``,
+``undo_step``, ``undone``, ``log``, ``finish`` (engine) and ``run_remote_step``, ``undo_remote_step`` (workers).
 """
 
 from __future__ import annotations
@@ -233,7 +233,7 @@ class PipelineWorkflow:
                 )
             )
         try:
-            result = await activity  # a worker reports its step's outputs to the engine's API first
+            result = await activity
         except ActivityError as error:
             if machine is not None and anchor is not None and _machine_gone(error):
                 # The worker that ran the earlier step is gone, and what it left with it: both again.
@@ -247,3 +247,7 @@ class PipelineWorkflow:
             raise
         if isinstance(result, dict) and result.get("machine"):
             self._machines[position] = str(result["machine"])
+        if (
+            isinstance(result, dict) and "outputs" in result
+        ):  # a worker's step: journaled before any later one
+            await self._control("succeeded", {**call, **result["outputs"]}, prefix)

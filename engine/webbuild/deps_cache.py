@@ -93,11 +93,12 @@ def _file_digest(path: Path) -> str:
 def cache_folders(root: Path, app_name: str, app_id: str) -> dict[str, Any]:
     """A machine's dependency caches for one app (``build``'s keyword arguments): its npm cache, its
     node_modules entries (by app id: a name freed by a destroyed app can be taken again) and the
-    machine-wide store of verified package tarballs."""
+    machine-wide store of verified package tarballs: ``LAUNCHDECK_PACKAGE_STORE`` where the engine and
+    the workers of one machine share it, else in ``root``."""
     return {
         "npm_cache": root / "npm-cache" / app_name,
         "deps_cache": root / "deps-cache" / app_id,
-        "package_store": root / "package-store",
+        "package_store": Path(os.environ.get("LAUNCHDECK_PACKAGE_STORE") or root / "package-store"),
     }
 
 

@@ -50,9 +50,10 @@ class Stack:
 
 
 @pytest.fixture
-def stack(tmp_path: Path, bare_repo: Path) -> Iterator[Stack]:
+def stack(tmp_path: Path, bare_repo: Path, shared_temporal: str) -> Iterator[Stack]:
     github = GitHubActionsEmulator({"acme/demo-desktop": bare_repo})
-    with serve(github.app) as url, harness(tmp_path, dict(desktop.PIPELINES), github_api_url=url) as h:
+    pipelines = dict(desktop.PIPELINES)
+    with serve(github.app) as url, harness(tmp_path, pipelines, shared_temporal, github_api_url=url) as h:
         yield Stack(github, h, bare_repo)
 
 

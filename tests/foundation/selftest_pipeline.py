@@ -6,6 +6,7 @@ re-run adopts what a killed run created, and each step can be told to fail, hang
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import psycopg
 
 from engine.errors import TerminalError, TransientError
+from engine.procs import tracked
 from engine.retry import RetryPolicy
 from engine.runner import Step, StepContext
 
@@ -32,8 +34,12 @@ def _maybe_misbehave(ctx: StepContext, step: str) -> None:
         counter.write_text(str(attempts + 1))
         if attempts < int(ctx.params.get("transient_failures", 1)):
             raise TransientError(f"{step}: simulated 503", retry_after=0.05)
-    if ctx.params.get("hang_at") == step:
-        time.sleep(3600)
+    if (
+        ctx.params.get("hang_at") == step
+    ):  # a process that never ends (a stuck `npm ci`): the timeout stops it
+        with subprocess.Popen(["sleep", "3600"], start_new_session=True) as process, tracked(process.pid):
+            process.wait()
+        raise TerminalError(f"{step}: its process was stopped")
 
 
 def create_file(ctx: StepContext) -> str:

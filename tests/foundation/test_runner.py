@@ -1,5 +1,5 @@
-"""The pipeline runner in-process: undo on terminal failure, retry on transient failure, timeouts,
-and one active deployment per app."""
+"""The pipeline runner on a real Temporal dev server (the control queue served in this process): undo
+on terminal failure, retry on transient failure, timeouts, and one active deployment per app."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ import psycopg
 import pytest
 
 from engine.apps import get_or_create_app
+from engine.config import Settings
 from engine.errors import LockTimeout
-from engine.runner import Runner
 from engine.store import Store
+from engine.temporal.runner import TemporalRunner
 from tests.foundation.selftest_pipeline import PIPELINES
 
 
@@ -33,11 +34,12 @@ def pg_table(pg_admin_url: str) -> Iterator[tuple[str, str]]:
 
 
 @pytest.fixture
-def runner(tmp_path: Path) -> Iterator[Runner]:
+def runner(tmp_path: Path, shared_temporal: str) -> Iterator[TemporalRunner]:
     store = Store(tmp_path / "store.duckdb")
-    runner = Runner(store, dict(PIPELINES), workers=4)
+    settings = Settings(workspace=tmp_path / "workspace", temporal_address=shared_temporal)
+    runner = TemporalRunner(store, dict(PIPELINES), settings=settings)
     yield runner
-    runner.shutdown(wait=False)
+    runner.shutdown()
     store.close()
 
 
@@ -46,7 +48,9 @@ def rows(pg: tuple[str, str]) -> list[str]:
         return [r[0] for r in connection.execute(f"SELECT resource FROM {pg[1]}").fetchall()]
 
 
-def start(runner: Runner, tmp_path: Path, pg: tuple[str, str], app: str = "shop", **params: Any) -> str:
+def start(
+    runner: TemporalRunner, tmp_path: Path, pg: tuple[str, str], app: str = "shop", **params: Any
+) -> str:
     app_row = get_or_create_app(runner.store, app, owner="operator")
     full = {"resource_dir": str(tmp_path / "resources"), "pg_url": pg[0], "table": pg[1], **params}
     return runner.submit(
@@ -54,7 +58,7 @@ def start(runner: Runner, tmp_path: Path, pg: tuple[str, str], app: str = "shop"
     )
 
 
-def step_statuses(runner: Runner, deployment_id: str) -> dict[str, str]:
+def step_statuses(runner: TemporalRunner, deployment_id: str) -> dict[str, str]:
     found = runner.store.fetchall(
         "SELECT name, status FROM step_runs WHERE deployment_id = ? ORDER BY position", [deployment_id]
     )
@@ -62,7 +66,7 @@ def step_statuses(runner: Runner, deployment_id: str) -> dict[str, str]:
 
 
 def test_terminal_failure_undoes_earlier_steps_and_keeps_the_live_state(
-    runner: Runner, tmp_path: Path, pg_table: tuple[str, str]
+    runner: TemporalRunner, tmp_path: Path, pg_table: tuple[str, str]
 ) -> None:
     good = start(runner, tmp_path, pg_table)
     assert runner.wait(good)["status"] == "succeeded"
@@ -88,7 +92,7 @@ def test_terminal_failure_undoes_earlier_steps_and_keeps_the_live_state(
 
 
 def test_transient_failure_is_retried_then_succeeds(
-    runner: Runner, tmp_path: Path, pg_table: tuple[str, str]
+    runner: TemporalRunner, tmp_path: Path, pg_table: tuple[str, str]
 ) -> None:
     deployment = start(runner, tmp_path, pg_table, transient_at="insert-row", transient_failures=2)
     assert runner.wait(deployment)["status"] == "succeeded"
@@ -100,7 +104,7 @@ def test_transient_failure_is_retried_then_succeeds(
 
 
 def test_transient_failure_that_never_clears_fails_after_its_attempts(
-    runner: Runner, tmp_path: Path, pg_table: tuple[str, str]
+    runner: TemporalRunner, tmp_path: Path, pg_table: tuple[str, str]
 ) -> None:
     deployment = start(runner, tmp_path, pg_table, transient_at="create-file", transient_failures=99)
     result = runner.wait(deployment)
@@ -109,7 +113,7 @@ def test_transient_failure_that_never_clears_fails_after_its_attempts(
 
 
 def test_hanging_step_fails_at_its_timeout_and_releases_the_app(
-    runner: Runner, tmp_path: Path, pg_table: tuple[str, str]
+    runner: TemporalRunner, tmp_path: Path, pg_table: tuple[str, str]
 ) -> None:
     started = time.monotonic()
     hung = start(runner, tmp_path, pg_table, hang_at="slow", timeout=1.0)
@@ -123,7 +127,7 @@ def test_hanging_step_fails_at_its_timeout_and_releases_the_app(
 
 
 def test_second_deploy_waits_for_the_lock_then_names_the_holder(
-    runner: Runner, tmp_path: Path, pg_table: tuple[str, str]
+    runner: TemporalRunner, tmp_path: Path, pg_table: tuple[str, str]
 ) -> None:
     first = start(runner, tmp_path, pg_table, slow_ticks=60)  # about 6 s
     waited_from = time.monotonic()
@@ -137,7 +141,7 @@ def test_second_deploy_waits_for_the_lock_then_names_the_holder(
 
 
 def test_second_deploy_that_waits_long_enough_gets_the_app(
-    runner: Runner, tmp_path: Path, pg_table: tuple[str, str]
+    runner: TemporalRunner, tmp_path: Path, pg_table: tuple[str, str]
 ) -> None:
     first = start(runner, tmp_path, pg_table, slow_ticks=5)
     second = start(runner, tmp_path, pg_table, lock=30)
@@ -145,7 +149,9 @@ def test_second_deploy_that_waits_long_enough_gets_the_app(
     assert runner.wait(second)["status"] == "succeeded"
 
 
-def test_cancel_undoes_and_marks_cancelled(runner: Runner, tmp_path: Path, pg_table: tuple[str, str]) -> None:
+def test_cancel_undoes_and_marks_cancelled(
+    runner: TemporalRunner, tmp_path: Path, pg_table: tuple[str, str]
+) -> None:
     deployment = start(runner, tmp_path, pg_table, slow_ticks=100)
     marker = tmp_path / "resources" / f"{deployment}.slow-started"
     deadline = time.monotonic() + 20
@@ -157,7 +163,7 @@ def test_cancel_undoes_and_marks_cancelled(runner: Runner, tmp_path: Path, pg_ta
 
 
 def test_progress_is_journaled_while_a_step_runs(
-    runner: Runner, tmp_path: Path, pg_table: tuple[str, str]
+    runner: TemporalRunner, tmp_path: Path, pg_table: tuple[str, str]
 ) -> None:
     deployment = start(runner, tmp_path, pg_table, slow_ticks=20)
     seen: set[int] = set()
@@ -176,7 +182,7 @@ def test_progress_is_journaled_while_a_step_runs(
     assert len(seen) >= 2
 
 
-def test_a_pipeline_whose_step_needs_a_later_step_is_refused_at_submit(runner: Runner) -> None:
+def test_a_pipeline_whose_step_needs_a_later_step_is_refused_at_submit(runner: TemporalRunner) -> None:
     from engine.runner import Step
 
     def noop(ctx: Any) -> None:

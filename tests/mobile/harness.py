@@ -1,4 +1,5 @@
-"""A real pipeline runner over a real DuckDB store and vault, for the mobile and desktop tests."""
+"""A real pipeline runner (on the test run's Temporal dev server) over a real DuckDB store and vault, for
+the mobile and desktop tests."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ import pytest
 
 from engine.apps import get_or_create_app
 from engine.config import Settings
-from engine.runner import PipelineFactory, Runner
+from engine.runner import PipelineFactory
 from engine.store import Store
+from engine.temporal.runner import TemporalRunner
 from engine.vault import Vault
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,7 +31,7 @@ def require_tools(folder: str, package: str) -> None:
 
 @dataclass
 class Harness:
-    runner: Runner
+    runner: TemporalRunner
     vault: Vault
     settings: Settings
     app_id: str
@@ -61,14 +63,20 @@ class Harness:
 
 
 @contextmanager
-def harness(tmp_path: Path, pipelines: dict[str, PipelineFactory], **urls: Any) -> Iterator[Harness]:
+def harness(
+    tmp_path: Path, pipelines: dict[str, PipelineFactory], temporal: str, **urls: Any
+) -> Iterator[Harness]:
+    """``temporal``: the address of the Temporal server the runner uses (the ``shared_temporal`` fixture)."""
     store = Store(tmp_path / "store.duckdb")
     vault = Vault(store, key_file=tmp_path / "vault.key")
-    settings = Settings(workspace=tmp_path / "workspace", build_poll_seconds=0.01, **urls)
-    runner = Runner(store, pipelines, workers=1, services=SimpleNamespace(settings=settings, vault=vault))
+    settings = Settings(
+        workspace=tmp_path / "workspace", build_poll_seconds=0.01, temporal_address=temporal, **urls
+    )
+    services = SimpleNamespace(settings=settings, vault=vault)
+    runner = TemporalRunner(store, pipelines, settings=settings, services=services)
     app = get_or_create_app(store, "demo", owner="alice")
     try:
         yield Harness(runner, vault, settings, app.id, "alice")
     finally:
-        runner.shutdown(wait=False)
+        runner.shutdown()
         store.close()

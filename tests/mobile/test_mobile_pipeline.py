@@ -52,7 +52,7 @@ class Stack:
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
+def stack(tmp_path: Path, shared_temporal: str) -> Iterator[Stack]:
     eas = EasEmulator(apps={"@acme/demo": "3a6d4c2e-0000-4000-8000-000000000001"})
     asc = AppStoreConnectEmulator(bundle_id="com.acme.demo")
     play = GooglePlayEmulator(package="com.acme.demo")
@@ -62,6 +62,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         with harness(
             tmp_path,
             dict(mobile.PIPELINES),
+            shared_temporal,
             expo_api_url=f"{eas_url}/graphql",
             app_store_connect_api_url=asc_url,
             google_play_api_url=play_url,
