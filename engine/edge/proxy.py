@@ -232,7 +232,13 @@ class EdgeApp:
                 self.host.usage.note_first_response(
                     app, manifest.deployment_id, time.perf_counter() - arrived
                 )
-            response = StreamingResponse(upstream.aiter_raw(), status_code=upstream.status_code)
+            length = upstream.headers.get("content-length", "")
+            if length.isdigit() and int(length) <= BUFFERED_BODY_MAX and request.method != "HEAD":
+                # A small body whole: a streamed response costs a task group (and its thread hops) per request.
+                body = b"".join([chunk async for chunk in upstream.aiter_raw()])  # as sent (still encoded)
+                response: Response = Response(body, status_code=upstream.status_code)
+            else:
+                response = StreamingResponse(upstream.aiter_raw(), status_code=upstream.status_code)
             response.raw_headers = [
                 (k, v) for k, v in upstream.headers.raw if k.decode("latin-1").lower() not in HOP_BY_HOP
             ]
@@ -304,6 +310,10 @@ class SmallFileCache:
             _, dropped = self._entries.popitem(last=False)
             self._total -= len(dropped)
         return body
+
+
+# Upstream responses of at most this many bytes (content-length) are read whole before they are sent on.
+BUFFERED_BODY_MAX = 256 * 1024
 
 
 class _RequestContext:
