@@ -50,18 +50,24 @@ pytestmark = [
 ]
 
 
-def hostile_app(root: Path) -> Path:
+def hostile_app(root: Path, targets: dict[str, str]) -> Path:
     app = root / "hostile"
     shutil.copytree(SHOP, app, ignore=shutil.ignore_patterns("node_modules", ".next"))
     (app / "probe").mkdir()
     shutil.copy(PROBE_JS, app / "probe" / "probe.js")
+    # The targets are in the app's own files too: its install runs without the app's variables.
+    (app / "probe" / "targets.json").write_text(json.dumps(targets))
     (app / "app" / "api" / "probe").mkdir(parents=True)
     (app / "app" / "api" / "probe" / "route.ts").write_text(ROUTE)
     (app / "app" / "api" / "own-origin").mkdir(parents=True)
     (app / "app" / "api" / "own-origin" / "route.ts").write_text(OWN_ORIGIN_ROUTE)
     package = json.loads((app / "package.json").read_text())
-    package["scripts"]["postinstall"] = "node probe/probe.js public/install-probe.json"
-    package["scripts"]["prebuild"] = "node probe/probe.js public/build-probe.json"
+    # The install step runs the postinstall without the app's variables, the build again with them.
+    first = "node_modules/.probe/first-install.json"
+    package["scripts"]["postinstall"] = f"node probe/probe.js public/install-probe.json {first}"
+    package["scripts"]["prebuild"] = (
+        f"node probe/probe.js public/build-probe.json && cp {first} public/first-install-probe.json"
+    )
     (app / "package.json").write_text(json.dumps(package, indent=2))
     return app
 
@@ -81,7 +87,7 @@ def test_a_hostile_app_and_its_build_reach_nothing(tmp_path: Path, pg_admin_url:
             "PROBE_EDGE_PORT": str(edge_port),
             "PROBE_PG_PORT": str(postgres_target(pg_admin_url)[1]),
         }
-        started = client.deploy_web(str(hostile_app(tmp_path)), app="hostile", env=probe_env)
+        started = client.deploy_web(str(hostile_app(tmp_path, probe_env)), app="hostile", env=probe_env)
         status = client.wait(started["deployment_id"], timeout=900)
         deployment = status["deployment"]
         assert deployment["status"] == "succeeded", json.dumps(status, default=str)[:3000]
@@ -90,7 +96,8 @@ def test_a_hostile_app_and_its_build_reach_nothing(tmp_path: Path, pg_admin_url:
             base_url=f"http://127.0.0.1:{app_url.port}", headers={"Host": app_url.netloc.decode()}, timeout=60
         ) as http:
             findings = {
-                "install": http.get("/install-probe.json").json(),
+                "install": http.get("/first-install-probe.json").json(),
+                "install again, with the app's variables": http.get("/install-probe.json").json(),
                 "build": http.get("/build-probe.json").json(),
                 "runtime": http.get("/api/probe").json(),
             }

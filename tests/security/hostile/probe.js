@@ -45,8 +45,15 @@ function otherHost(port) {
 
 const attempt = (fn) => { try { fn(); return "reached"; } catch (e) { return `refused: ${e.code || e.message}`; } };
 
+function targets() {
+  // From the app's variables; at install time (which runs without them) from the app's own files.
+  let own = {};
+  try { own = JSON.parse(fs.readFileSync(`${__dirname}/targets.json`, "utf8")); } catch (e) { /* bundled */ }
+  return { ...own, ...process.env };
+}
+
 async function probe() {
-  const env = process.env;
+  const env = targets();
   const ws = env.PROBE_WORKSPACE || "/nonexistent";
   const capEff = /CapEff:\s*(\S+)/.exec(fs.readFileSync("/proc/self/status", "utf8"))[1];
   return {
@@ -77,5 +84,10 @@ if (require.main === module) {
   probe().then((results) => {
     fs.mkdirSync("public", { recursive: true });
     fs.writeFileSync(process.argv[2], JSON.stringify(results));
+    const first = process.argv[3]; // kept by the first run only: the install step's (node_modules survives it)
+    if (first && !fs.existsSync(first)) {
+      fs.mkdirSync(require("path").dirname(first), { recursive: true });
+      fs.writeFileSync(first, JSON.stringify(results));
+    }
   });
 }
