@@ -24,7 +24,7 @@ from temporalio.exceptions import ApplicationError
 from engine.errors import Cancelled, LaunchdeckError, NotFound, StepTimeout, TransientError
 from engine.procs import kill_for_thread
 from engine.redact import redact
-from engine.runner import Step, StepContext, merge_state, needed_positions
+from engine.runner import FINISHED, Step, StepContext, merge_state, needed_positions
 
 if TYPE_CHECKING:
     from engine.temporal.runner import TemporalRunner
@@ -118,6 +118,10 @@ class ControlActivities:
     def _begin(self, deployment_id: str) -> dict[str, Any]:
         runner = self.runner
         deployment = self._deployment(deployment_id)
+        if deployment["status"] in FINISHED:
+            # Already finished (undone, journaled): a workflow task that lost its local activities' results
+            # runs them again from here, and must not run the steps again.
+            return {"finished": deployment["status"], "steps": []}
         steps = self._steps(deployment)
         if deployment["status"] == "pending":
             runner._set_deployment(deployment_id, status="running", started_at="now()")

@@ -97,6 +97,8 @@ class PipelineWorkflow:
         On a failure or a cancel, stop the other running steps, then undo what succeeded, newest first."""
         deployment_id, prefix = run["deployment_id"], run["prefix"]
         plan: dict[str, Any] = await self._control("begin", {"deployment_id": deployment_id}, prefix)
+        if plan.get("finished"):
+            return str(plan["finished"])
         steps: list[dict[str, Any]] = plan["steps"]
         done = [position for position, step in enumerate(steps) if step["status"] == "succeeded"]
         failures: list[tuple[int, BaseException]] = []  # the first is the run's failure

@@ -260,7 +260,9 @@ def test_cancel_during_the_build_cancels_it_on_eas_and_undoes(stack: Stack) -> N
             "SELECT name, status FROM step_runs WHERE deployment_id = ?", [deployment_id]
         )
     }
-    assert steps["generate-project"] == "undone"
+    log = stack.h.store.fetchall("SELECT * FROM deployment_log WHERE deployment_id = ?", [deployment_id])
+    lines = "\n".join(f"{r['step']}: {r['line']}" for r in log)
+    assert steps["generate-project"] == "undone", f"{steps}\n{lines}"
 
 
 def test_submission_refused_by_eas_submit_fails_with_apples_code(stack: Stack) -> None:
