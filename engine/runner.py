@@ -14,6 +14,7 @@ a final promote step changes, stays as it was.
 
 from __future__ import annotations
 
+import abc
 import json
 import logging
 import threading
@@ -144,7 +145,7 @@ PipelineFactory = Callable[[dict[str, Any]], list[Step]]
 Listener = Callable[[str, dict[str, Any]], None]
 
 
-class Runner:
+class Runner(abc.ABC):
     """The journal and the submission of runs; ``engine.temporal.runner.TemporalRunner`` runs them."""
 
     def __init__(
@@ -302,9 +303,9 @@ class Runner:
         self._start(deployment_id, pipeline, params)
         return deployment_id
 
+    @abc.abstractmethod
     def _start(self, deployment_id: str, pipeline: str, params: dict[str, Any]) -> None:
         """Start a journaled run (``TemporalRunner``: its workflow)."""
-        raise NotImplementedError
 
     # A step's context while it runs, keyed by deployment and step (steps of one run may run side by
     # side): a cancel reaches it at once.
