@@ -399,7 +399,6 @@ def install(ctx: StepContext) -> str:
     """The dependencies, into the app's deps cache, for the build step to attach. Runs beside the
     database step, so it sees none of the app's variables; the build runs the app's own install scripts
     again with them."""
-    from engine.jail import privileged
     from engine.webbuild import build as build_app
     from engine.webbuild.deps_cache import release_mounts
 
@@ -415,7 +414,7 @@ def install(ctx: StepContext) -> str:
         memory_mb=engine.settings.build_memory_mb,
         log_path=logs / f"{ctx.deployment_id}-build.log",
         script=None,
-        uid=engine.edge.uids.uid(ctx.app_name) if privileged() else None,
+        uid=sandbox_uid(engine, ctx.app_name),
         **dependency_caches(ctx),
     )
     ctx.state["dependencies"] = result.dependencies
@@ -475,12 +474,10 @@ def build(ctx: StepContext) -> str:
 
 def install_inputs(ctx: StepContext) -> dict[str, Any]:
     """What the worker that installs gets from the engine (``pipelines.remote_build``)."""
-    from engine.jail import privileged
     from pipelines.remote_build import install_inputs as inputs
 
     engine = services_of(ctx)
-    uid = engine.edge.uids.uid(ctx.app_name) if privileged() else None
-    return inputs(engine.settings, build_dir(ctx) / "app", uid)
+    return inputs(engine.settings, build_dir(ctx) / "app", sandbox_uid(engine, ctx.app_name))
 
 
 def build_inputs(ctx: StepContext) -> dict[str, Any]:
@@ -493,15 +490,21 @@ def build_inputs(ctx: StepContext) -> dict[str, Any]:
     return inputs(engine.settings, build_dir(ctx) / "app", env, isolation)
 
 
+def sandbox_uid(engine: StepServices, app: str) -> int | None:
+    """The app's own host uid for its sandboxes (an engine running as root), else None."""
+    from engine.jail import privileged
+
+    return engine.edge.uids.uid(app) if privileged() else None
+
+
 def build_isolation(engine: StepServices, app: str) -> dict[str, Any]:
     """The app's own uid, database folder or PostgreSQL role for its build sandbox, from the engine's
     records (never from a URL the tenant could set)."""
-    from engine.jail import privileged
     from engine.providers.local_libsql import app_folder
     from engine.providers.local_postgres import identifier_for
 
     kind = engine.database_of(app)
-    options: dict[str, Any] = {"uid": engine.edge.uids.uid(app) if privileged() else None}
+    options: dict[str, Any] = {"uid": sandbox_uid(engine, app)}
     if kind == "local-libsql":
         from engine.edge.sandbox import give_to
 
